@@ -1,0 +1,279 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// Projector kinds (Arch.Projector).
+const (
+	ProjectorLinear = "linear" // Linear(D, D)
+	ProjectorMLP    = "mlp"    // Linear-ReLU-Linear-ReLU-Linear, all D x D
+)
+
+// Fusion kinds (Arch.Fusion).
+const (
+	FusionConcat = "concat" // Linear([x; y]) -> K
+	FusionSum    = "sum"    // Linear(x) + Linear(y) -> K
+	FusionFiLM   = "film"   // gamma, beta = Linear(x); Linear(gamma*y + beta) -> K
+	FusionGated  = "gated"  // Linear(sigmoid(Linear x) * Linear y) -> K
+)
+
+// Parts of a modality branch; every parameter belongs to exactly one (see ParamInfo.Part).
+const (
+	PartEncoder      = "encoder"
+	PartSelf         = "self"
+	PartInfiltration = "infiltration"
+	PartClassifier   = "classifier"
+	PartFusion       = "fusion"
+)
+
+// Arch describes the two-modality FedCMI network (method note, "Model"): per
+// modality an MLP encoder E_m, a self projector S_m, an infiltration
+// projector I_m and a classifier C_m shared by both projectors; plus a fusion
+// head F. The zero value is not valid; start from DefaultArch.
+type Arch struct {
+	// Modalities names the two modalities, e.g. {"audio", "visual"}. They
+	// prefix every parameter name ("audio/encoder/0/weights").
+	Modalities [2]string
+	// InputDims is the feature dimension of each modality's input vectors.
+	InputDims [2]int
+	// NumClasses is K, the number of classes.
+	NumClasses int
+	// Hidden lists the widths of the encoder's hidden layers (may be empty:
+	// then the encoder is a single Linear(input, D) + ReLU). Default [128].
+	Hidden []int
+	// EmbedDim is D, the width of encoder outputs and projectors. Default 64.
+	EmbedDim int
+	// Projector is ProjectorLinear (default) or ProjectorMLP.
+	Projector string
+	// Fusion is one of FusionConcat (default), FusionSum, FusionFiLM, FusionGated.
+	Fusion string
+}
+
+// DefaultArch returns the default architecture for the given inputs.
+func DefaultArch(modalities [2]string, inputDims [2]int, numClasses int) Arch {
+	return Arch{
+		Modalities: modalities,
+		InputDims:  inputDims,
+		NumClasses: numClasses,
+		Hidden:     []int{128},
+		EmbedDim:   64,
+		Projector:  ProjectorLinear,
+		Fusion:     FusionConcat,
+	}
+}
+
+// Validate reports the first invalid field.
+func (a *Arch) Validate() error {
+	for m, name := range a.Modalities {
+		if name == "" || strings.Contains(name, "/") || name == PartFusion {
+			return fmt.Errorf("model: modality %d name %q: must be non-empty, without '/', and not %q", m, name, PartFusion)
+		}
+		if a.InputDims[m] < 1 {
+			return fmt.Errorf("model: modality %q: input dimension %d < 1", name, a.InputDims[m])
+		}
+	}
+	if a.Modalities[0] == a.Modalities[1] {
+		return fmt.Errorf("model: both modalities are named %q", a.Modalities[0])
+	}
+	if a.NumClasses < 2 {
+		return fmt.Errorf("model: num classes %d < 2", a.NumClasses)
+	}
+	for i, h := range a.Hidden {
+		if h < 1 {
+			return fmt.Errorf("model: hidden layer %d width %d < 1", i, h)
+		}
+	}
+	if a.EmbedDim < 1 {
+		return fmt.Errorf("model: embed dim %d < 1", a.EmbedDim)
+	}
+	if a.Projector != ProjectorLinear && a.Projector != ProjectorMLP {
+		return fmt.Errorf("model: projector %q: want %q or %q", a.Projector, ProjectorLinear, ProjectorMLP)
+	}
+	switch a.Fusion {
+	case FusionConcat, FusionSum, FusionFiLM, FusionGated:
+	default:
+		return fmt.Errorf("model: fusion %q: want one of concat, sum, film, gated", a.Fusion)
+	}
+	return nil
+}
+
+// ParamInfo describes one parameter tensor of an Arch.
+type ParamInfo struct {
+	// Name is the parameter's identity, on disk and on the wire:
+	// "<modality>/<part>/<layer>/{weights,biases}" or "fusion/...".
+	Name string
+	// Shape is [in, out] for weights and [out] for biases.
+	Shape []int
+	// Side is the modality index (0 or 1) the parameter belongs to, or -1
+	// for the fusion head. Aggregation averages a side over the clients that
+	// hold that modality.
+	Side int
+	// Part is one of PartEncoder, PartSelf, PartInfiltration, PartClassifier, PartFusion.
+	Part string
+	// FanIn is the input width of the layer, for initialisation.
+	FanIn int
+}
+
+// Size is the number of elements.
+func (p ParamInfo) Size() int {
+	n := 1
+	for _, d := range p.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Personal reports whether the parameter stays on the client when
+// personalised branches are on (infiltration projectors and classifiers).
+func (p ParamInfo) Personal() bool {
+	return p.Part == PartInfiltration || p.Part == PartClassifier
+}
+
+// linearLayer is one dense layer of the layout.
+type linearLayer struct {
+	prefix  string
+	in, out int
+}
+
+// modalityLayers lists the dense layers of one part of modality m.
+func (a *Arch) partLayers(m int, part string) []linearLayer {
+	name := a.Modalities[m]
+	d := a.EmbedDim
+	var widths []int
+	switch part {
+	case PartEncoder:
+		widths = append([]int{a.InputDims[m]}, a.Hidden...)
+		widths = append(widths, d)
+	case PartSelf, PartInfiltration:
+		widths = []int{d, d}
+		if a.Projector == ProjectorMLP {
+			widths = []int{d, d, d, d}
+		}
+	case PartClassifier:
+		return []linearLayer{{prefix: name + "/" + part, in: d, out: a.NumClasses}}
+	}
+	layers := make([]linearLayer, len(widths)-1)
+	for i := range layers {
+		layers[i] = linearLayer{prefix: fmt.Sprintf("%s/%s/%d", name, part, i), in: widths[i], out: widths[i+1]}
+	}
+	return layers
+}
+
+// fusionLayers lists the dense layers of the fusion head.
+func (a *Arch) fusionLayers() []linearLayer {
+	d, k := a.EmbedDim, a.NumClasses
+	switch a.Fusion {
+	case FusionSum:
+		return []linearLayer{{"fusion/x", d, k}, {"fusion/y", d, k}}
+	case FusionFiLM:
+		return []linearLayer{{"fusion/film", d, 2 * d}, {"fusion/out", d, k}}
+	case FusionGated:
+		return []linearLayer{{"fusion/x", d, d}, {"fusion/y", d, d}, {"fusion/out", d, k}}
+	default:
+		return []linearLayer{{"fusion/out", 2 * d, k}}
+	}
+}
+
+// Layout lists every parameter in a fixed order: modality 0's encoder, self
+// projector, infiltration projector, classifier; then modality 1's; then
+// the fusion head. The order is the order of Params.
+func (a *Arch) Layout() []ParamInfo {
+	var out []ParamInfo
+	add := func(l linearLayer, side int, part string) {
+		out = append(out,
+			ParamInfo{Name: l.prefix + "/weights", Shape: []int{l.in, l.out}, Side: side, Part: part, FanIn: l.in},
+			ParamInfo{Name: l.prefix + "/biases", Shape: []int{l.out}, Side: side, Part: part, FanIn: l.in})
+	}
+	for m := range 2 {
+		for _, part := range []string{PartEncoder, PartSelf, PartInfiltration, PartClassifier} {
+			for _, l := range a.partLayers(m, part) {
+				add(l, m, part)
+			}
+		}
+	}
+	for _, l := range a.fusionLayers() {
+		add(l, -1, PartFusion)
+	}
+	return out
+}
+
+// Tensor is a named float32 tensor, row-major.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+// Params is the full set of a model's parameters, in Layout order.
+type Params []Tensor
+
+// Clone returns a deep copy.
+func (p Params) Clone() Params {
+	out := make(Params, len(p))
+	for i, t := range p {
+		out[i] = Tensor{Name: t.Name, Shape: slices.Clone(t.Shape), Data: slices.Clone(t.Data)}
+	}
+	return out
+}
+
+// NumElements is the total number of scalars.
+func (p Params) NumElements() int {
+	n := 0
+	for _, t := range p {
+		n += len(t.Data)
+	}
+	return n
+}
+
+// Init returns freshly initialised parameters, drawn from seed the way
+// PyTorch initialises nn.Linear: weights and biases ~ U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)).
+func (a *Arch) Init(seed uint64) (Params, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6d6f64656c))
+	layout := a.Layout()
+	p := make(Params, len(layout))
+	for i, info := range layout {
+		bound := 1 / math.Sqrt(float64(info.FanIn))
+		data := make([]float32, info.Size())
+		for j := range data {
+			data[j] = float32((2*rng.Float64() - 1) * bound)
+		}
+		p[i] = Tensor{Name: info.Name, Shape: slices.Clone(info.Shape), Data: data}
+	}
+	return p, nil
+}
+
+// Check verifies that p matches the layout of a: same names in the same
+// order, same shapes, finite values. The error names the first culprit.
+func (a *Arch) Check(p Params) error {
+	layout := a.Layout()
+	if len(p) != len(layout) {
+		return fmt.Errorf("model: %d parameter tensors, architecture has %d", len(p), len(layout))
+	}
+	for i, info := range layout {
+		t := p[i]
+		if t.Name != info.Name {
+			return fmt.Errorf("model: parameter %d is %q, want %q", i, t.Name, info.Name)
+		}
+		if !slices.Equal(t.Shape, info.Shape) {
+			return fmt.Errorf("model: parameter %q has shape %v, want %v", t.Name, t.Shape, info.Shape)
+		}
+		if len(t.Data) != info.Size() {
+			return fmt.Errorf("model: parameter %q has %d values, shape %v needs %d", t.Name, len(t.Data), t.Shape, info.Size())
+		}
+		for j, v := range t.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("model: parameter %q value %d is %v", t.Name, j, v)
+			}
+		}
+	}
+	return nil
+}

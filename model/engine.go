@@ -1,0 +1,510 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/support/exceptions"
+)
+
+// DefaultEvalBatch is the padded batch size of evaluation graphs.
+const DefaultEvalBatch = 256
+
+// Hyper-parameter slots of the step graph's hyper input, so that changing a
+// value (a learning-rate schedule, say) never recompiles.
+const (
+	hypLR = iota
+	hypC1
+	hypAlpha
+	hypMu
+	hypWeightDecay
+	hypMomentum
+	numHyper
+)
+
+// TrainConfig says what one client's local training optimises.
+type TrainConfig struct {
+	// Has tells which modalities the client holds. Both: the multimodal loss
+	// CE(F(aa,vv)) + C1*(CE(C_A(aa)) + CE(C_V(vv))); one: CE of
+	// fusion(self, infiltration) of that modality.
+	Has [2]bool
+	// Infiltration adds Alpha * L_inf, the soft-target distillation from the
+	// frozen start-of-round model's dominant self head into the weak
+	// modality's infiltration head (multimodal clients only).
+	Infiltration bool
+	// Alpha weights L_inf (method default 1).
+	Alpha float64
+	// C1 weights the unimodal self-head CE terms of multimodal clients (default 2).
+	C1 float64
+	// Mu is the FedProx coefficient: grad += Mu * (w - w_start). Zero turns it off.
+	Mu float64
+	// WeightDecay is SGD's L2 coefficient (default 1e-4).
+	WeightDecay float64
+	// Momentum is SGD's momentum (default 0.9); buffers start at zero each round.
+	Momentum float64
+}
+
+// kind is the client kind a step graph is built for.
+type kind int
+
+const (
+	kindMulti kind = iota
+	kindFirst      // only modality 0
+	kindSecond     // only modality 1
+)
+
+func (c TrainConfig) kind() (kind, error) {
+	switch {
+	case c.Has[0] && c.Has[1]:
+		return kindMulti, nil
+	case c.Has[0]:
+		return kindFirst, nil
+	case c.Has[1]:
+		return kindSecond, nil
+	}
+	return 0, errors.New("model: client holds no modality")
+}
+
+// stepKey identifies one compiled training graph.
+type stepKey struct {
+	kind  kind
+	infil bool
+	prox  bool
+}
+
+func (k stepKey) String() string {
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v]", k.kind, k.infil, k.prox)
+}
+
+// Engine compiles and runs the training and evaluation graphs of one Arch
+// on a GoMLX backend. Graphs are compiled once per (client kind, loss
+// variant) at a fixed padded batch size, so partial batches never
+// recompile. An Engine is safe for concurrent use.
+type Engine struct {
+	arch      Arch
+	layout    []ParamInfo
+	backend   compute.Backend
+	batch     int
+	evalBatch int
+
+	mu       sync.Mutex
+	steps    map[stepKey]*stepGraph
+	eval     *Exec
+	compiled map[string]time.Duration
+}
+
+// stepGraph is a compiled training step and the parameters it updates.
+type stepGraph struct {
+	exec      *Exec
+	trainable []int // indices into layout
+}
+
+// NewEngine returns an engine for arch with training batches of batchSize
+// rows (smaller batches are padded and masked).
+func NewEngine(backend compute.Backend, arch Arch, batchSize int) (*Engine, error) {
+	if err := arch.Validate(); err != nil {
+		return nil, err
+	}
+	if batchSize < 1 {
+		return nil, fmt.Errorf("model: batch size %d < 1", batchSize)
+	}
+	arch.Hidden = append([]int(nil), arch.Hidden...)
+	return &Engine{
+		arch:      arch,
+		layout:    arch.Layout(),
+		backend:   backend,
+		batch:     batchSize,
+		evalBatch: DefaultEvalBatch,
+		steps:     make(map[stepKey]*stepGraph),
+		compiled:  make(map[string]time.Duration),
+	}, nil
+}
+
+// Arch returns the engine's architecture.
+func (e *Engine) Arch() Arch { return e.arch }
+
+// BatchSize is the padded training batch size.
+func (e *Engine) BatchSize() int { return e.batch }
+
+// CompileTimes returns how long each graph took to compile, by graph name.
+func (e *Engine) CompileTimes() map[string]time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]time.Duration, len(e.compiled))
+	for k, v := range e.compiled {
+		out[k] = v
+	}
+	return out
+}
+
+// trainable lists the parameters a step of this key can change: those its
+// loss reaches. Others pass through unchanged (as in PyTorch, where a
+// parameter without a gradient is skipped by the optimiser, weight decay
+// included).
+func (e *Engine) trainable(key stepKey) []int {
+	var idx []int
+	for i, info := range e.layout {
+		ok := false
+		switch key.kind {
+		case kindMulti:
+			ok = info.Part != PartInfiltration || key.infil
+		case kindFirst:
+			ok = info.Side == -1 || (info.Side == 0 && info.Part != PartClassifier)
+		case kindSecond:
+			ok = info.Side == -1 || (info.Side == 1 && info.Part != PartClassifier)
+		}
+		if ok {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// stepInputShapes lists the input shapes of a step graph, in order:
+// params, momentum (trainable), start params (if infiltration or prox),
+// present modality inputs, labels, mask, temperatures (if infiltration), hyper.
+func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
+	var s []shapes.Shape
+	for _, info := range e.layout {
+		s = append(s, shapes.Make(dtypes.Float32, info.Shape...))
+	}
+	for _, i := range trainable {
+		s = append(s, shapes.Make(dtypes.Float32, e.layout[i].Shape...))
+	}
+	if key.infil || key.prox {
+		for _, info := range e.layout {
+			s = append(s, shapes.Make(dtypes.Float32, info.Shape...))
+		}
+	}
+	for m := range 2 {
+		if key.kind == kindMulti || int(key.kind) == m+1 {
+			s = append(s, shapes.Make(dtypes.Float32, e.batch, e.arch.InputDims[m]))
+		}
+	}
+	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+	if key.infil {
+		s = append(s, shapes.Make(dtypes.Float32, e.batch))
+	}
+	return append(s, shapes.Make(dtypes.Float32, numHyper))
+}
+
+// stepFn builds the training step graph of key: forward, loss, gradient and
+// SGD update (momentum, weight decay, optional proximal term), all in-graph.
+// Outputs: updated trainable params, their momentum, loss, sum of p_A(y),
+// sum of p_V(y) over the real rows.
+func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
+	return func(g *Graph, in []*Node) []*Node {
+		n := len(e.layout)
+		params := in[:n]
+		mom := in[n : n+len(trainable)]
+		rest := in[n+len(trainable):]
+		var start []*Node
+		if key.infil || key.prox {
+			start, rest = rest[:n], rest[n:]
+		}
+		var x [2]*Node
+		for m := range 2 {
+			if key.kind == kindMulti || int(key.kind) == m+1 {
+				x[m], rest = rest[0], rest[1:]
+			}
+		}
+		labels, mask, rest := rest[0], rest[1], rest[2:]
+		var temp *Node
+		if key.infil {
+			temp, rest = rest[0], rest[1:]
+		}
+		hyper := rest[0]
+		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
+
+		net := newNetwork(&e.arch, e.layout, params)
+		onehot := OneHot(labels, e.arch.NumClasses, dtypes.Float32)
+		zero := ScalarZero(g, dtypes.Float32)
+		var loss *Node
+		sumPA, sumPV := zero, zero
+		switch key.kind {
+		case kindMulti:
+			ea := net.embed(0, x[0], key.infil)
+			ev := net.embed(1, x[1], key.infil)
+			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
+			loss = maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask)
+			uni := Add(maskedMean(crossEntropy(la, onehot), mask), maskedMean(crossEntropy(lv, onehot), mask))
+			loss = Add(loss, Mul(hp(hypC1), uni))
+			sumPA = StopGradient(ReduceAllSum(Mul(trueClassProb(la, onehot), mask)))
+			sumPV = StopGradient(ReduceAllSum(Mul(trueClassProb(lv, onehot), mask)))
+			if key.infil {
+				teacher := newNetwork(&e.arch, e.layout, start)
+				ta := StopGradient(teacher.classify(0, teacher.embed(0, x[0], false).self))
+				tv := StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
+				// rho = sumPA/sumPV > 1: A dominant, so V's infiltration
+				// head C_V(va) learns from the teacher's C_A(aa); else A's
+				// C_A(av) learns from the teacher's C_V(vv).
+				intoV := maskedMean(softCrossEntropy(ta, net.classify(1, ev.inf), temp), mask)
+				intoA := maskedMean(softCrossEntropy(tv, net.classify(0, ea.inf), temp), mask)
+				linf := Where(GreaterThan(sumPA, sumPV), intoV, intoA)
+				loss = Add(loss, Mul(hp(hypAlpha), linf))
+			}
+		case kindFirst:
+			ea := net.embed(0, x[0], true)
+			loss = maskedMean(crossEntropy(net.fuse(ea.self, ea.inf), onehot), mask)
+		case kindSecond:
+			ev := net.embed(1, x[1], true)
+			loss = maskedMean(crossEntropy(net.fuse(ev.inf, ev.self), onehot), mask)
+		}
+
+		wrt := make([]*Node, len(trainable))
+		for j, i := range trainable {
+			wrt[j] = params[i]
+		}
+		grads := Gradient(loss, wrt...)
+		lr, wd, beta, mu := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum), hp(hypMu)
+		out := make([]*Node, 0, 2*len(trainable)+3)
+		newMom := make([]*Node, len(trainable))
+		for j, i := range trainable {
+			w := params[i]
+			grad := Add(grads[j], Mul(wd, w))
+			if key.prox {
+				grad = Add(grad, Mul(mu, Sub(w, start[i])))
+			}
+			newMom[j] = Add(Mul(beta, mom[j]), grad)
+			out = append(out, Sub(w, Mul(lr, newMom[j])))
+		}
+		out = append(out, newMom...)
+		return append(out, loss, sumPA, sumPV)
+	}
+}
+
+// step returns the compiled graph for key, compiling it on first use.
+func (e *Engine) step(key stepKey) (*stepGraph, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sg, ok := e.steps[key]; ok {
+		return sg, nil
+	}
+	trainable := e.trainable(key)
+	exec, err := NewExec(e.backend, e.stepFn(key, trainable))
+	if err != nil {
+		return nil, fmt.Errorf("model: %s: %w", key, err)
+	}
+	exec = exec.WithName(key.String()).SetMaxCache(1)
+	t0 := time.Now()
+	if _, err := exec.Compile(e.stepInputShapes(key, trainable)...); err != nil {
+		return nil, fmt.Errorf("model: compile %s: %w", key, err)
+	}
+	e.compiled[key.String()] = time.Since(t0)
+	slog.Debug("compiled training graph", "graph", key.String(), "took", time.Since(t0))
+	sg := &stepGraph{exec: exec, trainable: trainable}
+	e.steps[key] = sg
+	return sg, nil
+}
+
+// Batch is up to BatchSize rows of training data.
+type Batch struct {
+	// X holds the rows of each modality, row-major [n, InputDims[m]]; nil
+	// for a modality the client does not hold.
+	X [2][]float32
+	// Labels holds the n class labels.
+	Labels []int
+	// Temp holds per-row distillation temperatures (T_{y_i}); nil means 1.
+	Temp []float32
+}
+
+// StepStats is what one training step measured on the real rows.
+type StepStats struct {
+	// Loss is the total training loss of the batch.
+	Loss float64
+	// SumPA and SumPV are the sums over the batch of the true-class
+	// probabilities of the self heads C_A(aa) and C_V(vv) (multimodal
+	// clients only); their ratio is the dominance ratio rho.
+	SumPA, SumPV float64
+	// Rows is the number of real rows.
+	Rows int
+}
+
+// Local is one client's local training session: parameters, optimiser
+// state and the frozen start-of-round model live in the engine between
+// steps. It is not safe for concurrent use.
+type Local struct {
+	e      *Engine
+	key    stepKey
+	graph  *stepGraph
+	params []*tensors.Tensor
+	mom    []*tensors.Tensor
+	start  []*tensors.Tensor
+	hyper  []float32
+	// pads holds reusable host buffers for padded inputs.
+	padX     [2][]float32
+	padY     []int32
+	padMask  []float32
+	padTemp  []float32
+	finished bool
+}
+
+// NewLocal starts local training from start (the model the client received
+// this round, with its personal parts if any).
+func (e *Engine) NewLocal(start Params, cfg TrainConfig) (*Local, error) {
+	return e.newLocal(start, start, cfg)
+}
+
+// newLocal starts from params with start as the frozen teacher and
+// proximal anchor (the two differ only in tests).
+func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error) {
+	if err := e.arch.Check(params); err != nil {
+		return nil, fmt.Errorf("model: start parameters: %w", err)
+	}
+	if err := e.arch.Check(start); err != nil {
+		return nil, fmt.Errorf("model: start parameters: %w", err)
+	}
+	k, err := cfg.kind()
+	if err != nil {
+		return nil, err
+	}
+	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0}
+	sg, err := e.step(key)
+	if err != nil {
+		return nil, err
+	}
+	l := &Local{e: e, key: key, graph: sg}
+	l.params = toTensors(params)
+	if key.infil || key.prox {
+		l.start = toTensors(start)
+	}
+	for _, i := range sg.trainable {
+		l.mom = append(l.mom, tensors.FromShape(shapes.Make(dtypes.Float32, e.layout[i].Shape...)))
+	}
+	l.hyper = make([]float32, numHyper)
+	l.hyper[hypC1] = float32(cfg.C1)
+	l.hyper[hypAlpha] = float32(cfg.Alpha)
+	l.hyper[hypMu] = float32(cfg.Mu)
+	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
+	l.hyper[hypMomentum] = float32(cfg.Momentum)
+	for m := range 2 {
+		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
+	}
+	l.padY = make([]int32, e.batch)
+	l.padMask = make([]float32, e.batch)
+	l.padTemp = make([]float32, e.batch)
+	return l, nil
+}
+
+func toTensors(p Params) []*tensors.Tensor {
+	out := make([]*tensors.Tensor, len(p))
+	for i, t := range p {
+		out[i] = tensors.FromFlatDataAndDimensions(t.Data, t.Shape...)
+	}
+	return out
+}
+
+// Step runs one SGD step on b with learning rate lr.
+func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
+	e := l.e
+	n := len(b.Labels)
+	if n < 1 || n > e.batch {
+		return StepStats{}, fmt.Errorf("model: batch of %d rows, want 1..%d", n, e.batch)
+	}
+	if b.Temp != nil && len(b.Temp) != n {
+		return StepStats{}, fmt.Errorf("model: %d temperatures for %d rows", len(b.Temp), n)
+	}
+	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+6)
+	for _, t := range l.params {
+		args = append(args, t)
+	}
+	for _, t := range l.mom {
+		args = append(args, t)
+	}
+	for _, t := range l.start {
+		args = append(args, t)
+	}
+	for m := range 2 {
+		if !(l.key.kind == kindMulti || int(l.key.kind) == m+1) {
+			continue
+		}
+		d := e.arch.InputDims[m]
+		if len(b.X[m]) != n*d {
+			return StepStats{}, fmt.Errorf("model: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(b.X[m]), n, d)
+		}
+		copy(l.padX[m], b.X[m])
+		clear(l.padX[m][n*d:])
+		args = append(args, tensors.FromFlatDataAndDimensions(l.padX[m], e.batch, d))
+	}
+	for i := range e.batch {
+		l.padY[i], l.padMask[i], l.padTemp[i] = 0, 0, 1
+		if i < n {
+			y := b.Labels[i]
+			if y < 0 || y >= e.arch.NumClasses {
+				return StepStats{}, fmt.Errorf("model: label %d of row %d outside 0..%d", y, i, e.arch.NumClasses-1)
+			}
+			l.padY[i], l.padMask[i] = int32(y), 1
+			if b.Temp != nil {
+				l.padTemp[i] = b.Temp[i]
+			}
+		}
+	}
+	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
+	if l.key.infil {
+		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch))
+	}
+	l.hyper[hypLR] = float32(lr)
+	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
+
+	outs, err := l.graph.exec.Exec(args...)
+	if err != nil {
+		return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
+	}
+	nt := len(l.graph.trainable)
+	for j, i := range l.graph.trainable {
+		l.params[i].FinalizeAll()
+		l.params[i] = outs[j]
+		l.mom[j].FinalizeAll()
+		l.mom[j] = outs[nt+j]
+	}
+	st := StepStats{
+		Loss:  float64(tensors.ToScalar[float32](outs[2*nt])),
+		SumPA: float64(tensors.ToScalar[float32](outs[2*nt+1])),
+		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
+		Rows:  n,
+	}
+	if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+		return st, fmt.Errorf("model: training loss is %v (diverged; try a lower learning rate or standardised features)", st.Loss)
+	}
+	return st, nil
+}
+
+// Params downloads the current parameters.
+func (l *Local) Params() (Params, error) {
+	out := make(Params, len(l.params))
+	for i, info := range l.e.layout {
+		data, err := tensors.CopyFlatData[float32](l.params[i])
+		if err != nil {
+			return nil, fmt.Errorf("model: read %s: %w", info.Name, err)
+		}
+		out[i] = Tensor{Name: info.Name, Shape: append([]int(nil), info.Shape...), Data: data}
+	}
+	return out, nil
+}
+
+// Close frees the session's tensors.
+func (l *Local) Close() {
+	if l.finished {
+		return
+	}
+	l.finished = true
+	for _, ts := range [][]*tensors.Tensor{l.params, l.mom, l.start} {
+		for _, t := range ts {
+			t.FinalizeAll()
+		}
+	}
+}
+
+// tryCatch converts a panic raised while building or running a graph into an error.
+func tryCatch(fn func()) error {
+	return exceptions.TryCatch[error](fn)
+}

@@ -1,0 +1,451 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute"
+)
+
+var testBackend compute.Backend
+
+func backend(t testing.TB) compute.Backend {
+	t.Helper()
+	if testBackend == nil {
+		b, err := NewBackend("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testBackend = b
+	}
+	return testBackend
+}
+
+func tinyArch() Arch {
+	a := DefaultArch([2]string{"audio", "visual"}, [2]int{5, 4}, 3)
+	a.Hidden = []int{6}
+	a.EmbedDim = 4
+	return a
+}
+
+// toyBatch returns n rows where modality 0 carries the label clearly and
+// modality 1 weakly.
+func toyBatch(arch Arch, n int, seed uint64) Batch {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	b := Batch{Labels: make([]int, n)}
+	for m := range 2 {
+		b.X[m] = make([]float32, n*arch.InputDims[m])
+	}
+	for i := range n {
+		y := rng.IntN(arch.NumClasses)
+		b.Labels[i] = y
+		for m := range 2 {
+			d := arch.InputDims[m]
+			for j := range d {
+				v := rng.NormFloat64()
+				if j == y {
+					v += []float64{3, 0.7}[m]
+				}
+				b.X[m][i*d+j] = float32(v)
+			}
+		}
+	}
+	return b
+}
+
+func mustInit(t testing.TB, a Arch, seed uint64) Params {
+	t.Helper()
+	p, err := a.Init(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// gradientAt returns the gradient of the step loss at params (teacher and
+// proximal anchor start) by one plain SGD step with lr 1: w' = w - g.
+func gradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch) (Params, StepStats) {
+	t.Helper()
+	cfg.Momentum, cfg.WeightDecay, cfg.Mu = 0, 0, 0
+	l, err := e.newLocal(params, start, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st, err := l.Step(b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := l.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := params.Clone()
+	for i := range g {
+		for j := range g[i].Data {
+			g[i].Data[j] = params[i].Data[j] - after[i].Data[j]
+		}
+	}
+	return g, st
+}
+
+// lossAt evaluates the step loss at params without changing them (lr 0).
+func lossAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch) StepStats {
+	t.Helper()
+	cfg.Momentum, cfg.WeightDecay, cfg.Mu = 0, 0, 0
+	l, err := e.newLocal(params, start, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st, err := l.Step(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestStepGradient checks the in-graph gradient of every client kind's loss
+// (including the infiltration term and its direction switch) against
+// central finite differences.
+func TestStepGradient(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(arch, 6, 3)
+	b.Temp = []float32{1, 0.5, 2, 1, 0.7, 1.3}
+	layout := arch.Layout()
+	for _, tc := range []struct {
+		name string
+		cfg  TrainConfig
+	}{
+		{"multimodal", TrainConfig{Has: [2]bool{true, true}, C1: 2}},
+		{"multimodal+infiltration", TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1.5}},
+		{"first-only", TrainConfig{Has: [2]bool{true, false}}},
+		{"second-only", TrainConfig{Has: [2]bool{false, true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params := mustInit(t, arch, 7)
+			start := mustInit(t, arch, 8) // a different teacher, as after some local steps
+			g, _ := gradientAt(t, e, params, start, tc.cfg, b)
+			rng := rand.New(rand.NewPCG(11, 0))
+			const h = 1e-2
+			checked := 0
+			for i, info := range layout {
+				for range 3 {
+					j := rng.IntN(info.Size())
+					plus, minus := params.Clone(), params.Clone()
+					plus[i].Data[j] += h
+					minus[i].Data[j] -= h
+					sp := lossAt(t, e, plus, start, tc.cfg, b)
+					sm := lossAt(t, e, minus, start, tc.cfg, b)
+					if (sp.SumPA > sp.SumPV) != (sm.SumPA > sm.SumPV) {
+						continue // the infiltration direction flips inside the interval
+					}
+					fd := (sp.Loss - sm.Loss) / (2 * h)
+					got := float64(g[i].Data[j])
+					if math.Abs(got-fd) > 2e-3+0.03*math.Abs(fd) {
+						t.Errorf("%s[%d]: gradient %.6f, finite difference %.6f", info.Name, j, got, fd)
+					}
+					checked++
+				}
+			}
+			if checked < len(layout) {
+				t.Fatalf("only %d entries checked", checked)
+			}
+		})
+	}
+}
+
+// TestTrainableSets checks that a step changes exactly the parameters the
+// client kind's loss reaches.
+func TestTrainableSets(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(arch, 8, 4)
+	for _, tc := range []struct {
+		name    string
+		cfg     TrainConfig
+		changes func(ParamInfo) bool
+	}{
+		{"multimodal", TrainConfig{Has: [2]bool{true, true}, C1: 2},
+			func(p ParamInfo) bool { return p.Part != PartInfiltration }},
+		{"multimodal+infiltration", TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1},
+			func(p ParamInfo) bool { return true }},
+		{"first-only", TrainConfig{Has: [2]bool{true, false}},
+			func(p ParamInfo) bool { return p.Side == -1 || p.Side == 0 && p.Part != PartClassifier }},
+		{"second-only", TrainConfig{Has: [2]bool{false, true}},
+			func(p ParamInfo) bool { return p.Side == -1 || p.Side == 1 && p.Part != PartClassifier }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustInit(t, arch, 1)
+			tc.cfg.WeightDecay = 0.1 // every trainable tensor moves, even with a zero gradient
+			l, err := e.NewLocal(p, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if _, err := l.Step(b, 0.1); err != nil {
+				t.Fatal(err)
+			}
+			q, _ := l.Params()
+			for i, info := range arch.Layout() {
+				changed := false
+				for j := range q[i].Data {
+					changed = changed || q[i].Data[j] != p[i].Data[j]
+				}
+				if changed != tc.changes(info) {
+					t.Errorf("%s: changed=%v, want %v", info.Name, changed, !changed)
+				}
+			}
+		})
+	}
+}
+
+// TestOptimizer checks two steps of SGD with momentum, weight decay and the
+// proximal term against the update rule written out by hand, with the
+// gradients measured separately:
+//
+//	buf1 = g0 + wd w0;                    w1 = w0 - lr buf1
+//	buf2 = m buf1 + g1 + wd w1 + mu (w1 - w0); w2 = w1 - lr buf2
+func TestOptimizer(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, b2 := toyBatch(arch, 8, 5), toyBatch(arch, 7, 6)
+	const lr, mom, wd, mu = 0.05, 0.9, 0.01, 0.5
+	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: mom, WeightDecay: wd, Mu: mu}
+	w0 := mustInit(t, arch, 2)
+	l, err := e.NewLocal(w0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Step(b1, lr); err != nil {
+		t.Fatal(err)
+	}
+	w1got, _ := l.Params()
+	if _, err := l.Step(b2, lr); err != nil {
+		t.Fatal(err)
+	}
+	w2got, _ := l.Params()
+
+	g0, _ := gradientAt(t, e, w0, w0, cfg, b1)
+	w1, buf1 := w0.Clone(), w0.Clone()
+	for i := range w0 {
+		for j := range w0[i].Data {
+			buf1[i].Data[j] = g0[i].Data[j] + wd*w0[i].Data[j]
+			w1[i].Data[j] = w0[i].Data[j] - lr*buf1[i].Data[j]
+		}
+	}
+	g1, _ := gradientAt(t, e, w1, w0, cfg, b2)
+	for i, info := range arch.Layout() {
+		for j := range w0[i].Data {
+			if d := math.Abs(float64(w1got[i].Data[j] - w1[i].Data[j])); d > 1e-5 {
+				t.Fatalf("step 1 %s[%d]: got %v, want %v", info.Name, j, w1got[i].Data[j], w1[i].Data[j])
+			}
+			buf2 := mom*buf1[i].Data[j] + g1[i].Data[j] + wd*w1[i].Data[j] + mu*(w1[i].Data[j]-w0[i].Data[j])
+			want := w1[i].Data[j] - lr*buf2
+			if d := math.Abs(float64(w2got[i].Data[j] - want)); d > 1e-5 {
+				t.Fatalf("step 2 %s[%d]: got %v, want %v", info.Name, j, w2got[i].Data[j], want)
+			}
+		}
+	}
+}
+
+// TestPartialBatch checks that padding and masking make a batch of n rows
+// in a graph of size B > n train exactly like a graph of size n.
+func TestPartialBatch(t *testing.T) {
+	arch := tinyArch()
+	small, err := NewEngine(backend(t), arch, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := NewEngine(backend(t), arch, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(arch, 5, 9)
+	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9, WeightDecay: 1e-4, Mu: 0.1}
+	p := mustInit(t, arch, 3)
+	var got [2]Params
+	var stats [2]StepStats
+	for k, e := range []*Engine{small, big} {
+		l, err := e.NewLocal(p, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if stats[k], err = l.Step(b, 0.1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got[k], _ = l.Params()
+		l.Close()
+	}
+	if math.Abs(stats[0].Loss-stats[1].Loss) > 1e-5 || math.Abs(stats[0].SumPA-stats[1].SumPA) > 1e-5 {
+		t.Fatalf("stats differ: %+v vs %+v", stats[0], stats[1])
+	}
+	for i := range got[0] {
+		for j := range got[0][i].Data {
+			if d := math.Abs(float64(got[0][i].Data[j] - got[1][i].Data[j])); d > 1e-5 {
+				t.Fatalf("%s[%d]: %v vs %v", got[0][i].Name, j, got[0][i].Data[j], got[1][i].Data[j])
+			}
+		}
+	}
+}
+
+// TestArchVariantsTrain checks every fusion and projector kind compiles and
+// lowers the loss on an easy problem.
+func TestArchVariantsTrain(t *testing.T) {
+	for _, fusion := range []string{FusionConcat, FusionSum, FusionFiLM, FusionGated} {
+		for _, proj := range []string{ProjectorLinear, ProjectorMLP} {
+			t.Run(fusion+"/"+proj, func(t *testing.T) {
+				arch := tinyArch()
+				arch.Fusion, arch.Projector = fusion, proj
+				e, err := NewEngine(backend(t), arch, 16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := toyBatch(arch, 16, 1)
+				l, err := e.NewLocal(mustInit(t, arch, 4), TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				var first, last StepStats
+				for i := range 60 {
+					st, err := l.Step(b, 0.05)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if i == 0 {
+						first = st
+					}
+					last = st
+				}
+				if !(last.Loss < 0.7*first.Loss) {
+					t.Fatalf("loss %v -> %v: did not learn", first.Loss, last.Loss)
+				}
+				pred, err := e.Predict(mustInit(t, arch, 4), b.X, 16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for h := range NumHeads {
+					if len(pred.Preds[h]) != 16 {
+						t.Fatalf("head %d: %d predictions", h, len(pred.Preds[h]))
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestStepRejectsBadBatches(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	good := toyBatch(arch, 4, 1)
+	for _, tc := range []struct {
+		name string
+		b    Batch
+	}{
+		{"empty", Batch{X: good.X}},
+		{"too many rows", toyBatch(arch, 5, 1)},
+		{"label out of range", Batch{X: good.X, Labels: []int{0, 1, 3, 0}}},
+		{"short modality", Batch{X: [2][]float32{good.X[0][:3], good.X[1]}, Labels: good.Labels}},
+		{"temperatures", Batch{X: good.X, Labels: good.Labels, Temp: []float32{1}}},
+	} {
+		if _, err := l.Step(tc.b, 0.1); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{}); err == nil {
+		t.Error("a client without modalities was accepted")
+	}
+}
+
+func TestPredictManyRows(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustInit(t, arch, 1)
+	n := DefaultEvalBatch + 37
+	b := toyBatch(arch, n, 2)
+	all, err := e.Predict(p, b.X, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rows of the second chunk, predicted on their own, agree.
+	lo := DefaultEvalBatch
+	part, err := e.Predict(p, [2][]float32{b.X[0][lo*5:], b.X[1][lo*4:]}, n-lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := range NumHeads {
+		for i := range part.Preds[h] {
+			if part.Preds[h][i] != all.Preds[h][lo+i] {
+				t.Fatalf("head %d row %d: %d vs %d", h, i, part.Preds[h][i], all.Preds[h][lo+i])
+			}
+		}
+	}
+	if len(all.ProbFirst) != n*3 {
+		t.Fatalf("%d probabilities", len(all.ProbFirst))
+	}
+	for i := range n {
+		s := 0.0
+		for c := range 3 {
+			s += float64(all.ProbSecond[i*3+c])
+		}
+		if math.Abs(s-1) > 1e-5 {
+			t.Fatalf("row %d: probabilities sum to %v", i, s)
+		}
+	}
+}
+
+func BenchmarkStep(b *testing.B) {
+	arch := DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+	for _, tc := range []struct {
+		name string
+		cfg  TrainConfig
+	}{
+		{"fedavg", TrainConfig{Has: [2]bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4}},
+		{"fedcmi", TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e, err := NewEngine(backend(b), arch, 16)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := toyBatch(arch, 16, 1)
+			l, err := e.NewLocal(mustInit(b, arch, 1), tc.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := l.Step(batch, 0.01); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

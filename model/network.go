@@ -1,0 +1,120 @@
+package model
+
+import (
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph code reads like the maths with a dot import, as in GoMLX itself.
+)
+
+// network builds the FedCMI forward pass of one parameter set inside a graph.
+// Shapes: inputs x_m are [B, InputDims[m]], embeddings [B, D], logits [B, K].
+type network struct {
+	arch *Arch
+	p    map[string]*Node // parameter nodes by name
+}
+
+func newNetwork(arch *Arch, layout []ParamInfo, nodes []*Node) *network {
+	p := make(map[string]*Node, len(layout))
+	for i, info := range layout {
+		p[info.Name] = nodes[i]
+	}
+	return &network{arch: arch, p: p}
+}
+
+// dense applies x W + b for the layer with the given prefix.
+func (n *network) dense(prefix string, x *Node) *Node {
+	w, b := n.p[prefix+"/weights"], n.p[prefix+"/biases"]
+	return Add(MatMul(x, w), InsertAxes(b, 0))
+}
+
+func relu(x *Node) *Node { return Max(x, ZerosLike(x)) }
+
+// stack applies the layers of one part; ReLU after every layer when
+// reluLast, else between layers only.
+func (n *network) stack(layers []linearLayer, x *Node, reluLast bool) *Node {
+	for i, l := range layers {
+		x = n.dense(l.prefix, x)
+		if reluLast || i < len(layers)-1 {
+			x = relu(x)
+		}
+	}
+	return x
+}
+
+// encode returns h_m = E_m(x): every encoder layer is followed by ReLU, as
+// a CNN's pooled features are non-negative.
+func (n *network) encode(m int, x *Node) *Node {
+	return n.stack(n.arch.partLayers(m, PartEncoder), x, true)
+}
+
+// project applies the self or infiltration projector of modality m.
+func (n *network) project(m int, part string, h *Node) *Node {
+	return n.stack(n.arch.partLayers(m, part), h, false)
+}
+
+// classify applies C_m, shared by S_m and I_m.
+func (n *network) classify(m int, z *Node) *Node {
+	return n.dense(n.arch.Modalities[m]+"/"+PartClassifier, z)
+}
+
+// fuse applies the fusion head F(x, y): x fills the modality-0 slot and y
+// the modality-1 slot.
+func (n *network) fuse(x, y *Node) *Node {
+	switch n.arch.Fusion {
+	case FusionSum:
+		return Add(n.dense("fusion/x", x), n.dense("fusion/y", y))
+	case FusionFiLM:
+		d := n.arch.EmbedDim
+		gb := n.dense("fusion/film", x)
+		gamma := Slice(gb, AxisRange(), AxisRange(0, d))
+		beta := Slice(gb, AxisRange(), AxisRange(d, 2*d))
+		return n.dense("fusion/out", Add(Mul(gamma, y), beta))
+	case FusionGated:
+		gate := Sigmoid(n.dense("fusion/x", x))
+		return n.dense("fusion/out", Mul(gate, n.dense("fusion/y", y)))
+	default:
+		return n.dense("fusion/out", Concatenate([]*Node{x, y}, -1))
+	}
+}
+
+// embeddings of one modality: h, self projection, infiltration projection.
+type embeddings struct{ self, inf *Node }
+
+func (n *network) embed(m int, x *Node, withInf bool) embeddings {
+	h := n.encode(m, x)
+	e := embeddings{self: n.project(m, PartSelf, h)}
+	if withInf {
+		e.inf = n.project(m, PartInfiltration, h)
+	}
+	return e
+}
+
+// maskedMean returns sum_i mask_i v_i / max(sum_i mask_i, 1) for v, mask [B].
+func maskedMean(v, mask *Node) *Node {
+	den := Max(ReduceAllSum(mask), ScalarOne(mask.Graph(), mask.DType()))
+	return Div(ReduceAllSum(Mul(v, mask)), den)
+}
+
+// crossEntropy returns the per-sample CE of logits [B, K] against one-hot
+// labels [B, K], shape [B].
+func crossEntropy(logits, onehot *Node) *Node {
+	return Neg(ReduceSum(Mul(onehot, LogSoftmax(logits, -1)), -1))
+}
+
+// softCrossEntropy returns the per-sample soft-target cross-entropy
+// -sum_c softmax(zT/T)_c log softmax(zS/T)_c, shape [B]; temp is [B] and
+// the teacher is detached.
+func softCrossEntropy(teacher, student, temp *Node) *Node {
+	t := InsertAxes(temp, -1)
+	target := StopGradient(Softmax(Div(teacher, t), -1))
+	return Neg(ReduceSum(Mul(target, LogSoftmax(Div(student, t), -1)), -1))
+}
+
+// trueClassProb returns p(y_i) = softmax(logits)_i[y_i], shape [B].
+func trueClassProb(logits, onehot *Node) *Node {
+	return ReduceSum(Mul(Softmax(logits, -1), onehot), -1)
+}
+
+// zerosEmbedding returns a zero embedding like e ([B, D]).
+func zerosEmbedding(e *Node) *Node { return ZerosLike(e) }
+
+var _ = dtypes.Float32

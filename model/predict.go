@@ -1,0 +1,151 @@
+package model
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Inference heads, in the order of Prediction.Preds (method note, "Inference outputs").
+const (
+	HeadFused      = iota // F(aa, vv)
+	HeadFirstOnly         // F(aa, 0)
+	HeadSecondOnly        // F(0, vv)
+	HeadFirstBoth         // F(aa, av)
+	HeadSecondBoth        // F(va, vv)
+	NumHeads
+)
+
+// HeadNames returns the metric names of the heads for the given modality
+// names: "fused", "<A>_only", "<V>_only", "<A>_both", "<V>_both".
+func HeadNames(modalities [2]string) [NumHeads]string {
+	a, v := modalities[0], modalities[1]
+	return [NumHeads]string{"fused", a + "_only", v + "_only", a + "_both", v + "_both"}
+}
+
+// Prediction holds the outputs of Predict for n rows.
+type Prediction struct {
+	// Preds[h][i] is the argmax class of head h for row i.
+	Preds [NumHeads][]int
+	// ProbFirst and ProbSecond are the softmax outputs of the self heads
+	// C_A(aa) and C_V(vv), row-major [n, K].
+	ProbFirst, ProbSecond []float32
+}
+
+// evalExec returns the compiled evaluation graph.
+func (e *Engine) evalExec() (*Exec, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.eval != nil {
+		return e.eval, nil
+	}
+	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
+		n := len(e.layout)
+		net := newNetwork(&e.arch, e.layout, in[:n])
+		ea := net.embed(0, in[n], true)
+		ev := net.embed(1, in[n+1], true)
+		zero := ZerosLike(ea.self)
+		heads := [NumHeads]*Node{
+			net.fuse(ea.self, ev.self),
+			net.fuse(ea.self, zero),
+			net.fuse(zero, ev.self),
+			net.fuse(ea.self, ea.inf),
+			net.fuse(ev.inf, ev.self),
+		}
+		out := make([]*Node, 0, NumHeads+2)
+		for _, h := range heads {
+			out = append(out, ArgMax(h, -1, dtypes.Int32))
+		}
+		return append(out,
+			Softmax(net.classify(0, ea.self), -1),
+			Softmax(net.classify(1, ev.self), -1))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model: eval graph: %w", err)
+	}
+	exec = exec.WithName("eval").SetMaxCache(1)
+	var in []shapes.Shape
+	for _, info := range e.layout {
+		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
+	}
+	for m := range 2 {
+		in = append(in, shapes.Make(dtypes.Float32, e.evalBatch, e.arch.InputDims[m]))
+	}
+	t0 := time.Now()
+	if _, err := exec.Compile(in...); err != nil {
+		return nil, fmt.Errorf("model: compile eval graph: %w", err)
+	}
+	e.compiled["eval"] = time.Since(t0)
+	e.eval = exec
+	return exec, nil
+}
+
+// Predict runs every inference head on n rows. x[m] holds the rows of
+// modality m, row-major [n, InputDims[m]]; a nil x[m] means the modality is
+// absent and is fed as zeros (only the heads that do not read it are then
+// meaningful).
+func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
+	if err := e.arch.Check(p); err != nil {
+		return nil, err
+	}
+	for m := range 2 {
+		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
+			return nil, fmt.Errorf("model: predict: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
+		}
+	}
+	exec, err := e.evalExec()
+	if err != nil {
+		return nil, err
+	}
+	k := e.arch.NumClasses
+	pred := &Prediction{ProbFirst: make([]float32, 0, n*k), ProbSecond: make([]float32, 0, n*k)}
+	for h := range NumHeads {
+		pred.Preds[h] = make([]int, 0, n)
+	}
+	params := toTensors(p)
+	defer func() {
+		for _, t := range params {
+			t.FinalizeAll()
+		}
+	}()
+	var pad [2][]float32
+	for m := range 2 {
+		pad[m] = make([]float32, e.evalBatch*e.arch.InputDims[m])
+	}
+	for lo := 0; lo < n; lo += e.evalBatch {
+		hi := min(lo+e.evalBatch, n)
+		args := make([]any, 0, len(params)+2)
+		for _, t := range params {
+			args = append(args, t)
+		}
+		for m := range 2 {
+			d := e.arch.InputDims[m]
+			clear(pad[m])
+			if x[m] != nil {
+				copy(pad[m], x[m][lo*d:hi*d])
+			}
+			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, d))
+		}
+		outs, err := exec.Exec(args...)
+		if err != nil {
+			return nil, fmt.Errorf("model: predict: %w", err)
+		}
+		rows := hi - lo
+		for h := range NumHeads {
+			cls := tensors.MustCopyFlatData[int32](outs[h])
+			for _, c := range cls[:rows] {
+				pred.Preds[h] = append(pred.Preds[h], int(c))
+			}
+		}
+		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
+		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
+		for _, t := range outs {
+			t.FinalizeAll()
+		}
+	}
+	return pred, nil
+}
