@@ -57,9 +57,9 @@ type TrainConfig struct {
 type kind int
 
 const (
-	kindMulti kind = iota
-	kindFirst      // only modality 0
-	kindSecond     // only modality 1
+	kindMulti  kind = iota
+	kindFirst       // only modality 0
+	kindSecond      // only modality 1
 )
 
 func (c TrainConfig) kind() (kind, error) {
