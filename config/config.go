@@ -1,0 +1,268 @@
+// Package config defines fedcmi's experiment file: every field, its
+// default, its documentation and its validation, in one place.
+//
+// # Sources
+//
+// A run's configuration starts from Default(), is overlaid by a YAML file
+// (Load; unknown fields are an error) and then by command-line flags (one
+// flag per field, named by its dotted YAML path, e.g. -fedcmi.alpha 1.5;
+// see Fields). Validate checks ranges and relations between fields.
+//
+// # Documentation
+//
+// Each field's `help` tag is its documentation; `fedcmi simulate -h` and
+// the README's configuration reference are generated from Fields, so they
+// cannot drift from the code.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is one experiment.
+type Config struct {
+	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
+	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
+	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, or an ablation: fedcmi-noinf, fedcmi-notemp, fedcmi-noprox"`
+	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
+
+	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
+	Clients         int  `yaml:"clients" help:"number of clients N (ignored with partition: group, where each group is a client)"`
+	ClientsPerRound int  `yaml:"clients_per_round" help:"clients sampled per round K (uniformly, seeded); all if >= N"`
+	Parallel        int  `yaml:"parallel" help:"clients trained at once in the simulation (results do not depend on it)"`
+	Overwrite       bool `yaml:"overwrite" help:"replace an existing run directory's results"`
+
+	Train  Train  `yaml:"train"`
+	FedCMI FedCMI `yaml:"fedcmi"`
+	Model  Model  `yaml:"model"`
+	Data   Data   `yaml:"data"`
+}
+
+// Train holds local optimisation settings.
+type Train struct {
+	Epochs       int     `yaml:"epochs" help:"local epochs per round"`
+	BatchSize    int     `yaml:"batch_size" help:"local batch size (the last batch of an epoch may be smaller)"`
+	LR           float64 `yaml:"lr" help:"SGD learning rate"`
+	LRMin        float64 `yaml:"lr_min" help:"learning rate reached at the last round by linear decay"`
+	LRDecayStart int     `yaml:"lr_decay_start" help:"rounds at constant learning rate before the decay starts"`
+	Momentum     float64 `yaml:"momentum" help:"SGD momentum (buffers restart every round)"`
+	WeightDecay  float64 `yaml:"weight_decay" help:"SGD weight decay (L2)"`
+}
+
+// FedCMI holds the method's hyper-parameters (method note defaults).
+type FedCMI struct {
+	Alpha        float64 `yaml:"alpha" help:"weight of the cross-modal infiltration loss"`
+	C1           float64 `yaml:"c1" help:"weight of each modality's self-head cross-entropy on multimodal clients (all methods)"`
+	C3           float64 `yaml:"c3" help:"strength of the class-wise temperature adaptation"`
+	Temperature  float64 `yaml:"temperature" help:"distillation temperature when class-wise temperatures are off"`
+	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
+	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi"`
+	Personalized bool    `yaml:"personalized" help:"keep infiltration projectors and classifiers on the clients (not averaged)"`
+}
+
+// Model holds the architecture.
+type Model struct {
+	Hidden    []int  `yaml:"hidden" help:"encoder hidden layer widths (comma-separated on the command line)"`
+	EmbedDim  int    `yaml:"embed_dim" help:"embedding width D of encoders and projectors"`
+	Projector string `yaml:"projector" help:"self/infiltration projector: linear or mlp (3 layers)"`
+	Fusion    string `yaml:"fusion" help:"fusion head: concat, sum, film or gated"`
+}
+
+// Data holds the data set and its split among clients.
+type Data struct {
+	Source       string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory) or mfeat (UCI Multiple Features)"`
+	Dir          string    `yaml:"dir" help:"data directory for npz and mfeat"`
+	Modalities   []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
+	NumClasses   int       `yaml:"num_classes" help:"number of classes for npz (0: max label + 1)"`
+	TestFraction float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
+	Standardize  bool      `yaml:"standardize" help:"standardise every feature with the training set's mean and std (stored with the run)"`
+	Partition    string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group, npz only)"`
+	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration; small is skewed, 1e8 is about IID"`
+	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
+	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
+	Synthetic    Synthetic `yaml:"synthetic"`
+}
+
+// Synthetic configures the built-in audio-visual generator.
+type Synthetic struct {
+	Modalities    []string  `yaml:"modalities" help:"names of the strong and the weak modality"`
+	Dims          []int     `yaml:"dims" help:"feature dimension of each modality"`
+	NumClasses    int       `yaml:"num_classes" help:"number of classes"`
+	TrainPerClass int       `yaml:"train_per_class" help:"training samples per class"`
+	TestPerClass  int       `yaml:"test_per_class" help:"test samples per class"`
+	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak)"`
+	Noise         float64   `yaml:"noise" help:"standard deviation of the Gaussian noise"`
+}
+
+// Default returns the configuration of `fedcmi simulate` without
+// arguments: FedCMI on the built-in synthetic imbalanced audio-visual data.
+// Method parameters follow the method note; the optimiser settings follow
+// the authors' small-data run (lr 0.01, 2 local epochs, batch 16).
+func Default() Config {
+	return Config{
+		OutDir:          "runs",
+		Seed:            1,
+		Method:          "fedcmi",
+		Rounds:          30,
+		Clients:         20,
+		ClientsPerRound: 10,
+		Parallel:        2,
+		Train: Train{
+			Epochs: 2, BatchSize: 16, LR: 0.01, LRMin: 0.001, LRDecayStart: 80,
+			Momentum: 0.9, WeightDecay: 1e-4,
+		},
+		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1},
+		Model:  Model{Hidden: []int{128}, EmbedDim: 64, Projector: "linear", Fusion: "concat"},
+		Data: Data{
+			Source: "synthetic", TestFraction: 0.25, Standardize: true,
+			Partition: "dirichlet", Alpha: 1, MinSize: 10, MultiRatio: 0.5,
+			Synthetic: Synthetic{
+				Modalities: []string{"audio", "visual"}, Dims: []int{32, 32}, NumClasses: 6,
+				TrainPerClass: 200, TestPerClass: 100, Signal: []float64{1, 0.35}, Noise: 1,
+			},
+		},
+	}
+}
+
+// FieldError is a configuration error located at a field.
+type FieldError struct {
+	// Path is the dotted YAML path of the field, e.g. "train.lr".
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string { return "config: " + e.Path + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(path, format string, args ...any) error {
+	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
+}
+
+// Load overlays the YAML in r on c. Unknown fields are an error.
+func (c *Config) Load(r io.Reader, name string) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", name, err)
+	}
+	return nil
+}
+
+// LoadFile overlays the YAML file at path on c.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	return c.Load(f, path)
+}
+
+// YAML returns c as YAML (the resolved configuration saved with a run).
+func (c *Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// RunName returns Name, or <method>-seed<seed> when it is empty.
+func (c *Config) RunName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return fmt.Sprintf("%s-seed%d", c.Method, c.Seed)
+}
+
+var (
+	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"}
+	sourceNames    = []string{"synthetic", "npz", "mfeat"}
+	partitionNames = []string{"dirichlet", "iid", "group"}
+)
+
+func oneOf(path, v string, allowed []string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fieldErr(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	checks := []struct {
+		ok   bool
+		path string
+		msg  string
+	}{
+		{c.OutDir != "", "out_dir", "must not be empty"},
+		{!strings.ContainsAny(c.Name, `/\`) && c.Name != ".." && c.Name != ".", "name", "must be a plain directory name"},
+		{c.Rounds >= 1, "rounds", "must be >= 1"},
+		{c.Clients >= 1, "clients", "must be >= 1"},
+		{c.ClientsPerRound >= 1, "clients_per_round", "must be >= 1"},
+		{c.Parallel >= 1, "parallel", "must be >= 1"},
+		{c.Train.Epochs >= 1, "train.epochs", "must be >= 1"},
+		{c.Train.BatchSize >= 1, "train.batch_size", "must be >= 1"},
+		{c.Train.LR > 0, "train.lr", "must be > 0"},
+		{c.Train.LRMin >= 0 && c.Train.LRMin <= c.Train.LR, "train.lr_min", "must be in [0, train.lr]"},
+		{c.Train.LRDecayStart >= 0, "train.lr_decay_start", "must be >= 0"},
+		{c.Train.Momentum >= 0 && c.Train.Momentum < 1, "train.momentum", "must be in [0, 1)"},
+		{c.Train.WeightDecay >= 0, "train.weight_decay", "must be >= 0"},
+		{c.FedCMI.Alpha >= 0, "fedcmi.alpha", "must be >= 0"},
+		{c.FedCMI.C1 >= 0, "fedcmi.c1", "must be >= 0"},
+		{c.FedCMI.C3 >= 0, "fedcmi.c3", "must be >= 0 (a negative value makes class temperatures blow up)"},
+		{c.FedCMI.Temperature > 0, "fedcmi.temperature", "must be > 0"},
+		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
+		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
+		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
+		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
+		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
+		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},
+		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},
+		{c.Data.NumClasses >= 0, "data.num_classes", "must be >= 0"},
+		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},
+		{c.Data.Source == "synthetic" || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
+		{len(c.Data.Modalities) == 0 || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
+		{c.Data.Partition != "group" || c.Data.Source == "npz", "data.partition", "group needs per-sample groups (source npz)"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return fieldErr(ch.path, "%s", ch.msg)
+		}
+	}
+	for i, h := range c.Model.Hidden {
+		if h < 1 {
+			return fieldErr("model.hidden", "width %d of layer %d must be >= 1", h, i)
+		}
+	}
+	for _, e := range []error{
+		oneOf("method", c.Method, methodNames),
+		oneOf("data.source", c.Data.Source, sourceNames),
+		oneOf("data.partition", c.Data.Partition, partitionNames),
+		oneOf("model.projector", c.Model.Projector, []string{"linear", "mlp"}),
+		oneOf("model.fusion", c.Model.Fusion, []string{"concat", "sum", "film", "gated"}),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if c.Data.Source == "synthetic" {
+		s := c.Data.Synthetic
+		if len(s.Modalities) != 2 || len(s.Dims) != 2 || len(s.Signal) != 2 {
+			return fieldErr("data.synthetic", "modalities, dims and signal need two entries each")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEveryFieldIsDocumented(t *testing.T) {
+	c := Default()
+	for _, f := range Fields(&c) {
+		if f.Help == "" {
+			t.Errorf("%s has no help tag", f.Path)
+		}
+	}
+}
+
+func TestFileThenFlags(t *testing.T) {
+	c := Default()
+	yml := "method: fedavg\nrounds: 7\ntrain:\n  lr: 0.5\nmodel:\n  hidden: [10, 20]\n"
+	if err := c.Load(strings.NewReader(yml), "exp.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	o := RegisterFlags(fs)
+	if err := fs.Parse([]string{"-rounds", "9", "-model.hidden", "3,4,5", "-overwrite", "-data.modalities", "fac,zer"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Apply(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Method != "fedavg" || c.Rounds != 9 || c.Train.LR != 0.5 || !c.Overwrite ||
+		len(c.Model.Hidden) != 3 || c.Model.Hidden[2] != 5 || c.Data.Modalities[1] != "zer" {
+		t.Fatalf("got %+v", c)
+	}
+	if c.Train.Epochs != Default().Train.Epochs {
+		t.Error("untouched field changed")
+	}
+}
+
+func TestErrors(t *testing.T) {
+	c := Default()
+	if err := c.Load(strings.NewReader("rounds: 3\nlearning_rate: 1\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "learning_rate") {
+		t.Errorf("unknown field: %v", err)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"-train.lr", "fast"}); err == nil {
+		t.Error("bad number accepted")
+	}
+	for _, tc := range []struct {
+		mut  func(*Config)
+		path string
+	}{
+		{func(c *Config) { c.Method = "fedsgd" }, "method"},
+		{func(c *Config) { c.Train.LR = 0 }, "train.lr"},
+		{func(c *Config) { c.Train.LRMin = 1 }, "train.lr_min"},
+		{func(c *Config) { c.FedCMI.C3 = -1 }, "fedcmi.c3"},
+		{func(c *Config) { c.Data.Source = "mfeat" }, "data.dir"},
+		{func(c *Config) { c.Data.MultiRatio = 1.5 }, "data.multi_ratio"},
+		{func(c *Config) { c.Model.Hidden = []int{4, 0} }, "model.hidden"},
+		{func(c *Config) { c.Data.Partition = "group" }, "data.partition"},
+		{func(c *Config) { c.Name = "../x" }, "name"},
+	} {
+		c := Default()
+		tc.mut(&c)
+		var fe *FieldError
+		if err := c.Validate(); !errors.As(err, &fe) || fe.Path != tc.path {
+			t.Errorf("want an error at %s, got %v", tc.path, err)
+		}
+	}
+}
+
+func TestYAMLRoundTrip(t *testing.T) {
+	c := Default()
+	c.Name = "x"
+	b, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Config
+	if err := d.Load(strings.NewReader(string(b)), "saved"); err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "x" || d.Data.Synthetic.Signal[1] != c.Data.Synthetic.Signal[1] || d.FedCMI.Mu != c.FedCMI.Mu {
+		t.Fatalf("round trip lost values: %+v", d)
+	}
+}

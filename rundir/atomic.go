@@ -1,0 +1,68 @@
+package rundir
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// writeAtomic replaces dir/name with what write writes, through a temporary
+// file in dir (so that the rename stays on one file system). The temporary
+// file is removed on every failure, including a panic in write.
+func writeAtomic(dir, name string, write func(io.Writer) error) (err error) {
+	path := filepath.Join(dir, name)
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("rundir: write %s: %w", path, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("rundir: write %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("rundir: write %s: %w", path, err)
+	}
+	// CreateTemp makes the file private; results are meant to be shared
+	// like any other file.
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("rundir: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("rundir: sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("rundir: close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rundir: write %s: %w", path, err)
+	}
+	done = true
+	return syncDir(dir)
+}
+
+// syncDir makes a rename in dir durable. Windows cannot sync a directory,
+// and its renames need no such step.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("rundir: sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("rundir: sync directory %s: %w", dir, err)
+	}
+	return nil
+}
