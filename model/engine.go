@@ -132,6 +132,9 @@ func NewEngine(backend compute.Backend, arch Arch, batchSize int) (*Engine, erro
 // Arch returns the engine's architecture.
 func (e *Engine) Arch() Arch { return e.arch }
 
+// Layout returns the parameter layout of the engine's architecture.
+func (e *Engine) Layout() []ParamInfo { return append([]ParamInfo(nil), e.layout...) }
+
 // BatchSize is the padded training batch size.
 func (e *Engine) BatchSize() int { return e.batch }
 

@@ -1,0 +1,95 @@
+package data
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+)
+
+// Mask is a set of modality indices (bit m set = modality m present), e.g.
+// the modalities a client holds. It covers modalities 0..7.
+type Mask uint8
+
+// maxMaskModalities is the number of modalities a Mask can hold.
+const maxMaskModalities = 8
+
+// Has reports whether modality m is in k. Indices outside 0..7 are never in
+// a Mask.
+func (k Mask) Has(m int) bool {
+	return m >= 0 && m < maxMaskModalities && k&(1<<m) != 0
+}
+
+// Count returns the number of modalities in k.
+func (k Mask) Count() int { return bits.OnesCount8(uint8(k)) }
+
+// Full returns the Mask holding modalities 0..numModalities-1. It returns the
+// empty Mask for numModalities <= 0 and all eight modalities for
+// numModalities >= 8.
+func Full(numModalities int) Mask {
+	switch {
+	case numModalities <= 0:
+		return 0
+	case numModalities >= maxMaskModalities:
+		return math.MaxUint8
+	}
+	return Mask(1<<numModalities - 1)
+}
+
+// Format names the modalities in k, joined by "+", e.g. "audio+visual",
+// "audio", or "none" for the empty Mask. A modality without a name in names
+// is written as its index, e.g. "#3".
+func (k Mask) Format(names []string) string {
+	if k == 0 {
+		return "none"
+	}
+	var parts []string
+	for m := range maxMaskModalities {
+		if !k.Has(m) {
+			continue
+		}
+		if m < len(names) {
+			parts = append(parts, names[m])
+		} else {
+			parts = append(parts, "#"+strconv.Itoa(m))
+		}
+	}
+	return strings.Join(parts, "+")
+}
+
+// AllocateModalities assigns a modality set to each of numClients clients
+// for a two-modality set: round(multiRatio*numClients) clients are
+// multimodal (Full(2)); the rest are split in half into modality-0-only and
+// modality-1-only (odd one out goes to modality 0). Which client gets what is
+// a seeded shuffle. Errors if multiRatio outside [0,1] or numClients < 1.
+//
+// Rounding is half away from zero (math.Round), so 0.5 of 5 clients gives 3
+// multimodal ones.
+func AllocateModalities(numClients int, multiRatio float64, rng *rand.Rand) ([]Mask, error) {
+	if numClients < 1 {
+		return nil, fmt.Errorf("data: allocate modalities: numClients = %d, want >= 1", numClients)
+	}
+	if !(multiRatio >= 0 && multiRatio <= 1) { // also rejects NaN
+		return nil, fmt.Errorf("data: allocate modalities: multiRatio = %v, want in [0, 1]", multiRatio)
+	}
+	if rng == nil {
+		return nil, fmt.Errorf("data: allocate modalities: nil rng")
+	}
+	multi := int(math.Round(multiRatio * float64(numClients)))
+	uni := numClients - multi
+	only0 := (uni + 1) / 2
+	masks := make([]Mask, 0, numClients)
+	for range multi {
+		masks = append(masks, Full(2))
+	}
+	for range only0 {
+		masks = append(masks, 1<<0)
+	}
+	for range uni - only0 {
+		masks = append(masks, 1<<1)
+	}
+	rng.Shuffle(len(masks), func(i, j int) { masks[i], masks[j] = masks[j], masks[i] })
+	return masks, nil
+}

@@ -1,0 +1,399 @@
+package data
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"codeberg.org/sbinet/npyio/npy"
+	"codeberg.org/sbinet/npyio/npz"
+)
+
+// Names of the non-feature arrays of an .npz feature set.
+const (
+	labelsArray = "labels"
+	groupsArray = "groups"
+)
+
+// Limits that keep a corrupt or hostile header from causing huge
+// allocations. NumPy itself refuses headers above 10000 bytes by default.
+const (
+	maxNPYHeader   = 10000
+	maxNPYElements = 1 << 31
+)
+
+// LoadNPZ reads dir/train.npz and dir/test.npz. Each holds one 2-D
+// float32/float64 array per modality (N x D_m, array name = modality name),
+// "labels" (N, any integer dtype, values 0..K-1) and optionally "groups"
+// (N, integers). modalities chooses which arrays are the modalities (in
+// order). K = max label+1 over both files, or numClasses if > 0 (then labels
+// >= numClasses are an error).
+//
+// Array names may carry NumPy's ".npy" suffix inside the archive (np.savez
+// writes "labels.npy"); both forms are accepted. Arrays may be C- or
+// Fortran-ordered, little- or big-endian, stored or deflated (np.savez and
+// np.savez_compressed). Features are converted to float32; a float64 value
+// beyond float32 range is an error, like NaN and infinities.
+//
+// Errors are *ParseError values naming the file and array, wrapping
+// ErrFormat, ErrShape, ErrLabel, ErrNonFinite or ErrUnknownModality; a
+// missing file gives an error satisfying errors.Is(err, fs.ErrNotExist).
+func LoadNPZ(dir string, modalities []string, numClasses int) (train, test *Set, err error) {
+	if len(modalities) == 0 {
+		return nil, nil, fmt.Errorf("data: load %s: no modalities named", dir)
+	}
+	for j, name := range modalities {
+		switch {
+		case name == "":
+			return nil, nil, fmt.Errorf("data: load %s: modality %d has an empty name", dir, j)
+		case name == labelsArray || name == groupsArray:
+			return nil, nil, fmt.Errorf("data: load %s: %q cannot be a modality", dir, name)
+		case slices.Contains(modalities[:j], name):
+			return nil, nil, fmt.Errorf("data: load %s: modality %q named twice", dir, name)
+		}
+	}
+	if numClasses < 0 {
+		return nil, nil, fmt.Errorf("data: load %s: numClasses = %d, want >= 0", dir, numClasses)
+	}
+	trainPath := filepath.Join(dir, "train.npz")
+	testPath := filepath.Join(dir, "test.npz")
+	train, err = readNPZSet(trainPath, modalities)
+	if err != nil {
+		return nil, nil, err
+	}
+	test, err = readNPZSet(testPath, modalities)
+	if err != nil {
+		return nil, nil, err
+	}
+	for m, name := range modalities {
+		if train.Dims[m] != test.Dims[m] {
+			return nil, nil, &ParseError{File: testPath, Array: name,
+				Err: detail(ErrShape, "dimension %d, but %d in %s", test.Dims[m], train.Dims[m], trainPath)}
+		}
+	}
+	k := numClasses
+	if k == 0 {
+		k = max(slices.Max(train.Labels), slices.Max(test.Labels)) + 1
+	}
+	for _, f := range []struct {
+		path string
+		set  *Set
+	}{{trainPath, train}, {testPath, test}} {
+		for i, y := range f.set.Labels {
+			if y >= k {
+				return nil, nil, &ParseError{File: f.path, Array: labelsArray,
+					Err: detail(ErrLabel, "row %d has label %d, want 0..%d (numClasses %d)", i, y, k-1, k)}
+			}
+		}
+		f.set.NumClasses = k
+	}
+	return train, test, nil
+}
+
+// readNPZSet reads one .npz file into a Set without NumClasses. Labels are
+// checked to be non-negative, features to be finite.
+func readNPZSet(path string, modalities []string) (*Set, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: load %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("data: load %s: %w", path, err)
+	}
+	zr, err := npz.NewReader(f, info.Size())
+	if err != nil {
+		return nil, &ParseError{File: path, Err: fmt.Errorf("%w: not a valid .npz (zip) archive: %w", ErrFormat, err)}
+	}
+	keys := make(map[string]string) // array name -> archive entry name
+	var names []string
+	for _, key := range zr.Keys() {
+		name := strings.TrimSuffix(key, ".npy")
+		if _, dup := keys[name]; !dup {
+			keys[name] = key
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	read := func(name string, missing error) (*npyArray, error) {
+		key, ok := keys[name]
+		if !ok {
+			return nil, &ParseError{File: path, Array: name,
+				Err: detail(missing, "no such array (have %s)", strings.Join(names, ", "))}
+		}
+		a, err := readNPY(zr, key)
+		if err != nil {
+			return nil, &ParseError{File: path, Array: name, Err: err}
+		}
+		return a, nil
+	}
+
+	s := &Set{
+		Modalities: slices.Clone(modalities),
+		Dims:       make([]int, len(modalities)),
+		Features:   make([][]float32, len(modalities)),
+	}
+	la, err := read(labelsArray, ErrFormat)
+	if err != nil {
+		return nil, err
+	}
+	if s.Labels, err = la.intVector(); err != nil {
+		return nil, &ParseError{File: path, Array: labelsArray, Err: err}
+	}
+	n := len(s.Labels)
+	if n == 0 {
+		return nil, &ParseError{File: path, Array: labelsArray, Err: detail(ErrShape, "no samples")}
+	}
+	for i, y := range s.Labels {
+		if y < 0 {
+			return nil, &ParseError{File: path, Array: labelsArray, Err: detail(ErrLabel, "row %d has negative label %d", i, y)}
+		}
+	}
+	if _, ok := keys[groupsArray]; ok {
+		ga, err := read(groupsArray, ErrFormat)
+		if err != nil {
+			return nil, err
+		}
+		if s.Groups, err = ga.intVector(); err != nil {
+			return nil, &ParseError{File: path, Array: groupsArray, Err: err}
+		}
+		if len(s.Groups) != n {
+			return nil, &ParseError{File: path, Array: groupsArray,
+				Err: detail(ErrShape, "%d rows, but labels has %d", len(s.Groups), n)}
+		}
+	}
+	for m, name := range modalities {
+		a, err := read(name, ErrUnknownModality)
+		if err != nil {
+			return nil, err
+		}
+		feats, d, err := a.floatMatrix()
+		if err == nil && len(feats) != n*d {
+			err = detail(ErrShape, "%d rows, but labels has %d", len(feats)/d, n)
+		}
+		if err != nil {
+			return nil, &ParseError{File: path, Array: name, Err: err}
+		}
+		s.Dims[m], s.Features[m] = d, feats
+	}
+	return s, nil
+}
+
+// npyArray is one decoded .npy header with its raw data.
+type npyArray struct {
+	kind    byte // 'f' float, 'i' signed, 'u' unsigned integer, 'b' bool
+	size    int  // bytes per element
+	order   binary.ByteOrder
+	dtype   string // as written in the header, e.g. "<f4"
+	shape   []int
+	fortran bool
+	raw     []byte
+}
+
+// readNPY reads the archive entry key as a .npy array. The header is parsed
+// by npyio; the data is decoded here, because npyio's typed reads neither
+// convert between types nor report data that stops short.
+func readNPY(zr *npz.Reader, key string) (*npyArray, error) {
+	rc, err := zr.Open(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	defer rc.Close()
+	br := bufio.NewReader(rc)
+	if err := checkNPYHeaderLen(br); err != nil {
+		return nil, err
+	}
+	hdr, err := readNPYHeader(br)
+	if err != nil {
+		return nil, err
+	}
+	a, err := parseDtype(hdr.Descr.Type)
+	if err != nil {
+		return nil, err
+	}
+	a.fortran = hdr.Descr.Fortran
+	a.shape = hdr.Descr.Shape
+	elems := 1
+	for _, d := range a.shape {
+		if d < 0 {
+			return nil, detail(ErrFormat, "negative dimension in shape %v", a.shape)
+		}
+		if d > 0 && elems > maxNPYElements/d {
+			return nil, detail(ErrFormat, "shape %v is too large (limit %d elements)", a.shape, maxNPYElements)
+		}
+		elems *= d
+	}
+	want := int64(elems) * int64(a.size)
+	// Reading one byte past the end both detects trailing garbage and lets
+	// the zip reader reach the end of the entry and verify its checksum.
+	a.raw, err = io.ReadAll(io.LimitReader(br, want+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading data: %w", ErrFormat, err)
+	}
+	if got := int64(len(a.raw)); got != want {
+		if got < want {
+			return nil, detail(ErrFormat, "data truncated: %d bytes, want %d for shape %v of %s", got, want, a.shape, a.dtype)
+		}
+		return nil, detail(ErrFormat, "data longer than %d bytes for shape %v of %s", want, a.shape, a.dtype)
+	}
+	return a, nil
+}
+
+// checkNPYHeaderLen rejects headers longer than maxNPYHeader before npyio
+// allocates a buffer of the declared length (up to 4 GiB).
+func checkNPYHeaderLen(br *bufio.Reader) error {
+	// magic (6 bytes), version (2), header length (2 in version 1, else 4)
+	b, err := br.Peek(12)
+	if len(b) < 10 {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w: reading npy header: %w", ErrFormat, err)
+	}
+	var n int
+	switch {
+	case b[6] == 1:
+		n = int(binary.LittleEndian.Uint16(b[8:10]))
+	case len(b) < 12:
+		return fmt.Errorf("%w: reading npy header: %w", ErrFormat, io.ErrUnexpectedEOF)
+	default:
+		n = int(binary.LittleEndian.Uint32(b[8:12]))
+	}
+	if n > maxNPYHeader {
+		return detail(ErrFormat, "npy header of %d bytes (limit %d)", n, maxNPYHeader)
+	}
+	return nil
+}
+
+// readNPYHeader parses a .npy header with npyio, turning its panics on
+// malformed input (it slices without bounds checks) into errors.
+func readNPYHeader(r io.Reader) (hdr npy.Header, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = detail(ErrFormat, "malformed npy header (%v)", p)
+		}
+	}()
+	rd, err := npy.NewReader(r)
+	if err != nil {
+		return npy.Header{}, fmt.Errorf("%w: npy header: %w", ErrFormat, err)
+	}
+	return rd.Header, nil
+}
+
+// parseDtype interprets a simple NumPy dtype string such as "'<f4'".
+func parseDtype(descr string) (*npyArray, error) {
+	t := strings.Trim(descr, `'" `)
+	if len(t) < 3 {
+		return nil, detail(ErrFormat, "unsupported dtype %s", descr)
+	}
+	a := &npyArray{dtype: t, kind: t[1]}
+	switch t[0] {
+	case '<', '|':
+		a.order = binary.LittleEndian
+	case '>':
+		a.order = binary.BigEndian
+	case '=':
+		a.order = binary.NativeEndian
+	default:
+		return nil, detail(ErrFormat, "unsupported dtype %s", descr)
+	}
+	size, err := strconv.Atoi(t[2:])
+	if err != nil {
+		return nil, detail(ErrFormat, "unsupported dtype %s", descr)
+	}
+	a.size = size
+	switch {
+	case a.kind == 'f' && (size == 4 || size == 8),
+		(a.kind == 'i' || a.kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8),
+		a.kind == 'b' && size == 1:
+		return a, nil
+	}
+	return nil, detail(ErrFormat, "unsupported dtype %s (want float32, float64 or an integer type)", descr)
+}
+
+// intVector decodes a 1-D integer array.
+func (a *npyArray) intVector() ([]int, error) {
+	if len(a.shape) != 1 {
+		return nil, detail(ErrShape, "shape %v, want 1-D (N)", a.shape)
+	}
+	if a.kind != 'i' && a.kind != 'u' {
+		return nil, detail(ErrLabel, "dtype %s, want an integer type", a.dtype)
+	}
+	out := make([]int, a.shape[0])
+	for i := range out {
+		b := a.raw[i*a.size : (i+1)*a.size]
+		var u uint64
+		switch a.size {
+		case 1:
+			u = uint64(b[0])
+		case 2:
+			u = uint64(a.order.Uint16(b))
+		case 4:
+			u = uint64(a.order.Uint32(b))
+		case 8:
+			u = a.order.Uint64(b)
+		}
+		if a.kind == 'u' {
+			if u > math.MaxInt {
+				return nil, detail(ErrLabel, "row %d: value %d overflows int", i, u)
+			}
+			out[i] = int(u)
+			continue
+		}
+		// Sign-extend from the element width.
+		shift := 64 - 8*uint(a.size)
+		v := int64(u<<shift) >> shift
+		if v < math.MinInt || v > math.MaxInt {
+			return nil, detail(ErrLabel, "row %d: value %d overflows int", i, v)
+		}
+		out[i] = int(v)
+	}
+	return out, nil
+}
+
+// floatMatrix decodes a 2-D float array into row-major float32 values and
+// returns them with the number of columns.
+func (a *npyArray) floatMatrix() ([]float32, int, error) {
+	if len(a.shape) != 2 {
+		return nil, 0, detail(ErrShape, "shape %v, want 2-D (N x D)", a.shape)
+	}
+	if a.kind != 'f' {
+		return nil, 0, detail(ErrFormat, "dtype %s, want float32 or float64", a.dtype)
+	}
+	rows, cols := a.shape[0], a.shape[1]
+	if cols == 0 {
+		return nil, 0, detail(ErrShape, "shape %v has no features", a.shape)
+	}
+	out := make([]float32, rows*cols)
+	for i := range rows {
+		for j := range cols {
+			k := i*cols + j // position in the file
+			if a.fortran {
+				k = j*rows + i
+			}
+			var v float64
+			if a.size == 4 {
+				v = float64(math.Float32frombits(a.order.Uint32(a.raw[4*k:])))
+			} else {
+				v = math.Float64frombits(a.order.Uint64(a.raw[8*k:]))
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, 0, detail(ErrNonFinite, "row %d column %d is %v", i, j, v)
+			}
+			if math.Abs(v) > math.MaxFloat32 {
+				return nil, 0, detail(ErrNonFinite, "row %d column %d is %g, beyond float32 range", i, j, v)
+			}
+			out[i*cols+j] = float32(v)
+		}
+	}
+	return out, cols, nil
+}

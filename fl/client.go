@@ -1,0 +1,246 @@
+package fl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// Client trains a received model on its own data. Implementations run
+// in-process (LocalClient) or behind a network transport.
+type Client interface {
+	// Fit trains locally as ins says and returns the result.
+	Fit(ctx context.Context, ins FitIns) (FitRes, error)
+	// Evaluate measures the accuracy of params on the client's own data.
+	Evaluate(ctx context.Context, params model.Params) (Evaluation, error)
+}
+
+// LocalClient is a client whose data is a subset of a data.Set in memory.
+// It keeps only its sample indices, plus its personal parameters when
+// personalised branches are on, so a simulation of many clients stays small.
+type LocalClient struct {
+	engine *model.Engine
+	set    *data.Set
+	index  []int
+	has    data.Mask
+	// personal holds the personal tensors (by layout index) kept between
+	// rounds; nil before the client's first personalised round.
+	personal map[int]model.Tensor
+}
+
+// NewLocalClient returns a client owning the rows index of set (whose
+// modalities must be in the engine's order) and holding the modalities has.
+func NewLocalClient(engine *model.Engine, set *data.Set, index []int, has data.Mask) (*LocalClient, error) {
+	arch := engine.Arch()
+	if len(set.Modalities) != 2 || set.Modalities[0] != arch.Modalities[0] || set.Modalities[1] != arch.Modalities[1] {
+		return nil, fmt.Errorf("fl: data modalities %v, model %v", set.Modalities, arch.Modalities)
+	}
+	if len(index) == 0 {
+		return nil, errors.New("fl: client without samples")
+	}
+	if !has.Has(0) && !has.Has(1) {
+		return nil, errors.New("fl: client without modalities")
+	}
+	for _, i := range index {
+		if i < 0 || i >= set.Len() {
+			return nil, fmt.Errorf("fl: sample index %d outside 0..%d", i, set.Len()-1)
+		}
+	}
+	return &LocalClient{engine: engine, set: set, index: slices.Clone(index), has: has}, nil
+}
+
+// NumSamples is the number of local samples.
+func (c *LocalClient) NumSamples() int { return len(c.index) }
+
+// Modalities is the set of modalities the client holds.
+func (c *LocalClient) Modalities() data.Mask { return c.has }
+
+// gather copies the rows idx of the modalities the client holds.
+func (c *LocalClient) gather(idx []int) model.Batch {
+	var b model.Batch
+	for m := range 2 {
+		if !c.has.Has(m) {
+			continue
+		}
+		d := c.set.Dims[m]
+		b.X[m] = make([]float32, 0, len(idx)*d)
+		for _, i := range idx {
+			b.X[m] = append(b.X[m], c.set.Row(m, i)...)
+		}
+	}
+	b.Labels = make([]int, len(idx))
+	for k, i := range idx {
+		b.Labels[k] = c.set.Labels[i]
+	}
+	return b
+}
+
+// startParams returns the model the client starts from: the global model
+// with the client's personal parts, if it has any.
+func (c *LocalClient) startParams(global model.Params, personalized bool) model.Params {
+	if !personalized || c.personal == nil {
+		return global
+	}
+	p := slices.Clone(global) // tensors are shared read-only; only personal ones are replaced
+	for i, t := range c.personal {
+		p[i] = t
+	}
+	return p
+}
+
+// Fit implements Client.
+func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
+	cfg := ins.Config
+	if cfg.Epochs < 1 {
+		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
+	}
+	start := c.startParams(ins.Params, cfg.Personalized)
+	multi := c.has.Has(0) && c.has.Has(1)
+	infil := cfg.Infiltration && multi
+	var metrics FitMetrics
+	var classTemp []float32
+	if infil {
+		temps, err := c.temperatures(start, cfg)
+		if err != nil {
+			return FitRes{}, err
+		}
+		metrics.Temperatures = temps
+		classTemp = make([]float32, len(temps))
+		for k, t := range temps {
+			classTemp[k] = float32(t)
+		}
+	}
+	local, err := c.engine.NewLocal(start, model.TrainConfig{
+		Has:          [2]bool{c.has.Has(0), c.has.Has(1)},
+		Infiltration: infil,
+		Alpha:        cfg.Alpha,
+		C1:           cfg.C1,
+		Mu:           cfg.Mu,
+		WeightDecay:  cfg.WeightDecay,
+		Momentum:     cfg.Momentum,
+	})
+	if err != nil {
+		return FitRes{}, err
+	}
+	defer local.Close()
+
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
+	order := slices.Clone(c.index)
+	bs := c.engine.BatchSize()
+	for range cfg.Epochs {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for lo := 0; lo < len(order); lo += bs {
+			if err := ctx.Err(); err != nil {
+				return FitRes{}, err
+			}
+			b := c.gather(order[lo:min(lo+bs, len(order))])
+			if infil {
+				b.Temp = make([]float32, len(b.Labels))
+				for k, y := range b.Labels {
+					b.Temp[k] = classTemp[y]
+				}
+			}
+			st, err := local.Step(b, cfg.LR)
+			if err != nil {
+				return FitRes{}, err
+			}
+			metrics.LossSum += st.Loss
+			metrics.Batches++
+			if multi {
+				rho := DominanceRatio(st.SumPA, st.SumPV)
+				if !math.IsNaN(rho) && !math.IsInf(rho, 0) {
+					metrics.RhoSum += rho
+					metrics.RhoBatches++
+					if rho > 1 {
+						metrics.FirstDominant++
+					}
+				}
+			}
+		}
+	}
+	params, err := local.Params()
+	if err != nil {
+		return FitRes{}, err
+	}
+	if cfg.Personalized {
+		c.personal = make(map[int]model.Tensor)
+		for i, info := range c.engine.Layout() {
+			if info.Personal() {
+				c.personal[i] = params[i]
+			}
+		}
+	}
+	return FitRes{Params: params, NumSamples: len(c.index), Modalities: c.has, Metrics: metrics}, nil
+}
+
+// temperatures returns the distillation temperature of every class: the
+// class-wise ones from the start model's self heads on the client's data,
+// or the global one.
+func (c *LocalClient) temperatures(start model.Params, cfg FitConfig) ([]float64, error) {
+	k := c.set.NumClasses
+	temps := make([]float64, k)
+	if !cfg.ClassTemperature {
+		for i := range temps {
+			temps[i] = GuardTemperature(cfg.Temperature)
+		}
+		return temps, nil
+	}
+	b := c.gather(c.index)
+	pred, err := c.engine.Predict(start, b.X, len(b.Labels))
+	if err != nil {
+		return nil, err
+	}
+	pa, pv := make([]float64, k), make([]float64, k)
+	count := make([]int, k)
+	for i, y := range b.Labels {
+		pa[y] += float64(pred.ProbFirst[i*k+y])
+		pv[y] += float64(pred.ProbSecond[i*k+y])
+		count[y]++
+	}
+	for y := range k {
+		if count[y] == 0 {
+			pa[y], pv[y] = math.NaN(), math.NaN()
+			continue
+		}
+		pa[y] /= float64(count[y])
+		pv[y] /= float64(count[y])
+	}
+	return ClassTemperatures(pa, pv, cfg.C3), nil
+}
+
+// Evaluate implements Client: the accuracy of the heads the client can
+// compute with the modalities it holds (fused and both "only" heads for
+// multimodal clients; its modality's "only" and "both" heads otherwise),
+// using its personal parts if it has any. Heads it cannot compute are NaN.
+func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evaluation, error) {
+	if err := ctx.Err(); err != nil {
+		return Evaluation{}, err
+	}
+	b := c.gather(c.index)
+	ev, err := evaluate(c.engine, c.startParams(params, c.personal != nil), b.X, b.Labels, c.set.NumClasses)
+	if err != nil {
+		return Evaluation{}, err
+	}
+	for h := range model.NumHeads {
+		if !c.canCompute(h) {
+			ev.Heads[h] = math.NaN()
+		}
+	}
+	return ev, nil
+}
+
+func (c *LocalClient) canCompute(head int) bool {
+	switch head {
+	case model.HeadFirstOnly, model.HeadFirstBoth:
+		return c.has.Has(0)
+	case model.HeadSecondOnly, model.HeadSecondBoth:
+		return c.has.Has(1)
+	}
+	return c.has.Has(0) && c.has.Has(1)
+}

@@ -1,0 +1,288 @@
+// Package sim runs a federated experiment on one machine: it loads the data
+// a config names, splits it among simulated clients, and drives the same
+// strategy and client code a network deployment uses, through an in-memory
+// transport, writing a run directory as it goes.
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/rundir"
+)
+
+// Seed streams: each random choice has its own generator derived from the
+// experiment seed, so changing one part (say, the partition) does not shift
+// the others.
+const (
+	streamData = iota + 1
+	streamPartition
+	streamModalities
+	streamInit
+)
+
+func rng(seed uint64, stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, stream))
+}
+
+// LoadData returns the training and test sets a config names, with
+// modalities in the config's order and, if asked, standardised with the
+// training set's statistics (returned so they can be stored with the run).
+func LoadData(cfg *config.Config) (train, test *data.Set, z *data.Standardizer, err error) {
+	d := cfg.Data
+	switch d.Source {
+	case "synthetic":
+		s := d.Synthetic
+		sc := data.SyntheticConfig{
+			Modalities: [2]string{s.Modalities[0], s.Modalities[1]},
+			Dims:       [2]int{s.Dims[0], s.Dims[1]},
+			NumClasses: s.NumClasses, TrainPerClass: s.TrainPerClass, TestPerClass: s.TestPerClass,
+			Signal: [2]float64{s.Signal[0], s.Signal[1]}, Noise: s.Noise,
+			Seed: rng(cfg.Seed, streamData).Uint64(),
+		}
+		train, test, err = data.Synthetic(sc)
+	case "npz":
+		train, test, err = data.LoadNPZ(d.Dir, d.Modalities, d.NumClasses)
+	case "mfeat":
+		train, test, err = data.LoadMfeat(d.Dir, d.Modalities, d.TestFraction, rng(cfg.Seed, streamData))
+	default:
+		err = fmt.Errorf("unknown data source %q", d.Source)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sim: load data: %w", err)
+	}
+	if len(d.Modalities) == 2 {
+		if train, err = train.Select(d.Modalities...); err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: training set: %w", err)
+		}
+		if test, err = test.Select(d.Modalities...); err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: test set: %w", err)
+		}
+	}
+	if len(train.Modalities) != 2 {
+		return nil, nil, nil, fmt.Errorf("sim: data has modalities %v; choose two with data.modalities", train.Modalities)
+	}
+	if d.Standardize {
+		z = data.FitStandardizer(train)
+		if train, err = z.Apply(train); err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: standardise training set: %w", err)
+		}
+		if test, err = z.Apply(test); err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: standardise test set: %w", err)
+		}
+	}
+	return train, test, z, nil
+}
+
+// Partition splits train among clients as the config says and allocates
+// their modalities.
+func Partition(cfg *config.Config, train *data.Set) ([][]int, []data.Mask, error) {
+	var parts [][]int
+	var err error
+	r := rng(cfg.Seed, streamPartition)
+	switch cfg.Data.Partition {
+	case "iid":
+		parts, err = data.IID(train.Len(), cfg.Clients, r)
+	case "dirichlet":
+		parts, err = data.Dirichlet(train.Labels, train.NumClasses, cfg.Clients, cfg.Data.Alpha, cfg.Data.MinSize, r)
+	case "group":
+		parts, _, err = data.ByGroup(train.Groups)
+	default:
+		err = fmt.Errorf("unknown partition %q", cfg.Data.Partition)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: partition: %w", err)
+	}
+	masks, err := data.AllocateModalities(len(parts), cfg.Data.MultiRatio, rng(cfg.Seed, streamModalities))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: modalities: %w", err)
+	}
+	return parts, masks, nil
+}
+
+// Options are a simulation's non-experiment settings.
+type Options struct {
+	// Logger receives progress; nil uses slog.Default().
+	Logger *slog.Logger
+	// Progress, if not nil, receives one line per round.
+	Progress io.Writer
+}
+
+// Result is what a finished (or interrupted) simulation produced.
+type Result struct {
+	Dir     string
+	Schema  metrics.Schema
+	Rounds  []metrics.Round
+	Summary metrics.Summary
+}
+
+// Run runs the experiment cfg and writes its run directory. If ctx is
+// cancelled, the rounds completed so far, the last global model and the
+// summary are kept on disk and Run returns them with ctx's error.
+func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return nil, err
+	}
+	train, test, z, err := LoadData(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	parts, masks, err := Partition(&cfg, train)
+	if err != nil {
+		return nil, err
+	}
+	mods := [2]string{train.Modalities[0], train.Modalities[1]}
+	arch := model.Arch{
+		Modalities: mods, InputDims: [2]int{train.Dims[0], train.Dims[1]}, NumClasses: train.NumClasses,
+		Hidden: cfg.Model.Hidden, EmbedDim: cfg.Model.EmbedDim, Projector: cfg.Model.Projector, Fusion: cfg.Model.Fusion,
+	}
+	backend, err := model.NewBackend(cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := model.NewEngine(backend, arch, cfg.Train.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	global, err := arch.Init(rng(cfg.Seed, streamInit).Uint64())
+	if err != nil {
+		return nil, err
+	}
+
+	clients := make(map[string]fl.Client, len(parts))
+	infos := make([]fl.ClientInfo, len(parts))
+	kinds := map[string]int{}
+	for i, idx := range parts {
+		id := fmt.Sprintf("client-%04d", i)
+		c, err := fl.NewLocalClient(engine, train, idx, masks[i])
+		if err != nil {
+			return nil, fmt.Errorf("sim: %s: %w", id, err)
+		}
+		clients[id] = c
+		infos[i] = fl.ClientInfo{ID: id, Modalities: masks[i], NumSamples: len(idx)}
+		kinds[masks[i].Format(mods[:])]++
+	}
+
+	heads := model.HeadNames(mods)
+	schema := metrics.Schema{Heads: heads[:]}
+	for c := range train.NumClasses {
+		schema.Classes = append(schema.Classes, strconv.Itoa(c))
+	}
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	run, err := rundir.Create(dir, schema, cfg.Overwrite)
+	if err != nil {
+		if errors.Is(err, rundir.ErrExists) {
+			return nil, fmt.Errorf("sim: %w (set a new name, or -overwrite)", err)
+		}
+		return nil, err
+	}
+	defer run.Close()
+	resolved, err := cfg.YAML()
+	if err != nil {
+		return nil, err
+	}
+	if err := run.WriteFile(rundir.ConfigFile, resolved); err != nil {
+		return nil, err
+	}
+	if z != nil {
+		zj, err := json.MarshalIndent(z, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("sim: standardizer: %w", err)
+		}
+		if err := run.WriteFile("standardizer.json", zj); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("simulation",
+		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
+		"classes", train.NumClasses, "clients", len(parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
+		"rounds", cfg.Rounds, "params", global.NumElements(), "dir", dir)
+
+	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": cfg.Method}
+	saveModel := func(p model.Params) error {
+		return run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) })
+	}
+	server := &fl.Server{
+		Strategy: &fl.ModalityAware{
+			Method: method,
+			Schedule: fl.Schedule{
+				Rounds: cfg.Rounds, Epochs: cfg.Train.Epochs, LR: cfg.Train.LR, LRMin: cfg.Train.LRMin,
+				LRDecayStart: cfg.Train.LRDecayStart, Momentum: cfg.Train.Momentum, WeightDecay: cfg.Train.WeightDecay,
+			},
+			Options: fl.FedCMIOptions{
+				Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
+				Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
+			},
+			PerRound: cfg.ClientsPerRound,
+			Seed:     cfg.Seed,
+			Layout:   engine.Layout(),
+			Logger:   log,
+		},
+		Transport: fl.NewInmemTransport(clients),
+		Clients:   infos,
+		Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
+			return fl.EvaluateSet(engine, p, test)
+		},
+		Parallelism: cfg.Parallel,
+		Logger:      log,
+		OnRound: func(m metrics.Round, p model.Params) error {
+			if err := run.AppendRound(m); err != nil {
+				return err
+			}
+			if opt.Progress != nil {
+				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f  %.2fs\n",
+					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
+					m.Dominance, m.TrainLoss, m.Seconds)
+			}
+			return saveModel(p)
+		},
+	}
+	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
+	extra := map[string]any{
+		"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil,
+		"compile_seconds": compileSeconds(engine),
+	}
+	if runErr != nil {
+		extra["stopped"] = runErr.Error()
+	}
+	summary, err := run.Finish(extra)
+	if err != nil {
+		return nil, errors.Join(runErr, err)
+	}
+	if len(run.Rounds()) == 0 {
+		// Nothing completed: keep the initial model so the directory is usable.
+		if err := saveModel(global); err != nil {
+			return nil, errors.Join(runErr, err)
+		}
+	}
+	res := &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}
+	return res, runErr
+}
+
+func compileSeconds(e *model.Engine) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range e.CompileTimes() {
+		out[k] = v.Seconds()
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/rundir"
+)
+
+// small returns a quick experiment in a temporary directory.
+func small(t *testing.T, method string) config.Config {
+	c := config.Default()
+	c.OutDir = t.TempDir()
+	c.Method = method
+	c.Rounds = 3
+	c.Clients = 6
+	c.ClientsPerRound = 4
+	c.Train.Epochs = 1
+	c.Data.Synthetic.TrainPerClass = 40
+	c.Data.Synthetic.TestPerClass = 20
+	c.Data.MinSize = 5
+	return c
+}
+
+func TestRunWritesRunDirectory(t *testing.T) {
+	for _, method := range []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"} {
+		t.Run(method, func(t *testing.T) {
+			cfg := small(t, method)
+			var progress bytes.Buffer
+			res, err := Run(context.Background(), cfg, Options{Progress: &progress})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Rounds) != cfg.Rounds {
+				t.Fatalf("%d rounds", len(res.Rounds))
+			}
+			for _, r := range res.Rounds {
+				for h, acc := range r.Heads {
+					if !(acc >= 0 && acc <= 1) {
+						t.Fatalf("round %d head %s accuracy %v", r.Round, res.Schema.Heads[h], acc)
+					}
+				}
+				if math.IsNaN(r.Dominance) || r.Clients != 4 {
+					t.Fatalf("round %+v", r)
+				}
+			}
+			for _, f := range []string{rundir.ConfigFile, rundir.MetricsCSV, rundir.MetricsJSONL, rundir.ModelFile, rundir.SummaryFile, "standardizer.json"} {
+				if _, err := os.Stat(filepath.Join(res.Dir, f)); err != nil {
+					t.Error(err)
+				}
+			}
+			f, err := os.Open(filepath.Join(res.Dir, rundir.MetricsJSONL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			_, rounds, err := metrics.ReadJSONL(f)
+			if err != nil || len(rounds) != cfg.Rounds {
+				t.Fatalf("metrics.jsonl: %d rounds, %v", len(rounds), err)
+			}
+			mf, err := os.Open(filepath.Join(res.Dir, rundir.ModelFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mf.Close()
+			arch := model.DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+			if _, _, err := model.ReadParams(mf, &arch); err != nil {
+				t.Fatal(err)
+			}
+			// The same directory is not clobbered by a second run.
+			if _, err := Run(context.Background(), cfg, Options{}); !errors.Is(err, rundir.ErrExists) {
+				t.Fatalf("second run: %v", err)
+			}
+		})
+	}
+}
+
+// TestDeterminism: the same config and seed give identical metrics, also
+// with clients trained in parallel; another seed gives other numbers.
+func TestDeterminism(t *testing.T) {
+	run := func(seed uint64, parallel int) []metrics.Round {
+		cfg := small(t, "fedcmi")
+		cfg.Seed, cfg.Parallel = seed, parallel
+		res, err := Run(context.Background(), cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Rounds
+	}
+	a, b, c := run(7, 1), run(7, 2), run(8, 2)
+	same := func(x, y []metrics.Round) bool {
+		for i := range x {
+			if x[i].TrainLoss != y[i].TrainLoss || x[i].Dominance != y[i].Dominance {
+				return false
+			}
+			for h := range x[i].Heads {
+				if x[i].Heads[h] != y[i].Heads[h] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !same(a, b) {
+		t.Fatalf("same seed, different metrics:\n%+v\n%+v", a, b)
+	}
+	if same(a, c) {
+		t.Fatal("different seeds, identical metrics")
+	}
+}
+
+func TestInterruptKeepsCompletedRounds(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Rounds = 50
+	ctx, cancel := context.WithCancel(context.Background())
+	var progress countingWriter
+	progress.after, progress.cancel = 2, cancel
+	res, err := Run(ctx, cfg, Options{Progress: &progress})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if res == nil || len(res.Rounds) < 2 || len(res.Rounds) >= 50 {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, rundir.SummaryFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, rundir.ModelFile)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingWriter cancels after a number of progress lines (rounds).
+type countingWriter struct {
+	n, after int
+	cancel   func()
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n++
+	if w.n == w.after {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+func TestBadConfigFailsEarly(t *testing.T) {
+	cfg := small(t, "fedcmi")
+	cfg.Data.Source = "mfeat"
+	cfg.Data.Dir = filepath.Join(t.TempDir(), "missing")
+	cfg.Data.Modalities = []string{"fac", "zer"}
+	if _, err := Run(context.Background(), cfg, Options{}); err == nil {
+		t.Fatal("missing data directory accepted")
+	}
+}
+
+func BenchmarkRound(b *testing.B) {
+	// One full simulated round of the default experiment (10 of 20 clients,
+	// 2 local epochs) per iteration, evaluation included.
+	cfg := config.Default()
+	cfg.OutDir = b.TempDir()
+	cfg.Overwrite = true
+	cfg.Rounds = 1
+	cfg.FedCMI.Warmup = 0 // infiltration from the first round
+	for b.Loop() {
+		if _, err := Run(context.Background(), cfg, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
