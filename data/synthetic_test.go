@@ -132,6 +132,9 @@ func TestSyntheticSeparability(t *testing.T) {
 		if strong < 0.9 {
 			t.Errorf("seed %d: modality 0 accuracy %.3f, want > 0.9", seed, strong)
 		}
+		if weak > strong-0.3 {
+			t.Errorf("seed %d: modality 1 accuracy %.3f is not clearly below modality 0's %.3f", seed, weak, strong)
+		}
 		if weak < 1.5*chance || weak > 0.65 {
 			t.Errorf("seed %d: modality 1 accuracy %.3f, want in (%.3f, 0.65)", seed, weak, 1.5*chance)
 		}

@@ -167,3 +167,30 @@ func fromJSONFloats(m map[string]jsonFloat) map[string]float64 {
 	}
 	return out
 }
+
+// MeanStd returns the mean and the sample standard deviation (n-1
+// denominator; 0 for a single value) of the non-NaN values, and how many
+// there were. With none, both are NaN.
+func MeanStd(xs []float64) (mean, std float64, n int) {
+	sum := 0.0
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			sum += x
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN(), math.NaN(), 0
+	}
+	mean = sum / float64(n)
+	if n == 1 {
+		return mean, 0, 1
+	}
+	ss := 0.0
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			ss += (x - mean) * (x - mean)
+		}
+	}
+	return mean, math.Sqrt(ss / float64(n-1)), n
+}

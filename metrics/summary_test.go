@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -134,5 +135,19 @@ func TestWriteTable(t *testing.T) {
 	}
 	if err := WriteTable(failWriter{}, s, rounds); err == nil {
 		t.Error("WriteTable to a failing writer succeeded")
+	}
+}
+
+func TestMeanStd(t *testing.T) {
+	// 0.5, 0.7, 0.9: mean 0.7, deviations -0.2, 0, 0.2, sample variance 0.08/2 = 0.04.
+	m, s, n := MeanStd([]float64{0.5, 0.7, math.NaN(), 0.9})
+	if n != 3 || math.Abs(m-0.7) > 1e-12 || math.Abs(s-0.2) > 1e-12 {
+		t.Fatalf("MeanStd = %v, %v, %v", m, s, n)
+	}
+	if m, s, n := MeanStd([]float64{0.3}); m != 0.3 || s != 0 || n != 1 {
+		t.Fatalf("single: %v %v %v", m, s, n)
+	}
+	if m, _, n := MeanStd(nil); !math.IsNaN(m) || n != 0 {
+		t.Fatalf("empty: %v %v", m, n)
 	}
 }

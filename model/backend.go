@@ -27,5 +27,9 @@ func NewBackend(config string) (b compute.Backend, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: backend %q (available: %v): %w", config, compute.List(), err)
 	}
+	if b == nil {
+		// The XLA backend answers nil when its PJRT plugin cannot be loaded.
+		return nil, fmt.Errorf("model: backend %q could not start (for xla: is its PJRT plugin installed?)", config)
+	}
 	return b, nil
 }

@@ -299,7 +299,7 @@ func (e *Engine) step(key stepKey) (*stepGraph, error) {
 	}
 	exec = exec.WithName(key.String()).SetMaxCache(1)
 	t0 := time.Now()
-	if _, err := exec.Compile(e.stepInputShapes(key, trainable)...); err != nil {
+	if err := compile(exec, e.stepInputShapes(key, trainable)); err != nil {
 		return nil, fmt.Errorf("model: compile %s: %w", key, err)
 	}
 	e.compiled[key.String()] = time.Since(t0)
@@ -505,6 +505,15 @@ func (l *Local) Close() {
 			t.FinalizeAll()
 		}
 	}
+}
+
+// compile compiles exec for the given input shapes, turning a panic raised
+// while building the graph into an error.
+func compile(exec *Exec, in []shapes.Shape) (err error) {
+	if perr := tryCatch(func() { _, err = exec.Compile(in...) }); perr != nil {
+		return perr
+	}
+	return err
 }
 
 // tryCatch converts a panic raised while building or running a graph into an error.

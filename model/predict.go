@@ -76,7 +76,7 @@ func (e *Engine) evalExec() (*Exec, error) {
 		in = append(in, shapes.Make(dtypes.Float32, e.evalBatch, e.arch.InputDims[m]))
 	}
 	t0 := time.Now()
-	if _, err := exec.Compile(in...); err != nil {
+	if err := compile(exec, in); err != nil {
 		return nil, fmt.Errorf("model: compile eval graph: %w", err)
 	}
 	e.compiled["eval"] = time.Since(t0)
