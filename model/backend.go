@@ -1,10 +1,13 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, always available
 )
 
@@ -27,9 +30,15 @@ func NewBackend(config string) (b compute.Backend, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: backend %q (available: %v): %w", config, compute.List(), err)
 	}
-	if b == nil {
-		// The XLA backend answers nil when its PJRT plugin cannot be loaded.
-		return nil, fmt.Errorf("model: backend %q could not start (for xla: is its PJRT plugin installed?)", config)
+	// A backend whose plugin failed to load (XLA without its PJRT plugin)
+	// may still be returned; run a trivial graph to find out now, not in
+	// the middle of the first round.
+	var out *tensors.Tensor
+	perr := tryCatch(func() {
+		out, err = graph.ExecOnce(b, func(g *graph.Graph) *graph.Node { return graph.Const(g, float32(1)) })
+	})
+	if err = errors.Join(perr, err); err != nil || out == nil {
+		return nil, fmt.Errorf("model: backend %q does not work (for xla: is its PJRT plugin installed?): %v", config, err)
 	}
 	return b, nil
 }

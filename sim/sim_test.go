@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/model"
 	"github.com/fedcmi/fedcmi/rundir"
@@ -35,7 +38,7 @@ func TestRunWritesRunDirectory(t *testing.T) {
 		t.Run(method, func(t *testing.T) {
 			cfg := small(t, method)
 			var progress bytes.Buffer
-			res, err := Run(context.Background(), cfg, Options{Progress: &progress})
+			res, err := Run(context.Background(), cfg, Options{Logger: quiet, Progress: &progress})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +79,7 @@ func TestRunWritesRunDirectory(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The same directory is not clobbered by a second run.
-			if _, err := Run(context.Background(), cfg, Options{}); !errors.Is(err, rundir.ErrExists) {
+			if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); !errors.Is(err, rundir.ErrExists) {
 				t.Fatalf("second run: %v", err)
 			}
 		})
@@ -89,7 +92,7 @@ func TestDeterminism(t *testing.T) {
 	run := func(seed uint64, parallel int) []metrics.Round {
 		cfg := small(t, "fedcmi")
 		cfg.Seed, cfg.Parallel = seed, parallel
-		res, err := Run(context.Background(), cfg, Options{})
+		res, err := Run(context.Background(), cfg, Options{Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +126,7 @@ func TestInterruptKeepsCompletedRounds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var progress countingWriter
 	progress.after, progress.cancel = 2, cancel
-	res, err := Run(ctx, cfg, Options{Progress: &progress})
+	res, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &progress})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -157,7 +160,7 @@ func TestBadConfigFailsEarly(t *testing.T) {
 	cfg.Data.Source = "mfeat"
 	cfg.Data.Dir = filepath.Join(t.TempDir(), "missing")
 	cfg.Data.Modalities = []string{"fac", "zer"}
-	if _, err := Run(context.Background(), cfg, Options{}); err == nil {
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); err == nil {
 		t.Fatal("missing data directory accepted")
 	}
 }
@@ -171,8 +174,60 @@ func BenchmarkRound(b *testing.B) {
 	cfg.Rounds = 1
 	cfg.FedCMI.Warmup = 0 // infiltration from the first round
 	for b.Loop() {
-		if _, err := Run(context.Background(), cfg, Options{}); err != nil {
+		if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
+
+// TestThousandClients: registering 1000 clients costs their sample indices
+// only (no model per client), and a round over 10 of them runs.
+func TestThousandClients(t *testing.T) {
+	cfg := small(t, "fedcmi")
+	cfg.Clients, cfg.ClientsPerRound, cfg.Rounds = 1000, 10, 2
+	cfg.Data.Partition, cfg.Data.MinSize = "iid", 1
+	cfg.Data.Synthetic.TrainPerClass = 500 // 3000 samples, 3 per client
+	train, _, _, err := LoadData(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, masks, err := Partition(&cfg, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := model.DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+	engine, err := model.NewEngine(b, arch, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	clients := make([]*fl.LocalClient, len(parts))
+	for i := range parts {
+		if clients[i], err = fl.NewLocalClient(engine, train, parts[i], masks[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perClient := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(clients))
+	t.Logf("%d clients: %.0f bytes allocated each", len(clients), perClient)
+	if perClient > 4096 {
+		t.Fatalf("%.0f bytes per registered client: more than its sample indices", perClient)
+	}
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 2 || res.Rounds[1].Clients != 10 {
+		t.Fatalf("rounds %+v", res.Rounds)
+	}
+	runtime.KeepAlive(clients)
+}
+
+var quiet = slog.New(slog.DiscardHandler)

@@ -100,6 +100,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// parse parses args, reporting a bad flag as a usage error (exit status 2).
+func parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return &usageError{err.Error()}
+	}
+	return err
+}
+
 // newFlagSet returns a flag set whose usage prints the command's help.
 func newFlagSet(c *Command, stderr io.Writer, extra func(io.Writer)) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)

@@ -37,7 +37,7 @@ Every configuration field is also a flag (lists comma-separated):
 		file := fs.String("c", "", "experiment file (YAML)")
 		verbose := fs.Bool("v", false, "log debug detail")
 		overrides := config.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
+		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if fs.NArg() > 0 {
@@ -85,7 +85,7 @@ to start from (-yaml).`,
 		fs := newFlagSet(c, stderr, nil)
 		md := fs.Bool("markdown", false, "print a Markdown table")
 		asYAML := fs.Bool("yaml", false, "print the default experiment file")
-		if err := fs.Parse(args); err != nil {
+		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if *asYAML {

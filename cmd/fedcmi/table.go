@@ -28,7 +28,7 @@ have the same modalities.`,
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr, nil)
 		best := fs.Bool("best", false, "use each run's best round (by fused accuracy) instead of its last")
-		if err := fs.Parse(args); err != nil {
+		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fedcmi/fedcmi/config"
+)
+
+func TestExitCodes(t *testing.T) {
+	out := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // in stdout+stderr
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"help"}, 0, "simulate"},
+		{[]string{"help", "simulate"}, 0, "-fedcmi.alpha"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"simulate", "-no-such-flag"}, 2, "no-such-flag"},
+		{[]string{"simulate", "-train.lr", "fast"}, 2, "not a number"},
+		{[]string{"simulate", "stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"simulate", "-train.lr", "0", "-out_dir", out}, 1, "train.lr: must be > 0"},
+		{[]string{"simulate", "-c", filepath.Join(out, "missing.yaml")}, 1, "missing.yaml"},
+		{[]string{"table"}, 2, "no run directories"},
+		{[]string{"version"}, 0, "fedcmi"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		all := stdout.String() + stderr.String()
+		if code != tc.code || !strings.Contains(all, tc.want) {
+			t.Errorf("fedcmi %v: exit %d, want %d; output should contain %q:\n%s", tc.args, code, tc.code, tc.want, all)
+		}
+	}
+}
+
+func TestSimulateAndTable(t *testing.T) {
+	out := t.TempDir()
+	cfg := filepath.Join(out, "exp.yaml")
+	yml := "rounds: 2\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  synthetic:\n    train_per_class: 30\n    test_per_class: 10\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"fedavg", "fedcmi"} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"simulate", "-c", cfg, "-out_dir", out, "-method", m}, &stdout, &stderr)
+		if code != 0 || !strings.Contains(stdout.String(), "round   2/2") || !strings.Contains(stdout.String(), "final accuracy") {
+			t.Fatalf("simulate %s: exit %d\n%s\n%s", m, code, stdout.String(), stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"table", filepath.Join(out, "fedavg-seed1"), filepath.Join(out, "fedcmi-seed1")}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "| fedavg | 1 |") || !strings.Contains(stdout.String(), "| fedcmi | 1 |") {
+		t.Fatalf("table: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestREADMEReference keeps the README's configuration reference equal to
+// what the code documents (run `go run ./cmd/fedcmi config -markdown`).
+func TestREADMEReference(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref bytes.Buffer
+	if err := config.WriteReference(&ref, true); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, ref.Bytes()) {
+		t.Fatal("README.md's configuration reference is out of date: paste the output of `go run ./cmd/fedcmi config -markdown`")
+	}
+}
