@@ -6,9 +6,9 @@ import (
 	"os"
 
 	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, always available
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, always available
 )
 
 // BackendEnv is GoMLX's environment variable that selects the compute
