@@ -231,3 +231,43 @@ func TestThousandClients(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// TestMfeat runs a short experiment on the real UCI Multiple Features data
+// (fac strong, zer weak) when ../shared/data/mfeat is present.
+func TestMfeat(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "data", "mfeat")
+	if _, err := os.Stat(filepath.Join(dir, "mfeat-fac")); err != nil {
+		t.Skipf("mfeat data not found at %s: %v", dir, err)
+	}
+	cfg := config.Default()
+	if err := cfg.LoadFile(filepath.Join("..", "configs", "mfeat.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Dir = dir
+	cfg.OutDir = t.TempDir()
+	cfg.Rounds = 8
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := res.Rounds[len(res.Rounds)-1]
+	// Chance is 0.1; the strong view alone is far above it after 8 rounds.
+	if last.Heads[0] < 0.6 || last.Heads[1] < 0.6 {
+		t.Fatalf("fused %.3f, fac only %.3f after 8 rounds", last.Heads[0], last.Heads[1])
+	}
+	if res.Schema.Heads[1] != "fac_only" || res.Schema.Heads[2] != "zer_only" {
+		t.Fatalf("heads %v", res.Schema.Heads)
+	}
+}
+
+func TestPersonalizedRun(t *testing.T) {
+	cfg := small(t, "fedcmi")
+	cfg.FedCMI.Personalized = true
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != cfg.Rounds || math.IsNaN(res.Rounds[2].Heads[0]) {
+		t.Fatalf("rounds %+v", res.Rounds)
+	}
+}

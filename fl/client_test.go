@@ -1,0 +1,134 @@
+package fl
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+func testEngine(t *testing.T) (*model.Engine, *data.Set) {
+	t.Helper()
+	cfg := data.DefaultSynthetic()
+	cfg.TrainPerClass, cfg.TestPerClass = 10, 2
+	train, _, err := data.Synthetic(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := model.DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+	arch.Hidden, arch.EmbedDim = []int{16}, 8
+	e, err := model.NewEngine(b, arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, train
+}
+
+func fitConfig(round int) FitConfig {
+	return FitConfig{
+		Round: round, Epochs: 2, LR: 0.05, Seed: 3, Infiltration: true, ClassTemperature: true,
+		Alpha: 1, C1: 2, C3: 2, Temperature: 1, Mu: 0.1, WeightDecay: 1e-4, Momentum: 0.9,
+	}
+}
+
+func TestLocalClientFit(t *testing.T) {
+	e, train := testEngine(t)
+	arch := e.Arch()
+	global, _ := arch.Init(1)
+	idx := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20} // 21 rows: 3 batches of 8, the last partial
+	for _, tc := range []struct {
+		name  string
+		has   data.Mask
+		temps bool
+	}{{"multimodal", 3, true}, {"audio only", 1, false}, {"visual only", 2, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewLocalClient(e, train, idx, tc.has)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Fit(context.Background(), FitIns{Params: global, Config: fitConfig(2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.NumSamples != 21 || res.Modalities != tc.has || res.Metrics.Batches != 6 {
+				t.Fatalf("result %+v", res.Metrics)
+			}
+			if err := CheckUpdate(e.Layout(), res); err != nil {
+				t.Fatal(err)
+			}
+			if (res.Metrics.Temperatures != nil) != tc.temps {
+				t.Fatalf("temperatures %v", res.Metrics.Temperatures)
+			}
+			for _, T := range res.Metrics.Temperatures {
+				if !(T >= MinTemperature && T <= 1) {
+					t.Fatalf("temperature %v outside [%v, 1]", T, MinTemperature)
+				}
+			}
+			if tc.has == 3 && (res.Metrics.RhoBatches != 6 || res.Metrics.RhoSum <= 0) {
+				t.Fatalf("dominance not measured: %+v", res.Metrics)
+			}
+			// Same instructions, same result.
+			again, err := c.Fit(context.Background(), FitIns{Params: global, Config: fitConfig(2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Params[0].Data[3] != res.Params[0].Data[3] || again.Metrics.LossSum != res.Metrics.LossSum {
+				t.Fatal("local training is not deterministic")
+			}
+			ev, err := c.Evaluate(context.Background(), res.Params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for h := range model.NumHeads {
+				if math.IsNaN(ev.Heads[h]) == c.canCompute(h) {
+					t.Errorf("head %d: accuracy %v, computable %v", h, ev.Heads[h], c.canCompute(h))
+				}
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c, _ := NewLocalClient(e, train, idx, 3)
+	if _, err := c.Fit(ctx, FitIns{Params: global, Config: fitConfig(2)}); err == nil {
+		t.Error("a cancelled context did not stop local training")
+	}
+}
+
+// TestPersonalizedBranches: with personalised branches a client starts
+// round 2 from its own infiltration projectors and classifiers, not the
+// server's, and keeps the shared parts of the new global model.
+func TestPersonalizedBranches(t *testing.T) {
+	e, train := testEngine(t)
+	arch := e.Arch()
+	global, _ := arch.Init(1)
+	c, err := NewLocalClient(e, train, []int{0, 1, 2, 3, 4, 5, 6, 7}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fitConfig(2)
+	cfg.Personalized = true
+	res, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := arch.Init(2) // a different global model for round 3
+	start := c.startParams(next, true)
+	for i, info := range e.Layout() {
+		want := next[i].Data
+		if info.Personal() {
+			want = res.Params[i].Data
+		}
+		if start[i].Data[0] != want[0] {
+			t.Errorf("%s: starts from the wrong copy", info.Name)
+		}
+	}
+	if start := c.startParams(next, false); start[len(start)-1].Data[0] != next[len(next)-1].Data[0] {
+		t.Error("non-personalised start is not the global model")
+	}
+}
