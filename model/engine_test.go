@@ -63,9 +63,10 @@ func mustInit(t testing.TB, a Arch, seed uint64) Params {
 	return p
 }
 
-// gradientAt returns the gradient of the step loss at params (teacher and
-// proximal anchor start) by one plain SGD step with lr 1: w' = w - g.
-func gradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch) (Params, StepStats) {
+// stepOnce runs one plain SGD step (no momentum, weight decay or proximal
+// term) from params, with start as teacher, and returns the parameters after
+// it and the step's statistics (measured before the update).
+func stepOnce(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch, lr float64) (Params, StepStats) {
 	t.Helper()
 	cfg.Momentum, cfg.WeightDecay, cfg.Mu = 0, 0, 0
 	l, err := e.newLocal(params, start, cfg)
@@ -73,7 +74,7 @@ func gradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, 
 		t.Fatal(err)
 	}
 	defer l.Close()
-	st, err := l.Step(b, 1)
+	st, err := l.Step(b, lr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +82,14 @@ func gradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return after, st
+}
+
+// gradientAt returns the gradient of the step loss at params by one step
+// with lr 1: w' = w - g.
+func gradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch) (Params, StepStats) {
+	t.Helper()
+	after, st := stepOnce(t, e, params, start, cfg, b, 1)
 	g := params.Clone()
 	for i := range g {
 		for j := range g[i].Data {
@@ -93,16 +102,7 @@ func gradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, 
 // lossAt evaluates the step loss at params without changing them (lr 0).
 func lossAt(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch) StepStats {
 	t.Helper()
-	cfg.Momentum, cfg.WeightDecay, cfg.Mu = 0, 0, 0
-	l, err := e.newLocal(params, start, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	st, err := l.Step(b, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := stepOnce(t, e, params, start, cfg, b, 0)
 	return st
 }
 
