@@ -223,7 +223,7 @@ func (c *Config) Validate() error {
 		{c.FedCMI.Alpha >= 0, "fedcmi.alpha", "must be >= 0"},
 		{c.FedCMI.C1 >= 0, "fedcmi.c1", "must be >= 0"},
 		{c.FedCMI.C3 >= 0, "fedcmi.c3", "must be >= 0 (a negative value makes class temperatures blow up)"},
-		{c.FedCMI.Temperature > 0, "fedcmi.temperature", "must be > 0"},
+		{c.FedCMI.Temperature > 0 && c.FedCMI.Temperature <= 20, "fedcmi.temperature", "must be in (0, 20] (the bound of fl.MaxTemperature)"},
 		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
 		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},

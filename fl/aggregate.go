@@ -19,10 +19,14 @@ type Update struct {
 // updates (method note, "Server"): a parameter of modality m's branch is
 // averaged over the updates whose client holds m, with weights n_k / sum n_k
 // over those clients; fusion parameters over all updates. A parameter no
-// contributing client holds keeps its value in global. With personalized,
-// the personal parts (infiltration projectors, classifiers) are not
-// averaged and keep global's value. global is not modified.
-func AggregateModalityAware(layout []model.ParamInfo, global model.Params, updates []Update, personalized bool) (model.Params, error) {
+// contributing client holds keeps its value in global. global is not
+// modified.
+//
+// Personal parts (personalised branches) are averaged too, as in the
+// reference code: the average is what a client without a copy of its own
+// starts from (and what the server evaluates), while a client with its own
+// copy keeps using it (see LocalClient), so its copy is never overwritten.
+func AggregateModalityAware(layout []model.ParamInfo, global model.Params, updates []Update) (model.Params, error) {
 	if len(global) != len(layout) {
 		return nil, fmt.Errorf("fl: aggregate: global model has %d tensors, layout %d", len(global), len(layout))
 	}
@@ -39,9 +43,6 @@ func AggregateModalityAware(layout []model.ParamInfo, global model.Params, updat
 	}
 	out := global.Clone()
 	for i, info := range layout {
-		if personalized && info.Personal() {
-			continue
-		}
 		total := 0
 		for _, u := range updates {
 			if info.Side < 0 || u.Modalities.Has(info.Side) {

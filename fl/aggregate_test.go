@@ -26,10 +26,9 @@ func TestAggregateModalityAware(t *testing.T) {
 	const av, a, v = data.Mask(3), data.Mask(1), data.Mask(2)
 	global := aggParams(100, 100, 100, 100)
 	for _, tc := range []struct {
-		name         string
-		updates      []Update
-		personalized bool
-		want         model.Params
+		name    string
+		updates []Update
+		want    model.Params
 	}{
 		{
 			// a-side: clients 1 (n=1) and 2 (n=3): (1*1 + 3*5)/4 = 4 and (1*2+3*6)/4 = 5.
@@ -49,15 +48,9 @@ func TestAggregateModalityAware(t *testing.T) {
 			updates: []Update{{aggParams(2, 4, 7, 6), 2, a}, {aggParams(4, 8, 9, 0), 2, a}},
 			want:    aggParams(3, 6, 100, 3),
 		},
-		{
-			name:         "personal parts stay",
-			updates:      []Update{{aggParams(2, 4, 7, 6), 1, av}},
-			personalized: true,
-			want:         aggParams(2, 4, 100, 6),
-		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := AggregateModalityAware(aggLayout, global, tc.updates, tc.personalized)
+			got, err := AggregateModalityAware(aggLayout, global, tc.updates)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,10 +66,10 @@ func TestAggregateModalityAware(t *testing.T) {
 			}
 		})
 	}
-	if _, err := AggregateModalityAware(aggLayout, global, nil, false); err == nil {
+	if _, err := AggregateModalityAware(aggLayout, global, nil); err == nil {
 		t.Error("no updates: no error")
 	}
-	if _, err := AggregateModalityAware(aggLayout, global, []Update{{aggParams(1, 1, 1, 1), 0, av}}, false); err == nil {
+	if _, err := AggregateModalityAware(aggLayout, global, []Update{{aggParams(1, 1, 1, 1), 0, av}}); err == nil {
 		t.Error("zero samples: no error")
 	}
 }

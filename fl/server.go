@@ -28,6 +28,11 @@ type Server struct {
 	// OnRound is called after every completed round with its metrics and
 	// the new global model (to save them). An error stops the run.
 	OnRound func(r metrics.Round, global model.Params) error
+	// AllowEmptyRounds keeps going, with the previous global model, after a
+	// round without any usable result; by default such a round stops the
+	// run with an error (in a simulation it means every sampled client
+	// failed, e.g. diverged, and the metrics would be meaningless).
+	AllowEmptyRounds bool
 	// Parallelism is the number of clients trained at once (default 1).
 	// Results do not depend on it.
 	Parallelism int
@@ -67,10 +72,17 @@ func (s *Server) Run(ctx context.Context, global model.Params, first, last int) 
 		if err != nil {
 			return global, fmt.Errorf("fl: round %d: aggregate: %w", round, err)
 		}
-		if next != nil {
-			global = next
-		} else {
+		if next == nil {
+			if !s.AllowEmptyRounds {
+				err := fmt.Errorf("fl: round %d: no usable result from %d clients", round, len(ins))
+				if len(failures) > 0 {
+					err = fmt.Errorf("%w (%d failed; %s: %w)", err, len(failures), failures[0].ClientID, failures[0].Err)
+				}
+				return global, err
+			}
 			log.Warn("round kept the previous model: no usable result", "round", round)
+		} else {
+			global = next
 		}
 		m := roundMetrics(round, results, failures)
 		if s.Evaluate != nil {

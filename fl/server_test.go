@@ -66,9 +66,13 @@ func TestServerRoundsWithDropouts(t *testing.T) {
 		t.Fatalf("rounds %+v", rounds)
 	}
 
-	// Nobody answers: the round keeps the previous model.
+	// Nobody answers: an error by default, the previous model if allowed.
 	tr.Disconnect("a")
 	tr.Disconnect("c")
+	if _, err := srv.Run(context.Background(), want, 3, 3); err == nil || !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("empty round: %v", err)
+	}
+	srv.AllowEmptyRounds = true
 	kept, err := srv.Run(context.Background(), want, 3, 3)
 	if err != nil || kept[0].Data[0] != want[0].Data[0] {
 		t.Fatalf("kept %v, err %v", kept[0].Data, err)
@@ -145,5 +149,4 @@ func TestLearningRate(t *testing.T) {
 			t.Errorf("round %d: %v, want %v", tc.round, got, tc.want)
 		}
 	}
-	_ = errors.New
 }

@@ -139,7 +139,7 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	return AggregateModalityAware(s.Layout, global, updates, s.Options.Personalized)
+	return AggregateModalityAware(s.Layout, global, updates)
 }
 
 // CheckUpdate validates a client's result against the layout: tensor names

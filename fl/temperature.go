@@ -19,45 +19,50 @@ const (
 // pa[c] and pv[c] are the mean true-class probabilities of the two self
 // heads over the client's samples of class c (NaN for a class the client
 // does not have). With r_c = pa[c]/pv[c] and r_bar its mean over the
-// classes present: if r_bar > 1 (modality 0 dominant) then
-// T_c = 1/(1 + c3 ln(r_c/r_bar)) where r_c > r_bar, else 1; otherwise the
-// same with s_c = pv[c]/pa[c]. Classes whose ratio is undefined (0/0) or
-// absent get 1; an infinite ratio (the weak head gives the class zero
-// probability) gets MinTemperature. Results are clamped to
-// [MinTemperature, MaxTemperature].
+// classes present (classes with pv[c] = 0 skipped):
+//
+//   - r_bar > 1 (modality 0 dominant): T_c = 1/(1 + c3 ln(r_c/r_bar)) where
+//     r_c > r_bar, else 1;
+//   - otherwise (modality 1 dominant), with s_c = 1/r_c and threshold
+//     1/r_bar as the reference code does: T_c = 1/(1 + c3 ln(s_c r_bar))
+//     where s_c > 1/r_bar, else 1.
+//
+// Classes whose ratio is undefined (0/0, absent) get 1; a class the weak
+// head gives zero probability (ratio +Inf in the dominant direction) gets
+// MinTemperature. Results are clamped by GuardTemperature.
 func ClassTemperatures(pa, pv []float64, c3 float64) []float64 {
 	k := len(pa)
-	temps := make([]float64, k)
-	ratio := func(num, den []float64) ([]float64, float64) {
-		r := make([]float64, k)
-		sum, n := 0.0, 0
-		for c := range k {
-			r[c] = num[c] / den[c]
-			// The method note skips classes whose denominator is zero in the mean.
-			if !math.IsNaN(r[c]) && !math.IsInf(r[c], 0) {
-				sum += r[c]
-				n++
-			}
-		}
-		if n == 0 {
-			return r, math.NaN()
-		}
-		return r, sum / float64(n)
-	}
-	r, rbar := ratio(pa, pv)
-	// Only infinite ratios (modality 1 never right): modality 0 dominates.
-	allInf := math.IsNaN(rbar) && slices.ContainsFunc(r, func(v float64) bool { return math.IsInf(v, 1) })
-	if !(rbar > 1) && !allInf {
-		r, rbar = ratio(pv, pa)
-	}
+	r := make([]float64, k)
+	sum, n := 0.0, 0
 	for c := range k {
+		r[c] = pa[c] / pv[c]
+		// The method skips classes whose denominator is zero in the mean.
+		if !math.IsNaN(r[c]) && !math.IsInf(r[c], 0) {
+			sum += r[c]
+			n++
+		}
+	}
+	rbar := math.NaN()
+	if n > 0 {
+		rbar = sum / float64(n)
+	}
+	// Only infinite ratios (modality 1 never right): modality 0 dominates.
+	onlyInf := n == 0 && slices.ContainsFunc(r, func(v float64) bool { return math.IsInf(v, 1) })
+	temps := make([]float64, k)
+	for c := range k {
+		// ratio is the class's imbalance in the dominant direction and
+		// bar its threshold.
+		ratio, bar := r[c], rbar
+		if !(rbar > 1) && !onlyInf {
+			ratio, bar = 1/r[c], 1/rbar
+		}
 		switch {
-		case math.IsInf(r[c], 1):
+		case math.IsInf(ratio, 1):
 			temps[c] = MinTemperature
-		case math.IsNaN(r[c]) || math.IsNaN(rbar):
+		case math.IsNaN(ratio) || math.IsNaN(bar):
 			temps[c] = 1
-		case r[c] > rbar:
-			temps[c] = GuardTemperature(1 / (1 + c3*math.Log(r[c]/rbar)))
+		case ratio > bar:
+			temps[c] = GuardTemperature(1 / (1 + c3*math.Log(ratio/bar)))
 		default:
 			temps[c] = 1
 		}

@@ -21,11 +21,19 @@ func TestClassTemperatures(t *testing.T) {
 			want: []float64{1, 1, 1 / (1 + 2*math.Log(12.0/7))},
 		},
 		{
-			// r = (0.5, 0.25): r_bar = 0.375 <= 1, so s = pv/pa = (2, 4),
-			// s_bar = 3: T_1 = 1/(1 + 2 ln(4/3)).
+			// r = (0.5, 0.25): r_bar = 0.375 <= 1, so s = 1/r = (2, 4) against
+			// the threshold 1/r_bar = 8/3: T_1 = 1/(1 + 2 ln(4 * 3/8)) = 1/(1 + 2 ln 1.5).
 			name: "second dominant",
 			pa:   []float64{0.3, 0.2}, pv: []float64{0.6, 0.8}, c3: 2,
-			want: []float64{1, 1 / (1 + 2*math.Log(4.0/3))},
+			want: []float64{1, 1 / (1 + 2*math.Log(1.5))},
+		},
+		{
+			// r = (1, 1/3, 1/10), r_bar = (1 + 1/3 + 1/10)/3 = 43/90, threshold 90/43.
+			// s = (1, 3, 10): T_1 = 1/(1 + 2 ln(3*43/90)) = 1/(1 + 2 ln(43/30)),
+			// T_2 = 1/(1 + 2 ln(10*43/90)) = 1/(1 + 2 ln(43/9)).
+			name: "second dominant, three classes",
+			pa:   []float64{0.6, 0.3, 0.08}, pv: []float64{0.6, 0.9, 0.8}, c3: 2,
+			want: []float64{1, 1 / (1 + 2*math.Log(43.0/30)), 1 / (1 + 2*math.Log(43.0/9))},
 		},
 		{
 			name: "balanced", pa: []float64{0.5, 0.5}, pv: []float64{0.5, 0.5}, c3: 2,

@@ -22,6 +22,38 @@ const (
 	FusionGated  = "gated"  // Linear(sigmoid(Linear x) * Linear y) -> K
 )
 
+// Encoder kinds (Arch.Encoders).
+const (
+	EncoderMLP = "mlp" // dense layers over a feature vector (the default)
+	EncoderCNN = "cnn" // residual CNN over images or spectrograms (see CNN)
+)
+
+// CNN configures a residual convolutional encoder. Convolutions are 3x3
+// with zero padding 1, computed as im2col matrix products (fast on the Go
+// backend); each stage after the first starts with a stride-2 convolution
+// that halves H and W; features are averaged over space (and over frames),
+// then a dense layer maps them to D. There is no batch normalisation:
+// its running statistics do not average well across clients.
+type CNN struct {
+	// Input is one image's shape [C, H, W] (a spectrogram is [1, F, T]).
+	Input [3]int
+	// Frames is the number of images per sample (frames of a clip, laid
+	// out [Frames, C, H, W]); their features are averaged. Default 1.
+	Frames int
+	// Channels lists the stages' widths. Default [16, 32, 64].
+	Channels []int
+	// Blocks is the number of residual blocks per stage. Default 1.
+	Blocks int
+}
+
+// DefaultCNN returns the default CNN for images of shape input.
+func DefaultCNN(input [3]int) CNN {
+	return CNN{Input: input, Frames: 1, Channels: []int{16, 32, 64}, Blocks: 1}
+}
+
+// size is the number of input values per sample.
+func (c *CNN) size() int { return max(c.Frames, 1) * c.Input[0] * c.Input[1] * c.Input[2] }
+
 // Parts of a modality branch; every parameter belongs to exactly one (see ParamInfo.Part).
 const (
 	PartEncoder      = "encoder"
@@ -43,9 +75,16 @@ type Arch struct {
 	InputDims [2]int
 	// NumClasses is K, the number of classes.
 	NumClasses int
-	// Hidden lists the widths of the encoder's hidden layers (may be empty:
-	// then the encoder is a single Linear(input, D) + ReLU). Default [128].
+	// Encoders chooses each modality's encoder: EncoderMLP (default when
+	// empty) or EncoderCNN.
+	Encoders [2]string
+	// Hidden lists the widths of an MLP encoder's hidden layers (may be
+	// empty: then the encoder is a single Linear(input, D) + ReLU).
+	// Default [128].
 	Hidden []int
+	// CNN configures modality m's encoder when Encoders[m] is EncoderCNN;
+	// InputDims[m] must then equal Frames*C*H*W.
+	CNN [2]CNN
 	// EmbedDim is D, the width of encoder outputs and projectors. Default 64.
 	EmbedDim int
 	// Projector is ProjectorLinear (default) or ProjectorMLP.
@@ -75,6 +114,22 @@ func (a *Arch) Validate() error {
 		}
 		if a.InputDims[m] < 1 {
 			return fmt.Errorf("model: modality %q: input dimension %d < 1", name, a.InputDims[m])
+		}
+		switch a.Encoders[m] {
+		case "", EncoderMLP:
+		case EncoderCNN:
+			c := &a.CNN[m]
+			if c.Input[0] < 1 || c.Input[1] < 1 || c.Input[2] < 1 || c.Frames < 1 {
+				return fmt.Errorf("model: modality %q: CNN input %v x %d frames: every dimension must be >= 1", name, c.Input, c.Frames)
+			}
+			if c.size() != a.InputDims[m] {
+				return fmt.Errorf("model: modality %q: CNN input %d frames x %v = %d values, but the data has %d", name, c.Frames, c.Input, c.size(), a.InputDims[m])
+			}
+			if len(c.Channels) == 0 || slices.Min(c.Channels) < 1 || c.Blocks < 0 {
+				return fmt.Errorf("model: modality %q: CNN channels %v and blocks %d: need at least one stage of width >= 1 and blocks >= 0", name, c.Channels, c.Blocks)
+			}
+		default:
+			return fmt.Errorf("model: modality %q: encoder %q: want %q or %q", name, a.Encoders[m], EncoderMLP, EncoderCNN)
 		}
 	}
 	if a.Modalities[0] == a.Modalities[1] {
@@ -147,6 +202,9 @@ func (a *Arch) partLayers(m int, part string) []linearLayer {
 	var widths []int
 	switch part {
 	case PartEncoder:
+		if a.Encoders[m] == EncoderCNN {
+			return a.cnnLayers(m)
+		}
 		widths = append([]int{a.InputDims[m]}, a.Hidden...)
 		widths = append(widths, d)
 	case PartSelf, PartInfiltration:
@@ -162,6 +220,29 @@ func (a *Arch) partLayers(m int, part string) []linearLayer {
 		layers[i] = linearLayer{prefix: fmt.Sprintf("%s/%s/%d", name, part, i), in: widths[i], out: widths[i+1]}
 	}
 	return layers
+}
+
+// cnnLayers lists the layers of modality m's CNN encoder, in order: stem,
+// then per stage an optional stride-2 "down" convolution and the residual
+// blocks' two convolutions, then the dense output layer. A 3x3 convolution
+// from Cin to Cout channels is stored im2col-style as [9*Cin, Cout], rows
+// ordered (kernel row, kernel column, input channel).
+func (a *Arch) cnnLayers(m int) []linearLayer {
+	c := &a.CNN[m]
+	pre := a.Modalities[m] + "/" + PartEncoder
+	ch := c.Channels
+	layers := []linearLayer{{pre + "/stem", 9 * c.Input[0], ch[0]}}
+	for s := range ch {
+		if s > 0 {
+			layers = append(layers, linearLayer{fmt.Sprintf("%s/s%d/down", pre, s), 9 * ch[s-1], ch[s]})
+		}
+		for b := range c.Blocks {
+			for k := 1; k <= 2; k++ {
+				layers = append(layers, linearLayer{fmt.Sprintf("%s/s%d/b%d/conv%d", pre, s, b, k), 9 * ch[s], ch[s]})
+			}
+		}
+	}
+	return append(layers, linearLayer{pre + "/out", ch[len(ch)-1], a.EmbedDim})
 }
 
 // fusionLayers lists the dense layers of the fusion head.

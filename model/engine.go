@@ -149,17 +149,21 @@ func (e *Engine) CompileTimes() map[string]time.Duration {
 	return out
 }
 
-// trainable lists the parameters a step of this key can change: those its
-// loss reaches. Others pass through unchanged (as in PyTorch, where a
-// parameter without a gradient is skipped by the optimiser, weight decay
-// included).
+// trainable lists the parameters a step of this key updates. A multimodal
+// client updates every parameter: in the reference model both projectors of
+// a modality feed its classifier in one call, so the infiltration
+// projectors get a (zero) gradient, and with it weight decay and momentum,
+// even when infiltration is off. A unimodal client updates its modality's
+// encoder and projectors and the fusion head, what its loss
+// CE(F(self, infiltration)) reaches; the other modality and its own
+// classifier get no gradient and, as in PyTorch's SGD, are left untouched.
 func (e *Engine) trainable(key stepKey) []int {
 	var idx []int
 	for i, info := range e.layout {
 		ok := false
 		switch key.kind {
 		case kindMulti:
-			ok = info.Part != PartInfiltration || key.infil
+			ok = true
 		case kindFirst:
 			ok = info.Side == -1 || (info.Side == 0 && info.Part != PartClassifier)
 		case kindSecond:
@@ -459,6 +463,11 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
 
 	outs, err := l.graph.exec.Exec(args...)
+	// Free the per-step inputs now rather than at the garbage collector's
+	// leisure (on an accelerator they hold device memory).
+	for _, a := range args[len(l.params)+len(l.mom)+len(l.start):] {
+		a.(*tensors.Tensor).FinalizeAll()
+	}
 	if err != nil {
 		return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
 	}
@@ -474,6 +483,9 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		SumPA: float64(tensors.ToScalar[float32](outs[2*nt+1])),
 		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
 		Rows:  n,
+	}
+	for _, t := range outs[2*nt:] {
+		t.FinalizeAll()
 	}
 	if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 		return st, fmt.Errorf("model: training loss is %v (diverged; try a lower learning rate or standardised features)", st.Loss)

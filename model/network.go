@@ -2,6 +2,7 @@ package model
 
 import (
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph code reads like the maths with a dot import, as in GoMLX itself.
 )
 
@@ -40,10 +41,69 @@ func (n *network) stack(layers []linearLayer, x *Node, reluLast bool) *Node {
 	return x
 }
 
-// encode returns h_m = E_m(x): every encoder layer is followed by ReLU, as
-// a CNN's pooled features are non-negative.
+// encode returns h_m = E_m(x), [B, D]: every layer is followed by ReLU (a
+// CNN's pooled features are non-negative too).
 func (n *network) encode(m int, x *Node) *Node {
+	if n.arch.Encoders[m] == EncoderCNN {
+		return n.encodeCNN(m, x)
+	}
 	return n.stack(n.arch.partLayers(m, PartEncoder), x, true)
+}
+
+// encodeCNN runs the residual CNN of modality m on x [B, Frames*C*H*W].
+func (n *network) encodeCNN(m int, x *Node) *Node {
+	c := &n.arch.CNN[m]
+	b := x.Shape().Dimensions[0]
+	frames := max(c.Frames, 1)
+	// [B*F, C, H, W] -> NHWC, so that im2col patches are contiguous in channels.
+	h := Reshape(x, b*frames, c.Input[0], c.Input[1], c.Input[2])
+	h = TransposeAllAxes(h, 0, 2, 3, 1)
+	layers := n.arch.cnnLayers(m)
+	h = relu(n.conv(layers[0].prefix, h, 1))
+	k := 1
+	for s := range c.Channels {
+		if s > 0 {
+			h = relu(n.conv(layers[k].prefix, h, 2))
+			k++
+		}
+		for range c.Blocks {
+			y := relu(n.conv(layers[k].prefix, h, 1))
+			y = n.conv(layers[k+1].prefix, y, 1)
+			h = relu(Add(h, y))
+			k += 2
+		}
+	}
+	h = ReduceMean(h, 1, 2) // global average pool: [B*F, ch]
+	h = ReduceMean(Reshape(h, b, frames, h.Shape().Dimensions[1]), 1)
+	return relu(n.dense(layers[k].prefix, h))
+}
+
+// conv is a 3x3 convolution with zero padding 1 and the given stride on
+// x [N, H, W, Cin], as an im2col matrix product with the layer's weights
+// [9*Cin, Cout]. Zero padding is built by concatenation and patches by
+// strided slices, both of which the Go backend differentiates (its Pad has
+// no gradient, and its built-in convolution is a slow direct loop).
+func (n *network) conv(prefix string, x *Node, stride int) *Node {
+	dims := x.Shape().Dimensions
+	nb, hh, ww, cin := dims[0], dims[1], dims[2], dims[3]
+	g := x.Graph()
+	zw := Zeros(g, shapes.Make(x.DType(), nb, hh, 1, cin))
+	x = Concatenate([]*Node{zw, x, zw}, 2)
+	zh := Zeros(g, shapes.Make(x.DType(), nb, 1, ww+2, cin))
+	x = Concatenate([]*Node{zh, x, zh}, 1)
+	ho, wo := (hh-1)/stride+1, (ww-1)/stride+1
+	patches := make([]*Node, 0, 9)
+	for di := range 3 {
+		for dj := range 3 {
+			patches = append(patches, Slice(x, AxisRange(),
+				AxisRange(di, di+stride*(ho-1)+1).Stride(stride),
+				AxisRange(dj, dj+stride*(wo-1)+1).Stride(stride),
+				AxisRange()))
+		}
+	}
+	p := Reshape(Concatenate(patches, 3), nb*ho*wo, 9*cin)
+	y := n.dense(prefix, p)
+	return Reshape(y, nb, ho, wo, y.Shape().Dimensions[1])
 }
 
 // project applies the self or infiltration projector of modality m.

@@ -131,6 +131,9 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, d))
 		}
 		outs, err := exec.Exec(args...)
+		for _, a := range args[len(params):] {
+			a.(*tensors.Tensor).FinalizeAll()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("model: predict: %w", err)
 		}

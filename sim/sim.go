@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
@@ -112,6 +114,9 @@ func Partition(cfg *config.Config, train *data.Set) ([][]int, []data.Mask, error
 	return parts, masks, nil
 }
 
+// standardizerFile holds the feature statistics applied to the data.
+const standardizerFile = "standardizer.json"
+
 // Options are a simulation's non-experiment settings.
 type Options struct {
 	// Logger receives progress; nil uses slog.Default().
@@ -197,6 +202,15 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer run.Close()
+	if cfg.Overwrite {
+		// rundir clears the metrics; the files this package adds go too,
+		// so nothing of the old run sits beside the new config.
+		for _, name := range []string{rundir.ModelFile, standardizerFile} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("sim: overwrite: %w", err)
+			}
+		}
+	}
 	resolved, err := cfg.YAML()
 	if err != nil {
 		return nil, err
@@ -209,7 +223,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sim: standardizer: %w", err)
 		}
-		if err := run.WriteFile("standardizer.json", zj); err != nil {
+		if err := run.WriteFile(standardizerFile, zj); err != nil {
 			return nil, err
 		}
 	}

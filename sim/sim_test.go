@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/config"
@@ -89,31 +90,45 @@ func TestRunWritesRunDirectory(t *testing.T) {
 // TestDeterminism: the same config and seed give identical metrics, also
 // with clients trained in parallel; another seed gives other numbers.
 func TestDeterminism(t *testing.T) {
-	run := func(seed uint64, parallel int) []metrics.Round {
+	type outcome struct {
+		rounds []metrics.Round
+		model  []byte
+	}
+	run := func(seed uint64, parallel int) outcome {
 		cfg := small(t, "fedcmi")
 		cfg.Seed, cfg.Parallel = seed, parallel
 		res, err := Run(context.Background(), cfg, Options{Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Rounds
+		m, err := os.ReadFile(filepath.Join(res.Dir, rundir.ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outcome{res.Rounds, m}
 	}
 	a, b, c := run(7, 1), run(7, 2), run(8, 2)
-	same := func(x, y []metrics.Round) bool {
-		for i := range x {
-			if x[i].TrainLoss != y[i].TrainLoss || x[i].Dominance != y[i].Dominance {
+	same := func(x, y outcome) bool {
+		for i := range x.rounds {
+			p, q := x.rounds[i], y.rounds[i]
+			if p.TrainLoss != q.TrainLoss || p.Dominance != q.Dominance || p.FirstDominant != q.FirstDominant {
 				return false
 			}
-			for h := range x[i].Heads {
-				if x[i].Heads[h] != y[i].Heads[h] {
+			for h := range p.Heads {
+				if p.Heads[h] != q.Heads[h] {
+					return false
+				}
+			}
+			for k := range p.PerClass {
+				if p.PerClass[k] != q.PerClass[k] && !(math.IsNaN(p.PerClass[k]) && math.IsNaN(q.PerClass[k])) {
 					return false
 				}
 			}
 		}
-		return true
+		return bytes.Equal(x.model, y.model)
 	}
 	if !same(a, b) {
-		t.Fatalf("same seed, different metrics:\n%+v\n%+v", a, b)
+		t.Fatalf("same seed, different metrics or model:\n%+v\n%+v", a.rounds, b.rounds)
 	}
 	if same(a, c) {
 		t.Fatal("different seeds, identical metrics")
@@ -269,5 +284,20 @@ func TestPersonalizedRun(t *testing.T) {
 	}
 	if len(res.Rounds) != cfg.Rounds || math.IsNaN(res.Rounds[2].Heads[0]) {
 		t.Fatalf("rounds %+v", res.Rounds)
+	}
+}
+
+// TestDivergenceStops: a round in which every client diverges stops the run
+// with an error that says so, and the summary is marked incomplete.
+func TestDivergenceStops(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Train.LR, cfg.Train.LRMin = 1e9, 0
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "no usable result") || !strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("err = %v", err)
+	}
+	raw, rerr := os.ReadFile(filepath.Join(res.Dir, rundir.SummaryFile))
+	if rerr != nil || !strings.Contains(string(raw), `"completed": false`) {
+		t.Fatalf("summary %s, %v", raw, rerr)
 	}
 }

@@ -1,0 +1,121 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// TestConvMatchesDirect checks the im2col convolution against a direct
+// loop over output pixels, kernel taps and channels.
+func TestConvMatchesDirect(t *testing.T) {
+	const nb, hh, ww, cin, cout = 2, 5, 4, 3, 4
+	rng := rand.New(rand.NewPCG(1, 2))
+	randn := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	x, w, bias := randn(nb*hh*ww*cin), randn(9*cin*cout), randn(cout)
+	for _, stride := range []int{1, 2} {
+		exec := MustNewExec(backend(t), func(xn, wn, bn *Node) *Node {
+			n := &network{p: map[string]*Node{"c/weights": wn, "c/biases": bn}}
+			return n.conv("c", xn, stride)
+		})
+		out := exec.MustExec(tensors.FromFlatDataAndDimensions(x, nb, hh, ww, cin),
+			tensors.FromFlatDataAndDimensions(w, 9*cin, cout), tensors.FromFlatDataAndDimensions(bias, cout))[0]
+		ho, wo := (hh-1)/stride+1, (ww-1)/stride+1
+		if d := out.Shape().Dimensions; d[1] != ho || d[2] != wo || d[3] != cout {
+			t.Fatalf("stride %d: output shape %v", stride, d)
+		}
+		got := tensors.MustCopyFlatData[float32](out)
+		for b := range nb {
+			for i := range ho {
+				for j := range wo {
+					for o := range cout {
+						want := float64(bias[o])
+						for di := range 3 {
+							for dj := range 3 {
+								y, xx := i*stride+di-1, j*stride+dj-1
+								if y < 0 || y >= hh || xx < 0 || xx >= ww {
+									continue // zero padding
+								}
+								for c := range cin {
+									want += float64(x[((b*hh+y)*ww+xx)*cin+c]) * float64(w[((di*3+dj)*cin+c)*cout+o])
+								}
+							}
+						}
+						g := float64(got[((b*ho+i)*wo+j)*cout+o])
+						if math.Abs(g-want) > 1e-4 {
+							t.Fatalf("stride %d out[%d,%d,%d,%d] = %v, direct %v", stride, b, i, j, o, g, want)
+						}
+					}
+				}
+			}
+		}
+	}
+	_ = shapes.Make(dtypes.Float32)
+}
+
+// cnnArch has a two-frame CNN on modality 0 and an MLP on modality 1.
+func cnnArch() Arch {
+	a := tinyArch()
+	a.Encoders[0] = EncoderCNN
+	a.CNN[0] = CNN{Input: [3]int{1, 5, 4}, Frames: 2, Channels: []int{3, 4}, Blocks: 1}
+	a.InputDims[0] = 40
+	return a
+}
+
+func TestCNNStepGradient(t *testing.T) {
+	arch := cnnArch()
+	checkStepGradient(t, arch, toyBatch(arch, 6, 3))
+}
+
+func TestCNNValidate(t *testing.T) {
+	a := cnnArch()
+	a.InputDims[0] = 41
+	if a.Validate() == nil {
+		t.Error("input size mismatch accepted")
+	}
+	a = cnnArch()
+	a.CNN[0].Channels = nil
+	if a.Validate() == nil {
+		t.Error("CNN without stages accepted")
+	}
+	a = cnnArch()
+	a.Encoders[1] = "transformer"
+	if a.Validate() == nil {
+		t.Error("unknown encoder accepted")
+	}
+}
+
+// BenchmarkCNNStep is one training step of a small audio-visual CNN model
+// (a 1x64x64 spectrogram and a 1x28x28 image, channels 16-32-64, one block
+// per stage, batch 16) with FedCMI's infiltration.
+func BenchmarkCNNStep(b *testing.B) {
+	arch := DefaultArch([2]string{"audio", "visual"}, [2]int{64 * 64, 28 * 28}, 10)
+	arch.Encoders = [2]string{EncoderCNN, EncoderCNN}
+	arch.CNN = [2]CNN{DefaultCNN([3]int{1, 64, 64}), DefaultCNN([3]int{1, 28, 28})}
+	e, err := NewEngine(backend(b), arch, 16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := toyBatch(arch, 16, 1)
+	l, err := e.NewLocal(mustInit(b, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	for b.Loop() {
+		if _, err := l.Step(batch, 0.01); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
