@@ -12,8 +12,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 
