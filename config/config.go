@@ -70,7 +70,10 @@ type FedCMI struct {
 
 // Model holds the architecture.
 type Model struct {
-	Hidden    []int  `yaml:"hidden" help:"encoder hidden layer widths (comma-separated on the command line)"`
+	Encoders    []string `yaml:"encoders" help:"encoder of each modality: mlp (feature vectors, text bags) or cnn (images, spectrograms, frames)"`
+	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line)"`
+	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths; each stage after the first halves height and width"`
+	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage"`
 	EmbedDim  int    `yaml:"embed_dim" help:"embedding width D of encoders and projectors"`
 	Projector string `yaml:"projector" help:"self/infiltration projector: linear or mlp (3 layers)"`
 	Fusion    string `yaml:"fusion" help:"fusion head: concat, sum, film or gated"`
@@ -120,7 +123,10 @@ func Default() Config {
 			Momentum: 0.9, WeightDecay: 1e-4,
 		},
 		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1},
-		Model:  Model{Hidden: []int{128}, EmbedDim: 64, Projector: "linear", Fusion: "concat"},
+		Model: Model{
+			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1,
+			EmbedDim: 64, Projector: "linear", Fusion: "concat",
+		},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true,
 			Partition: "dirichlet", Alpha: 1, MinSize: 10, MultiRatio: 0.5,
@@ -240,6 +246,25 @@ func (c *Config) Validate() error {
 	for _, ch := range checks {
 		if !ch.ok {
 			return fieldErr(ch.path, "%s", ch.msg)
+		}
+	}
+	if len(c.Model.Encoders) != 2 {
+		return fieldErr("model.encoders", "must name two encoders, one per modality")
+	}
+	for _, e := range c.Model.Encoders {
+		if err := oneOf("model.encoders", e, []string{"mlp", "cnn"}); err != nil {
+			return err
+		}
+	}
+	if c.Model.CNNBlocks < 0 {
+		return fieldErr("model.cnn_blocks", "must be >= 0")
+	}
+	if len(c.Model.CNNChannels) == 0 {
+		return fieldErr("model.cnn_channels", "must list at least one stage")
+	}
+	for i, w := range c.Model.CNNChannels {
+		if w < 1 {
+			return fieldErr("model.cnn_channels", "width %d of stage %d must be >= 1", w, i)
 		}
 	}
 	for i, h := range c.Model.Hidden {

@@ -23,6 +23,18 @@ type Set struct {
 	Labels     []int       // N labels in 0..NumClasses-1
 	Groups     []int       // nil, or N natural owner ids (e.g. speaker)
 	NumClasses int         // number of classes K, at least 1
+	// Shapes is nil, or gives per modality the shape of one sample (e.g.
+	// [1, 257, 299] for a spectrogram, [3, 32, 32] for an image), whose
+	// product is Dims[m]; nil for a modality means a plain vector.
+	Shapes [][]int
+}
+
+// Shape returns the sample shape of modality m: Shapes[m] if set, else [Dims[m]].
+func (s *Set) Shape(m int) []int {
+	if m < len(s.Shapes) && s.Shapes[m] != nil {
+		return s.Shapes[m]
+	}
+	return []int{s.Dims[m]}
 }
 
 // Len returns the number of samples N.
@@ -52,6 +64,21 @@ func (s *Set) Validate() error {
 	if len(s.Dims) != len(s.Modalities) || len(s.Features) != len(s.Modalities) {
 		return fmt.Errorf("data: %w: %d modalities but %d dims and %d feature arrays",
 			ErrShape, len(s.Modalities), len(s.Dims), len(s.Features))
+	}
+	if s.Shapes != nil && len(s.Shapes) != len(s.Modalities) {
+		return fmt.Errorf("data: %w: %d modalities but %d shapes", ErrShape, len(s.Modalities), len(s.Shapes))
+	}
+	for m := range s.Shapes {
+		if s.Shapes[m] == nil {
+			continue
+		}
+		size := 1
+		for _, d := range s.Shapes[m] {
+			size *= d
+		}
+		if size != s.Dims[m] {
+			return fmt.Errorf("data: %w: modality %d: shape %v holds %d values, dimension is %d", ErrShape, m, s.Shapes[m], size, s.Dims[m])
+		}
 	}
 	seen := make(map[string]bool, len(s.Modalities))
 	for m, name := range s.Modalities {
@@ -140,6 +167,12 @@ func (s *Set) Select(names ...string) (*Set, error) {
 		out.Modalities[j] = name
 		out.Dims[j] = s.Dims[m]
 		out.Features[j] = s.Features[m]
+		if s.Shapes != nil {
+			if out.Shapes == nil {
+				out.Shapes = make([][]int, len(names))
+			}
+			out.Shapes[j] = s.Shapes[m]
+		}
 	}
 	return out, nil
 }
@@ -161,6 +194,7 @@ func (s *Set) Subset(idx []int) (*Set, error) {
 		Features:   make([][]float32, len(s.Features)),
 		Labels:     make([]int, len(idx)),
 		NumClasses: s.NumClasses,
+		Shapes:     s.Shapes,
 	}
 	for m := range s.Features {
 		if m >= len(s.Dims) || len(s.Features[m]) != n*s.Dims[m] {

@@ -181,3 +181,25 @@ func TestParseErrorFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestShapes(t *testing.T) {
+	s := &Set{
+		Modalities: []string{"a", "v"}, Dims: []int{6, 2}, NumClasses: 2,
+		Features: [][]float32{make([]float32, 12), make([]float32, 4)}, Labels: []int{0, 1},
+		Shapes: [][]int{{1, 2, 3}, nil},
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Shape(1); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("plain modality shape %v", got)
+	}
+	sel, err := s.Select("v", "a")
+	if err != nil || sel.Shape(1)[2] != 3 || sel.Shapes[0] != nil {
+		t.Fatalf("select lost shapes: %v %v", sel.Shapes, err)
+	}
+	s.Shapes[0] = []int{1, 2, 2}
+	if s.Validate() == nil {
+		t.Fatal("a shape that does not match the dimension was accepted")
+	}
+}

@@ -129,6 +129,7 @@ func (z *Standardizer) Apply(s *Set) (*Set, error) {
 		Labels:     s.Labels,
 		Groups:     s.Groups,
 		NumClasses: s.NumClasses,
+		Shapes:     s.Shapes,
 	}
 	for m, name := range s.Modalities {
 		k := slices.Index(z.Modalities, name)

@@ -88,6 +88,44 @@ func LoadData(cfg *config.Config) (train, test *data.Set, z *data.Standardizer, 
 	return train, test, z, nil
 }
 
+// Arch returns the network a config asks for on data shaped like set.
+// A CNN encoder reads the modality's sample shape: [H, W], [C, H, W], or
+// [Frames, C, H, W] (frames averaged).
+func Arch(cfg *config.Config, set *data.Set) (model.Arch, error) {
+	arch := model.Arch{
+		Modalities: [2]string{set.Modalities[0], set.Modalities[1]},
+		InputDims:  [2]int{set.Dims[0], set.Dims[1]},
+		NumClasses: set.NumClasses,
+		Hidden:     cfg.Model.Hidden,
+		EmbedDim:   cfg.Model.EmbedDim,
+		Projector:  cfg.Model.Projector,
+		Fusion:     cfg.Model.Fusion,
+	}
+	for m := range 2 {
+		arch.Encoders[m] = cfg.Model.Encoders[m]
+		if arch.Encoders[m] != model.EncoderCNN {
+			continue
+		}
+		shape := set.Shape(m)
+		c := model.CNN{Frames: 1, Channels: cfg.Model.CNNChannels, Blocks: cfg.Model.CNNBlocks}
+		switch len(shape) {
+		case 2:
+			c.Input = [3]int{1, shape[0], shape[1]}
+		case 3:
+			c.Input = [3]int{shape[0], shape[1], shape[2]}
+		case 4:
+			c.Frames, c.Input = shape[0], [3]int{shape[1], shape[2], shape[3]}
+		default:
+			return model.Arch{}, fmt.Errorf("sim: modality %q: a cnn encoder needs image-shaped samples ([H W], [C H W] or [frames C H W]), the data has shape %v; use mlp", set.Modalities[m], shape)
+		}
+		arch.CNN[m] = c
+	}
+	if err := arch.Validate(); err != nil {
+		return model.Arch{}, fmt.Errorf("sim: %w", err)
+	}
+	return arch, nil
+}
+
 // Partition splits train among clients as the config says and allocates
 // their modalities.
 func Partition(cfg *config.Config, train *data.Set) ([][]int, []data.Mask, error) {
@@ -157,9 +195,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		return nil, err
 	}
 	mods := [2]string{train.Modalities[0], train.Modalities[1]}
-	arch := model.Arch{
-		Modalities: mods, InputDims: [2]int{train.Dims[0], train.Dims[1]}, NumClasses: train.NumClasses,
-		Hidden: cfg.Model.Hidden, EmbedDim: cfg.Model.EmbedDim, Projector: cfg.Model.Projector, Fusion: cfg.Model.Fusion,
+	arch, err := Arch(&cfg, train)
+	if err != nil {
+		return nil, err
 	}
 	backend, err := model.NewBackend(cfg.Backend)
 	if err != nil {
