@@ -74,9 +74,9 @@ type Model struct {
 	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line)"`
 	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths; each stage after the first halves height and width"`
 	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage"`
-	EmbedDim  int    `yaml:"embed_dim" help:"embedding width D of encoders and projectors"`
-	Projector string `yaml:"projector" help:"self/infiltration projector: linear or mlp (3 layers)"`
-	Fusion    string `yaml:"fusion" help:"fusion head: concat, sum, film or gated"`
+	EmbedDim    int      `yaml:"embed_dim" help:"embedding width D of encoders and projectors"`
+	Projector   string   `yaml:"projector" help:"self/infiltration projector: linear or mlp (3 layers)"`
+	Fusion      string   `yaml:"fusion" help:"fusion head: concat, sum, film or gated"`
 }
 
 // Data holds the data set and its split among clients.
