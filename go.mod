@@ -9,6 +9,7 @@ require (
 	github.com/gomlx/gomlx v0.28.2
 	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/text v0.35.0
 	gonum.org/v1/gonum v0.17.0
 )
 
@@ -20,7 +21,6 @@ require (
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
 	golang.org/x/sys v0.43.0 // indirect
 	golang.org/x/term v0.40.0 // indirect
-	golang.org/x/text v0.35.0 // indirect
 	golang.org/x/tools v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect
