@@ -70,7 +70,7 @@ type FedCMI struct {
 
 // Model holds the architecture.
 type Model struct {
-	Encoders    []string `yaml:"encoders" help:"encoder of each modality: mlp (feature vectors, text bags) or cnn (images, spectrograms, frames)"`
+	Encoders    []string `yaml:"encoders" help:"encoder of each modality: mlp (feature vectors), text (an MLP over the hashed n-gram bag of a text modality) or cnn (images, spectrograms, frames)"`
 	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line)"`
 	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths; each stage after the first halves height and width"`
 	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage"`
@@ -252,7 +252,7 @@ func (c *Config) Validate() error {
 		return fieldErr("model.encoders", "must name two encoders, one per modality")
 	}
 	for _, e := range c.Model.Encoders {
-		if err := oneOf("model.encoders", e, []string{"mlp", "cnn"}); err != nil {
+		if err := oneOf("model.encoders", e, []string{"mlp", "text", "cnn"}); err != nil {
 			return err
 		}
 	}

@@ -102,10 +102,12 @@ func Arch(cfg *config.Config, set *data.Set) (model.Arch, error) {
 		Fusion:     cfg.Model.Fusion,
 	}
 	for m := range 2 {
-		arch.Encoders[m] = cfg.Model.Encoders[m]
-		if arch.Encoders[m] != model.EncoderCNN {
+		if cfg.Model.Encoders[m] != model.EncoderCNN {
+			// "text" is an MLP over the hashed n-gram bag the loader computed.
+			arch.Encoders[m] = model.EncoderMLP
 			continue
 		}
+		arch.Encoders[m] = model.EncoderCNN
 		shape := set.Shape(m)
 		c := model.CNN{Frames: 1, Channels: cfg.Model.CNNChannels, Blocks: cfg.Model.CNNBlocks}
 		switch len(shape) {

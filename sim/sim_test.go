@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/model"
@@ -299,5 +300,30 @@ func TestDivergenceStops(t *testing.T) {
 	raw, rerr := os.ReadFile(filepath.Join(res.Dir, rundir.SummaryFile))
 	if rerr != nil || !strings.Contains(string(raw), `"completed": false`) {
 		t.Fatalf("summary %s, %v", raw, rerr)
+	}
+}
+
+func TestArchFromShapes(t *testing.T) {
+	set := &data.Set{
+		Modalities: []string{"audio", "visual"}, Dims: []int{16, 24}, NumClasses: 3,
+		Shapes: [][]int{{4, 4}, {2, 3, 2, 2}},
+	}
+	cfg := config.Default()
+	cfg.Model.Encoders = []string{"cnn", "cnn"}
+	arch, err := Arch(&cfg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arch.CNN[0].Input != [3]int{1, 4, 4} || arch.CNN[0].Frames != 1 || arch.CNN[1].Input != [3]int{3, 2, 2} || arch.CNN[1].Frames != 2 {
+		t.Fatalf("CNN inputs %+v", arch.CNN)
+	}
+	cfg.Model.Encoders = []string{"text", "mlp"}
+	if arch, err = Arch(&cfg, set); err != nil || arch.Encoders[0] != model.EncoderMLP {
+		t.Fatalf("text encoder: %v %v", arch.Encoders, err)
+	}
+	set.Shapes = nil // plain vectors cannot feed a CNN
+	cfg.Model.Encoders = []string{"cnn", "mlp"}
+	if _, err := Arch(&cfg, set); err == nil || !strings.Contains(err.Error(), "image-shaped") {
+		t.Fatalf("vector data with a cnn encoder: %v", err)
 	}
 }
