@@ -95,3 +95,20 @@ func TestYAMLRoundTrip(t *testing.T) {
 		t.Fatalf("round trip lost values: %+v", d)
 	}
 }
+
+func TestSetByPath(t *testing.T) {
+	c := Default()
+	if err := c.Set("data.alpha", "0.5"); err != nil || c.Data.Alpha != 0.5 {
+		t.Fatalf("alpha %v, %v", c.Data.Alpha, err)
+	}
+	if err := c.Set("model.hidden", "8,4"); err != nil || len(c.Model.Hidden) != 2 {
+		t.Fatalf("hidden %v, %v", c.Model.Hidden, err)
+	}
+	var fe *FieldError
+	if err := c.Set("data.beta", "1"); !errors.As(err, &fe) || fe.Path != "data.beta" {
+		t.Fatalf("unknown field: %v", err)
+	}
+	if err := c.Set("rounds", "many"); err == nil {
+		t.Fatal("bad value accepted")
+	}
+}

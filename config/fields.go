@@ -105,6 +105,20 @@ func set(v reflect.Value, s string) error {
 	return nil
 }
 
+// Set sets the field at the dotted YAML path (e.g. "data.alpha") from its
+// text form, as a flag would.
+func (c *Config) Set(path, value string) error {
+	for _, f := range Fields(c) {
+		if f.Path == path {
+			if err := set(f.value, value); err != nil {
+				return fieldErr(path, "%v", err)
+			}
+			return nil
+		}
+	}
+	return fieldErr(path, "no such field")
+}
+
 // Overrides collects flag values to apply on top of a configuration after
 // its file is loaded, so that flags win over the file whatever their order.
 type Overrides struct {
