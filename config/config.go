@@ -74,6 +74,7 @@ type Model struct {
 	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line)"`
 	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths; each stage after the first halves height and width"`
 	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage"`
+	CNNStem     int      `yaml:"cnn_stem_stride" help:"stride of the CNN's first convolution: 2 (as in ResNet) quarters the cost of the rest, 1 keeps full resolution"`
 	EmbedDim    int      `yaml:"embed_dim" help:"embedding width D of encoders and projectors"`
 	Projector   string   `yaml:"projector" help:"self/infiltration projector: linear or mlp (3 layers)"`
 	Fusion      string   `yaml:"fusion" help:"fusion head: concat, sum, film or gated"`
@@ -124,7 +125,7 @@ func Default() Config {
 		},
 		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1},
 		Model: Model{
-			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1,
+			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
 		Data: Data{
@@ -255,6 +256,9 @@ func (c *Config) Validate() error {
 		if err := oneOf("model.encoders", e, []string{"mlp", "text", "cnn"}); err != nil {
 			return err
 		}
+	}
+	if c.Model.CNNStem != 1 && c.Model.CNNStem != 2 {
+		return fieldErr("model.cnn_stem_stride", "must be 1 or 2")
 	}
 	if c.Model.CNNBlocks < 0 {
 		return fieldErr("model.cnn_blocks", "must be >= 0")

@@ -44,11 +44,15 @@ type CNN struct {
 	Channels []int
 	// Blocks is the number of residual blocks per stage. Default 1.
 	Blocks int
+	// StemStride is the stride of the first convolution (1 or 2; 0 means
+	// 1). A stride-2 stem, as in ResNet, quarters the cost of everything
+	// after it.
+	StemStride int
 }
 
 // DefaultCNN returns the default CNN for images of shape input.
 func DefaultCNN(input [3]int) CNN {
-	return CNN{Input: input, Frames: 1, Channels: []int{16, 32, 64}, Blocks: 1}
+	return CNN{Input: input, Frames: 1, Channels: []int{16, 32, 64}, Blocks: 1, StemStride: 2}
 }
 
 // size is the number of input values per sample.
@@ -124,6 +128,9 @@ func (a *Arch) Validate() error {
 			}
 			if c.size() != a.InputDims[m] {
 				return fmt.Errorf("model: modality %q: CNN input %d frames x %v = %d values, but the data has %d", name, c.Frames, c.Input, c.size(), a.InputDims[m])
+			}
+			if c.StemStride < 0 || c.StemStride > 2 {
+				return fmt.Errorf("model: modality %q: CNN stem stride %d: want 1 or 2", name, c.StemStride)
 			}
 			if len(c.Channels) == 0 || slices.Min(c.Channels) < 1 || c.Blocks < 0 {
 				return fmt.Errorf("model: modality %q: CNN channels %v and blocks %d: need at least one stage of width >= 1 and blocks >= 0", name, c.Channels, c.Blocks)

@@ -68,7 +68,7 @@ func TestConvMatchesDirect(t *testing.T) {
 func cnnArch() Arch {
 	a := tinyArch()
 	a.Encoders[0] = EncoderCNN
-	a.CNN[0] = CNN{Input: [3]int{1, 5, 4}, Frames: 2, Channels: []int{3, 4}, Blocks: 1}
+	a.CNN[0] = CNN{Input: [3]int{1, 5, 4}, Frames: 2, Channels: []int{3, 4}, Blocks: 1, StemStride: 2}
 	a.InputDims[0] = 40
 	return a
 }
@@ -106,16 +106,19 @@ func BenchmarkCNNStep(b *testing.B) {
 		name     string
 		in       [2][3]int
 		channels []int
+		stem     int
 	}{
-		{"small", [2][3]int{{1, 64, 48}, {1, 28, 28}}, []int{8, 16, 32}},
-		{"large", [2][3]int{{1, 64, 64}, {1, 28, 28}}, []int{16, 32, 64}},
+		{"small", [2][3]int{{1, 64, 48}, {1, 28, 28}}, []int{8, 16, 32}, 1},
+		{"small-stem2", [2][3]int{{1, 64, 48}, {1, 28, 28}}, []int{8, 16, 32}, 2},
+		{"large", [2][3]int{{1, 64, 64}, {1, 28, 28}}, []int{16, 32, 64}, 1},
+		{"large-stem2", [2][3]int{{1, 64, 64}, {1, 28, 28}}, []int{16, 32, 64}, 2},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			dims := [2]int{}
 			var cnn [2]CNN
 			for m := range 2 {
 				dims[m] = tc.in[m][0] * tc.in[m][1] * tc.in[m][2]
-				cnn[m] = CNN{Input: tc.in[m], Frames: 1, Channels: tc.channels, Blocks: 1}
+				cnn[m] = CNN{Input: tc.in[m], Frames: 1, Channels: tc.channels, Blocks: 1, StemStride: tc.stem}
 			}
 			arch := DefaultArch([2]string{"audio", "visual"}, dims, 10)
 			arch.Encoders = [2]string{EncoderCNN, EncoderCNN}

@@ -59,7 +59,7 @@ func (n *network) encodeCNN(m int, x *Node) *Node {
 	h := Reshape(x, b*frames, c.Input[0], c.Input[1], c.Input[2])
 	h = TransposeAllAxes(h, 0, 2, 3, 1)
 	layers := n.arch.cnnLayers(m)
-	h = relu(n.conv(layers[0].prefix, h, 1))
+	h = relu(n.conv(layers[0].prefix, h, max(c.StemStride, 1)))
 	k := 1
 	for s := range c.Channels {
 		if s > 0 {

@@ -109,7 +109,7 @@ func Arch(cfg *config.Config, set *data.Set) (model.Arch, error) {
 		}
 		arch.Encoders[m] = model.EncoderCNN
 		shape := set.Shape(m)
-		c := model.CNN{Frames: 1, Channels: cfg.Model.CNNChannels, Blocks: cfg.Model.CNNBlocks}
+		c := model.CNN{Frames: 1, Channels: cfg.Model.CNNChannels, Blocks: cfg.Model.CNNBlocks, StemStride: cfg.Model.CNNStem}
 		switch len(shape) {
 		case 2:
 			c.Input = [3]int{1, shape[0], shape[1]}
