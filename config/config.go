@@ -82,8 +82,14 @@ type Model struct {
 
 // Data holds the data set and its split among clients.
 type Data struct {
-	Source       string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory) or mfeat (UCI Multiple Features)"`
-	Dir          string    `yaml:"dir" help:"data directory for npz and mfeat"`
+	Source       string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory), mfeat (UCI Multiple Features), or media: avdigits (FSDD + MNIST), cremad, ave, crisismmd"`
+	Dir          string    `yaml:"dir" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd)"`
+	ImagesDir    string    `yaml:"images_dir" help:"avdigits: the folder of MNIST's IDX files"`
+	SplitDir     string    `yaml:"split_dir" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default"`
+	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
+	SkipBroken   bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
+	Limit        int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
+	Media        Media     `yaml:"media"`
 	Modalities   []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
 	NumClasses   int       `yaml:"num_classes" help:"number of classes for npz (0: max label + 1)"`
 	TestFraction float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
@@ -93,6 +99,19 @@ type Data struct {
 	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
 	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
 	Synthetic    Synthetic `yaml:"synthetic"`
+}
+
+// Media says how media sources become features; 0 means the data set's
+// default (see each data set's documentation in package data).
+type Media struct {
+	SampleRate  int     `yaml:"sample_rate" help:"audio resampling rate in Hz (0: 16000 for cremad/ave, 8000 for avdigits)"`
+	ClipSeconds float64 `yaml:"clip_seconds" help:"audio clip length, tiled or cropped (0: 3 cremad, 10 ave, 1 avdigits)"`
+	FreqPool    int     `yaml:"freq_pool" help:"average the spectrogram over this many frequency bins (0: 4 for avdigits, else 1)"`
+	TimePool    int     `yaml:"time_pool" help:"average the spectrogram over this many frames (0: 1)"`
+	Frames      int     `yaml:"frames" help:"video frames per clip (0: 1 cremad, 3 ave)"`
+	ImageSize   int     `yaml:"image_size" help:"side of square images and frames (0: 64, 28 for avdigits)"`
+	Channels    int     `yaml:"channels" help:"image channels, 1 or 3 (0: 3, 1 for avdigits)"`
+	TextDim     int     `yaml:"text_dim" help:"buckets of the hashed n-gram bag of texts (0: 4096)"`
 }
 
 // Synthetic configures the built-in audio-visual generator.
@@ -129,7 +148,7 @@ func Default() Config {
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
 		Data: Data{
-			Source: "synthetic", TestFraction: 0.25, Standardize: true,
+			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",
 			Partition: "dirichlet", Alpha: 1, MinSize: 10, MultiRatio: 0.5,
 			Synthetic: Synthetic{
 				Modalities: []string{"audio", "visual"}, Dims: []int{32, 32}, NumClasses: 6,
@@ -194,7 +213,7 @@ func (c *Config) RunName() string {
 
 var (
 	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"}
-	sourceNames    = []string{"synthetic", "npz", "mfeat"}
+	sourceNames    = []string{"synthetic", "npz", "mfeat", "avdigits", "cremad", "ave", "crisismmd"}
 	partitionNames = []string{"dirichlet", "iid", "group"}
 )
 
@@ -240,9 +259,12 @@ func (c *Config) Validate() error {
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},
 		{c.Data.NumClasses >= 0, "data.num_classes", "must be >= 0"},
 		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},
-		{c.Data.Source == "synthetic" || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
+		{c.Data.Source != "npz" && c.Data.Source != "mfeat" || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
+		{c.Data.Source != "avdigits" || c.Data.ImagesDir != "", "data.images_dir", "is required for avdigits (the MNIST folder)"},
+		{c.Data.CacheDir != "", "data.cache_dir", "must not be empty"},
+		{c.Data.Limit >= 0, "data.limit", "must be >= 0"},
 		{len(c.Data.Modalities) == 0 || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
-		{c.Data.Partition != "group" || c.Data.Source == "npz", "data.partition", "group needs per-sample groups (source npz)"},
+		{c.Data.Partition != "group" || c.Data.Source == "npz" || c.Data.Source == "avdigits" || c.Data.Source == "cremad", "data.partition", "group needs per-sample groups (sources npz, avdigits, cremad)"},
 	}
 	for _, ch := range checks {
 		if !ch.ok {

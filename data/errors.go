@@ -34,6 +34,12 @@ var (
 	// constraints, for example when Dirichlet cannot give every client its
 	// minimum number of samples.
 	ErrInfeasible = errors.New("infeasible partition")
+
+	// ErrCacheMismatch is returned by Prepare for a cache folder that was
+	// built with another media spec, from another data set or other
+	// samples, or by another version of the cache format. The message names
+	// both sides and says how to rebuild.
+	ErrCacheMismatch = errors.New("cache built with other settings")
 )
 
 // ParseError reports a problem at a known place in an input file. It names

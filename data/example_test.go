@@ -1,6 +1,7 @@
 package data_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"math/rand/v2"
@@ -66,4 +67,20 @@ func ExampleByGroup() {
 	}
 	fmt.Println(clients, ids)
 	// Output: [[1 4] [3] [0 2]] [1 2 3]
+}
+
+// ExamplePrepare decodes CREMA-D once into a cache folder and reads it from
+// there on later runs. (Not run: it needs the data set.)
+func ExamplePrepare() {
+	src, err := data.OpenCremaD("CREMA-D", "../shared/data/splits/cremad",
+		data.MediaSpec{FreqPool: 4, TimePool: 2}, // 1 x 64 x 149 spectrograms
+		&data.MediaOptions{Workers: 4})
+	if err != nil {
+		log.Fatal(err)
+	}
+	train, test, err := data.Prepare(context.Background(), src, "cache/cremad")
+	if err != nil {
+		log.Fatal(err) // a cache of other settings: errors.Is(err, data.ErrCacheMismatch)
+	}
+	fmt.Println(train.Len(), test.Len(), train.Shapes)
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
@@ -39,12 +40,54 @@ func rng(seed uint64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, stream))
 }
 
+// OpenMedia returns the media data set a config names (avdigits, cremad,
+// ave, crisismmd) and the cache folder of its preprocessing: a sub-folder
+// of data.cache_dir named by the data set and its spec's key, so that
+// caches of different settings live side by side.
+func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, string, error) {
+	d := cfg.Data
+	m := d.Media
+	spec := data.MediaSpec{
+		SampleRate: m.SampleRate, ClipSeconds: m.ClipSeconds, FreqPool: m.FreqPool, TimePool: m.TimePool,
+		Frames: m.Frames, ImageSize: m.ImageSize, Channels: m.Channels, TextDim: m.TextDim,
+	}
+	opts := &data.MediaOptions{SkipBroken: d.SkipBroken, Limit: d.Limit, Workers: cfg.Parallel, Logf: logf}
+	var src *data.Source
+	var err error
+	switch d.Source {
+	case "avdigits":
+		src, err = data.OpenAVDigits(d.Dir, d.ImagesDir, spec, rng(cfg.Seed, streamData).Uint64(), opts)
+	case "cremad":
+		src, err = data.OpenCremaD(d.Dir, d.SplitDir, spec, opts)
+	case "ave":
+		src, err = data.OpenAVE(d.Dir, d.SplitDir, spec, opts)
+	case "crisismmd":
+		src, err = data.OpenCrisisMMD(d.Dir, d.SplitDir, spec, opts)
+	default:
+		return nil, "", fmt.Errorf("sim: %q is not a media source", d.Source)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("sim: %w", err)
+	}
+	key := strings.TrimPrefix(src.Spec().Key(), "sha256:")
+	return src, filepath.Join(d.CacheDir, fmt.Sprintf("%s-%s", src.Name(), key[:12])), nil
+}
+
 // LoadData returns the training and test sets a config names, with
 // modalities in the config's order and, if asked, standardised with the
 // training set's statistics (returned so they can be stored with the run).
-func LoadData(cfg *config.Config) (train, test *data.Set, z *data.Standardizer, err error) {
+// Media sources are read from their preprocessing cache, which is built
+// first if needed.
+func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train, test *data.Set, z *data.Standardizer, err error) {
 	d := cfg.Data
 	switch d.Source {
+	case "avdigits", "cremad", "ave", "crisismmd":
+		var src *data.Source
+		var dir string
+		src, dir, err = OpenMedia(cfg, func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) })
+		if err == nil {
+			train, test, err = data.Prepare(ctx, src, dir)
+		}
 	case "synthetic":
 		s := d.Synthetic
 		sc := data.SyntheticConfig{
@@ -188,7 +231,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	train, test, z, err := LoadData(&cfg)
+	train, test, z, err := LoadData(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
 	}

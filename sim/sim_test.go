@@ -203,7 +203,7 @@ func TestThousandClients(t *testing.T) {
 	cfg.Clients, cfg.ClientsPerRound, cfg.Rounds = 1000, 10, 2
 	cfg.Data.Partition, cfg.Data.MinSize = "iid", 1
 	cfg.Data.Synthetic.TrainPerClass = 500 // 3000 samples, 3 per client
-	train, _, _, err := LoadData(&cfg)
+	train, _, _, err := LoadData(context.Background(), &cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func commands() []*Command {
-	return []*Command{cmdSimulate(), cmdSweep(), cmdTable(), cmdConfig(), cmdVersion()}
+	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdConfig(), cmdVersion()}
 }
 
 func usage(w io.Writer) {

@@ -1,0 +1,277 @@
+package data
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// countdownCtx is a context whose Err reports cancellation from its n-th
+// call on: a deterministic way to interrupt Prepare midway.
+type countdownCtx struct {
+	context.Context
+	left atomic.Int64
+}
+
+func (c *countdownCtx) Err() error {
+	if c.left.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// logRecorder collects log lines and passes them on to t.
+type logRecorder struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *logRecorder) logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+	r.t.Logf(format, args...)
+}
+
+// take returns the lines logged since the last call.
+func (r *logRecorder) take() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := strings.Join(r.lines, "\n")
+	r.lines = nil
+	return s
+}
+
+func TestPrepareResume(t *testing.T) {
+	root, splitDir := cremaDTree(t)
+	rec := &logRecorder{t: t}
+	opts := &MediaOptions{Workers: 1, ShardSize: 2, Logf: rec.logf}
+	spec := MediaSpec{FreqPool: 2, ImageSize: 16}
+	src, err := OpenCremaD(root, splitDir, spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTrain, wantTest, err := src.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(t.TempDir(), "cremad-cache")
+
+	// Interrupted after the first shard: Err is called once per shard and
+	// once before and after each item by the single worker.
+	ctx := &countdownCtx{Context: context.Background()}
+	ctx.left.Store(7)
+	if _, _, err := Prepare(ctx, src, cache); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Prepare: %v", err)
+	}
+	shards, _ := filepath.Glob(filepath.Join(cache, "*.shard"))
+	if len(shards) != 1 {
+		t.Fatalf("after the interruption %d shards exist (%v), want 1", len(shards), shards)
+	}
+	// A killed process leaves a temporary file behind.
+	writeMedia(t, filepath.Join(cache, "train-00001.shard"+tempMarker+"123"), []byte("partial"))
+
+	// The rerun decodes only the missing shards and gives what Load gives.
+	opts.ShardSize = 4 // ignored: the cache keeps its shard size
+	src, err = OpenCremaD(root, splitDir, spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	train, test, err := Prepare(context.Background(), src, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log := rec.take(); !strings.Contains(log, "train split: decoded 4 of 6 samples") || !strings.Contains(log, "test split: decoded 3 of 3") {
+		t.Errorf("the rerun did not resume: %s", log)
+	}
+	if !setsEqual(train, wantTrain) || !setsEqual(test, wantTest) {
+		t.Fatal("the resumed cache differs from Load")
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(cache, "*"+tempMarker+"*")); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+	var m manifest
+	b, err := os.ReadFile(filepath.Join(cache, manifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Complete || m.ShardSize != 2 || m.Dataset != "cremad" || m.SpecKey != src.Spec().Key() ||
+		m.Splits[0].Kept != 6 || m.Splits[0].Shards != 3 || m.Splits[1].Samples != 3 || m.Format != cacheFormat {
+		t.Errorf("manifest %s", b)
+	}
+
+	// A complete cache is read without the media, and the data set may
+	// move.
+	os.RemoveAll(filepath.Join(root, "AudioWAV"))
+	os.RemoveAll(filepath.Join(root, "Image-01-FPS"))
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(root, moved); err != nil {
+		t.Fatal(err)
+	}
+	if src, err = OpenCremaD(moved, filepath.Join(moved, "splits"), spec, opts); err != nil {
+		t.Fatal(err)
+	}
+	train, test, err = Prepare(context.Background(), src, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !setsEqual(train, wantTrain) || !setsEqual(test, wantTest) {
+		t.Fatal("the cache read back differs from Load")
+	}
+	if log := rec.take(); log != "" {
+		t.Errorf("reading a complete cache logged %q", log)
+	}
+}
+
+func TestPrepareRefuses(t *testing.T) {
+	root, splitDir := cremaDTree(t)
+	opts := &MediaOptions{ShardSize: 4, Logf: t.Logf}
+	src, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	if _, _, err := Prepare(context.Background(), src, cache); err != nil {
+		t.Fatal(err)
+	}
+	other, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16, FreqPool: 2}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16}, &MediaOptions{Limit: 2, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aveRoot, aveLists := aveTree(t)
+	ave, err := OpenAVE(aveRoot, aveLists, MediaSpec{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFrames, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16}, &MediaOptions{FramesDir: "VideoFlash", Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notCache := t.TempDir()
+	writeMedia(t, filepath.Join(notCache, "notes.txt"), []byte("my files"))
+
+	tests := []struct {
+		name string
+		src  *Source
+		dir  string
+		want []string
+	}{
+		{"other spec", other, cache, []string{src.Spec().Key(), other.Spec().Key(), "freq_pool 1 -> 2", "delete the folder", cache}},
+		{"other data set", ave, cache, []string{`holds data set "cremad", not "ave"`}},
+		{"other samples", limited, cache, []string{"other samples", "Limit"}},
+		{"other frames folder", otherFrames, cache, []string{"other samples", "media folders"}},
+		{"not a cache", src, notCache, []string{`"notes.txt"`, "not a cache"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Prepare(context.Background(), tt.src, tt.dir)
+			if !errors.Is(err, ErrCacheMismatch) {
+				t.Fatalf("got %v, want ErrCacheMismatch", err)
+			}
+			t.Log(err)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q", w)
+				}
+			}
+		})
+	}
+	if _, _, err := Prepare(context.Background(), nil, cache); err == nil {
+		t.Error("nil source accepted")
+	}
+	if _, _, err := Prepare(context.Background(), src, ""); err == nil {
+		t.Error("empty folder name accepted")
+	}
+}
+
+func TestPrepareDamagedShard(t *testing.T) {
+	root, splitDir := cremaDTree(t)
+	src, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16}, &MediaOptions{ShardSize: 4, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	want, _, err := Prepare(context.Background(), src, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := filepath.Join(cache, "train-00001.shard")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, damage := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"flipped byte", append(append([]byte(nil), b[:100]...), append([]byte{b[100] ^ 1}, b[101:]...)...), "checksum"},
+		{"truncated", b[:len(b)/2], "checksum"},
+		{"not a shard", []byte("hello"), "not a cache shard"},
+	} {
+		writeMedia(t, shard, damage.b)
+		_, _, err := Prepare(context.Background(), src, cache)
+		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), shard) || !strings.Contains(err.Error(), damage.want) ||
+			!strings.Contains(err.Error(), "delete the file") {
+			t.Errorf("%s: %v", damage.name, err)
+		}
+	}
+	// Deleting the damaged shard rebuilds it.
+	os.Remove(shard)
+	got, _, err := Prepare(context.Background(), src, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !setsEqual(got, want) {
+		t.Error("the rebuilt shard differs")
+	}
+}
+
+func TestPrepareSkipBroken(t *testing.T) {
+	root, splitDir := cremaDTree(t)
+	os.Remove(filepath.Join(root, "AudioWAV", cremaDTrain[2]+".wav"))
+	opts := &MediaOptions{SkipBroken: true, ShardSize: 4, Logf: t.Logf}
+	src, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := src.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	for range 2 { // build, then read back
+		got, _, err := Prepare(context.Background(), src, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Len() != 5 || !setsEqual(got, want) {
+			t.Fatalf("%d samples, or other values than Load", got.Len())
+		}
+	}
+	// Without SkipBroken, a cache that left samples out is refused.
+	strict, err := OpenCremaD(root, splitDir, MediaSpec{ImageSize: 16}, &MediaOptions{ShardSize: 4, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Prepare(context.Background(), strict, cache)
+	if !errors.Is(err, ErrCacheMismatch) || !strings.Contains(err.Error(), cremaDTrain[2]) {
+		t.Errorf("got %v", err)
+	}
+}
