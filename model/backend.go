@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, always available
@@ -24,6 +25,14 @@ func NewBackend(config string) (b compute.Backend, err error) {
 	}
 	if config == "" {
 		config = "go"
+	}
+	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") {
+		// compute v0.1.2's Go backend deadlocks when it runs two graph nodes
+		// at once that each fan a matrix product out over the worker pool
+		// (all workers then wait for free workers: seen with the CNN
+		// encoders on 2 cores). Nodes in sequence, each product still
+		// parallel, avoid it; "go:ops_parallel" restores the default.
+		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
 	}
 	// compute.NewWithConfig panics on an unknown backend name.
 	err = tryCatch(func() { b, err = compute.NewWithConfig(config) })
