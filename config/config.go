@@ -89,6 +89,7 @@ type Data struct {
 	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
 	SkipBroken   bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
 	Limit        int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
+	Augment      []string  `yaml:"augment" help:"training augmentation of each modality: none, crop (random resized crop) or crop_flip (and horizontal flip); image-shaped data only"`
 	Media        Media     `yaml:"media"`
 	Modalities   []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
 	NumClasses   int       `yaml:"num_classes" help:"number of classes for npz (0: max label + 1)"`
@@ -149,6 +150,7 @@ func Default() Config {
 		},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",
+			Augment:   []string{"none", "none"},
 			Partition: "dirichlet", Alpha: 1, MinSize: 10, MultiRatio: 0.5,
 			Synthetic: Synthetic{
 				Modalities: []string{"audio", "visual"}, Dims: []int{32, 32}, NumClasses: 6,
@@ -269,6 +271,14 @@ func (c *Config) Validate() error {
 	for _, ch := range checks {
 		if !ch.ok {
 			return fieldErr(ch.path, "%s", ch.msg)
+		}
+	}
+	if len(c.Data.Augment) != 2 {
+		return fieldErr("data.augment", "must name two augmentations, one per modality")
+	}
+	for _, a := range c.Data.Augment {
+		if err := oneOf("data.augment", a, []string{"none", "crop", "crop_flip"}); err != nil {
+			return err
 		}
 	}
 	if len(c.Model.Encoders) != 2 {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -110,5 +111,26 @@ func TestSetByPath(t *testing.T) {
 	}
 	if err := c.Set("rounds", "many"); err == nil {
 		t.Fatal("bad value accepted")
+	}
+}
+
+// TestShippedConfigs loads and validates every experiment file in configs/.
+func TestShippedConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "configs", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no configs: %v", err)
+	}
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "sweep-") {
+			continue // sweep files, checked by package sweep
+		}
+		c := Default()
+		if err := c.LoadFile(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

@@ -21,6 +21,11 @@ type Client interface {
 	Evaluate(ctx context.Context, params model.Params) (Evaluation, error)
 }
 
+// Augmenter transforms, in place, the n rows of one modality of a training
+// batch (row-major), drawing from rng: random crops and flips of images,
+// say. It must keep every row's size.
+type Augmenter func(modality int, rows []float32, n int, rng *rand.Rand) error
+
 // LocalClient is a client whose data is a subset of a data.Set in memory.
 // It keeps only its sample indices, plus its personal parameters when
 // personalised branches are on, so a simulation of many clients stays small.
@@ -32,7 +37,13 @@ type LocalClient struct {
 	// personal holds the personal tensors (by layout index) kept between
 	// rounds; nil before the client's first personalised round.
 	personal map[int]model.Tensor
+	// augment, if set, transforms training batches (never evaluation data).
+	augment Augmenter
 }
+
+// SetAugmenter makes the client transform its training batches with a
+// (nil: no augmentation).
+func (c *LocalClient) SetAugmenter(a Augmenter) { c.augment = a }
 
 // NewLocalClient returns a client owning the rows index of set (whose
 // modalities must be in the engine's order) and holding the modalities has.
@@ -131,6 +142,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	defer local.Close()
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
+	augRNG := rand.New(rand.NewPCG(cfg.Seed, 1)) // its own stream: shuffling does not depend on augmentation
 	order := slices.Clone(c.index)
 	bs := c.engine.BatchSize()
 	for range cfg.Epochs {
@@ -140,6 +152,16 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 				return FitRes{}, err
 			}
 			b := c.gather(order[lo:min(lo+bs, len(order))])
+			if c.augment != nil {
+				for m := range 2 {
+					if b.X[m] == nil {
+						continue
+					}
+					if err := c.augment(m, b.X[m], len(b.Labels), augRNG); err != nil {
+						return FitRes{}, fmt.Errorf("fl: augment %s: %w", c.set.Modalities[m], err)
+					}
+				}
+			}
 			if infil {
 				b.Temp = make([]float32, len(b.Labels))
 				for k, y := range b.Labels {

@@ -257,6 +257,10 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		return nil, err
 	}
 
+	augment, err := augmenter(cfg.Data.Augment, [2][]int{train.Shape(0), train.Shape(1)})
+	if err != nil {
+		return nil, err
+	}
 	clients := make(map[string]fl.Client, len(parts))
 	infos := make([]fl.ClientInfo, len(parts))
 	kinds := map[string]int{}
@@ -266,6 +270,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sim: %s: %w", id, err)
 		}
+		c.SetAugmenter(augment)
 		clients[id] = c
 		infos[i] = fl.ClientInfo{ID: id, Modalities: masks[i], NumSamples: len(idx)}
 		kinds[masks[i].Format(mods[:])]++

@@ -81,3 +81,23 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShippedSweeps expands every sweep file in configs/ (from the
+// repository root, where their paths are relative to).
+func TestShippedSweeps(t *testing.T) {
+	t.Chdir("..")
+	files, err := filepath.Glob(filepath.Join("configs", "sweep-*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sweep files: %v", err)
+	}
+	for _, f := range files {
+		s, err := Load(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if _, err := s.Cells(); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
