@@ -42,8 +42,9 @@ func rng(seed uint64, stream uint64) *rand.Rand {
 
 // OpenMedia returns the media data set a config names (avdigits, cremad,
 // ave, crisismmd) and the cache folder of its preprocessing: a sub-folder
-// of data.cache_dir named by the data set and its spec's key, so that
-// caches of different settings live side by side.
+// of data.cache_dir named by the data set, its spec's key and the settings
+// that change which samples it holds (pairing seed, limit, skip_broken), so
+// that caches of different settings live side by side.
 func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, string, error) {
 	d := cfg.Data
 	m := d.Media
@@ -56,7 +57,7 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 	var err error
 	switch d.Source {
 	case "avdigits":
-		src, err = data.OpenAVDigits(d.Dir, d.ImagesDir, spec, rng(cfg.Seed, streamData).Uint64(), opts)
+		src, err = data.OpenAVDigits(d.Dir, d.ImagesDir, spec, d.PairingSeed, opts)
 	case "cremad":
 		src, err = data.OpenCremaD(d.Dir, d.SplitDir, spec, opts)
 	case "ave":
@@ -70,7 +71,17 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 		return nil, "", fmt.Errorf("sim: %w", err)
 	}
 	key := strings.TrimPrefix(src.Spec().Key(), "sha256:")
-	return src, filepath.Join(d.CacheDir, fmt.Sprintf("%s-%s", src.Name(), key[:12])), nil
+	name := fmt.Sprintf("%s-%s", src.Name(), key[:12])
+	if d.Source == "avdigits" {
+		name += fmt.Sprintf("-pair%d", d.PairingSeed) // the pairing is part of the samples' identity
+	}
+	if d.Limit > 0 {
+		name += fmt.Sprintf("-limit%d", d.Limit)
+	}
+	if d.SkipBroken {
+		name += "-skipbroken"
+	}
+	return src, filepath.Join(d.CacheDir, name), nil
 }
 
 // LoadData returns the training and test sets a config names, with
