@@ -327,3 +327,42 @@ func TestArchFromShapes(t *testing.T) {
 		t.Fatalf("vector data with a cnn encoder: %v", err)
 	}
 }
+
+// TestAVDigits runs the audio-visual digits end to end (WAV -> spectrogram
+// -> CNN, IDX image -> CNN) on a slice of the real data when
+// ../shared/data/{fsdd,mnist} are present.
+func TestAVDigits(t *testing.T) {
+	shared := filepath.Join("..", "..", "shared", "data")
+	for _, d := range []string{"fsdd", "mnist"} {
+		if _, err := os.Stat(filepath.Join(shared, d)); err != nil {
+			t.Skipf("%s not found under %s: %v", d, shared, err)
+		}
+	}
+	cfg := config.Default()
+	if err := cfg.LoadFile(filepath.Join("..", "configs", "avdigits.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Dir = filepath.Join(shared, "fsdd", "recordings")
+	cfg.Data.ImagesDir = filepath.Join(shared, "mnist")
+	cfg.Data.CacheDir = t.TempDir()
+	cfg.Data.Limit = 180 // three takes of every speaker and digit
+	cfg.OutDir = t.TempDir()
+	cfg.Rounds = 2
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 2 || res.Rounds[1].Clients != 6 {
+		t.Fatalf("rounds %+v", res.Rounds)
+	}
+	for h, acc := range res.Rounds[1].Heads {
+		if !(acc >= 0 && acc <= 1) {
+			t.Fatalf("head %s: %v", res.Schema.Heads[h], acc)
+		}
+	}
+	// The cache was built and is reused by a second run.
+	entries, err := os.ReadDir(cfg.Data.CacheDir)
+	if err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "avdigits-") {
+		t.Fatalf("cache folder: %v %v", entries, err)
+	}
+}
