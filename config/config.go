@@ -88,6 +88,10 @@ type Data struct {
 	PairingSeed  uint64    `yaml:"pairing_seed" help:"avdigits: seed of the pairing of recordings with MNIST images, part of the data set's identity (fixed across experiment seeds, so they share one data set and cache)"`
 	SplitDir     string    `yaml:"split_dir" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default"`
 	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
+	AudioDir     string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
+	FramesDir    string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
+	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) (empty: test)"`
+	LabelColumn  string    `yaml:"label_column" help:"crisismmd: the TSV column holding the label (empty: label, else label_text)"`
 	SkipBroken   bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
 	Limit        int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
 	Augment      []string  `yaml:"augment" help:"training augmentation of each modality: none, crop (random resized crop) or crop_flip (and horizontal flip); image-shaped data only"`

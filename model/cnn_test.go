@@ -141,3 +141,56 @@ func BenchmarkCNNStep(b *testing.B) {
 		})
 	}
 }
+
+// TestCNNInputLayout checks that the CNN reads samples laid out as
+// [frames, C, H, W] (channel planes, as package data stores images):
+// permuting the input's channel planes together with the stem's input
+// channels leaves the encoding unchanged, which a wrong reading of the
+// layout (say, as [H, W, C]) would not.
+func TestCNNInputLayout(t *testing.T) {
+	a := tinyArch()
+	a.Encoders[0] = EncoderCNN
+	a.CNN[0] = CNN{Input: [3]int{3, 4, 5}, Frames: 2, Channels: []int{4, 4}, Blocks: 1, StemStride: 1}
+	a.InputDims[0] = 2 * 3 * 4 * 5
+	p := jitter(mustInit(t, a, 3), 3)
+	const n = 2
+	b := toyBatch(a, n, 5)
+	perm := []int{2, 0, 1} // new channel c holds old channel perm[c]
+	x2 := make([]float32, len(b.X[0]))
+	plane := 4 * 5
+	for s := range n * 2 { // samples x frames
+		for c := range 3 {
+			copy(x2[(s*3+c)*plane:(s*3+c+1)*plane], b.X[0][(s*3+perm[c])*plane:(s*3+perm[c]+1)*plane])
+		}
+	}
+	p2 := p.Clone()
+	for i, info := range a.Layout() {
+		if info.Name != "audio/encoder/stem/weights" {
+			continue
+		}
+		cout := info.Shape[1]
+		for k := range 9 { // rows are (kernel tap, input channel)
+			for c := range 3 {
+				copy(p2[i].Data[(k*3+c)*cout:(k*3+c+1)*cout], p[i].Data[(k*3+perm[c])*cout:(k*3+perm[c]+1)*cout])
+			}
+		}
+	}
+	encode := func(params Params, x []float32) []float32 {
+		layout := a.Layout()
+		exec := MustNewExec(backend(t), func(g *Graph, in []*Node) *Node {
+			return newNetwork(&a, layout, in[:len(layout)]).encode(0, in[len(layout)])
+		})
+		args := []any{}
+		for _, tn := range toTensors(params) {
+			args = append(args, tn)
+		}
+		args = append(args, tensors.FromFlatDataAndDimensions(x, n, a.InputDims[0]))
+		return tensors.MustCopyFlatData[float32](exec.MustExec(args...)[0])
+	}
+	h1, h2 := encode(p, b.X[0]), encode(p2, x2)
+	for i := range h1 {
+		if math.Abs(float64(h1[i]-h2[i])) > 1e-4 {
+			t.Fatalf("encoding %d: %v vs %v: the CNN does not read [frames, C, H, W]", i, h1[i], h2[i])
+		}
+	}
+}

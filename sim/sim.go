@@ -52,7 +52,10 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 		SampleRate: m.SampleRate, ClipSeconds: m.ClipSeconds, FreqPool: m.FreqPool, TimePool: m.TimePool,
 		Frames: m.Frames, ImageSize: m.ImageSize, Channels: m.Channels, TextDim: m.TextDim,
 	}
-	opts := &data.MediaOptions{SkipBroken: d.SkipBroken, Limit: d.Limit, Workers: cfg.Parallel, Logf: logf}
+	opts := &data.MediaOptions{
+		AudioDir: d.AudioDir, FramesDir: d.FramesDir, TestSplit: d.TestSplit, LabelColumn: d.LabelColumn,
+		SkipBroken: d.SkipBroken, Limit: d.Limit, Workers: cfg.Parallel, Logf: logf,
+	}
 	var src *data.Source
 	var err error
 	switch d.Source {
@@ -80,6 +83,9 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 	}
 	if d.SkipBroken {
 		name += "-skipbroken"
+	}
+	if d.TestSplit != "" && d.TestSplit != "test" {
+		name += "-" + d.TestSplit
 	}
 	return src, filepath.Join(d.CacheDir, name), nil
 }

@@ -348,19 +348,30 @@ func TestAVDigits(t *testing.T) {
 	cfg.Data.Limit = 180 // three takes of every speaker and digit
 	cfg.OutDir = t.TempDir()
 	cfg.Rounds = 2
-	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	var first bytes.Buffer
+	res, err := Run(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(&first, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rounds) != 2 || res.Rounds[1].Clients != 6 {
-		t.Fatalf("rounds %+v", res.Rounds)
+	if len(res.Rounds) != 2 || res.Rounds[1].Clients != 6 || !strings.Contains(first.String(), "decoded") {
+		t.Fatalf("rounds %+v, log:\n%s", res.Rounds, first.String())
 	}
-	for h, acc := range res.Rounds[1].Heads {
-		if !(acc >= 0 && acc <= 1) {
-			t.Fatalf("head %s: %v", res.Schema.Heads[h], acc)
+	// A second run reads the cache (decodes nothing) and, with the same
+	// seed, measures exactly the same.
+	var logs bytes.Buffer
+	cfg.Overwrite = true
+	again, err := Run(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "decoded") {
+		t.Fatalf("second run decoded media again:\n%s", logs.String())
+	}
+	for h := range res.Rounds[1].Heads {
+		if res.Rounds[1].Heads[h] != again.Rounds[1].Heads[h] {
+			t.Fatalf("head %s: %v, then %v from the cache", res.Schema.Heads[h], res.Rounds[1].Heads[h], again.Rounds[1].Heads[h])
 		}
 	}
-	// The cache was built and is reused by a second run.
 	entries, err := os.ReadDir(cfg.Data.CacheDir)
 	if err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "avdigits-") {
 		t.Fatalf("cache folder: %v %v", entries, err)
