@@ -547,6 +547,12 @@ func newSource(name string, spec MediaSpec, opts MediaOptions, mods []modality, 
 		hasGroups: hasGroups, splits: splits, inputs: abs}, nil
 }
 
+// SamplesKey identifies the samples the source holds ("sha256:" + hex):
+// what changes it (split lists, media folder names, Limit, the AV-digits
+// pairing) also makes Prepare refuse a cache. Together with the spec's Key
+// it names a cache folder that is always the right one.
+func (s *Source) SamplesKey() string { return s.fingerprint() }
+
 // fingerprint returns a hash of what the source's samples are, independent
 // of where the data set lies: the media folders' names under the root, and
 // per split each sample's id, label, group, event window, MNIST pairing and

@@ -42,9 +42,9 @@ func rng(seed uint64, stream uint64) *rand.Rand {
 
 // OpenMedia returns the media data set a config names (avdigits, cremad,
 // ave, crisismmd) and the cache folder of its preprocessing: a sub-folder
-// of data.cache_dir named by the data set, its spec's key and the settings
-// that change which samples it holds (pairing seed, limit, skip_broken), so
-// that caches of different settings live side by side.
+// of data.cache_dir named by the data set, its spec's key, the key of the
+// samples it holds and skip_broken, so that caches of different settings
+// live side by side and a folder is never refused for its settings.
 func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, string, error) {
 	d := cfg.Data
 	m := d.Media
@@ -73,19 +73,11 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 	if err != nil {
 		return nil, "", fmt.Errorf("sim: %w", err)
 	}
-	key := strings.TrimPrefix(src.Spec().Key(), "sha256:")
-	name := fmt.Sprintf("%s-%s", src.Name(), key[:12])
-	if d.Source == "avdigits" {
-		name += fmt.Sprintf("-pair%d", d.PairingSeed) // the pairing is part of the samples' identity
-	}
-	if d.Limit > 0 {
-		name += fmt.Sprintf("-limit%d", d.Limit)
-	}
+	specKey := strings.TrimPrefix(src.Spec().Key(), "sha256:")
+	samples := strings.TrimPrefix(src.SamplesKey(), "sha256:")
+	name := fmt.Sprintf("%s-%s-%s", src.Name(), specKey[:12], samples[:8])
 	if d.SkipBroken {
 		name += "-skipbroken"
-	}
-	if d.TestSplit != "" && d.TestSplit != "test" {
-		name += "-" + d.TestSplit
 	}
 	return src, filepath.Join(d.CacheDir, name), nil
 }
