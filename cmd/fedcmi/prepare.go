@@ -35,16 +35,8 @@ Flags: -c file, and every experiment field (see 'fedcmi help simulate').`,
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		cfg := config.Default()
-		if *file != "" {
-			if err := cfg.LoadFile(*file); err != nil {
-				return err
-			}
-		}
-		if err := overrides.Apply(&cfg); err != nil {
-			return err
-		}
-		if err := cfg.Validate(); err != nil {
+		cfg, err := loadConfig(*file, overrides)
+		if err != nil {
 			return err
 		}
 		log := newLogger(stderr, false)

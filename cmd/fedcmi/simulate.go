@@ -43,16 +43,8 @@ Every configuration field is also a flag (lists comma-separated):
 		if fs.NArg() > 0 {
 			return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 		}
-		cfg := config.Default()
-		if *file != "" {
-			if err := cfg.LoadFile(*file); err != nil {
-				return err
-			}
-		}
-		if err := overrides.Apply(&cfg); err != nil {
-			return err
-		}
-		if err := cfg.Validate(); err != nil {
+		cfg, err := loadConfig(*file, overrides)
+		if err != nil {
 			return err
 		}
 		res, err := sim.Run(ctx, cfg, sim.Options{Logger: newLogger(stderr, *verbose), Progress: stdout})
@@ -70,6 +62,21 @@ Every configuration field is also a flag (lists comma-separated):
 		return err
 	}
 	return c
+}
+
+// loadConfig resolves an experiment: defaults, then the file (if any), then
+// the flags given, then validation.
+func loadConfig(file string, overrides *config.Overrides) (config.Config, error) {
+	cfg := config.Default()
+	if file != "" {
+		if err := cfg.LoadFile(file); err != nil {
+			return cfg, err
+		}
+	}
+	if err := overrides.Apply(&cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
 }
 
 func cmdConfig() *Command {
