@@ -68,22 +68,8 @@ func OpenAVE(root, splitDir string, spec MediaSpec, opts *MediaOptions) (*Source
 	if splitDir == "" {
 		splitDir = root
 	}
-	var splits [2]splitList
-	inputs := []string{filepath.Join(root, o.AudioDir), filepath.Join(root, o.FramesDir)}
-	for k, name := range [2]string{"train", o.TestSplit} {
-		file := filepath.Join(splitDir, name+"Set.txt")
-		items, err := readAVEList(file, root, o)
-		if err != nil {
-			return nil, err
-		}
-		splits[k] = splitList{name: [2]string{"train", "test"}[k], file: file, items: items}
-		inputs = append(inputs, file)
-	}
-	mods := []modality{
-		{name: "audio", kind: kindAudio, shape: sp.audioShape()},
-		{name: "visual", kind: kindFrames, shape: append([]int{sp.Frames}, sp.imageShape()...)},
-	}
-	return newSource("ave", sp, o, mods, aveClasses, false, splits, inputs)
+	listFile := func(split string) string { return filepath.Join(splitDir, split+"Set.txt") }
+	return openClips("ave", root, sp, o, listFile, readAVEList, aveClasses, false)
 }
 
 // LoadAVE opens AVE with [OpenAVE] and decodes it with [Source.Load].

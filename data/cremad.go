@@ -50,22 +50,8 @@ func OpenCremaD(root, splitDir string, spec MediaSpec, opts *MediaOptions) (*Sou
 	if splitDir == "" {
 		splitDir = root
 	}
-	var splits [2]splitList
-	inputs := []string{filepath.Join(root, o.AudioDir), filepath.Join(root, o.FramesDir)}
-	for k, name := range [2]string{"train", "test"} {
-		file := filepath.Join(splitDir, name+".csv")
-		items, err := readCremaDList(file, root, o)
-		if err != nil {
-			return nil, err
-		}
-		splits[k] = splitList{name: name, file: file, items: items}
-		inputs = append(inputs, file)
-	}
-	mods := []modality{
-		{name: "audio", kind: kindAudio, shape: sp.audioShape()},
-		{name: "visual", kind: kindFrames, shape: append([]int{sp.Frames}, sp.imageShape()...)},
-	}
-	return newSource("cremad", sp, o, mods, cremaDClasses, true, splits, inputs)
+	listFile := func(split string) string { return filepath.Join(splitDir, split+".csv") }
+	return openClips("cremad", root, sp, o, listFile, readCremaDList, cremaDClasses, true)
 }
 
 // LoadCremaD opens CREMA-D with [OpenCremaD] and decodes it with

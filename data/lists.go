@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -56,4 +57,28 @@ func checkName(name string) error {
 		return detail(ErrFormat, "%q is not a valid sample name (empty, a dot name or containing a path separator)", name)
 	}
 	return nil
+}
+
+// openClips opens an audio-visual clip data set (CREMA-D, AVE): audio files
+// and frame folders under root, the training list and the o.TestSplit list
+// (listFile names each list's file, read parses it), modalities "audio"
+// [1, F, T] and "visual" [Frames, C, H, W].
+func openClips(name, root string, sp MediaSpec, o MediaOptions, listFile func(split string) string,
+	read func(file, root string, o MediaOptions) ([]item, error), classes []string, hasGroups bool) (*Source, error) {
+	var splits [2]splitList
+	inputs := []string{filepath.Join(root, o.AudioDir), filepath.Join(root, o.FramesDir)}
+	for k, split := range [2]string{"train", o.TestSplit} {
+		file := listFile(split)
+		items, err := read(file, root, o)
+		if err != nil {
+			return nil, err
+		}
+		splits[k] = splitList{name: [2]string{"train", "test"}[k], file: file, items: items}
+		inputs = append(inputs, file)
+	}
+	mods := []modality{
+		{name: "audio", kind: kindAudio, shape: sp.audioShape()},
+		{name: "visual", kind: kindFrames, shape: append([]int{sp.Frames}, sp.imageShape()...)},
+	}
+	return newSource(name, sp, o, mods, classes, hasGroups, splits, inputs)
 }
