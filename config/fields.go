@@ -183,25 +183,21 @@ func (o *Overrides) Apply(c *Config) error {
 // Markdown table when markdown is true.
 func WriteReference(w io.Writer, markdown bool) error {
 	d := Default()
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if markdown {
 		fmt.Fprintln(w, "| field (flag) | default | meaning |")
 		fmt.Fprintln(w, "| --- | --- | --- |")
-		for _, f := range Fields(&d) {
-			def := f.Default
-			if def == "" {
-				def = `""`
-			}
-			fmt.Fprintf(w, "| `%s` | `%s` | %s |\n", f.Path, def, f.Help)
-		}
-		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, f := range Fields(&d) {
 		def := f.Default
 		if def == "" {
-			def = `""`
+			def = `""` // an empty default is visible as such
 		}
-		fmt.Fprintf(tw, "  -%s\t%s\t%s\n", f.Path, def, f.Help)
+		if markdown {
+			fmt.Fprintf(w, "| `%s` | `%s` | %s |\n", f.Path, def, f.Help)
+		} else {
+			fmt.Fprintf(tw, "  -%s\t%s\t%s\n", f.Path, def, f.Help)
+		}
 	}
 	return tw.Flush()
 }

@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
 )
@@ -61,7 +59,6 @@ func TestConvMatchesDirect(t *testing.T) {
 			}
 		}
 	}
-	_ = shapes.Make(dtypes.Float32)
 }
 
 // cnnArch has a two-frame CNN on modality 0 and an MLP on modality 1.

@@ -4,7 +4,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
 )
@@ -185,5 +184,4 @@ func TestSoftCrossEntropy(t *testing.T) {
 			}
 		}
 	}
-	_ = dtypes.Float32
 }

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph code reads like the maths with a dot import, as in GoMLX itself.
 )
@@ -173,8 +172,3 @@ func softCrossEntropy(teacher, student, temp *Node) *Node {
 func trueClassProb(logits, onehot *Node) *Node {
 	return ReduceSum(Mul(Softmax(logits, -1), onehot), -1)
 }
-
-// zerosEmbedding returns a zero embedding like e ([B, D]).
-func zerosEmbedding(e *Node) *Node { return ZerosLike(e) }
-
-var _ = dtypes.Float32
