@@ -236,53 +236,27 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	method, err := fl.LookupMethod(cfg.Method)
+	fed, err := Prepare(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	train, test, z, err := LoadData(ctx, &cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	parts, masks, err := Partition(&cfg, train)
-	if err != nil {
-		return nil, err
-	}
+	train, test, z, engine, global := fed.Train, fed.Test, fed.Standardizer, fed.Engine, fed.Global
 	mods := [2]string{train.Modalities[0], train.Modalities[1]}
-	arch, err := Arch(&cfg, train)
+	strategy, err := NewStrategy(&cfg, engine.Layout(), log)
 	if err != nil {
 		return nil, err
 	}
-	backend, err := model.NewBackend(cfg.Backend)
-	if err != nil {
-		return nil, err
-	}
-	engine, err := model.NewEngine(backend, arch, cfg.Train.BatchSize)
-	if err != nil {
-		return nil, err
-	}
-	global, err := arch.Init(rng(cfg.Seed, streamInit).Uint64())
-	if err != nil {
-		return nil, err
-	}
-
-	augment, err := augmenter(cfg.Data.Augment, [2][]int{train.Shape(0), train.Shape(1)})
-	if err != nil {
-		return nil, err
-	}
-	clients := make(map[string]fl.Client, len(parts))
-	infos := make([]fl.ClientInfo, len(parts))
+	clients := make(map[string]fl.Client, len(fed.Parts))
+	infos := make([]fl.ClientInfo, len(fed.Parts))
 	kinds := map[string]int{}
-	for i, idx := range parts {
-		id := fmt.Sprintf("client-%04d", i)
-		c, err := fl.NewLocalClient(engine, train, idx, masks[i])
+	for i := range fed.Parts {
+		c, err := fed.Client(i)
 		if err != nil {
-			return nil, fmt.Errorf("sim: %s: %w", id, err)
+			return nil, err
 		}
-		c.SetAugmenter(augment)
-		clients[id] = c
-		infos[i] = fl.ClientInfo{ID: id, Modalities: masks[i], NumSamples: len(idx)}
-		kinds[masks[i].Format(mods[:])]++
+		infos[i] = fed.Info(i)
+		clients[infos[i].ID] = c
+		kinds[fed.Masks[i].Format(mods[:])]++
 	}
 
 	heads := model.HeadNames(mods)
@@ -326,7 +300,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	log.Info("simulation",
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
-		"classes", train.NumClasses, "clients", len(parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
+		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
 		"rounds", cfg.Rounds, "params", global.NumElements(), "dir", dir)
 
 	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": cfg.Method}
@@ -334,21 +308,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		return run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) })
 	}
 	server := &fl.Server{
-		Strategy: &fl.ModalityAware{
-			Method: method,
-			Schedule: fl.Schedule{
-				Rounds: cfg.Rounds, Epochs: cfg.Train.Epochs, LR: cfg.Train.LR, LRMin: cfg.Train.LRMin,
-				LRDecayStart: cfg.Train.LRDecayStart, Momentum: cfg.Train.Momentum, WeightDecay: cfg.Train.WeightDecay,
-			},
-			Options: fl.FedCMIOptions{
-				Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
-				Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
-			},
-			PerRound: cfg.ClientsPerRound,
-			Seed:     cfg.Seed,
-			Layout:   engine.Layout(),
-			Logger:   log,
-		},
+		Strategy:  strategy,
 		Transport: fl.NewInmemTransport(clients),
 		Clients:   infos,
 		Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {

@@ -1,0 +1,119 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// Federation is everything an experiment derives from its config before
+// the first round: the data, its split among clients, the network and its
+// initial parameters. The simulation and a deployment build it with
+// Prepare, so that a deployed coordinator and its participants see the
+// same model, clients and data as the simulation of the same config.
+type Federation struct {
+	// Train and Test are the data sets, standardised if the config says so
+	// (with Standardizer, fitted on Train).
+	Train, Test  *data.Set
+	Standardizer *data.Standardizer
+	// Parts holds each client's training rows; Masks its modalities.
+	Parts [][]int
+	Masks []data.Mask
+	// Arch and Engine are the network; Global its initial parameters.
+	Arch   model.Arch
+	Engine *model.Engine
+	Global model.Params
+	// Augment transforms training batches (nil: none).
+	Augment fl.Augmenter
+}
+
+// Prepare loads the data cfg names, partitions it, and builds the network
+// and its initial parameters, every random choice drawn from cfg.Seed.
+func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federation, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	train, test, z, err := LoadData(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	parts, masks, err := Partition(cfg, train)
+	if err != nil {
+		return nil, err
+	}
+	arch, err := Arch(cfg, train)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := model.NewBackend(cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := model.NewEngine(backend, arch, cfg.Train.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	global, err := arch.Init(rng(cfg.Seed, streamInit).Uint64())
+	if err != nil {
+		return nil, err
+	}
+	augment, err := augmenter(cfg.Data.Augment, [2][]int{train.Shape(0), train.Shape(1)})
+	if err != nil {
+		return nil, err
+	}
+	return &Federation{
+		Train: train, Test: test, Standardizer: z, Parts: parts, Masks: masks,
+		Arch: arch, Engine: engine, Global: global, Augment: augment,
+	}, nil
+}
+
+// ClientID is the ID of the i-th client (0-based): client-0000, ... The
+// strategy samples clients by their position in the ID-sorted list.
+func ClientID(i int) string { return fmt.Sprintf("client-%04d", i) }
+
+// Client returns the i-th client, training on its rows of f.Train.
+func (f *Federation) Client(i int) (*fl.LocalClient, error) {
+	if i < 0 || i >= len(f.Parts) {
+		return nil, fmt.Errorf("sim: client %d of %d", i, len(f.Parts))
+	}
+	c, err := fl.NewLocalClient(f.Engine, f.Train, f.Parts[i], f.Masks[i])
+	if err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", ClientID(i), err)
+	}
+	c.SetAugmenter(f.Augment)
+	return c, nil
+}
+
+// Info is what the server knows of the i-th client.
+func (f *Federation) Info(i int) fl.ClientInfo {
+	return fl.ClientInfo{ID: ClientID(i), Modalities: f.Masks[i], NumSamples: len(f.Parts[i])}
+}
+
+// NewStrategy returns the server-side strategy of cfg's method for a model
+// of the given layout.
+func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger) (fl.Strategy, error) {
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return nil, err
+	}
+	return &fl.ModalityAware{
+		Method: method,
+		Schedule: fl.Schedule{
+			Rounds: cfg.Rounds, Epochs: cfg.Train.Epochs, LR: cfg.Train.LR, LRMin: cfg.Train.LRMin,
+			LRDecayStart: cfg.Train.LRDecayStart, Momentum: cfg.Train.Momentum, WeightDecay: cfg.Train.WeightDecay,
+		},
+		Options: fl.FedCMIOptions{
+			Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
+			Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
+		},
+		PerRound: cfg.ClientsPerRound,
+		Seed:     cfg.Seed,
+		Layout:   layout,
+		Logger:   log,
+	}, nil
+}
