@@ -39,6 +39,8 @@ const (
 	TaskKind_TASK_KIND_NONE     TaskKind = 0
 	TaskKind_TASK_KIND_FIT      TaskKind = 1
 	TaskKind_TASK_KIND_EVALUATE TaskKind = 2
+	// The federation is over: the participant may exit.
+	TaskKind_TASK_KIND_STOP TaskKind = 3
 )
 
 // Enum value maps for TaskKind.
@@ -47,11 +49,13 @@ var (
 		0: "TASK_KIND_NONE",
 		1: "TASK_KIND_FIT",
 		2: "TASK_KIND_EVALUATE",
+		3: "TASK_KIND_STOP",
 	}
 	TaskKind_value = map[string]int32{
 		"TASK_KIND_NONE":     0,
 		"TASK_KIND_FIT":      1,
 		"TASK_KIND_EVALUATE": 2,
+		"TASK_KIND_STOP":     3,
 	}
 )
 
@@ -1387,11 +1391,12 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x10HeartbeatRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\"\x13\n" +
-	"\x11HeartbeatResponse*I\n" +
+	"\x11HeartbeatResponse*]\n" +
 	"\bTaskKind\x12\x12\n" +
 	"\x0eTASK_KIND_NONE\x10\x00\x12\x11\n" +
 	"\rTASK_KIND_FIT\x10\x01\x12\x16\n" +
-	"\x12TASK_KIND_EVALUATE\x10\x02*-\n" +
+	"\x12TASK_KIND_EVALUATE\x10\x02\x12\x12\n" +
+	"\x0eTASK_KIND_STOP\x10\x03*-\n" +
 	"\x05DType\x12\x15\n" +
 	"\x11DTYPE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tDTYPE_F32\x10\x01*\x9a\x01\n" +

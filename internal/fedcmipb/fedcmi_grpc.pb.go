@@ -49,7 +49,8 @@ type FederationClient interface {
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	// PullWork waits (long poll) for the participant's next task and streams
 	// it: a TaskHeader, then the global model as tensor chunks. A header of
-	// kind TASK_KIND_NONE means no work arrived in time: pull again.
+	// kind TASK_KIND_NONE means no work arrived in time: pull again;
+	// TASK_KIND_STOP that the federation is over.
 	PullWork(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WorkChunk], error)
 	// Upload streams a task's result: a ResultHeader, then the trained
 	// model as tensor chunks. Uploading the same task twice counts once.
@@ -130,7 +131,8 @@ type FederationServer interface {
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	// PullWork waits (long poll) for the participant's next task and streams
 	// it: a TaskHeader, then the global model as tensor chunks. A header of
-	// kind TASK_KIND_NONE means no work arrived in time: pull again.
+	// kind TASK_KIND_NONE means no work arrived in time: pull again;
+	// TASK_KIND_STOP that the federation is over.
 	PullWork(*PullRequest, grpc.ServerStreamingServer[WorkChunk]) error
 	// Upload streams a task's result: a ResultHeader, then the trained
 	// model as tensor chunks. Uploading the same task twice counts once.

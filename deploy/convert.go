@@ -1,0 +1,85 @@
+package deploy
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+func toPBConfig(c fl.FitConfig) *fedcmipb.FitConfig {
+	return &fedcmipb.FitConfig{
+		Round: int64(c.Round), Epochs: int64(c.Epochs), Lr: c.LR, Seed: c.Seed,
+		Infiltration: c.Infiltration, ClassTemperature: c.ClassTemperature,
+		Alpha: c.Alpha, C1: c.C1, C3: c.C3, Temperature: c.Temperature,
+		Mu: c.Mu, WeightDecay: c.WeightDecay, Momentum: c.Momentum, Personalized: c.Personalized,
+	}
+}
+
+func fromPBConfig(c *fedcmipb.FitConfig) fl.FitConfig {
+	return fl.FitConfig{
+		Round: int(c.GetRound()), Epochs: int(c.GetEpochs()), LR: c.GetLr(), Seed: c.GetSeed(),
+		Infiltration: c.GetInfiltration(), ClassTemperature: c.GetClassTemperature(),
+		Alpha: c.GetAlpha(), C1: c.GetC1(), C3: c.GetC3(), Temperature: c.GetTemperature(),
+		Mu: c.GetMu(), WeightDecay: c.GetWeightDecay(), Momentum: c.GetMomentum(), Personalized: c.GetPersonalized(),
+	}
+}
+
+func toPBMetrics(m fl.FitMetrics) *fedcmipb.FitMetrics {
+	return &fedcmipb.FitMetrics{
+		LossSum: m.LossSum, Batches: int64(m.Batches), RhoSum: m.RhoSum, RhoBatches: int64(m.RhoBatches),
+		FirstDominant: int64(m.FirstDominant), Temperatures: m.Temperatures,
+	}
+}
+
+func fromPBMetrics(m *fedcmipb.FitMetrics) fl.FitMetrics {
+	return fl.FitMetrics{
+		LossSum: m.GetLossSum(), Batches: int(m.GetBatches()), RhoSum: m.GetRhoSum(), RhoBatches: int(m.GetRhoBatches()),
+		FirstDominant: int(m.GetFirstDominant()), Temperatures: m.GetTemperatures(),
+	}
+}
+
+func toPBEvaluation(e fl.Evaluation) *fedcmipb.Evaluation {
+	return &fedcmipb.Evaluation{Heads: e.Heads[:], PerClass: e.PerClass, N: int64(e.N)}
+}
+
+func fromPBEvaluation(e *fedcmipb.Evaluation) (fl.Evaluation, error) {
+	var out fl.Evaluation
+	if len(e.GetHeads()) != model.NumHeads {
+		return out, fmt.Errorf("evaluation has %d heads, want %d", len(e.GetHeads()), model.NumHeads)
+	}
+	copy(out.Heads[:], e.GetHeads())
+	out.PerClass = e.GetPerClass()
+	out.N = int(e.GetN())
+	return out, nil
+}
+
+// maskOf maps modality names to a mask over the model's modalities.
+func maskOf(names []string, modalities [2]string) (data.Mask, error) {
+	var m data.Mask
+	for _, n := range names {
+		i := slices.Index(modalities[:], n)
+		if i < 0 {
+			return 0, fmt.Errorf("modality %q is not one of the model's %v", n, modalities)
+		}
+		m |= 1 << i
+	}
+	if m == 0 {
+		return 0, fmt.Errorf("no modality (the model's are %v)", modalities)
+	}
+	return m, nil
+}
+
+// namesOf lists the modalities of a mask.
+func namesOf(m data.Mask, modalities [2]string) []string {
+	var out []string
+	for i, n := range modalities {
+		if m.Has(i) {
+			out = append(out, n)
+		}
+	}
+	return out
+}

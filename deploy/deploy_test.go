@@ -1,0 +1,208 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/sim"
+)
+
+// smallConfig is a quick experiment on the built-in synthetic data.
+func smallConfig(t testing.TB, clients, perRound, rounds int) config.Config {
+	cfg := config.Default()
+	cfg.OutDir = t.TempDir()
+	cfg.Rounds = rounds
+	cfg.Clients = clients
+	cfg.ClientsPerRound = perRound
+	cfg.Parallel = 1
+	cfg.Train.Epochs = 1
+	cfg.Data.MinSize = 5
+	cfg.Data.Synthetic.TrainPerClass = 20
+	cfg.Data.Synthetic.TestPerClass = 10
+	cfg.Model.Hidden = []int{16}
+	cfg.Model.EmbedDim = 16
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func listen(t testing.TB) net.Listener {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// dial connects to addr with TLS configuration tc (nil: plain text).
+func dial(t testing.TB, addr string, tc *tls.Config) *grpc.ClientConn {
+	creds := insecure.NewCredentials()
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+type served struct {
+	res *sim.Result
+	err error
+}
+
+// serve runs Serve in the background.
+func serve(ctx context.Context, cfg config.Config, opt ServeOptions) <-chan served {
+	out := make(chan served, 1)
+	go func() {
+		res, err := Serve(ctx, cfg, opt)
+		out <- served{res, err}
+	}()
+	return out
+}
+
+// shardParticipant runs shard i of cfg against addr in the background.
+func shardParticipant(ctx context.Context, t testing.TB, cfg config.Config, i int, addr string, tc *tls.Config, token string, wrap func(fl.Client) fl.Client) <-chan error {
+	loc, err := ShardLocal(ctx, &cfg, i, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client fl.Client = loc.Client
+	if wrap != nil {
+		client = wrap(client)
+	}
+	p := &Participant{
+		Conn: dial(t, addr, tc), Name: loc.Info.ID, Token: token, Client: client,
+		ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	}
+	out := make(chan error, 1)
+	go func() { out <- p.Run(ctx) }()
+	return out
+}
+
+// sameRounds compares everything but wall times.
+func sameRounds(t *testing.T, got, want []metrics.Round) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d rounds, want %d", len(got), len(want))
+	}
+	eq := func(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+	for i := range want {
+		g, w := got[i], want[i]
+		ok := g.Round == w.Round && g.Clients == w.Clients && g.Failures == w.Failures &&
+			eq(g.TrainLoss, w.TrainLoss) && eq(g.Dominance, w.Dominance) && eq(g.FirstDominant, w.FirstDominant) &&
+			len(g.Heads) == len(w.Heads) && len(g.PerClass) == len(w.PerClass)
+		for h := range min(len(g.Heads), len(w.Heads)) {
+			ok = ok && eq(g.Heads[h], w.Heads[h])
+		}
+		for c := range min(len(g.PerClass), len(w.PerClass)) {
+			ok = ok && eq(g.PerClass[c], w.PerClass[c])
+		}
+		if !ok {
+			t.Errorf("round %d differs:\n got %+v\nwant %+v", w.Round, g, w)
+		}
+	}
+}
+
+func simulate(t *testing.T, cfg config.Config) *sim.Result {
+	t.Helper()
+	cfg.OutDir = t.TempDir()
+	res, err := sim.Run(context.Background(), cfg, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestInProcessEqualsSimulation runs a federation of goroutines over
+// loopback gRPC with mutual TLS and compares its metrics with sim.Run's.
+func TestInProcessEqualsSimulation(t *testing.T) {
+	cfg := smallConfig(t, 4, 3, 3)
+	want := simulate(t, cfg)
+
+	certs := t.TempDir()
+	names := []string{sim.ClientID(0), sim.ClientID(1), sim.ClientID(2), sim.ClientID(3)}
+	if err := WriteDevCerts(certs, []string{"127.0.0.1"}, names, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roster, err := LoadRoster(filepath.Join(certs, RosterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	done := serve(ctx, cfg, ServeOptions{Listener: l, TLS: stls, Roster: roster, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
+	var parts []<-chan error
+	for i, n := range names {
+		cert, key, _ := ParticipantFiles(certs, n)
+		ctls, err := ClientTLS(filepath.Join(certs, CAFile), cert, key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), ctls, readToken(t, certs, n), nil))
+	}
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	for i, p := range parts {
+		if err := <-p; err != nil {
+			t.Errorf("participant %d: %v", i, err)
+		}
+	}
+	sameRounds(t, s.res.Rounds, want.Rounds)
+	sameFile(t, filepath.Join(s.res.Dir, rundir.ModelFile), filepath.Join(want.Dir, rundir.ModelFile))
+}
+
+// sameFile fails unless the two files have the same bytes.
+func sameFile(t *testing.T, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(x, y) {
+		t.Errorf("%s and %s differ", a, b)
+	}
+}
+
+func readToken(t testing.TB, dir, name string) string {
+	ro, err := LoadRoster(filepath.Join(dir, RosterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ro.entries[name].token
+}
+
+var _ = errors.New
+var _ = fmt.Sprint

@@ -1,0 +1,84 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/sim"
+)
+
+// Local is a participant's own side: its client, what it declares, and
+// its model.
+type Local struct {
+	Client     *fl.LocalClient
+	Info       fl.ClientInfo
+	Modalities [2]string
+	Layout     []model.ParamInfo
+}
+
+// ShardLocal builds client i of the simulation of cfg: the same data rows,
+// modalities, model and name (client-0000, ...), so that a federation of
+// cfg.Clients shards gives the simulation's numbers.
+func ShardLocal(ctx context.Context, cfg *config.Config, i int, log *slog.Logger) (*Local, error) {
+	fed, err := sim.Prepare(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if i < 0 || i >= len(fed.Parts) {
+		return nil, fmt.Errorf("deploy: shard %d: the config splits the data among %d clients", i, len(fed.Parts))
+	}
+	c, err := fed.Client(i)
+	if err != nil {
+		return nil, err
+	}
+	return &Local{Client: c, Info: fed.Info(i),
+		Modalities: [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]}, Layout: fed.Engine.Layout()}, nil
+}
+
+// DataLocal builds a participant training on all of its own data: the
+// training split of the data set in dir, read by the loader cfg's
+// data.source names (npz, mfeat, a media set), holding the modalities
+// named in holds (empty: both). The model comes from cfg and the data's
+// shapes, so it matches the coordinator's when both read the same kind of
+// data. Standardisation, if on, uses the participant's own statistics.
+func DataLocal(ctx context.Context, cfg *config.Config, dir, name string, holds []string, log *slog.Logger) (*Local, error) {
+	cfg.Data.Dir = dir
+	train, _, _, err := sim.LoadData(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	arch, err := sim.Arch(cfg, train)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := model.NewBackend(cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := model.NewEngine(backend, arch, cfg.Train.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	mods := [2]string{train.Modalities[0], train.Modalities[1]}
+	mask := data.Full(2)
+	if len(holds) > 0 {
+		if mask, err = maskOf(holds, mods); err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+	}
+	index := make([]int, train.Len())
+	for i := range index {
+		index[i] = i
+	}
+	c, err := fl.NewLocalClient(engine, train, index, mask)
+	if err != nil {
+		return nil, err
+	}
+	return &Local{Client: c, Info: fl.ClientInfo{ID: name, Modalities: mask, NumSamples: len(index)},
+		Modalities: mods, Layout: engine.Layout()}, nil
+}

@@ -1,0 +1,79 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the coordinator's Prometheus metrics, in a registry of
+// their own (so tests and several coordinators in one process do not
+// collide).
+type Metrics struct {
+	Registry     *prometheus.Registry
+	Rounds       prometheus.Counter
+	Connected    prometheus.Gauge
+	BytesIn      prometheus.Counter
+	BytesOut     prometheus.Counter
+	Rejections   *prometheus.CounterVec
+	RoundSeconds prometheus.Histogram
+}
+
+// NewMetrics returns the coordinator's metrics, registered with the Go
+// runtime and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Rounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedcmi_rounds_total", Help: "Rounds completed by the coordinator."}),
+		Connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fedcmi_participants_connected", Help: "Registered participants whose heartbeats are current."}),
+		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedcmi_bytes_received_total", Help: "Tensor bytes received from participants."}),
+		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedcmi_bytes_sent_total", Help: "Tensor bytes sent to participants."}),
+		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedcmi_update_rejections_total", Help: "Updates or registrations refused, by reason."}, []string{"reason"}),
+		RoundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fedcmi_round_duration_seconds", Help: "Wall time of a round: sending, training, aggregation and evaluation.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}),
+	}
+	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ServeHTTP serves /metrics and /healthz on l until ctx is done. healthy
+// reports whether the coordinator is serving (nil: always).
+func (m *Metrics) ServeHTTP(ctx context.Context, l net.Listener, healthy func() error, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if healthy != nil {
+			if err := healthy(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Write([]byte("ok\n"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+	}()
+	log.Info("metrics endpoint", "addr", "http://"+l.Addr().String()+"/metrics")
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

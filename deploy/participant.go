@@ -1,0 +1,394 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// ErrRefused is returned (wrapped) by Participant.Run when the coordinator
+// refuses the participant for good: unknown, revoked, wrong token or
+// certificate, another protocol version or model.
+var ErrRefused = errors.New("deploy: refused by the coordinator")
+
+// Participant is the client side of a deployment: it dials the
+// coordinator, registers, and then pulls tasks, runs them on its fl.Client
+// and uploads the results, reconnecting with backoff when the coordinator
+// goes away (and registering again when it comes back).
+type Participant struct {
+	// Conn is the connection to the coordinator (grpc.NewClient). Required.
+	Conn grpc.ClientConnInterface
+	// Name and Token identify the participant; with TLS, Name must be the
+	// certificate's common name (empty: taken from the certificate).
+	Name, Token string
+	// Client trains and evaluates on the local data. Required.
+	Client fl.Client
+	// ModelModalities names the model's two modalities; Holds is the set
+	// the participant holds, NumSamples its training samples and Layout
+	// its model's parameters, all declared at registration.
+	ModelModalities [2]string
+	Holds           data.Mask
+	NumSamples      int
+	Layout          []model.ParamInfo
+	// StateFile, if set and Client implements fl.ClientStateful, is where
+	// the client's state is saved after every task and restored from at
+	// start, so a restarted participant continues where it stopped.
+	StateFile string
+	// ChunkBytes is the size of uploaded tensor pieces (default
+	// DefaultChunkBytes).
+	ChunkBytes int
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts (defaults 200ms and 10s).
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives events; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// permanent reports whether err means the coordinator will never accept
+// this participant as it is.
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument:
+		return true
+	case codes.Unavailable:
+		// A failed TLS handshake (unknown CA, missing certificate) will fail
+		// the same way on every retry.
+		msg := status.Convert(err).Message()
+		return strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ") || strings.Contains(msg, "certificate")
+	}
+	return false
+}
+
+// Run serves the federation until it is over (nil), ctx is done, or the
+// coordinator refuses the participant (an error wrapping ErrRefused).
+func (p *Participant) Run(ctx context.Context) error {
+	if p.Conn == nil || p.Client == nil {
+		return errors.New("deploy: participant needs a connection and a client")
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if p.MinBackoff <= 0 {
+		p.MinBackoff = 200 * time.Millisecond
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = 10 * time.Second
+	}
+	if err := p.restore(); err != nil {
+		return err
+	}
+	rpc := fedcmipb.NewFederationClient(p.Conn)
+	backoff := p.MinBackoff
+	wait := func() error {
+		d := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, p.MaxBackoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+			return nil
+		}
+	}
+	for {
+		resp, err := rpc.Register(ctx, &fedcmipb.RegisterRequest{
+			ProtocolVersion: ProtocolVersion, Name: p.Name, Token: p.Token, Modalities: namesOf(p.Holds, p.ModelModalities),
+			NumSamples: int64(p.NumSamples), LayoutDigest: LayoutDigest(p.Layout),
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if permanent(err) {
+				return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
+			}
+			log.Warn("cannot register; retrying", "err", err)
+			if err := wait(); err != nil {
+				return err
+			}
+			continue
+		}
+		if resp.GetProtocolVersion() != ProtocolVersion {
+			return fmt.Errorf("%w: coordinator speaks protocol version %d, this participant %d; run the same fedcmi release on both",
+				ErrRefused, resp.GetProtocolVersion(), ProtocolVersion)
+		}
+		log.Info("registered", "name", p.Name, "modalities", namesOf(p.Holds, p.ModelModalities), "samples", p.NumSamples)
+		backoff = p.MinBackoff
+		stop, err := p.session(ctx, rpc, resp, log)
+		switch {
+		case stop:
+			log.Info("the federation is over")
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case permanent(err):
+			return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
+		}
+		log.Warn("lost the coordinator; reconnecting", "err", err)
+		if err := wait(); err != nil {
+			return err
+		}
+	}
+}
+
+// session pulls and runs tasks until the coordinator says stop (true) or a
+// call fails.
+func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient, reg *fedcmipb.RegisterResponse, log *slog.Logger) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() { // heartbeats
+		defer wg.Done()
+		every := max(time.Duration(reg.GetHeartbeatIntervalMs())*time.Millisecond, 10*time.Millisecond)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				hctx, hcancel := context.WithTimeout(ctx, every)
+				_, err := rpc.Heartbeat(hctx, &fedcmipb.HeartbeatRequest{ProtocolVersion: ProtocolVersion, Session: reg.GetSession()})
+				hcancel()
+				if err != nil && ctx.Err() == nil {
+					log.Debug("heartbeat failed", "err", err)
+				}
+			}
+		}
+	}()
+	for {
+		h, params, err := p.pull(ctx, rpc, reg.GetSession())
+		if err != nil {
+			return false, err
+		}
+		switch h.GetKind() {
+		case fedcmipb.TaskKind_TASK_KIND_NONE:
+			continue
+		case fedcmipb.TaskKind_TASK_KIND_STOP:
+			return true, nil
+		}
+		out := p.run(ctx, h, params, log)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err := p.upload(ctx, rpc, reg.GetSession(), h, out, log); err != nil {
+			return false, err
+		}
+	}
+}
+
+// pull long-polls for the next task and receives its model.
+func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, session string) (*fedcmipb.TaskHeader, model.Params, error) {
+	stream, err := rpc.PullWork(ctx, &fedcmipb.PullRequest{ProtocolVersion: ProtocolVersion, Session: session})
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := first.GetHeader()
+	if h == nil {
+		return nil, nil, errors.New("deploy: work stream without a header")
+	}
+	if h.GetKind() != fedcmipb.TaskKind_TASK_KIND_FIT && h.GetKind() != fedcmipb.TaskKind_TASK_KIND_EVALUATE {
+		return h, nil, nil
+	}
+	asm := newAssembler(p.Layout)
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if msg.GetTensor() == nil {
+			return nil, nil, errors.New("deploy: a second header in one task")
+		}
+		if err := asm.add(msg.GetTensor()); err != nil {
+			return nil, nil, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+		}
+	}
+	params, err := asm.done()
+	if err != nil {
+		return nil, nil, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+	}
+	return h, params, nil
+}
+
+type outcome struct {
+	res  fl.FitRes
+	eval fl.Evaluation
+	err  error
+}
+
+// run executes a task on the client.
+func (p *Participant) run(ctx context.Context, h *fedcmipb.TaskHeader, params model.Params, log *slog.Logger) outcome {
+	t0 := time.Now()
+	var out outcome
+	if h.GetKind() == fedcmipb.TaskKind_TASK_KIND_EVALUATE {
+		out.eval, out.err = p.Client.Evaluate(ctx, params)
+	} else {
+		out.res, out.err = p.Client.Fit(ctx, fl.FitIns{Params: params, Config: fromPBConfig(h.GetConfig())})
+		if out.err == nil {
+			out.err = p.save()
+		}
+	}
+	log.Info("task done", "task", h.GetTaskId(), "round", h.GetRound(), "seconds", time.Since(t0).Seconds(), "err", out.err)
+	return out
+}
+
+// upload sends a task's outcome, retrying a broken stream a few times.
+func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome, log *slog.Logger) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * p.MinBackoff):
+			}
+		}
+		var resp *fedcmipb.UploadResponse
+		resp, err = p.uploadOnce(ctx, rpc, session, h, out)
+		if err == nil {
+			lvl := slog.LevelInfo
+			if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {
+				lvl = slog.LevelWarn
+			}
+			log.Log(ctx, lvl, "result uploaded", "task", h.GetTaskId(), "status", resp.GetStatus(), "reason", resp.GetReason())
+			return nil
+		}
+		if code := status.Code(err); code == codes.Unauthenticated || code == codes.Canceled || permanent(err) {
+			return err
+		}
+		if status.Code(err) == codes.ResourceExhausted {
+			log.Warn("result refused as too large", "task", h.GetTaskId(), "err", err)
+			return nil
+		}
+	}
+	return err
+}
+
+func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome) (*fedcmipb.UploadResponse, error) {
+	stream, err := rpc.Upload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rh := &fedcmipb.ResultHeader{ProtocolVersion: ProtocolVersion, Session: session, TaskId: h.GetTaskId(), Round: h.GetRound()}
+	var params model.Params
+	switch {
+	case out.err != nil:
+		rh.Error = out.err.Error()
+	case h.GetKind() == fedcmipb.TaskKind_TASK_KIND_EVALUATE:
+		rh.Evaluation = toPBEvaluation(out.eval)
+	default:
+		params = out.res.Params
+		rh.NumSamples = int64(out.res.NumSamples)
+		rh.Modalities = namesOf(out.res.Modalities, p.ModelModalities)
+		rh.Metrics = toPBMetrics(out.res.Metrics)
+		rh.NumTensors = int32(len(params))
+	}
+	send := func(m *fedcmipb.UploadChunk) error {
+		if err := stream.Send(m); err != nil {
+			if err == io.EOF { // the coordinator answered early (a rejection)
+				return io.EOF
+			}
+			return err
+		}
+		return nil
+	}
+	err = send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: rh}})
+	if err == nil {
+		_, err = sendParams(params, p.ChunkBytes, func(ch *fedcmipb.TensorChunk) error {
+			return send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: ch}})
+		})
+	}
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return stream.CloseAndRecv()
+}
+
+// restore loads the client's saved state, if any.
+func (p *Participant) restore() error {
+	cs, ok := p.Client.(fl.ClientStateful)
+	if !ok || p.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p.StateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deploy: participant state: %w", err)
+	}
+	if err := cs.UnmarshalState(b); err != nil {
+		return fmt.Errorf("deploy: participant state %s: %w", p.StateFile, err)
+	}
+	return nil
+}
+
+// save writes the client's state, if it has any.
+func (p *Participant) save() error {
+	cs, ok := p.Client.(fl.ClientStateful)
+	if !ok || p.StateFile == "" {
+		return nil
+	}
+	b, err := cs.MarshalState()
+	if err != nil {
+		return fmt.Errorf("deploy: participant state: %w", err)
+	}
+	return writeFileAtomic(p.StateFile, b)
+}
+
+// writeFileAtomic replaces path with b: a temporary file in the same
+// directory, synced, then renamed over path, and the directory synced.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("deploy: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("deploy: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("deploy: sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("deploy: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("deploy: write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package deploy
+
+import (
+	"bufio"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Roster lists the participants a coordinator accepts: each name with an
+// optional token and a revoked flag.
+//
+// Its file form has one participant per line, "name token", where token
+// may be "-" for none; a third field "revoked" refuses the name. Blank
+// lines and lines starting with # are ignored.
+type Roster struct {
+	entries map[string]rosterEntry
+	order   []string
+}
+
+type rosterEntry struct {
+	token   string
+	revoked bool
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ParseRoster reads a roster; name is used in errors.
+func ParseRoster(r io.Reader, name string) (*Roster, error) {
+	ro := &Roster{entries: map[string]rosterEntry{}}
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) > 3 || (len(f) == 3 && f[2] != "revoked") {
+			return nil, fmt.Errorf("deploy: roster %s:%d: want \"name token [revoked]\"", name, line)
+		}
+		if !validName.MatchString(f[0]) {
+			return nil, fmt.Errorf("deploy: roster %s:%d: invalid participant name %q", name, line, f[0])
+		}
+		if _, dup := ro.entries[f[0]]; dup {
+			return nil, fmt.Errorf("deploy: roster %s:%d: %q listed twice", name, line, f[0])
+		}
+		e := rosterEntry{revoked: len(f) == 3}
+		if len(f) >= 2 && f[1] != "-" {
+			e.token = f[1]
+		}
+		ro.entries[f[0]] = e
+		ro.order = append(ro.order, f[0])
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("deploy: roster %s: %w", name, err)
+	}
+	return ro, nil
+}
+
+// LoadRoster reads the roster file at path.
+func LoadRoster(path string) (*Roster, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	defer f.Close()
+	return ParseRoster(f, path)
+}
+
+// Revoke refuses name from now on.
+func (r *Roster) Revoke(name string) {
+	e := r.entries[name]
+	e.revoked = true
+	if _, ok := r.entries[name]; !ok {
+		r.order = append(r.order, name)
+	}
+	r.entries[name] = e
+}
+
+// Names lists the roster's participants in file order.
+func (r *Roster) Names() []string { return append([]string(nil), r.order...) }
+
+// check says why name with token may not join (nil: it may).
+func (r *Roster) check(name, token string) error {
+	e, ok := r.entries[name]
+	switch {
+	case !ok:
+		return fmt.Errorf("participant %q is not on the roster", name)
+	case e.revoked:
+		return fmt.Errorf("participant %q is revoked", name)
+	case e.token != "" && subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1:
+		return fmt.Errorf("participant %q: wrong token", name)
+	}
+	return nil
+}

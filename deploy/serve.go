@@ -1,0 +1,322 @@
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/sim"
+)
+
+// DefaultMaxMessageBytes bounds one gRPC message either way (gRPC's own
+// default); models travel in chunks well below it.
+const DefaultMaxMessageBytes = 4 << 20
+
+// ServeOptions are a coordinator's deployment settings; the experiment
+// itself is the config. Zero values mean the documented defaults.
+type ServeOptions struct {
+	// Listener accepts participants' gRPC connections. Required.
+	Listener net.Listener
+	// HTTPListener, if not nil, serves /metrics and /healthz.
+	HTTPListener net.Listener
+	// TLS is the server's TLS configuration (ServerTLS); nil serves plain
+	// text, which needs Insecure.
+	TLS      *tls.Config
+	Insecure bool
+	// Roster lists the accepted participants (nil: see CoordinatorConfig).
+	Roster *Roster
+	// Resume continues the run in the config's run directory from its
+	// saved state (StateFile) instead of starting anew.
+	Resume bool
+	// WaitFor is the number of participants to wait for before the first
+	// round (default: the config's number of clients).
+	WaitFor int
+	// MinResults is the minimum number of accepted results for a round to
+	// be aggregated (default 1); with fewer, the round keeps the previous
+	// global model.
+	MinResults int
+	// RoundTimeout, HeartbeatInterval, PollTimeout and NormBound: see
+	// CoordinatorConfig.
+	RoundTimeout, HeartbeatInterval, PollTimeout time.Duration
+	NormBound                                    float64
+	// MaxMessageBytes bounds one gRPC message (default DefaultMaxMessageBytes).
+	MaxMessageBytes int
+	// Metrics receives the coordinator's counters (nil: a private set).
+	Metrics *Metrics
+	// Logger receives progress; nil uses slog.Default().
+	Logger *slog.Logger
+	// Progress, if not nil, receives one line per round.
+	Progress io.Writer
+}
+
+// configDigest identifies the experiment a state belongs to: the resolved
+// configuration less the fields that do not change its numbers.
+func configDigest(cfg config.Config) (string, error) {
+	cfg.Overwrite, cfg.Parallel, cfg.Backend = false, 0, ""
+	b, err := cfg.YAML()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// quorum keeps the previous global model when a round has fewer than min
+// results (late and rejected ones do not count).
+type quorum struct {
+	fl.Strategy
+	min int
+	log *slog.Logger
+}
+
+func (q quorum) AggregateFit(round int, global model.Params, results []fl.Result, failures []fl.Failure) (model.Params, error) {
+	if len(results) < q.min {
+		q.log.Warn("round below the minimum of results: the global model is kept", "round", round, "results", len(results), "min", q.min, "failures", len(failures))
+		return nil, nil
+	}
+	return q.Strategy.AggregateFit(round, global, results, failures)
+}
+
+// Serve runs the experiment cfg as a federation's coordinator: it waits
+// for participants, drives the config's rounds over them with the same
+// strategy as the simulation, evaluates every global model on its test
+// set, and writes the same run directory as sim.Run plus its state after
+// every round. Given the same config, seed and participants (fedcmi join
+// -shard), the metrics equal the simulation's.
+func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Listener == nil {
+		return nil, errors.New("deploy: serve needs a listener")
+	}
+	if opt.TLS == nil && !opt.Insecure {
+		return nil, errors.New("deploy: serve without TLS needs Insecure")
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opt.Insecure {
+		log.Warn("INSECURE: serving participants over plain text without authentication of the coordinator or certificates of participants; use only on a trusted network")
+	}
+	fed, err := sim.Prepare(ctx, &cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	engine, test := fed.Engine, fed.Test
+	strategy, err := sim.NewStrategy(&cfg, engine.Layout(), log)
+	if err != nil {
+		return nil, err
+	}
+	mods := [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]}
+	heads := model.HeadNames(mods)
+	schema := metrics.Schema{Heads: heads[:]}
+	for c := range fed.Train.NumClasses {
+		schema.Classes = append(schema.Classes, strconv.Itoa(c))
+	}
+	digest, err := configDigest(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	global, first := fed.Global, 1
+	var done []metrics.Round
+	var elapsed0 float64
+	if opt.Resume {
+		st, err := LoadState(filepath.Join(dir, StateFile), &fed.Arch)
+		if err != nil {
+			return nil, err
+		}
+		if st.ConfigDigest != digest {
+			return nil, fmt.Errorf("deploy: resume: %s belongs to another configuration", filepath.Join(dir, StateFile))
+		}
+		if err := restoreStrategy(strategy, st.Strategy); err != nil {
+			return nil, err
+		}
+		global, first, done, elapsed0 = st.Global, st.Round+1, st.Rounds, st.Elapsed
+		log.Info("resuming", "dir", dir, "after_round", st.Round)
+	}
+	run, err := rundir.Create(dir, schema, cfg.Overwrite || opt.Resume)
+	if err != nil {
+		if errors.Is(err, rundir.ErrExists) {
+			return nil, fmt.Errorf("deploy: %w (set a new name, -overwrite, or -resume)", err)
+		}
+		return nil, err
+	}
+	defer run.Close()
+	if cfg.Overwrite && !opt.Resume {
+		for _, name := range []string{rundir.ModelFile, StateFile} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("deploy: overwrite: %w", err)
+			}
+		}
+	}
+	for _, r := range done {
+		if err := run.AppendRound(r); err != nil {
+			return nil, err
+		}
+	}
+	resolved, err := cfg.YAML()
+	if err != nil {
+		return nil, err
+	}
+	if err := run.WriteFile(rundir.ConfigFile, resolved); err != nil {
+		return nil, err
+	}
+	if fed.Standardizer != nil {
+		zj, err := json.MarshalIndent(fed.Standardizer, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("deploy: standardizer: %w", err)
+		}
+		if err := run.WriteFile("standardizer.json", zj); err != nil {
+			return nil, err
+		}
+	}
+
+	met := opt.Metrics
+	if met == nil {
+		met = NewMetrics()
+	}
+	coord, err := NewCoordinator(CoordinatorConfig{
+		Layout: engine.Layout(), Modalities: mods, Roster: opt.Roster, Insecure: opt.Insecure,
+		RoundTimeout: opt.RoundTimeout, HeartbeatInterval: opt.HeartbeatInterval, PollTimeout: opt.PollTimeout,
+		NormBound: opt.NormBound, Metrics: met, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	maxMsg := opt.MaxMessageBytes
+	if maxMsg <= 0 {
+		maxMsg = DefaultMaxMessageBytes
+	}
+	sopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
+		grpc.MaxConcurrentStreams(1024),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(20 * time.Second),
+	}
+	if opt.TLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opt.TLS)))
+	}
+	gs := grpc.NewServer(sopts...)
+	RegisterService(gs, coord)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(opt.Listener) }()
+	defer gs.Stop()
+	log.Info("coordinator listening", "addr", opt.Listener.Addr().String(), "tls", opt.TLS != nil, "dir", dir)
+	httpCtx, stopHTTP := context.WithCancel(ctx)
+	defer stopHTTP()
+	if opt.HTTPListener != nil {
+		go func() {
+			if err := met.ServeHTTP(httpCtx, opt.HTTPListener, nil, log); err != nil {
+				log.Error("metrics endpoint", "err", err)
+			}
+		}()
+	}
+
+	waitFor := opt.WaitFor
+	if waitFor <= 0 {
+		waitFor = cfg.Clients
+	}
+	minResults := max(opt.MinResults, 1)
+	log.Info("waiting for participants", "want", waitFor)
+	if err := coord.WaitParticipants(ctx, waitFor); err != nil {
+		return nil, err
+	}
+	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": cfg.Method}
+	start := time.Now()
+	var runErr error
+	for r := first; r <= cfg.Rounds && runErr == nil; r++ {
+		if err := coord.WaitParticipants(ctx, minResults); err != nil {
+			runErr = err
+			break
+		}
+		clients := coord.Available()
+		coord.BeginRound(r)
+		log.Info("round", "round", r, "participants", len(clients))
+		server := &fl.Server{
+			Strategy:  quorum{Strategy: strategy, min: minResults, log: log},
+			Transport: coord,
+			Clients:   clients,
+			Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
+				return fl.EvaluateSet(engine, p, test)
+			},
+			AllowEmptyRounds: true,
+			Parallelism:      len(clients),
+			Logger:           log,
+			OnRound: func(m metrics.Round, p model.Params) error {
+				m.Elapsed = elapsed0 + time.Since(start).Seconds()
+				if err := run.AppendRound(m); err != nil {
+					return err
+				}
+				if err := run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) }); err != nil {
+					return err
+				}
+				sst, err := strategyState(strategy)
+				if err != nil {
+					return err
+				}
+				st := &State{Round: m.Round, Global: p, Strategy: sst, Rounds: run.Rounds(), ConfigDigest: digest, Elapsed: m.Elapsed}
+				if err := run.WriteAtomic(StateFile, func(w io.Writer) error { return WriteState(w, st, schema) }); err != nil {
+					return err
+				}
+				met.Rounds.Inc()
+				met.RoundSeconds.Observe(m.Seconds)
+				if opt.Progress != nil {
+					fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f  clients %d  failures %d  %.2fs\n",
+						m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
+						m.Dominance, m.TrainLoss, m.Clients, m.Failures, m.Seconds)
+				}
+				return nil
+			},
+		}
+		global, runErr = server.Run(ctx, global, r, r)
+	}
+	if runErr == nil {
+		coord.Finish(5 * time.Second)
+	}
+	coord.Close()
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		gs.Stop()
+	}
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil, "deployment": true}
+	if runErr != nil {
+		extra["stopped"] = runErr.Error()
+	}
+	summary, err := run.Finish(extra)
+	if err != nil {
+		return nil, errors.Join(runErr, err)
+	}
+	if len(run.Rounds()) == 0 {
+		if err := run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, global, meta) }); err != nil {
+			return nil, errors.Join(runErr, err)
+		}
+	}
+	return &sim.Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}, runErr
+}
