@@ -67,6 +67,8 @@ type ServeOptions struct {
 	Logger *slog.Logger
 	// Progress, if not nil, receives one line per round.
 	Progress io.Writer
+	// AfterRound, if not nil, is called after each round's state is saved.
+	AfterRound func(round int)
 }
 
 // configDigest identifies the experiment a state belongs to: the resolved
@@ -293,6 +295,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			},
 		}
 		global, runErr = server.Run(ctx, global, r, r)
+		if runErr == nil && opt.AfterRound != nil {
+			opt.AfterRound(r)
+		}
 	}
 	if runErr == nil {
 		coord.Finish(5 * time.Second)

@@ -7,6 +7,9 @@
 // Commands:
 //
 //	simulate   run a federated experiment on this machine
+//	serve      coordinate a federation of participants over the network
+//	join       take part in a federation: train on local data when asked
+//	certs      create a development CA and certificates for a federation
 //	config     print the configuration reference or the default experiment file
 //	version    print the version
 //
@@ -42,7 +45,7 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func commands() []*Command {
-	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdConfig(), cmdVersion()}
+	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdServe(), cmdJoin(), cmdCerts(), cmdConfig(), cmdVersion()}
 }
 
 func usage(w io.Writer) {
