@@ -1,0 +1,234 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// rawParticipant speaks the protocol directly, to test what a well-behaved
+// Participant never does (retries, late uploads).
+type rawParticipant struct {
+	rpc     fedcmipb.FederationClient
+	session string
+}
+
+func registerRaw(t *testing.T, addr, name string, layout []model.ParamInfo) *rawParticipant {
+	t.Helper()
+	rpc := fedcmipb.NewFederationClient(dial(t, addr, nil))
+	resp, err := rpc.Register(context.Background(), &fedcmipb.RegisterRequest{ProtocolVersion: ProtocolVersion, Name: name,
+		Modalities: []string{"audio", "visual"}, NumSamples: 10, LayoutDigest: LayoutDigest(layout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rawParticipant{rpc: rpc, session: resp.GetSession()}
+}
+
+func (r *rawParticipant) pull(t *testing.T, layout []model.ParamInfo) (*fedcmipb.TaskHeader, model.Params) {
+	t.Helper()
+	stream, err := r.rpc.PullWork(context.Background(), &fedcmipb.PullRequest{ProtocolVersion: ProtocolVersion, Session: r.session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asm := newAssembler(layout)
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := asm.add(m.GetTensor()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := asm.done()
+	return first.GetHeader(), p
+}
+
+func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Params) *fedcmipb.UploadResponse {
+	t.Helper()
+	stream, err := r.rpc.Upload(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: &fedcmipb.ResultHeader{
+		ProtocolVersion: ProtocolVersion, Session: r.session, TaskId: h.GetTaskId(), Round: h.GetRound(),
+		NumSamples: 10, Modalities: []string{"audio", "visual"}, Metrics: &fedcmipb.FitMetrics{LossSum: 1, Batches: 1},
+	}}})
+	sendParams(p, 0, func(c *fedcmipb.TensorChunk) error {
+		return stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: c}})
+	})
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// TestUploadIdempotentAndLate: a retried upload counts once; an upload
+// after the round's deadline is discarded as late.
+func TestUploadIdempotentAndLate(t *testing.T) {
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 2 * time.Second}, nil)
+	layout := coord.cfg.Layout
+	a := registerRaw(t, addr, "alpha", layout)
+	b := registerRaw(t, addr, "beta", layout)
+	global := make(model.Params, len(layout))
+	for i, info := range layout {
+		global[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
+	}
+	coord.BeginRound(1)
+	type fit struct {
+		res fl.FitRes
+		err error
+	}
+	results := make(chan fit, 2)
+	for _, name := range []string{"alpha", "beta"} {
+		go func() {
+			res, err := coord.Fit(context.Background(), name, fl.FitIns{Params: global, Config: fl.FitConfig{Round: 1, Epochs: 1}})
+			results <- fit{res, err}
+		}()
+	}
+	ha, pa := a.pull(t, layout)
+	if ha.GetKind() != fedcmipb.TaskKind_TASK_KIND_FIT || ha.GetConfig().GetRound() != 1 {
+		t.Fatalf("task %v", ha)
+	}
+	for _, want := range []fedcmipb.UploadStatus{fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED, fedcmipb.UploadStatus_UPLOAD_STATUS_DUPLICATE} {
+		if got := a.upload(t, ha, pa).GetStatus(); got != want {
+			t.Errorf("upload: %v, want %v", got, want)
+		}
+	}
+	r := <-results
+	if r.err != nil || r.res.NumSamples != 10 {
+		t.Fatalf("alpha's fit: %+v", r)
+	}
+	hb, pb := b.pull(t, layout)
+	r = <-results // beta's deadline passes
+	if !errors.Is(r.err, ErrDeadline) {
+		t.Fatalf("beta's fit: %v, want the deadline", r.err)
+	}
+	if got := b.upload(t, hb, pb).GetStatus(); got != fedcmipb.UploadStatus_UPLOAD_STATUS_LATE {
+		t.Errorf("late upload: %v", got)
+	}
+	select {
+	case r := <-results:
+		t.Errorf("a Fit returned twice: %+v", r)
+	default:
+	}
+}
+
+func TestAssembler(t *testing.T) {
+	layout := []model.ParamInfo{{Name: "a", Shape: []int{2, 3}}, {Name: "b", Shape: []int{3}}}
+	p := model.Params{
+		{Name: "a", Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, 6}},
+		{Name: "b", Shape: []int{3}, Data: []float32{-1, 0, 1}},
+	}
+	var chunks []*fedcmipb.TensorChunk
+	n, err := sendParams(p, 8, func(c *fedcmipb.TensorChunk) error { chunks = append(chunks, c); return nil })
+	if err != nil || n != 36 || len(chunks) != 5 {
+		t.Fatalf("sent %d bytes in %d chunks (%v), want 36 in 5", n, len(chunks), err)
+	}
+	asm := newAssembler(layout)
+	for _, c := range chunks {
+		if err := asm.add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := asm.done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p {
+		if got[i].Name != p[i].Name || len(got[i].Data) != len(p[i].Data) {
+			t.Fatalf("tensor %d: %+v", i, got[i])
+		}
+		for j := range p[i].Data {
+			if got[i].Data[j] != p[i].Data[j] {
+				t.Fatalf("tensor %d value %d: %v, want %v", i, j, got[i].Data[j], p[i].Data[j])
+			}
+		}
+	}
+	clone := func(c *fedcmipb.TensorChunk) *fedcmipb.TensorChunk {
+		return &fedcmipb.TensorChunk{Index: c.Index, Name: c.Name, Dtype: c.Dtype, Shape: c.Shape, Offset: c.Offset, Data: c.Data}
+	}
+	for _, tc := range []struct {
+		name   string
+		chunks func() []*fedcmipb.TensorChunk
+		want   string
+	}{
+		{"second tensor first", func() []*fedcmipb.TensorChunk { return chunks[3:] }, "arrived before"},
+		{"piece skipped", func() []*fedcmipb.TensorChunk { return []*fedcmipb.TensorChunk{chunks[0], chunks[2]} }, "out of order"},
+		{"wrong name", func() []*fedcmipb.TensorChunk { c := clone(chunks[0]); c.Name = "z"; return []*fedcmipb.TensorChunk{c} }, `is "z", want "a"`},
+		{"wrong dtype", func() []*fedcmipb.TensorChunk {
+			c := clone(chunks[0])
+			c.Dtype = fedcmipb.DType_DTYPE_UNSPECIFIED
+			return []*fedcmipb.TensorChunk{c}
+		}, "dtype"},
+		{"wrong shape", func() []*fedcmipb.TensorChunk {
+			c := clone(chunks[0])
+			c.Shape = []int64{3, 2}
+			return []*fedcmipb.TensorChunk{c}
+		}, "shape [3 2]"},
+		{"oversized", func() []*fedcmipb.TensorChunk {
+			c := clone(chunks[0])
+			c.Data = make([]byte, 28)
+			return []*fedcmipb.TensorChunk{c}
+		}, "oversized"},
+		{"ragged bytes", func() []*fedcmipb.TensorChunk { c := clone(chunks[0]); c.Data = c.Data[:3]; return []*fedcmipb.TensorChunk{c} }, "whole float32"},
+		{"index out of range", func() []*fedcmipb.TensorChunk { c := clone(chunks[0]); c.Index = 7; return []*fedcmipb.TensorChunk{c} }, "outside"},
+		{"incomplete", func() []*fedcmipb.TensorChunk { return chunks[:4] }, "incomplete"},
+	} {
+		asm := newAssembler(layout)
+		var err error
+		for _, c := range tc.chunks() {
+			if err = asm.add(c); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			_, err = asm.done()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestParseRoster(t *testing.T) {
+	for _, tc := range []struct {
+		text, name, token string
+		want              string // "" = accepted, else in the error
+	}{
+		{"a tok\n", "a", "tok", ""},
+		{"a tok\n", "a", "bad", "wrong token"},
+		{"a -\n", "a", "", ""},
+		{"# comment\n\na - revoked\n", "a", "", "revoked"},
+		{"a tok\n", "b", "tok", "not on the roster"},
+	} {
+		r, err := ParseRoster(strings.NewReader(tc.text), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.check(tc.name, tc.token)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q as %s/%s: %v, want %q", tc.text, tc.name, tc.token, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"a b c\n", "a/b x\n", "a x\na y\n", "a b revoked extra\n"} {
+		if _, err := ParseRoster(strings.NewReader(bad), "t"); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package deploy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/sim"
+)
+
+// testCoordinator serves a coordinator for the small config's model on
+// loopback and returns it with its address.
+func testCoordinator(t *testing.T, cc CoordinatorConfig, tc *tls.Config) (*Coordinator, string) {
+	t.Helper()
+	cfg := smallConfig(t, 4, 4, 1)
+	fed, err := sim.Prepare(context.Background(), &cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Layout = fed.Engine.Layout()
+	cc.Modalities = [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]}
+	cc.Insecure = tc == nil
+	if cc.HeartbeatInterval == 0 {
+		cc.HeartbeatInterval = 200 * time.Millisecond
+	}
+	if cc.PollTimeout == 0 {
+		cc.PollTimeout = 500 * time.Millisecond
+	}
+	c, err := NewCoordinator(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []grpc.ServerOption
+	if tc != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	gs := grpc.NewServer(opts...)
+	RegisterService(gs, c)
+	l := listen(t)
+	go gs.Serve(l)
+	t.Cleanup(gs.Stop)
+	return c, l.Addr().String()
+}
+
+// devCerts writes a CA with certificates for names into a new directory.
+func devCerts(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := WriteDevCerts(dir, []string{"127.0.0.1"}, names, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func clientTLS(t *testing.T, caDir, certDir, name string) *tls.Config {
+	t.Helper()
+	cert, key := "", ""
+	if certDir != "" {
+		cert, key, _ = ParticipantFiles(certDir, name)
+	}
+	tc, err := ClientTLS(filepath.Join(caDir, CAFile), cert, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// TestRefused: participants the coordinator must not accept are refused,
+// and Participant.Run reports it instead of retrying.
+func TestRefused(t *testing.T) {
+	good := devCerts(t, "client-0000", "client-0001", "client-0002")
+	other := devCerts(t, "client-0000")
+	stls, err := ServerTLS(filepath.Join(good, CAFile), filepath.Join(good, ServerCert), filepath.Join(good, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roster, err := ParseRoster(strings.NewReader("client-0000 secret\nclient-0001 -\nclient-0002 - revoked\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := smallConfig(t, 4, 4, 1)
+	loc, err := ShardLocal(context.Background(), &cfg, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, addr := testCoordinator(t, CoordinatorConfig{Roster: roster}, stls)
+	otherLayout := append([]model.ParamInfo(nil), loc.Layout...)
+	otherLayout[0].Shape = []int{1, 2}
+	for _, tc := range []struct {
+		name   string
+		tls    *tls.Config
+		as     string // participant name
+		token  string
+		layout []model.ParamInfo
+		want   string // in the error
+	}{
+		{"certificate of another CA", clientTLS(t, good, other, "client-0000"), "client-0000", "secret", nil, "certificate"},
+		{"trusting another CA", clientTLS(t, other, other, "client-0000"), "client-0000", "secret", nil, "certificate"},
+		{"no certificate", clientTLS(t, good, "", ""), "client-0000", "secret", nil, "certificate"},
+		{"wrong token", clientTLS(t, good, good, "client-0000"), "client-0000", "guess", nil, "wrong token"},
+		{"revoked", clientTLS(t, good, good, "client-0002"), "client-0002", "", nil, "revoked"},
+		{"name of another certificate", clientTLS(t, good, good, "client-0001"), "client-0000", "secret", nil, "presents the certificate"},
+		{"another model", clientTLS(t, good, good, "client-0000"), "client-0000", "secret", otherLayout, "another model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			layout := tc.layout
+			if layout == nil {
+				layout = loc.Layout
+			}
+			p := &Participant{
+				Conn: dial(t, addr, tc.tls), Name: tc.as, Token: tc.token, Client: loc.Client,
+				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: layout,
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := p.Run(ctx)
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run: %v; want refused with %q", err, tc.want)
+			}
+		})
+	}
+	if n := len(coord.Available()); n != 0 {
+		t.Errorf("%d participants registered", n)
+	}
+	// The right credentials are accepted (so the refusals above are not
+	// a broken setup).
+	rpc := fedcmipb.NewFederationClient(dial(t, addr, clientTLS(t, good, good, "client-0000")))
+	req := &fedcmipb.RegisterRequest{ProtocolVersion: ProtocolVersion, Name: "client-0000", Token: "secret",
+		Modalities: []string{"audio"}, NumSamples: 10, LayoutDigest: LayoutDigest(loc.Layout)}
+	if _, err := rpc.Register(context.Background(), req); err != nil {
+		t.Fatalf("right credentials refused: %v", err)
+	}
+	// Another protocol version is refused with a message naming both.
+	req.ProtocolVersion = ProtocolVersion + 1
+	_, err = rpc.Register(context.Background(), req)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "protocol version mismatch: participant speaks 2, coordinator speaks 1") {
+		t.Errorf("another protocol version: %v", err)
+	}
+}
+
+// TestRegistrationRate: registrations beyond the rate are refused.
+func TestRegistrationRate(t *testing.T) {
+	_, addr := testCoordinator(t, CoordinatorConfig{RegisterRate: 0.001, RegisterBurst: 2}, nil)
+	rpc := fedcmipb.NewFederationClient(dial(t, addr, nil))
+	var codesSeen []codes.Code
+	for range 3 {
+		_, err := rpc.Register(context.Background(), &fedcmipb.RegisterRequest{ProtocolVersion: ProtocolVersion, Name: "x"})
+		codesSeen = append(codesSeen, status.Code(err))
+	}
+	// The first two fail later checks (no layout), the third is rate-limited.
+	if codesSeen[0] == codes.ResourceExhausted || codesSeen[2] != codes.ResourceExhausted {
+		t.Errorf("codes %v; want the third ResourceExhausted", codesSeen)
+	}
+}
+
+// badClient corrupts the results of an honest client.
+type badClient struct {
+	fl.Client
+	corrupt func(*fl.FitRes)
+}
+
+func (b badClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	res, err := b.Client.Fit(ctx, ins)
+	if err == nil {
+		b.corrupt(&res)
+	}
+	return res, err
+}
+
+// TestBadUpdatesRejected: NaN weights, a wrong shape, an oversized message,
+// more samples than declared and an update beyond the norm bound are each
+// rejected (and counted), and every round completes with the honest
+// participant's result.
+func TestBadUpdatesRejected(t *testing.T) {
+	cfg := smallConfig(t, 6, 6, 2)
+	met := NewMetrics()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, NormBound: 1e3,
+		HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 30 * time.Second})
+	corrupt := []func(*fl.FitRes){
+		nil, // honest
+		func(r *fl.FitRes) { r.Params[0].Data[3] = float32(math.NaN()) },
+		func(r *fl.FitRes) { r.Params[1].Shape = []int{len(r.Params[1].Data), 1} },
+		func(r *fl.FitRes) { // 12 MiB in one tensor, sent as one message
+			r.Params[0].Data = make([]float32, 3<<20)
+			r.Params[0].Shape = []int{len(r.Params[0].Data)}
+		},
+		func(r *fl.FitRes) { r.NumSamples *= 10 },
+		func(r *fl.FitRes) { r.Params[0].Data[0] += 1e4 },
+	}
+	var parts []<-chan error
+	for i, c := range corrupt {
+		wrap := func(cl fl.Client) fl.Client { return cl }
+		if c != nil {
+			wrap = func(cl fl.Client) fl.Client { return badClient{cl, c} }
+		}
+		if i == 3 { // the oversized one sends its tensor in one piece
+			loc, err := ShardLocal(ctx, &cfg, i, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &Participant{
+				Conn: dial(t, l.Addr().String(), nil), Name: loc.Info.ID, Client: wrap(loc.Client), ChunkBytes: 64 << 20,
+				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
+			}
+			ch := make(chan error, 1)
+			go func() { ch <- p.Run(ctx) }()
+			parts = append(parts, ch)
+			continue
+		}
+		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
+	}
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	for i, p := range parts {
+		if err := <-p; err != nil {
+			t.Errorf("participant %d: %v", i, err)
+		}
+	}
+	for _, r := range s.res.Rounds {
+		if r.Clients != 1 || r.Failures != 5 || math.IsNaN(r.Heads[0]) {
+			t.Errorf("round %d: %d results, %d failures; want 1 and 5", r.Round, r.Clients, r.Failures)
+		}
+	}
+	for _, reason := range []string{"values", "tensor", "size", "samples", "norm"} {
+		if got := counterValue(t, met, "fedcmi_update_rejections_total", reason); got != float64(cfg.Rounds) {
+			t.Errorf("%s rejections: %v, want %d", reason, got, cfg.Rounds)
+		}
+	}
+}
+
+// counterValue reads a counter of the metrics by its reason label.
+func counterValue(t *testing.T, m *Metrics, name, reason string) float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if lp.GetName() == "reason" && lp.GetValue() == reason {
+					return mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
