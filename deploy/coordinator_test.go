@@ -186,7 +186,11 @@ func TestAssembler(t *testing.T) {
 			c.Data = make([]byte, 28)
 			return []*fedcmipb.TensorChunk{c}
 		}, "oversized"},
-		{"ragged bytes", func() []*fedcmipb.TensorChunk { c := clone(chunks[0]); c.Data = c.Data[:3]; return []*fedcmipb.TensorChunk{c} }, "whole float32"},
+		{"ragged bytes", func() []*fedcmipb.TensorChunk {
+			c := clone(chunks[0])
+			c.Data = c.Data[:3]
+			return []*fedcmipb.TensorChunk{c}
+		}, "whole float32"},
 		{"index out of range", func() []*fedcmipb.TensorChunk { c := clone(chunks[0]); c.Index = 7; return []*fedcmipb.TensorChunk{c} }, "outside"},
 		{"incomplete", func() []*fedcmipb.TensorChunk { return chunks[:4] }, "incomplete"},
 	} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -403,3 +404,15 @@ func TestDeployResume(t *testing.T) {
 	sameRounds(t, readRounds(t, dir), want.Rounds)
 	sameModel(t, dir, want.Dir)
 }
+
+func tokenOf(t *testing.T, certs, name string) string {
+	t.Helper()
+	_, _, file := deploy.ParticipantFiles(certs, name)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
