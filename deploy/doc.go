@@ -1,0 +1,43 @@
+// Package deploy runs fedcmi as a real federation across machines: a
+// coordinator (fedcmi serve) and participants (fedcmi join) that talk gRPC
+// (proto/fedcmi/v1), with the same strategy and client code as the
+// simulation.
+//
+// # Shape
+//
+// The Coordinator is both the gRPC Federation service and an fl.Transport:
+// an fl.Server drives each round through it exactly as the simulation does
+// through fl.InmemTransport. Coordinator.Fit queues a task for the named
+// participant and waits for its validated result, the round's deadline, or
+// cancellation. Participants dial the coordinator (never the reverse):
+// Register, then PullWork (a long poll that streams the task and the global
+// model), Upload (a stream of the result), and Heartbeat. Parameters travel
+// as named float32 tensors in little-endian chunks (DefaultChunkBytes), so
+// a model of any size fits gRPC's message limit.
+//
+// Serve wires an experiment config into a coordinator: it builds the same
+// data, model and strategy as sim.Run (sim.Prepare, sim.NewStrategy),
+// samples among the participants whose heartbeats are current (sorted by
+// name, so client-0000.. are the simulation's clients in its order), and
+// writes the same run directory plus the coordinator's state (StateFile).
+//
+// # Security
+//
+// Mutual TLS is the default: the coordinator accepts client certificates
+// of its CA, and the certificate's common name is the participant's name.
+// A Roster restricts names, adds per-participant tokens and revocations.
+// Every update is checked before it can reach aggregation: tensors against
+// the layout while they stream in (names, dtype, shapes, sizes), then
+// fl.CheckUpdate (finite values), the sample count and modalities declared
+// at registration, and the optional norm bound. Registrations are
+// rate-limited; messages are bounded.
+//
+// # Faults
+//
+// A round's results are awaited until its deadline (RoundTimeout); late
+// uploads are answered LATE and dropped, a repeated upload DUPLICATE and
+// counted once. The state after each round (global model, round, strategy
+// state via fl.Stateful, metrics) is written atomically, so Serve with
+// Resume continues after a crash with the numbers of an uninterrupted run.
+// Participants re-register when the coordinator restarts, with backoff.
+package deploy
