@@ -587,6 +587,16 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 		c.mu.Unlock()
 		return stream.SendAndClose(&fedcmipb.UploadResponse{Status: fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED})
 	}
+	if t.kind == fedcmipb.TaskKind_TASK_KIND_EVALUATE {
+		if _, err := stream.Recv(); err != io.EOF {
+			return reject("format", fmt.Errorf("an evaluation carries no tensors (%v)", err))
+		}
+		ev, err := fromPBEvaluation(h.GetEvaluation())
+		if err != nil {
+			return reject("format", err)
+		}
+		return c.deliver(stream, t, func() { t.eval = ev })
+	}
 	asm := newAssembler(c.cfg.Layout)
 	for {
 		msg, err := stream.Recv()
@@ -613,13 +623,6 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	params, err := asm.done()
 	if err != nil {
 		return reject("tensor", err)
-	}
-	if t.kind == fedcmipb.TaskKind_TASK_KIND_EVALUATE {
-		ev, err := fromPBEvaluation(h.GetEvaluation())
-		if err != nil {
-			return reject("format", err)
-		}
-		return c.deliver(stream, t, func() { t.eval = ev })
 	}
 	mods, err := maskOf(h.GetModalities(), c.cfg.Modalities)
 	if err != nil {

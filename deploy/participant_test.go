@@ -1,0 +1,191 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/sim"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TestEvaluateOverTheWire: Coordinator.Evaluate (fl.Transport) gets the
+// participant's own evaluation of the given model.
+func TestEvaluateOverTheWire(t *testing.T) {
+	cfg := smallConfig(t, 4, 4, 1)
+	coord, addr := testCoordinator(t, CoordinatorConfig{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	loc, err := ShardLocal(ctx, &cfg, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Participant{Conn: dial(t, addr, nil), Name: loc.Info.ID, Client: loc.Client,
+		ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout}
+	go p.Run(ctx)
+	if err := coord.WaitParticipants(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	fed, err := sim.Prepare(ctx, &cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := fed.Global
+	got, err := coord.Evaluate(ctx, loc.Info.ID, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := loc.Client.Evaluate(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := range want.Heads {
+		if got.Heads[h] != want.Heads[h] && !(math.IsNaN(got.Heads[h]) && math.IsNaN(want.Heads[h])) {
+			t.Errorf("head %d: %v over the wire, %v locally", h, got.Heads[h], want.Heads[h])
+		}
+	}
+	if got.N != want.N || len(got.PerClass) != len(want.PerClass) {
+		t.Errorf("evaluation %+v, want %+v", got, want)
+	}
+}
+
+// stopOnFit lets a test stop a participant when it is asked to train
+// round from on: the participant dies mid-round.
+type stopOnFit struct {
+	fl.Client
+	from int
+	stop context.CancelFunc
+}
+
+func (s stopOnFit) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	if ins.Config.Round >= s.from {
+		s.stop()
+		<-ctx.Done()
+		return fl.FitRes{}, ctx.Err()
+	}
+	return s.Client.Fit(ctx, ins)
+}
+
+// TestParticipantDropsAndReturns: a participant that dies in round 2 makes
+// that round close on its deadline, is not sampled in round 3, and is
+// sampled again once it has come back.
+func TestParticipantDropsAndReturns(t *testing.T) {
+	cfg := smallConfig(t, 3, 3, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	met := NewMetrics()
+	addr := l.Addr().String()
+	restart := func() {
+		shardParticipant(ctx, t, cfg, 2, addr, nil, "", nil)
+		for value(met.Connected) < 3 && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met,
+		HeartbeatInterval: 100 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 2 * time.Second,
+		AfterRound: func(r int) {
+			if r == 3 {
+				restart()
+			}
+		}})
+	shardParticipant(ctx, t, cfg, 0, addr, nil, "", nil)
+	shardParticipant(ctx, t, cfg, 1, addr, nil, "", nil)
+	pctx, stop := context.WithCancel(ctx)
+	dying := shardParticipant(pctx, t, cfg, 2, addr, nil, "", func(c fl.Client) fl.Client { return stopOnFit{c, 2, stop} })
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	if err := <-dying; !errors.Is(err, context.Canceled) {
+		t.Errorf("the dying participant: %v", err)
+	}
+	want := []struct{ clients, failures int }{{3, 0}, {2, 1}, {2, 0}, {3, 0}, {3, 0}}
+	for i, r := range s.res.Rounds {
+		if r.Clients != want[i].clients || r.Failures != want[i].failures {
+			t.Errorf("round %d: %d results, %d failures; want %d and %d", r.Round, r.Clients, r.Failures, want[i].clients, want[i].failures)
+		}
+	}
+	if got := value(met.Rounds); got != 5 {
+		t.Errorf("rounds counter %v", got)
+	}
+}
+
+// countingClient keeps state between rounds: the number of fits.
+type countingClient struct {
+	fl.Client
+	fits atomic.Int64
+}
+
+func (c *countingClient) MarshalState() ([]byte, error) {
+	return []byte{byte(c.fits.Load())}, nil
+}
+
+func (c *countingClient) UnmarshalState(b []byte) error {
+	if len(b) != 1 {
+		return errors.New("bad state")
+	}
+	c.fits.Store(int64(b[0]))
+	return nil
+}
+
+func (c *countingClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	c.fits.Add(1)
+	return c.Client.Fit(ctx, ins)
+}
+
+// TestParticipantState: a participant whose client keeps state
+// (fl.ClientStateful) saves it after every round and a restarted one
+// picks it up.
+func TestParticipantState(t *testing.T) {
+	cfg := smallConfig(t, 2, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := listen(t)
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 100 * time.Millisecond, PollTimeout: time.Second})
+	state := filepath.Join(t.TempDir(), "client.state")
+	var parts []*countingClient
+	for i := range 2 {
+		loc, err := ShardLocal(ctx, &cfg, i, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &countingClient{Client: loc.Client}
+		parts = append(parts, c)
+		p := &Participant{Conn: dial(t, l.Addr().String(), nil), Name: loc.Info.ID, Client: c,
+			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout}
+		if i == 0 {
+			p.StateFile = state
+		}
+		go p.Run(ctx)
+	}
+	if s := <-done; s.err != nil {
+		t.Fatal(s.err)
+	}
+	restarted := &countingClient{}
+	p := &Participant{Client: restarted, StateFile: state}
+	if err := p.restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := restarted.fits.Load(), parts[0].fits.Load(); got != want || got != 3 {
+		t.Errorf("restored %d fits, the participant made %d (want 3)", got, want)
+	}
+}
+
+// value reads a gauge or counter.
+func value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return math.NaN()
+	}
+	if d.Gauge != nil {
+		return d.GetGauge().GetValue()
+	}
+	return d.GetCounter().GetValue()
+}
