@@ -123,8 +123,11 @@ func TestRefused(t *testing.T) {
 			p := &Participant{
 				Conn: dial(t, addr, tc.tls), Name: tc.as, Token: tc.token, Client: loc.Client,
 				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: layout,
+				// With TLS 1.3 a refused client certificate may first show
+				// as a broken connection; retry quickly until the alert is read.
+				MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := p.Run(ctx)
 			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {

@@ -416,3 +416,33 @@ func tokenOf(t *testing.T, certs, name string) string {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestDeployUsage(t *testing.T) {
+	out := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"help", "serve"}, 0, "-round-timeout"},
+		{[]string{"help", "join"}, 0, "-shard i"},
+		{[]string{"serve", "-out_dir", out}, 2, "mutual TLS needs -certs"},
+		{[]string{"serve", "-insecure", "-certs", out}, 2, "-insecure excludes"},
+		{[]string{"serve", "-insecure", "-revoke", "a"}, 2, "-revoke needs -roster"},
+		{[]string{"serve", "-certs", out}, 1, "ca.pem"},
+		{[]string{"serve", "-insecure", "-resume", "-listen", "127.0.0.1:0", "-out_dir", out}, 1, "no coordinator state to resume from"},
+		{[]string{"join", "-shard", "0"}, 2, "-server is required"},
+		{[]string{"join", "-server", "x:1"}, 2, "either -shard or -data"},
+		{[]string{"join", "-server", "x:1", "-data", out}, 2, "-data needs -participant"},
+		{[]string{"join", "-server", "x:1", "-shard", "0", "-rounds", "1"}, 2, "mutual TLS needs"},
+		{[]string{"join", "-server", "x:1", "-shard", "99", "-insecure", "-rounds", "1"}, 1, "shard 99"},
+		{[]string{"certs"}, 2, "-out and -participants are required"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		all := stdout.String() + stderr.String()
+		if code != tc.code || !strings.Contains(all, tc.want) {
+			t.Errorf("fedcmi %v: exit %d, want %d; output should contain %q:\n%s", tc.args, code, tc.code, tc.want, tail(all, 1500))
+		}
+	}
+}
