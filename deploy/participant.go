@@ -57,6 +57,10 @@ type Participant struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts (defaults 200ms and 10s).
 	MinBackoff, MaxBackoff time.Duration
+	// GiveUpAfter, if > 0, stops Run with an error after this long without
+	// reaching the coordinator; by default a participant waits for it for
+	// ever (it may be restarting).
+	GiveUpAfter time.Duration
 	// Logger receives events; nil uses slog.Default().
 	Logger *slog.Logger
 }
@@ -97,7 +101,11 @@ func (p *Participant) Run(ctx context.Context) error {
 	}
 	rpc := fedcmipb.NewFederationClient(p.Conn)
 	backoff := p.MinBackoff
+	lastContact := time.Now()
 	wait := func() error {
+		if p.GiveUpAfter > 0 && time.Since(lastContact) > p.GiveUpAfter {
+			return fmt.Errorf("deploy: no contact with the coordinator for %v; giving up", p.GiveUpAfter.Round(time.Second))
+		}
 		d := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(2*backoff, p.MaxBackoff)
 		select {
@@ -132,6 +140,7 @@ func (p *Participant) Run(ctx context.Context) error {
 		log.Info("registered", "name", p.Name, "modalities", namesOf(p.Holds, p.ModelModalities), "samples", p.NumSamples)
 		backoff = p.MinBackoff
 		stop, err := p.session(ctx, rpc, resp, log)
+		lastContact = time.Now()
 		switch {
 		case stop:
 			log.Info("the federation is over")

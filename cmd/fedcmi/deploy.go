@@ -198,6 +198,8 @@ Flags:
   -insecure           plain text, no certificates (loudly logged)
   -state file         keep the client's state across restarts (for methods
                       whose clients have one)
+  -give-up d          exit after d without reaching the coordinator
+                      (default 0: keep trying, it may be restarting)
   -v                  log debug detail
 
 Every configuration field is also a flag (lists comma-separated):
@@ -219,6 +221,7 @@ Every configuration field is also a flag (lists comma-separated):
 		serverName := fs.String("server-name", "", "name in the coordinator's certificate")
 		insec := fs.Bool("insecure", false, "plain text without certificates")
 		stateFile := fs.String("state", "", "client state file")
+		giveUp := fs.Duration("give-up", 0, "exit after this long without reaching the coordinator")
 		verbose := fs.Bool("v", false, "log debug detail")
 		overrides := config.RegisterFlags(fs)
 		if err := parse(fs, args); err != nil {
@@ -297,7 +300,7 @@ Every configuration field is also a flag (lists comma-separated):
 		p := &deploy.Participant{
 			Conn: conn, Name: *name, Token: *token, Client: client,
 			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples,
-			Layout: loc.Layout, StateFile: *stateFile, Logger: log.With("participant", *name),
+			Layout: loc.Layout, StateFile: *stateFile, GiveUpAfter: *giveUp, Logger: log.With("participant", *name),
 		}
 		return p.Run(ctx)
 	}

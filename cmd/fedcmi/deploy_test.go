@@ -436,6 +436,7 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"join", "-server", "x:1", "-data", out}, 2, "-data needs -participant"},
 		{[]string{"join", "-server", "x:1", "-shard", "0", "-rounds", "1"}, 2, "mutual TLS needs"},
 		{[]string{"join", "-server", "x:1", "-shard", "99", "-insecure", "-rounds", "1"}, 1, "shard 99"},
+		{[]string{"join", "-server", "127.0.0.1:1", "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "1s"}, 1, "giving up"},
 		{[]string{"certs"}, 2, "-out and -participants are required"},
 	} {
 		var stdout, stderr bytes.Buffer
