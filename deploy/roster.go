@@ -71,7 +71,8 @@ func LoadRoster(path string) (*Roster, error) {
 	return ParseRoster(f, path)
 }
 
-// Revoke refuses name from now on.
+// Revoke refuses name from now on. Call it before the coordinator serves:
+// a Roster is not safe for concurrent change.
 func (r *Roster) Revoke(name string) {
 	e := r.entries[name]
 	e.revoked = true

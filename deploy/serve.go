@@ -238,6 +238,19 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		}()
 	}
 
+	go func() { // keep the connected-participants gauge current between rounds
+		tick := time.NewTicker(coord.cfg.HeartbeatInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-httpCtx.Done():
+				return
+			case <-tick.C:
+				coord.Available()
+			}
+		}
+	}()
+
 	waitFor := opt.WaitFor
 	if waitFor <= 0 {
 		waitFor = cfg.Clients
