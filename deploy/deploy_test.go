@@ -206,3 +206,34 @@ func readToken(t testing.TB, dir, name string) string {
 
 var _ = errors.New
 var _ = fmt.Sprint
+
+// TestLargeModel: a model of about 17 MiB, four times gRPC's default
+// message limit, travels in chunks both ways and the federation still
+// equals the simulation.
+func TestLargeModel(t *testing.T) {
+	cfg := smallConfig(t, 2, 2, 1)
+	cfg.Model.Hidden = []int{2048, 1024}
+	cfg.Data.Synthetic.TrainPerClass = 6
+	cfg.Data.Synthetic.TestPerClass = 2
+	cfg.Data.MinSize = 2
+	want := simulate(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	met := NewMetrics()
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
+	for i := range 2 {
+		shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
+	}
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	sameRounds(t, s.res.Rounds, want.Rounds)
+	sameFile(t, filepath.Join(s.res.Dir, rundir.ModelFile), filepath.Join(want.Dir, rundir.ModelFile))
+	sent := value(met.BytesOut)
+	if sent < 2*4*(4<<20) {
+		t.Errorf("%v bytes sent for two copies of a model over 16 MiB", sent)
+	}
+	t.Logf("model bytes sent %.1f MiB, received %.1f MiB", sent/(1<<20), value(met.BytesIn)/(1<<20))
+}
