@@ -109,7 +109,8 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// newFlagSet returns a flag set whose usage prints the command's help.
+// newFlagSet returns a flag set whose usage prints the command's help,
+// then extra's text, or the flags' defaults if extra is nil.
 func newFlagSet(c *Command, stderr io.Writer, extra func(io.Writer)) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -117,6 +118,8 @@ func newFlagSet(c *Command, stderr io.Writer, extra func(io.Writer)) *flag.FlagS
 		fmt.Fprintf(stderr, "usage: fedcmi %s\n\n%s\n", c.UsageLine, c.Long)
 		if extra != nil {
 			extra(stderr)
+		} else {
+			fs.PrintDefaults()
 		}
 	}
 	return fs

@@ -28,6 +28,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"simulate", "-train.lr", "0", "-out_dir", out}, 1, "train.lr: must be > 0"},
 		{[]string{"simulate", "-c", filepath.Join(out, "missing.yaml")}, 1, "missing.yaml"},
 		{[]string{"table"}, 2, "no run directories"},
+		{[]string{"table", filepath.Join(out, "missing")}, 1, "missing"},
+		{[]string{"help", "sweep"}, 0, "-parallel"},
+		{[]string{"sweep", "-parallel", "-1", "-c", "x.yaml"}, 2, "-parallel -1"},
+		{[]string{"sweep"}, 2, "a sweep file is required"},
 		{[]string{"version"}, 0, "fedcmi"},
 	} {
 		var stdout, stderr bytes.Buffer
