@@ -7,6 +7,10 @@
 // Commands:
 //
 //	simulate   run a federated experiment on this machine
+//	sweep      run a grid of experiments (methods x seeds x settings), resumably
+//	prepare    decode and preprocess a media data set into its feature cache
+//	table      compare finished runs: mean ± std over seeds
+//	report     figures, tables and an HTML page comparing finished runs
 //	config     print the configuration reference or the default experiment file
 //	version    print the version
 //
@@ -42,7 +46,7 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func commands() []*Command {
-	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdConfig(), cmdVersion()}
+	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdReport(), cmdConfig(), cmdVersion()}
 }
 
 func usage(w io.Writer) {

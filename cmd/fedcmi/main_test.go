@@ -32,6 +32,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"help", "sweep"}, 0, "-parallel"},
 		{[]string{"sweep", "-parallel", "-1", "-c", "x.yaml"}, 2, "-parallel -1"},
 		{[]string{"sweep"}, 2, "a sweep file is required"},
+		{[]string{"report"}, 2, "no run directories"},
+		{[]string{"report", "-band", "wide", out}, 2, "band \"wide\""},
+		{[]string{"report", "-o", filepath.Join(out, "r"), filepath.Join(out, "missing")}, 1, "missing"},
 		{[]string{"version"}, 0, "fedcmi"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -61,6 +64,17 @@ func TestSimulateAndTable(t *testing.T) {
 	code := run(context.Background(), []string{"table", filepath.Join(out, "fedavg-seed1"), filepath.Join(out, "fedcmi-seed1")}, &stdout, &stderr)
 	if code != 0 || !strings.Contains(stdout.String(), "| fedavg | 1 |") || !strings.Contains(stdout.String(), "| fedcmi | 1 |") {
 		t.Fatalf("table: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	rep := filepath.Join(out, "report")
+	code = run(context.Background(), []string{"report", "-o", rep, out}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "2 runs, 2 groups, 4 figures") {
+		t.Fatalf("report: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, name := range []string{"report.html", "summary.md", "accuracy-all.png", "accuracy-all.svg", "dominance-all.svg"} {
+		if _, err := os.Stat(filepath.Join(rep, name)); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
