@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 
 	"github.com/fedcmi/fedcmi/metrics"
 	"gonum.org/v1/plot"
@@ -255,4 +256,25 @@ func render(w, h vg.Length, paint func(draw.Canvas)) (pngData, svgData []byte, e
 		return nil, nil, fmt.Errorf("encode SVG: %w", err)
 	}
 	return pb.Bytes(), sb.Bytes(), nil
+}
+
+// roundTicks marks rounds at a step of 1, 2 or 5 times a power of ten,
+// the smallest that labels at most eight rounds.
+type roundTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (roundTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi >= lo) || math.IsInf(hi-lo, 0) {
+		return nil
+	}
+	step := 1.0
+	count := func(step float64) float64 { return math.Floor(hi/step) - math.Ceil(lo/step) + 1 }
+	for i := 0; count(step) > 8; i++ {
+		step = []float64{1, 2, 5}[(i+1)%3] * math.Pow(10, float64((i+1)/3))
+	}
+	var ticks []plot.Tick
+	for x := math.Ceil(lo/step) * step; x <= hi; x += step {
+		ticks = append(ticks, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'f', 0, 64)})
+	}
+	return ticks
 }

@@ -282,6 +282,7 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 				value = func(m metrics.Round) float64 { return at(m.Heads, hd) }
 			}
 			p := newPlot(name, "round", ylabel)
+			p.X.Tick.Marker = roundTicks{}
 			p.Add(plotter.NewGrid())
 			if kind == "dominance" {
 				one := plotter.NewFunction(func(float64) float64 { return 1 })

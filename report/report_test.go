@@ -203,3 +203,25 @@ func TestParseBand(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundTicks(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{1, 3, "1 2 3"},
+		{1, 8, "1 2 3 4 5 6 7 8"},
+		{1, 9, "2 4 6 8"},
+		{1, 30, "5 10 15 20 25 30"},
+		{1, 200, "50 100 150 200"},
+		{0, 1000, "0 200 400 600 800 1000"},
+	} {
+		var got []string
+		for _, tk := range (roundTicks{}).Ticks(tc.lo, tc.hi) {
+			got = append(got, tk.Label)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("ticks %v..%v: %v, want %s", tc.lo, tc.hi, got, tc.want)
+		}
+	}
+}
