@@ -62,20 +62,21 @@ thead th { background: #f3f3f3; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
+.scroll { overflow-x: auto; }
 </style>
 </head>
 <body>
 <h1>{{.Title}}</h1>
 <h2 id="summary">Summary</h2>
 <p>Test accuracy at each run's {{.Pick}} round: mean ± sample std over the runs (seeds) of a method and setting; rho is the mean dominance ratio of that round, best round the round of best fused accuracy.</p>
-<table id="summary-table">
+<div class="scroll"><table id="summary-table">
 <thead><tr>{{if .WithSetting}}<th>setting</th>{{end}}<th>method</th><th>runs</th>{{range .Heads}}<th>{{.}}</th>{{end}}<th>rho</th><th>round</th><th>best round</th></tr></thead>
 <tbody>
 {{- range .Rows}}
 <tr>{{if $.WithSetting}}<td class="text">{{.Setting}}</td>{{end}}<td class="text">{{.Method}}</td><td>{{.Runs}}</td>{{range .Acc}}<td>{{.}}</td>{{end}}<td>{{.Rho}}</td><td>{{.Round}}</td><td>{{.BestRound}}</td></tr>
 {{- end}}
 </tbody>
-</table>
+</table></div>
 {{range .Sections}}
 <h2>{{.Title}}</h2>
 {{- range .Figures}}
@@ -86,14 +87,14 @@ figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 {{- end}}
 {{end}}
 <h2 id="runs">Runs</h2>
-<table id="runs-table">
+<div class="scroll"><table id="runs-table">
 <thead><tr><th>run directory</th><th>setting</th><th>method</th><th>seed</th><th>rounds</th><th>completed</th></tr></thead>
 <tbody>
 {{- range .Runs}}
 <tr><td class="text">{{.Dir}}</td><td class="text">{{.Setting}}</td><td class="text">{{.Method}}</td><td>{{.Seed}}</td><td>{{.Rounds}}</td><td class="text">{{if .Completed}}yes{{else}}no{{end}}</td></tr>
 {{- end}}
 </tbody>
-</table>
+</table></div>
 </body>
 </html>
 `))
