@@ -93,3 +93,23 @@ func TestREADMEReference(t *testing.T) {
 		t.Fatal("README.md's configuration reference is out of date: paste the output of `go run ./cmd/fedcmi config -markdown`")
 	}
 }
+
+// TestSweepInterrupted: a cancelled sweep (Ctrl-C) starts no cell, exits
+// 130 and says so.
+func TestSweepInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sweep.yaml")
+	if err := os.WriteFile(file, []byte("out_dir: "+filepath.Join(dir, "out")+"\nmethods: [fedavg]\nseeds: [1, 2]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"sweep", "-c", file, "-parallel", "2"}, &stdout, &stderr)
+	if code != 130 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "default", "fedavg-seed1")); err == nil {
+		t.Error("a cell started after the interruption")
+	}
+}
