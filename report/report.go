@@ -305,6 +305,9 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 				}
 				lines = append(lines, line)
 			}
+			if kind == "dominance" {
+				p.Y.Min = 0 // a ratio: from 0, so that rho = 1 stands out
+			}
 			plots = append(plots, p)
 			thumbs = lines
 		}
