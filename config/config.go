@@ -31,7 +31,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, or an ablation: fedcmi-noinf, fedcmi-notemp, fedcmi-noprox"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox) or a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout)"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
@@ -66,6 +66,11 @@ type FedCMI struct {
 	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
 	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi"`
 	Personalized bool    `yaml:"personalized" help:"keep infiltration projectors and classifiers on the clients (not averaged)"`
+	// The dominance variants (methods fedcmi-teacher, fedcmi-holdout,
+	// fedcmi-fedstats, fedcmi-fedstats-holdout; see docs/dominance.md).
+	Holdout        float64 `yaml:"holdout" help:"fraction of each class a multimodal client never trains on and measures dominance with (fedcmi-holdout, fedcmi-fedstats-holdout)"`
+	Smoothing      float64 `yaml:"smoothing" help:"weight of earlier rounds in the server's pooled per-class dominance table (fedcmi-fedstats*); 0 uses the last round only"`
+	ClassDirection bool    `yaml:"class_direction" help:"give every class its own infiltration direction instead of one per round (dominance variants only)"`
 }
 
 // Model holds the architecture.
@@ -148,7 +153,7 @@ func Default() Config {
 			Epochs: 2, BatchSize: 16, LR: 0.01, LRMin: 0.001, LRDecayStart: 80,
 			Momentum: 0.9, WeightDecay: 1e-4,
 		},
-		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1},
+		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1, Holdout: 0.2, Smoothing: 0.5},
 		Model: Model{
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
@@ -163,6 +168,13 @@ func Default() Config {
 			},
 		},
 	}
+}
+
+// Methods lists the method names Validate accepts. Package fl defines the
+// methods; a test in package sim keeps the two lists equal.
+var Methods = []string{
+	"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
+	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
 }
 
 // FieldError is a configuration error located at a field.
@@ -219,7 +231,7 @@ func (c *Config) RunName() string {
 }
 
 var (
-	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"}
+	methodNames    = Methods
 	sourceNames    = []string{"synthetic", "npz", "mfeat", "avdigits", "cremad", "ave", "crisismmd"}
 	partitionNames = []string{"dirichlet", "iid", "group"}
 )
@@ -259,6 +271,8 @@ func (c *Config) Validate() error {
 		{c.FedCMI.Temperature > 0 && c.FedCMI.Temperature <= 20, "fedcmi.temperature", "must be in (0, 20] (the bound of fl.MaxTemperature)"},
 		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
 		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
+		{c.FedCMI.Holdout >= 0 && c.FedCMI.Holdout <= 0.5, "fedcmi.holdout", "must be in [0, 0.5]"},
+		{c.FedCMI.Smoothing >= 0 && c.FedCMI.Smoothing < 1, "fedcmi.smoothing", "must be in [0, 1)"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},

@@ -240,6 +240,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if method.Holdout && cfg.FedCMI.Holdout <= 0 {
+		return nil, &config.FieldError{Path: "fedcmi.holdout", Err: fmt.Errorf("must be > 0 for method %s", method.Name)}
+	}
 	train, test, z, err := LoadData(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
@@ -343,6 +346,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			Options: fl.FedCMIOptions{
 				Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
 				Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
+				Holdout: cfg.FedCMI.Holdout, Smoothing: cfg.FedCMI.Smoothing, ClassDirection: cfg.FedCMI.ClassDirection,
 			},
 			PerRound: cfg.ClientsPerRound,
 			Seed:     cfg.Seed,
