@@ -109,6 +109,7 @@ type Data struct {
 	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration; small is skewed, 1e8 is about IID"`
 	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
 	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
+	Validation   float64   `yaml:"validation" help:"if > 0, share of each class of the training set carved out (seeded) and evaluated on instead of the test set, for choosing hyper-parameters"`
 	Synthetic    Synthetic `yaml:"synthetic"`
 }
 
@@ -277,6 +278,7 @@ func (c *Config) Validate() error {
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},
+		{c.Data.Validation >= 0 && c.Data.Validation <= 0.5, "data.validation", "must be in [0, 0.5]"},
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},
 		{c.Data.NumClasses >= 0, "data.num_classes", "must be >= 0"},
 		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},

@@ -427,3 +427,29 @@ func TestConfigKnowsEveryMethod(t *testing.T) {
 		t.Errorf("config.Methods %v, fl methods %v", got, want)
 	}
 }
+
+// TestValidationSplit: with data.validation the evaluation set is a
+// stratified slice of the training set, and the two parts add up to it.
+func TestValidationSplit(t *testing.T) {
+	cfg := small(t, "fedavg")
+	full, test, _, err := LoadData(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Validation = 0.25
+	train, val, _, err := LoadData(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 training samples per class: 10 of each of the 6 classes held out.
+	if val.Len() != 60 || train.Len() != full.Len()-60 || val.Len() == test.Len() {
+		t.Fatalf("validation %d, train %d of %d (test %d)", val.Len(), train.Len(), full.Len(), test.Len())
+	}
+	perClass := make([]int, 6)
+	for _, y := range val.Labels {
+		perClass[y]++
+	}
+	if !slices.Equal(perClass, []int{10, 10, 10, 10, 10, 10}) {
+		t.Errorf("validation labels per class %v", perClass)
+	}
+}
