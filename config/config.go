@@ -95,7 +95,7 @@ type Data struct {
 	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
 	AudioDir     string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
 	FramesDir    string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
-	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) (empty: test)"`
+	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
 	LabelColumn  string    `yaml:"label_column" help:"crisismmd: the TSV column holding the label (empty: label, else label_text)"`
 	SkipBroken   bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
 	Limit        int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
