@@ -31,7 +31,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, or an ablation: fedcmi-noinf, fedcmi-notemp, fedcmi-noprox"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox) or a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout)"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
@@ -66,6 +66,11 @@ type FedCMI struct {
 	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
 	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi"`
 	Personalized bool    `yaml:"personalized" help:"keep infiltration projectors and classifiers on the clients (not averaged)"`
+	// The dominance variants (methods fedcmi-teacher, fedcmi-holdout,
+	// fedcmi-fedstats, fedcmi-fedstats-holdout; see docs/dominance.md).
+	Holdout        float64 `yaml:"holdout" help:"fraction of each class a multimodal client never trains on and measures dominance with (fedcmi-holdout, fedcmi-fedstats-holdout)"`
+	Smoothing      float64 `yaml:"smoothing" help:"weight of earlier rounds in the server's pooled per-class dominance table (fedcmi-fedstats*); 0 uses the last round only"`
+	ClassDirection bool    `yaml:"class_direction" help:"give every class its own infiltration direction instead of one per round (dominance variants only)"`
 }
 
 // Model holds the architecture.
@@ -90,7 +95,7 @@ type Data struct {
 	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
 	AudioDir     string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
 	FramesDir    string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
-	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) (empty: test)"`
+	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
 	LabelColumn  string    `yaml:"label_column" help:"crisismmd: the TSV column holding the label (empty: label, else label_text)"`
 	SkipBroken   bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
 	Limit        int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
@@ -104,6 +109,7 @@ type Data struct {
 	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration; small is skewed, 1e8 is about IID"`
 	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
 	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
+	Validation   float64   `yaml:"validation" help:"if > 0, share of each class of the training set carved out (seeded) and evaluated on instead of the test set, for choosing hyper-parameters"`
 	Synthetic    Synthetic `yaml:"synthetic"`
 }
 
@@ -148,7 +154,7 @@ func Default() Config {
 			Epochs: 2, BatchSize: 16, LR: 0.01, LRMin: 0.001, LRDecayStart: 80,
 			Momentum: 0.9, WeightDecay: 1e-4,
 		},
-		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1},
+		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1, Holdout: 0.2, Smoothing: 0.5},
 		Model: Model{
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
@@ -163,6 +169,13 @@ func Default() Config {
 			},
 		},
 	}
+}
+
+// Methods lists the method names Validate accepts. Package fl defines the
+// methods; a test in package sim keeps the two lists equal.
+var Methods = []string{
+	"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
+	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
 }
 
 // FieldError is a configuration error located at a field.
@@ -219,7 +232,7 @@ func (c *Config) RunName() string {
 }
 
 var (
-	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"}
+	methodNames    = Methods
 	sourceNames    = []string{"synthetic", "npz", "mfeat", "avdigits", "cremad", "ave", "crisismmd"}
 	partitionNames = []string{"dirichlet", "iid", "group"}
 )
@@ -259,10 +272,13 @@ func (c *Config) Validate() error {
 		{c.FedCMI.Temperature > 0 && c.FedCMI.Temperature <= 20, "fedcmi.temperature", "must be in (0, 20] (the bound of fl.MaxTemperature)"},
 		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
 		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
+		{c.FedCMI.Holdout >= 0 && c.FedCMI.Holdout <= 0.5, "fedcmi.holdout", "must be in [0, 0.5]"},
+		{c.FedCMI.Smoothing >= 0 && c.FedCMI.Smoothing < 1, "fedcmi.smoothing", "must be in [0, 1)"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},
+		{c.Data.Validation >= 0 && c.Data.Validation <= 0.5, "data.validation", "must be in [0, 0.5]"},
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},
 		{c.Data.NumClasses >= 0, "data.num_classes", "must be >= 0"},
 		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},

@@ -41,6 +41,21 @@ type FitConfig struct {
 	// Personalized keeps the infiltration projectors and classifiers on the
 	// client between rounds.
 	Personalized bool
+	// Dominance says where the infiltration direction and the class-wise
+	// temperatures come from (DominanceBatch: the method's own rule).
+	Dominance Dominance
+	// Holdout is the fraction of each class a multimodal client sets aside
+	// (never trained on) to measure dominance, for DominanceHoldout and
+	// optionally DominanceFederated; HoldoutSeed picks the slice and stays
+	// the same every round.
+	Holdout     float64
+	HoldoutSeed uint64
+	// ClassDirection gives every class its own infiltration direction
+	// (from its own ratio) instead of one per round; not for DominanceBatch.
+	ClassDirection bool
+	// Table is the server's pooled dominance table (DominanceFederated;
+	// nil until the first round has been pooled).
+	Table *DominanceTable
 }
 
 // FitIns is a client's instruction for one round.
@@ -57,12 +72,18 @@ type FitMetrics struct {
 	LossSum float64
 	Batches int
 	// RhoSum is the sum of the dominance ratios rho of the RhoBatches
-	// multimodal batches; FirstDominant counts those with rho > 1.
+	// multimodal batches. FirstDominant sums, over those batches, the
+	// share of rows treated as modality 0 dominant: the infiltration
+	// direction used (1 or 0 per batch under the method's rule, which
+	// is also what is counted without infiltration: rho > 1).
 	RhoSum        float64
 	RhoBatches    int
-	FirstDominant int
+	FirstDominant float64
 	// Temperatures holds the class-wise temperatures used (nil if none).
 	Temperatures []float64
+	// ClassStats are the per-class self-head statistics the client
+	// measured before training (nil if none); DominanceFederated pools them.
+	ClassStats *ClassStats
 }
 
 // FitRes is a client's answer to FitIns.

@@ -54,6 +54,15 @@ type FedCMIOptions struct {
 	Warmup       int     // number of first rounds without infiltration (1)
 	Mu           float64 // proximal coefficient for fedprox and fedcmi (1)
 	Personalized bool    // keep infiltration projectors and classifiers local
+	// Holdout is the fraction of each class held out for measuring
+	// dominance by methods that hold out (0.2).
+	Holdout float64
+	// Smoothing is the weight of the previous rounds in the federated
+	// dominance table (0.5; 0 uses the last round alone).
+	Smoothing float64
+	// ClassDirection gives each class its own infiltration direction in
+	// the variants that measure dominance before training.
+	ClassDirection bool
 }
 
 // ModalityAware is the strategy of FedAvg, FedProx and FedCMI: uniform
@@ -71,6 +80,9 @@ type ModalityAware struct {
 	Layout []model.ParamInfo
 	// Logger receives rejected results; nil uses slog.Default().
 	Logger *slog.Logger
+
+	// table is the pooled dominance table (DominanceFederated).
+	table *DominanceTable
 }
 
 // Sample returns the indices of k of n clients for round, chosen uniformly
@@ -111,6 +123,15 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
 	}
+	if s.Method.Dominance != DominanceBatch {
+		cfg.Dominance = s.Method.Dominance
+		cfg.ClassDirection = s.Options.ClassDirection
+		cfg.Table = s.table.Clone()
+	}
+	if s.Method.Holdout {
+		cfg.Holdout = s.Options.Holdout
+		cfg.HoldoutSeed = rand.New(rand.NewPCG(s.Seed^0x686f6c646f7574, 0)).Uint64()
+	}
 	var out []Instruction
 	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {
 		c := cfg
@@ -129,15 +150,33 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 		log = slog.Default()
 	}
 	var updates []Update
+	var stats []ClassStats
 	for _, r := range results {
 		if err := CheckUpdate(s.Layout, r.Res); err != nil {
 			log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
 		}
+		if s.Method.Dominance == DominanceFederated && r.Res.Metrics.ClassStats != nil {
+			cs := *r.Res.Metrics.ClassStats
+			k := cs.Len()
+			if s.table != nil {
+				k = len(s.table.PA)
+			} else if len(stats) > 0 {
+				k = stats[0].Len()
+			}
+			if err := cs.Validate(k); err != nil {
+				log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
+				continue
+			}
+			stats = append(stats, cs)
+		}
 		updates = append(updates, Update{Params: r.Res.Params, NumSamples: r.Res.NumSamples, Modalities: r.Res.Modalities})
 	}
 	if len(updates) == 0 {
 		return nil, nil
+	}
+	if len(stats) > 0 {
+		s.table = PoolStats(s.table, stats, stats[0].Len(), s.Options.Smoothing)
 	}
 	return AggregateModalityAware(s.Layout, global, updates)
 }
@@ -168,3 +207,20 @@ func CheckUpdate(layout []model.ParamInfo, res FitRes) error {
 	}
 	return nil
 }
+
+// MarshalState implements Stateful: the pooled dominance table (null for
+// methods without one).
+func (s *ModalityAware) MarshalState() ([]byte, error) { return marshalTable(s.table) }
+
+// UnmarshalState implements Stateful.
+func (s *ModalityAware) UnmarshalState(data []byte) error {
+	t, err := unmarshalTable(data)
+	if err != nil {
+		return err
+	}
+	s.table = t
+	return nil
+}
+
+// Table returns a copy of the pooled dominance table (nil if none).
+func (s *ModalityAware) Table() *DominanceTable { return s.table.Clone() }

@@ -178,7 +178,8 @@ func (e *Engine) trainable(key stepKey) []int {
 
 // stepInputShapes lists the input shapes of a step graph, in order:
 // params, momentum (trainable), start params (if infiltration or prox),
-// present modality inputs, labels, mask, temperatures (if infiltration), hyper.
+// present modality inputs, labels, mask, temperatures and directions (if
+// infiltration), hyper.
 func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	var s []shapes.Shape
 	for _, info := range e.layout {
@@ -199,7 +200,7 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	}
 	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	if key.infil {
-		s = append(s, shapes.Make(dtypes.Float32, e.batch))
+		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	}
 	return append(s, shapes.Make(dtypes.Float32, numHyper))
 }
@@ -225,9 +226,9 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			}
 		}
 		labels, mask, rest := rest[0], rest[1], rest[2:]
-		var temp *Node
+		var temp, dir *Node
 		if key.infil {
-			temp, rest = rest[0], rest[1:]
+			temp, dir, rest = rest[0], rest[1], rest[2:]
 		}
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
@@ -253,10 +254,15 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 				tv := StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
 				// rho = sumPA/sumPV > 1: A dominant, so V's infiltration
 				// head C_V(va) learns from the teacher's C_A(aa); else A's
-				// C_A(av) learns from the teacher's C_V(vv).
-				intoV := maskedMean(softCrossEntropy(ta, net.classify(1, ev.inf), temp), mask)
-				intoA := maskedMean(softCrossEntropy(tv, net.classify(0, ea.inf), temp), mask)
-				linf := Where(GreaterThan(sumPA, sumPV), intoV, intoA)
+				// C_A(av) learns from the teacher's C_V(vv). A row whose
+				// direction input is non-zero overrides the batch's choice
+				// (+1 into V, -1 into A).
+				intoV := softCrossEntropy(ta, net.classify(1, ev.inf), temp)
+				intoA := softCrossEntropy(tv, net.classify(0, ea.inf), temp)
+				one := OnesLike(dir)
+				batchV := Where(GreaterThan(sumPA, sumPV), one, ZerosLike(dir))
+				selV := Where(GreaterThan(dir, ZerosLike(dir)), one, Where(LessThan(dir, ZerosLike(dir)), ZerosLike(dir), batchV))
+				linf := maskedMean(Add(Mul(selV, intoV), Mul(Sub(one, selV), intoA)), mask)
 				loss = Add(loss, Mul(hp(hypAlpha), linf))
 			}
 		case kindFirst:
@@ -322,6 +328,10 @@ type Batch struct {
 	Labels []int
 	// Temp holds per-row distillation temperatures (T_{y_i}); nil means 1.
 	Temp []float32
+	// Dir holds per-row infiltration directions: +1 distils modality 0
+	// into modality 1, -1 the reverse, 0 lets the batch's dominance ratio
+	// decide (the method's rule). nil means all 0.
+	Dir []float32
 }
 
 // StepStats is what one training step measured on the real rows.
@@ -352,6 +362,7 @@ type Local struct {
 	padY     []int32
 	padMask  []float32
 	padTemp  []float32
+	padDir   []float32
 	finished bool
 }
 
@@ -399,6 +410,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	l.padY = make([]int32, e.batch)
 	l.padMask = make([]float32, e.batch)
 	l.padTemp = make([]float32, e.batch)
+	l.padDir = make([]float32, e.batch)
 	return l, nil
 }
 
@@ -419,6 +431,9 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	}
 	if b.Temp != nil && len(b.Temp) != n {
 		return StepStats{}, fmt.Errorf("model: %d temperatures for %d rows", len(b.Temp), n)
+	}
+	if b.Dir != nil && len(b.Dir) != n {
+		return StepStats{}, fmt.Errorf("model: %d directions for %d rows", len(b.Dir), n)
 	}
 	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+6)
 	for _, t := range l.params {
@@ -443,7 +458,7 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padX[m], e.batch, d))
 	}
 	for i := range e.batch {
-		l.padY[i], l.padMask[i], l.padTemp[i] = 0, 0, 1
+		l.padY[i], l.padMask[i], l.padTemp[i], l.padDir[i] = 0, 0, 1, 0
 		if i < n {
 			y := b.Labels[i]
 			if y < 0 || y >= e.arch.NumClasses {
@@ -453,11 +468,14 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 			if b.Temp != nil {
 				l.padTemp[i] = b.Temp[i]
 			}
+			if b.Dir != nil {
+				l.padDir[i] = b.Dir[i]
+			}
 		}
 	}
 	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
 	if l.key.infil {
-		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch))
+		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
 	}
 	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
