@@ -41,6 +41,13 @@ type FitConfig struct {
 	// Personalized keeps the infiltration projectors and classifiers on the
 	// client between rounds.
 	Personalized bool
+	// OGM turns on OGM-GE gradient modulation with strength OGMAlpha
+	// (multimodal clients only; the noise is seeded by Seed).
+	OGM      bool
+	OGMAlpha float64
+	// HarmonyUnimodal trains Harmony's first stage: each held modality's
+	// encoder, self projector and classifier on its unimodal loss only.
+	HarmonyUnimodal bool
 }
 
 // FitIns is a client's instruction for one round.
@@ -49,6 +56,9 @@ type FitIns struct {
 	Params model.Params
 	// Config says how to train.
 	Config FitConfig
+	// Control is SCAFFOLD's server control variate c (Layout order); nil
+	// for every other method.
+	Control model.Params
 }
 
 // FitMetrics is what local training measured.
@@ -63,6 +73,10 @@ type FitMetrics struct {
 	FirstDominant int
 	// Temperatures holds the class-wise temperatures used (nil if none).
 	Temperatures []float64
+	// OGMCoefSum sums OGM-GE's coefficients (k_A, k_V) over the OGMBatches
+	// modulated batches.
+	OGMCoefSum [2]float64
+	OGMBatches int
 }
 
 // FitRes is a client's answer to FitIns.
@@ -75,6 +89,10 @@ type FitRes struct {
 	// Modalities is the set of modalities the client trained.
 	Modalities data.Mask
 	Metrics    FitMetrics
+	// ControlDelta is SCAFFOLD's c_i+ - c_i (Layout order; zero for the
+	// parameters the client did not train), answering a FitIns with a
+	// Control; nil otherwise.
+	ControlDelta model.Params
 }
 
 // Instruction pairs a client with its FitIns.

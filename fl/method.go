@@ -17,6 +17,12 @@ type Method struct {
 	ClassTemperature bool
 	// Prox adds the proximal term mu (w - w_global) to the gradient.
 	Prox bool
+	// Scaffold uses SCAFFOLD's control variates (strategy Scaffold).
+	Scaffold bool
+	// OGM modulates encoder gradients with OGM-GE (multimodal clients).
+	OGM bool
+	// Harmony trains in Harmony's two stages (strategy Harmony).
+	Harmony bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -28,6 +34,9 @@ var methods = map[string]Method{
 	"fedcmi-noinf":  {Name: "fedcmi-noinf", ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
 	"fedcmi-notemp": {Name: "fedcmi-notemp", Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
 	"fedcmi-noprox": {Name: "fedcmi-noprox", Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
+	"scaffold":      {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
+	"ogm-ge":        {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
+	"harmony":       {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
 }
 
 // LookupMethod returns the method of that name.

@@ -71,6 +71,8 @@ type ModalityAware struct {
 	Layout []model.ParamInfo
 	// Logger receives rejected results; nil uses slog.Default().
 	Logger *slog.Logger
+	// OGM configures OGM-GE when Method.OGM is set.
+	OGM OGMOptions
 }
 
 // Sample returns the indices of k of n clients for round, chosen uniformly
@@ -110,6 +112,9 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 	}
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
+	}
+	if s.Method.OGM && s.OGM.Active(round) {
+		cfg.OGM, cfg.OGMAlpha = true, s.OGM.Alpha
 	}
 	var out []Instruction
 	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {

@@ -255,7 +255,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		sumPA, sumPV := zero, zero
 		switch {
 		case key.ext.harmonyUni:
-			loss = harmonyUnimodalLoss(net, x, onehot, mask)
+			loss, sumPA, sumPV = harmonyUnimodalLoss(net, x, onehot, mask)
 		case key.kind == kindMulti:
 			ea := net.embed(0, x[0], key.infil)
 			ev := net.embed(1, x[1], key.infil)

@@ -32,20 +32,28 @@ func (e *Engine) harmonyTrainable(key stepKey) []int {
 }
 
 // harmonyUnimodalLoss is the sum of the held modalities' unimodal
-// cross-entropies (x[m] is nil for a modality the client lacks).
-func harmonyUnimodalLoss(net *network, x [2]*Node, onehot, mask *Node) *Node {
-	var loss *Node
+// cross-entropies (x[m] is nil for a modality the client lacks), and, for a
+// multimodal client, the sums of the self heads' true-class probabilities
+// (the dominance ratio's terms, as in the multimodal step; else zero).
+func harmonyUnimodalLoss(net *network, x [2]*Node, onehot, mask *Node) (loss, sumPA, sumPV *Node) {
+	var sums [2]*Node
 	for m := range 2 {
+		sums[m] = ScalarZero(onehot.Graph(), onehot.DType())
 		if x[m] == nil {
 			continue
 		}
-		z := net.embed(m, x[m], false).self
-		l := maskedMean(crossEntropy(net.classify(m, z), onehot), mask)
+		logits := net.classify(m, net.embed(m, x[m], false).self)
+		l := maskedMean(crossEntropy(logits, onehot), mask)
 		if loss == nil {
 			loss = l
 		} else {
 			loss = Add(loss, l)
 		}
+		sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(logits, onehot), mask)))
 	}
-	return loss
+	if x[0] == nil || x[1] == nil {
+		z := ScalarZero(onehot.Graph(), onehot.DType())
+		return loss, z, z
+	}
+	return loss, sums[0], sums[1]
 }

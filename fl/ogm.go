@@ -1,0 +1,20 @@
+package fl
+
+// OGMOptions configure OGM-GE (Peng et al., CVPR 2022; see model.OGM for
+// the formula): multimodal clients scale the dominant modality's encoder
+// gradients by k = 1 - tanh(alpha * rho) (or alpha / rho) and add Gaussian
+// noise with the gradient's own standard deviation, in the rounds
+// StartRound..EndRound; outside them, and on unimodal clients, training is
+// FedAvg's.
+type OGMOptions struct {
+	// Alpha is the modulation strength (default 0.8).
+	Alpha float64
+	// StartRound and EndRound bound the modulated rounds (1-based,
+	// inclusive); EndRound 0 means up to the last round.
+	StartRound, EndRound int
+}
+
+// Active reports whether round is modulated.
+func (o OGMOptions) Active(round int) bool {
+	return round >= o.StartRound && (o.EndRound == 0 || round <= o.EndRound)
+}
