@@ -18,8 +18,10 @@ import (
 // with concat fusion F(a, v) = W [a; v] + b, modality A's part is
 // out_A = W_A a + b/2 and V's is out_V = W_V v + b/2 (W_A, W_V the blocks of
 // W that multiply each embedding, half the bias each, as the authors' code
-// does); with sum fusion F = (W_x a + b_x) + (W_y v + b_y) the two terms.
-// Other fusion heads have no additive per-modality part and are refused.
+// does); with sum fusion F = (W_x a + b_x) + (W_y v + b_y) they are
+// W_x a + b_x/2 and W_y v + b_y/2 (the authors' code halves these biases
+// too). Other fusion heads have no additive per-modality part and are
+// refused.
 // With s_m = sum_i softmax(out_m)_i[y_i] over the batch and rho = s_A / s_V:
 //
 //	rho > 1:  k_A = 1 - tanh(alpha * rho),   k_V = 1
@@ -65,14 +67,16 @@ func (a *Arch) ogmSupported() error {
 // ogmParts returns out_A and out_V, each modality's part of the fusion
 // head's logits, [B, K].
 func (n *network) ogmParts(aa, vv *Node) (outA, outV *Node) {
+	halfBias := func(prefix string) *Node { return InsertAxes(MulScalar(n.p[prefix+"/biases"], 0.5), 0) }
 	if n.arch.Fusion == FusionSum {
-		return n.dense("fusion/x", aa), n.dense("fusion/y", vv)
+		outA = Add(MatMul(aa, n.p["fusion/x/weights"]), halfBias("fusion/x"))
+		outV = Add(MatMul(vv, n.p["fusion/y/weights"]), halfBias("fusion/y"))
+		return outA, outV
 	}
 	d := n.arch.EmbedDim
-	w, b := n.p["fusion/out/weights"], n.p["fusion/out/biases"]
-	half := InsertAxes(MulScalar(b, 0.5), 0)
-	outA = Add(MatMul(aa, Slice(w, AxisRange(0, d), AxisRange())), half)
-	outV = Add(MatMul(vv, Slice(w, AxisRange(d, 2*d), AxisRange())), half)
+	w := n.p["fusion/out/weights"]
+	outA = Add(MatMul(aa, Slice(w, AxisRange(0, d), AxisRange())), halfBias("fusion/out"))
+	outV = Add(MatMul(vv, Slice(w, AxisRange(d, 2*d), AxisRange())), halfBias("fusion/out"))
 	return outA, outV
 }
 

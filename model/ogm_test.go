@@ -44,13 +44,13 @@ func TestOGMCoefficients(t *testing.T) {
 }
 
 // hostOGM returns the batch's (k_A, k_V) computed on the host from refNet:
-// each modality's part of the concat fusion head (its weight block plus
-// half the bias).
+// each modality's part of the fusion head (concat: its block of the weight
+// matrix plus half the bias; sum: its own layer with half its bias).
 func hostOGM(arch Arch, p Params, b Batch, alpha float64) (kA, kV float64) {
 	r := newRefNet(arch, p)
-	w, bias := r.p["fusion/out/weights"], r.p["fusion/out/biases"]
 	k, d := arch.NumClasses, arch.EmbedDim
-	part := func(z []float64, off int) []float64 {
+	part := func(z []float64, prefix string, off int) []float64 {
+		w, bias := r.p[prefix+"/weights"], r.p[prefix+"/biases"]
 		out := make([]float64, k)
 		for c := range k {
 			out[c] = float64(bias.Data[c]) / 2
@@ -71,8 +71,14 @@ func hostOGM(arch Arch, p Params, b Batch, alpha float64) (kA, kV float64) {
 			}
 			z[m], _ = r.forward(m, x)
 		}
-		sA += math.Exp(logSoftmax(part(z[0], 0), 1)[y])
-		sV += math.Exp(logSoftmax(part(z[1], d), 1)[y])
+		var outA, outV []float64
+		if arch.Fusion == FusionSum {
+			outA, outV = part(z[0], "fusion/x", 0), part(z[1], "fusion/y", 0)
+		} else {
+			outA, outV = part(z[0], "fusion/out", 0), part(z[1], "fusion/out", d)
+		}
+		sA += math.Exp(logSoftmax(outA, 1)[y])
+		sV += math.Exp(logSoftmax(outV, 1)[y])
 	}
 	if rho := sA / sV; rho > 1 {
 		return 1 - math.Tanh(alpha*rho), 1
@@ -84,9 +90,17 @@ func hostOGM(arch Arch, p Params, b Batch, alpha float64) (kA, kV float64) {
 // TestOGMModulatesDominantEncoder: without noise, one OGM step changes
 // the encoders' weight matrices by k_m times FedAvg's gradient and every
 // other parameter by exactly FedAvg's gradient; k matches the host
-// computation from the fusion head's parts. Both directions are checked.
+// computation from the fusion head's parts (concat and sum fusion). Both
+// directions are checked.
 func TestOGMModulatesDominantEncoder(t *testing.T) {
+	for _, fusion := range []string{FusionConcat, FusionSum} {
+		t.Run(fusion, func(t *testing.T) { checkOGMModulation(t, fusion) })
+	}
+}
+
+func checkOGMModulation(t *testing.T, fusion string) {
 	arch := tinyArch()
+	arch.Fusion = fusion
 	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
