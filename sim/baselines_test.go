@@ -117,3 +117,22 @@ func TestEveryMethodSelectable(t *testing.T) {
 		}
 	}
 }
+
+// TestBaselineDeterminism: SCAFFOLD's client state and OGM-GE's in-graph
+// noise give the same model for the same seed, whatever the number of
+// clients trained at once.
+func TestBaselineDeterminism(t *testing.T) {
+	for _, method := range []string{"scaffold", "ogm-ge"} {
+		t.Run(method, func(t *testing.T) {
+			var models [2][]byte
+			for k, par := range []int{1, 2} {
+				cfg := small(t, method)
+				cfg.Parallel = par
+				_, models[k] = runModel(t, cfg)
+			}
+			if !bytes.Equal(models[0], models[1]) {
+				t.Fatal("same seed, different models with parallel 1 and 2")
+			}
+		})
+	}
+}
