@@ -2,6 +2,7 @@ package fl
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/fedcmi/fedcmi/model"
 )
@@ -67,6 +68,13 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 	}
 	if len(multi) == 0 {
 		return nil, ErrNoMultimodalClients
+	}
+	if round == h.UnimodalRounds+1 {
+		log := h.Base.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Info("harmony: federated fusion learning starts", "round", round, "multimodal_clients", len(multi))
 	}
 	return h.Base.ConfigureFit(round, global, multi)
 }

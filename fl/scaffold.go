@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -118,6 +119,13 @@ func (s *Scaffold) AggregateFit(round int, global model.Params, results []Result
 		return nil, err
 	}
 	s.control = c
+	var sq float64
+	for _, t := range c {
+		for _, v := range t.Data {
+			sq += float64(v) * float64(v)
+		}
+	}
+	log.Debug("scaffold server control", "round", round, "norm", math.Sqrt(sq), "updates", len(updates))
 	return next, nil
 }
 
