@@ -1,5 +1,7 @@
 package fl
 
+import "log/slog"
+
 // OGMOptions configure OGM-GE (Peng et al., CVPR 2022; see model.OGM for
 // the formula): multimodal clients scale the dominant modality's encoder
 // gradients by k = 1 - tanh(alpha * rho) (or alpha / rho) and add Gaussian
@@ -17,4 +19,19 @@ type OGMOptions struct {
 // Active reports whether round is modulated.
 func (o OGMOptions) Active(round int) bool {
 	return round >= o.StartRound && (o.EndRound == 0 || round <= o.EndRound)
+}
+
+// logOGM logs the round's mean OGM-GE coefficients over the modulated
+// batches of all results (debug level).
+func logOGM(log *slog.Logger, round int, results []Result) {
+	var sum [2]float64
+	n := 0
+	for _, r := range results {
+		sum[0] += r.Res.Metrics.OGMCoefSum[0]
+		sum[1] += r.Res.Metrics.OGMCoefSum[1]
+		n += r.Res.Metrics.OGMBatches
+	}
+	if n > 0 {
+		log.Debug("ogm-ge coefficients", "round", round, "mean_k_first", sum[0]/float64(n), "mean_k_second", sum[1]/float64(n), "batches", n)
+	}
 }

@@ -133,6 +133,9 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	if log == nil {
 		log = slog.Default()
 	}
+	if s.Method.OGM {
+		logOGM(log, round, results)
+	}
 	var updates []Update
 	for _, r := range results {
 		if err := CheckUpdate(s.Layout, r.Res); err != nil {
