@@ -219,3 +219,41 @@ func TestOGMRefusesFusionWithoutParts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOGMCNNEncoder: with a CNN encoder, OGM-GE modulates every
+// convolution kernel and the output layer's weights (the encoder's weight
+// matrices) and leaves the biases alone: without noise, each such tensor
+// moves by k times FedAvg's gradient.
+func TestOGMCNNEncoder(t *testing.T) {
+	arch := cnnArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(arch, 8, 4)
+	p := jitter(mustInit(t, arch, 2), 2)
+	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2}
+	g, _ := gradientAt(t, e, p, p, cfg, b)
+	cfg.OGM = &OGM{Alpha: 0.8, Seed: 3, NoNoise: true}
+	gm, st := gradientAt(t, e, p, p, cfg, b)
+	modulated := 0
+	for i, info := range arch.Layout() {
+		scale := 1.0
+		if ogmModulated(info) {
+			scale = st.OGMCoef[info.Side]
+			if info.Side == 0 {
+				modulated++
+			}
+		}
+		for j := range g[i].Data {
+			want := scale * float64(g[i].Data[j])
+			if d := math.Abs(float64(gm[i].Data[j]) - want); d > 1e-5+1e-4*math.Abs(want) {
+				t.Fatalf("%s[%d]: OGM gradient %v, want %v x %v", info.Name, j, gm[i].Data[j], scale, g[i].Data[j])
+			}
+		}
+	}
+	// stem, s0 conv1+conv2, s1 down, s1 conv1+conv2, out
+	if modulated != 7 || st.OGMCoef == [2]float64{1, 1} {
+		t.Fatalf("%d CNN weight tensors modulated, k = %v", modulated, st.OGMCoef)
+	}
+}
