@@ -192,7 +192,8 @@ func (e *Engine) trainable(key stepKey) []int {
 
 // stepInputShapes lists the input shapes of a step graph, in order:
 // params, momentum (trainable), start params (if infiltration or prox),
-// present modality inputs, labels, mask, temperatures (if infiltration), hyper.
+// present modality inputs, labels, mask, temperatures (if infiltration),
+// the baseline methods' extension inputs (stepext.go), hyper.
 func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	var s []shapes.Shape
 	for _, info := range e.layout {
@@ -222,7 +223,7 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 // stepFn builds the training step graph of key: forward, loss, gradient and
 // SGD update (momentum, weight decay, optional proximal term), all in-graph.
 // Outputs: updated trainable params, their momentum, loss, sum of p_A(y),
-// sum of p_V(y) over the real rows.
+// sum of p_V(y) over the real rows, then the extension outputs (stepext.go).
 func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
