@@ -333,31 +333,23 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	saveModel := func(p model.Params) error {
 		return run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) })
 	}
-	base := &fl.ModalityAware{
-		Method: method,
-		Schedule: fl.Schedule{
-			Rounds: cfg.Rounds, Epochs: cfg.Train.Epochs, LR: cfg.Train.LR, LRMin: cfg.Train.LRMin,
-			LRDecayStart: cfg.Train.LRDecayStart, Momentum: cfg.Train.Momentum, WeightDecay: cfg.Train.WeightDecay,
-		},
-		Options: fl.FedCMIOptions{
-			Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
-			Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
-		},
-		PerRound: cfg.ClientsPerRound,
-		Seed:     cfg.Seed,
-		Layout:   engine.Layout(),
-		Logger:   log,
-		OGM:      fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound},
-	}
-	var strategy fl.Strategy = base
-	switch {
-	case method.Scaffold:
-		strategy = &fl.Scaffold{Base: base}
-	case method.Harmony:
-		strategy = &fl.Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
-	}
 	server := &fl.Server{
-		Strategy:  strategy,
+		Strategy: &fl.ModalityAware{
+			Method: method,
+			Schedule: fl.Schedule{
+				Rounds: cfg.Rounds, Epochs: cfg.Train.Epochs, LR: cfg.Train.LR, LRMin: cfg.Train.LRMin,
+				LRDecayStart: cfg.Train.LRDecayStart, Momentum: cfg.Train.Momentum, WeightDecay: cfg.Train.WeightDecay,
+			},
+			Options: fl.FedCMIOptions{
+				Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
+				Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
+			},
+			PerRound: cfg.ClientsPerRound,
+			Seed:     cfg.Seed,
+			Layout:   engine.Layout(),
+			Logger:   log,
+			OGM:      fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound},
+		},
 		Transport: fl.NewInmemTransport(clients),
 		Clients:   infos,
 		Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
@@ -377,6 +369,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return saveModel(p)
 		},
 	}
+	server.Strategy = baselineStrategy(method, server.Strategy.(*fl.ModalityAware), &cfg)
 	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
 	extra := map[string]any{
 		"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil,
