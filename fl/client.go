@@ -130,26 +130,19 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			classTemp[k] = float32(t)
 		}
 	}
-	tc := model.TrainConfig{
-		Has:             [2]bool{c.has.Has(0), c.has.Has(1)},
-		Infiltration:    infil,
-		Alpha:           cfg.Alpha,
-		C1:              cfg.C1,
-		Mu:              cfg.Mu,
-		WeightDecay:     cfg.WeightDecay,
-		Momentum:        cfg.Momentum,
-		HarmonyUnimodal: cfg.HarmonyUnimodal,
+	corr, err := c.scaffoldCorrection(ins.Control)
+	if err != nil {
+		return FitRes{}, err
 	}
-	if cfg.OGM && multi {
-		tc.OGM = &model.OGM{Alpha: cfg.OGMAlpha, Seed: cfg.Seed}
-	}
-	if ins.Control != nil {
-		corr, err := c.scaffoldCorrection(ins.Control)
-		if err != nil {
-			return FitRes{}, err
-		}
-		tc.Correction = corr
-	}
+	tc := withBaselines(model.TrainConfig{
+		Has:          [2]bool{c.has.Has(0), c.has.Has(1)},
+		Infiltration: infil,
+		Alpha:        cfg.Alpha,
+		C1:           cfg.C1,
+		Mu:           cfg.Mu,
+		WeightDecay:  cfg.WeightDecay,
+		Momentum:     cfg.Momentum,
+	}, cfg, multi, corr)
 	local, err := c.engine.NewLocal(start, tc)
 	if err != nil {
 		return FitRes{}, err

@@ -1,6 +1,10 @@
 package fl
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/fedcmi/fedcmi/model"
+)
 
 // OGMOptions configure OGM-GE (Peng et al., CVPR 2022; see model.OGM for
 // the formula): multimodal clients scale the dominant modality's encoder
@@ -34,4 +38,17 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 	if n > 0 {
 		log.Debug("ogm-ge coefficients", "round", round, "mean_k_first", sum[0]/float64(n), "mean_k_second", sum[1]/float64(n), "batches", n)
 	}
+}
+
+// withBaselines adds the baseline methods' settings of cfg to a client's
+// training configuration: OGM-GE (multimodal clients only, noise seeded by
+// the client's round seed), Harmony's unimodal stage, and SCAFFOLD's
+// correction c - c_i (nil: off).
+func withBaselines(tc model.TrainConfig, cfg FitConfig, multi bool, correction model.Params) model.TrainConfig {
+	if cfg.OGM && multi {
+		tc.OGM = &model.OGM{Alpha: cfg.OGMAlpha, Seed: cfg.Seed}
+	}
+	tc.HarmonyUnimodal = cfg.HarmonyUnimodal
+	tc.Correction = correction
+	return tc
 }

@@ -248,8 +248,12 @@ func ScaffoldClientControl(trained []int, x, y, c, ci model.Params, steps int, l
 	return next, delta, nil
 }
 
-// scaffoldCorrection returns c - c_i for the client's local steps.
+// scaffoldCorrection returns c - c_i for the client's local steps (nil
+// when control is nil: not SCAFFOLD).
 func (c *LocalClient) scaffoldCorrection(control model.Params) (model.Params, error) {
+	if control == nil {
+		return nil, nil
+	}
 	if err := checkControl(c.engine.Layout(), control); err != nil {
 		return nil, fmt.Errorf("fl: server control variate: %w", err)
 	}
