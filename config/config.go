@@ -31,7 +31,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox) or a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout)"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
@@ -42,8 +42,11 @@ type Config struct {
 
 	Train  Train  `yaml:"train"`
 	FedCMI FedCMI `yaml:"fedcmi"`
-	Model  Model  `yaml:"model"`
-	Data   Data   `yaml:"data"`
+	// Baseline methods' settings, one section each.
+	OGM     OGM     `yaml:"ogm"`
+	Harmony Harmony `yaml:"harmony"`
+	Model   Model   `yaml:"model"`
+	Data    Data    `yaml:"data"`
 }
 
 // Train holds local optimisation settings.
@@ -71,6 +74,26 @@ type FedCMI struct {
 	Holdout        float64 `yaml:"holdout" help:"fraction of each class a multimodal client never trains on and measures dominance with (fedcmi-holdout, fedcmi-fedstats-holdout)"`
 	Smoothing      float64 `yaml:"smoothing" help:"weight of earlier rounds in the server's pooled per-class dominance table (fedcmi-fedstats*); 0 uses the last round only"`
 	ClassDirection bool    `yaml:"class_direction" help:"give every class its own infiltration direction instead of one per round (dominance variants only)"`
+}
+
+// OGM holds OGM-GE's settings (method ogm-ge).
+type OGM struct {
+	Alpha      float64 `yaml:"alpha" help:"ogm-ge: modulation strength alpha in k = 1 - tanh(alpha * rho) for the dominant encoder"`
+	StartRound int     `yaml:"start_round" help:"ogm-ge: first round with gradient modulation (1-based)"`
+	EndRound   int     `yaml:"end_round" help:"ogm-ge: last round with gradient modulation (0: the last round)"`
+}
+
+// Harmony holds Harmony's settings (method harmony).
+type Harmony struct {
+	UnimodalRounds int `yaml:"unimodal_rounds" help:"harmony: rounds of modality-wise encoder training on all clients before fusion training on multimodal clients (0: half of rounds, rounded down)"`
+}
+
+// HarmonyUnimodalRounds returns the length of Harmony's first stage.
+func (c *Config) HarmonyUnimodalRounds() int {
+	if c.Harmony.UnimodalRounds == 0 {
+		return c.Rounds / 2
+	}
+	return c.Harmony.UnimodalRounds
 }
 
 // Model holds the architecture.
@@ -155,6 +178,7 @@ func Default() Config {
 			Momentum: 0.9, WeightDecay: 1e-4,
 		},
 		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1, Holdout: 0.2, Smoothing: 0.5},
+		OGM:    OGM{Alpha: 0.8, StartRound: 1},
 		Model: Model{
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
@@ -176,6 +200,7 @@ func Default() Config {
 var Methods = []string{
 	"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
 	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
+	"scaffold", "ogm-ge", "harmony",
 }
 
 // FieldError is a configuration error located at a field.
@@ -274,6 +299,13 @@ func (c *Config) Validate() error {
 		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
 		{c.FedCMI.Holdout >= 0 && c.FedCMI.Holdout <= 0.5, "fedcmi.holdout", "must be in [0, 0.5]"},
 		{c.FedCMI.Smoothing >= 0 && c.FedCMI.Smoothing < 1, "fedcmi.smoothing", "must be in [0, 1)"},
+		{c.OGM.Alpha > 0, "ogm.alpha", "must be > 0"},
+		{c.OGM.StartRound >= 1, "ogm.start_round", "must be >= 1"},
+		{c.OGM.EndRound == 0 || c.OGM.EndRound >= c.OGM.StartRound, "ogm.end_round", "must be 0 (the last round) or >= ogm.start_round"},
+		{c.Harmony.UnimodalRounds >= 0, "harmony.unimodal_rounds", "must be >= 0"},
+		{c.Method != "harmony" || c.Harmony.UnimodalRounds < c.Rounds, "harmony.unimodal_rounds", "must be < rounds: the fusion stage needs at least one round"},
+		{c.Method != "ogm-ge" || c.Model.Fusion == "concat" || c.Model.Fusion == "sum", "model.fusion", "ogm-ge needs concat or sum fusion (a head with one additive part per modality, from which it measures each modality's confidence)"},
+		{c.Method != "harmony" || c.Data.MultiRatio > 0, "data.multi_ratio", "harmony's fusion stage needs multimodal clients (> 0)"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},

@@ -39,6 +39,9 @@ type LocalClient struct {
 	personal map[int]model.Tensor
 	// augment, if set, transforms training batches (never evaluation data).
 	augment Augmenter
+	// control is SCAFFOLD's client control variate c_i (Layout order), kept
+	// between rounds; nil (all zero) before the client's first SCAFFOLD round.
+	control model.Params
 }
 
 // SetAugmenter makes the client transform its training batches with a
@@ -160,7 +163,11 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	local, err := c.engine.NewLocal(start, model.TrainConfig{
+	corr, err := c.scaffoldCorrection(ins.Control)
+	if err != nil {
+		return FitRes{}, err
+	}
+	tc := withBaselines(model.TrainConfig{
 		Has:          [2]bool{c.has.Has(0), c.has.Has(1)},
 		Infiltration: infil,
 		Alpha:        cfg.Alpha,
@@ -168,7 +175,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		Mu:           cfg.Mu,
 		WeightDecay:  cfg.WeightDecay,
 		Momentum:     cfg.Momentum,
-	})
+	}, cfg, multi, corr)
+	local, err := c.engine.NewLocal(start, tc)
 	if err != nil {
 		return FitRes{}, err
 	}
@@ -213,6 +221,11 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 			metrics.LossSum += st.Loss
 			metrics.Batches++
+			if tc.OGM != nil {
+				metrics.OGMCoefSum[0] += st.OGMCoef[0]
+				metrics.OGMCoefSum[1] += st.OGMCoef[1]
+				metrics.OGMBatches++
+			}
 			if multi {
 				rho := DominanceRatio(st.SumPA, st.SumPV)
 				if !math.IsNaN(rho) && !math.IsInf(rho, 0) {
@@ -240,7 +253,13 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	return FitRes{Params: params, NumSamples: len(train), Modalities: c.has, Metrics: metrics}, nil
+	res := FitRes{Params: params, NumSamples: len(train), Modalities: c.has, Metrics: metrics}
+	if ins.Control != nil {
+		if res.ControlDelta, err = c.scaffoldUpdate(start, params, ins.Control, local.Trainable(), metrics.Batches, cfg.LR, cfg.Momentum); err != nil {
+			return FitRes{}, err
+		}
+	}
+	return res, nil
 }
 
 // classStats measures the per-class sums of the true-class probabilities

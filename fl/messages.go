@@ -56,6 +56,13 @@ type FitConfig struct {
 	// Table is the server's pooled dominance table (DominanceFederated;
 	// nil until the first round has been pooled).
 	Table *DominanceTable
+	// OGM turns on OGM-GE gradient modulation with strength OGMAlpha
+	// (multimodal clients only; the noise is seeded by Seed).
+	OGM      bool
+	OGMAlpha float64
+	// HarmonyUnimodal trains Harmony's first stage: each held modality's
+	// encoder, self projector and classifier on its unimodal loss only.
+	HarmonyUnimodal bool
 }
 
 // FitIns is a client's instruction for one round.
@@ -64,6 +71,9 @@ type FitIns struct {
 	Params model.Params
 	// Config says how to train.
 	Config FitConfig
+	// Control is SCAFFOLD's server control variate c (Layout order); nil
+	// for every other method.
+	Control model.Params
 }
 
 // FitMetrics is what local training measured.
@@ -84,6 +94,10 @@ type FitMetrics struct {
 	// ClassStats are the per-class self-head statistics the client
 	// measured before training (nil if none); DominanceFederated pools them.
 	ClassStats *ClassStats
+	// OGMCoefSum sums OGM-GE's coefficients (k_A, k_V) over the OGMBatches
+	// modulated batches.
+	OGMCoefSum [2]float64
+	OGMBatches int
 }
 
 // FitRes is a client's answer to FitIns.
@@ -96,6 +110,10 @@ type FitRes struct {
 	// Modalities is the set of modalities the client trained.
 	Modalities data.Mask
 	Metrics    FitMetrics
+	// ControlDelta is SCAFFOLD's c_i+ - c_i (Layout order; zero for the
+	// parameters the client did not train), answering a FitIns with a
+	// Control; nil otherwise.
+	ControlDelta model.Params
 }
 
 // Instruction pairs a client with its FitIns.

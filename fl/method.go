@@ -23,6 +23,12 @@ type Method struct {
 	// Holdout makes multimodal clients set a slice of their data aside to
 	// measure dominance on (FedCMIOptions.Holdout of each class).
 	Holdout bool
+	// Scaffold uses SCAFFOLD's control variates (strategy Scaffold).
+	Scaffold bool
+	// OGM modulates encoder gradients with OGM-GE (multimodal clients).
+	OGM bool
+	// Harmony trains in Harmony's two stages (strategy Harmony).
+	Harmony bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -42,6 +48,9 @@ var methods = map[string]Method{
 		Doc: "FedCMI variant: direction and temperatures from per-class statistics pooled by the server over clients and rounds"},
 	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
 		Doc: "FedCMI variant: fedcmi-fedstats with the statistics measured on held-out slices"},
+	"scaffold": {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
+	"ogm-ge":   {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
+	"harmony":  {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
 }
 
 // LookupMethod returns the method of that name.

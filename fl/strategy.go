@@ -83,6 +83,8 @@ type ModalityAware struct {
 
 	// table is the pooled dominance table (DominanceFederated).
 	table *DominanceTable
+	// OGM configures OGM-GE when Method.OGM is set.
+	OGM OGMOptions
 }
 
 // Sample returns the indices of k of n clients for round, chosen uniformly
@@ -132,6 +134,9 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 		cfg.Holdout = s.Options.Holdout
 		cfg.HoldoutSeed = rand.New(rand.NewPCG(s.Seed^0x686f6c646f7574, 0)).Uint64()
 	}
+	if s.Method.OGM && s.OGM.Active(round) {
+		cfg.OGM, cfg.OGMAlpha = true, s.OGM.Alpha
+	}
 	var out []Instruction
 	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {
 		c := cfg
@@ -148,6 +153,9 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	log := s.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if s.Method.OGM {
+		logOGM(log, round, results)
 	}
 	var updates []Update
 	var stats []ClassStats

@@ -51,6 +51,16 @@ type TrainConfig struct {
 	WeightDecay float64
 	// Momentum is SGD's momentum (default 0.9); buffers start at zero each round.
 	Momentum float64
+	// Correction, if not nil, is SCAFFOLD's c - c_i (Layout order), added to
+	// the gradient of every parameter the step trains (see scaffold.go).
+	Correction Params
+	// OGM, if not nil, turns on OGM-GE gradient modulation on multimodal
+	// clients (see ogm.go).
+	OGM *OGM
+	// HarmonyUnimodal trains Harmony's first stage: each held modality's
+	// encoder, self projector and classifier on its unimodal loss only
+	// (see harmony.go).
+	HarmonyUnimodal bool
 }
 
 // kind is the client kind a step graph is built for.
@@ -79,10 +89,11 @@ type stepKey struct {
 	kind  kind
 	infil bool
 	prox  bool
+	ext   extKey // baseline methods' variants (stepext.go)
 }
 
 func (k stepKey) String() string {
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v]", k.kind, k.infil, k.prox)
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v%s]", k.kind, k.infil, k.prox, k.ext)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -158,6 +169,9 @@ func (e *Engine) CompileTimes() map[string]time.Duration {
 // CE(F(self, infiltration)) reaches; the other modality and its own
 // classifier get no gradient and, as in PyTorch's SGD, are left untouched.
 func (e *Engine) trainable(key stepKey) []int {
+	if key.ext.harmonyUni {
+		return e.harmonyTrainable(key)
+	}
 	var idx []int
 	for i, info := range e.layout {
 		ok := false
@@ -179,7 +193,7 @@ func (e *Engine) trainable(key stepKey) []int {
 // stepInputShapes lists the input shapes of a step graph, in order:
 // params, momentum (trainable), start params (if infiltration or prox),
 // present modality inputs, labels, mask, temperatures and directions (if
-// infiltration), hyper.
+// infiltration), the baseline methods' extension inputs (stepext.go), hyper.
 func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	var s []shapes.Shape
 	for _, info := range e.layout {
@@ -202,13 +216,14 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	if key.infil {
 		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	}
+	s = append(s, e.extInputShapes(key, trainable)...)
 	return append(s, shapes.Make(dtypes.Float32, numHyper))
 }
 
 // stepFn builds the training step graph of key: forward, loss, gradient and
 // SGD update (momentum, weight decay, optional proximal term), all in-graph.
 // Outputs: updated trainable params, their momentum, loss, sum of p_A(y),
-// sum of p_V(y) over the real rows.
+// sum of p_V(y) over the real rows, then the extension outputs (stepext.go).
 func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
@@ -230,6 +245,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		if key.infil {
 			temp, dir, rest = rest[0], rest[1], rest[2:]
 		}
+		ext, rest := e.splitExtInputs(key, trainable, rest)
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
 
@@ -238,8 +254,10 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		zero := ScalarZero(g, dtypes.Float32)
 		var loss *Node
 		sumPA, sumPV := zero, zero
-		switch key.kind {
-		case kindMulti:
+		switch {
+		case key.ext.harmonyUni:
+			loss, sumPA, sumPV = harmonyUnimodalLoss(net, x, onehot, mask)
+		case key.kind == kindMulti:
 			ea := net.embed(0, x[0], key.infil)
 			ev := net.embed(1, x[1], key.infil)
 			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
@@ -265,10 +283,13 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 				linf := maskedMean(Add(Mul(selV, intoV), Mul(Sub(one, selV), intoA)), mask)
 				loss = Add(loss, Mul(hp(hypAlpha), linf))
 			}
-		case kindFirst:
+			if key.ext.ogm {
+				ext.ogmMeasure(net, ea.self, ev.self, onehot, mask)
+			}
+		case key.kind == kindFirst:
 			ea := net.embed(0, x[0], true)
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ea.inf), onehot), mask)
-		case kindSecond:
+		case key.kind == kindSecond:
 			ev := net.embed(1, x[1], true)
 			loss = maskedMean(crossEntropy(net.fuse(ev.inf, ev.self), onehot), mask)
 		}
@@ -277,13 +298,13 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		for j, i := range trainable {
 			wrt[j] = params[i]
 		}
-		grads := Gradient(loss, wrt...)
+		grads := ext.modulate(Gradient(loss, wrt...))
 		lr, wd, beta, mu := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum), hp(hypMu)
 		out := make([]*Node, 0, 2*len(trainable)+3)
 		newMom := make([]*Node, len(trainable))
 		for j, i := range trainable {
 			w := params[i]
-			grad := Add(grads[j], Mul(wd, w))
+			grad := Add(ext.correct(j, grads[j]), Mul(wd, w))
 			if key.prox {
 				grad = Add(grad, Mul(mu, Sub(w, start[i])))
 			}
@@ -291,7 +312,8 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			out = append(out, Sub(w, Mul(lr, newMom[j])))
 		}
 		out = append(out, newMom...)
-		return append(out, loss, sumPA, sumPV)
+		out = append(out, loss, sumPA, sumPV)
+		return append(out, ext.outputs()...)
 	}
 }
 
@@ -344,6 +366,9 @@ type StepStats struct {
 	SumPA, SumPV float64
 	// Rows is the number of real rows.
 	Rows int
+	// OGMCoef holds OGM-GE's modulation coefficients (k_A, k_V) of the
+	// batch when OGM is on, else zero.
+	OGMCoef [2]float64
 }
 
 // Local is one client's local training session: parameters, optimiser
@@ -363,6 +388,7 @@ type Local struct {
 	padMask  []float32
 	padTemp  []float32
 	padDir   []float32
+	ext      *localExt // baseline methods' per-session inputs (stepext.go)
 	finished bool
 }
 
@@ -386,6 +412,9 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 		return nil, err
 	}
 	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0}
+	if key.ext, err = e.extKeyOf(cfg, k); err != nil {
+		return nil, err
+	}
 	sg, err := e.step(key)
 	if err != nil {
 		return nil, err
@@ -411,6 +440,9 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	l.padMask = make([]float32, e.batch)
 	l.padTemp = make([]float32, e.batch)
 	l.padDir = make([]float32, e.batch)
+	if l.ext, err = e.newLocalExt(key, sg.trainable, cfg); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -477,6 +509,7 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	if l.key.infil {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
 	}
+	args = append(args, l.ext.args()...)
 	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
 
@@ -502,6 +535,7 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
 		Rows:  n,
 	}
+	l.ext.consume(outs[2*nt+3:], &st)
 	for _, t := range outs[2*nt:] {
 		t.FinalizeAll()
 	}

@@ -369,6 +369,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			Seed:     cfg.Seed,
 			Layout:   engine.Layout(),
 			Logger:   log,
+			OGM:      fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound},
 		},
 		Transport: fl.NewInmemTransport(clients),
 		Clients:   infos,
@@ -389,6 +390,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return saveModel(p)
 		},
 	}
+	server.Strategy = baselineStrategy(method, server.Strategy.(*fl.ModalityAware), &cfg)
 	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
 	extra := map[string]any{
 		"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil,
