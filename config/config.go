@@ -31,7 +31,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, or an ablation: fedcmi-noinf, fedcmi-notemp, fedcmi-noprox"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, or an ablation: fedcmi-noinf, fedcmi-notemp, fedcmi-noprox; or a baseline: pmr"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
@@ -44,6 +44,7 @@ type Config struct {
 	FedCMI FedCMI `yaml:"fedcmi"`
 	Model  Model  `yaml:"model"`
 	Data   Data   `yaml:"data"`
+	PMR    PMR    `yaml:"pmr"`
 }
 
 // Train holds local optimisation settings.
@@ -66,6 +67,16 @@ type FedCMI struct {
 	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
 	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi"`
 	Personalized bool    `yaml:"personalized" help:"keep infiltration projectors and classifiers on the clients (not averaged)"`
+}
+
+// PMR holds the hyper-parameters of method pmr (Fan et al., CVPR 2023;
+// see docs/methods.md).
+type PMR struct {
+	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary)"`
+	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser"`
+	EntropyRounds int     `yaml:"entropy_rounds" help:"pmr: first rounds with the entropy regulariser (the early training stage)"`
+	Coefficient   string  `yaml:"coefficient" help:"pmr: ratio (the paper's alpha*max(rho-1,0)) or binary (the authors' code's alpha*[rho>1])"`
+	Momentum      float64 `yaml:"momentum" help:"pmr: share of the previous epoch's prototypes blended into each epoch's (authors' code: 0.2)"`
 }
 
 // Model holds the architecture.
@@ -153,6 +164,7 @@ func Default() Config {
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
+		PMR: PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "ratio", Momentum: 0.2},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",
 			Augment:   []string{"none", "none"},
@@ -219,7 +231,7 @@ func (c *Config) RunName() string {
 }
 
 var (
-	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"}
+	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox", "pmr"}
 	sourceNames    = []string{"synthetic", "npz", "mfeat", "avdigits", "cremad", "ave", "crisismmd"}
 	partitionNames = []string{"dirichlet", "iid", "group"}
 )
@@ -260,6 +272,11 @@ func (c *Config) Validate() error {
 		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
 		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
+		{c.PMR.Alpha >= 0, "pmr.alpha", "must be >= 0"},
+		{c.PMR.Gamma >= 0, "pmr.gamma", "must be >= 0"},
+		{c.PMR.EntropyRounds >= 0, "pmr.entropy_rounds", "must be >= 0"},
+		{c.PMR.Coefficient == "ratio" || c.PMR.Coefficient == "binary", "pmr.coefficient", "must be ratio or binary"},
+		{c.PMR.Momentum >= 0 && c.PMR.Momentum < 1, "pmr.momentum", "must be in [0, 1)"},
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},

@@ -112,7 +112,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
 	}
 	start := c.startParams(ins.Params, cfg.Personalized)
-	multi := c.has.Has(0) && c.has.Has(1)
+	has := c.has
+	multi := has.Has(0) && has.Has(1)
 	infil := cfg.Infiltration && multi
 	var metrics FitMetrics
 	var classTemp []float32
@@ -127,14 +128,16 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			classTemp[k] = float32(t)
 		}
 	}
+	proto := protoLoss(cfg, has)
 	local, err := c.engine.NewLocal(start, model.TrainConfig{
-		Has:          [2]bool{c.has.Has(0), c.has.Has(1)},
+		Has:          [2]bool{has.Has(0), has.Has(1)},
 		Infiltration: infil,
 		Alpha:        cfg.Alpha,
 		C1:           cfg.C1,
 		Mu:           cfg.Mu,
 		WeightDecay:  cfg.WeightDecay,
 		Momentum:     cfg.Momentum,
+		Proto:        proto,
 	})
 	if err != nil {
 		return FitRes{}, err
@@ -145,7 +148,13 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	augRNG := rand.New(rand.NewPCG(cfg.Seed, 1)) // its own stream: shuffling does not depend on augmentation
 	order := slices.Clone(c.index)
 	bs := c.engine.BatchSize()
-	for range cfg.Epochs {
+	var protos model.Prototypes // the previous epoch's, for PMR's momentum
+	for ep := range cfg.Epochs {
+		if proto != nil {
+			if err := c.epochPrototypes(local, cfg, has, ep, &protos); err != nil {
+				return FitRes{}, err
+			}
+		}
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for lo := 0; lo < len(order); lo += bs {
 			if err := ctx.Err(); err != nil {
@@ -174,6 +183,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 			metrics.LossSum += st.Loss
 			metrics.Batches++
+			metrics.Proto.add(st, has)
 			if multi {
 				rho := DominanceRatio(st.SumPA, st.SumPV)
 				if !math.IsNaN(rho) && !math.IsInf(rho, 0) {
@@ -198,7 +208,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	return FitRes{Params: params, NumSamples: len(c.index), Modalities: c.has, Metrics: metrics}, nil
+	return FitRes{Params: params, NumSamples: len(c.index), Modalities: has, Metrics: metrics}, nil
 }
 
 // temperatures returns the distillation temperature of every class: the

@@ -41,6 +41,8 @@ type FitConfig struct {
 	// Personalized keeps the infiltration projectors and classifiers on the
 	// client between rounds.
 	Personalized bool
+	// PMR is the round's PMR recipe (pmr.go).
+	PMR PMRFit
 }
 
 // FitIns is a client's instruction for one round.
@@ -63,6 +65,8 @@ type FitMetrics struct {
 	FirstDominant int
 	// Temperatures holds the class-wise temperatures used (nil if none).
 	Temperatures []float64
+	// Proto summarises the prototype loss (PMR, FedMDrop).
+	Proto ProtoMetrics
 }
 
 // FitRes is a client's answer to FitIns.

@@ -17,6 +17,8 @@ type Method struct {
 	ClassTemperature bool
 	// Prox adds the proximal term mu (w - w_global) to the gradient.
 	Prox bool
+	// PMR adds PMR's prototype loss on multimodal clients (pmr.go).
+	PMR bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -28,6 +30,7 @@ var methods = map[string]Method{
 	"fedcmi-noinf":  {Name: "fedcmi-noinf", ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
 	"fedcmi-notemp": {Name: "fedcmi-notemp", Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
 	"fedcmi-noprox": {Name: "fedcmi-noprox", Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
+	"pmr":           {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
 }
 
 // LookupMethod returns the method of that name.

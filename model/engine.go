@@ -51,6 +51,9 @@ type TrainConfig struct {
 	WeightDecay float64
 	// Momentum is SGD's momentum (default 0.9); buffers start at zero each round.
 	Momentum float64
+	// Proto adds the prototype-guided loss of PMR / FedMDrop (prototype.go);
+	// nil is off. Steps then need prototypes (Local.SetPrototypes).
+	Proto *ProtoLoss
 }
 
 // kind is the client kind a step graph is built for.
@@ -79,10 +82,11 @@ type stepKey struct {
 	kind  kind
 	infil bool
 	prox  bool
+	proto bool // prototype-guided loss (prototype.go)
 }
 
 func (k stepKey) String() string {
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v]", k.kind, k.infil, k.prox)
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v]", k.kind, k.infil, k.prox, k.proto)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -99,6 +103,7 @@ type Engine struct {
 	mu       sync.Mutex
 	steps    map[stepKey]*stepGraph
 	eval     *Exec
+	embed    *Exec // self embeddings (prototype.go)
 	compiled map[string]time.Duration
 }
 
@@ -201,6 +206,7 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	if key.infil {
 		s = append(s, shapes.Make(dtypes.Float32, e.batch))
 	}
+	s = append(s, e.protoInputShapes(key)...)
 	return append(s, shapes.Make(dtypes.Float32, numHyper))
 }
 
@@ -229,6 +235,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		if key.infil {
 			temp, rest = rest[0], rest[1:]
 		}
+		centers, pmasks, phyper, rest := key.protoInputs(rest)
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
 
@@ -237,10 +244,12 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		zero := ScalarZero(g, dtypes.Float32)
 		var loss *Node
 		sumPA, sumPV := zero, zero
+		var z [2]*Node // self embeddings, for the prototype loss
 		switch key.kind {
 		case kindMulti:
 			ea := net.embed(0, x[0], key.infil)
 			ev := net.embed(1, x[1], key.infil)
+			z = [2]*Node{ea.self, ev.self}
 			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask)
 			uni := Add(maskedMean(crossEntropy(la, onehot), mask), maskedMean(crossEntropy(lv, onehot), mask))
@@ -261,10 +270,18 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			}
 		case kindFirst:
 			ea := net.embed(0, x[0], true)
+			z[0] = ea.self
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ea.inf), onehot), mask)
 		case kindSecond:
 			ev := net.embed(1, x[1], true)
+			z[1] = ev.self
 			loss = maskedMean(crossEntropy(net.fuse(ev.inf, ev.self), onehot), mask)
+		}
+		var protoOut []*Node
+		if key.proto {
+			pl, sa, sv := protoTerms(z, centers, pmasks, onehot, mask, phyper)
+			loss = Add(loss, pl)
+			protoOut = []*Node{sa, sv}
 		}
 
 		wrt := make([]*Node, len(trainable))
@@ -285,7 +302,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			out = append(out, Sub(w, Mul(lr, newMom[j])))
 		}
 		out = append(out, newMom...)
-		return append(out, loss, sumPA, sumPV)
+		return append(append(out, loss, sumPA, sumPV), protoOut...)
 	}
 }
 
@@ -334,6 +351,8 @@ type StepStats struct {
 	SumPA, SumPV float64
 	// Rows is the number of real rows.
 	Rows int
+	// Proto holds the prototype loss's measurements (zero without it).
+	Proto ProtoStats
 }
 
 // Local is one client's local training session: parameters, optimiser
@@ -353,6 +372,10 @@ type Local struct {
 	padMask  []float32
 	padTemp  []float32
 	finished bool
+
+	// protos and protoHyper feed the prototype loss (prototype.go).
+	protos     *Prototypes
+	protoHyper []float32
 }
 
 // NewLocal starts local training from start (the model the client received
@@ -374,7 +397,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	if err != nil {
 		return nil, err
 	}
-	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0}
+	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0, proto: cfg.Proto != nil}
 	sg, err := e.step(key)
 	if err != nil {
 		return nil, err
@@ -393,6 +416,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	l.hyper[hypMu] = float32(cfg.Mu)
 	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
 	l.hyper[hypMomentum] = float32(cfg.Momentum)
+	l.setProtoHyper(cfg.Proto)
 	for m := range 2 {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
 	}
@@ -459,6 +483,11 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	if l.key.infil {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch))
 	}
+	pargs, err := l.protoArgs()
+	if err != nil {
+		return StepStats{}, err
+	}
+	args = append(args, pargs...)
 	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
 
@@ -483,6 +512,10 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		SumPA: float64(tensors.ToScalar[float32](outs[2*nt+1])),
 		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
 		Rows:  n,
+	}
+	if l.key.proto {
+		st.Proto.SumA = float64(tensors.ToScalar[float32](outs[2*nt+3]))
+		st.Proto.SumV = float64(tensors.ToScalar[float32](outs[2*nt+4]))
 	}
 	for _, t := range outs[2*nt:] {
 		t.FinalizeAll()

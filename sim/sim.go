@@ -344,6 +344,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 				Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
 				Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
 			},
+			PMR:      pmrOptions(&cfg),
 			PerRound: cfg.ClientsPerRound,
 			Seed:     cfg.Seed,
 			Layout:   engine.Layout(),
