@@ -112,7 +112,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
 	}
 	start := c.startParams(ins.Params, cfg.Personalized)
-	has := c.has
+	has := c.trainedModalities(cfg)
 	multi := has.Has(0) && has.Has(1)
 	infil := cfg.Infiltration && multi
 	var metrics FitMetrics
@@ -200,6 +200,10 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	if err != nil {
 		return FitRes{}, err
 	}
+	report, err := c.mdropReport(cfg, params)
+	if err != nil {
+		return FitRes{}, err
+	}
 	if cfg.Personalized {
 		c.personal = make(map[int]model.Tensor)
 		for i, info := range c.engine.Layout() {
@@ -208,7 +212,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	return FitRes{Params: params, NumSamples: len(c.index), Modalities: has, Metrics: metrics}, nil
+	return FitRes{Params: params, NumSamples: len(c.index), Modalities: has, Metrics: metrics, Report: report}, nil
 }
 
 // temperatures returns the distillation temperature of every class: the

@@ -43,6 +43,8 @@ type FitConfig struct {
 	Personalized bool
 	// PMR is the round's PMR recipe (pmr.go).
 	PMR PMRFit
+	// MDrop is the round's FedMDrop recipe (fedmdrop.go).
+	MDrop MDropFit
 }
 
 // FitIns is a client's instruction for one round.
@@ -79,6 +81,8 @@ type FitRes struct {
 	// Modalities is the set of modalities the client trained.
 	Modalities data.Mask
 	Metrics    FitMetrics
+	// Report holds FedMDrop's client statistics (nil for other methods).
+	Report *ModalityReport
 }
 
 // Instruction pairs a client with its FitIns.

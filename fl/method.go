@@ -19,6 +19,9 @@ type Method struct {
 	Prox bool
 	// PMR adds PMR's prototype loss on multimodal clients (pmr.go).
 	PMR bool
+	// MDrop runs FedMDrop's server (client and modality selection, global
+	// prototypes) and its modal enhancement loss (fedmdrop.go).
+	MDrop bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -31,6 +34,7 @@ var methods = map[string]Method{
 	"fedcmi-notemp": {Name: "fedcmi-notemp", Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
 	"fedcmi-noprox": {Name: "fedcmi-noprox", Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
 	"pmr":           {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
+	"fedmdrop":      {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }
 
 // LookupMethod returns the method of that name.

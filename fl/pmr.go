@@ -88,18 +88,34 @@ func (p *ProtoMetrics) add(st model.StepStats, has data.Mask) {
 }
 
 // protoLoss returns the prototype loss of local training on the modalities
-// has, or nil: PMR on multimodal clients.
+// has, or nil: PMR on multimodal clients; FedMDrop's modal enhancement loss
+// (binary coefficient, no entropy term) on every client once there are
+// global prototypes of the modalities it trains.
 func protoLoss(cfg FitConfig, has data.Mask) *model.ProtoLoss {
 	if cfg.PMR.On && has.Has(0) && has.Has(1) {
 		return &model.ProtoLoss{Alpha: cfg.PMR.Alpha, Gamma: cfg.PMR.Gamma, Binary: cfg.PMR.Binary}
+	}
+	if g := cfg.MDrop.Global; cfg.MDrop.On && g != nil {
+		for m := range 2 {
+			if has.Has(m) && g.Centers[m] == nil {
+				return nil
+			}
+		}
+		return &model.ProtoLoss{Alpha: cfg.MDrop.Alpha, Binary: true}
 	}
 	return nil
 }
 
 // epochPrototypes sets the prototypes of local epoch ep: PMR recomputes
 // the client's own from the current local model (blended with prev, the
-// previous epoch's).
+// previous epoch's); FedMDrop sets the global ones once.
 func (c *LocalClient) epochPrototypes(local *model.Local, cfg FitConfig, has data.Mask, ep int, prev *model.Prototypes) error {
+	if !cfg.PMR.On {
+		if ep > 0 {
+			return nil
+		}
+		return local.SetPrototypes(cfg.MDrop.Global.model())
+	}
 	params, err := local.Params()
 	if err != nil {
 		return err

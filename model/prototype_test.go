@@ -70,7 +70,8 @@ func runProtoTerms(t *testing.T, c protoCase) (loss, sumA, sumV float64) {
 //   - rho = 2s/1 = 1.7615942 > 1: A is fast, V slow.
 //
 // Ratio form, alpha 1, gamma 0.5: (rho-1) log 2 - 0.5 H_A = 0.3452299.
-// Binary form: log 2 - 0.5 H_A = 0.5104803.
+// Binary form: log 2 - 0.5 H_A = 0.5104803. FedMDrop's modal enhancement
+// loss (binary, no entropy, alpha 2): 2 log 2 = 1.3862944.
 func TestProtoTermsByHand(t *testing.T) {
 	const s = 0.8807970779778823
 	const hA = 0.36533385508720784
@@ -110,6 +111,9 @@ func TestProtoTermsByHand(t *testing.T) {
 		{"ratio, A fast", base, [numProtoHyper]float32{1, 0.5, 0}, (2*s-1)*ln2 - 0.5*hA, 2 * s, 1},
 		{"binary, A fast", base, [numProtoHyper]float32{1, 0.5, 1}, ln2 - 0.5*hA, 2 * s, 1},
 		{"ratio, no entropy, alpha 2", base, [numProtoHyper]float32{2, 0, 0}, 2 * (2*s - 1) * ln2, 2 * s, 1},
+		// FedMDrop's modal enhancement loss: binary form without entropy,
+		// alpha 2 on the slow modality V: 2 PCE_V = 2 log 2.
+		{"modal enhancement, alpha 2", base, [numProtoHyper]float32{2, 0, 1}, 2 * ln2, 2 * s, 1},
 		// Swapped modalities: V fast, A slow, 1/rho = 2s: same value.
 		{"ratio, V fast", swap, [numProtoHyper]float32{1, 0.5, 0}, (2*s-1)*ln2 - 0.5*hA, 1, 2 * s},
 		{"padded row ignored", padded, [numProtoHyper]float32{1, 0.5, 0}, (2*s-1)*ln2 - 0.5*hA, 2 * s, 1},

@@ -369,6 +369,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return saveModel(p)
 		},
 	}
+	server.Strategy = methodStrategy(method, server.Strategy, &cfg)
 	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
 	extra := map[string]any{
 		"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil,
