@@ -77,7 +77,7 @@ type PMR struct {
 	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary)"`
 	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser"`
 	EntropyRounds int     `yaml:"entropy_rounds" help:"pmr: first rounds with the entropy regulariser (the early training stage)"`
-	Coefficient   string  `yaml:"coefficient" help:"pmr: ratio (the paper's alpha*max(rho-1,0)) or binary (the authors' code's alpha*[rho>1])"`
+	Coefficient   string  `yaml:"coefficient" help:"pmr: ratio (rho-scaled alpha*max(rho-1,0)) or binary (the authors' code's alpha*[rho>1])"`
 	Momentum      float64 `yaml:"momentum" help:"pmr: share of the previous epoch's prototypes blended into each epoch's (authors' code: 0.2)"`
 }
 

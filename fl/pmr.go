@@ -36,7 +36,7 @@ type PMROptions struct {
 	// regulariser (the paper's "early training stage").
 	EntropyRounds int
 	// Binary uses the coefficient Alpha*[rho > 1] of the authors' code
-	// instead of the paper's Alpha*max(rho-1, 0).
+	// instead of the rho-scaled Alpha*max(rho-1, 0).
 	Binary bool
 	// Momentum blends each epoch's prototypes with the previous epoch's.
 	Momentum float64

@@ -36,12 +36,14 @@ import (
 // where PCE_m = mean_i -log p^m_{y_i} is the prototypical cross-entropy,
 // H_m = mean_i -sum_k p^m_k log p^m_k the prototypical entropy, and
 //
-//	ratio form (PMR paper):     beta_V = alpha * max(rho - 1, 0),   beta_A = alpha * max(1/rho - 1, 0)
-//	binary form (authors' code): beta_V = alpha * [rho > 1],        beta_A = alpha * [rho < 1]
-//	entropy (fast modality):     gamma_A = gamma * [rho > 1],       gamma_V = gamma * [rho < 1]
+//	ratio form (rho-scaled):      beta_V = alpha * max(rho - 1, 0),   beta_A = alpha * max(1/rho - 1, 0)
+//	binary form (authors' code):  beta_V = alpha * [rho > 1],         beta_A = alpha * [rho < 1]
+//	entropy (fast modality):      gamma_A = gamma * [rho > 1],        gamma_V = gamma * [rho < 1]
 //
 // so the slow modality is pulled towards its prototypes and the fast one's
-// prototype distribution is kept from collapsing early. A unimodal client
+// prototype distribution is kept from collapsing early. The ratio form
+// scales the stimulus with the imbalance as the PMR paper describes; its
+// exact equation could not be checked here (see docs/methods.md). A unimodal client
 // (FedMDrop only) adds alpha * PCE_m of the modality it trains.
 
 // protoEps is added under the square root of the prototype distance.
@@ -68,7 +70,7 @@ type ProtoLoss struct {
 	// (multimodal clients; 0 turns it off).
 	Gamma float64
 	// Binary uses the authors' code's coefficient alpha*[rho > 1] instead
-	// of the paper's alpha*max(rho-1, 0).
+	// of the rho-scaled alpha*max(rho-1, 0).
 	Binary bool
 }
 

@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
@@ -256,6 +257,88 @@ func TestPrototypesAndStepLoss(t *testing.T) {
 		}
 		if st.Proto.SumA <= 0 || st.Proto.SumV <= 0 {
 			t.Fatalf("prototype sums %+v", st.Proto)
+		}
+	}
+}
+
+// TestProtoStepGradient checks the in-graph gradient of the step loss with
+// the prototype loss (binary form, with the entropy term, so that the
+// coefficients are constant between direction flips) against central
+// finite differences, for a multimodal and a unimodal step.
+func TestProtoStepGradient(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(arch, 6, 3)
+	b.Labels = []int{0, 1, 2, 0, 1, 2}
+	protoSrc := mustInit(t, arch, 3) // prototypes from another model, as FedMDrop's global ones
+	emb, err := e.Embed(protoSrc, b.X, len(b.Labels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protos Prototypes
+	for m := range 2 {
+		c, n, err := ClassPrototypes(emb[m], b.Labels, arch.NumClasses, arch.EmbedDim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		protos.Centers[m] = c
+		protos.Present[m] = []bool{n[0] > 0, n[1] > 0, n[2] > 0}
+	}
+	for _, has := range [][2]bool{{true, true}, {false, true}} {
+		cfg := TrainConfig{Has: has, C1: 2, Proto: &ProtoLoss{Alpha: 1.5, Gamma: 0.4, Binary: true}}
+		// step returns the loss and the proto sums at params after one
+		// step of lr (lr 1 gives the gradient as params - after).
+		step := func(params Params, lr float64) (Params, StepStats) {
+			l, err := e.newLocal(params, params, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.SetPrototypes(protos); err != nil {
+				t.Fatal(err)
+			}
+			st, err := l.Step(b, lr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := l.Params()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return after, st
+		}
+		params := jitter(mustInit(t, arch, 7), 7)
+		after, _ := step(params, 1)
+		rng := rand.New(rand.NewPCG(13, 0))
+		checked := 0
+		for i, info := range e.Layout() {
+			j := rng.IntN(info.Size())
+			g := float64(params[i].Data[j] - after[i].Data[j])
+			fd := func(h float32) (float64, bool) {
+				plus, minus := params.Clone(), params.Clone()
+				plus[i].Data[j] += h
+				minus[i].Data[j] -= h
+				_, sp := step(plus, 0)
+				_, sm := step(minus, 0)
+				flip := (sp.Proto.SumA > sp.Proto.SumV) != (sm.Proto.SumA > sm.Proto.SumV)
+				return (sp.Loss - sm.Loss) / (2 * float64(h)), !flip
+			}
+			f1, ok1 := fd(1e-2)
+			f2, ok2 := fd(1e-3)
+			near := func(a, b float64) bool { return math.Abs(a-b) <= 3e-3+0.05*math.Abs(b) }
+			if !ok1 || !ok2 || !near(f1, f2) {
+				continue // a ReLU kink or a direction flip nearby
+			}
+			if !near(g, f1) {
+				t.Errorf("has %v: %s[%d]: gradient %.6f, finite difference %.6f", has, info.Name, j, g, f1)
+			}
+			checked++
+		}
+		if checked < len(e.Layout())/2 {
+			t.Fatalf("has %v: only %d entries checked", has, checked)
 		}
 	}
 }
