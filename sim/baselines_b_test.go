@@ -98,6 +98,22 @@ func TestFedMDropRun(t *testing.T) {
 	if dropped == 0 {
 		t.Fatalf("no client dropped a modality in %d rounds:\n%s", cfg.Rounds, logs.String())
 	}
+	// Deterministic: the same seed with clients trained one at a time gives
+	// the same model (selection, prototypes and state do not depend on the
+	// order in which clients finish).
+	first, err := os.ReadFile(filepath.Join(res.Dir, rundir.ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Parallel, cfg.OutDir = 1, t.TempDir()
+	again, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := os.ReadFile(filepath.Join(again.Dir, rundir.ModelFile))
+	if err != nil || !bytes.Equal(first, second) {
+		t.Fatalf("same seed, different final model (parallel %d vs 1): %v", small(t, "fedmdrop").Parallel, err)
+	}
 }
 
 // TestBaselinesMfeat runs pmr and fedmdrop for a few rounds on the real UCI
