@@ -77,7 +77,7 @@ type PMR struct {
 	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary)"`
 	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser"`
 	EntropyRounds int     `yaml:"entropy_rounds" help:"pmr: first rounds with the entropy regulariser (the early training stage)"`
-	Coefficient   string  `yaml:"coefficient" help:"pmr: ratio (rho-scaled alpha*max(rho-1,0)) or binary (the authors' code's alpha*[rho>1])"`
+	Coefficient   string  `yaml:"coefficient" help:"pmr: binary (the authors' code: alpha*[rho>1]) or ratio (rho-scaled alpha*max(rho-1,0), unbounded: diverged once on mfeat)"`
 	Momentum      float64 `yaml:"momentum" help:"pmr: share of the previous epoch's prototypes blended into each epoch's (authors' code: 0.2)"`
 }
 
@@ -174,7 +174,7 @@ func Default() Config {
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
-		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "ratio", Momentum: 0.2},
+		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
 		FedMDrop: FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",

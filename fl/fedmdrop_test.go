@@ -119,6 +119,20 @@ func TestSelectModalities(t *testing.T) {
 			}
 		})
 	}
+	// Unimodal clients are neither candidates nor (lacking W) ground of the
+	// weak objective. Clients 0-2 are multimodal with V updates 0, 1, 5 and
+	// ratios 1.1, 3, 1.2 (rbar = 1.77: W = V); client 3 holds only A (V
+	// update zero). Over the V holders 0-2, G scores 0+1+5 = 6, 1+0+4 = 5,
+	// 5+4+0 = 9: client 1 (ratio 3 > 2) trains V only. (Over all clients,
+	// as in the authors' code, clients 0, 1 and 3 tie at 6.)
+	distV := [][]float64{{0, 1, 5, 0}, {1, 0, 4, 1}, {5, 4, 0, 5}, {0, 1, 5, 0}}
+	got, err := SelectModalities(SelectionInput{
+		DistMulti: selMulti, DistA: selMulti, DistV: distV, K: 1, Threshold: 2,
+		Ratio: []float64{1.1, 3, 1.2, nan}, Samples: []int{1, 1, 1, 1}, Has: []data.Mask{3, 3, 3, 1},
+	})
+	if err != nil || !slices.Equal(got, []Selection{{1, 1}}) {
+		t.Fatalf("with a unimodal client: %v, %v", got, err)
+	}
 	all, err := SelectModalities(SelectionInput{DistMulti: selMulti, DistA: selMulti, DistV: selMulti,
 		Ratio: []float64{nan, nan, nan, nan}, Samples: []int{1, 1, 1, 1}, K: 9, Threshold: 2})
 	if err != nil || len(all) != 4 {
@@ -144,16 +158,18 @@ func mdropStrategy(e *model.Engine, perRound int) *FedMDrop {
 // TestFedMDropConfigure: a round with an unseen client probes every
 // client; otherwise the selection's choice is sent, with the dropped
 // modality. Clients: c0 A-only, c1 multimodal strongly A-dominant (ratio 3),
-// c2 multimodal (1.2); rbar = 2.1 > 1. Encoder updates of V: c0 none (0),
-// c1 1, c2 5 (first entry), A all zero, so DistMulti = DistV with column
-// sums 6, 5, 9: both objectives pick c1, whose ratio 3 > 1.5: c1 trains V only.
+// c2 and c3 multimodal (1.2, 1.1); rbar = 1.77 > 1, so W = V. Encoder
+// updates of V (first entry): c0 none (0), c1 1, c2 5, c3 0.5; A all zero.
+// The weak objective over the V holders c1-c3 scores 0+4+0.5 = 4.5,
+// 4+0+4.5 = 8.5, 0.5+4.5+0 = 5: it picks c1, whose ratio 3 > 1.5: c1 trains
+// V only.
 func TestFedMDropConfigure(t *testing.T) {
 	e, _ := testEngine(t)
 	s := mdropStrategy(e, 1)
-	clients := []ClientInfo{{ID: "c0", Modalities: 1}, {ID: "c1", Modalities: 3}, {ID: "c2", Modalities: 3}}
+	clients := []ClientInfo{{ID: "c0", Modalities: 1}, {ID: "c1", Modalities: 3}, {ID: "c2", Modalities: 3}, {ID: "c3", Modalities: 3}}
 	global, _ := func() (model.Params, error) { a := e.Arch(); return a.Init(1) }()
 	ins, err := s.ConfigureFit(1, global, clients)
-	if err != nil || len(ins) != 3 {
+	if err != nil || len(ins) != 4 {
 		t.Fatalf("probe round: %d instructions, %v", len(ins), err)
 	}
 	for _, in := range ins {
@@ -170,6 +186,7 @@ func TestFedMDropConfigure(t *testing.T) {
 		"c0": {Update: [2][]float32{vec(0, 0), nil}, Samples: 10},
 		"c1": {Update: [2][]float32{vec(0, 0), vec(1, 1)}, Ratio: 3, Known: true, Samples: 10},
 		"c2": {Update: [2][]float32{vec(0, 0), vec(1, 5)}, Ratio: 1.2, Known: true, Samples: 10},
+		"c3": {Update: [2][]float32{vec(0, 0), vec(1, 0.5)}, Ratio: 1.1, Known: true, Samples: 10},
 	}
 	check := func(s *FedMDrop) {
 		t.Helper()
