@@ -31,7 +31,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
@@ -43,10 +43,12 @@ type Config struct {
 	Train  Train  `yaml:"train"`
 	FedCMI FedCMI `yaml:"fedcmi"`
 	// Baseline methods' settings, one section each.
-	OGM     OGM     `yaml:"ogm"`
-	Harmony Harmony `yaml:"harmony"`
-	Model   Model   `yaml:"model"`
-	Data    Data    `yaml:"data"`
+	OGM      OGM      `yaml:"ogm"`
+	Harmony  Harmony  `yaml:"harmony"`
+	PMR      PMR      `yaml:"pmr"`
+	FedMDrop FedMDrop `yaml:"fedmdrop"`
+	Model    Model    `yaml:"model"`
+	Data     Data     `yaml:"data"`
 }
 
 // Train holds local optimisation settings.
@@ -94,6 +96,24 @@ func (c *Config) HarmonyUnimodalRounds() int {
 		return c.Rounds / 2
 	}
 	return c.Harmony.UnimodalRounds
+}
+
+// PMR holds the hyper-parameters of method pmr (Fan et al., CVPR 2023;
+// see docs/methods.md).
+type PMR struct {
+	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary)"`
+	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser"`
+	EntropyRounds int     `yaml:"entropy_rounds" help:"pmr: first rounds with the entropy regulariser (the early training stage)"`
+	Coefficient   string  `yaml:"coefficient" help:"pmr: binary (the authors' code: alpha*[rho>1]) or ratio (rho-scaled alpha*max(rho-1,0), unbounded: diverged once on mfeat)"`
+	Momentum      float64 `yaml:"momentum" help:"pmr: share of the previous epoch's prototypes blended into each epoch's (authors' code: 0.2)"`
+}
+
+// FedMDrop holds the hyper-parameters of method fedmdrop (balanced modality
+// selection, Fan et al., ECCV 2024; see docs/methods.md).
+type FedMDrop struct {
+	Alpha     float64 `yaml:"alpha" help:"fedmdrop: weight of the modal enhancement loss (prototypical cross-entropy on the global prototypes; authors' code default 1, their runs 2)"`
+	Threshold float64 `yaml:"threshold" help:"fedmdrop: imbalance threshold tau: a selected client whose ratio acc_A/acc_V exceeds tau (or is below 1/tau) trains without its dominant modality (authors' runs: 1.5, 2)"`
+	Subsample float64 `yaml:"subsample" help:"fedmdrop: share of the clients each stochastic-greedy step scores (at least clients_per_round; 1 scores all)"`
 }
 
 // Model holds the architecture.
@@ -183,6 +203,8 @@ func Default() Config {
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
+		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
+		FedMDrop: FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",
 			Augment:   []string{"none", "none"},
@@ -200,7 +222,7 @@ func Default() Config {
 var Methods = []string{
 	"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
 	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
-	"scaffold", "ogm-ge", "harmony",
+	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop",
 }
 
 // FieldError is a configuration error located at a field.
@@ -307,6 +329,14 @@ func (c *Config) Validate() error {
 		{c.Method != "ogm-ge" || c.Model.Fusion == "concat" || c.Model.Fusion == "sum", "model.fusion", "ogm-ge needs concat or sum fusion (a head with one additive part per modality, from which it measures each modality's confidence)"},
 		{c.Method != "harmony" || c.Data.MultiRatio > 0, "data.multi_ratio", "harmony's fusion stage needs multimodal clients (> 0)"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
+		{c.PMR.Alpha >= 0, "pmr.alpha", "must be >= 0"},
+		{c.PMR.Gamma >= 0, "pmr.gamma", "must be >= 0"},
+		{c.PMR.EntropyRounds >= 0, "pmr.entropy_rounds", "must be >= 0"},
+		{c.PMR.Coefficient == "ratio" || c.PMR.Coefficient == "binary", "pmr.coefficient", "must be ratio or binary"},
+		{c.PMR.Momentum >= 0 && c.PMR.Momentum < 1, "pmr.momentum", "must be in [0, 1)"},
+		{c.FedMDrop.Alpha >= 0, "fedmdrop.alpha", "must be >= 0"},
+		{c.FedMDrop.Threshold >= 1, "fedmdrop.threshold", "must be >= 1 (a ratio and its inverse bound the balanced band)"},
+		{c.FedMDrop.Subsample > 0 && c.FedMDrop.Subsample <= 1, "fedmdrop.subsample", "must be in (0, 1]"},
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},

@@ -115,7 +115,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
 	}
 	start := c.startParams(ins.Params, cfg.Personalized)
-	multi := c.has.Has(0) && c.has.Has(1)
+	has := c.trainedModalities(cfg)
+	multi := has.Has(0) && has.Has(1)
 	infil := cfg.Infiltration && multi
 	train, held := c.index, []int(nil)
 	if multi && cfg.Holdout > 0 && (cfg.Dominance == DominanceHoldout || cfg.Dominance == DominanceFederated) {
@@ -168,13 +169,14 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		return FitRes{}, err
 	}
 	tc := withBaselines(model.TrainConfig{
-		Has:          [2]bool{c.has.Has(0), c.has.Has(1)},
+		Has:          [2]bool{has.Has(0), has.Has(1)},
 		Infiltration: infil,
 		Alpha:        cfg.Alpha,
 		C1:           cfg.C1,
 		Mu:           cfg.Mu,
 		WeightDecay:  cfg.WeightDecay,
 		Momentum:     cfg.Momentum,
+		Proto:        protoLoss(cfg, has),
 	}, cfg, multi, corr)
 	local, err := c.engine.NewLocal(start, tc)
 	if err != nil {
@@ -186,7 +188,13 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	augRNG := rand.New(rand.NewPCG(cfg.Seed, 1)) // its own stream: shuffling does not depend on augmentation
 	order := slices.Clone(train)
 	bs := c.engine.BatchSize()
-	for range cfg.Epochs {
+	var protos model.Prototypes // the previous epoch's, for PMR's momentum
+	for ep := range cfg.Epochs {
+		if tc.Proto != nil {
+			if err := c.epochPrototypes(local, cfg, has, ep, &protos); err != nil {
+				return FitRes{}, err
+			}
+		}
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for lo := 0; lo < len(order); lo += bs {
 			if err := ctx.Err(); err != nil {
@@ -226,6 +234,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 				metrics.OGMCoefSum[1] += st.OGMCoef[1]
 				metrics.OGMBatches++
 			}
+			metrics.Proto.add(st, has)
 			if multi {
 				rho := DominanceRatio(st.SumPA, st.SumPV)
 				if !math.IsNaN(rho) && !math.IsInf(rho, 0) {
@@ -245,6 +254,10 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	if err != nil {
 		return FitRes{}, err
 	}
+	report, err := c.mdropReport(cfg, params)
+	if err != nil {
+		return FitRes{}, err
+	}
 	if cfg.Personalized {
 		c.personal = make(map[int]model.Tensor)
 		for i, info := range c.engine.Layout() {
@@ -253,7 +266,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	res := FitRes{Params: params, NumSamples: len(train), Modalities: c.has, Metrics: metrics}
+	res := FitRes{Params: params, NumSamples: len(train), Modalities: has, Metrics: metrics, Report: report}
 	if ins.Control != nil {
 		if res.ControlDelta, err = c.scaffoldUpdate(start, params, ins.Control, local.Trainable(), metrics.Batches, cfg.LR, cfg.Momentum); err != nil {
 			return FitRes{}, err

@@ -63,6 +63,10 @@ type FitConfig struct {
 	// HarmonyUnimodal trains Harmony's first stage: each held modality's
 	// encoder, self projector and classifier on its unimodal loss only.
 	HarmonyUnimodal bool
+	// PMR is the round's PMR recipe (pmr.go).
+	PMR PMRFit
+	// MDrop is the round's FedMDrop recipe (fedmdrop.go).
+	MDrop MDropFit
 }
 
 // FitIns is a client's instruction for one round.
@@ -98,6 +102,8 @@ type FitMetrics struct {
 	// modulated batches.
 	OGMCoefSum [2]float64
 	OGMBatches int
+	// Proto summarises the prototype loss (PMR, FedMDrop).
+	Proto ProtoMetrics
 }
 
 // FitRes is a client's answer to FitIns.
@@ -114,6 +120,8 @@ type FitRes struct {
 	// parameters the client did not train), answering a FitIns with a
 	// Control; nil otherwise.
 	ControlDelta model.Params
+	// Report holds FedMDrop's client statistics (nil for other methods).
+	Report *ModalityReport
 }
 
 // Instruction pairs a client with its FitIns.

@@ -29,6 +29,11 @@ type Method struct {
 	OGM bool
 	// Harmony trains in Harmony's two stages (strategy Harmony).
 	Harmony bool
+	// PMR adds PMR's prototype loss on multimodal clients (pmr.go).
+	PMR bool
+	// MDrop runs FedMDrop's server (client and modality selection, global
+	// prototypes) and its modal enhancement loss (fedmdrop.go).
+	MDrop bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -51,6 +56,8 @@ var methods = map[string]Method{
 	"scaffold": {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
 	"ogm-ge":   {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
 	"harmony":  {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
+	"pmr":      {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
+	"fedmdrop": {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }
 
 // LookupMethod returns the method of that name.

@@ -71,6 +71,8 @@ type ModalityAware struct {
 	Method   Method
 	Schedule Schedule
 	Options  FedCMIOptions
+	// PMR holds PMR's hyper-parameters (method pmr).
+	PMR PMROptions
 	// PerRound is K, the number of clients sampled each round (all if
 	// larger than the number available).
 	PerRound int
@@ -108,6 +110,19 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 	if len(clients) == 0 {
 		return nil, errors.New("fl: no clients available")
 	}
+	cfg := s.fitConfig(round)
+	var out []Instruction
+	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {
+		c := cfg
+		c.Seed = clientSeed(s.Seed, round, i)
+		out = append(out, Instruction{ClientID: clients[i].ID, Ins: FitIns{Params: global, Config: c}})
+	}
+	return out, nil
+}
+
+// fitConfig returns the recipe of round shared by the sampled clients
+// (without their seeds).
+func (s *ModalityAware) fitConfig(round int) FitConfig {
 	cfg := FitConfig{
 		Round:            round,
 		Epochs:           s.Schedule.Epochs,
@@ -121,6 +136,7 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 		WeightDecay:      s.Schedule.WeightDecay,
 		Momentum:         s.Schedule.Momentum,
 		Personalized:     s.Options.Personalized,
+		PMR:              pmrFit(s.Method, s.PMR, round),
 	}
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
@@ -137,13 +153,7 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 	if s.Method.OGM && s.OGM.Active(round) {
 		cfg.OGM, cfg.OGMAlpha = true, s.OGM.Alpha
 	}
-	var out []Instruction
-	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {
-		c := cfg
-		c.Seed = clientSeed(s.Seed, round, i)
-		out = append(out, Instruction{ClientID: clients[i].ID, Ins: FitIns{Params: global, Config: c}})
-	}
-	return out, nil
+	return cfg
 }
 
 // AggregateFit implements Strategy. Results that do not match the layout

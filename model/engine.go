@@ -61,6 +61,9 @@ type TrainConfig struct {
 	// encoder, self projector and classifier on its unimodal loss only
 	// (see harmony.go).
 	HarmonyUnimodal bool
+	// Proto adds the prototype-guided loss of PMR / FedMDrop (prototype.go);
+	// nil is off. Steps then need prototypes (Local.SetPrototypes).
+	Proto *ProtoLoss
 }
 
 // kind is the client kind a step graph is built for.
@@ -90,10 +93,11 @@ type stepKey struct {
 	infil bool
 	prox  bool
 	ext   extKey // baseline methods' variants (stepext.go)
+	proto bool   // prototype-guided loss (prototype.go)
 }
 
 func (k stepKey) String() string {
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v%s]", k.kind, k.infil, k.prox, k.ext)
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v%s]", k.kind, k.infil, k.prox, k.proto, k.ext)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -110,6 +114,7 @@ type Engine struct {
 	mu       sync.Mutex
 	steps    map[stepKey]*stepGraph
 	eval     *Exec
+	embed    *Exec // self embeddings (prototype.go)
 	compiled map[string]time.Duration
 }
 
@@ -217,13 +222,15 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	}
 	s = append(s, e.extInputShapes(key, trainable)...)
+	s = append(s, e.protoInputShapes(key)...)
 	return append(s, shapes.Make(dtypes.Float32, numHyper))
 }
 
 // stepFn builds the training step graph of key: forward, loss, gradient and
 // SGD update (momentum, weight decay, optional proximal term), all in-graph.
 // Outputs: updated trainable params, their momentum, loss, sum of p_A(y),
-// sum of p_V(y) over the real rows, then the extension outputs (stepext.go).
+// sum of p_V(y) over the real rows, then the prototype loss outputs
+// (prototype.go) and the extension outputs (stepext.go).
 func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
@@ -246,6 +253,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			temp, dir, rest = rest[0], rest[1], rest[2:]
 		}
 		ext, rest := e.splitExtInputs(key, trainable, rest)
+		centers, pmasks, phyper, rest := key.protoInputs(rest)
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
 
@@ -254,12 +262,14 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		zero := ScalarZero(g, dtypes.Float32)
 		var loss *Node
 		sumPA, sumPV := zero, zero
+		var z [2]*Node // self embeddings, for the prototype loss
 		switch {
 		case key.ext.harmonyUni:
 			loss, sumPA, sumPV = harmonyUnimodalLoss(net, x, onehot, mask)
 		case key.kind == kindMulti:
 			ea := net.embed(0, x[0], key.infil)
 			ev := net.embed(1, x[1], key.infil)
+			z = [2]*Node{ea.self, ev.self}
 			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask)
 			uni := Add(maskedMean(crossEntropy(la, onehot), mask), maskedMean(crossEntropy(lv, onehot), mask))
@@ -288,10 +298,18 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			}
 		case key.kind == kindFirst:
 			ea := net.embed(0, x[0], true)
+			z[0] = ea.self
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ea.inf), onehot), mask)
 		case key.kind == kindSecond:
 			ev := net.embed(1, x[1], true)
+			z[1] = ev.self
 			loss = maskedMean(crossEntropy(net.fuse(ev.inf, ev.self), onehot), mask)
+		}
+		var protoOut []*Node
+		if key.proto {
+			pl, sa, sv := protoTerms(z, centers, pmasks, onehot, mask, phyper)
+			loss = Add(loss, pl)
+			protoOut = []*Node{sa, sv}
 		}
 
 		wrt := make([]*Node, len(trainable))
@@ -313,6 +331,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		}
 		out = append(out, newMom...)
 		out = append(out, loss, sumPA, sumPV)
+		out = append(out, protoOut...)
 		return append(out, ext.outputs()...)
 	}
 }
@@ -369,6 +388,8 @@ type StepStats struct {
 	// OGMCoef holds OGM-GE's modulation coefficients (k_A, k_V) of the
 	// batch when OGM is on, else zero.
 	OGMCoef [2]float64
+	// Proto holds the prototype loss's measurements (zero without it).
+	Proto ProtoStats
 }
 
 // Local is one client's local training session: parameters, optimiser
@@ -390,6 +411,10 @@ type Local struct {
 	padDir   []float32
 	ext      *localExt // baseline methods' per-session inputs (stepext.go)
 	finished bool
+
+	// protos and protoHyper feed the prototype loss (prototype.go).
+	protos     *Prototypes
+	protoHyper []float32
 }
 
 // NewLocal starts local training from start (the model the client received
@@ -411,7 +436,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	if err != nil {
 		return nil, err
 	}
-	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0}
+	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0, proto: cfg.Proto != nil}
 	if key.ext, err = e.extKeyOf(cfg, k); err != nil {
 		return nil, err
 	}
@@ -433,6 +458,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	l.hyper[hypMu] = float32(cfg.Mu)
 	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
 	l.hyper[hypMomentum] = float32(cfg.Momentum)
+	l.setProtoHyper(cfg.Proto)
 	for m := range 2 {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
 	}
@@ -510,6 +536,11 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
 	}
 	args = append(args, l.ext.args()...)
+	pargs, err := l.protoArgs()
+	if err != nil {
+		return StepStats{}, err
+	}
+	args = append(args, pargs...)
 	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
 
@@ -535,7 +566,13 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
 		Rows:  n,
 	}
-	l.ext.consume(outs[2*nt+3:], &st)
+	nproto := 0
+	if l.key.proto {
+		st.Proto.SumA = float64(tensors.ToScalar[float32](outs[2*nt+3]))
+		st.Proto.SumV = float64(tensors.ToScalar[float32](outs[2*nt+4]))
+		nproto = 2
+	}
+	l.ext.consume(outs[2*nt+3+nproto:], &st)
 	for _, t := range outs[2*nt:] {
 		t.FinalizeAll()
 	}

@@ -365,6 +365,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 				Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
 				Holdout: cfg.FedCMI.Holdout, Smoothing: cfg.FedCMI.Smoothing, ClassDirection: cfg.FedCMI.ClassDirection,
 			},
+			PMR:      pmrOptions(&cfg),
 			PerRound: cfg.ClientsPerRound,
 			Seed:     cfg.Seed,
 			Layout:   engine.Layout(),
