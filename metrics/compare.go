@@ -61,6 +61,11 @@ type Row struct {
 	PerClass []Stat
 	// Dominance is the mean dominance ratio rho of the picked round.
 	Dominance Stat
+	// FirstDominant is, per run, the mean over its rounds of the share of
+	// multimodal training batches that took modality 0 as the dominant
+	// one (Round.FirstDominant; the infiltration direction when there is
+	// one): where modality 0 truly dominates, the direction's agreement.
+	FirstDominant Stat
 	// Round is the picked round's number.
 	Round Stat
 	// BestRound is the round with the best fused accuracy.
@@ -78,7 +83,7 @@ type Row struct {
 func Compare(runs []Labeled, pick Pick) ([]Row, error) {
 	type acc struct {
 		heads, classes   [][]float64
-		dom, round, best []float64
+		dom, first, round, best []float64
 	}
 	var rows []Row
 	var accs []*acc
@@ -117,6 +122,11 @@ func Compare(runs []Labeled, pick Pick) ([]Row, error) {
 			a.classes[c] = append(a.classes[c], at(picked.PerClass, c))
 		}
 		a.dom = append(a.dom, picked.Dominance)
+		var fd []float64
+		for _, x := range r.Rounds {
+			fd = append(fd, x.FirstDominant)
+		}
+		a.first = append(a.first, StatOf(fd).Mean)
 		a.round = append(a.round, float64(picked.Round))
 		best := math.NaN()
 		if sum.BestRound > 0 {
@@ -134,6 +144,7 @@ func Compare(runs []Labeled, pick Pick) ([]Row, error) {
 			rows[k].PerClass = append(rows[k].PerClass, StatOf(v))
 		}
 		rows[k].Dominance = StatOf(a.dom)
+		rows[k].FirstDominant = StatOf(a.first)
 		rows[k].Round = StatOf(a.round)
 		rows[k].BestRound = StatOf(a.best)
 	}
@@ -156,8 +167,9 @@ func groupName(setting, method string) string {
 
 // WriteComparison writes rows as a Markdown table: setting (only if some
 // row has one), method, runs, one "mean ± std" column per head, the mean
-// dominance ratio (rho) and round number of the picked round, and the best
-// round as mean ± std. Values that were not measured show as "-". A row
+// dominance ratio (rho) of the picked round, the mean share of batches
+// taking modality 0 as dominant over all rounds (named after modality 0),
+// the round number of the picked round, and the best round as mean ± std. Values that were not measured show as "-". A row
 // whose heads differ from the row before starts a new table.
 func WriteComparison(w io.Writer, rows []Row) error {
 	if len(rows) == 0 {
@@ -174,11 +186,11 @@ func WriteComparison(w io.Writer, rows []Row) error {
 			if withSetting {
 				b.WriteString("| setting ")
 			}
-			fmt.Fprintf(&b, "| method | runs | %s | rho | round | best round |\n", strings.Join(r.Heads, " | "))
+			fmt.Fprintf(&b, "| method | runs | %s | rho | %s dominant | round | best round |\n", strings.Join(r.Heads, " | "), FirstModality(r.Heads))
 			if withSetting {
 				b.WriteString("|---")
 			}
-			fmt.Fprintf(&b, "|---|---|%s---|---|---|\n", strings.Repeat("---|", len(r.Heads)))
+			fmt.Fprintf(&b, "|---|---|%s---|---|---|---|\n", strings.Repeat("---|", len(r.Heads)))
 		}
 		if withSetting {
 			fmt.Fprintf(&b, "| %s ", r.Setting)
@@ -187,7 +199,7 @@ func WriteComparison(w io.Writer, rows []Row) error {
 		for _, s := range r.Acc {
 			fmt.Fprintf(&b, " %s |", FormatStat(s, 3))
 		}
-		fmt.Fprintf(&b, " %s | %s | %s |\n", formatMean(r.Dominance, 2), formatMean(r.Round, 0), FormatStat(r.BestRound, 1))
+		fmt.Fprintf(&b, " %s | %s | %s | %s |\n", formatMean(r.Dominance, 2), formatMean(r.FirstDominant, 2), formatMean(r.Round, 0), FormatStat(r.BestRound, 1))
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("metrics: write comparison: %w", err)
@@ -213,7 +225,8 @@ func formatMean(s Stat, prec int) string {
 
 // WriteComparisonCSV writes rows as CSV with the header setting, method,
 // runs, <head>_mean, <head>_std (per head of any row, in the order they
-// first appear), rho_mean, round_mean, best_round_mean, best_round_std;
+// first appear), rho_mean, first_dominant_mean, round_mean,
+// best_round_mean, best_round_std;
 // numbers in full precision, unmeasured values and heads a row lacks
 // empty.
 func WriteComparisonCSV(w io.Writer, rows []Row) error {
@@ -230,7 +243,7 @@ func WriteComparisonCSV(w io.Writer, rows []Row) error {
 	for _, h := range heads {
 		header = append(header, h+"_mean", h+"_std")
 	}
-	cw.Write(append(header, "rho_mean", "round_mean", "best_round_mean", "best_round_std"))
+	cw.Write(append(header, "rho_mean", "first_dominant_mean", "round_mean", "best_round_mean", "best_round_std"))
 	for _, r := range rows {
 		rec := []string{r.Setting, r.Method, strconv.Itoa(r.Runs)}
 		for _, h := range heads {
@@ -240,7 +253,7 @@ func WriteComparisonCSV(w io.Writer, rows []Row) error {
 				rec = append(rec, "", "")
 			}
 		}
-		rec = append(rec, formatCSVFloat(r.Dominance.Mean), formatCSVFloat(r.Round.Mean),
+		rec = append(rec, formatCSVFloat(r.Dominance.Mean), formatCSVFloat(r.FirstDominant.Mean), formatCSVFloat(r.Round.Mean),
 			formatCSVFloat(r.BestRound.Mean), formatCSVFloat(r.BestRound.Std))
 		cw.Write(rec)
 	}
@@ -249,4 +262,15 @@ func WriteComparisonCSV(w io.Writer, rows []Row) error {
 		return fmt.Errorf("metrics: write comparison CSV: %w", err)
 	}
 	return nil
+}
+
+// FirstModality names modality 0 from a schema's heads (its "<name>_only"
+// head, the second), or "first".
+func FirstModality(heads []string) string {
+	if len(heads) > 1 {
+		if name, ok := strings.CutSuffix(heads[1], "_only"); ok {
+			return name
+		}
+	}
+	return "first"
 }

@@ -11,15 +11,15 @@ func compareRuns() []Labeled {
 	s := Schema{Heads: []string{"fused", "a_only", "v_only"}, Classes: []string{"0", "1"}}
 	return []Labeled{
 		{Name: "s1/fedavg-seed1", Setting: "s1", Method: "fedavg", Schema: s, Rounds: []Round{
-			{Round: 1, Heads: []float64{0.5, 0.4, 0.3}, PerClass: []float64{0.4, 0.6}, Dominance: 2},
-			{Round: 2, Heads: []float64{0.7, 0.6, 0.2}, PerClass: []float64{0.6, 0.8}, Dominance: 1.5},
+			{Round: 1, Heads: []float64{0.5, 0.4, 0.3}, PerClass: []float64{0.4, 0.6}, Dominance: 2, FirstDominant: 1},
+			{Round: 2, Heads: []float64{0.7, 0.6, 0.2}, PerClass: []float64{0.6, 0.8}, Dominance: 1.5, FirstDominant: 0.2},
 		}},
 		{Name: "s1/fedavg-seed2", Setting: "s1", Method: "fedavg", Schema: s, Rounds: []Round{
-			{Round: 1, Heads: []float64{0.6, 0.5, 0.1}, PerClass: []float64{0.5, 0.7}, Dominance: 3},
-			{Round: 2, Heads: []float64{0.5, 0.5, 0.4}, PerClass: []float64{0.5, 0.5}, Dominance: nan},
+			{Round: 1, Heads: []float64{0.6, 0.5, 0.1}, PerClass: []float64{0.5, 0.7}, Dominance: 3, FirstDominant: 0.5},
+			{Round: 2, Heads: []float64{0.5, 0.5, 0.4}, PerClass: []float64{0.5, 0.5}, Dominance: nan, FirstDominant: nan},
 		}},
 		{Name: "s2/fedavg-seed1", Setting: "s2", Method: "fedavg", Schema: s, Rounds: []Round{
-			{Round: 1, Heads: []float64{0.9, 0.8, 0.7}, PerClass: []float64{1, 0.8}, Dominance: 1},
+			{Round: 1, Heads: []float64{0.9, 0.8, 0.7}, PerClass: []float64{1, 0.8}, Dominance: 1, FirstDominant: 0},
 		}},
 		{Name: "s1/fedcmi-seed1", Setting: "s1", Method: "fedcmi", Schema: s, Rounds: []Round{
 			{Round: 1, Heads: []float64{0.2, 0.2, 0.2}, PerClass: []float64{0.2, 0.2}, Dominance: 1},
@@ -70,6 +70,11 @@ func TestCompare(t *testing.T) {
 				!near(r.Dominance, tc.dom, r.Dominance.Std, tc.domN) || !near(r.Round, tc.round, r.Round.Std, 2) {
 				t.Errorf("row %+v", r)
 			}
+			// The share of modality-0-dominant batches over all rounds,
+			// whatever the pick: (1 + 0.2)/2 = 0.6 and 0.5 (NaN left out).
+			if !near(r.FirstDominant, 0.55, 0.05*math.Sqrt2, 2) {
+				t.Errorf("first dominant %+v", r.FirstDominant)
+			}
 			// Best rounds 2 and 1 whatever the pick.
 			if !near(r.BestRound, 1.5, math.Sqrt(0.5), 2) {
 				t.Errorf("best round %+v", r.BestRound)
@@ -113,17 +118,17 @@ func TestWriteComparison(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| setting | method | runs | fused | a_only | v_only | rho | round | best round |\n",
-		"| s1 | fedavg | 2 | 0.600 ± 0.141 | 0.550 ± 0.071 | 0.300 ± 0.141 | 1.50 | 2 | 1.5 ± 0.7 |\n",
-		"| s2 | fedavg | 1 | 0.900 ± 0.000 | 0.800 ± 0.000 | 0.700 ± 0.000 | 1.00 | 1 | 1.0 ± 0.0 |\n",
+		"| setting | method | runs | fused | a_only | v_only | rho | a dominant | round | best round |\n",
+		"| s1 | fedavg | 2 | 0.600 ± 0.141 | 0.550 ± 0.071 | 0.300 ± 0.141 | 1.50 | 0.55 | 2 | 1.5 ± 0.7 |\n",
+		"| s2 | fedavg | 1 | 0.900 ± 0.000 | 0.800 ± 0.000 | 0.700 ± 0.000 | 1.00 | 0.00 | 1 | 1.0 ± 0.0 |\n",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
 	}
 	for _, want := range []string{
-		"setting,method,runs,fused_mean,fused_std,a_only_mean,a_only_std,v_only_mean,v_only_std,rho_mean,round_mean,best_round_mean,best_round_std\n",
-		"s2,fedavg,1,0.9,0,0.8,0,0.7,0,1,1,1,0\n",
+		"setting,method,runs,fused_mean,fused_std,a_only_mean,a_only_std,v_only_mean,v_only_std,rho_mean,first_dominant_mean,round_mean,best_round_mean,best_round_std\n",
+		"s2,fedavg,1,0.9,0,0.8,0,0.7,0,1,0,1,1,0\n",
 	} {
 		if !strings.Contains(csv.String(), want) {
 			t.Errorf("CSV lacks %q:\n%s", want, csv.String())

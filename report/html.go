@@ -15,6 +15,7 @@ type page struct {
 	Pick        string
 	WithSetting bool
 	Heads       []string
+	First       string // modality 0, for the "dominant" column
 	Rows        []pageRow
 	Sections    []pageSection
 	Runs        []pageRun
@@ -24,7 +25,8 @@ type pageRow struct {
 	Setting, Method string
 	Runs            int
 	Acc             []string
-	Rho, Round      string
+	Rho, First      string
+	Round           string
 	BestRound       string
 }
 
@@ -68,12 +70,12 @@ figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 <body>
 <h1>{{.Title}}</h1>
 <h2 id="summary">Summary</h2>
-<p>Test accuracy at each run's {{.Pick}} round: mean ± sample std over the runs (seeds) of a method and setting; rho is the mean dominance ratio of that round, best round the round of best fused accuracy.</p>
+<p>Test accuracy at each run's {{.Pick}} round: mean ± sample std over the runs (seeds) of a method and setting; rho is the mean dominance ratio of that round, "dominant" the share of multimodal training batches, over all rounds, that took the first modality as the dominant one, best round the round of best fused accuracy.</p>
 <div class="scroll"><table id="summary-table">
-<thead><tr>{{if .WithSetting}}<th>setting</th>{{end}}<th>method</th><th>runs</th>{{range .Heads}}<th>{{.}}</th>{{end}}<th>rho</th><th>round</th><th>best round</th></tr></thead>
+<thead><tr>{{if .WithSetting}}<th>setting</th>{{end}}<th>method</th><th>runs</th>{{range .Heads}}<th>{{.}}</th>{{end}}<th>rho</th><th>{{.First}} dominant</th><th>round</th><th>best round</th></tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr>{{if $.WithSetting}}<td class="text">{{.Setting}}</td>{{end}}<td class="text">{{.Method}}</td><td>{{.Runs}}</td>{{range .Acc}}<td>{{.}}</td>{{end}}<td>{{.Rho}}</td><td>{{.Round}}</td><td>{{.BestRound}}</td></tr>
+<tr>{{if $.WithSetting}}<td class="text">{{.Setting}}</td>{{end}}<td class="text">{{.Method}}</td><td>{{.Runs}}</td>{{range .Acc}}<td>{{.}}</td>{{end}}<td>{{.Rho}}</td><td>{{.First}}</td><td>{{.Round}}</td><td>{{.BestRound}}</td></tr>
 {{- end}}
 </tbody>
 </table></div>
@@ -111,11 +113,12 @@ func writeHTML(w io.Writer, runs []*Run, res *Result, opt Options) error {
 	}
 	if len(res.Rows) > 0 {
 		p.Heads = res.Rows[0].Heads
+		p.First = metrics.FirstModality(p.Heads)
 	}
 	for _, r := range res.Rows {
 		p.WithSetting = p.WithSetting || r.Setting != ""
 		row := pageRow{Setting: r.Setting, Method: r.Method, Runs: r.Runs,
-			Rho: fmtMean(r.Dominance, 2), Round: fmtMean(r.Round, 0), BestRound: metrics.FormatStat(r.BestRound, 1)}
+			Rho: fmtMean(r.Dominance, 2), First: fmtMean(r.FirstDominant, 2), Round: fmtMean(r.Round, 0), BestRound: metrics.FormatStat(r.BestRound, 1)}
 		for _, h := range p.Heads {
 			cell := "-"
 			for i, rh := range r.Heads {

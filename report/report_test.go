@@ -145,18 +145,18 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ setting, method, runs, fused, audio, visual, rho, round, best string }{
-		{"data.alpha=1", "fedavg", "2", "0.500 ± 0.141", "0.400 ± 0.141", "0.200 ± 0.141", "2.50", "3", "2.5 ± 0.7"},
-		{"data.alpha=1", "fedcmi", "2", "0.600 ± 0.141", "0.650 ± 0.071", "0.300 ± 0.141", "1.00", "3", "2.5 ± 0.7"},
-		{"data.alpha=100", "fedavg", "1", "0.950 ± 0.000", "0.900 ± 0.000", "0.600 ± 0.000", "1.00", "2", "2.0 ± 0.0"},
+	for _, tc := range []struct{ setting, method, runs, fused, audio, visual, rho, first, round, best string }{
+		{"data.alpha=1", "fedavg", "2", "0.500 ± 0.141", "0.400 ± 0.141", "0.200 ± 0.141", "2.50", "1.00", "3", "2.5 ± 0.7"},
+		{"data.alpha=1", "fedcmi", "2", "0.600 ± 0.141", "0.650 ± 0.071", "0.300 ± 0.141", "1.00", "1.00", "3", "2.5 ± 0.7"},
+		{"data.alpha=100", "fedavg", "1", "0.950 ± 0.000", "0.900 ± 0.000", "0.600 ± 0.000", "1.00", "1.00", "2", "2.0 ± 0.0"},
 	} {
 		row := `<tr><td class="text">` + tc.setting + `</td><td class="text">` + tc.method + `</td><td>` + tc.runs + `</td><td>` +
 			tc.fused + `</td><td>` + tc.audio + `</td><td>` + tc.visual + `</td><td>` + tc.audio + `</td><td>` + tc.visual +
-			`</td><td>` + tc.rho + `</td><td>` + tc.round + `</td><td>` + tc.best + `</td></tr>`
+			`</td><td>` + tc.rho + `</td><td>` + tc.first + `</td><td>` + tc.round + `</td><td>` + tc.best + `</td></tr>`
 		if !strings.Contains(string(html), row) {
 			t.Errorf("HTML lacks the row\n%s", row)
 		}
-		line := "| " + strings.Join([]string{tc.setting, tc.method, tc.runs, tc.fused, tc.audio, tc.visual, tc.audio, tc.visual, tc.rho, tc.round, tc.best}, " | ") + " |"
+		line := "| " + strings.Join([]string{tc.setting, tc.method, tc.runs, tc.fused, tc.audio, tc.visual, tc.audio, tc.visual, tc.rho, tc.first, tc.round, tc.best}, " | ") + " |"
 		if !strings.Contains(string(md), line) {
 			t.Errorf("summary.md lacks the line\n%s\n%s", line, md)
 		}
