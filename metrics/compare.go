@@ -82,7 +82,7 @@ type Row struct {
 // or classes differ from those of the earlier runs in its group.
 func Compare(runs []Labeled, pick Pick) ([]Row, error) {
 	type acc struct {
-		heads, classes   [][]float64
+		heads, classes          [][]float64
 		dom, first, round, best []float64
 	}
 	var rows []Row
