@@ -31,7 +31,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, or an ablation: fedcmi-noinf, fedcmi-notemp, fedcmi-noprox"`
+	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
@@ -42,8 +42,13 @@ type Config struct {
 
 	Train  Train  `yaml:"train"`
 	FedCMI FedCMI `yaml:"fedcmi"`
-	Model  Model  `yaml:"model"`
-	Data   Data   `yaml:"data"`
+	// Baseline methods' settings, one section each.
+	OGM      OGM      `yaml:"ogm"`
+	Harmony  Harmony  `yaml:"harmony"`
+	PMR      PMR      `yaml:"pmr"`
+	FedMDrop FedMDrop `yaml:"fedmdrop"`
+	Model    Model    `yaml:"model"`
+	Data     Data     `yaml:"data"`
 }
 
 // Train holds local optimisation settings.
@@ -66,6 +71,49 @@ type FedCMI struct {
 	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
 	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi"`
 	Personalized bool    `yaml:"personalized" help:"keep infiltration projectors and classifiers on the clients (not averaged)"`
+	// The dominance variants (methods fedcmi-teacher, fedcmi-holdout,
+	// fedcmi-fedstats, fedcmi-fedstats-holdout; see docs/dominance.md).
+	Holdout        float64 `yaml:"holdout" help:"fraction of each class a multimodal client never trains on and measures dominance with (fedcmi-holdout, fedcmi-fedstats-holdout)"`
+	Smoothing      float64 `yaml:"smoothing" help:"weight of earlier rounds in the server's pooled per-class dominance table (fedcmi-fedstats*); 0 uses the last round only"`
+	ClassDirection bool    `yaml:"class_direction" help:"give every class its own infiltration direction instead of one per round (dominance variants only)"`
+}
+
+// OGM holds OGM-GE's settings (method ogm-ge).
+type OGM struct {
+	Alpha      float64 `yaml:"alpha" help:"ogm-ge: modulation strength alpha in k = 1 - tanh(alpha * rho) for the dominant encoder"`
+	StartRound int     `yaml:"start_round" help:"ogm-ge: first round with gradient modulation (1-based)"`
+	EndRound   int     `yaml:"end_round" help:"ogm-ge: last round with gradient modulation (0: the last round)"`
+}
+
+// Harmony holds Harmony's settings (method harmony).
+type Harmony struct {
+	UnimodalRounds int `yaml:"unimodal_rounds" help:"harmony: rounds of modality-wise encoder training on all clients before fusion training on multimodal clients (0: half of rounds, rounded down)"`
+}
+
+// HarmonyUnimodalRounds returns the length of Harmony's first stage.
+func (c *Config) HarmonyUnimodalRounds() int {
+	if c.Harmony.UnimodalRounds == 0 {
+		return c.Rounds / 2
+	}
+	return c.Harmony.UnimodalRounds
+}
+
+// PMR holds the hyper-parameters of method pmr (Fan et al., CVPR 2023;
+// see docs/methods.md).
+type PMR struct {
+	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary)"`
+	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser"`
+	EntropyRounds int     `yaml:"entropy_rounds" help:"pmr: first rounds with the entropy regulariser (the early training stage)"`
+	Coefficient   string  `yaml:"coefficient" help:"pmr: binary (the authors' code: alpha*[rho>1]) or ratio (rho-scaled alpha*max(rho-1,0), unbounded: diverged once on mfeat)"`
+	Momentum      float64 `yaml:"momentum" help:"pmr: share of the previous epoch's prototypes blended into each epoch's (authors' code: 0.2)"`
+}
+
+// FedMDrop holds the hyper-parameters of method fedmdrop (balanced modality
+// selection, Fan et al., ECCV 2024; see docs/methods.md).
+type FedMDrop struct {
+	Alpha     float64 `yaml:"alpha" help:"fedmdrop: weight of the modal enhancement loss (prototypical cross-entropy on the global prototypes; authors' code default 1, their runs 2)"`
+	Threshold float64 `yaml:"threshold" help:"fedmdrop: imbalance threshold tau: a selected client whose ratio acc_A/acc_V exceeds tau (or is below 1/tau) trains without its dominant modality (authors' runs: 1.5, 2)"`
+	Subsample float64 `yaml:"subsample" help:"fedmdrop: share of the clients each stochastic-greedy step scores (at least clients_per_round; 1 scores all)"`
 }
 
 // Model holds the architecture.
@@ -90,7 +138,7 @@ type Data struct {
 	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
 	AudioDir     string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
 	FramesDir    string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
-	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) (empty: test)"`
+	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
 	LabelColumn  string    `yaml:"label_column" help:"crisismmd: the TSV column holding the label (empty: label, else label_text)"`
 	SkipBroken   bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
 	Limit        int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
@@ -104,6 +152,7 @@ type Data struct {
 	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration; small is skewed, 1e8 is about IID"`
 	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
 	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
+	Validation   float64   `yaml:"validation" help:"if > 0, share of each class of the training set carved out (seeded) and evaluated on instead of the test set, for choosing hyper-parameters"`
 	Synthetic    Synthetic `yaml:"synthetic"`
 }
 
@@ -148,11 +197,14 @@ func Default() Config {
 			Epochs: 2, BatchSize: 16, LR: 0.01, LRMin: 0.001, LRDecayStart: 80,
 			Momentum: 0.9, WeightDecay: 1e-4,
 		},
-		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1},
+		FedCMI: FedCMI{Alpha: 1, C1: 2, C3: 2, Temperature: 1, Warmup: 1, Mu: 1, Holdout: 0.2, Smoothing: 0.5},
+		OGM:    OGM{Alpha: 0.8, StartRound: 1},
 		Model: Model{
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
+		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
+		FedMDrop: FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",
 			Augment:   []string{"none", "none"},
@@ -163,6 +215,14 @@ func Default() Config {
 			},
 		},
 	}
+}
+
+// Methods lists the method names Validate accepts. Package fl defines the
+// methods; a test in package sim keeps the two lists equal.
+var Methods = []string{
+	"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
+	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
+	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop",
 }
 
 // FieldError is a configuration error located at a field.
@@ -219,7 +279,7 @@ func (c *Config) RunName() string {
 }
 
 var (
-	methodNames    = []string{"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox"}
+	methodNames    = Methods
 	sourceNames    = []string{"synthetic", "npz", "mfeat", "avdigits", "cremad", "ave", "crisismmd"}
 	partitionNames = []string{"dirichlet", "iid", "group"}
 )
@@ -259,10 +319,28 @@ func (c *Config) Validate() error {
 		{c.FedCMI.Temperature > 0 && c.FedCMI.Temperature <= 20, "fedcmi.temperature", "must be in (0, 20] (the bound of fl.MaxTemperature)"},
 		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
 		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
+		{c.FedCMI.Holdout >= 0 && c.FedCMI.Holdout <= 0.5, "fedcmi.holdout", "must be in [0, 0.5]"},
+		{c.FedCMI.Smoothing >= 0 && c.FedCMI.Smoothing < 1, "fedcmi.smoothing", "must be in [0, 1)"},
+		{c.OGM.Alpha > 0, "ogm.alpha", "must be > 0"},
+		{c.OGM.StartRound >= 1, "ogm.start_round", "must be >= 1"},
+		{c.OGM.EndRound == 0 || c.OGM.EndRound >= c.OGM.StartRound, "ogm.end_round", "must be 0 (the last round) or >= ogm.start_round"},
+		{c.Harmony.UnimodalRounds >= 0, "harmony.unimodal_rounds", "must be >= 0"},
+		{c.Method != "harmony" || c.Harmony.UnimodalRounds < c.Rounds, "harmony.unimodal_rounds", "must be < rounds: the fusion stage needs at least one round"},
+		{c.Method != "ogm-ge" || c.Model.Fusion == "concat" || c.Model.Fusion == "sum", "model.fusion", "ogm-ge needs concat or sum fusion (a head with one additive part per modality, from which it measures each modality's confidence)"},
+		{c.Method != "harmony" || c.Data.MultiRatio > 0, "data.multi_ratio", "harmony's fusion stage needs multimodal clients (> 0)"},
 		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
+		{c.PMR.Alpha >= 0, "pmr.alpha", "must be >= 0"},
+		{c.PMR.Gamma >= 0, "pmr.gamma", "must be >= 0"},
+		{c.PMR.EntropyRounds >= 0, "pmr.entropy_rounds", "must be >= 0"},
+		{c.PMR.Coefficient == "ratio" || c.PMR.Coefficient == "binary", "pmr.coefficient", "must be ratio or binary"},
+		{c.PMR.Momentum >= 0 && c.PMR.Momentum < 1, "pmr.momentum", "must be in [0, 1)"},
+		{c.FedMDrop.Alpha >= 0, "fedmdrop.alpha", "must be >= 0"},
+		{c.FedMDrop.Threshold >= 1, "fedmdrop.threshold", "must be >= 1 (a ratio and its inverse bound the balanced band)"},
+		{c.FedMDrop.Subsample > 0 && c.FedMDrop.Subsample <= 1, "fedmdrop.subsample", "must be in (0, 1]"},
 		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},
+		{c.Data.Validation >= 0 && c.Data.Validation <= 0.5, "data.validation", "must be in [0, 0.5]"},
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},
 		{c.Data.NumClasses >= 0, "data.num_classes", "must be >= 0"},
 		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},

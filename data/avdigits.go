@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -24,6 +25,9 @@ const avDigitsStream = 0x6176646967697473 // "avdigits"
 // customary test set: takes 0 to 4.
 const fsddTestTakes = 5
 
+// speakerSplitPrefix starts a test split that holds out one speaker.
+const speakerSplitPrefix = "speaker:"
+
 // OpenAVDigits opens the audio-visual digits set: the recordings of the
 // Free Spoken Digit Dataset, each paired with an MNIST image of the same
 // digit, in the manner of AV-MNIST.
@@ -33,7 +37,8 @@ const fsddTestTakes = 5
 // holds MNIST's four IDX files, gzip-compressed (train-images-idx3-ubyte.gz
 // and so on) or not. Takes 0 to 4 of every speaker and digit are the test
 // set, the rest the training set: 2700 and 300 clips for FSDD's 6
-// speakers. Training clips are paired with MNIST training images and test
+// speakers; with MediaOptions.TestSplit "speaker:NAME" the test set is all
+// of that speaker's clips instead and the training set the other speakers'. Training clips are paired with MNIST training images and test
 // clips with MNIST test images: for each digit, the images of that digit
 // are shuffled with a generator seeded by seed and handed out in order, so
 // no image is used twice and the same seed gives the same pairs. The
@@ -53,9 +58,21 @@ func OpenAVDigits(fsddDir, mnistDir string, spec MediaSpec, seed uint64, opts *M
 	if err != nil {
 		return nil, err
 	}
+	// "speaker:NAME" makes one speaker the test set (all takes) and the
+	// others the training set: clients per speaker never see the test voice.
+	heldSpeaker := ""
+	if opts != nil && strings.HasPrefix(opts.TestSplit, speakerSplitPrefix) {
+		heldSpeaker = strings.TrimPrefix(opts.TestSplit, speakerSplitPrefix)
+		cp := *opts
+		cp.TestSplit = ""
+		opts = &cp
+	}
 	o, err := opts.resolve("avdigits", "", "", "test")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (or %sNAME to test on one speaker)", err, speakerSplitPrefix)
+	}
+	if heldSpeaker != "" {
+		o.TestSplit = speakerSplitPrefix + heldSpeaker
 	}
 	dir := fsddDir
 	if fi, err := os.Stat(filepath.Join(fsddDir, "recordings")); err == nil && fi.IsDir() {
@@ -70,6 +87,16 @@ func OpenAVDigits(fsddDir, mnistDir string, spec MediaSpec, seed uint64, opts *M
 		speakers[i] = c.speaker
 	}
 	spIdx := sortedIndex(speakers)
+	if _, ok := spIdx[heldSpeaker]; heldSpeaker != "" && !ok {
+		names := slices.Sorted(maps.Keys(spIdx))
+		return nil, fmt.Errorf("data: avdigits: test split %s%s: no such speaker in %s (speakers: %s)", speakerSplitPrefix, heldSpeaker, dir, strings.Join(names, ", "))
+	}
+	isTest := func(c fsddClip) bool {
+		if heldSpeaker != "" {
+			return c.speaker == heldSpeaker
+		}
+		return c.take < fsddTestTakes
+	}
 
 	var labelFiles, imageFiles [2]string
 	for k, prefix := range [2]string{"train", "t10k"} {
@@ -97,7 +124,7 @@ func OpenAVDigits(fsddDir, mnistDir string, spec MediaSpec, seed uint64, opts *M
 		var used [10]int
 		sl := splitList{name: name, file: dir}
 		for _, c := range clips {
-			if (c.take < fsddTestTakes) != (k == 1) {
+			if isTest(c) != (k == 1) {
 				continue
 			}
 			if used[c.digit] == len(pools[c.digit]) {

@@ -233,6 +233,21 @@ func TestAVDigitsFixture(t *testing.T) {
 		t.Errorf("visual shape %v", train.Shapes[1])
 	}
 
+	// One speaker as the test set: bob's three clips; ann's three train.
+	opts := quiet(t)
+	opts.TestSplit = "speaker:bob"
+	train, test, err = LoadAVDigits(context.Background(), fsdd, mnist, MediaSpec{}, 7, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(test.Groups, []int{1, 1, 1}) || !slices.Equal(train.Groups, []int{0, 0, 0}) {
+		t.Errorf("speaker split: train groups %v, test groups %v", train.Groups, test.Groups)
+	}
+	opts.TestSplit = "speaker:zed"
+	if _, err := OpenAVDigits(fsdd, mnist, MediaSpec{}, 7, opts); err == nil || !strings.Contains(err.Error(), "no such speaker") || !strings.Contains(err.Error(), "ann, bob") {
+		t.Errorf("unknown speaker: %v", err)
+	}
+
 	tests := []struct {
 		name  string
 		setup func(fsdd, mnist string)

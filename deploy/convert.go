@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"bytes"
+	"encoding/gob"
 	"fmt"
 	"slices"
 
@@ -31,14 +33,14 @@ func fromPBConfig(c *fedcmipb.FitConfig) fl.FitConfig {
 func toPBMetrics(m fl.FitMetrics) *fedcmipb.FitMetrics {
 	return &fedcmipb.FitMetrics{
 		LossSum: m.LossSum, Batches: int64(m.Batches), RhoSum: m.RhoSum, RhoBatches: int64(m.RhoBatches),
-		FirstDominant: int64(m.FirstDominant), Temperatures: m.Temperatures,
+		FirstDominant: m.FirstDominant, Temperatures: m.Temperatures,
 	}
 }
 
 func fromPBMetrics(m *fedcmipb.FitMetrics) fl.FitMetrics {
 	return fl.FitMetrics{
 		LossSum: m.GetLossSum(), Batches: int(m.GetBatches()), RhoSum: m.GetRhoSum(), RhoBatches: int(m.GetRhoBatches()),
-		FirstDominant: int(m.GetFirstDominant()), Temperatures: m.GetTemperatures(),
+		FirstDominant: m.GetFirstDominant(), Temperatures: m.GetTemperatures(),
 	}
 }
 
@@ -82,4 +84,26 @@ func namesOf(m data.Mask, modalities [2]string) []string {
 		}
 	}
 	return out
+}
+
+// resultExtras is what a result carries beyond the protobuf fields, in
+// Go's gob encoding: the complete metrics and a method's report.
+type resultExtras struct {
+	Metrics fl.FitMetrics
+	Report  *fl.ModalityReport
+}
+
+func gobEncode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, fmt.Errorf("deploy: encode %T: %w", v, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func gobDecode(b []byte, v any) error {
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	return nil
 }

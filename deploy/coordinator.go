@@ -530,16 +530,26 @@ func (c *Coordinator) PullWork(req *fedcmipb.PullRequest, stream fedcmipb.Federa
 }
 
 func (c *Coordinator) sendTask(stream fedcmipb.Federation_PullWorkServer, t *task, deadline time.Time) error {
+	cfgGob, err := gobEncode(t.ins.Config)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
 	h := &fedcmipb.TaskHeader{
-		TaskId: t.id, Kind: t.kind, Round: int64(t.round), Config: toPBConfig(t.ins.Config),
-		NumTensors: int32(len(t.ins.Params)), DeadlineUnixMs: deadline.UnixMilli(),
+		TaskId: t.id, Kind: t.kind, Round: int64(t.round), Config: toPBConfig(t.ins.Config), ConfigGob: cfgGob,
+		NumTensors: int32(len(t.ins.Params)), NumControlTensors: int32(len(t.ins.Control)), DeadlineUnixMs: deadline.UnixMilli(),
 	}
 	if err := stream.Send(&fedcmipb.WorkChunk{Part: &fedcmipb.WorkChunk_Header{Header: h}}); err != nil {
 		return err
 	}
-	n, err := sendParams(t.ins.Params, c.cfg.ChunkBytes, func(ch *fedcmipb.TensorChunk) error {
+	send := func(ch *fedcmipb.TensorChunk) error {
 		return stream.Send(&fedcmipb.WorkChunk{Part: &fedcmipb.WorkChunk_Tensor{Tensor: ch}})
-	})
+	}
+	n, err := sendParams(t.ins.Params, 0, c.cfg.ChunkBytes, send)
+	if err == nil && t.ins.Control != nil {
+		var m int64
+		m, err = sendParams(t.ins.Control, 1, c.cfg.ChunkBytes, send)
+		n += m
+	}
 	c.met.BytesOut.Add(float64(n))
 	c.log.Debug("task sent", "task", t.id, "bytes", n)
 	return err
@@ -597,14 +607,14 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 		}
 		return c.deliver(stream, t, func() { t.eval = ev })
 	}
-	asm := newAssembler(c.cfg.Layout)
+	asm := newSets(c.cfg.Layout, t.ins.Control != nil && h.GetNumControlTensors() > 0)
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			c.met.BytesIn.Add(float64(asm.bytes))
+			c.met.BytesIn.Add(float64(asm.bytes()))
 			if status.Code(err) == codes.ResourceExhausted {
 				return reject("size", fmt.Errorf("message too large: %v", status.Convert(err).Message()))
 			}
@@ -615,12 +625,12 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 			return reject("format", errors.New("a second header in one upload"))
 		}
 		if err := asm.add(ch); err != nil {
-			c.met.BytesIn.Add(float64(asm.bytes))
+			c.met.BytesIn.Add(float64(asm.bytes()))
 			return reject("tensor", err)
 		}
 	}
-	c.met.BytesIn.Add(float64(asm.bytes))
-	params, err := asm.done()
+	c.met.BytesIn.Add(float64(asm.bytes()))
+	params, control, err := asm.done()
 	if err != nil {
 		return reject("tensor", err)
 	}
@@ -628,7 +638,14 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	if err != nil {
 		return reject("modalities", err)
 	}
-	res := fl.FitRes{Params: params, NumSamples: int(h.GetNumSamples()), Modalities: mods, Metrics: fromPBMetrics(h.GetMetrics())}
+	res := fl.FitRes{Params: params, NumSamples: int(h.GetNumSamples()), Modalities: mods, Metrics: fromPBMetrics(h.GetMetrics()), ControlDelta: control}
+	if b := h.GetResultGob(); b != nil {
+		var ex resultExtras
+		if err := gobDecode(b, &ex); err != nil {
+			return reject("format", err)
+		}
+		res.Metrics, res.Report = ex.Metrics, ex.Report
+	}
 	if reason, err := c.validate(p, t, res); err != nil {
 		return reject(reason, err)
 	}
@@ -669,6 +686,16 @@ func (c *Coordinator) deliver(stream fedcmipb.Federation_UploadServer, t *task, 
 func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, error) {
 	if err := fl.CheckUpdate(c.cfg.Layout, res); err != nil {
 		return "values", err
+	}
+	if t.ins.Control != nil && res.ControlDelta == nil {
+		return "format", errors.New("update without the control variate change its task asks for")
+	}
+	for _, tns := range res.ControlDelta {
+		for j, v := range tns.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return "values", fmt.Errorf("control variate change %q value %d is %v", tns.Name, j, v)
+			}
+		}
 	}
 	c.mu.Lock()
 	declared, mods := p.samples, p.mods

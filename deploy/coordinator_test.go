@@ -41,7 +41,7 @@ func (r *rawParticipant) pull(t *testing.T, layout []model.ParamInfo) (*fedcmipb
 	if err != nil {
 		t.Fatal(err)
 	}
-	asm := newAssembler(layout)
+	asm := newAssembler(layout, 0)
 	for {
 		m, err := stream.Recv()
 		if err == io.EOF {
@@ -68,7 +68,7 @@ func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Pa
 		ProtocolVersion: ProtocolVersion, Session: r.session, TaskId: h.GetTaskId(), Round: h.GetRound(),
 		NumSamples: 10, Modalities: []string{"audio", "visual"}, Metrics: &fedcmipb.FitMetrics{LossSum: 1, Batches: 1},
 	}}})
-	sendParams(p, 0, func(c *fedcmipb.TensorChunk) error {
+	sendParams(p, 0, 0, func(c *fedcmipb.TensorChunk) error {
 		return stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: c}})
 	})
 	resp, err := stream.CloseAndRecv()
@@ -136,11 +136,11 @@ func TestAssembler(t *testing.T) {
 		{Name: "b", Shape: []int{3}, Data: []float32{-1, 0, 1}},
 	}
 	var chunks []*fedcmipb.TensorChunk
-	n, err := sendParams(p, 8, func(c *fedcmipb.TensorChunk) error { chunks = append(chunks, c); return nil })
+	n, err := sendParams(p, 0, 8, func(c *fedcmipb.TensorChunk) error { chunks = append(chunks, c); return nil })
 	if err != nil || n != 36 || len(chunks) != 5 {
 		t.Fatalf("sent %d bytes in %d chunks (%v), want 36 in 5", n, len(chunks), err)
 	}
-	asm := newAssembler(layout)
+	asm := newAssembler(layout, 0)
 	for _, c := range chunks {
 		if err := asm.add(c); err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestAssembler(t *testing.T) {
 		{"index out of range", func() []*fedcmipb.TensorChunk { c := clone(chunks[0]); c.Index = 7; return []*fedcmipb.TensorChunk{c} }, "outside"},
 		{"incomplete", func() []*fedcmipb.TensorChunk { return chunks[:4] }, "incomplete"},
 	} {
-		asm := newAssembler(layout)
+		asm := newAssembler(layout, 0)
 		var err error
 		for _, c := range tc.chunks() {
 			if err = asm.add(c); err != nil {

@@ -237,3 +237,30 @@ func TestLargeModel(t *testing.T) {
 	}
 	t.Logf("model bytes sent %.1f MiB, received %.1f MiB", sent/(1<<20), value(met.BytesIn)/(1<<20))
 }
+
+// TestEveryMethodEqualsSimulation: for every method (with their recipes,
+// control variates, reports and strategy state), a federation over
+// loopback gRPC gives the simulation's metrics and final model.
+func TestEveryMethodEqualsSimulation(t *testing.T) {
+	for _, method := range fl.MethodNames() {
+		t.Run(method, func(t *testing.T) {
+			cfg := smallConfig(t, 4, 3, 3)
+			cfg.Method = method
+			cfg.Harmony.UnimodalRounds = 1
+			want := simulate(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			l := listen(t)
+			done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
+			for i := range cfg.Clients {
+				shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
+			}
+			s := <-done
+			if s.err != nil {
+				t.Fatal(s.err)
+			}
+			sameRounds(t, s.res.Rounds, want.Rounds)
+			sameFile(t, filepath.Join(s.res.Dir, rundir.ModelFile), filepath.Join(want.Dir, rundir.ModelFile))
+		})
+	}
+}

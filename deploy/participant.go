@@ -186,7 +186,7 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 		}
 	}()
 	for {
-		h, params, err := p.pull(ctx, rpc, reg.GetSession())
+		h, ins, err := p.pull(ctx, rpc, reg.GetSession())
 		if err != nil {
 			return false, err
 		}
@@ -196,7 +196,7 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 		case fedcmipb.TaskKind_TASK_KIND_STOP:
 			return true, nil
 		}
-		out := p.run(ctx, h, params, log)
+		out := p.run(ctx, h, ins, log)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
@@ -206,44 +206,51 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 	}
 }
 
-// pull long-polls for the next task and receives its model.
-func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, session string) (*fedcmipb.TaskHeader, model.Params, error) {
+// pull long-polls for the next task and receives its instruction: the
+// model, the recipe and a control variate if the method sends one.
+func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, session string) (*fedcmipb.TaskHeader, fl.FitIns, error) {
+	var ins fl.FitIns
 	stream, err := rpc.PullWork(ctx, &fedcmipb.PullRequest{ProtocolVersion: ProtocolVersion, Session: session})
 	if err != nil {
-		return nil, nil, err
+		return nil, ins, err
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return nil, nil, err
+		return nil, ins, err
 	}
 	h := first.GetHeader()
 	if h == nil {
-		return nil, nil, errors.New("deploy: work stream without a header")
+		return nil, ins, errors.New("deploy: work stream without a header")
 	}
 	if h.GetKind() != fedcmipb.TaskKind_TASK_KIND_FIT && h.GetKind() != fedcmipb.TaskKind_TASK_KIND_EVALUATE {
-		return h, nil, nil
+		return h, ins, nil
 	}
-	asm := newAssembler(p.Layout)
+	ins.Config = fromPBConfig(h.GetConfig())
+	if b := h.GetConfigGob(); b != nil {
+		if err := gobDecode(b, &ins.Config); err != nil {
+			return nil, ins, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+		}
+	}
+	asm := newSets(p.Layout, h.GetNumControlTensors() > 0)
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, ins, err
 		}
 		if msg.GetTensor() == nil {
-			return nil, nil, errors.New("deploy: a second header in one task")
+			return nil, ins, errors.New("deploy: a second header in one task")
 		}
 		if err := asm.add(msg.GetTensor()); err != nil {
-			return nil, nil, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+			return nil, ins, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
 		}
 	}
-	params, err := asm.done()
-	if err != nil {
-		return nil, nil, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+	if ins.Params, ins.Control, err = asm.done(); err != nil {
+		return nil, ins, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
 	}
-	return h, params, nil
+	return h, ins, nil
 }
 
 type outcome struct {
@@ -253,13 +260,13 @@ type outcome struct {
 }
 
 // run executes a task on the client.
-func (p *Participant) run(ctx context.Context, h *fedcmipb.TaskHeader, params model.Params, log *slog.Logger) outcome {
+func (p *Participant) run(ctx context.Context, h *fedcmipb.TaskHeader, ins fl.FitIns, log *slog.Logger) outcome {
 	t0 := time.Now()
 	var out outcome
 	if h.GetKind() == fedcmipb.TaskKind_TASK_KIND_EVALUATE {
-		out.eval, out.err = p.Client.Evaluate(ctx, params)
+		out.eval, out.err = p.Client.Evaluate(ctx, ins.Params)
 	} else {
-		out.res, out.err = p.Client.Fit(ctx, fl.FitIns{Params: params, Config: fromPBConfig(h.GetConfig())})
+		out.res, out.err = p.Client.Fit(ctx, ins)
 		if out.err == nil {
 			out.err = p.save()
 		}
@@ -306,7 +313,7 @@ func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationCli
 		return nil, err
 	}
 	rh := &fedcmipb.ResultHeader{ProtocolVersion: ProtocolVersion, Session: session, TaskId: h.GetTaskId(), Round: h.GetRound()}
-	var params model.Params
+	var params, control model.Params
 	switch {
 	case out.err != nil:
 		rh.Error = out.err.Error()
@@ -318,6 +325,11 @@ func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationCli
 		rh.Modalities = namesOf(out.res.Modalities, p.ModelModalities)
 		rh.Metrics = toPBMetrics(out.res.Metrics)
 		rh.NumTensors = int32(len(params))
+		control = out.res.ControlDelta
+		rh.NumControlTensors = int32(len(control))
+		if rh.ResultGob, err = gobEncode(resultExtras{Metrics: out.res.Metrics, Report: out.res.Report}); err != nil {
+			return nil, err
+		}
 	}
 	send := func(m *fedcmipb.UploadChunk) error {
 		if err := stream.Send(m); err != nil {
@@ -329,10 +341,14 @@ func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationCli
 		return nil
 	}
 	err = send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: rh}})
+	tensor := func(ch *fedcmipb.TensorChunk) error {
+		return send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: ch}})
+	}
 	if err == nil {
-		_, err = sendParams(params, p.ChunkBytes, func(ch *fedcmipb.TensorChunk) error {
-			return send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: ch}})
-		})
+		_, err = sendParams(params, 0, p.ChunkBytes, tensor)
+	}
+	if err == nil && control != nil {
+		_, err = sendParams(control, 1, p.ChunkBytes, tensor)
 	}
 	if err != nil && err != io.EOF {
 		return nil, err

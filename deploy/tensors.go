@@ -13,10 +13,11 @@ import (
 // below gRPC's default 4 MiB message limit, so a model of any size streams.
 const DefaultChunkBytes = 1 << 20
 
-// sendParams streams p as tensor chunks of at most chunk data bytes each,
-// in order, and returns the number of data bytes sent. The little-endian
-// bytes are encoded piece by piece, so a large model is never held twice.
-func sendParams(p model.Params, chunk int, send func(*fedcmipb.TensorChunk) error) (int64, error) {
+// sendParams streams p as tensor chunks of set (0: the model, 1: a
+// control variate) of at most chunk data bytes each, in order, and returns
+// the number of data bytes sent. The little-endian bytes are encoded piece
+// by piece, so a large model is never held twice.
+func sendParams(p model.Params, set int32, chunk int, send func(*fedcmipb.TensorChunk) error) (int64, error) {
 	if chunk <= 0 {
 		chunk = DefaultChunkBytes
 	}
@@ -33,7 +34,7 @@ func sendParams(p model.Params, chunk int, send func(*fedcmipb.TensorChunk) erro
 			for _, v := range t.Data[lo:hi] {
 				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 			}
-			c := &fedcmipb.TensorChunk{Index: int32(i), Offset: int64(4 * lo), Data: buf}
+			c := &fedcmipb.TensorChunk{Set: set, Index: int32(i), Offset: int64(4 * lo), Data: buf}
 			if lo == 0 {
 				c.Name, c.Dtype, c.Shape = t.Name, fedcmipb.DType_DTYPE_F32, shape
 			}
@@ -54,6 +55,7 @@ func sendParams(p model.Params, chunk int, send func(*fedcmipb.TensorChunk) erro
 // shapes and sizes. Nothing larger than the layout is ever buffered, so an
 // oversized or malformed stream is refused before it costs memory.
 type assembler struct {
+	set    int32
 	layout []model.ParamInfo
 	params model.Params
 	filled []int // bytes received per tensor
@@ -61,12 +63,15 @@ type assembler struct {
 	bytes  int64
 }
 
-func newAssembler(layout []model.ParamInfo) *assembler {
-	return &assembler{layout: layout, params: make(model.Params, len(layout)), filled: make([]int, len(layout))}
+func newAssembler(layout []model.ParamInfo, set int32) *assembler {
+	return &assembler{set: set, layout: layout, params: make(model.Params, len(layout)), filled: make([]int, len(layout))}
 }
 
 // add takes the next chunk.
 func (a *assembler) add(c *fedcmipb.TensorChunk) error {
+	if c.Set != a.set {
+		return fmt.Errorf("tensor of set %d, expected set %d", c.Set, a.set)
+	}
 	i := int(c.Index)
 	if i < 0 || i >= len(a.layout) {
 		return fmt.Errorf("tensor index %d outside the model's %d tensors", i, len(a.layout))
@@ -128,4 +133,52 @@ func shapeEqual(a []int64, b []int) bool {
 		}
 	}
 	return true
+}
+
+// sets reassembles the model (set 0) and, if expected, a control variate
+// (set 1) from one stream of chunks.
+type sets struct {
+	model, control *assembler
+}
+
+func newSets(layout []model.ParamInfo, control bool) *sets {
+	s := &sets{model: newAssembler(layout, 0)}
+	if control {
+		s.control = newAssembler(layout, 1)
+	}
+	return s
+}
+
+func (s *sets) add(c *fedcmipb.TensorChunk) error {
+	switch {
+	case c.Set == 0:
+		return s.model.add(c)
+	case c.Set == 1 && s.control != nil:
+		return s.control.add(c)
+	}
+	return fmt.Errorf("unexpected tensor set %d", c.Set)
+}
+
+func (s *sets) bytes() int64 {
+	n := s.model.bytes
+	if s.control != nil {
+		n += s.control.bytes
+	}
+	return n
+}
+
+// done returns the model and the control variate (nil if none).
+func (s *sets) done() (model.Params, model.Params, error) {
+	p, err := s.model.done()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.control == nil {
+		return p, nil, nil
+	}
+	c, err := s.control.done()
+	if err != nil {
+		return nil, nil, fmt.Errorf("control variate: %w", err)
+	}
+	return p, c, nil
 }

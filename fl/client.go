@@ -39,6 +39,9 @@ type LocalClient struct {
 	personal map[int]model.Tensor
 	// augment, if set, transforms training batches (never evaluation data).
 	augment Augmenter
+	// control is SCAFFOLD's client control variate c_i (Layout order), kept
+	// between rounds; nil (all zero) before the client's first SCAFFOLD round.
+	control model.Params
 }
 
 // SetAugmenter makes the client transform its training batches with a
@@ -112,30 +115,70 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
 	}
 	start := c.startParams(ins.Params, cfg.Personalized)
-	multi := c.has.Has(0) && c.has.Has(1)
+	has := c.trainedModalities(cfg)
+	multi := has.Has(0) && has.Has(1)
 	infil := cfg.Infiltration && multi
+	train, held := c.index, []int(nil)
+	if multi && cfg.Holdout > 0 && (cfg.Dominance == DominanceHoldout || cfg.Dominance == DominanceFederated) {
+		train, held = HoldoutSplit(c.index, c.labels(c.index), cfg.Holdout, cfg.HoldoutSeed)
+		if len(held) == 0 || len(train) == 0 {
+			train, held = c.index, nil // too few samples of every class to set any aside
+		}
+	}
 	var metrics FitMetrics
-	var classTemp []float32
-	if infil {
-		temps, err := c.temperatures(start, cfg)
+	var classTemp, classDir []float32
+	if infil || (multi && cfg.Dominance == DominanceFederated) {
+		measure := train
+		if held != nil {
+			measure = held
+		}
+		stats, err := c.classStats(start, measure)
 		if err != nil {
 			return FitRes{}, err
 		}
-		metrics.Temperatures = temps
-		classTemp = make([]float32, len(temps))
-		for k, t := range temps {
-			classTemp[k] = float32(t)
+		measured := stats
+		metrics.ClassStats = &measured
+		if cfg.Dominance == DominanceFederated && cfg.Table != nil {
+			if len(cfg.Table.PA) != stats.Len() || len(cfg.Table.PV) != stats.Len() {
+				return FitRes{}, fmt.Errorf("fl: dominance table for %d classes, data has %d", len(cfg.Table.PA), stats.Len())
+			}
+			stats = cfg.Table.Stats()
+		}
+		temps := make([]float64, stats.Len())
+		if cfg.ClassTemperature {
+			pa, pv := stats.Means()
+			temps = ClassTemperatures(pa, pv, cfg.C3)
+		} else {
+			for k := range temps {
+				temps[k] = GuardTemperature(cfg.Temperature)
+			}
+		}
+		if infil {
+			metrics.Temperatures = temps
+			classTemp = make([]float32, len(temps))
+			for k, t := range temps {
+				classTemp[k] = float32(t)
+			}
+			if cfg.Dominance != DominanceBatch {
+				classDir = Directions(stats, cfg.ClassDirection)
+			}
 		}
 	}
-	local, err := c.engine.NewLocal(start, model.TrainConfig{
-		Has:          [2]bool{c.has.Has(0), c.has.Has(1)},
+	corr, err := c.scaffoldCorrection(ins.Control)
+	if err != nil {
+		return FitRes{}, err
+	}
+	tc := withBaselines(model.TrainConfig{
+		Has:          [2]bool{has.Has(0), has.Has(1)},
 		Infiltration: infil,
 		Alpha:        cfg.Alpha,
 		C1:           cfg.C1,
 		Mu:           cfg.Mu,
 		WeightDecay:  cfg.WeightDecay,
 		Momentum:     cfg.Momentum,
-	})
+		Proto:        protoLoss(cfg, has),
+	}, cfg, multi, corr)
+	local, err := c.engine.NewLocal(start, tc)
 	if err != nil {
 		return FitRes{}, err
 	}
@@ -143,9 +186,15 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	augRNG := rand.New(rand.NewPCG(cfg.Seed, 1)) // its own stream: shuffling does not depend on augmentation
-	order := slices.Clone(c.index)
+	order := slices.Clone(train)
 	bs := c.engine.BatchSize()
-	for range cfg.Epochs {
+	var protos model.Prototypes // the previous epoch's, for PMR's momentum
+	for ep := range cfg.Epochs {
+		if tc.Proto != nil {
+			if err := c.epochPrototypes(local, cfg, has, ep, &protos); err != nil {
+				return FitRes{}, err
+			}
+		}
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for lo := 0; lo < len(order); lo += bs {
 			if err := ctx.Err(); err != nil {
@@ -167,6 +216,12 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 				for k, y := range b.Labels {
 					b.Temp[k] = classTemp[y]
 				}
+				if classDir != nil {
+					b.Dir = make([]float32, len(b.Labels))
+					for k, y := range b.Labels {
+						b.Dir[k] = classDir[y]
+					}
+				}
 			}
 			st, err := local.Step(b, cfg.LR)
 			if err != nil {
@@ -174,12 +229,21 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 			metrics.LossSum += st.Loss
 			metrics.Batches++
+			if tc.OGM != nil {
+				metrics.OGMCoefSum[0] += st.OGMCoef[0]
+				metrics.OGMCoefSum[1] += st.OGMCoef[1]
+				metrics.OGMBatches++
+			}
+			metrics.Proto.add(st, has)
 			if multi {
 				rho := DominanceRatio(st.SumPA, st.SumPV)
 				if !math.IsNaN(rho) && !math.IsInf(rho, 0) {
 					metrics.RhoSum += rho
 					metrics.RhoBatches++
-					if rho > 1 {
+					switch {
+					case b.Dir != nil:
+						metrics.FirstDominant += float64(countPositive(b.Dir)) / float64(len(b.Dir))
+					case rho > 1:
 						metrics.FirstDominant++
 					}
 				}
@@ -187,6 +251,10 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		}
 	}
 	params, err := local.Params()
+	if err != nil {
+		return FitRes{}, err
+	}
+	report, err := c.mdropReport(cfg, params)
 	if err != nil {
 		return FitRes{}, err
 	}
@@ -198,42 +266,50 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	return FitRes{Params: params, NumSamples: len(c.index), Modalities: c.has, Metrics: metrics}, nil
+	res := FitRes{Params: params, NumSamples: len(train), Modalities: has, Metrics: metrics, Report: report}
+	if ins.Control != nil {
+		if res.ControlDelta, err = c.scaffoldUpdate(start, params, ins.Control, local.Trainable(), metrics.Batches, cfg.LR, cfg.Momentum); err != nil {
+			return FitRes{}, err
+		}
+	}
+	return res, nil
 }
 
-// temperatures returns the distillation temperature of every class: the
-// class-wise ones from the start model's self heads on the client's data,
-// or the global one.
-func (c *LocalClient) temperatures(start model.Params, cfg FitConfig) ([]float64, error) {
+// classStats measures the per-class sums of the true-class probabilities
+// of start's self heads over the client's rows idx.
+func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, error) {
 	k := c.set.NumClasses
-	temps := make([]float64, k)
-	if !cfg.ClassTemperature {
-		for i := range temps {
-			temps[i] = GuardTemperature(cfg.Temperature)
-		}
-		return temps, nil
-	}
-	b := c.gather(c.index)
+	stats := NewClassStats(k)
+	b := c.gather(idx)
 	pred, err := c.engine.Predict(start, b.X, len(b.Labels))
 	if err != nil {
-		return nil, err
+		return stats, err
 	}
-	pa, pv := make([]float64, k), make([]float64, k)
-	count := make([]int, k)
 	for i, y := range b.Labels {
-		pa[y] += float64(pred.ProbFirst[i*k+y])
-		pv[y] += float64(pred.ProbSecond[i*k+y])
-		count[y]++
+		stats.SumPA[y] += float64(pred.ProbFirst[i*k+y])
+		stats.SumPV[y] += float64(pred.ProbSecond[i*k+y])
+		stats.Count[y]++
 	}
-	for y := range k {
-		if count[y] == 0 {
-			pa[y], pv[y] = math.NaN(), math.NaN()
-			continue
+	return stats, nil
+}
+
+// labels returns the labels of the rows idx.
+func (c *LocalClient) labels(idx []int) []int {
+	out := make([]int, len(idx))
+	for k, i := range idx {
+		out[k] = c.set.Labels[i]
+	}
+	return out
+}
+
+func countPositive(v []float32) int {
+	n := 0
+	for _, x := range v {
+		if x > 0 {
+			n++
 		}
-		pa[y] /= float64(count[y])
-		pv[y] /= float64(count[y])
 	}
-	return ClassTemperatures(pa, pv, cfg.C3), nil
+	return n
 }
 
 // Evaluate implements Client: the accuracy of the heads the client can

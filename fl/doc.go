@@ -18,7 +18,11 @@
 // and share the server side: modality-aware weighted averaging
 // (AggregateModalityAware), where each modality's parameters are averaged
 // over the sampled clients that hold that modality and the fusion head over
-// all of them.
+// all of them. OGM-GE (OGMOptions) also only changes local training. Two
+// baselines wrap ModalityAware with a strategy of their own: Scaffold
+// (control variates, state kept by the strategy and the clients; see
+// Stateful and ClientStateful) and Harmony (a unimodal stage on all
+// clients, then a fusion stage on multimodal clients).
 //
 // # Determinism
 //

@@ -17,6 +17,23 @@ type Method struct {
 	ClassTemperature bool
 	// Prox adds the proximal term mu (w - w_global) to the gradient.
 	Prox bool
+	// Dominance is where the infiltration direction and temperatures come
+	// from (DominanceBatch: as published).
+	Dominance Dominance
+	// Holdout makes multimodal clients set a slice of their data aside to
+	// measure dominance on (FedCMIOptions.Holdout of each class).
+	Holdout bool
+	// Scaffold uses SCAFFOLD's control variates (strategy Scaffold).
+	Scaffold bool
+	// OGM modulates encoder gradients with OGM-GE (multimodal clients).
+	OGM bool
+	// Harmony trains in Harmony's two stages (strategy Harmony).
+	Harmony bool
+	// PMR adds PMR's prototype loss on multimodal clients (pmr.go).
+	PMR bool
+	// MDrop runs FedMDrop's server (client and modality selection, global
+	// prototypes) and its modal enhancement loss (fedmdrop.go).
+	MDrop bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -28,6 +45,19 @@ var methods = map[string]Method{
 	"fedcmi-noinf":  {Name: "fedcmi-noinf", ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
 	"fedcmi-notemp": {Name: "fedcmi-notemp", Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
 	"fedcmi-noprox": {Name: "fedcmi-noprox", Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
+	"fedcmi-teacher": {Name: "fedcmi-teacher", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceTeacher,
+		Doc: "FedCMI variant: direction and temperatures from the received global model on the client's data, fixed per round"},
+	"fedcmi-holdout": {Name: "fedcmi-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceHoldout, Holdout: true,
+		Doc: "FedCMI variant: direction and temperatures from the global model on a held-out slice the client never trains on"},
+	"fedcmi-fedstats": {Name: "fedcmi-fedstats", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated,
+		Doc: "FedCMI variant: direction and temperatures from per-class statistics pooled by the server over clients and rounds"},
+	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
+		Doc: "FedCMI variant: fedcmi-fedstats with the statistics measured on held-out slices"},
+	"scaffold": {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
+	"ogm-ge":   {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
+	"harmony":  {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
+	"pmr":      {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
+	"fedmdrop": {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }
 
 // LookupMethod returns the method of that name.

@@ -139,8 +139,8 @@ func (s *Server) fitAll(ctx context.Context, ins []Instruction) ([]Result, []Fai
 
 // roundMetrics condenses the clients' training measurements.
 func roundMetrics(round int, results []Result, failures []Failure) metrics.Round {
-	var loss, rho float64
-	var batches, rhoBatches, first int
+	var loss, rho, first float64
+	var batches, rhoBatches int
 	for _, r := range results {
 		m := r.Res.Metrics
 		loss += m.LossSum
@@ -160,7 +160,7 @@ func roundMetrics(round int, results []Result, failures []Failure) metrics.Round
 	}
 	if rhoBatches > 0 {
 		out.Dominance = rho / float64(rhoBatches)
-		out.FirstDominant = float64(first) / float64(rhoBatches)
+		out.FirstDominant = first / float64(rhoBatches)
 	}
 	return out
 }

@@ -54,6 +54,15 @@ type FedCMIOptions struct {
 	Warmup       int     // number of first rounds without infiltration (1)
 	Mu           float64 // proximal coefficient for fedprox and fedcmi (1)
 	Personalized bool    // keep infiltration projectors and classifiers local
+	// Holdout is the fraction of each class held out for measuring
+	// dominance by methods that hold out (0.2).
+	Holdout float64
+	// Smoothing is the weight of the previous rounds in the federated
+	// dominance table (0.5; 0 uses the last round alone).
+	Smoothing float64
+	// ClassDirection gives each class its own infiltration direction in
+	// the variants that measure dominance before training.
+	ClassDirection bool
 }
 
 // ModalityAware is the strategy of FedAvg, FedProx and FedCMI: uniform
@@ -62,6 +71,8 @@ type ModalityAware struct {
 	Method   Method
 	Schedule Schedule
 	Options  FedCMIOptions
+	// PMR holds PMR's hyper-parameters (method pmr).
+	PMR PMROptions
 	// PerRound is K, the number of clients sampled each round (all if
 	// larger than the number available).
 	PerRound int
@@ -71,6 +82,11 @@ type ModalityAware struct {
 	Layout []model.ParamInfo
 	// Logger receives rejected results; nil uses slog.Default().
 	Logger *slog.Logger
+
+	// table is the pooled dominance table (DominanceFederated).
+	table *DominanceTable
+	// OGM configures OGM-GE when Method.OGM is set.
+	OGM OGMOptions
 }
 
 // Sample returns the indices of k of n clients for round, chosen uniformly
@@ -94,6 +110,19 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 	if len(clients) == 0 {
 		return nil, errors.New("fl: no clients available")
 	}
+	cfg := s.fitConfig(round)
+	var out []Instruction
+	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {
+		c := cfg
+		c.Seed = clientSeed(s.Seed, round, i)
+		out = append(out, Instruction{ClientID: clients[i].ID, Ins: FitIns{Params: global, Config: c}})
+	}
+	return out, nil
+}
+
+// fitConfig returns the recipe of round shared by the sampled clients
+// (without their seeds).
+func (s *ModalityAware) fitConfig(round int) FitConfig {
 	cfg := FitConfig{
 		Round:            round,
 		Epochs:           s.Schedule.Epochs,
@@ -107,17 +136,24 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 		WeightDecay:      s.Schedule.WeightDecay,
 		Momentum:         s.Schedule.Momentum,
 		Personalized:     s.Options.Personalized,
+		PMR:              pmrFit(s.Method, s.PMR, round),
 	}
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
 	}
-	var out []Instruction
-	for _, i := range Sample(len(clients), s.PerRound, s.Seed, round) {
-		c := cfg
-		c.Seed = clientSeed(s.Seed, round, i)
-		out = append(out, Instruction{ClientID: clients[i].ID, Ins: FitIns{Params: global, Config: c}})
+	if s.Method.Dominance != DominanceBatch {
+		cfg.Dominance = s.Method.Dominance
+		cfg.ClassDirection = s.Options.ClassDirection
+		cfg.Table = s.table.Clone()
 	}
-	return out, nil
+	if s.Method.Holdout {
+		cfg.Holdout = s.Options.Holdout
+		cfg.HoldoutSeed = rand.New(rand.NewPCG(s.Seed^0x686f6c646f7574, 0)).Uint64()
+	}
+	if s.Method.OGM && s.OGM.Active(round) {
+		cfg.OGM, cfg.OGMAlpha = true, s.OGM.Alpha
+	}
+	return cfg
 }
 
 // AggregateFit implements Strategy. Results that do not match the layout
@@ -128,16 +164,37 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	if log == nil {
 		log = slog.Default()
 	}
+	if s.Method.OGM {
+		logOGM(log, round, results)
+	}
 	var updates []Update
+	var stats []ClassStats
 	for _, r := range results {
 		if err := CheckUpdate(s.Layout, r.Res); err != nil {
 			log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
 		}
+		if s.Method.Dominance == DominanceFederated && r.Res.Metrics.ClassStats != nil {
+			cs := *r.Res.Metrics.ClassStats
+			k := cs.Len()
+			if s.table != nil {
+				k = len(s.table.PA)
+			} else if len(stats) > 0 {
+				k = stats[0].Len()
+			}
+			if err := cs.Validate(k); err != nil {
+				log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
+				continue
+			}
+			stats = append(stats, cs)
+		}
 		updates = append(updates, Update{Params: r.Res.Params, NumSamples: r.Res.NumSamples, Modalities: r.Res.Modalities})
 	}
 	if len(updates) == 0 {
 		return nil, nil
+	}
+	if len(stats) > 0 {
+		s.table = PoolStats(s.table, stats, stats[0].Len(), s.Options.Smoothing)
 	}
 	return AggregateModalityAware(s.Layout, global, updates)
 }
@@ -168,3 +225,20 @@ func CheckUpdate(layout []model.ParamInfo, res FitRes) error {
 	}
 	return nil
 }
+
+// MarshalState implements Stateful: the pooled dominance table (null for
+// methods without one).
+func (s *ModalityAware) MarshalState() ([]byte, error) { return marshalTable(s.table) }
+
+// UnmarshalState implements Stateful.
+func (s *ModalityAware) UnmarshalState(data []byte) error {
+	t, err := unmarshalTable(data)
+	if err != nil {
+		return err
+	}
+	s.table = t
+	return nil
+}
+
+// Table returns a copy of the pooled dominance table (nil if none).
+func (s *ModalityAware) Table() *DominanceTable { return s.table.Clone() }

@@ -51,6 +51,19 @@ type TrainConfig struct {
 	WeightDecay float64
 	// Momentum is SGD's momentum (default 0.9); buffers start at zero each round.
 	Momentum float64
+	// Correction, if not nil, is SCAFFOLD's c - c_i (Layout order), added to
+	// the gradient of every parameter the step trains (see scaffold.go).
+	Correction Params
+	// OGM, if not nil, turns on OGM-GE gradient modulation on multimodal
+	// clients (see ogm.go).
+	OGM *OGM
+	// HarmonyUnimodal trains Harmony's first stage: each held modality's
+	// encoder, self projector and classifier on its unimodal loss only
+	// (see harmony.go).
+	HarmonyUnimodal bool
+	// Proto adds the prototype-guided loss of PMR / FedMDrop (prototype.go);
+	// nil is off. Steps then need prototypes (Local.SetPrototypes).
+	Proto *ProtoLoss
 }
 
 // kind is the client kind a step graph is built for.
@@ -79,10 +92,12 @@ type stepKey struct {
 	kind  kind
 	infil bool
 	prox  bool
+	ext   extKey // baseline methods' variants (stepext.go)
+	proto bool   // prototype-guided loss (prototype.go)
 }
 
 func (k stepKey) String() string {
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v]", k.kind, k.infil, k.prox)
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v%s]", k.kind, k.infil, k.prox, k.proto, k.ext)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -99,6 +114,7 @@ type Engine struct {
 	mu       sync.Mutex
 	steps    map[stepKey]*stepGraph
 	eval     *Exec
+	embed    *Exec // self embeddings (prototype.go)
 	compiled map[string]time.Duration
 }
 
@@ -158,6 +174,9 @@ func (e *Engine) CompileTimes() map[string]time.Duration {
 // CE(F(self, infiltration)) reaches; the other modality and its own
 // classifier get no gradient and, as in PyTorch's SGD, are left untouched.
 func (e *Engine) trainable(key stepKey) []int {
+	if key.ext.harmonyUni {
+		return e.harmonyTrainable(key)
+	}
 	var idx []int
 	for i, info := range e.layout {
 		ok := false
@@ -178,7 +197,8 @@ func (e *Engine) trainable(key stepKey) []int {
 
 // stepInputShapes lists the input shapes of a step graph, in order:
 // params, momentum (trainable), start params (if infiltration or prox),
-// present modality inputs, labels, mask, temperatures (if infiltration), hyper.
+// present modality inputs, labels, mask, temperatures and directions (if
+// infiltration), the baseline methods' extension inputs (stepext.go), hyper.
 func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	var s []shapes.Shape
 	for _, info := range e.layout {
@@ -199,15 +219,18 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	}
 	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	if key.infil {
-		s = append(s, shapes.Make(dtypes.Float32, e.batch))
+		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	}
+	s = append(s, e.extInputShapes(key, trainable)...)
+	s = append(s, e.protoInputShapes(key)...)
 	return append(s, shapes.Make(dtypes.Float32, numHyper))
 }
 
 // stepFn builds the training step graph of key: forward, loss, gradient and
 // SGD update (momentum, weight decay, optional proximal term), all in-graph.
 // Outputs: updated trainable params, their momentum, loss, sum of p_A(y),
-// sum of p_V(y) over the real rows.
+// sum of p_V(y) over the real rows, then the prototype loss outputs
+// (prototype.go) and the extension outputs (stepext.go).
 func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
@@ -225,10 +248,12 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			}
 		}
 		labels, mask, rest := rest[0], rest[1], rest[2:]
-		var temp *Node
+		var temp, dir *Node
 		if key.infil {
-			temp, rest = rest[0], rest[1:]
+			temp, dir, rest = rest[0], rest[1], rest[2:]
 		}
+		ext, rest := e.splitExtInputs(key, trainable, rest)
+		centers, pmasks, phyper, rest := key.protoInputs(rest)
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
 
@@ -237,10 +262,14 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		zero := ScalarZero(g, dtypes.Float32)
 		var loss *Node
 		sumPA, sumPV := zero, zero
-		switch key.kind {
-		case kindMulti:
+		var z [2]*Node // self embeddings, for the prototype loss
+		switch {
+		case key.ext.harmonyUni:
+			loss, sumPA, sumPV = harmonyUnimodalLoss(net, x, onehot, mask)
+		case key.kind == kindMulti:
 			ea := net.embed(0, x[0], key.infil)
 			ev := net.embed(1, x[1], key.infil)
+			z = [2]*Node{ea.self, ev.self}
 			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask)
 			uni := Add(maskedMean(crossEntropy(la, onehot), mask), maskedMean(crossEntropy(lv, onehot), mask))
@@ -253,31 +282,47 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 				tv := StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
 				// rho = sumPA/sumPV > 1: A dominant, so V's infiltration
 				// head C_V(va) learns from the teacher's C_A(aa); else A's
-				// C_A(av) learns from the teacher's C_V(vv).
-				intoV := maskedMean(softCrossEntropy(ta, net.classify(1, ev.inf), temp), mask)
-				intoA := maskedMean(softCrossEntropy(tv, net.classify(0, ea.inf), temp), mask)
-				linf := Where(GreaterThan(sumPA, sumPV), intoV, intoA)
+				// C_A(av) learns from the teacher's C_V(vv). A row whose
+				// direction input is non-zero overrides the batch's choice
+				// (+1 into V, -1 into A).
+				intoV := softCrossEntropy(ta, net.classify(1, ev.inf), temp)
+				intoA := softCrossEntropy(tv, net.classify(0, ea.inf), temp)
+				one := OnesLike(dir)
+				batchV := Where(GreaterThan(sumPA, sumPV), one, ZerosLike(dir))
+				selV := Where(GreaterThan(dir, ZerosLike(dir)), one, Where(LessThan(dir, ZerosLike(dir)), ZerosLike(dir), batchV))
+				linf := maskedMean(Add(Mul(selV, intoV), Mul(Sub(one, selV), intoA)), mask)
 				loss = Add(loss, Mul(hp(hypAlpha), linf))
 			}
-		case kindFirst:
+			if key.ext.ogm {
+				ext.ogmMeasure(net, ea.self, ev.self, onehot, mask)
+			}
+		case key.kind == kindFirst:
 			ea := net.embed(0, x[0], true)
+			z[0] = ea.self
 			loss = maskedMean(crossEntropy(net.fuse(ea.self, ea.inf), onehot), mask)
-		case kindSecond:
+		case key.kind == kindSecond:
 			ev := net.embed(1, x[1], true)
+			z[1] = ev.self
 			loss = maskedMean(crossEntropy(net.fuse(ev.inf, ev.self), onehot), mask)
+		}
+		var protoOut []*Node
+		if key.proto {
+			pl, sa, sv := protoTerms(z, centers, pmasks, onehot, mask, phyper)
+			loss = Add(loss, pl)
+			protoOut = []*Node{sa, sv}
 		}
 
 		wrt := make([]*Node, len(trainable))
 		for j, i := range trainable {
 			wrt[j] = params[i]
 		}
-		grads := Gradient(loss, wrt...)
+		grads := ext.modulate(Gradient(loss, wrt...))
 		lr, wd, beta, mu := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum), hp(hypMu)
 		out := make([]*Node, 0, 2*len(trainable)+3)
 		newMom := make([]*Node, len(trainable))
 		for j, i := range trainable {
 			w := params[i]
-			grad := Add(grads[j], Mul(wd, w))
+			grad := Add(ext.correct(j, grads[j]), Mul(wd, w))
 			if key.prox {
 				grad = Add(grad, Mul(mu, Sub(w, start[i])))
 			}
@@ -285,7 +330,9 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			out = append(out, Sub(w, Mul(lr, newMom[j])))
 		}
 		out = append(out, newMom...)
-		return append(out, loss, sumPA, sumPV)
+		out = append(out, loss, sumPA, sumPV)
+		out = append(out, protoOut...)
+		return append(out, ext.outputs()...)
 	}
 }
 
@@ -322,6 +369,10 @@ type Batch struct {
 	Labels []int
 	// Temp holds per-row distillation temperatures (T_{y_i}); nil means 1.
 	Temp []float32
+	// Dir holds per-row infiltration directions: +1 distils modality 0
+	// into modality 1, -1 the reverse, 0 lets the batch's dominance ratio
+	// decide (the method's rule). nil means all 0.
+	Dir []float32
 }
 
 // StepStats is what one training step measured on the real rows.
@@ -334,6 +385,11 @@ type StepStats struct {
 	SumPA, SumPV float64
 	// Rows is the number of real rows.
 	Rows int
+	// OGMCoef holds OGM-GE's modulation coefficients (k_A, k_V) of the
+	// batch when OGM is on, else zero.
+	OGMCoef [2]float64
+	// Proto holds the prototype loss's measurements (zero without it).
+	Proto ProtoStats
 }
 
 // Local is one client's local training session: parameters, optimiser
@@ -352,7 +408,13 @@ type Local struct {
 	padY     []int32
 	padMask  []float32
 	padTemp  []float32
+	padDir   []float32
+	ext      *localExt // baseline methods' per-session inputs (stepext.go)
 	finished bool
+
+	// protos and protoHyper feed the prototype loss (prototype.go).
+	protos     *Prototypes
+	protoHyper []float32
 }
 
 // NewLocal starts local training from start (the model the client received
@@ -374,7 +436,10 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	if err != nil {
 		return nil, err
 	}
-	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0}
+	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0, proto: cfg.Proto != nil}
+	if key.ext, err = e.extKeyOf(cfg, k); err != nil {
+		return nil, err
+	}
 	sg, err := e.step(key)
 	if err != nil {
 		return nil, err
@@ -393,12 +458,17 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	l.hyper[hypMu] = float32(cfg.Mu)
 	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
 	l.hyper[hypMomentum] = float32(cfg.Momentum)
+	l.setProtoHyper(cfg.Proto)
 	for m := range 2 {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
 	}
 	l.padY = make([]int32, e.batch)
 	l.padMask = make([]float32, e.batch)
 	l.padTemp = make([]float32, e.batch)
+	l.padDir = make([]float32, e.batch)
+	if l.ext, err = e.newLocalExt(key, sg.trainable, cfg); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -419,6 +489,9 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	}
 	if b.Temp != nil && len(b.Temp) != n {
 		return StepStats{}, fmt.Errorf("model: %d temperatures for %d rows", len(b.Temp), n)
+	}
+	if b.Dir != nil && len(b.Dir) != n {
+		return StepStats{}, fmt.Errorf("model: %d directions for %d rows", len(b.Dir), n)
 	}
 	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+6)
 	for _, t := range l.params {
@@ -443,7 +516,7 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padX[m], e.batch, d))
 	}
 	for i := range e.batch {
-		l.padY[i], l.padMask[i], l.padTemp[i] = 0, 0, 1
+		l.padY[i], l.padMask[i], l.padTemp[i], l.padDir[i] = 0, 0, 1, 0
 		if i < n {
 			y := b.Labels[i]
 			if y < 0 || y >= e.arch.NumClasses {
@@ -453,12 +526,21 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 			if b.Temp != nil {
 				l.padTemp[i] = b.Temp[i]
 			}
+			if b.Dir != nil {
+				l.padDir[i] = b.Dir[i]
+			}
 		}
 	}
 	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
 	if l.key.infil {
-		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch))
+		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
 	}
+	args = append(args, l.ext.args()...)
+	pargs, err := l.protoArgs()
+	if err != nil {
+		return StepStats{}, err
+	}
+	args = append(args, pargs...)
 	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
 
@@ -484,6 +566,13 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
 		Rows:  n,
 	}
+	nproto := 0
+	if l.key.proto {
+		st.Proto.SumA = float64(tensors.ToScalar[float32](outs[2*nt+3]))
+		st.Proto.SumV = float64(tensors.ToScalar[float32](outs[2*nt+4]))
+		nproto = 2
+	}
+	l.ext.consume(outs[2*nt+3+nproto:], &st)
 	for _, t := range outs[2*nt:] {
 		t.FinalizeAll()
 	}

@@ -98,14 +98,19 @@ func TestMultimodalLossMatchesReference(t *testing.T) {
 	}
 	const c1, alpha = 2.0, 1.5
 	cfg := TrainConfig{Has: [2]bool{true, true}, C1: c1, Infiltration: true, Alpha: alpha}
-	for _, seed := range []uint64{1, 2, 3, 4} {
+	// Per-row directions: nil (the batch's rho decides every row), forced
+	// either way, and mixed with some rows left to the batch's choice.
+	dirs := [][]float32{nil, {1, 1, 1, 1, 1, 1}, {-1, -1, -1, -1, -1, -1}, {1, -1, 0, 1, 0, -1}}
+	for k, seed := range []uint64{1, 2, 3, 4, 5, 6, 7, 8} {
 		b := toyBatch(arch, 6, seed)
 		b.Temp = []float32{1, 0.5, 2, 1, 0.7, 1.3}
+		b.Dir = dirs[k%len(dirs)]
 		params, start := mustInit(t, arch, 10+seed), mustInit(t, arch, 20+seed)
 		got := lossAt(t, e, params, start, cfg, b)
 
 		local, teacher := newRefNet(arch, params), newRefNet(arch, start)
-		var ce, sumPA, sumPV, intoV, intoA float64
+		var ce, sumPA, sumPV float64
+		intoV, intoA := make([]float64, len(b.Labels)), make([]float64, len(b.Labels))
 		n := len(b.Labels)
 		for i, y := range b.Labels {
 			var x [2][]float64
@@ -124,16 +129,24 @@ func TestMultimodalLossMatchesReference(t *testing.T) {
 			taa, _ := teacher.forward(0, x[0])
 			tvv, _ := teacher.forward(1, x[1])
 			temp := float64(b.Temp[i])
-			intoV += softCE(teacher.classify(0, taa), local.classify(1, va), temp)
-			intoA += softCE(teacher.classify(1, tvv), local.classify(0, av), temp)
+			intoV[i] = softCE(teacher.classify(0, taa), local.classify(1, va), temp)
+			intoA[i] = softCE(teacher.classify(1, tvv), local.classify(0, av), temp)
 		}
-		linf := intoA
-		if sumPA > sumPV {
-			linf = intoV
+		var linf float64
+		for i := range n {
+			toV := sumPA > sumPV
+			if b.Dir != nil && b.Dir[i] != 0 {
+				toV = b.Dir[i] > 0
+			}
+			if toV {
+				linf += intoV[i]
+			} else {
+				linf += intoA[i]
+			}
 		}
 		want := (ce + alpha*linf) / float64(n)
 		if math.Abs(got.Loss-want) > 1e-4*math.Max(1, math.Abs(want)) {
-			t.Errorf("seed %d: loss %.6f, reference %.6f", seed, got.Loss, want)
+			t.Errorf("seed %d, directions %v: loss %.6f, reference %.6f", seed, b.Dir, got.Loss, want)
 		}
 		if math.Abs(got.SumPA-sumPA) > 1e-4 || math.Abs(got.SumPV-sumPV) > 1e-4 {
 			t.Errorf("seed %d: sums %v %v, reference %v %v", seed, got.SumPA, got.SumPV, sumPA, sumPV)

@@ -290,3 +290,34 @@ func (r *Run) closeLocked() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ReadMetrics reads dir's metrics.jsonl (see metrics.ReadJSONL).
+func ReadMetrics(dir string) (metrics.Schema, []metrics.Round, error) {
+	p := filepath.Join(dir, MetricsJSONL)
+	f, err := os.Open(p)
+	if err != nil {
+		return metrics.Schema{}, nil, fmt.Errorf("rundir: %w", err)
+	}
+	defer f.Close()
+	s, rounds, err := metrics.ReadJSONL(f)
+	if err != nil {
+		return metrics.Schema{}, nil, fmt.Errorf("rundir: read %s: %w", p, err)
+	}
+	return s, rounds, nil
+}
+
+// Completed reports whether dir holds a finished run: its summary.json
+// exists and its "extra" object says "completed": true (as the simulation
+// writes it when every round ran).
+func Completed(dir string) bool {
+	raw, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		return false
+	}
+	var s struct {
+		Extra struct {
+			Completed bool `json:"completed"`
+		} `json:"extra"`
+	}
+	return json.Unmarshal(raw, &s) == nil && s.Extra.Completed
+}

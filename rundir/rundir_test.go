@@ -440,3 +440,47 @@ func TestStaleCSVTruncated(t *testing.T) {
 		t.Errorf("metrics.csv = %q", got)
 	}
 }
+
+func TestReadMetricsAndCompleted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, _, err := ReadMetrics(dir); err == nil || !strings.Contains(err.Error(), MetricsJSONL) {
+		t.Fatalf("missing metrics: error %v", err)
+	}
+	r, err := Create(dir, schema(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2; n++ {
+		if err := r.AppendRound(round(n, 0.5*float64(n), 1.5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if Completed(dir) {
+		t.Fatal("completed before Finish")
+	}
+	s, rounds, err := ReadMetrics(dir)
+	if err != nil || len(rounds) != 2 || rounds[1].Heads[0] != 1 || len(s.Heads) != 3 {
+		t.Fatalf("ReadMetrics: %v %v %v", s, rounds, err)
+	}
+	for _, tc := range []struct {
+		extra map[string]any
+		want  bool
+	}{{map[string]any{"completed": false}, false}, {map[string]any{"completed": true}, true}} {
+		r, err := Create(dir, schema(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Finish(tc.extra); err != nil {
+			t.Fatal(err)
+		}
+		if got := Completed(dir); got != tc.want {
+			t.Errorf("extra %v: Completed %v, want %v", tc.extra, got, tc.want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, MetricsJSONL), []byte("{bad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadMetrics(dir); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("bad metrics: error %v", err)
+	}
+}

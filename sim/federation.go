@@ -95,13 +95,17 @@ func (f *Federation) Info(i int) fl.ClientInfo {
 }
 
 // NewStrategy returns the server-side strategy of cfg's method for a model
-// of the given layout.
+// of the given layout: modality-aware averaging, wrapped by the baselines
+// that have their own server side (baselineStrategy).
 func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger) (fl.Strategy, error) {
 	method, err := fl.LookupMethod(cfg.Method)
 	if err != nil {
 		return nil, err
 	}
-	return &fl.ModalityAware{
+	if method.Holdout && cfg.FedCMI.Holdout <= 0 {
+		return nil, &config.FieldError{Path: "fedcmi.holdout", Err: fmt.Errorf("must be > 0 for method %s", method.Name)}
+	}
+	base := &fl.ModalityAware{
 		Method: method,
 		Schedule: fl.Schedule{
 			Rounds: cfg.Rounds, Epochs: cfg.Train.Epochs, LR: cfg.Train.LR, LRMin: cfg.Train.LRMin,
@@ -110,10 +114,14 @@ func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger)
 		Options: fl.FedCMIOptions{
 			Alpha: cfg.FedCMI.Alpha, C1: cfg.FedCMI.C1, C3: cfg.FedCMI.C3, Temperature: cfg.FedCMI.Temperature,
 			Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
+			Holdout: cfg.FedCMI.Holdout, Smoothing: cfg.FedCMI.Smoothing, ClassDirection: cfg.FedCMI.ClassDirection,
 		},
+		PMR:      pmrOptions(cfg),
 		PerRound: cfg.ClientsPerRound,
 		Seed:     cfg.Seed,
 		Layout:   layout,
 		Logger:   log,
-	}, nil
+		OGM:      fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound},
+	}
+	return baselineStrategy(method, base, cfg), nil
 }

@@ -34,6 +34,7 @@ const (
 	streamPartition
 	streamModalities
 	streamInit
+	streamValidation
 )
 
 func rng(seed uint64, stream uint64) *rand.Rand {
@@ -127,6 +128,22 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 	}
 	if len(train.Modalities) != 2 {
 		return nil, nil, nil, fmt.Errorf("sim: data has modalities %v; choose two with data.modalities", train.Modalities)
+	}
+	if d.Validation > 0 {
+		// Tuning runs evaluate on a stratified slice of the training set and
+		// never see the test set.
+		all := make([]int, train.Len())
+		for i := range all {
+			all[i] = i
+		}
+		keep, val := fl.HoldoutSplit(all, train.Labels, d.Validation, rng(cfg.Seed, streamValidation).Uint64())
+		if test, err = train.Subset(val); err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: validation split: %w", err)
+		}
+		if train, err = train.Subset(keep); err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: validation split: %w", err)
+		}
+		log.Info("evaluating on a validation split of the training set, not on the test set", "validation", test.Len(), "train", train.Len())
 	}
 	if d.Standardize {
 		z = data.FitStandardizer(train)

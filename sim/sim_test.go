@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -375,5 +376,80 @@ func TestAVDigits(t *testing.T) {
 	entries, err := os.ReadDir(cfg.Data.CacheDir)
 	if err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "avdigits-") {
 		t.Fatalf("cache folder: %v %v", entries, err)
+	}
+}
+
+// TestDominanceVariants runs the FedCMI dominance variants end to end. With
+// the federated table every client of a round uses the same direction, so
+// the round's share of A->V rows is exactly 0 or 1 once the table exists
+// (from round 2; infiltration starts after the one warm-up round).
+func TestDominanceVariants(t *testing.T) {
+	for _, method := range []string{"fedcmi", "fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout"} {
+		t.Run(method, func(t *testing.T) {
+			cfg := small(t, method)
+			cfg.Data.MultiRatio = 1
+			cfg.Rounds, cfg.Train.Epochs, cfg.Train.LR = 4, 2, 0.05
+			res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res.Rounds {
+				for h, acc := range r.Heads {
+					if !(acc >= 0 && acc <= 1) {
+						t.Fatalf("round %d head %s accuracy %v", r.Round, res.Schema.Heads[h], acc)
+					}
+				}
+			}
+			if fused := res.Rounds[len(res.Rounds)-1].Heads[0]; fused < 0.3 {
+				t.Errorf("fused accuracy %v after %d rounds (chance 1/6)", fused, cfg.Rounds)
+			}
+			if strings.HasPrefix(method, "fedcmi-fedstats") {
+				for _, r := range res.Rounds[2:] {
+					if r.FirstDominant != 0 && r.FirstDominant != 1 {
+						t.Errorf("round %d: share of A->V rows %v, want one direction for all clients", r.Round, r.FirstDominant)
+					}
+				}
+			}
+		})
+	}
+	cfg := small(t, "fedcmi-holdout")
+	cfg.FedCMI.Holdout = 0
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); err == nil || !strings.Contains(err.Error(), "fedcmi.holdout") {
+		t.Errorf("holdout 0 with fedcmi-holdout: %v", err)
+	}
+}
+
+// TestConfigKnowsEveryMethod keeps config's list of method names equal to
+// the methods package fl implements.
+func TestConfigKnowsEveryMethod(t *testing.T) {
+	got := slices.Sorted(slices.Values(config.Methods))
+	if want := fl.MethodNames(); !slices.Equal(got, want) {
+		t.Errorf("config.Methods %v, fl methods %v", got, want)
+	}
+}
+
+// TestValidationSplit: with data.validation the evaluation set is a
+// stratified slice of the training set, and the two parts add up to it.
+func TestValidationSplit(t *testing.T) {
+	cfg := small(t, "fedavg")
+	full, test, _, err := LoadData(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Validation = 0.25
+	train, val, _, err := LoadData(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 training samples per class: 10 of each of the 6 classes held out.
+	if val.Len() != 60 || train.Len() != full.Len()-60 || val.Len() == test.Len() {
+		t.Fatalf("validation %d, train %d of %d (test %d)", val.Len(), train.Len(), full.Len(), test.Len())
+	}
+	perClass := make([]int, 6)
+	for _, y := range val.Labels {
+		perClass[y]++
+	}
+	if !slices.Equal(perClass, []int{10, 10, 10, 10, 10, 10}) {
+		t.Errorf("validation labels per class %v", perClass)
 	}
 }

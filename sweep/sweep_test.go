@@ -2,12 +2,17 @@ package sweep
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/rundir"
 )
 
 func writeSpec(t *testing.T, out string) *Spec {
@@ -39,9 +44,73 @@ func TestCells(t *testing.T) {
 	if !strings.HasSuffix(c.Dir, filepath.Join("data.alpha=1", "fedavg-seed2")) {
 		t.Fatalf("dir %s", c.Dir)
 	}
-	s.Grid["data.gamma"] = []string{"1"}
-	if _, err := s.Cells(); err == nil {
-		t.Fatal("unknown grid field accepted")
+}
+
+// TestCellsSettings checks the settings (IID vs Dirichlet, share
+// of multimodal clients, clients per round) and how parallel cells share
+// the experiment's client parallelism.
+func TestCellsSettings(t *testing.T) {
+	s := writeSpec(t, t.TempDir())
+	s.Settings = []map[string]string{{"data.partition": "iid"}, {"data.partition": "dirichlet", "data.alpha": "0.5"}}
+	s.Grid = map[string][]string{"data.multi_ratio": {"0.5", "1"}, "clients_per_round": {"2", "4"}}
+	s.Methods, s.Seeds = []string{"fedavg"}, []uint64{7}
+	for _, tc := range []struct{ sweepParallel, cellParallel int }{{0, 2}, {1, 2}, {2, 1}, {5, 1}} {
+		s.Parallel = tc.sweepParallel
+		cells, err := s.Cells()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"data.partition=iid,clients_per_round=2,data.multi_ratio=0.5",
+			"data.partition=iid,clients_per_round=2,data.multi_ratio=1",
+			"data.partition=iid,clients_per_round=4,data.multi_ratio=0.5",
+			"data.partition=iid,clients_per_round=4,data.multi_ratio=1",
+			"data.alpha=0.5,data.partition=dirichlet,clients_per_round=2,data.multi_ratio=0.5",
+			"data.alpha=0.5,data.partition=dirichlet,clients_per_round=2,data.multi_ratio=1",
+			"data.alpha=0.5,data.partition=dirichlet,clients_per_round=4,data.multi_ratio=0.5",
+			"data.alpha=0.5,data.partition=dirichlet,clients_per_round=4,data.multi_ratio=1",
+		}
+		if len(cells) != len(want) {
+			t.Fatalf("%d cells, want %d", len(cells), len(want))
+		}
+		for i, c := range cells {
+			if c.Setting != want[i] {
+				t.Errorf("cell %d setting %s, want %s", i, c.Setting, want[i])
+			}
+			if c.Config.Parallel != tc.cellParallel {
+				t.Errorf("sweep parallel %d: cell parallel %d, want %d", tc.sweepParallel, c.Config.Parallel, tc.cellParallel)
+			}
+		}
+		c := cells[7].Config
+		if c.Data.Partition != "dirichlet" || c.Data.Alpha != 0.5 || c.ClientsPerRound != 4 || c.Data.MultiRatio != 1 || c.Seed != 7 {
+			t.Errorf("last cell config %+v", c)
+		}
+	}
+}
+
+func TestCellsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Spec)
+		want string
+	}{
+		{"unknown field", func(s *Spec) { s.Grid["data.gamma"] = []string{"1"} }, "data.gamma"},
+		{"no values", func(s *Spec) { s.Grid["data.alpha"] = nil }, "grid data.alpha lists no values"},
+		{"bad value", func(s *Spec) { s.Grid["data.multi_ratio"] = []string{"2"} }, "data.multi_ratio"},
+		{"empty setting", func(s *Spec) { s.Settings = []map[string]string{{}} }, "settings entry 1 is empty"},
+		{"setting and grid", func(s *Spec) { s.Settings = []map[string]string{{"data.alpha": "1"}} }, "data.alpha is set both"},
+		{"repeated setting", func(s *Spec) {
+			s.Grid = nil
+			s.Settings = []map[string]string{{"data.alpha": "1"}, {"data.alpha": "1"}}
+		}, "appears twice"},
+		{"negative parallel", func(s *Spec) { s.Parallel = -1 }, "parallel -1"},
+		{"no seeds", func(s *Spec) { s.Seeds = nil }, "seeds"},
+	} {
+		s := writeSpec(t, t.TempDir())
+		tc.edit(s)
+		if _, err := s.Cells(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
 	}
 }
 
@@ -65,7 +134,7 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	if strings.Count(progress.String(), "skipped") != 4 {
 		t.Fatalf("rerun ran cells again:\n%s", progress.String())
 	}
-	md, err := os.ReadFile(filepath.Join(out, "summary.md"))
+	md, err := os.ReadFile(filepath.Join(out, SummaryMarkdown))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +143,150 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	}
 	cells, _ := s.Cells()
 	rows, err := Table(cells)
-	if err != nil || len(rows) != 2 || rows[0].Runs != 2 || math.IsNaN(rows[0].Mean[0]) || rows[0].Std[0] < 0 {
+	if err != nil || len(rows) != 2 || rows[0].Runs != 2 || math.IsNaN(rows[0].Acc[0].Mean) || rows[0].Acc[0].Std < 0 {
 		t.Fatalf("rows %+v, %v", rows, err)
 	}
-	if _, err := os.Stat(filepath.Join(out, "summary.csv")); err != nil {
+	// The table is the mean ± std of the cells' final rounds.
+	var fused []float64
+	for _, c := range cells[:2] {
+		_, rounds, err := rundir.ReadMetrics(c.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused = append(fused, rounds[len(rounds)-1].Heads[0])
+	}
+	if m, sd, _ := metrics.MeanStd(fused); rows[0].Acc[0].Mean != m || rows[0].Acc[0].Std != sd {
+		t.Errorf("fedavg fused %+v, want mean %v std %v of %v", rows[0].Acc[0], m, sd, fused)
+	}
+	csv, err := os.ReadFile(filepath.Join(out, SummaryCSV))
+	if err != nil || !strings.HasPrefix(string(csv), "setting,method,runs,fused_mean,fused_std,") {
+		t.Fatalf("summary.csv: %v\n%s", err, csv)
+	}
+}
+
+// cancelOnFirst is a progress writer that cancels a sweep when the first
+// cell finishes.
+type cancelOnFirst struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	text   strings.Builder
+}
+
+func (w *cancelOnFirst) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.Contains(string(p), "after 2 rounds") {
+		w.cancel()
+	}
+	return w.text.Write(p)
+}
+
+// sameRounds compares two histories' measured values (not wall times).
+func sameRounds(a, b []metrics.Round) bool {
+	eq := func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) }
+	eqs := func(x, y []float64) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !eq(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Round != y.Round || !eqs(x.Heads, y.Heads) || !eqs(x.PerClass, y.PerClass) || !eq(x.Dominance, y.Dominance) ||
+			!eq(x.FirstDominant, y.FirstDominant) || !eq(x.TrainLoss, y.TrainLoss) || x.Clients != y.Clients || x.Failures != y.Failures {
+			return false
+		}
+	}
+	return true
+}
+
+// TestParallelInterruptResume runs a sweep one cell at a time, and the same
+// sweep two cells at a time with a crashed cell left over from before,
+// interrupted after its first cell and resumed: every cell's results and
+// the summary must be identical.
+func TestParallelInterruptResume(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	ref := writeSpec(t, filepath.Join(t.TempDir(), "serial"))
+	ref.Grid = map[string][]string{"data.alpha": {"1"}}
+	if err := Run(context.Background(), ref, quiet, nil); err != nil {
 		t.Fatal(err)
+	}
+	refCells, err := ref.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	par := *ref
+	par.OutDir = filepath.Join(t.TempDir(), "parallel")
+	par.Parallel = 2
+	cells, err := par.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last cell crashed in an earlier sweep: one bogus round, no summary.
+	crashed := cells[len(cells)-1]
+	r, err := rundir.Create(crashed.Dir, metrics.Schema{Heads: []string{"fused", "x", "y"}, Classes: []string{"0"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AppendRound(metrics.Round{Round: 1, Heads: []float64{0.123, 0, 0}, PerClass: []float64{0}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &cancelOnFirst{cancel: cancel}
+	err = Run(ctx, &par, quiet, w)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted sweep: error %v, want context.Canceled\n%s", err, w.text.String())
+	}
+	done := 0
+	for _, c := range cells {
+		if rundir.Completed(c.Dir) {
+			done++
+		}
+	}
+	if done == 0 || done == len(cells) {
+		t.Fatalf("%d of %d cells completed after the interruption, want some but not all:\n%s", done, len(cells), w.text.String())
+	}
+	// Summary of what completed is written also when stopped.
+	if md, err := os.ReadFile(filepath.Join(par.OutDir, SummaryMarkdown)); err != nil || !strings.Contains(string(md), "| data.alpha=1 |") {
+		t.Fatalf("summary after interruption: %v\n%s", err, md)
+	}
+
+	var progress strings.Builder
+	if err := Run(context.Background(), &par, quiet, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(progress.String(), "skipped"); got != done {
+		t.Errorf("resume skipped %d cells, want the %d completed:\n%s", got, done, progress.String())
+	}
+	for i, c := range cells {
+		_, want, err := rundir.ReadMetrics(refCells[i].Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := rundir.ReadMetrics(c.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rundir.Completed(c.Dir) || !sameRounds(got, want) {
+			t.Errorf("cell %s: parallel results %+v differ from serial %+v", c.Dir, got, want)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(ref.OutDir, SummaryMarkdown))
+	b, _ := os.ReadFile(filepath.Join(par.OutDir, SummaryMarkdown))
+	if string(a) != string(b) || len(a) == 0 {
+		t.Errorf("summaries differ:\nserial:\n%s\nparallel:\n%s", a, b)
 	}
 }
 

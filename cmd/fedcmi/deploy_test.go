@@ -366,12 +366,13 @@ func TestDeployParticipantKilledMidRound(t *testing.T) {
 // TestDeployResume: the coordinator dies right after round 2; restarted
 // with -resume it continues at round 3, the participants reconnect, and
 // the final model and metrics equal an uninterrupted run's (the
-// simulation's, which the deployment equals).
+// simulation's, which the deployment equals). The method is SCAFFOLD, whose
+// server control variate is strategy state (fl.Stateful) that must survive.
 func TestDeployResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	f := newFederation(t, strings.Replace(smallExperiment, "rounds: 3", "rounds: 4", 1))
+	f := newFederation(t, "method: scaffold\n"+strings.Replace(smallExperiment, "rounds: 3", "rounds: 4", 1))
 	srv, addr := f.serve(t, "serve", "127.0.0.1:0", []string{"FEDCMI_TEST_DIE_AFTER_ROUND=2"})
 	for i := range f.cfg.Clients {
 		f.join(t, addr, i, nil)
@@ -388,8 +389,8 @@ func TestDeployResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Round != 2 {
-		t.Fatalf("state after round %d, want 2", st.Round)
+	if st.Round != 2 || len(st.Strategy) == 0 {
+		t.Fatalf("state after round %d with %d bytes of strategy state, want round 2 and SCAFFOLD's state", st.Round, len(st.Strategy))
 	}
 	srv2, _ := f.serve(t, "serve-resumed", addr, nil, "-resume")
 	srv2.await(t, `msg=resuming .*after_round=2`, 10*time.Second)

@@ -7,6 +7,10 @@
 // Commands:
 //
 //	simulate   run a federated experiment on this machine
+//	sweep      run a grid of experiments (methods x seeds x settings), resumably
+//	prepare    decode and preprocess a media data set into its feature cache
+//	table      compare finished runs: mean ± std over seeds
+//	report     figures, tables and an HTML page comparing finished runs
 //	serve      coordinate a federation of participants over the network
 //	join       take part in a federation: train on local data when asked
 //	certs      create a development CA and certificates for a federation
@@ -45,7 +49,7 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func commands() []*Command {
-	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdServe(), cmdJoin(), cmdCerts(), cmdConfig(), cmdVersion()}
+	return []*Command{cmdSimulate(), cmdSweep(), cmdPrepare(), cmdTable(), cmdReport(), cmdServe(), cmdJoin(), cmdCerts(), cmdConfig(), cmdVersion()}
 }
 
 func usage(w io.Writer) {
@@ -112,7 +116,8 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// newFlagSet returns a flag set whose usage prints the command's help.
+// newFlagSet returns a flag set whose usage prints the command's help,
+// then extra's text, or the flags' defaults if extra is nil.
 func newFlagSet(c *Command, stderr io.Writer, extra func(io.Writer)) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -120,6 +125,8 @@ func newFlagSet(c *Command, stderr io.Writer, extra func(io.Writer)) *flag.FlagS
 		fmt.Fprintf(stderr, "usage: fedcmi %s\n\n%s\n", c.UsageLine, c.Long)
 		if extra != nil {
 			extra(stderr)
+		} else {
+			fs.PrintDefaults()
 		}
 	}
 	return fs

@@ -28,6 +28,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"simulate", "-train.lr", "0", "-out_dir", out}, 1, "train.lr: must be > 0"},
 		{[]string{"simulate", "-c", filepath.Join(out, "missing.yaml")}, 1, "missing.yaml"},
 		{[]string{"table"}, 2, "no run directories"},
+		{[]string{"table", filepath.Join(out, "missing")}, 1, "missing"},
+		{[]string{"help", "sweep"}, 0, "-parallel"},
+		{[]string{"sweep", "-parallel", "-1", "-c", "x.yaml"}, 2, "-parallel -1"},
+		{[]string{"sweep"}, 2, "a sweep file is required"},
+		{[]string{"report"}, 2, "no run directories"},
+		{[]string{"report", "-band", "wide", out}, 2, "band \"wide\""},
+		{[]string{"report", "-o", filepath.Join(out, "r"), filepath.Join(out, "missing")}, 1, "missing"},
 		{[]string{"version"}, 0, "fedcmi"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -58,6 +65,17 @@ func TestSimulateAndTable(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout.String(), "| fedavg | 1 |") || !strings.Contains(stdout.String(), "| fedcmi | 1 |") {
 		t.Fatalf("table: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
+	stdout.Reset()
+	rep := filepath.Join(out, "report")
+	code = run(context.Background(), []string{"report", "-o", rep, out}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "2 runs, 2 groups, 4 figures") {
+		t.Fatalf("report: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, name := range []string{"report.html", "summary.md", "accuracy-all.png", "accuracy-all.svg", "dominance-all.svg"} {
+		if _, err := os.Stat(filepath.Join(rep, name)); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // TestREADMEReference keeps the README's configuration reference equal to
@@ -73,5 +91,25 @@ func TestREADMEReference(t *testing.T) {
 	}
 	if !bytes.Contains(readme, ref.Bytes()) {
 		t.Fatal("README.md's configuration reference is out of date: paste the output of `go run ./cmd/fedcmi config -markdown`")
+	}
+}
+
+// TestSweepInterrupted: a cancelled sweep (Ctrl-C) starts no cell, exits
+// 130 and says so.
+func TestSweepInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sweep.yaml")
+	if err := os.WriteFile(file, []byte("out_dir: "+filepath.Join(dir, "out")+"\nmethods: [fedavg]\nseeds: [1, 2]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"sweep", "-c", file, "-parallel", "2"}, &stdout, &stderr)
+	if code != 130 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "default", "fedavg-seed1")); err == nil {
+		t.Error("a cell started after the interruption")
 	}
 }

@@ -11,27 +11,39 @@ import (
 func cmdSweep() *Command {
 	c := &Command{
 		Name:      "sweep",
-		UsageLine: "sweep -c sweep.yaml [-v]",
+		UsageLine: "sweep -c sweep.yaml [-parallel N] [-v]",
 		Short:     "run a grid of experiments (methods x seeds x settings), resumably",
-		Long: `Sweep runs every cell of a grid of experiments one after another and writes
-<out_dir>/summary.md and summary.csv: mean ± std over seeds of the final fused
-and per-modality accuracies and of the best round, one row per setting and
-method. A cell that completed before is not run again, so an interrupted sweep
-continues where it stopped. The sweep file:
+		Long: `Sweep runs every cell of a grid of experiments, one or a few at a time, and
+writes <out_dir>/summary.md and summary.csv: mean ± std over seeds of the
+final fused and per-modality accuracies and of the best round, one row per
+setting and method. A cell that completed before is not run again, so an
+interrupted sweep continues where it stopped; a cell that was interrupted
+or crashed starts again from round 1. The sweep file:
 
   base: configs/mfeat.yaml      # experiment file the cells start from (optional)
   out_dir: runs/sweep-mfeat     # <out_dir>/<setting>/<method>-seed<seed> per cell
   methods: [fedavg, fedprox, fedcmi]
   seeds: [1, 2, 3]
+  parallel: 1                   # cells run at once (the -parallel flag overrides it)
+  settings:                     # explicit settings (optional), each crossed with the grid
+    - {data.partition: iid}
+    - {data.alpha: 1}
   grid:                         # any experiment field (dotted path) -> values
-    data.alpha: [1e8, 1]
-    data.multi_ratio: [0.5]
+    data.multi_ratio: [0.5, 1]
+    clients_per_round: [10]
+
+With N cells at once, each trains max(1, parallel/N) clients at once (the
+experiment's parallel field), so N = 2 on 2 cores runs two cells of one
+client each; results do not depend on N. Ctrl-C stops every running cell at
+its clients' next batch, keeps what completed and writes the summary of the
+completed cells.
 
 Flags:`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr, nil)
 		file := fs.String("c", "", "sweep file (YAML)")
+		parallel := fs.Int("parallel", 0, "cells run at once (0: the sweep file's parallel, else 1)")
 		verbose := fs.Bool("v", false, "log each run's progress")
 		if err := parse(fs, args); err != nil {
 			return err
@@ -39,9 +51,18 @@ Flags:`,
 		if *file == "" {
 			return &usageError{"a sweep file is required (-c sweep.yaml)"}
 		}
+		if fs.NArg() > 0 {
+			return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		}
+		if *parallel < 0 {
+			return &usageError{fmt.Sprintf("-parallel %d: must be >= 0", *parallel)}
+		}
 		spec, err := sweep.Load(*file)
 		if err != nil {
 			return err
+		}
+		if *parallel > 0 {
+			spec.Parallel = *parallel
 		}
 		log := newLogger(io.Discard, false)
 		if *verbose {
@@ -50,7 +71,7 @@ Flags:`,
 		if err := sweep.Run(ctx, spec, log, stdout); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "summary: %s/summary.md\n", spec.OutDir)
+		fmt.Fprintf(stdout, "summary: %s/%s\n", spec.OutDir, sweep.SummaryMarkdown)
 		return nil
 	}
 	return c

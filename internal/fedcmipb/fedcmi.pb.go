@@ -493,8 +493,16 @@ type TaskHeader struct {
 	NumTensors int32 `protobuf:"varint,5,opt,name=num_tensors,json=numTensors,proto3" json:"num_tensors,omitempty"`
 	// deadline_unix_ms is when the coordinator stops waiting for the result.
 	DeadlineUnixMs int64 `protobuf:"varint,6,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// config_gob, when set, is the complete fl.FitConfig encoded with Go's
+	// encoding/gob and takes precedence over config: methods that add recipe
+	// fields (dominance tables, PMR or FedMDrop recipes, ...) need no schema
+	// change.
+	ConfigGob []byte `protobuf:"bytes,7,opt,name=config_gob,json=configGob,proto3" json:"config_gob,omitempty"`
+	// num_control_tensors is the number of tensors of set 1 that follow the
+	// model: SCAFFOLD's server control variate (0 for other methods).
+	NumControlTensors int32 `protobuf:"varint,8,opt,name=num_control_tensors,json=numControlTensors,proto3" json:"num_control_tensors,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TaskHeader) Reset() {
@@ -565,6 +573,20 @@ func (x *TaskHeader) GetNumTensors() int32 {
 func (x *TaskHeader) GetDeadlineUnixMs() int64 {
 	if x != nil {
 		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *TaskHeader) GetConfigGob() []byte {
+	if x != nil {
+		return x.ConfigGob
+	}
+	return nil
+}
+
+func (x *TaskHeader) GetNumControlTensors() int32 {
+	if x != nil {
+		return x.NumControlTensors
 	}
 	return 0
 }
@@ -723,6 +745,9 @@ func (x *FitConfig) GetPersonalized() bool {
 // little-endian bytes from offset on.
 type TensorChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// set is 0 for the model and 1 for a control variate (SCAFFOLD's c in a
+	// task, c_i+ - c_i in a result); each set is in layout order.
+	Set int32 `protobuf:"varint,7,opt,name=set,proto3" json:"set,omitempty"`
 	// index is the tensor's position in the model layout.
 	Index         int32   `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Name          string  `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
@@ -762,6 +787,13 @@ func (x *TensorChunk) ProtoReflect() protoreflect.Message {
 // Deprecated: Use TensorChunk.ProtoReflect.Descriptor instead.
 func (*TensorChunk) Descriptor() ([]byte, []int) {
 	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TensorChunk) GetSet() int32 {
+	if x != nil {
+		return x.Set
+	}
+	return 0
 }
 
 func (x *TensorChunk) GetIndex() int32 {
@@ -895,7 +927,7 @@ type FitMetrics struct {
 	Batches       int64                  `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
 	RhoSum        float64                `protobuf:"fixed64,3,opt,name=rho_sum,json=rhoSum,proto3" json:"rho_sum,omitempty"`
 	RhoBatches    int64                  `protobuf:"varint,4,opt,name=rho_batches,json=rhoBatches,proto3" json:"rho_batches,omitempty"`
-	FirstDominant int64                  `protobuf:"varint,5,opt,name=first_dominant,json=firstDominant,proto3" json:"first_dominant,omitempty"`
+	FirstDominant float64                `protobuf:"fixed64,5,opt,name=first_dominant,json=firstDominant,proto3" json:"first_dominant,omitempty"`
 	Temperatures  []float64              `protobuf:"fixed64,6,rep,packed,name=temperatures,proto3" json:"temperatures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -959,7 +991,7 @@ func (x *FitMetrics) GetRhoBatches() int64 {
 	return 0
 }
 
-func (x *FitMetrics) GetFirstDominant() int64 {
+func (x *FitMetrics) GetFirstDominant() float64 {
 	if x != nil {
 		return x.FirstDominant
 	}
@@ -1041,14 +1073,21 @@ type ResultHeader struct {
 	TaskId          string                 `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	Round           int64                  `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"`
 	// error, if not empty, says why the participant could not do the task.
-	Error         string      `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	NumSamples    int64       `protobuf:"varint,6,opt,name=num_samples,json=numSamples,proto3" json:"num_samples,omitempty"`
-	Modalities    []string    `protobuf:"bytes,7,rep,name=modalities,proto3" json:"modalities,omitempty"`
-	Metrics       *FitMetrics `protobuf:"bytes,8,opt,name=metrics,proto3" json:"metrics,omitempty"`
-	Evaluation    *Evaluation `protobuf:"bytes,9,opt,name=evaluation,proto3" json:"evaluation,omitempty"`
-	NumTensors    int32       `protobuf:"varint,10,opt,name=num_tensors,json=numTensors,proto3" json:"num_tensors,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error      string      `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	NumSamples int64       `protobuf:"varint,6,opt,name=num_samples,json=numSamples,proto3" json:"num_samples,omitempty"`
+	Modalities []string    `protobuf:"bytes,7,rep,name=modalities,proto3" json:"modalities,omitempty"`
+	Metrics    *FitMetrics `protobuf:"bytes,8,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Evaluation *Evaluation `protobuf:"bytes,9,opt,name=evaluation,proto3" json:"evaluation,omitempty"`
+	NumTensors int32       `protobuf:"varint,10,opt,name=num_tensors,json=numTensors,proto3" json:"num_tensors,omitempty"`
+	// result_gob, when set, is the complete fl.FitMetrics and method report
+	// (FedMDrop's) encoded with Go's encoding/gob; it takes precedence over
+	// metrics.
+	ResultGob []byte `protobuf:"bytes,11,opt,name=result_gob,json=resultGob,proto3" json:"result_gob,omitempty"`
+	// num_control_tensors is the number of tensors of set 1 that follow
+	// (SCAFFOLD's control variate change; 0 for other methods).
+	NumControlTensors int32 `protobuf:"varint,12,opt,name=num_control_tensors,json=numControlTensors,proto3" json:"num_control_tensors,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ResultHeader) Reset() {
@@ -1147,6 +1186,20 @@ func (x *ResultHeader) GetEvaluation() *Evaluation {
 func (x *ResultHeader) GetNumTensors() int32 {
 	if x != nil {
 		return x.NumTensors
+	}
+	return 0
+}
+
+func (x *ResultHeader) GetResultGob() []byte {
+	if x != nil {
+		return x.ResultGob
+	}
+	return nil
+}
+
+func (x *ResultHeader) GetNumControlTensors() int32 {
+	if x != nil {
+		return x.NumControlTensors
 	}
 	return 0
 }
@@ -1316,7 +1369,7 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\tWorkChunk\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.fedcmi.v1.TaskHeaderH\x00R\x06header\x120\n" +
 	"\x06tensor\x18\x02 \x01(\v2\x16.fedcmi.v1.TensorChunkH\x00R\x06tensorB\x06\n" +
-	"\x04part\"\xdd\x01\n" +
+	"\x04part\"\xac\x02\n" +
 	"\n" +
 	"TaskHeader\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12'\n" +
@@ -1325,7 +1378,10 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x06config\x18\x04 \x01(\v2\x14.fedcmi.v1.FitConfigR\x06config\x12\x1f\n" +
 	"\vnum_tensors\x18\x05 \x01(\x05R\n" +
 	"numTensors\x12(\n" +
-	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\"\xf9\x02\n" +
+	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\x12\x1d\n" +
+	"\n" +
+	"config_gob\x18\a \x01(\fR\tconfigGob\x12.\n" +
+	"\x13num_control_tensors\x18\b \x01(\x05R\x11numControlTensors\"\xf9\x02\n" +
 	"\tFitConfig\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x16\n" +
 	"\x06epochs\x18\x02 \x01(\x03R\x06epochs\x12\x0e\n" +
@@ -1341,8 +1397,9 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x02mu\x18\v \x01(\x01R\x02mu\x12!\n" +
 	"\fweight_decay\x18\f \x01(\x01R\vweightDecay\x12\x1a\n" +
 	"\bmomentum\x18\r \x01(\x01R\bmomentum\x12\"\n" +
-	"\fpersonalized\x18\x0e \x01(\bR\fpersonalized\"\xa1\x01\n" +
-	"\vTensorChunk\x12\x14\n" +
+	"\fpersonalized\x18\x0e \x01(\bR\fpersonalized\"\xb3\x01\n" +
+	"\vTensorChunk\x12\x10\n" +
+	"\x03set\x18\a \x01(\x05R\x03set\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
 	"\x05dtype\x18\x03 \x01(\x0e2\x10.fedcmi.v1.DTypeR\x05dtype\x12\x14\n" +
@@ -1360,13 +1417,13 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\arho_sum\x18\x03 \x01(\x01R\x06rhoSum\x12\x1f\n" +
 	"\vrho_batches\x18\x04 \x01(\x03R\n" +
 	"rhoBatches\x12%\n" +
-	"\x0efirst_dominant\x18\x05 \x01(\x03R\rfirstDominant\x12\"\n" +
+	"\x0efirst_dominant\x18\x05 \x01(\x01R\rfirstDominant\x12\"\n" +
 	"\ftemperatures\x18\x06 \x03(\x01R\ftemperatures\"M\n" +
 	"\n" +
 	"Evaluation\x12\x14\n" +
 	"\x05heads\x18\x01 \x03(\x01R\x05heads\x12\x1b\n" +
 	"\tper_class\x18\x02 \x03(\x01R\bperClass\x12\f\n" +
-	"\x01n\x18\x03 \x01(\x03R\x01n\"\xe2\x02\n" +
+	"\x01n\x18\x03 \x01(\x03R\x01n\"\xb1\x03\n" +
 	"\fResultHeader\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x17\n" +
@@ -1384,7 +1441,10 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"evaluation\x12\x1f\n" +
 	"\vnum_tensors\x18\n" +
 	" \x01(\x05R\n" +
-	"numTensors\"Y\n" +
+	"numTensors\x12\x1d\n" +
+	"\n" +
+	"result_gob\x18\v \x01(\fR\tresultGob\x12.\n" +
+	"\x13num_control_tensors\x18\f \x01(\x05R\x11numControlTensors\"Y\n" +
 	"\x0eUploadResponse\x12/\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x17.fedcmi.v1.UploadStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"W\n" +

@@ -1,0 +1,87 @@
+package fl
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// Harmony is the two-stage schedule of Harmony (Ouyang, Xie, Fu, Cheng,
+// Pan, Ling, Xing, Zhou, Huang, "Harmony: Heterogeneous Multi-Modal
+// Federated Learning through Disentangled Model Training", MobiSys 2023;
+// authors' code xmouyang/Harmony):
+//
+//   - Stage 1, modality-wise federated learning (rounds 1..UnimodalRounds):
+//     clients are sampled from all clients as in Base; each trains every
+//     encoder it holds with that modality's unimodal head, minimising
+//     sum_m CE(C_m(S_m(E_m(x_m))), y) over its modalities (model.Engine,
+//     TrainConfig.HarmonyUnimodal), and the server averages each modality's
+//     encoder, self projector and classifier over the sampled clients that
+//     hold it (AggregateModalityAware; the fusion head is untouched).
+//   - Stage 2, federated fusion learning (the remaining rounds): only
+//     multimodal clients are sampled (K of them, as Base samples); each
+//     trains the fusion head and fine-tunes the encoders (the authors'
+//     README: "train the classifier layers and finetune the unimodal
+//     encoders") with the multimodal loss every method here uses,
+//     CE(F(aa, vv)) + c1 (CE(C_A(aa)) + CE(C_V(vv))); the server averages.
+//
+// Not implemented: the paper's balance-aware resource allocation of stage 1
+// (a systems measure on the training time of multimodal nodes, with no
+// effect on the computed model here) and its stage-2 clustering of nodes by
+// "modality bias" with one fusion head per cluster (a personalisation: this
+// framework evaluates one global model; stage 2 averages over all sampled
+// multimodal clients).
+type Harmony struct {
+	// Base samples clients, writes their instructions and aggregates.
+	Base *ModalityAware
+	// UnimodalRounds is the length of stage 1.
+	UnimodalRounds int
+}
+
+// ErrNoMultimodalClients is returned by Harmony's ConfigureFit in stage 2
+// when no registered client holds both modalities.
+var ErrNoMultimodalClients = errors.New("fl: harmony: federated fusion learning needs multimodal clients, and there are none")
+
+// Stage returns 1 (modality-wise) or 2 (fusion) for round.
+func (h *Harmony) Stage(round int) int {
+	if round <= h.UnimodalRounds {
+		return 1
+	}
+	return 2
+}
+
+// ConfigureFit implements Strategy.
+func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
+	if h.Stage(round) == 1 {
+		ins, err := h.Base.ConfigureFit(round, global, clients)
+		for k := range ins {
+			ins[k].Ins.Config.HarmonyUnimodal = true
+		}
+		return ins, err
+	}
+	var multi []ClientInfo
+	for _, c := range clients {
+		if c.Modalities.Has(0) && c.Modalities.Has(1) {
+			multi = append(multi, c)
+		}
+	}
+	if len(multi) == 0 {
+		return nil, ErrNoMultimodalClients
+	}
+	if round == h.UnimodalRounds+1 {
+		log := h.Base.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Info("harmony: federated fusion learning starts", "round", round, "multimodal_clients", len(multi))
+	}
+	return h.Base.ConfigureFit(round, global, multi)
+}
+
+// AggregateFit implements Strategy: Base's modality-aware average.
+func (h *Harmony) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
+	return h.Base.AggregateFit(round, global, results, failures)
+}
+
+var _ Strategy = (*Harmony)(nil)

@@ -1,0 +1,54 @@
+package fl
+
+import (
+	"log/slog"
+
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// OGMOptions configure OGM-GE (Peng et al., CVPR 2022; see model.OGM for
+// the formula): multimodal clients scale the dominant modality's encoder
+// gradients by k = 1 - tanh(alpha * rho) (or alpha / rho) and add Gaussian
+// noise with the gradient's own standard deviation, in the rounds
+// StartRound..EndRound; outside them, and on unimodal clients, training is
+// FedAvg's.
+type OGMOptions struct {
+	// Alpha is the modulation strength (default 0.8).
+	Alpha float64
+	// StartRound and EndRound bound the modulated rounds (1-based,
+	// inclusive); EndRound 0 means up to the last round.
+	StartRound, EndRound int
+}
+
+// Active reports whether round is modulated.
+func (o OGMOptions) Active(round int) bool {
+	return round >= o.StartRound && (o.EndRound == 0 || round <= o.EndRound)
+}
+
+// logOGM logs the round's mean OGM-GE coefficients over the modulated
+// batches of all results (debug level).
+func logOGM(log *slog.Logger, round int, results []Result) {
+	var sum [2]float64
+	n := 0
+	for _, r := range results {
+		sum[0] += r.Res.Metrics.OGMCoefSum[0]
+		sum[1] += r.Res.Metrics.OGMCoefSum[1]
+		n += r.Res.Metrics.OGMBatches
+	}
+	if n > 0 {
+		log.Debug("ogm-ge coefficients", "round", round, "mean_k_first", sum[0]/float64(n), "mean_k_second", sum[1]/float64(n), "batches", n)
+	}
+}
+
+// withBaselines adds the baseline methods' settings of cfg to a client's
+// training configuration: OGM-GE (multimodal clients only, noise seeded by
+// the client's round seed), Harmony's unimodal stage, and SCAFFOLD's
+// correction c - c_i (nil: off).
+func withBaselines(tc model.TrainConfig, cfg FitConfig, multi bool, correction model.Params) model.TrainConfig {
+	if cfg.OGM && multi {
+		tc.OGM = &model.OGM{Alpha: cfg.OGMAlpha, Seed: cfg.Seed}
+	}
+	tc.HarmonyUnimodal = cfg.HarmonyUnimodal
+	tc.Correction = correction
+	return tc
+}

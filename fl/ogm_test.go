@@ -1,0 +1,69 @@
+package fl
+
+import (
+	"context"
+	"testing"
+)
+
+func TestOGMOptionsActive(t *testing.T) {
+	for _, tc := range []struct {
+		o      OGMOptions
+		round  int
+		active bool
+	}{
+		{OGMOptions{StartRound: 1}, 1, true},
+		{OGMOptions{StartRound: 1}, 99, true},
+		{OGMOptions{StartRound: 3, EndRound: 5}, 2, false},
+		{OGMOptions{StartRound: 3, EndRound: 5}, 3, true},
+		{OGMOptions{StartRound: 3, EndRound: 5}, 5, true},
+		{OGMOptions{StartRound: 3, EndRound: 5}, 6, false},
+	} {
+		if got := tc.o.Active(tc.round); got != tc.active {
+			t.Errorf("%+v round %d: active %v", tc.o, tc.round, got)
+		}
+	}
+}
+
+// TestOGMClients: in the modulated rounds ModalityAware tells clients to
+// modulate; a multimodal client then reports coefficients in [0, 1] with
+// the dominant side below 1 on average, unimodal clients train as FedAvg.
+func TestOGMClients(t *testing.T) {
+	srv, st, locals, global := scaffoldSetup(t)
+	base := st.Base
+	base.Method = methods["ogm-ge"]
+	base.PerRound = 3
+	base.OGM = OGMOptions{Alpha: 0.8, StartRound: 2, EndRound: 2}
+	for round, want := range map[int]bool{1: false, 2: true, 3: false} {
+		ins, err := base.ConfigureFit(round, global, srv.Clients)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range ins {
+			if in.Ins.Config.OGM != want || (want && in.Ins.Config.OGMAlpha != 0.8) {
+				t.Fatalf("round %d: config %+v", round, in.Ins.Config)
+			}
+		}
+	}
+	ins, _ := base.ConfigureFit(2, global, srv.Clients)
+	for _, in := range ins {
+		res, err := locals[in.ClientID].Fit(context.Background(), in.Ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := res.Metrics
+		if !(res.Modalities.Has(0) && res.Modalities.Has(1)) {
+			if m.OGMBatches != 0 {
+				t.Fatalf("unimodal client %s modulated %d batches", in.ClientID, m.OGMBatches)
+			}
+			continue
+		}
+		if m.OGMBatches != m.Batches || m.Batches == 0 {
+			t.Fatalf("multimodal client: %d of %d batches modulated", m.OGMBatches, m.Batches)
+		}
+		kA, kV := m.OGMCoefSum[0]/float64(m.OGMBatches), m.OGMCoefSum[1]/float64(m.OGMBatches)
+		t.Logf("mean k_A %.3f, k_V %.3f over %d batches", kA, kV, m.OGMBatches)
+		if kA < 0 || kA > 1 || kV < 0 || kV > 1 || min(kA, kV) >= 1 {
+			t.Fatalf("mean coefficients k_A %.3f, k_V %.3f", kA, kV)
+		}
+	}
+}

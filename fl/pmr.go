@@ -1,0 +1,205 @@
+package fl
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// PMR (Fan, Xu, Wang, Wang, Guo, "PMR: Prototypical Modal Rebalance for
+// Multimodal Learning", CVPR 2023) in local training. Its server side is
+// FedAvg's (ModalityAware). On a multimodal client, at the start of every
+// local epoch, the class prototypes of each modality are recomputed with
+// the current local model from all of the client's samples,
+//
+//	c^m_k = mean of z^m = S_m(E_m(x^m)) over the client's samples of class k,
+//
+// blended with the previous epoch's as the authors' code does
+// (c <- (1-Momentum) c_new + Momentum c_old, from the second epoch of a
+// round on). Each batch then adds the prototype loss of model.Prototypes:
+// the prototypical cross-entropy of the slow modality weighted by
+// beta = Alpha*max(rho-1, 0) (or Alpha*[rho > 1] with Binary, the authors'
+// code), and, in the first EntropyRounds rounds, minus Gamma times the
+// prototypical entropy of the fast modality, with rho the batch's ratio of
+// the modalities' summed prototype-based true-class probabilities.
+// Unimodal clients train as in FedAvg.
+
+// PMROptions are PMR's hyper-parameters.
+type PMROptions struct {
+	// Alpha scales the slow modality's prototypical cross-entropy.
+	Alpha float64
+	// Gamma weights the fast modality's prototypical entropy regulariser.
+	Gamma float64
+	// EntropyRounds is the number of first rounds with the entropy
+	// regulariser (the paper's "early training stage").
+	EntropyRounds int
+	// Binary uses the coefficient Alpha*[rho > 1] of the authors' code
+	// instead of the rho-scaled Alpha*max(rho-1, 0).
+	Binary bool
+	// Momentum blends each epoch's prototypes with the previous epoch's.
+	Momentum float64
+}
+
+// PMRFit is a client's PMR recipe for one round (FitConfig.PMR).
+type PMRFit struct {
+	// On turns PMR on for multimodal clients.
+	On bool
+	// Alpha, Gamma (0 after the entropy rounds), Binary and Momentum as in
+	// PMROptions.
+	Alpha, Gamma, Momentum float64
+	Binary                 bool
+}
+
+// pmrFit returns round's PMR recipe of a strategy running method m.
+func pmrFit(m Method, o PMROptions, round int) PMRFit {
+	if !m.PMR {
+		return PMRFit{}
+	}
+	f := PMRFit{On: true, Alpha: o.Alpha, Binary: o.Binary, Momentum: o.Momentum}
+	if round <= o.EntropyRounds {
+		f.Gamma = o.Gamma
+	}
+	return f
+}
+
+// ProtoMetrics summarises the prototype loss of a client's local training.
+type ProtoMetrics struct {
+	// RhoSum sums the batches' prototype imbalance ratios rho (modality 0
+	// over modality 1) over Batches multimodal batches; FirstFast counts
+	// those with rho > 1, where modality 1 got the prototype loss.
+	RhoSum    float64
+	Batches   int
+	FirstFast int
+}
+
+// add records one step's prototype statistics (multimodal steps only).
+func (p *ProtoMetrics) add(st model.StepStats, has data.Mask) {
+	if !(has.Has(0) && has.Has(1)) || st.Proto.SumV <= 0 {
+		return
+	}
+	rho := st.Proto.SumA / st.Proto.SumV
+	p.RhoSum += rho
+	p.Batches++
+	if rho > 1 {
+		p.FirstFast++
+	}
+}
+
+// protoLoss returns the prototype loss of local training on the modalities
+// has, or nil: PMR on multimodal clients; FedMDrop's modal enhancement loss
+// (binary coefficient, no entropy term) on every client once there are
+// global prototypes of the modalities it trains.
+func protoLoss(cfg FitConfig, has data.Mask) *model.ProtoLoss {
+	if cfg.PMR.On && has.Has(0) && has.Has(1) {
+		return &model.ProtoLoss{Alpha: cfg.PMR.Alpha, Gamma: cfg.PMR.Gamma, Binary: cfg.PMR.Binary}
+	}
+	if g := cfg.MDrop.Global; cfg.MDrop.On && g != nil {
+		for m := range 2 {
+			if has.Has(m) && g.Centers[m] == nil {
+				return nil
+			}
+		}
+		return &model.ProtoLoss{Alpha: cfg.MDrop.Alpha, Binary: true}
+	}
+	return nil
+}
+
+// epochPrototypes sets the prototypes of local epoch ep: PMR recomputes
+// the client's own from the current local model (blended with prev, the
+// previous epoch's); FedMDrop sets the global ones once.
+func (c *LocalClient) epochPrototypes(local *model.Local, cfg FitConfig, has data.Mask, ep int, prev *model.Prototypes) error {
+	if !cfg.PMR.On {
+		if ep > 0 {
+			return nil
+		}
+		return local.SetPrototypes(cfg.MDrop.Global.model())
+	}
+	params, err := local.Params()
+	if err != nil {
+		return err
+	}
+	own, _, err := c.prototypes(params, has)
+	if err != nil {
+		return err
+	}
+	if ep > 0 && cfg.PMR.Momentum > 0 {
+		mom := float32(cfg.PMR.Momentum)
+		for m := range 2 {
+			for i := range own.Centers[m] {
+				own.Centers[m][i] = (1-mom)*own.Centers[m][i] + mom*prev.Centers[m][i]
+			}
+		}
+	}
+	*prev = own
+	return local.SetPrototypes(own)
+}
+
+// prototypes returns the client's class prototypes of the modalities has
+// under params, the class counts, and, per modality, the accuracy of the
+// nearest-prototype classifier on the client's samples (NaN for a modality
+// not in has).
+func (c *LocalClient) prototypes(params model.Params, has data.Mask) (model.Prototypes, [2]float64, error) {
+	var p model.Prototypes
+	acc := [2]float64{nan(), nan()}
+	b := c.gather(c.index)
+	for m := range 2 {
+		if !has.Has(m) {
+			b.X[m] = nil
+		}
+	}
+	emb, err := c.engine.Embed(params, b.X, len(b.Labels))
+	if err != nil {
+		return p, acc, fmt.Errorf("fl: prototypes: %w", err)
+	}
+	arch := c.engine.Arch()
+	k, d := arch.NumClasses, arch.EmbedDim
+	for m := range 2 {
+		if emb[m] == nil {
+			continue
+		}
+		centers, count, err := model.ClassPrototypes(emb[m], b.Labels, k, d)
+		if err != nil {
+			return p, acc, err
+		}
+		p.Centers[m] = centers
+		p.Present[m] = make([]bool, k)
+		for cl, n := range count {
+			p.Present[m][cl] = n > 0
+		}
+		acc[m] = nearestPrototypeAccuracy(emb[m], b.Labels, centers, p.Present[m], d)
+	}
+	return p, acc, nil
+}
+
+// nearestPrototypeAccuracy is the share of rows (row-major [n, d] in emb)
+// whose nearest present prototype (Euclidean) is their label's.
+func nearestPrototypeAccuracy(emb []float32, labels []int, centers []float32, present []bool, d int) float64 {
+	if len(labels) == 0 {
+		return nan()
+	}
+	right := 0
+	for i, y := range labels {
+		best, bestD := -1, 0.0
+		for k, ok := range present {
+			if !ok {
+				continue
+			}
+			s := 0.0
+			for j := range d {
+				v := float64(emb[i*d+j] - centers[k*d+j])
+				s += v * v
+			}
+			if best < 0 || s < bestD {
+				best, bestD = k, s
+			}
+		}
+		if best == y {
+			right++
+		}
+	}
+	return float64(right) / float64(len(labels))
+}
+
+func nan() float64 { return math.NaN() }

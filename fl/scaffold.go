@@ -1,0 +1,377 @@
+package fl
+
+import (
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// Scaffold is SCAFFOLD (Karimireddy, Kale, Mohri, Reddi, Stich, Suresh,
+// "SCAFFOLD: Stochastic Controlled Averaging for Federated Learning", ICML
+// 2020), option II, made modality-aware.
+//
+// Every sampled client receives the global model x and the server control
+// variate c, and runs K local steps of
+//
+//	y <- y - lr (g(y) + c - c_i)
+//
+// on the parameters it trains (those its loss reaches; see model.Engine),
+// where c_i is its own control variate (zero before its first round, kept
+// between rounds by LocalClient). After the K steps it updates
+//
+//	c_i+ = c_i - c + (x - y) / (K lr)
+//
+// for the parameters it trained and sends y and Δc_i = c_i+ - c_i (zero
+// for the others). (x - y)/(K lr) is the average corrected gradient when
+// the steps are plain SGD, as in the paper. With SGD momentum beta (the
+// framework's default 0.9; buffers restart each round) a constant
+// gradient G moves the parameters by lr G K_eff with
+//
+//	K_eff = sum_{k=1..K} (1 - beta^k) / (1 - beta)
+//
+// so K_eff replaces K (ScaffoldClientControl); beta = 0 gives K_eff = K,
+// the paper's rule exactly (train.momentum: 0). Weight decay is part of
+// the local gradient g, so c_i includes it. The server (global learning
+// rate 1) sets
+//
+//	x <- AggregateModalityAware(updates)             (x + the mean of y - x)
+//	c <- c + (|S_s| / N_s) * sum_k w_k Δc_k          (ScaffoldServerControl)
+//
+// per side s of the model (modality 0, modality 1, fusion head): S_s are
+// the sampled clients holding s, N_s the registered clients holding s, and
+// w_k = n_k / sum n over S_s, the weights AggregateModalityAware gives the
+// parameters. So c stays the (sample-weighted) average of the c_i of the
+// clients that can train each part, which is the paper's c = (1/N) sum c_i
+// restricted to a modality.
+type Scaffold struct {
+	// Base samples clients, writes their instructions (learning rate,
+	// momentum, ...) and aggregates the parameters.
+	Base *ModalityAware
+
+	control    model.Params // c
+	population [3]int       // registered clients holding modality 0, 1; all
+}
+
+// ConfigureFit implements Strategy: Base's instructions, with the server
+// control variate.
+func (s *Scaffold) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
+	ins, err := s.Base.ConfigureFit(round, global, clients)
+	if err != nil {
+		return nil, err
+	}
+	if s.control == nil {
+		s.control = zerosLike(global)
+	}
+	s.population = [3]int{0, 0, len(clients)}
+	for _, c := range clients {
+		for m := range 2 {
+			if c.Modalities.Has(m) {
+				s.population[m]++
+			}
+		}
+	}
+	for k := range ins {
+		ins[k].Ins.Control = s.control
+	}
+	return ins, nil
+}
+
+// AggregateFit implements Strategy. A result whose parameters or control
+// update do not match the layout is rejected and logged, for both x and c.
+func (s *Scaffold) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
+	log := s.Base.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var updates []Update
+	var deltas []ControlUpdate
+	for _, r := range results {
+		err := CheckUpdate(s.Base.Layout, r.Res)
+		if err == nil {
+			err = checkControl(s.Base.Layout, r.Res.ControlDelta)
+		}
+		if err != nil {
+			log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
+			continue
+		}
+		updates = append(updates, Update{Params: r.Res.Params, NumSamples: r.Res.NumSamples, Modalities: r.Res.Modalities})
+		deltas = append(deltas, ControlUpdate{Delta: r.Res.ControlDelta, NumSamples: r.Res.NumSamples, Modalities: r.Res.Modalities})
+	}
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	next, err := AggregateModalityAware(s.Base.Layout, global, updates)
+	if err != nil {
+		return nil, err
+	}
+	if s.control == nil {
+		s.control = zerosLike(global)
+	}
+	c, err := ScaffoldServerControl(s.Base.Layout, s.control, deltas, s.population)
+	if err != nil {
+		return nil, err
+	}
+	s.control = c
+	var sq float64
+	for _, t := range c {
+		for _, v := range t.Data {
+			sq += float64(v) * float64(v)
+		}
+	}
+	log.Debug("scaffold server control", "round", round, "norm", math.Sqrt(sq), "updates", len(updates))
+	return next, nil
+}
+
+// Control returns the server control variate c (nil before the first round).
+func (s *Scaffold) Control() model.Params { return s.control }
+
+// ControlUpdate is one client's Δc_i with its averaging weight.
+type ControlUpdate struct {
+	Delta      model.Params
+	NumSamples int
+	Modalities data.Mask
+}
+
+// ScaffoldServerControl returns c + (|S_s|/N_s) * sum_k w_k Δc_k for every
+// parameter of side s (see Scaffold), where S_s are the updates holding s,
+// w_k = n_k / sum n over S_s and population = N_0, N_1, N (registered
+// clients holding modality 0, modality 1, and all clients). A side no
+// update holds keeps its value. c is not modified.
+func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []ControlUpdate, population [3]int) (model.Params, error) {
+	if err := checkControl(layout, c); err != nil {
+		return nil, fmt.Errorf("fl: server control: %w", err)
+	}
+	var sampled [3]int
+	for k, u := range updates {
+		if err := checkControl(layout, u.Delta); err != nil {
+			return nil, fmt.Errorf("fl: control update %d: %w", k, err)
+		}
+		if u.NumSamples < 1 {
+			return nil, fmt.Errorf("fl: control update %d has %d samples", k, u.NumSamples)
+		}
+		sampled[2]++
+		for m := range 2 {
+			if u.Modalities.Has(m) {
+				sampled[m]++
+			}
+		}
+	}
+	for s := range 3 {
+		if sampled[s] > population[s] {
+			return nil, fmt.Errorf("fl: %d sampled clients hold side %d, but only %d are registered", sampled[s], s, population[s])
+		}
+	}
+	out := c.Clone()
+	for i, info := range layout {
+		side := info.Side
+		if side < 0 {
+			side = 2
+		}
+		holds := func(u ControlUpdate) bool { return side == 2 || u.Modalities.Has(side) }
+		total := 0
+		for _, u := range updates {
+			if holds(u) {
+				total += u.NumSamples
+			}
+		}
+		if total == 0 {
+			continue
+		}
+		frac := float64(sampled[side]) / float64(population[side])
+		acc := make([]float64, len(out[i].Data))
+		for _, u := range updates {
+			if !holds(u) {
+				continue
+			}
+			w := float64(u.NumSamples) / float64(total)
+			for j, v := range u.Delta[i].Data {
+				acc[j] += w * float64(v)
+			}
+		}
+		for j := range acc {
+			out[i].Data[j] = float32(float64(out[i].Data[j]) + frac*acc[j])
+		}
+	}
+	return out, nil
+}
+
+// EffectiveSteps returns K_eff = sum_{k=1..steps} (1 - beta^k) / (1 - beta),
+// how many plain SGD steps of the same learning rate move the parameters
+// as far as steps heavy-ball steps with momentum beta under a constant
+// gradient (steps itself for beta = 0).
+func EffectiveSteps(steps int, beta float64) float64 {
+	if beta == 0 {
+		return float64(steps)
+	}
+	k, pow := 0.0, 1.0
+	for range steps {
+		pow *= beta
+		k += (1 - pow) / (1 - beta)
+	}
+	return k
+}
+
+// ScaffoldClientControl returns a client's new control variate
+// c_i+ = c_i - c + (x - y) / (K_eff lr) on the trained parameters (c_i
+// elsewhere) and Δc_i = c_i+ - c_i, with K_eff = EffectiveSteps(steps,
+// momentum). x is the model the client started from, y the one it ended
+// with; ci nil means all zero.
+func ScaffoldClientControl(trained []int, x, y, c, ci model.Params, steps int, lr, momentum float64) (next, delta model.Params, err error) {
+	if steps < 1 || !(lr > 0) || momentum < 0 || momentum >= 1 {
+		return nil, nil, fmt.Errorf("fl: SCAFFOLD control update after %d steps of lr %v, momentum %v", steps, lr, momentum)
+	}
+	if len(x) != len(c) || len(y) != len(c) || (ci != nil && len(ci) != len(c)) {
+		return nil, nil, errors.New("fl: SCAFFOLD control update: parameter sets of different lengths")
+	}
+	if ci == nil {
+		ci = zerosLike(c)
+	}
+	next, delta = ci.Clone(), zerosLike(c)
+	scale := 1 / (EffectiveSteps(steps, momentum) * lr)
+	for _, i := range trained {
+		if len(x[i].Data) != len(c[i].Data) || len(y[i].Data) != len(c[i].Data) || len(ci[i].Data) != len(c[i].Data) {
+			return nil, nil, fmt.Errorf("fl: SCAFFOLD control update: tensor %q sizes differ", c[i].Name)
+		}
+		for j := range c[i].Data {
+			v := float64(ci[i].Data[j]) - float64(c[i].Data[j]) + scale*(float64(x[i].Data[j])-float64(y[i].Data[j]))
+			next[i].Data[j] = float32(v)
+			delta[i].Data[j] = float32(v - float64(ci[i].Data[j]))
+		}
+	}
+	return next, delta, nil
+}
+
+// scaffoldCorrection returns c - c_i for the client's local steps (nil
+// when control is nil: not SCAFFOLD).
+func (c *LocalClient) scaffoldCorrection(control model.Params) (model.Params, error) {
+	if control == nil {
+		return nil, nil
+	}
+	if err := checkControl(c.engine.Layout(), control); err != nil {
+		return nil, fmt.Errorf("fl: server control variate: %w", err)
+	}
+	out := control.Clone()
+	if c.control != nil {
+		for i := range out {
+			for j := range out[i].Data {
+				out[i].Data[j] -= c.control[i].Data[j]
+			}
+		}
+	}
+	return out, nil
+}
+
+// scaffoldUpdate updates the client's control variate after local training
+// from x to y in steps steps of lr with momentum, and returns Δc_i.
+func (c *LocalClient) scaffoldUpdate(x, y, control model.Params, trained []int, steps int, lr, momentum float64) (model.Params, error) {
+	next, delta, err := ScaffoldClientControl(trained, x, y, control, c.control, steps, lr, momentum)
+	if err != nil {
+		return nil, err
+	}
+	c.control = next
+	return delta, nil
+}
+
+// checkControl verifies that p has the layout's names and sizes.
+func checkControl(layout []model.ParamInfo, p model.Params) error {
+	if len(p) != len(layout) {
+		return fmt.Errorf("control variate has %d tensors, want %d", len(p), len(layout))
+	}
+	for i, info := range layout {
+		if p[i].Name != info.Name || !slices.Equal(p[i].Shape, info.Shape) || len(p[i].Data) != info.Size() {
+			return fmt.Errorf("control tensor %d is %q %v, want %q %v", i, p[i].Name, p[i].Shape, info.Name, info.Shape)
+		}
+	}
+	return nil
+}
+
+func zerosLike(p model.Params) model.Params {
+	out := make(model.Params, len(p))
+	for i, t := range p {
+		out[i] = model.Tensor{Name: t.Name, Shape: slices.Clone(t.Shape), Data: make([]float32, len(t.Data))}
+	}
+	return out
+}
+
+// scaffoldState is the encoding of Scaffold's and LocalClient's state.
+type scaffoldState struct {
+	Version  int
+	Control  model.Params
+	Personal map[int]model.Tensor // LocalClient only
+}
+
+const stateVersion = 1
+
+func encodeState(st scaffoldState) ([]byte, error) {
+	st.Version = stateVersion
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(st); err != nil {
+		return nil, fmt.Errorf("fl: encode state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeState(data []byte, layout []model.ParamInfo) (scaffoldState, error) {
+	var st scaffoldState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		return st, fmt.Errorf("fl: decode state: %w", err)
+	}
+	if st.Version != stateVersion {
+		return st, fmt.Errorf("fl: state version %d, want %d", st.Version, stateVersion)
+	}
+	if st.Control != nil {
+		if err := checkControl(layout, st.Control); err != nil {
+			return st, fmt.Errorf("fl: state: %w", err)
+		}
+	}
+	for i, t := range st.Personal {
+		if i < 0 || i >= len(layout) || t.Name != layout[i].Name || len(t.Data) != layout[i].Size() {
+			return st, fmt.Errorf("fl: state: personal tensor %d (%q) does not match the layout", i, t.Name)
+		}
+	}
+	return st, nil
+}
+
+// MarshalState implements Stateful: the server control variate.
+func (s *Scaffold) MarshalState() ([]byte, error) {
+	return encodeState(scaffoldState{Control: s.control})
+}
+
+// UnmarshalState implements Stateful.
+func (s *Scaffold) UnmarshalState(data []byte) error {
+	st, err := decodeState(data, s.Base.Layout)
+	if err != nil {
+		return err
+	}
+	s.control = st.Control
+	return nil
+}
+
+// MarshalState implements ClientStateful: the client's SCAFFOLD control
+// variate and its personal parameters (personalised branches).
+func (c *LocalClient) MarshalState() ([]byte, error) {
+	return encodeState(scaffoldState{Control: c.control, Personal: c.personal})
+}
+
+// UnmarshalState implements ClientStateful.
+func (c *LocalClient) UnmarshalState(data []byte) error {
+	st, err := decodeState(data, c.engine.Layout())
+	if err != nil {
+		return err
+	}
+	c.control, c.personal = st.Control, st.Personal
+	return nil
+}
+
+var (
+	_ Stateful       = (*Scaffold)(nil)
+	_ ClientStateful = (*LocalClient)(nil)
+	_ Strategy       = (*Scaffold)(nil)
+)

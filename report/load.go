@@ -1,0 +1,201 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/rundir"
+)
+
+// Run is one run directory's results.
+type Run struct {
+	// Dir is the run directory.
+	Dir string
+	// Config is the run's resolved configuration (config.yaml).
+	Config config.Config
+	// Completed tells whether every round ran (summary.json).
+	Completed bool
+	// Schema and Rounds are the run's history (metrics.jsonl).
+	Schema metrics.Schema
+	Rounds []metrics.Round
+	// Setting names the configuration fields in which the run differs from
+	// some other loaded run, besides method and seed ("data.alpha=1");
+	// "" when all loaded runs share one setting. Load sets it.
+	Setting string
+}
+
+// Method is the run's federated method.
+func (r *Run) Method() string { return r.Config.Method }
+
+// notSetting lists the fields that do not make a setting: the method and
+// seed (the groups and their members) and what does not change results.
+var notSetting = map[string]bool{
+	"name": true, "out_dir": true, "seed": true, "method": true, "backend": true,
+	"parallel": true, "overwrite": true, "data.cache_dir": true,
+}
+
+// Load reads runs: each path is a run directory (one holding
+// metrics.jsonl) or a directory searched for run directories at any depth,
+// such as a sweep's out_dir. Runs are returned in the order of the paths,
+// those found below one path in lexical order, each once, then sorted by
+// SortRuns, with Setting set. Runs without any round are left out. It
+// returns an error naming the file for an unreadable run, and when no run
+// is found.
+func Load(paths ...string) ([]*Run, error) {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, p := range paths {
+		found, err := findRuns(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range found {
+			abs, err := filepath.Abs(d)
+			if err != nil {
+				return nil, fmt.Errorf("report: %w", err)
+			}
+			if !seen[abs] {
+				seen[abs] = true
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	var runs []*Run
+	for _, d := range dirs {
+		r, err := LoadRun(d)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.Rounds) > 0 {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("report: no run with results in %s", strings.Join(paths, ", "))
+	}
+	labelSettings(runs)
+	SortRuns(runs)
+	return runs, nil
+}
+
+// findRuns returns p if it is a run directory, else the run directories
+// below it in lexical order.
+func findRuns(p string) ([]string, error) {
+	if _, err := os.Stat(filepath.Join(p, rundir.MetricsJSONL)); err == nil {
+		return []string{p}, nil
+	}
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	var dirs []string
+	err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == rundir.MetricsJSONL {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("report: search %s: %w", p, err)
+	}
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("report: %s holds no run directory (none has %s)", p, rundir.MetricsJSONL)
+	}
+	return dirs, nil
+}
+
+// LoadRun reads one run directory: config.yaml, metrics.jsonl and
+// summary.json (whose absence means not completed).
+func LoadRun(dir string) (*Run, error) {
+	r := &Run{Dir: dir, Config: config.Default()}
+	if err := r.Config.LoadFile(filepath.Join(dir, rundir.ConfigFile)); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	var err error
+	if r.Schema, r.Rounds, err = rundir.ReadMetrics(dir); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	r.Completed = rundir.Completed(dir)
+	return r, nil
+}
+
+// labelSettings sets each run's Setting to the fields, in declaration
+// order, whose values differ among runs.
+func labelSettings(runs []*Run) {
+	values := make([][]config.Field, len(runs))
+	for i, r := range runs {
+		values[i] = config.Fields(&r.Config)
+	}
+	var differ []int
+	for f, field := range values[0] {
+		if notSetting[field.Path] {
+			continue
+		}
+		for _, v := range values[1:] {
+			if v[f].Default != field.Default {
+				differ = append(differ, f)
+				break
+			}
+		}
+	}
+	for i, r := range runs {
+		parts := make([]string, len(differ))
+		for k, f := range differ {
+			parts[k] = values[i][f].Path + "=" + values[i][f].Default
+		}
+		r.Setting = strings.Join(parts, ",")
+	}
+}
+
+// SortRuns orders runs by setting (in the order settings first appear),
+// then by method (MethodOrder), then by seed, keeping the order otherwise.
+func SortRuns(runs []*Run) {
+	first := map[string]int{}
+	for i, r := range runs {
+		if _, ok := first[r.Setting]; !ok {
+			first[r.Setting] = i
+		}
+	}
+	slices.SortStableFunc(runs, func(a, b *Run) int {
+		return cmp.Or(cmp.Compare(first[a.Setting], first[b.Setting]),
+			MethodOrder(a.Method(), b.Method()), cmp.Compare(a.Config.Seed, b.Config.Seed))
+	})
+}
+
+// MethodOrder compares method names for tables and legends: the uni-modal
+// baselines fedavg and fedprox first, then other methods alphabetically,
+// then fedcmi, then its ablations (fedcmi-*) alphabetically.
+func MethodOrder(a, b string) int {
+	rank := func(m string) int {
+		switch {
+		case m == "fedavg":
+			return 0
+		case m == "fedprox":
+			return 1
+		case m == "fedcmi":
+			return 3
+		case strings.HasPrefix(m, "fedcmi-"):
+			return 4
+		}
+		return 2
+	}
+	return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b))
+}
+
+// Labeled returns runs in the form metrics.Compare takes.
+func Labeled(runs []*Run) []metrics.Labeled {
+	out := make([]metrics.Labeled, len(runs))
+	for i, r := range runs {
+		out[i] = metrics.Labeled{Name: r.Dir, Setting: r.Setting, Method: r.Method(), Schema: r.Schema, Rounds: r.Rounds}
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package report
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/rundir"
+)
+
+// fixture describes one run directory made for a test.
+type fixture struct {
+	dir       string // relative to the test's root
+	method    string
+	seed      uint64
+	alpha     float64
+	completed bool
+	// fused, aOnly, vOnly, dom per round; per class: fused - 0.1, fused + 0.1
+	fused, aOnly, vOnly, dom []float64
+}
+
+var fixtureSchema = metrics.Schema{Heads: []string{"fused", "audio_only", "visual_only", "audio_both", "visual_both"}, Classes: []string{"0", "1"}}
+
+// writeRun writes f's run directory below root with the rundir and
+// metrics packages, the way a simulation does.
+func writeRun(t *testing.T, root string, f fixture) string {
+	t.Helper()
+	dir := filepath.Join(root, f.dir)
+	cfg := config.Default()
+	cfg.Method, cfg.Seed, cfg.Data.Alpha, cfg.Rounds = f.method, f.seed, f.alpha, 3
+	cfg.OutDir, cfg.Name = filepath.Dir(dir), filepath.Base(dir)
+	r, err := rundir.Create(dir, fixtureSchema, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFile(rundir.ConfigFile, y); err != nil {
+		t.Fatal(err)
+	}
+	for i := range f.fused {
+		m := metrics.Round{Round: i + 1, Heads: []float64{f.fused[i], f.aOnly[i], f.vOnly[i], f.aOnly[i], f.vOnly[i]},
+			PerClass: []float64{f.fused[i] - 0.1, f.fused[i] + 0.1}, Dominance: f.dom[i], FirstDominant: 1,
+			TrainLoss: 1 / float64(i+1), Clients: 2, Seconds: 1, Elapsed: float64(i + 1)}
+		if err := r.AppendRound(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Finish(map[string]any{"completed": f.completed, "method": f.method}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// sweepFixture is a small sweep: two settings (alpha 1 and 100), fedcmi
+// and fedavg, two seeds each, three rounds, and a run without rounds.
+func sweepFixture(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, f := range []fixture{
+		{dir: "sw/a1/fedcmi-seed1", method: "fedcmi", seed: 1, alpha: 1, completed: true,
+			fused: []float64{0.5, 0.6, 0.7}, aOnly: []float64{0.5, 0.5, 0.6}, vOnly: []float64{0.2, 0.3, 0.4}, dom: []float64{2, 1.5, math.NaN()}},
+		{dir: "sw/a1/fedcmi-seed2", method: "fedcmi", seed: 2, alpha: 1, completed: true,
+			fused: []float64{0.4, 0.8, 0.5}, aOnly: []float64{0.4, 0.7, 0.7}, vOnly: []float64{0.1, 0.2, 0.2}, dom: []float64{3, 2.5, 1}},
+		{dir: "sw/a1/fedavg-seed1", method: "fedavg", seed: 1, alpha: 1, completed: true,
+			fused: []float64{0.3, 0.4, 0.6}, aOnly: []float64{0.3, 0.4, 0.5}, vOnly: []float64{0.1, 0.1, 0.3}, dom: []float64{4, 3, 2}},
+		{dir: "sw/a1/fedavg-seed2", method: "fedavg", seed: 2, alpha: 1, completed: true,
+			fused: []float64{0.2, 0.5, 0.4}, aOnly: []float64{0.2, 0.4, 0.3}, vOnly: []float64{0.1, 0.2, 0.1}, dom: []float64{5, 4, 3}},
+		{dir: "sw/a100/fedavg-seed1", method: "fedavg", seed: 1, alpha: 100, completed: false,
+			fused: []float64{0.9, 0.95}, aOnly: []float64{0.8, 0.9}, vOnly: []float64{0.5, 0.6}, dom: []float64{1, 1}},
+		{dir: "sw/a100/fedcmi-seed1", method: "fedcmi", seed: 1, alpha: 100, completed: false},
+	} {
+		writeRun(t, root, f)
+	}
+	return filepath.Join(root, "sw")
+}
+
+func TestLoad(t *testing.T) {
+	sw := sweepFixture(t)
+	runs, err := Load(sw, filepath.Join(sw, "a1", "fedavg-seed2")) // the second path repeats a run
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range runs {
+		rel, _ := filepath.Rel(sw, r.Dir)
+		got = append(got, r.Setting+" "+r.Method()+" "+rel)
+	}
+	want := []string{
+		"data.alpha=1 fedavg a1/fedavg-seed1", "data.alpha=1 fedavg a1/fedavg-seed2",
+		"data.alpha=1 fedcmi a1/fedcmi-seed1", "data.alpha=1 fedcmi a1/fedcmi-seed2",
+		"data.alpha=100 fedavg a100/fedavg-seed1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !runs[0].Completed || runs[4].Completed || len(runs[0].Rounds) != 3 || runs[0].Rounds[2].Heads[0] != 0.6 {
+		t.Errorf("first run %+v, last %+v", runs[0], runs[4])
+	}
+	// One setting: no label.
+	one, err := Load(filepath.Join(sw, "a1"))
+	if err != nil || len(one) != 4 || one[0].Setting != "" {
+		t.Errorf("one setting: %v %+v", err, one)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(sw, "nope"), "nope"},
+		{filepath.Join(sw, "a100", "fedcmi-seed1"), "holds no run directory"}, // interrupted before its first round
+		{t.TempDir(), "holds no run directory"},
+	} {
+		if _, err := Load(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%s): error %v, want one containing %q", tc.path, err, tc.want)
+		}
+	}
+	bad := filepath.Join(sw, "a1", "fedavg-seed1", rundir.ConfigFile)
+	if err := os.WriteFile(bad, []byte("rounds: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(sw); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("bad config: error %v, want one naming %s", err, bad)
+	}
+}
+
+func TestMethodOrder(t *testing.T) {
+	ms := []string{"fedcmi-noinf", "pmr", "fedcmi", "scaffold", "fedprox", "fedavg", "fedcmi-notemp", "harmony"}
+	slices.SortFunc(ms, MethodOrder)
+	want := []string{"fedavg", "fedprox", "harmony", "pmr", "scaffold", "fedcmi", "fedcmi-noinf", "fedcmi-notemp"}
+	if !slices.Equal(ms, want) {
+		t.Errorf("order %v, want %v", ms, want)
+	}
+}

@@ -1,0 +1,399 @@
+package report
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/fedcmi/fedcmi/metrics"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Band chooses what the shaded band around a mean curve shows.
+type Band int
+
+const (
+	// BandStd shades mean ± sample std over the group's runs (the default).
+	BandStd Band = iota
+	// BandMinMax shades from the smallest to the largest run.
+	BandMinMax
+)
+
+// ParseBand reads "std" or "minmax".
+func ParseBand(s string) (Band, error) {
+	switch s {
+	case "std", "":
+		return BandStd, nil
+	case "minmax":
+		return BandMinMax, nil
+	}
+	return 0, fmt.Errorf("report: band %q: want std or minmax", s)
+}
+
+func (b Band) String() string {
+	if b == BandMinMax {
+		return "min–max"
+	}
+	return "mean ± std"
+}
+
+// Options are a report's settings; the zero value is valid.
+type Options struct {
+	// Title heads the HTML page ("" = "fedcmi report").
+	Title string
+	// Band is what the band around accuracy and dominance curves shows.
+	Band Band
+	// Pick is the round of each run the table and the bar charts report
+	// (default: the final round).
+	Pick metrics.Pick
+}
+
+// File names in a report directory; figures are
+// <kind>-<setting>.png and .svg, kind one of accuracy, bars, per-class,
+// dominance.
+const (
+	HTMLFile     = "report.html"
+	MarkdownFile = "summary.md"
+	CSVFile      = "summary.csv"
+)
+
+// Figure is one figure of a report.
+type Figure struct {
+	// Kind is accuracy, bars, per-class or dominance.
+	Kind string
+	// Setting is the setting whose runs it shows.
+	Setting string
+	// Caption describes it.
+	Caption string
+	// PNG and SVG are the file names in the report directory.
+	PNG, SVG string
+	// Width and Height are its size in CSS pixels (96 per inch).
+	Width, Height int
+
+	pngData, svgData []byte
+}
+
+// Result is what Build wrote.
+type Result struct {
+	// Dir is the report directory, HTML the page's path in it.
+	Dir, HTML string
+	// Rows is the comparison table shown on the page.
+	Rows []metrics.Row
+	// Figures lists the figures in page order.
+	Figures []Figure
+}
+
+// group is the runs of one setting and method.
+type group struct {
+	setting, method string
+	runs            []*Run
+}
+
+// groupRuns splits runs, sorted by SortRuns, into consecutive groups.
+func groupRuns(runs []*Run) []group {
+	var gs []group
+	for _, r := range runs {
+		if n := len(gs); n > 0 && gs[n-1].setting == r.Setting && gs[n-1].method == r.Method() {
+			gs[n-1].runs = append(gs[n-1].runs, r)
+			continue
+		}
+		gs = append(gs, group{setting: r.Setting, method: r.Method(), runs: []*Run{r}})
+	}
+	return gs
+}
+
+// Build writes a report of runs (as Load returns them) into dir, created
+// if missing: the comparison table (summary.md, summary.csv), for each
+// setting four figures as PNG and SVG (accuracy vs round per method with
+// a band over seeds; fused and single-modality accuracy bars per method
+// with error bars; per-class accuracy per method; mean dominance ratio vs
+// round), and report.html, one self-contained page (figures embedded as
+// data URIs) with the table and the figures. Runs must be sorted by
+// SortRuns. It stops between figures when ctx is done.
+func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, error) {
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("report: no runs")
+	}
+	rows, err := metrics.Compare(Labeled(runs), opt.Pick)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	res := &Result{Dir: dir, HTML: filepath.Join(dir, HTMLFile), Rows: rows}
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer, []metrics.Row) error
+	}{{MarkdownFile, metrics.WriteComparison}, {CSVFile, metrics.WriteComparisonCSV}} {
+		if err := writeFile(filepath.Join(dir, f.name), func(w io.Writer) error { return f.write(w, rows) }); err != nil {
+			return nil, err
+		}
+	}
+
+	// Colours follow the methods of all settings, so a method keeps its
+	// colour across figures.
+	var methods []string
+	for _, r := range runs {
+		if !slices.Contains(methods, r.Method()) {
+			methods = append(methods, r.Method())
+		}
+	}
+	slices.SortFunc(methods, MethodOrder)
+	colorOf := func(m string) color.RGBA { return palette[slices.Index(methods, m)%len(palette)] }
+
+	groups := groupRuns(runs)
+	var settings []string
+	for _, g := range groups {
+		if !slices.Contains(settings, g.setting) {
+			settings = append(settings, g.setting)
+		}
+	}
+	used := map[string]bool{}
+	for _, setting := range settings {
+		var gs []group
+		for _, g := range groups {
+			if g.setting == setting {
+				gs = append(gs, g)
+			}
+		}
+		slug := fileSlug(setting, used)
+		for _, kind := range []string{"accuracy", "bars", "per-class", "dominance"} {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("report: %w", err)
+			}
+			fig, err := makeFigure(kind, setting, gs, colorOf, opt)
+			if err != nil {
+				return nil, fmt.Errorf("report: %s figure of %s: %w", kind, settingTitle(setting), err)
+			}
+			if fig == nil {
+				continue
+			}
+			base := kind + "-" + slug
+			fig.PNG, fig.SVG = base+".png", base+".svg"
+			for name, data := range map[string][]byte{fig.PNG: fig.pngData, fig.SVG: fig.svgData} {
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					return nil, fmt.Errorf("report: %w", err)
+				}
+			}
+			res.Figures = append(res.Figures, *fig)
+		}
+	}
+	if err := writeFile(res.HTML, func(w io.Writer) error { return writeHTML(w, runs, res, opt) }); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// writeFile writes path through write, naming path in errors.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("report: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// fileSlug turns a setting into a file-name part, unique among used.
+func fileSlug(setting string, used map[string]bool) string {
+	s := strings.Trim(unsafeChars.ReplaceAllString(strings.ReplaceAll(setting, "=", "-"), "_"), "_.")
+	if s == "" {
+		s = "all"
+	}
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	base := s
+	for i := 2; used[s]; i++ {
+		s = fmt.Sprintf("%s_%d", base, i)
+	}
+	used[s] = true
+	return s
+}
+
+func settingTitle(setting string) string {
+	if setting == "" {
+		return "all runs"
+	}
+	return setting
+}
+
+// makeFigure draws one kind of figure for the groups of one setting; nil
+// when there is nothing to draw (no dominance measured).
+func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGBA, opt Options) (*Figure, error) {
+	heads := gs[0].runs[0].Schema.Heads
+	methods := make([]string, len(gs))
+	colors := make([]color.RGBA, len(gs))
+	for i, g := range gs {
+		methods[i], colors[i] = g.method, colorOf(g.method)
+	}
+	seeds := func() string {
+		n := 0
+		for _, g := range gs {
+			n = max(n, len(g.runs))
+		}
+		if n == 1 {
+			return "one run per method"
+		}
+		return fmt.Sprintf("up to %d runs (seeds) per method", n)
+	}()
+	title := settingTitle(setting)
+	var (
+		plots   []*plot.Plot
+		thumbs  []plot.Thumbnailer
+		caption string
+		w, h    vg.Length
+	)
+	switch kind {
+	case "accuracy", "dominance":
+		panels := []int{0, 1, 2} // fused and the two single-modality heads
+		ylabel := "test accuracy"
+		if kind == "dominance" {
+			panels = []int{-1}
+			ylabel = "mean dominance ratio ρ"
+		}
+		panels = slices.DeleteFunc(panels, func(h int) bool { return h >= len(heads) })
+		found := false
+		for _, hd := range panels {
+			name := title
+			value := func(m metrics.Round) float64 { return m.Dominance }
+			if hd >= 0 {
+				name = heads[hd]
+				value = func(m metrics.Round) float64 { return at(m.Heads, hd) }
+			}
+			p := newPlot(name, "round", ylabel)
+			p.X.Tick.Marker = roundTicks{}
+			p.Add(plotter.NewGrid())
+			if kind == "dominance" {
+				one := plotter.NewFunction(func(float64) float64 { return 1 })
+				one.Color = color.Gray{0x80}
+				one.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+				p.Add(one)
+			} else {
+				p.Y.Min, p.Y.Max = 0, 1
+			}
+			var lines []plot.Thumbnailer
+			for i, g := range gs {
+				pts := aggregate(g.runs, value, opt.Band)
+				found = found || len(pts) > 0
+				line, err := addSeries(p, pts, colors[i])
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", g.method, err)
+				}
+				if line == nil { // nothing measured: a legend entry all the same
+					line = &plotter.Line{LineStyle: draw.LineStyle{Color: colors[i], Width: vg.Points(1.5)}}
+				}
+				lines = append(lines, line)
+			}
+			if kind == "dominance" {
+				p.Y.Min = 0 // a ratio: from 0, so that rho = 1 stands out
+			}
+			plots = append(plots, p)
+			thumbs = lines
+		}
+		if !found {
+			return nil, nil
+		}
+		if kind == "accuracy" {
+			caption = fmt.Sprintf("Test accuracy vs round (%s): line = mean, band = %s over %s.", title, opt.Band, seeds)
+			w, h = vg.Length(len(plots))*vg.Inch*2.6+vg.Inch*1.3, vg.Inch*3
+		} else {
+			caption = fmt.Sprintf("Mean dominance ratio ρ of the round's multimodal training batches vs round (%s; ρ > 1: %s dominates): line = mean, band = %s over %s.",
+				title, strings.TrimSuffix(heads[min(1, len(heads)-1)], "_only"), opt.Band, seeds)
+			w, h = vg.Inch*5.5, vg.Inch*3.2
+		}
+	case "bars", "per-class":
+		var categories []string
+		stats := make([][]metrics.Stat, len(gs))
+		labeled := make([]metrics.Labeled, 0)
+		for _, g := range gs {
+			labeled = append(labeled, Labeled(g.runs)...)
+		}
+		rows, err := metrics.Compare(labeled, opt.Pick)
+		if err != nil {
+			return nil, err
+		}
+		which := "final"
+		if opt.Pick == metrics.PickBest {
+			which = "best-round"
+		}
+		if kind == "bars" {
+			n := min(3, len(heads))
+			categories = heads[:n]
+			for i, r := range rows {
+				stats[i] = r.Acc[:n]
+			}
+			p := barChart(title, fmt.Sprintf("%s test accuracy", which), categories, methods, colors, stats)
+			plots = []*plot.Plot{p}
+			caption = fmt.Sprintf("%s accuracy of the fused and the single-modality heads per method (%s): bar = mean, error bar = ± std over %s.",
+				upperFirst(which), title, seeds)
+			w, h = vg.Inch*5.5, vg.Inch*3.2
+		} else {
+			categories = gs[0].runs[0].Schema.Classes
+			for i, r := range rows {
+				stats[i] = r.PerClass
+			}
+			p := barChart(title, fmt.Sprintf("%s fused accuracy", which), categories, methods, colors, stats)
+			p.X.Label.Text = "class"
+			plots = []*plot.Plot{p}
+			caption = fmt.Sprintf("%s fused test accuracy per class and method (%s): bar = mean, error bar = ± std over %s.",
+				upperFirst(which), title, seeds)
+			w, h = max(vg.Inch*5.5, vg.Length(len(categories)*len(gs))*vg.Inch*0.12+vg.Inch*2.5), vg.Inch*3.2
+		}
+		for i := range gs {
+			thumbs = append(thumbs, &bars{color: colors[i]})
+		}
+	default:
+		return nil, fmt.Errorf("unknown figure kind %q", kind)
+	}
+	suptitle := ""
+	if kind == "accuracy" && setting != "" {
+		suptitle = setting
+		h += vg.Inch * 0.3
+	}
+	pngData, svgData, err := render(w, h, paintPanels(suptitle, plots, legendFor(methods, thumbs)))
+	if err != nil {
+		return nil, err
+	}
+	return &Figure{Kind: kind, Setting: setting, Caption: caption, pngData: pngData, svgData: svgData,
+		Width: int(math.Round(w.Points() / 72 * 96)), Height: int(math.Round(h.Points() / 72 * 96))}, nil
+}
+
+func at(xs []float64, i int) float64 {
+	if i < len(xs) {
+		return xs[i]
+	}
+	return math.NaN()
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// dataURI returns data as a base64 data URI of the given media type.
+func dataURI(mediaType string, data []byte) string {
+	return "data:" + mediaType + ";base64," + base64.StdEncoding.EncodeToString(data)
+}

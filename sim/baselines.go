@@ -1,0 +1,26 @@
+package sim
+
+import (
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/fl"
+)
+
+// baselineStrategy wraps base in the strategy of a baseline method that
+// has its own server side (SCAFFOLD's control variates, Harmony's stages,
+// FedMDrop's client and modality selection); every other method uses base
+// itself.
+func baselineStrategy(method fl.Method, base *fl.ModalityAware, cfg *config.Config) fl.Strategy {
+	switch {
+	case method.Scaffold:
+		return &fl.Scaffold{Base: base}
+	case method.Harmony:
+		return &fl.Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
+	case method.MDrop:
+		o := cfg.FedMDrop
+		return &fl.FedMDrop{
+			ModalityAware: *base,
+			Options:       fl.FedMDropOptions{Alpha: o.Alpha, Threshold: o.Threshold, Subsample: o.Subsample},
+		}
+	}
+	return base
+}
