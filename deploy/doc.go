@@ -13,7 +13,10 @@
 // Register, then PullWork (a long poll that streams the task and the global
 // model), Upload (a stream of the result), and Heartbeat. Parameters travel
 // as named float32 tensors in little-endian chunks (DefaultChunkBytes), so
-// a model of any size fits gRPC's message limit.
+// a model of any size fits gRPC's message limit; SCAFFOLD's control
+// variates are a second set of tensors. The complete fl.FitConfig and
+// fl.FitMetrics (with a method's report) also travel gob-encoded beside
+// their protobuf fields, so methods that add fields need no schema change.
 //
 // Serve wires an experiment config into a coordinator: it builds the same
 // data, model and strategy as sim.Run (sim.Prepare, sim.NewStrategy),
