@@ -23,6 +23,14 @@ import (
 	"github.com/fedcmi/fedcmi/model"
 )
 
+// Request deadlines of a participant.
+const (
+	registerTimeout = 30 * time.Second
+	// uploadGrace is how long after a task's deadline an upload may still
+	// run (to be answered LATE rather than hang).
+	uploadGrace = 30 * time.Second
+)
+
 // ErrRefused is returned (wrapped) by Participant.Run when the coordinator
 // refuses the participant for good: unknown, revoked, wrong token or
 // certificate, another protocol version or model.
@@ -116,10 +124,12 @@ func (p *Participant) Run(ctx context.Context) error {
 		}
 	}
 	for {
-		resp, err := rpc.Register(ctx, &fedcmipb.RegisterRequest{
+		rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
+		resp, err := rpc.Register(rctx, &fedcmipb.RegisterRequest{
 			ProtocolVersion: ProtocolVersion, Name: p.Name, Token: p.Token, Modalities: namesOf(p.Holds, p.ModelModalities),
 			NumSamples: int64(p.NumSamples), LayoutDigest: LayoutDigest(p.Layout),
 		})
+		rcancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -308,6 +318,17 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 }
 
 func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome) (*fedcmipb.UploadResponse, error) {
+	// After the task's deadline the coordinator discards the result anyway
+	// (at least uploadGrace from now, whatever the clocks' skew).
+	if d := h.GetDeadlineUnixMs(); d > 0 {
+		end := time.UnixMilli(d)
+		if now := time.Now(); end.Before(now) {
+			end = now
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end.Add(uploadGrace))
+		defer cancel()
+	}
 	stream, err := rpc.Upload(ctx)
 	if err != nil {
 		return nil, err

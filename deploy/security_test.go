@@ -81,7 +81,7 @@ func clientTLS(t *testing.T, caDir, certDir, name string) *tls.Config {
 // TestRefused: participants the coordinator must not accept are refused,
 // and Participant.Run reports it instead of retrying.
 func TestRefused(t *testing.T) {
-	good := devCerts(t, "client-0000", "client-0001", "client-0002")
+	good := devCerts(t, "client-0000", "client-0001", "client-0002", "stranger")
 	other := devCerts(t, "client-0000")
 	stls, err := ServerTLS(filepath.Join(good, CAFile), filepath.Join(good, ServerCert), filepath.Join(good, ServerKey))
 	if err != nil {
@@ -112,6 +112,7 @@ func TestRefused(t *testing.T) {
 		{"no certificate", clientTLS(t, good, "", ""), "client-0000", "secret", nil, "certificate"},
 		{"wrong token", clientTLS(t, good, good, "client-0000"), "client-0000", "guess", nil, "wrong token"},
 		{"revoked", clientTLS(t, good, good, "client-0002"), "client-0002", "", nil, "revoked"},
+		{"unknown name", clientTLS(t, good, good, "stranger"), "stranger", "", nil, "not on the roster"},
 		{"name of another certificate", clientTLS(t, good, good, "client-0001"), "client-0000", "secret", nil, "presents the certificate"},
 		{"another model", clientTLS(t, good, good, "client-0000"), "client-0000", "secret", otherLayout, "another model"},
 	} {
