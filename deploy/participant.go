@@ -134,7 +134,8 @@ func (p *Participant) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if permanent(err) {
+			// Unauthenticated at registration means no usable certificate.
+			if permanent(err) || status.Code(err) == codes.Unauthenticated {
 				return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
 			}
 			log.Warn("cannot register; retrying", "err", err)
