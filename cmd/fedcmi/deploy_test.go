@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if r, err := strconv.Atoi(os.Getenv("FEDCMI_TEST_HANG_ROUND")); err == nil {
 		wrapClient = func(c fl.Client) fl.Client { return hangingClient{c, r} }
 	}
+	if r, err := strconv.Atoi(os.Getenv("FEDCMI_TEST_DIE_IN_ROUND")); err == nil {
+		wrapClient = func(c fl.Client) fl.Client { return dyingClient{c, r} }
+	}
 	if r, err := strconv.Atoi(os.Getenv("FEDCMI_TEST_DIE_AFTER_ROUND")); err == nil {
 		afterRound = func(round int) {
 			if round == r {
@@ -67,6 +70,29 @@ func (h hangingClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error
 		return fl.FitRes{}, ctx.Err()
 	}
 	return h.Client.Fit(ctx, ins)
+}
+
+// dyingClient kills its process when asked to train round die.
+type dyingClient struct {
+	fl.Client
+	die int
+}
+
+func (d dyingClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	if ins.Config.Round == d.die {
+		fmt.Fprintf(os.Stderr, "test: killing myself in round %d\n", d.die)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	return d.Client.Fit(ctx, ins)
+}
+
+// MarshalState and UnmarshalState pass the client's state through.
+func (d dyingClient) MarshalState() ([]byte, error) {
+	return d.Client.(fl.ClientStateful).MarshalState()
+}
+func (d dyingClient) UnmarshalState(b []byte) error {
+	return d.Client.(fl.ClientStateful).UnmarshalState(b)
 }
 
 // proc is a fedcmi process started by a test.
@@ -447,4 +473,37 @@ func TestDeployUsage(t *testing.T) {
 			t.Errorf("fedcmi %v: exit %d, want %d; output should contain %q:\n%s", tc.args, code, tc.code, tc.want, tail(all, 1500))
 		}
 	}
+}
+
+// TestDeployParticipantRestart: a SCAFFOLD participant (whose client
+// control variate is state, fl.ClientStateful) dies when round 3 reaches
+// it; restarted with the same -state file it picks up the round's task and
+// the run still equals the simulation.
+func TestDeployParticipantRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	f := newFederation(t, "method: scaffold\n"+strings.Replace(strings.Replace(smallExperiment,
+		"rounds: 3", "rounds: 4", 1), "clients_per_round: 3", "clients_per_round: 4", 1))
+	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-heartbeat", "2s", "-round-timeout", "60s")
+	for i := range 3 {
+		f.join(t, addr, i, nil)
+	}
+	state := filepath.Join(f.dir, "client-3.state")
+	args := []string{"join", "-c", f.cfgFile, "-server", addr, "-shard", "3", "-certs", f.certs, "-state", state}
+	first := start(t, f.dir, "client-3", []string{"FEDCMI_TEST_DIE_IN_ROUND=3"}, args...)
+	if err := first.wait(t, 60*time.Second); err == nil {
+		t.Fatal("the participant did not die")
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no state saved: %v", err)
+	}
+	start(t, f.dir, "client-3-restarted", nil, args...)
+	if err := srv.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	want := f.simulate(t)
+	dir := filepath.Join(f.dir, "runs", f.cfg.RunName())
+	sameRounds(t, readRounds(t, dir), want.Rounds)
+	sameModel(t, dir, want.Dir)
 }
