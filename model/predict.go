@@ -89,13 +89,8 @@ func (e *Engine) evalExec() (*Exec, error) {
 // absent and is fed as zeros (only the heads that do not read it are then
 // meaningful).
 func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
-	if err := e.arch.Check(p); err != nil {
+	if err := e.checkEvalInput("predict", p, x, n); err != nil {
 		return nil, err
-	}
-	for m := range 2 {
-		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
-			return nil, fmt.Errorf("model: predict: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
-		}
 	}
 	exec, err := e.evalExec()
 	if err != nil {
@@ -106,6 +101,30 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 	for h := range NumHeads {
 		pred.Preds[h] = make([]int, 0, n)
 	}
+	err = e.runEval("predict", exec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
+		rows := hi - lo
+		for h := range NumHeads {
+			cls := tensors.MustCopyFlatData[int32](outs[h])
+			for _, c := range cls[:rows] {
+				pred.Preds[h] = append(pred.Preds[h], int(c))
+			}
+		}
+		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
+		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pred, nil
+}
+
+// runEval runs exec, an evaluation graph over the parameters and one
+// evalBatch-row block of each modality, over the n rows of x (checked by
+// checkEvalInput) with parameters p: a nil x[m] is fed as zeros and the
+// last block is zero-padded. It calls use with each block's rows lo..hi and
+// the graph's outputs, which it finalizes after use returns; what names the
+// caller in errors.
+func (e *Engine) runEval(what string, exec *Exec, p Params, x [2][]float32, n int, use func(lo, hi int, outs []*tensors.Tensor)) error {
 	params := toTensors(p)
 	defer func() {
 		for _, t := range params {
@@ -123,32 +142,38 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 			args = append(args, t)
 		}
 		for m := range 2 {
-			d := e.arch.InputDims[m]
+			w := e.arch.InputDims[m]
 			clear(pad[m])
 			if x[m] != nil {
-				copy(pad[m], x[m][lo*d:hi*d])
+				copy(pad[m], x[m][lo*w:hi*w])
 			}
-			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, d))
+			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, w))
 		}
 		outs, err := exec.Exec(args...)
 		for _, a := range args[len(params):] {
 			a.(*tensors.Tensor).FinalizeAll()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("model: predict: %w", err)
+			return fmt.Errorf("model: %s: %w", what, err)
 		}
-		rows := hi - lo
-		for h := range NumHeads {
-			cls := tensors.MustCopyFlatData[int32](outs[h])
-			for _, c := range cls[:rows] {
-				pred.Preds[h] = append(pred.Preds[h], int(c))
-			}
-		}
-		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
-		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
+		use(lo, hi, outs)
 		for _, t := range outs {
 			t.FinalizeAll()
 		}
 	}
-	return pred, nil
+	return nil
+}
+
+// checkEvalInput checks p against the architecture and that each given
+// x[m] holds n rows of its modality's width; what names the caller.
+func (e *Engine) checkEvalInput(what string, p Params, x [2][]float32, n int) error {
+	if err := e.arch.Check(p); err != nil {
+		return err
+	}
+	for m := range 2 {
+		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
+			return fmt.Errorf("model: %s: modality %q: %d values for %d rows of width %d", what, e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
+		}
+	}
+	return nil
 }

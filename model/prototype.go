@@ -303,13 +303,8 @@ func (e *Engine) embedExec() (*Exec, error) {
 // whose rows x[m] are given (nil x[m] gives a nil result).
 func (e *Engine) Embed(p Params, x [2][]float32, n int) ([2][]float32, error) {
 	var out [2][]float32
-	if err := e.arch.Check(p); err != nil {
+	if err := e.checkEvalInput("embed", p, x, n); err != nil {
 		return out, err
-	}
-	for m := range 2 {
-		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
-			return out, fmt.Errorf("model: embed: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
-		}
 	}
 	exec, err := e.embedExec()
 	if err != nil {
@@ -321,45 +316,15 @@ func (e *Engine) Embed(p Params, x [2][]float32, n int) ([2][]float32, error) {
 			out[m] = make([]float32, 0, n*d)
 		}
 	}
-	params := toTensors(p)
-	defer func() {
-		for _, t := range params {
-			t.FinalizeAll()
-		}
-	}()
-	var pad [2][]float32
-	for m := range 2 {
-		pad[m] = make([]float32, e.evalBatch*e.arch.InputDims[m])
-	}
-	for lo := 0; lo < n; lo += e.evalBatch {
-		hi := min(lo+e.evalBatch, n)
-		args := make([]any, 0, len(params)+2)
-		for _, t := range params {
-			args = append(args, t)
-		}
-		for m := range 2 {
-			w := e.arch.InputDims[m]
-			clear(pad[m])
-			if x[m] != nil {
-				copy(pad[m], x[m][lo*w:hi*w])
-			}
-			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, w))
-		}
-		outs, err := exec.Exec(args...)
-		for _, a := range args[len(params):] {
-			a.(*tensors.Tensor).FinalizeAll()
-		}
-		if err != nil {
-			return out, fmt.Errorf("model: embed: %w", err)
-		}
+	err = e.runEval("embed", exec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
 		for m := range 2 {
 			if x[m] != nil {
 				out[m] = append(out[m], tensors.MustCopyFlatData[float32](outs[m])[:(hi-lo)*d]...)
 			}
 		}
-		for _, t := range outs {
-			t.FinalizeAll()
-		}
+	})
+	if err != nil {
+		return out, err
 	}
 	return out, nil
 }
