@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -101,7 +102,26 @@ func gobEncode(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func gobDecode(b []byte, v any) error {
+// gobLimit is the largest gob blob (a FitConfig or resultExtras) a peer
+// may send for a model of k classes and embeddings of width d: 64 KiB for
+// type descriptions and scalars, plus 9 bytes (gob's largest number) for
+// each of two modalities' k*d prototype values and k counts and the 4k
+// per-class statistics (dominance table or class statistics and
+// temperatures). A blob is also bounded by the gRPC message size
+// (ServeOptions.MaxMessageBytes, DefaultMaxMessageBytes on participants);
+// encoding/gob itself allocates no more than the bytes it decodes justify.
+func gobLimit(k, d int) int {
+	return 64<<10 + 9*(2*k*d+2*k+4*k)
+}
+
+// errGobSize marks a gob blob over its limit.
+var errGobSize = errors.New("over the size limit")
+
+// gobDecode decodes b, at most limit bytes (errGobSize), into v.
+func gobDecode(b []byte, v any, limit int) error {
+	if len(b) > limit {
+		return fmt.Errorf("encoded %T of %d bytes: %w of %d", v, len(b), errGobSize, limit)
+	}
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}

@@ -58,16 +58,22 @@ func (r *rawParticipant) pull(t *testing.T, layout []model.ParamInfo) (*fedcmipb
 	return first.GetHeader(), p
 }
 
-func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Params) *fedcmipb.UploadResponse {
+// upload sends p as the result of task h; edit, if given, changes the
+// result header first.
+func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Params, edit ...func(*fedcmipb.ResultHeader)) *fedcmipb.UploadResponse {
 	t.Helper()
 	stream, err := r.rpc.Upload(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: &fedcmipb.ResultHeader{
+	rh := &fedcmipb.ResultHeader{
 		ProtocolVersion: ProtocolVersion, Session: r.session, TaskId: h.GetTaskId(), Round: h.GetRound(),
 		NumSamples: 10, Modalities: []string{"audio", "visual"}, Metrics: &fedcmipb.FitMetrics{LossSum: 1, Batches: 1},
-	}}})
+	}
+	for _, e := range edit {
+		e(rh)
+	}
+	stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: rh}})
 	sendParams(p, 0, 0, func(c *fedcmipb.TensorChunk) error {
 		return stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: c}})
 	})
