@@ -84,6 +84,15 @@ func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Pa
 	return resp
 }
 
+// zeroParams returns parameters of the layout, all zero.
+func zeroParams(layout []model.ParamInfo) model.Params {
+	p := make(model.Params, len(layout))
+	for i, info := range layout {
+		p[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
+	}
+	return p
+}
+
 // TestUploadIdempotentAndLate: a retried upload counts once; an upload
 // after the round's deadline is discarded as late.
 func TestUploadIdempotentAndLate(t *testing.T) {
@@ -91,10 +100,7 @@ func TestUploadIdempotentAndLate(t *testing.T) {
 	layout := coord.cfg.Layout
 	a := registerRaw(t, addr, "alpha", layout)
 	b := registerRaw(t, addr, "beta", layout)
-	global := make(model.Params, len(layout))
-	for i, info := range layout {
-		global[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
-	}
+	global := zeroParams(layout)
 	coord.BeginRound(1)
 	type fit struct {
 		res fl.FitRes

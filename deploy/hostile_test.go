@@ -11,7 +11,6 @@ import (
 
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/internal/fedcmipb"
-	"github.com/fedcmi/fedcmi/model"
 )
 
 // mustGob encodes v for a test.
@@ -35,10 +34,7 @@ func TestHostileResultBlobs(t *testing.T) {
 	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 30 * time.Second, Metrics: met}, nil)
 	layout := coord.cfg.Layout
 	k, d := fl.PrototypeShape(layout)
-	global := make(model.Params, len(layout))
-	for i, info := range layout {
-		global[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
-	}
+	global := zeroParams(layout)
 	honest := func() resultExtras {
 		cs := fl.NewClassStats(k)
 		cs.SumPA[0], cs.SumPV[0], cs.Count[0] = 1, 0.5, 2
@@ -175,19 +171,11 @@ func TestHostileExtrasRoundsComplete(t *testing.T) {
 		}
 		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
 	}
-	s := <-done
-	if s.err != nil {
-		t.Fatal(s.err)
+	res := federated(t, done, parts)
+	if len(res.Rounds) != cfg.Rounds {
+		t.Fatalf("%d rounds, want %d", len(res.Rounds), cfg.Rounds)
 	}
-	for i, p := range parts {
-		if err := <-p; err != nil {
-			t.Errorf("participant %d: %v", i, err)
-		}
-	}
-	if len(s.res.Rounds) != cfg.Rounds {
-		t.Fatalf("%d rounds, want %d", len(s.res.Rounds), cfg.Rounds)
-	}
-	for _, r := range s.res.Rounds {
+	for _, r := range res.Rounds {
 		if r.Clients != 1 || r.Failures != 3 || math.IsNaN(r.Heads[0]) || math.IsNaN(r.TrainLoss) {
 			t.Errorf("round %d: %d results, %d failures, loss %v; want 1 and 3, finite", r.Round, r.Clients, r.Failures, r.TrainLoss)
 		}
@@ -213,10 +201,7 @@ func TestParticipantRefusesBadRecipe(t *testing.T) {
 	}
 	name := coord.Available()[0].ID
 	layout := coord.cfg.Layout
-	global := make(model.Params, len(layout))
-	for i, info := range layout {
-		global[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
-	}
+	global := zeroParams(layout)
 	good := fl.FitConfig{Round: 1, Epochs: 1, LR: 0.01, Temperature: 1}
 	for i, tc := range []struct {
 		name string

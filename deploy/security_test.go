@@ -229,16 +229,8 @@ func TestBadUpdatesRejected(t *testing.T) {
 		}
 		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
 	}
-	s := <-done
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
-	for i, p := range parts {
-		if err := <-p; err != nil {
-			t.Errorf("participant %d: %v", i, err)
-		}
-	}
-	for _, r := range s.res.Rounds {
+	res := federated(t, done, parts)
+	for _, r := range res.Rounds {
 		if r.Clients != 1 || r.Failures != 5 || math.IsNaN(r.Heads[0]) {
 			t.Errorf("round %d: %d results, %d failures; want 1 and 5", r.Round, r.Clients, r.Failures)
 		}

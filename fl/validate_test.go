@@ -8,6 +8,17 @@ import (
 	"github.com/fedcmi/fedcmi/data"
 )
 
+// wantErr fails t unless err is nil where want is empty, or says want.
+func wantErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("err %v, want one saying %q", err, want)
+	}
+}
+
 // TestFitMetricsValidate: metrics a hostile client could send (NaN or
 // infinite sums, negative or inconsistent counts, temperatures or class
 // statistics of the wrong number of classes) are refused with a reason;
@@ -50,13 +61,7 @@ func TestFitMetricsValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := honest()
 			tc.corrupt(&m)
-			err := m.Validate(k)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("err %v, want one saying %q", err, tc.want)
-			}
+			wantErr(t, m.Validate(k), tc.want)
 		})
 	}
 }
@@ -106,13 +111,7 @@ func TestModalityReportValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := honest()
 			tc.corrupt(r)
-			err := r.Validate(k, d, tc.holds, n)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("err %v, want one saying %q", err, tc.want)
-			}
+			wantErr(t, r.Validate(k, d, tc.holds, n), tc.want)
 		})
 	}
 }
@@ -149,13 +148,7 @@ func TestFitConfigValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := FitConfig{Round: 2, Epochs: 1, LR: 0.01, Alpha: 1, C1: 2, C3: 2, Temperature: 1, Holdout: 0.2, Dominance: DominanceFederated}
 			tc.corrupt(&c)
-			err := c.Validate(k, d)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("err %v, want one saying %q", err, tc.want)
-			}
+			wantErr(t, c.Validate(k, d), tc.want)
 		})
 	}
 }
