@@ -38,16 +38,9 @@ type Prediction struct {
 
 // evalExec returns the compiled evaluation graph.
 func (e *Engine) evalExec() (*Exec, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.eval != nil {
-		return e.eval, nil
-	}
-	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
-		n := len(e.layout)
-		net := newNetwork(&e.arch, e.layout, in[:n])
-		ea := net.embed(0, in[n], true)
-		ev := net.embed(1, in[n+1], true)
+	return e.evalGraph("eval", &e.eval, func(net *network, in []*Node) []*Node {
+		ea := net.embed(0, in[0], true)
+		ev := net.embed(1, in[1], true)
 		zero := ZerosLike(ea.self)
 		heads := [NumHeads]*Node{
 			net.fuse(ea.self, ev.self),
@@ -64,10 +57,26 @@ func (e *Engine) evalExec() (*Exec, error) {
 			Softmax(net.classify(0, ea.self), -1),
 			Softmax(net.classify(1, ev.self), -1))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("model: eval graph: %w", err)
+}
+
+// evalGraph returns the graph *cache, compiling it first if nil: a graph
+// over the parameters and one evalBatch-row block of each modality, whose
+// outputs build computes from the network and the two blocks (runEval runs
+// it). name names the graph in errors and compile times.
+func (e *Engine) evalGraph(name string, cache **Exec, build func(net *network, in []*Node) []*Node) (*Exec, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if *cache != nil {
+		return *cache, nil
 	}
-	exec = exec.WithName("eval").SetMaxCache(1)
+	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
+		n := len(e.layout)
+		return build(newNetwork(&e.arch, e.layout, in[:n]), in[n:])
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model: %s graph: %w", name, err)
+	}
+	exec = exec.WithName(name).SetMaxCache(1)
 	var in []shapes.Shape
 	for _, info := range e.layout {
 		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
@@ -77,10 +86,10 @@ func (e *Engine) evalExec() (*Exec, error) {
 	}
 	t0 := time.Now()
 	if err := compile(exec, in); err != nil {
-		return nil, fmt.Errorf("model: compile eval graph: %w", err)
+		return nil, fmt.Errorf("model: compile %s graph: %w", name, err)
 	}
-	e.compiled["eval"] = time.Since(t0)
-	e.eval = exec
+	e.compiled[name] = time.Since(t0)
+	*cache = exec
 	return exec, nil
 }
 

@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -268,34 +267,9 @@ func (l *Local) setProtoHyper(cfg *ProtoLoss) {
 // embedExec returns the compiled graph computing the self embeddings
 // (aa, vv) of both modalities.
 func (e *Engine) embedExec() (*Exec, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.embed != nil {
-		return e.embed, nil
-	}
-	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
-		n := len(e.layout)
-		net := newNetwork(&e.arch, e.layout, in[:n])
-		return []*Node{net.embed(0, in[n], false).self, net.embed(1, in[n+1], false).self}
+	return e.evalGraph("embed", &e.embed, func(net *network, in []*Node) []*Node {
+		return []*Node{net.embed(0, in[0], false).self, net.embed(1, in[1], false).self}
 	})
-	if err != nil {
-		return nil, fmt.Errorf("model: embed graph: %w", err)
-	}
-	exec = exec.WithName("embed").SetMaxCache(1)
-	var in []shapes.Shape
-	for _, info := range e.layout {
-		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
-	}
-	for m := range 2 {
-		in = append(in, shapes.Make(dtypes.Float32, e.evalBatch, e.arch.InputDims[m]))
-	}
-	t0 := time.Now()
-	if err := compile(exec, in); err != nil {
-		return nil, fmt.Errorf("model: compile embed graph: %w", err)
-	}
-	e.compiled["embed"] = time.Since(t0)
-	e.embed = exec
-	return exec, nil
 }
 
 // Embed returns the self embeddings z^m = S_m(E_m(x^m)) of n rows, the
