@@ -141,52 +141,6 @@ func TestHostileResultBlobs(t *testing.T) {
 	}
 }
 
-// TestHostileExtrasRoundsComplete: participants whose results carry
-// metrics or a report that do not validate are rejected every round (and
-// counted), while every round completes with the honest participant's
-// result.
-func TestHostileExtrasRoundsComplete(t *testing.T) {
-	cfg := smallConfig(t, 4, 4, 2)
-	met := NewMetrics()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l := listen(t)
-	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met,
-		HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 30 * time.Second})
-	corrupt := []func(*fl.FitRes){
-		nil, // honest
-		func(r *fl.FitRes) { r.Metrics.LossSum = math.Inf(-1) },
-		func(r *fl.FitRes) { cs := fl.NewClassStats(50); r.Metrics.ClassStats = &cs },
-		func(r *fl.FitRes) {
-			r.Report = &fl.ModalityReport{Prototypes: fl.PrototypeSet{
-				Centers: [2][]float32{{float32(math.NaN())}}, Counts: [2][]int{{-1}},
-			}}
-		},
-	}
-	var parts []<-chan error
-	for i, c := range corrupt {
-		var wrap func(fl.Client) fl.Client
-		if c != nil {
-			wrap = func(cl fl.Client) fl.Client { return badClient{cl, c} }
-		}
-		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
-	}
-	res := federated(t, done, parts)
-	if len(res.Rounds) != cfg.Rounds {
-		t.Fatalf("%d rounds, want %d", len(res.Rounds), cfg.Rounds)
-	}
-	for _, r := range res.Rounds {
-		if r.Clients != 1 || r.Failures != 3 || math.IsNaN(r.Heads[0]) || math.IsNaN(r.TrainLoss) {
-			t.Errorf("round %d: %d results, %d failures, loss %v; want 1 and 3, finite", r.Round, r.Clients, r.Failures, r.TrainLoss)
-		}
-	}
-	for reason, want := range map[string]int{"metrics": 2 * cfg.Rounds, "report": cfg.Rounds} {
-		if got := counterValue(t, met, "fedcmi_update_rejections_total", reason); got != float64(want) {
-			t.Errorf("%s rejections: %v, want %d", reason, got, want)
-		}
-	}
-}
-
 // TestParticipantRefusesBadRecipe: a recipe that does not validate fails
 // its task, reported to the coordinator with the reason, without training
 // and without ending the participant's session: its next task succeeds.
