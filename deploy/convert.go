@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -49,10 +50,27 @@ func toPBEvaluation(e fl.Evaluation) *fedcmipb.Evaluation {
 	return &fedcmipb.Evaluation{Heads: e.Heads[:], PerClass: e.PerClass, N: int64(e.N)}
 }
 
-func fromPBEvaluation(e *fedcmipb.Evaluation) (fl.Evaluation, error) {
+// fromPBEvaluation converts a participant's evaluation of a model of k
+// classes, checking it: model.NumHeads accuracies and k per-class ones (or
+// none), each in [0, 1] or NaN (nothing to measure), over 0..MaxMetricCount
+// samples.
+func fromPBEvaluation(e *fedcmipb.Evaluation, k int) (fl.Evaluation, error) {
 	var out fl.Evaluation
 	if len(e.GetHeads()) != model.NumHeads {
 		return out, fmt.Errorf("evaluation has %d heads, want %d", len(e.GetHeads()), model.NumHeads)
+	}
+	if n := len(e.GetPerClass()); n != 0 && n != k {
+		return out, fmt.Errorf("evaluation has %d per-class accuracies, want %d", n, k)
+	}
+	for _, accs := range [][]float64{e.GetHeads(), e.GetPerClass()} {
+		for _, a := range accs {
+			if !math.IsNaN(a) && !(a >= 0 && a <= 1) {
+				return out, fmt.Errorf("evaluation holds accuracy %v", a)
+			}
+		}
+	}
+	if n := e.GetN(); n < 0 || n > fl.MaxMetricCount {
+		return out, fmt.Errorf("evaluation over %d samples", n)
 	}
 	copy(out.Heads[:], e.GetHeads())
 	out.PerClass = e.GetPerClass()

@@ -601,7 +601,8 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 		if _, err := stream.Recv(); err != io.EOF {
 			return reject("format", fmt.Errorf("an evaluation carries no tensors (%v)", err))
 		}
-		ev, err := fromPBEvaluation(h.GetEvaluation())
+		k, _ := fl.PrototypeShape(c.cfg.Layout)
+		ev, err := fromPBEvaluation(h.GetEvaluation(), k)
 		if err != nil {
 			return reject("format", err)
 		}

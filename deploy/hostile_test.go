@@ -182,3 +182,29 @@ func TestParticipantRefusesBadRecipe(t *testing.T) {
 	cancel()
 	<-parts
 }
+
+// TestHostileEvaluation: a participant's evaluation with the wrong number
+// of heads or classes, accuracies outside [0, 1] or a negative sample
+// count is refused; NaN (nothing to measure) is allowed.
+func TestHostileEvaluation(t *testing.T) {
+	const k = 3
+	nan := math.NaN()
+	for _, tc := range []struct {
+		name string
+		ev   *fedcmipb.Evaluation
+		ok   bool
+	}{
+		{"honest", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, nan, 1, 0}, PerClass: []float64{0.5, nan, 1}, N: 9}, true},
+		{"no per-class", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, N: 9}, true},
+		{"too few heads", &fedcmipb.Evaluation{Heads: []float64{0.5}, N: 9}, false},
+		{"other classes", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, PerClass: make([]float64, 1000), N: 9}, false},
+		{"accuracy above 1", &fedcmipb.Evaluation{Heads: []float64{0.5, 7, 0.3, 1, 0}, N: 9}, false},
+		{"infinite class accuracy", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, PerClass: []float64{0, math.Inf(1), 0}, N: 9}, false},
+		{"negative samples", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, N: -1}, false},
+	} {
+		_, err := fromPBEvaluation(tc.ev, k)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
