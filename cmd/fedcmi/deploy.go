@@ -96,7 +96,7 @@ Every configuration field is also a flag (lists comma-separated):
 			MaxMessageBytes: *maxMsg, Logger: log, Progress: stdout, AfterRound: afterRound,
 		}
 		tf.fromDir(deploy.ServerCert, deploy.ServerKey)
-		if err := tf.check(*tf.cert == "" || *tf.key == ""); err != nil {
+		if err := tf.check(true); err != nil {
 			return err
 		}
 		if !*tf.insecure {
@@ -167,12 +167,13 @@ func (t *certFlags) fromDir(certFile, keyFile string) {
 }
 
 // check returns a usage error if -insecure comes with certificates, or if
-// TLS is chosen and the CA or, when missing is true, another file lacks.
-func (t *certFlags) check(missing bool) error {
+// TLS is chosen without a CA or, when ownPair is set (the coordinator's
+// own certificate is mandatory), without a certificate and key.
+func (t *certFlags) check(ownPair bool) error {
 	switch {
 	case *t.insecure && (*t.ca != "" || *t.cert != ""):
 		return &usageError{"-insecure excludes -certs, -ca, -cert and -key"}
-	case !*t.insecure && (*t.ca == "" || missing):
+	case !*t.insecure && (*t.ca == "" || ownPair && (*t.cert == "" || *t.key == "")):
 		return &usageError{"mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs -insecure"}
 	}
 	return nil
