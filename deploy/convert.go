@@ -3,7 +3,9 @@ package deploy
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -48,10 +50,27 @@ func toPBEvaluation(e fl.Evaluation) *fedcmipb.Evaluation {
 	return &fedcmipb.Evaluation{Heads: e.Heads[:], PerClass: e.PerClass, N: int64(e.N)}
 }
 
-func fromPBEvaluation(e *fedcmipb.Evaluation) (fl.Evaluation, error) {
+// fromPBEvaluation converts a participant's evaluation of a model of k
+// classes, checking it: model.NumHeads accuracies and k per-class ones (or
+// none), each in [0, 1] or NaN (nothing to measure), over 0..MaxMetricCount
+// samples.
+func fromPBEvaluation(e *fedcmipb.Evaluation, k int) (fl.Evaluation, error) {
 	var out fl.Evaluation
 	if len(e.GetHeads()) != model.NumHeads {
 		return out, fmt.Errorf("evaluation has %d heads, want %d", len(e.GetHeads()), model.NumHeads)
+	}
+	if n := len(e.GetPerClass()); n != 0 && n != k {
+		return out, fmt.Errorf("evaluation has %d per-class accuracies, want %d", n, k)
+	}
+	for _, accs := range [][]float64{e.GetHeads(), e.GetPerClass()} {
+		for _, a := range accs {
+			if !math.IsNaN(a) && !(a >= 0 && a <= 1) {
+				return out, fmt.Errorf("evaluation holds accuracy %v", a)
+			}
+		}
+	}
+	if n := e.GetN(); n < 0 || n > fl.MaxMetricCount {
+		return out, fmt.Errorf("evaluation over %d samples", n)
 	}
 	copy(out.Heads[:], e.GetHeads())
 	out.PerClass = e.GetPerClass()
@@ -101,7 +120,26 @@ func gobEncode(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func gobDecode(b []byte, v any) error {
+// gobLimit is the largest gob blob (a FitConfig or resultExtras) a peer
+// may send for a model of k classes and embeddings of width d: 64 KiB for
+// type descriptions and scalars, plus 9 bytes (gob's largest number) for
+// each of two modalities' k*d prototype values and k counts and the 4k
+// per-class statistics (dominance table or class statistics and
+// temperatures). A blob is also bounded by the gRPC message size
+// (ServeOptions.MaxMessageBytes, DefaultMaxMessageBytes on participants);
+// encoding/gob itself allocates no more than the bytes it decodes justify.
+func gobLimit(k, d int) int {
+	return 64<<10 + 9*(2*k*d+2*k+4*k)
+}
+
+// errGobSize marks a gob blob over its limit.
+var errGobSize = errors.New("over the size limit")
+
+// gobDecode decodes b, at most limit bytes (errGobSize), into v.
+func gobDecode(b []byte, v any, limit int) error {
+	if len(b) > limit {
+		return fmt.Errorf("encoded %T of %d bytes: %w of %d", v, len(b), errGobSize, limit)
+	}
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}

@@ -601,7 +601,8 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 		if _, err := stream.Recv(); err != io.EOF {
 			return reject("format", fmt.Errorf("an evaluation carries no tensors (%v)", err))
 		}
-		ev, err := fromPBEvaluation(h.GetEvaluation())
+		k, _ := fl.PrototypeShape(c.cfg.Layout)
+		ev, err := fromPBEvaluation(h.GetEvaluation(), k)
 		if err != nil {
 			return reject("format", err)
 		}
@@ -641,7 +642,10 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	res := fl.FitRes{Params: params, NumSamples: int(h.GetNumSamples()), Modalities: mods, Metrics: fromPBMetrics(h.GetMetrics()), ControlDelta: control}
 	if b := h.GetResultGob(); b != nil {
 		var ex resultExtras
-		if err := gobDecode(b, &ex); err != nil {
+		if err := gobDecode(b, &ex, gobLimit(fl.PrototypeShape(c.cfg.Layout))); err != nil {
+			if errors.Is(err, errGobSize) {
+				return reject("size", err)
+			}
 			return reject("format", err)
 		}
 		res.Metrics, res.Report = ex.Metrics, ex.Report
@@ -682,7 +686,10 @@ func (c *Coordinator) deliver(stream fedcmipb.Federation_UploadServer, t *task, 
 
 // validate checks an update before it may reach aggregation: the layout
 // and finite values (fl.CheckUpdate), the sample count and modalities
-// declared at registration, and the norm bound.
+// declared at registration, the training metrics (fl.FitMetrics.Validate)
+// and method report (fl.ModalityReport.Validate, against the registered
+// modalities and samples), and the norm bound. It returns the rejection
+// reason (the rejections metric's label) with the error.
 func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, error) {
 	if err := fl.CheckUpdate(c.cfg.Layout, res); err != nil {
 		return "values", err
@@ -700,8 +707,17 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 	c.mu.Lock()
 	declared, mods := p.samples, p.mods
 	c.mu.Unlock()
-	if res.NumSamples > declared {
+	if res.NumSamples < 0 || res.NumSamples > declared {
 		return "samples", fmt.Errorf("update claims %d samples, %d declared at registration", res.NumSamples, declared)
+	}
+	k, d := fl.PrototypeShape(c.cfg.Layout)
+	if err := res.Metrics.Validate(k); err != nil {
+		return "metrics", err
+	}
+	if res.Report != nil {
+		if err := res.Report.Validate(k, d, mods, declared); err != nil {
+			return "report", err
+		}
 	}
 	if res.Modalities&^mods != 0 {
 		return "modalities", fmt.Errorf("update trains modalities %v, registration declared %v",

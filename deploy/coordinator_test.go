@@ -58,16 +58,22 @@ func (r *rawParticipant) pull(t *testing.T, layout []model.ParamInfo) (*fedcmipb
 	return first.GetHeader(), p
 }
 
-func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Params) *fedcmipb.UploadResponse {
+// upload sends p as the result of task h; edit, if given, changes the
+// result header first.
+func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Params, edit ...func(*fedcmipb.ResultHeader)) *fedcmipb.UploadResponse {
 	t.Helper()
 	stream, err := r.rpc.Upload(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: &fedcmipb.ResultHeader{
+	rh := &fedcmipb.ResultHeader{
 		ProtocolVersion: ProtocolVersion, Session: r.session, TaskId: h.GetTaskId(), Round: h.GetRound(),
 		NumSamples: 10, Modalities: []string{"audio", "visual"}, Metrics: &fedcmipb.FitMetrics{LossSum: 1, Batches: 1},
-	}}})
+	}
+	for _, e := range edit {
+		e(rh)
+	}
+	stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: rh}})
 	sendParams(p, 0, 0, func(c *fedcmipb.TensorChunk) error {
 		return stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Tensor{Tensor: c}})
 	})
@@ -78,6 +84,15 @@ func (r *rawParticipant) upload(t *testing.T, h *fedcmipb.TaskHeader, p model.Pa
 	return resp
 }
 
+// zeroParams returns parameters of the layout, all zero.
+func zeroParams(layout []model.ParamInfo) model.Params {
+	p := make(model.Params, len(layout))
+	for i, info := range layout {
+		p[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
+	}
+	return p
+}
+
 // TestUploadIdempotentAndLate: a retried upload counts once; an upload
 // after the round's deadline is discarded as late.
 func TestUploadIdempotentAndLate(t *testing.T) {
@@ -85,10 +100,7 @@ func TestUploadIdempotentAndLate(t *testing.T) {
 	layout := coord.cfg.Layout
 	a := registerRaw(t, addr, "alpha", layout)
 	b := registerRaw(t, addr, "beta", layout)
-	global := make(model.Params, len(layout))
-	for i, info := range layout {
-		global[i] = model.Tensor{Name: info.Name, Shape: info.Shape, Data: make([]float32, info.Size())}
-	}
+	global := zeroParams(layout)
 	coord.BeginRound(1)
 	type fit struct {
 		res fl.FitRes

@@ -1,14 +1,11 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,8 +16,7 @@ import (
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/fl"
-	"github.com/fedcmi/fedcmi/metrics"
-	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 	"github.com/fedcmi/fedcmi/sim"
 )
 
@@ -101,28 +97,29 @@ func shardParticipant(ctx context.Context, t testing.TB, cfg config.Config, i in
 	return out
 }
 
-// sameRounds compares everything but wall times.
-func sameRounds(t *testing.T, got, want []metrics.Round) {
+// federated waits for the coordinator serve started and for the
+// participants, failing t on an error of either, and returns the
+// coordinator's result.
+func federated(t *testing.T, done <-chan served, parts []<-chan error) *sim.Result {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d rounds, want %d", len(got), len(want))
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
 	}
-	eq := func(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
-	for i := range want {
-		g, w := got[i], want[i]
-		ok := g.Round == w.Round && g.Clients == w.Clients && g.Failures == w.Failures &&
-			eq(g.TrainLoss, w.TrainLoss) && eq(g.Dominance, w.Dominance) && eq(g.FirstDominant, w.FirstDominant) &&
-			len(g.Heads) == len(w.Heads) && len(g.PerClass) == len(w.PerClass)
-		for h := range min(len(g.Heads), len(w.Heads)) {
-			ok = ok && eq(g.Heads[h], w.Heads[h])
-		}
-		for c := range min(len(g.PerClass), len(w.PerClass)) {
-			ok = ok && eq(g.PerClass[c], w.PerClass[c])
-		}
-		if !ok {
-			t.Errorf("round %d differs:\n got %+v\nwant %+v", w.Round, g, w)
+	for i, p := range parts {
+		if err := <-p; err != nil {
+			t.Errorf("participant %d: %v", i, err)
 		}
 	}
+	return s.res
+}
+
+// sameRun fails t unless run got has want's metrics (but for wall times)
+// and final model.
+func sameRun(t *testing.T, got, want *sim.Result) {
+	t.Helper()
+	fedtest.SameRounds(t, got.Rounds, want.Rounds)
+	fedtest.SameModel(t, got.Dir, want.Dir)
 }
 
 func simulate(t *testing.T, cfg config.Config) *sim.Result {
@@ -167,33 +164,7 @@ func TestInProcessEqualsSimulation(t *testing.T) {
 		}
 		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), ctls, readToken(t, certs, n), nil))
 	}
-	s := <-done
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
-	for i, p := range parts {
-		if err := <-p; err != nil {
-			t.Errorf("participant %d: %v", i, err)
-		}
-	}
-	sameRounds(t, s.res.Rounds, want.Rounds)
-	sameFile(t, filepath.Join(s.res.Dir, rundir.ModelFile), filepath.Join(want.Dir, rundir.ModelFile))
-}
-
-// sameFile fails unless the two files have the same bytes.
-func sameFile(t *testing.T, a, b string) {
-	t.Helper()
-	x, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(x, y) {
-		t.Errorf("%s and %s differ", a, b)
-	}
+	sameRun(t, federated(t, done, parts), want)
 }
 
 func readToken(t testing.TB, dir, name string) string {
@@ -225,12 +196,7 @@ func TestLargeModel(t *testing.T) {
 	for i := range 2 {
 		shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
 	}
-	s := <-done
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
-	sameRounds(t, s.res.Rounds, want.Rounds)
-	sameFile(t, filepath.Join(s.res.Dir, rundir.ModelFile), filepath.Join(want.Dir, rundir.ModelFile))
+	sameRun(t, federated(t, done, nil), want)
 	sent := value(met.BytesOut)
 	if sent < 2*4*(4<<20) {
 		t.Errorf("%v bytes sent for two copies of a model over 16 MiB", sent)
@@ -255,12 +221,7 @@ func TestEveryMethodEqualsSimulation(t *testing.T) {
 			for i := range cfg.Clients {
 				shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
 			}
-			s := <-done
-			if s.err != nil {
-				t.Fatal(s.err)
-			}
-			sameRounds(t, s.res.Rounds, want.Rounds)
-			sameFile(t, filepath.Join(s.res.Dir, rundir.ModelFile), filepath.Join(want.Dir, rundir.ModelFile))
+			sameRun(t, federated(t, done, nil), want)
 		})
 	}
 }

@@ -32,7 +32,15 @@
 // Every update is checked before it can reach aggregation: tensors against
 // the layout while they stream in (names, dtype, shapes, sizes), then
 // fl.CheckUpdate (finite values), the sample count and modalities declared
-// at registration, and the optional norm bound. Registrations are
+// at registration, the metrics and method report (fl.FitMetrics.Validate,
+// fl.ModalityReport.Validate: finite values, counts in range, per-class
+// fields of the model's number of classes), and the optional norm bound.
+// A refused update is answered REJECTED, logged with the participant's
+// name and the reason, and counted by reason in the rejections metric;
+// the round goes on without it. Gob blobs are decoded only within a limit
+// derived from the model's size (gobLimit), inside gRPC's message bound.
+// A participant likewise refuses a recipe that is not valid
+// (fl.FitConfig.Validate), reporting the task as failed. Registrations are
 // rate-limited; messages are bounded.
 //
 // # Faults

@@ -37,7 +37,7 @@ func ShardLocal(ctx context.Context, cfg *config.Config, i int, log *slog.Logger
 		return nil, err
 	}
 	return &Local{Client: c, Info: fed.Info(i),
-		Modalities: [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]}, Layout: fed.Engine.Layout()}, nil
+		Modalities: fed.Modalities(), Layout: fed.Engine.Layout()}, nil
 }
 
 // DataLocal builds a participant training on all of its own data: the
@@ -56,11 +56,7 @@ func DataLocal(ctx context.Context, cfg *config.Config, dir, name string, holds 
 	if err != nil {
 		return nil, err
 	}
-	backend, err := model.NewBackend(cfg.Backend)
-	if err != nil {
-		return nil, err
-	}
-	engine, err := model.NewEngine(backend, arch, cfg.Train.BatchSize)
+	engine, err := sim.NewEngine(cfg, arch)
 	if err != nil {
 		return nil, err
 	}

@@ -197,7 +197,7 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 		}
 	}()
 	for {
-		h, ins, err := p.pull(ctx, rpc, reg.GetSession())
+		h, ins, bad, err := p.pull(ctx, rpc, reg.GetSession())
 		if err != nil {
 			return false, err
 		}
@@ -207,7 +207,13 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 		case fedcmipb.TaskKind_TASK_KIND_STOP:
 			return true, nil
 		}
-		out := p.run(ctx, h, ins, log)
+		var out outcome
+		if bad != nil {
+			log.Warn("refusing task", "task", h.GetTaskId(), "round", h.GetRound(), "err", bad)
+			out.err = bad
+		} else {
+			out = p.run(ctx, h, ins, log)
+		}
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
@@ -218,29 +224,37 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 }
 
 // pull long-polls for the next task and receives its instruction: the
-// model, the recipe and a control variate if the method sends one.
-func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, session string) (*fedcmipb.TaskHeader, fl.FitIns, error) {
-	var ins fl.FitIns
+// model, the recipe and a control variate if the method sends one. A
+// recipe that does not decode within its size limit (gobLimit) or is not
+// valid (fl.FitConfig.Validate) comes back as bad, with the rest of the
+// task: the task then fails, reported to the coordinator, without
+// training.
+func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, session string) (h *fedcmipb.TaskHeader, ins fl.FitIns, bad, err error) {
 	stream, err := rpc.PullWork(ctx, &fedcmipb.PullRequest{ProtocolVersion: ProtocolVersion, Session: session})
 	if err != nil {
-		return nil, ins, err
+		return nil, ins, nil, err
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return nil, ins, err
+		return nil, ins, nil, err
 	}
-	h := first.GetHeader()
+	h = first.GetHeader()
 	if h == nil {
-		return nil, ins, errors.New("deploy: work stream without a header")
+		return nil, ins, nil, errors.New("deploy: work stream without a header")
 	}
 	if h.GetKind() != fedcmipb.TaskKind_TASK_KIND_FIT && h.GetKind() != fedcmipb.TaskKind_TASK_KIND_EVALUATE {
-		return h, ins, nil
+		return h, ins, nil, nil
 	}
 	ins.Config = fromPBConfig(h.GetConfig())
+	k, d := fl.PrototypeShape(p.Layout)
 	if b := h.GetConfigGob(); b != nil {
-		if err := gobDecode(b, &ins.Config); err != nil {
-			return nil, ins, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
-		}
+		bad = gobDecode(b, &ins.Config, gobLimit(k, d))
+	}
+	if bad == nil {
+		bad = ins.Config.Validate(k, d)
+	}
+	if bad != nil {
+		bad = fmt.Errorf("deploy: task %s: coordinator's recipe: %w", h.GetTaskId(), bad)
 	}
 	asm := newSets(p.Layout, h.GetNumControlTensors() > 0)
 	for {
@@ -249,19 +263,19 @@ func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, s
 			break
 		}
 		if err != nil {
-			return nil, ins, err
+			return nil, ins, nil, err
 		}
 		if msg.GetTensor() == nil {
-			return nil, ins, errors.New("deploy: a second header in one task")
+			return nil, ins, nil, errors.New("deploy: a second header in one task")
 		}
 		if err := asm.add(msg.GetTensor()); err != nil {
-			return nil, ins, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+			return nil, ins, nil, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
 		}
 	}
 	if ins.Params, ins.Control, err = asm.done(); err != nil {
-		return nil, ins, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
+		return nil, ins, nil, fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err)
 	}
-	return h, ins, nil
+	return h, ins, bad, nil
 }
 
 type outcome struct {

@@ -185,11 +185,13 @@ func (b badClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
 }
 
 // TestBadUpdatesRejected: NaN weights, a wrong shape, an oversized message,
-// more samples than declared and an update beyond the norm bound are each
-// rejected (and counted), and every round completes with the honest
-// participant's result.
+// more samples than declared, an update beyond the norm bound, and
+// metrics or a report that do not validate (an infinite loss, class
+// statistics of other classes, NaN prototypes of the wrong shape with a
+// negative count) are each rejected (and counted), and every round
+// completes with the honest participant's result.
 func TestBadUpdatesRejected(t *testing.T) {
-	cfg := smallConfig(t, 6, 6, 2)
+	cfg := smallConfig(t, 9, 9, 2)
 	met := NewMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -206,6 +208,13 @@ func TestBadUpdatesRejected(t *testing.T) {
 		},
 		func(r *fl.FitRes) { r.NumSamples *= 10 },
 		func(r *fl.FitRes) { r.Params[0].Data[0] += 1e4 },
+		func(r *fl.FitRes) { r.Metrics.LossSum = math.Inf(-1) },
+		func(r *fl.FitRes) { cs := fl.NewClassStats(50); r.Metrics.ClassStats = &cs },
+		func(r *fl.FitRes) {
+			r.Report = &fl.ModalityReport{Prototypes: fl.PrototypeSet{
+				Centers: [2][]float32{{float32(math.NaN())}}, Counts: [2][]int{{-1}},
+			}}
+		},
 	}
 	var parts []<-chan error
 	for i, c := range corrupt {
@@ -229,23 +238,18 @@ func TestBadUpdatesRejected(t *testing.T) {
 		}
 		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
 	}
-	s := <-done
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
-	for i, p := range parts {
-		if err := <-p; err != nil {
-			t.Errorf("participant %d: %v", i, err)
+	res := federated(t, done, parts)
+	for _, r := range res.Rounds {
+		if r.Clients != 1 || r.Failures != 8 || math.IsNaN(r.Heads[0]) || math.IsNaN(r.TrainLoss) {
+			t.Errorf("round %d: %d results, %d failures, loss %v; want 1 and 8, finite", r.Round, r.Clients, r.Failures, r.TrainLoss)
 		}
 	}
-	for _, r := range s.res.Rounds {
-		if r.Clients != 1 || r.Failures != 5 || math.IsNaN(r.Heads[0]) {
-			t.Errorf("round %d: %d results, %d failures; want 1 and 5", r.Round, r.Clients, r.Failures)
-		}
+	if len(res.Rounds) != cfg.Rounds {
+		t.Errorf("%d rounds, want %d", len(res.Rounds), cfg.Rounds)
 	}
-	for _, reason := range []string{"values", "tensor", "size", "samples", "norm"} {
-		if got := counterValue(t, met, "fedcmi_update_rejections_total", reason); got != float64(cfg.Rounds) {
-			t.Errorf("%s rejections: %v, want %d", reason, got, cfg.Rounds)
+	for reason, n := range map[string]int{"values": 1, "tensor": 1, "size": 1, "samples": 1, "norm": 1, "metrics": 2, "report": 1} {
+		if got := counterValue(t, met, "fedcmi_update_rejections_total", reason); got != float64(n*cfg.Rounds) {
+			t.Errorf("%s rejections: %v, want %d", reason, got, n*cfg.Rounds)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -131,12 +129,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err != nil {
 		return nil, err
 	}
-	mods := [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]}
-	heads := model.HeadNames(mods)
-	schema := metrics.Schema{Heads: heads[:]}
-	for c := range fed.Train.NumClasses {
-		schema.Classes = append(schema.Classes, strconv.Itoa(c))
-	}
+	mods := fed.Modalities()
+	schema := fed.Schema()
+	heads := schema.Heads
 	digest, err := configDigest(cfg)
 	if err != nil {
 		return nil, err
@@ -169,7 +164,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	defer run.Close()
 	if cfg.Overwrite && !opt.Resume {
-		for _, name := range []string{rundir.ModelFile, StateFile} {
+		for _, name := range []string{rundir.ModelFile, StateFile, sim.StandardizerFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("deploy: overwrite: %w", err)
 			}
@@ -180,21 +175,8 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			return nil, err
 		}
 	}
-	resolved, err := cfg.YAML()
-	if err != nil {
+	if err := sim.WriteRunFiles(run, &cfg, fed.Standardizer); err != nil {
 		return nil, err
-	}
-	if err := run.WriteFile(rundir.ConfigFile, resolved); err != nil {
-		return nil, err
-	}
-	if fed.Standardizer != nil {
-		zj, err := json.MarshalIndent(fed.Standardizer, "", "  ")
-		if err != nil {
-			return nil, fmt.Errorf("deploy: standardizer: %w", err)
-		}
-		if err := run.WriteFile("standardizer.json", zj); err != nil {
-			return nil, err
-		}
 	}
 
 	met := opt.Metrics
@@ -262,7 +244,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err := coord.WaitParticipants(ctx, waitFor); err != nil {
 		return nil, err
 	}
-	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": cfg.Method}
+	saveModel := sim.ModelSaver(run, mods, cfg.Method)
 	start := time.Now()
 	var runErr error
 	for r := first; r <= cfg.Rounds && runErr == nil; r++ {
@@ -288,7 +270,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 				if err := run.AppendRound(m); err != nil {
 					return err
 				}
-				if err := run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) }); err != nil {
+				if err := saveModel(p); err != nil {
 					return err
 				}
 				sst, err := strategyState(strategy)
@@ -325,18 +307,6 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	case <-time.After(5 * time.Second):
 		gs.Stop()
 	}
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil, "deployment": true}
-	if runErr != nil {
-		extra["stopped"] = runErr.Error()
-	}
-	summary, err := run.Finish(extra)
-	if err != nil {
-		return nil, errors.Join(runErr, err)
-	}
-	if len(run.Rounds()) == 0 {
-		if err := run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, global, meta) }); err != nil {
-			return nil, errors.Join(runErr, err)
-		}
-	}
-	return &sim.Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}, runErr
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
+	return sim.Finish(run, dir, schema, extra, runErr, global, saveModel)
 }

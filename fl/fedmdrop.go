@@ -125,6 +125,74 @@ func (r *ModalityReport) Ratio() float64 {
 	return (a + 1e-3) / (v + 1e-3)
 }
 
+// Validate checks a report received from a client that may be hostile,
+// for k classes, embeddings of width d and a client holding the modalities
+// holds with n samples, before the server uses it: prototypes valid as
+// PrototypeSet.Validate says, and accuracies in [0, 1], NaN allowed (as
+// documented) only for a modality without prototypes, which the client
+// does not hold.
+func (r *ModalityReport) Validate(k, d int, holds data.Mask, n int) error {
+	if err := r.Prototypes.Validate(k, d, holds, n); err != nil {
+		return fmt.Errorf("fl: report: %w", err)
+	}
+	for m, acc := range r.Accuracy {
+		if math.IsNaN(acc) && r.Prototypes.Centers[m] == nil {
+			continue
+		}
+		if !(acc >= 0 && acc <= 1) {
+			return fmt.Errorf("fl: report: modality %d accuracy %v outside [0, 1]", m, acc)
+		}
+	}
+	return nil
+}
+
+// Validate checks a prototype set received from a peer that may be
+// hostile, for k classes and embeddings of width d: prototypes only of the
+// modalities in holds, each of k*d finite values with k counts in 0..n
+// summing to at most n (counts without prototypes are refused too).
+func (p *PrototypeSet) Validate(k, d int, holds data.Mask, n int) error {
+	for m := range 2 {
+		centers, counts := p.Centers[m], p.Counts[m]
+		if centers == nil && counts == nil {
+			continue
+		}
+		if !holds.Has(m) {
+			return fmt.Errorf("prototypes of modality %d, which is not held", m)
+		}
+		if len(centers) != k*d || len(counts) != k {
+			return fmt.Errorf("modality %d: %d prototype values and %d counts, want %d x %d and %d", m, len(centers), len(counts), k, d, k)
+		}
+		for j, v := range centers {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("modality %d: prototype value %d is %v", m, j, v)
+			}
+		}
+		total := 0
+		for c, cnt := range counts {
+			if cnt < 0 || cnt > n {
+				return fmt.Errorf("modality %d: class %d count %d, want 0..%d", m, c, cnt, n)
+			}
+			total += cnt
+		}
+		if total > n {
+			return fmt.Errorf("modality %d: counts sum to %d, more than %d samples", m, total, n)
+		}
+	}
+	return nil
+}
+
+// PrototypeShape returns the number of classes K and the embedding width D
+// of a model of the given layout (from modality 0's classifier); 0, 0 if
+// the layout has none.
+func PrototypeShape(layout []model.ParamInfo) (k, d int) {
+	for _, info := range layout {
+		if info.Side == 0 && info.Part == model.PartClassifier && len(info.Shape) == 2 {
+			return info.Shape[1], info.Shape[0]
+		}
+	}
+	return 0, 0
+}
+
 // trainedModalities returns the modalities the client trains this round:
 // those it holds minus the ones FedMDrop dropped (never all of them).
 func (c *LocalClient) trainedModalities(cfg FitConfig) data.Mask {
@@ -518,6 +586,7 @@ func (s *FedMDrop) forget(m int, id string) {
 // trained modalities, then the clients' updates, ratios and prototypes are
 // recorded and the global prototypes re-aggregated.
 func (s *FedMDrop) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
+	k, d := s.prototypeShape()
 	var ok []Result
 	for _, r := range results {
 		if err := CheckUpdate(s.Layout, r.Res); err != nil {
@@ -526,6 +595,10 @@ func (s *FedMDrop) AggregateFit(round int, global model.Params, results []Result
 		}
 		if r.Res.Report == nil {
 			s.logger().Warn("rejected update", "round", round, "client", r.ClientID, "err", "no modality report")
+			continue
+		}
+		if err := r.Res.Report.Validate(k, d, data.Full(2), MaxMetricCount); err != nil {
+			s.logger().Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
 		}
 		ok = append(ok, r)
@@ -565,7 +638,6 @@ func (s *FedMDrop) AggregateFit(round int, global model.Params, results []Result
 		}
 		sets = append(sets, r.Res.Report.Prototypes)
 	}
-	k, d := s.prototypeShape()
 	g, err := AggregatePrototypes(sets, s.state.Global, k, d)
 	if err != nil {
 		return nil, err
@@ -576,14 +648,7 @@ func (s *FedMDrop) AggregateFit(round int, global model.Params, results []Result
 
 // prototypeShape returns K and D from the layout (a self projector's last
 // layer and the classifier of modality 0).
-func (s *FedMDrop) prototypeShape() (k, d int) {
-	for _, info := range s.Layout {
-		if info.Side == 0 && info.Part == model.PartClassifier && len(info.Shape) == 2 {
-			return info.Shape[1], info.Shape[0]
-		}
-	}
-	return 0, 0
-}
+func (s *FedMDrop) prototypeShape() (k, d int) { return PrototypeShape(s.Layout) }
 
 // MarshalState implements Stateful: the global prototypes and, per
 // client, its last updates, ratio and sample count.

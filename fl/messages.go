@@ -1,6 +1,9 @@
 package fl
 
 import (
+	"fmt"
+	"math"
+
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
@@ -140,4 +143,127 @@ type Result struct {
 type Failure struct {
 	ClientID string
 	Err      error
+}
+
+// MaxMetricCount bounds every count a FitMetrics may hold, so that the
+// server's sums over many clients cannot overflow.
+const MaxMetricCount = 1 << 40
+
+// Validate checks metrics received from a client that may be hostile, for
+// a model of k classes, before the server uses them: finite sums (RhoSum,
+// a sum of probability ratios, and OGMCoefSum also non-negative); counts in
+// 0..MaxMetricCount, with RhoBatches, OGMBatches and Proto.Batches at most
+// Batches; FirstDominant in [0, RhoBatches] and Proto.FirstFast in
+// [0, Proto.Batches]; Temperatures nil or k finite positive values; and
+// ClassStats nil or valid for k classes (ClassStats.Validate).
+func (m *FitMetrics) Validate(k int) error {
+	for _, c := range []struct {
+		name string
+		v    int
+		max  int
+	}{
+		{"batches", m.Batches, MaxMetricCount},
+		{"rho batches", m.RhoBatches, m.Batches},
+		{"OGM batches", m.OGMBatches, m.Batches},
+		{"prototype batches", m.Proto.Batches, m.Batches},
+		{"prototype first-fast batches", m.Proto.FirstFast, m.Proto.Batches},
+	} {
+		if c.v < 0 || c.v > c.max {
+			return fmt.Errorf("fl: metrics: %s %d, want 0..%d", c.name, c.v, c.max)
+		}
+	}
+	for _, s := range []struct {
+		name     string
+		v        float64
+		nonNeg   bool
+		atMostRB bool
+	}{
+		{"loss sum", m.LossSum, false, false},
+		{"rho sum", m.RhoSum, true, false},
+		{"first-dominant sum", m.FirstDominant, true, true},
+		{"OGM coefficient sum (modality 0)", m.OGMCoefSum[0], true, false},
+		{"OGM coefficient sum (modality 1)", m.OGMCoefSum[1], true, false},
+		{"prototype rho sum", m.Proto.RhoSum, false, false},
+	} {
+		switch {
+		case math.IsNaN(s.v) || math.IsInf(s.v, 0):
+			return fmt.Errorf("fl: metrics: %s is %v", s.name, s.v)
+		case s.nonNeg && s.v < 0:
+			return fmt.Errorf("fl: metrics: %s %v is negative", s.name, s.v)
+		case s.atMostRB && s.v > float64(m.RhoBatches):
+			return fmt.Errorf("fl: metrics: %s %v exceeds the %d rho batches", s.name, s.v, m.RhoBatches)
+		}
+	}
+	if m.Temperatures != nil {
+		if len(m.Temperatures) != k {
+			return fmt.Errorf("fl: metrics: %d temperatures for %d classes", len(m.Temperatures), k)
+		}
+		for c, t := range m.Temperatures {
+			if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
+				return fmt.Errorf("fl: metrics: temperature of class %d is %v", c, t)
+			}
+		}
+	}
+	if m.ClassStats != nil {
+		if err := m.ClassStats.Validate(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxEpochs bounds FitConfig.Epochs.
+const MaxEpochs = 1 << 20
+
+// Validate checks a recipe received from a server, for a model of k
+// classes and embeddings of width d, before a client trains with it:
+// Round and Epochs (at most MaxEpochs) not negative; finite coefficients
+// and a non-negative LR; Holdout in [0, 1); a known Dominance; Table nil or
+// of k classes with means in [0, 1] or NaN (no report yet); a Drop mask of
+// the two modalities; and MDrop.Global nil or valid (PrototypeSet.Validate).
+func (c *FitConfig) Validate(k, d int) error {
+	if c.Round < 0 || c.Epochs < 0 || c.Epochs > MaxEpochs {
+		return fmt.Errorf("fl: recipe: round %d, epochs %d (want 0..%d)", c.Round, c.Epochs, MaxEpochs)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"lr", c.LR}, {"alpha", c.Alpha}, {"c1", c.C1}, {"c3", c.C3}, {"temperature", c.Temperature},
+		{"mu", c.Mu}, {"weight decay", c.WeightDecay}, {"momentum", c.Momentum}, {"holdout", c.Holdout},
+		{"OGM alpha", c.OGMAlpha}, {"PMR alpha", c.PMR.Alpha}, {"PMR gamma", c.PMR.Gamma},
+		{"PMR momentum", c.PMR.Momentum}, {"FedMDrop alpha", c.MDrop.Alpha},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("fl: recipe: %s is %v", f.name, f.v)
+		}
+	}
+	switch {
+	case c.LR < 0:
+		return fmt.Errorf("fl: recipe: negative lr %v", c.LR)
+	case c.Holdout < 0 || c.Holdout >= 1:
+		return fmt.Errorf("fl: recipe: holdout %v outside [0, 1)", c.Holdout)
+	case c.Dominance < DominanceBatch || c.Dominance > DominanceFederated:
+		return fmt.Errorf("fl: recipe: unknown dominance source %v", c.Dominance)
+	case c.MDrop.Drop&^data.Full(2) != 0:
+		return fmt.Errorf("fl: recipe: drop mask %b names no modality of the model", c.MDrop.Drop)
+	}
+	if t := c.Table; t != nil {
+		if len(t.PA) != k || len(t.PV) != k || t.Rounds < 0 {
+			return fmt.Errorf("fl: recipe: dominance table of %d/%d classes after %d rounds, want %d classes", len(t.PA), len(t.PV), t.Rounds, k)
+		}
+		for cl := range k {
+			for _, v := range []float64{t.PA[cl], t.PV[cl]} {
+				if !math.IsNaN(v) && !(v >= 0 && v <= 1) {
+					return fmt.Errorf("fl: recipe: dominance table class %d holds %v", cl, v)
+				}
+			}
+		}
+	}
+	if g := c.MDrop.Global; g != nil {
+		if err := g.Validate(k, d, data.Full(2), MaxMetricCount); err != nil {
+			return fmt.Errorf("fl: recipe: global prototypes: %w", err)
+		}
+	}
+	return nil
 }

@@ -38,16 +38,9 @@ type Prediction struct {
 
 // evalExec returns the compiled evaluation graph.
 func (e *Engine) evalExec() (*Exec, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.eval != nil {
-		return e.eval, nil
-	}
-	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
-		n := len(e.layout)
-		net := newNetwork(&e.arch, e.layout, in[:n])
-		ea := net.embed(0, in[n], true)
-		ev := net.embed(1, in[n+1], true)
+	return e.evalGraph("eval", &e.eval, func(net *network, in []*Node) []*Node {
+		ea := net.embed(0, in[0], true)
+		ev := net.embed(1, in[1], true)
 		zero := ZerosLike(ea.self)
 		heads := [NumHeads]*Node{
 			net.fuse(ea.self, ev.self),
@@ -64,10 +57,26 @@ func (e *Engine) evalExec() (*Exec, error) {
 			Softmax(net.classify(0, ea.self), -1),
 			Softmax(net.classify(1, ev.self), -1))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("model: eval graph: %w", err)
+}
+
+// evalGraph returns the graph *cache, compiling it first if nil: a graph
+// over the parameters and one evalBatch-row block of each modality, whose
+// outputs build computes from the network and the two blocks (runEval runs
+// it). name names the graph in errors and compile times.
+func (e *Engine) evalGraph(name string, cache **Exec, build func(net *network, in []*Node) []*Node) (*Exec, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if *cache != nil {
+		return *cache, nil
 	}
-	exec = exec.WithName("eval").SetMaxCache(1)
+	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
+		n := len(e.layout)
+		return build(newNetwork(&e.arch, e.layout, in[:n]), in[n:])
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model: %s graph: %w", name, err)
+	}
+	exec = exec.WithName(name).SetMaxCache(1)
 	var in []shapes.Shape
 	for _, info := range e.layout {
 		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
@@ -77,10 +86,10 @@ func (e *Engine) evalExec() (*Exec, error) {
 	}
 	t0 := time.Now()
 	if err := compile(exec, in); err != nil {
-		return nil, fmt.Errorf("model: compile eval graph: %w", err)
+		return nil, fmt.Errorf("model: compile %s graph: %w", name, err)
 	}
-	e.compiled["eval"] = time.Since(t0)
-	e.eval = exec
+	e.compiled[name] = time.Since(t0)
+	*cache = exec
 	return exec, nil
 }
 
@@ -89,13 +98,8 @@ func (e *Engine) evalExec() (*Exec, error) {
 // absent and is fed as zeros (only the heads that do not read it are then
 // meaningful).
 func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
-	if err := e.arch.Check(p); err != nil {
+	if err := e.checkEvalInput("predict", p, x, n); err != nil {
 		return nil, err
-	}
-	for m := range 2 {
-		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
-			return nil, fmt.Errorf("model: predict: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
-		}
 	}
 	exec, err := e.evalExec()
 	if err != nil {
@@ -106,6 +110,30 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 	for h := range NumHeads {
 		pred.Preds[h] = make([]int, 0, n)
 	}
+	err = e.runEval("predict", exec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
+		rows := hi - lo
+		for h := range NumHeads {
+			cls := tensors.MustCopyFlatData[int32](outs[h])
+			for _, c := range cls[:rows] {
+				pred.Preds[h] = append(pred.Preds[h], int(c))
+			}
+		}
+		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
+		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pred, nil
+}
+
+// runEval runs exec, an evaluation graph over the parameters and one
+// evalBatch-row block of each modality, over the n rows of x (checked by
+// checkEvalInput) with parameters p: a nil x[m] is fed as zeros and the
+// last block is zero-padded. It calls use with each block's rows lo..hi and
+// the graph's outputs, which it finalizes after use returns; what names the
+// caller in errors.
+func (e *Engine) runEval(what string, exec *Exec, p Params, x [2][]float32, n int, use func(lo, hi int, outs []*tensors.Tensor)) error {
 	params := toTensors(p)
 	defer func() {
 		for _, t := range params {
@@ -123,32 +151,38 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 			args = append(args, t)
 		}
 		for m := range 2 {
-			d := e.arch.InputDims[m]
+			w := e.arch.InputDims[m]
 			clear(pad[m])
 			if x[m] != nil {
-				copy(pad[m], x[m][lo*d:hi*d])
+				copy(pad[m], x[m][lo*w:hi*w])
 			}
-			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, d))
+			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, w))
 		}
 		outs, err := exec.Exec(args...)
 		for _, a := range args[len(params):] {
 			a.(*tensors.Tensor).FinalizeAll()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("model: predict: %w", err)
+			return fmt.Errorf("model: %s: %w", what, err)
 		}
-		rows := hi - lo
-		for h := range NumHeads {
-			cls := tensors.MustCopyFlatData[int32](outs[h])
-			for _, c := range cls[:rows] {
-				pred.Preds[h] = append(pred.Preds[h], int(c))
-			}
-		}
-		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
-		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
+		use(lo, hi, outs)
 		for _, t := range outs {
 			t.FinalizeAll()
 		}
 	}
-	return pred, nil
+	return nil
+}
+
+// checkEvalInput checks p against the architecture and that each given
+// x[m] holds n rows of its modality's width; what names the caller.
+func (e *Engine) checkEvalInput(what string, p Params, x [2][]float32, n int) error {
+	if err := e.arch.Check(p); err != nil {
+		return err
+	}
+	for m := range 2 {
+		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
+			return fmt.Errorf("model: %s: modality %q: %d values for %d rows of width %d", what, e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
+		}
+	}
+	return nil
 }

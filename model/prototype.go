@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -268,34 +267,9 @@ func (l *Local) setProtoHyper(cfg *ProtoLoss) {
 // embedExec returns the compiled graph computing the self embeddings
 // (aa, vv) of both modalities.
 func (e *Engine) embedExec() (*Exec, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.embed != nil {
-		return e.embed, nil
-	}
-	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
-		n := len(e.layout)
-		net := newNetwork(&e.arch, e.layout, in[:n])
-		return []*Node{net.embed(0, in[n], false).self, net.embed(1, in[n+1], false).self}
+	return e.evalGraph("embed", &e.embed, func(net *network, in []*Node) []*Node {
+		return []*Node{net.embed(0, in[0], false).self, net.embed(1, in[1], false).self}
 	})
-	if err != nil {
-		return nil, fmt.Errorf("model: embed graph: %w", err)
-	}
-	exec = exec.WithName("embed").SetMaxCache(1)
-	var in []shapes.Shape
-	for _, info := range e.layout {
-		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
-	}
-	for m := range 2 {
-		in = append(in, shapes.Make(dtypes.Float32, e.evalBatch, e.arch.InputDims[m]))
-	}
-	t0 := time.Now()
-	if err := compile(exec, in); err != nil {
-		return nil, fmt.Errorf("model: compile embed graph: %w", err)
-	}
-	e.compiled["embed"] = time.Since(t0)
-	e.embed = exec
-	return exec, nil
 }
 
 // Embed returns the self embeddings z^m = S_m(E_m(x^m)) of n rows, the
@@ -303,13 +277,8 @@ func (e *Engine) embedExec() (*Exec, error) {
 // whose rows x[m] are given (nil x[m] gives a nil result).
 func (e *Engine) Embed(p Params, x [2][]float32, n int) ([2][]float32, error) {
 	var out [2][]float32
-	if err := e.arch.Check(p); err != nil {
+	if err := e.checkEvalInput("embed", p, x, n); err != nil {
 		return out, err
-	}
-	for m := range 2 {
-		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
-			return out, fmt.Errorf("model: embed: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
-		}
 	}
 	exec, err := e.embedExec()
 	if err != nil {
@@ -321,45 +290,15 @@ func (e *Engine) Embed(p Params, x [2][]float32, n int) ([2][]float32, error) {
 			out[m] = make([]float32, 0, n*d)
 		}
 	}
-	params := toTensors(p)
-	defer func() {
-		for _, t := range params {
-			t.FinalizeAll()
-		}
-	}()
-	var pad [2][]float32
-	for m := range 2 {
-		pad[m] = make([]float32, e.evalBatch*e.arch.InputDims[m])
-	}
-	for lo := 0; lo < n; lo += e.evalBatch {
-		hi := min(lo+e.evalBatch, n)
-		args := make([]any, 0, len(params)+2)
-		for _, t := range params {
-			args = append(args, t)
-		}
-		for m := range 2 {
-			w := e.arch.InputDims[m]
-			clear(pad[m])
-			if x[m] != nil {
-				copy(pad[m], x[m][lo*w:hi*w])
-			}
-			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, w))
-		}
-		outs, err := exec.Exec(args...)
-		for _, a := range args[len(params):] {
-			a.(*tensors.Tensor).FinalizeAll()
-		}
-		if err != nil {
-			return out, fmt.Errorf("model: embed: %w", err)
-		}
+	err = e.runEval("embed", exec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
 		for m := range 2 {
 			if x[m] != nil {
 				out[m] = append(out[m], tensors.MustCopyFlatData[float32](outs[m])[:(hi-lo)*d]...)
 			}
 		}
-		for _, t := range outs {
-			t.FinalizeAll()
-		}
+	})
+	if err != nil {
+		return out, err
 	}
 	return out, nil
 }

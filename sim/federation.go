@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/model"
 )
 
@@ -50,11 +52,7 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
-	backend, err := model.NewBackend(cfg.Backend)
-	if err != nil {
-		return nil, err
-	}
-	engine, err := model.NewEngine(backend, arch, cfg.Train.BatchSize)
+	engine, err := NewEngine(cfg, arch)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +68,32 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 		Train: train, Test: test, Standardizer: z, Parts: parts, Masks: masks,
 		Arch: arch, Engine: engine, Global: global, Augment: augment,
 	}, nil
+}
+
+// NewEngine returns an engine running arch on cfg's backend with cfg's
+// training batch size.
+func NewEngine(cfg *config.Config, arch model.Arch) (*model.Engine, error) {
+	backend, err := model.NewBackend(cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	return model.NewEngine(backend, arch, cfg.Train.BatchSize)
+}
+
+// Modalities returns the names of the data's two modalities.
+func (f *Federation) Modalities() [2]string {
+	return [2]string{f.Train.Modalities[0], f.Train.Modalities[1]}
+}
+
+// Schema returns the metrics schema of the federation's runs: the heads
+// named after the modalities and the classes 0..k-1.
+func (f *Federation) Schema() metrics.Schema {
+	heads := model.HeadNames(f.Modalities())
+	schema := metrics.Schema{Heads: heads[:]}
+	for c := range f.Train.NumClasses {
+		schema.Classes = append(schema.Classes, strconv.Itoa(c))
+	}
+	return schema
 }
 
 // ClientID is the ID of the i-th client (0-based): client-0000, ... The

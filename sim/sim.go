@@ -15,7 +15,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/fedcmi/fedcmi/config"
@@ -223,8 +222,9 @@ func Partition(cfg *config.Config, train *data.Set) ([][]int, []data.Mask, error
 	return parts, masks, nil
 }
 
-// standardizerFile holds the feature statistics applied to the data.
-const standardizerFile = "standardizer.json"
+// StandardizerFile, in a run directory, holds the feature statistics
+// applied to the data.
+const StandardizerFile = "standardizer.json"
 
 // Options are a simulation's non-experiment settings.
 type Options struct {
@@ -258,7 +258,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		return nil, err
 	}
 	train, test, z, engine, global := fed.Train, fed.Test, fed.Standardizer, fed.Engine, fed.Global
-	mods := [2]string{train.Modalities[0], train.Modalities[1]}
+	mods := fed.Modalities()
 	strategy, err := NewStrategy(&cfg, engine.Layout(), log)
 	if err != nil {
 		return nil, err
@@ -276,11 +276,8 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		kinds[fed.Masks[i].Format(mods[:])]++
 	}
 
-	heads := model.HeadNames(mods)
-	schema := metrics.Schema{Heads: heads[:]}
-	for c := range train.NumClasses {
-		schema.Classes = append(schema.Classes, strconv.Itoa(c))
-	}
+	schema := fed.Schema()
+	heads := schema.Heads
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
 	run, err := rundir.Create(dir, schema, cfg.Overwrite)
 	if err != nil {
@@ -293,37 +290,21 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if cfg.Overwrite {
 		// rundir clears the metrics; the files this package adds go too,
 		// so nothing of the old run sits beside the new config.
-		for _, name := range []string{rundir.ModelFile, standardizerFile} {
+		for _, name := range []string{rundir.ModelFile, StandardizerFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("sim: overwrite: %w", err)
 			}
 		}
 	}
-	resolved, err := cfg.YAML()
-	if err != nil {
+	if err := WriteRunFiles(run, &cfg, z); err != nil {
 		return nil, err
-	}
-	if err := run.WriteFile(rundir.ConfigFile, resolved); err != nil {
-		return nil, err
-	}
-	if z != nil {
-		zj, err := json.MarshalIndent(z, "", "  ")
-		if err != nil {
-			return nil, fmt.Errorf("sim: standardizer: %w", err)
-		}
-		if err := run.WriteFile(standardizerFile, zj); err != nil {
-			return nil, err
-		}
 	}
 	log.Info("simulation",
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
 		"rounds", cfg.Rounds, "params", global.NumElements(), "dir", dir)
 
-	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": cfg.Method}
-	saveModel := func(p model.Params) error {
-		return run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) })
-	}
+	saveModel := ModelSaver(run, mods, cfg.Method)
 	server := &fl.Server{
 		Strategy:  strategy,
 		Transport: fl.NewInmemTransport(clients),
@@ -346,10 +327,46 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		},
 	}
 	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
-	extra := map[string]any{
-		"method": cfg.Method, "seed": cfg.Seed, "completed": runErr == nil,
-		"compile_seconds": compileSeconds(engine),
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "compile_seconds": compileSeconds(engine)}
+	return Finish(run, dir, schema, extra, runErr, global, saveModel)
+}
+
+// WriteRunFiles writes to run the resolved config cfg and, if z is not nil,
+// the feature statistics applied to the data (StandardizerFile).
+func WriteRunFiles(run *rundir.Run, cfg *config.Config, z *data.Standardizer) error {
+	resolved, err := cfg.YAML()
+	if err != nil {
+		return err
 	}
+	if err := run.WriteFile(rundir.ConfigFile, resolved); err != nil {
+		return err
+	}
+	if z == nil {
+		return nil
+	}
+	zj, err := json.MarshalIndent(z, "", "  ")
+	if err != nil {
+		return fmt.Errorf("sim: standardizer: %w", err)
+	}
+	return run.WriteFile(StandardizerFile, zj)
+}
+
+// ModelSaver returns a function that writes a global model atomically to
+// run's model file, with the data's modalities and the method as metadata.
+func ModelSaver(run *rundir.Run, mods [2]string, method string) func(model.Params) error {
+	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": method}
+	return func(p model.Params) error {
+		return run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) })
+	}
+}
+
+// Finish closes the experiment run stopped with runErr (nil: all rounds
+// completed): it writes the summary with extra plus "completed" and, after
+// an error, "stopped"; if no round completed, it saves initial, so that the
+// directory holds a usable model. It returns the run's Result and runErr,
+// or no Result and runErr joined with the error of writing.
+func Finish(run *rundir.Run, dir string, schema metrics.Schema, extra map[string]any, runErr error, initial model.Params, save func(model.Params) error) (*Result, error) {
+	extra["completed"] = runErr == nil
 	if runErr != nil {
 		extra["stopped"] = runErr.Error()
 	}
@@ -358,13 +375,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		return nil, errors.Join(runErr, err)
 	}
 	if len(run.Rounds()) == 0 {
-		// Nothing completed: keep the initial model so the directory is usable.
-		if err := saveModel(global); err != nil {
+		if err := save(initial); err != nil {
 			return nil, errors.Join(runErr, err)
 		}
 	}
-	res := &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}
-	return res, runErr
+	return &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}, runErr
 }
 
 func compileSeconds(e *model.Engine) map[string]float64 {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,10 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
-	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/deploy"
 	"github.com/fedcmi/fedcmi/fl"
-	"github.com/fedcmi/fedcmi/metrics"
 )
 
 // Test hooks, set only by the tests of this package: wrapClient wraps a
@@ -70,17 +68,13 @@ Every configuration field is also a flag (lists comma-separated):
 `,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, func(w io.Writer) { config.WriteReference(w, false) })
-		file := fs.String("c", "", "experiment file (YAML)")
+		x := newExperimentFlags(c, stderr)
+		fs := x.fs
 		listenAddr := fs.String("listen", ":7443", "gRPC address")
 		metricsAddr := fs.String("metrics", "", "HTTP address of /metrics and /healthz")
-		certs := fs.String("certs", "", "directory written by fedcmi certs")
-		ca := fs.String("ca", "", "CA certificate of participants")
-		cert := fs.String("cert", "", "server certificate")
-		key := fs.String("key", "", "server key")
+		tf := addCertFlags(fs, "CA certificate of participants", "server certificate", "server key")
 		rosterFile := fs.String("roster", "", "accepted participants")
 		revoke := fs.String("revoke", "", "participants to refuse (comma-separated)")
-		insec := fs.Bool("insecure", false, "plain text without certificates")
 		resume := fs.Bool("resume", false, "continue after the last completed round")
 		wait := fs.Int("wait", 0, "participants to wait for before round 1")
 		minResults := fs.Int("min-results", 1, "accepted results a round needs")
@@ -88,34 +82,25 @@ Every configuration field is also a flag (lists comma-separated):
 		heartbeat := fs.Duration("heartbeat", 5*time.Second, "heartbeat interval")
 		normBound := fs.Float64("norm-bound", 0, "largest L2 distance of an update from the global model")
 		maxMsg := fs.Int("max-message", deploy.DefaultMaxMessageBytes, "largest gRPC message (bytes)")
-		verbose := fs.Bool("v", false, "log debug detail")
-		overrides := config.RegisterFlags(fs)
-		if err := parse(fs, args); err != nil {
+		if err := x.parse(args); err != nil {
 			return err
 		}
-		if fs.NArg() > 0 {
-			return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-		}
-		cfg, err := loadConfig(*file, overrides)
+		cfg, err := x.config()
 		if err != nil {
 			return err
 		}
-		log := newLogger(stderr, *verbose)
+		log := x.logger()
 		opt := deploy.ServeOptions{
-			Insecure: *insec, Resume: *resume, WaitFor: *wait, MinResults: *minResults,
+			Insecure: *tf.insecure, Resume: *resume, WaitFor: *wait, MinResults: *minResults,
 			RoundTimeout: *roundTimeout, HeartbeatInterval: *heartbeat, NormBound: *normBound,
 			MaxMessageBytes: *maxMsg, Logger: log, Progress: stdout, AfterRound: afterRound,
 		}
-		fromDir(certs, ca, deploy.CAFile)
-		fromDir(certs, cert, deploy.ServerCert)
-		fromDir(certs, key, deploy.ServerKey)
-		switch {
-		case *insec && (*ca != "" || *cert != ""):
-			return &usageError{"-insecure excludes -certs, -ca, -cert and -key"}
-		case !*insec && (*ca == "" || *cert == "" || *key == ""):
-			return &usageError{"mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs -insecure"}
-		case !*insec:
-			if opt.TLS, err = deploy.ServerTLS(*ca, *cert, *key); err != nil {
+		tf.fromDir(deploy.ServerCert, deploy.ServerKey)
+		if err := tf.check(true); err != nil {
+			return err
+		}
+		if !*tf.insecure {
+			if opt.TLS, err = deploy.ServerTLS(*tf.ca, *tf.cert, *tf.key); err != nil {
 				return err
 			}
 		}
@@ -132,7 +117,7 @@ Every configuration field is also a flag (lists comma-separated):
 				opt.Roster.Revoke(strings.TrimSpace(n))
 			}
 		}
-		if *insec && opt.Roster == nil {
+		if *tf.insecure && opt.Roster == nil {
 			log.Warn("INSECURE and no roster: anyone who reaches the port can join under any name")
 		}
 		if opt.Listener, err = net.Listen("tcp", *listenAddr); err != nil {
@@ -144,25 +129,54 @@ Every configuration field is also a flag (lists comma-separated):
 			}
 		}
 		res, err := deploy.Serve(ctx, cfg, opt)
-		if res != nil {
-			fmt.Fprintln(stdout)
-			if len(res.Rounds) > 0 {
-				last := res.Rounds[len(res.Rounds)-1]
-				fmt.Fprintf(stdout, "final accuracy after round %d (test set):\n", last.Round)
-				metrics.WriteTable(stdout, res.Schema, []metrics.Round{last})
-			}
-			fmt.Fprintf(stdout, "run directory: %s\n", res.Dir)
-		}
+		writeResult(stdout, res)
 		return err
 	}
 	return c
 }
 
-// fromDir sets *file to dir/name if it is empty and dir is given.
-func fromDir(dir *string, file *string, name string) {
-	if *file == "" && *dir != "" {
-		*file = filepath.Join(*dir, name)
+// certFlags are the certificate flags serve and join share.
+type certFlags struct {
+	dir, ca, cert, key *string
+	insecure           *bool
+}
+
+// addCertFlags adds -certs, -ca, -cert, -key and -insecure to fs, with the
+// given meanings of -ca, -cert and -key.
+func addCertFlags(fs *flag.FlagSet, caUsage, certUsage, keyUsage string) *certFlags {
+	return &certFlags{
+		dir:      fs.String("certs", "", "directory written by fedcmi certs"),
+		ca:       fs.String("ca", "", caUsage),
+		cert:     fs.String("cert", "", certUsage),
+		key:      fs.String("key", "", keyUsage),
+		insecure: fs.Bool("insecure", false, "plain text without certificates"),
 	}
+}
+
+// fromDir fills -ca, -cert and -key, where not given, from the -certs
+// directory: the CA file and the named certificate and key.
+func (t *certFlags) fromDir(certFile, keyFile string) {
+	fill := func(file *string, name string) {
+		if *file == "" && *t.dir != "" {
+			*file = filepath.Join(*t.dir, name)
+		}
+	}
+	fill(t.ca, deploy.CAFile)
+	fill(t.cert, certFile)
+	fill(t.key, keyFile)
+}
+
+// check returns a usage error if -insecure comes with certificates, or if
+// TLS is chosen without a CA or, when ownPair is set (the coordinator's
+// own certificate is mandatory), without a certificate and key.
+func (t *certFlags) check(ownPair bool) error {
+	switch {
+	case *t.insecure && (*t.ca != "" || *t.cert != ""):
+		return &usageError{"-insecure excludes -certs, -ca, -cert and -key"}
+	case !*t.insecure && (*t.ca == "" || ownPair && (*t.cert == "" || *t.key == "")):
+		return &usageError{"mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs -insecure"}
+	}
+	return nil
 }
 
 func cmdJoin() *Command {
@@ -206,30 +220,22 @@ Every configuration field is also a flag (lists comma-separated):
 `,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, func(w io.Writer) { config.WriteReference(w, false) })
-		file := fs.String("c", "", "experiment file (YAML)")
+		x := newExperimentFlags(c, stderr)
+		fs := x.fs
 		server := fs.String("server", "", "coordinator host:port")
 		shard := fs.Int("shard", -1, "client index of the experiment's partition")
 		dataDir := fs.String("data", "", "local data set directory")
 		name := fs.String("participant", "", "participant name")
 		mods := fs.String("modalities", "", "modalities held with -data")
-		certs := fs.String("certs", "", "directory written by fedcmi certs")
-		ca := fs.String("ca", "", "CA certificate of the coordinator")
-		cert := fs.String("cert", "", "participant certificate")
-		key := fs.String("key", "", "participant key")
+		tf := addCertFlags(fs, "CA certificate of the coordinator", "participant certificate", "participant key")
 		token := fs.String("token", "", "participant token")
 		serverName := fs.String("server-name", "", "name in the coordinator's certificate")
-		insec := fs.Bool("insecure", false, "plain text without certificates")
 		stateFile := fs.String("state", "", "client state file")
 		giveUp := fs.Duration("give-up", 0, "exit after this long without reaching the coordinator")
-		verbose := fs.Bool("v", false, "log debug detail")
-		overrides := config.RegisterFlags(fs)
-		if err := parse(fs, args); err != nil {
+		if err := x.parse(args); err != nil {
 			return err
 		}
 		switch {
-		case fs.NArg() > 0:
-			return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 		case *server == "":
 			return &usageError{"-server is required"}
 		case (*shard >= 0) == (*dataDir != ""):
@@ -237,11 +243,11 @@ Every configuration field is also a flag (lists comma-separated):
 		case *dataDir != "" && *name == "":
 			return &usageError{"-data needs -participant name"}
 		}
-		cfg, err := loadConfig(*file, overrides)
+		cfg, err := x.config()
 		if err != nil {
 			return err
 		}
-		log := newLogger(stderr, *verbose)
+		log := x.logger()
 		var loc *deploy.Local
 		if *shard >= 0 {
 			loc, err = deploy.ShardLocal(ctx, &cfg, *shard, log)
@@ -258,30 +264,25 @@ Every configuration field is also a flag (lists comma-separated):
 		if *name == "" {
 			*name = loc.Info.ID
 		}
-		fromDir(certs, ca, deploy.CAFile)
-		certFile, keyFile, tokenFile := deploy.ParticipantFiles(*certs, *name)
-		if *certs != "" {
-			if *cert == "" {
-				*cert, *key = certFile, keyFile
-			}
+		certName, keyName, tokenName := deploy.ParticipantFiles("", *name)
+		tf.fromDir(certName, keyName)
+		if *tf.dir != "" {
 			if *token == "" {
-				if b, err := os.ReadFile(tokenFile); err == nil {
+				if b, err := os.ReadFile(filepath.Join(*tf.dir, tokenName)); err == nil {
 					*token = strings.TrimSpace(string(b))
 				}
 			}
 		}
+		if err := tf.check(false); err != nil {
+			return err
+		}
 		var creds credentials.TransportCredentials
-		switch {
-		case *insec && (*ca != "" || *cert != ""):
-			return &usageError{"-insecure excludes -certs, -ca, -cert and -key"}
-		case *insec:
+		if *tf.insecure {
 			log.Warn("INSECURE: plain text to the coordinator; neither side is authenticated by certificates")
 			creds = insecure.NewCredentials()
-		case *ca == "":
-			return &usageError{"mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs -insecure"}
-		default:
-			var tc *tls.Config
-			if tc, err = deploy.ClientTLS(*ca, *cert, *key, *serverName); err != nil {
+		} else {
+			tc, err := deploy.ClientTLS(*tf.ca, *tf.cert, *tf.key, *serverName)
+			if err != nil {
 				return err
 			}
 			creds = credentials.NewTLS(tc)

@@ -22,6 +22,7 @@ import (
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/deploy"
 	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
@@ -261,45 +262,6 @@ func readRounds(t *testing.T, dir string) []metrics.Round {
 	return rounds
 }
 
-// sameRounds compares two runs' metrics, all but wall times, exactly.
-func sameRounds(t *testing.T, got, want []metrics.Round) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d rounds, want %d", len(got), len(want))
-	}
-	eq := func(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
-	for i, w := range want {
-		g := got[i]
-		ok := g.Round == w.Round && g.Clients == w.Clients && g.Failures == w.Failures &&
-			eq(g.TrainLoss, w.TrainLoss) && eq(g.Dominance, w.Dominance) && eq(g.FirstDominant, w.FirstDominant) &&
-			len(g.Heads) == len(w.Heads) && len(g.PerClass) == len(w.PerClass)
-		for h := range min(len(g.Heads), len(w.Heads)) {
-			ok = ok && eq(g.Heads[h], w.Heads[h])
-		}
-		for c := range min(len(g.PerClass), len(w.PerClass)) {
-			ok = ok && eq(g.PerClass[c], w.PerClass[c])
-		}
-		if !ok {
-			t.Errorf("round %d differs:\n got %+v\nwant %+v", w.Round, g, w)
-		}
-	}
-}
-
-func sameModel(t *testing.T, got, want string) {
-	t.Helper()
-	a, err := os.ReadFile(filepath.Join(got, rundir.ModelFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(want, rundir.ModelFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
-		t.Errorf("final models differ: %s vs %s", got, want)
-	}
-}
-
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -347,8 +309,8 @@ func TestDeployEqualsSimulation(t *testing.T) {
 	t.Logf("deployment of %d rounds took %v", f.cfg.Rounds, time.Since(t0))
 	want := f.simulate(t)
 	got := filepath.Join(f.dir, "runs", f.cfg.RunName())
-	sameRounds(t, readRounds(t, got), want.Rounds)
-	sameModel(t, got, want.Dir)
+	fedtest.SameRounds(t, readRounds(t, got), want.Rounds)
+	fedtest.SameModel(t, got, want.Dir)
 }
 
 // TestDeployParticipantKilledMidRound: a participant killed while training
@@ -428,8 +390,8 @@ func TestDeployResume(t *testing.T) {
 		t.Errorf("the resumed coordinator should run rounds 3 and 4 only:\n%s", tail(string(b), 2000))
 	}
 	want := f.simulate(t)
-	sameRounds(t, readRounds(t, dir), want.Rounds)
-	sameModel(t, dir, want.Dir)
+	fedtest.SameRounds(t, readRounds(t, dir), want.Rounds)
+	fedtest.SameModel(t, dir, want.Dir)
 }
 
 func tokenOf(t *testing.T, certs, name string) string {
@@ -504,6 +466,6 @@ func TestDeployParticipantRestart(t *testing.T) {
 	}
 	want := f.simulate(t)
 	dir := filepath.Join(f.dir, "runs", f.cfg.RunName())
-	sameRounds(t, readRounds(t, dir), want.Rounds)
-	sameModel(t, dir, want.Dir)
+	fedtest.SameRounds(t, readRounds(t, dir), want.Rounds)
+	fedtest.SameModel(t, dir, want.Dir)
 }

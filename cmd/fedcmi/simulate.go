@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/fedcmi/fedcmi/config"
-	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/sim"
 )
 
@@ -33,50 +31,19 @@ Every configuration field is also a flag (lists comma-separated):
 `,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, func(w io.Writer) { config.WriteReference(w, false) })
-		file := fs.String("c", "", "experiment file (YAML)")
-		verbose := fs.Bool("v", false, "log debug detail")
-		overrides := config.RegisterFlags(fs)
-		if err := parse(fs, args); err != nil {
+		x := newExperimentFlags(c, stderr)
+		if err := x.parse(args); err != nil {
 			return err
 		}
-		if fs.NArg() > 0 {
-			return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-		}
-		cfg, err := loadConfig(*file, overrides)
+		cfg, err := x.config()
 		if err != nil {
 			return err
 		}
-		res, err := sim.Run(ctx, cfg, sim.Options{Logger: newLogger(stderr, *verbose), Progress: stdout})
-		if res != nil {
-			fmt.Fprintln(stdout)
-			if len(res.Rounds) > 0 {
-				last := res.Rounds[len(res.Rounds)-1]
-				fmt.Fprintf(stdout, "final accuracy after round %d (test set):\n", last.Round)
-				metrics.WriteTable(stdout, res.Schema, []metrics.Round{last})
-				fmt.Fprintf(stdout, "best %s %.4f at round %d; %.1fs in all\n", res.Schema.Heads[0],
-					res.Summary.Best[res.Schema.Heads[0]], res.Summary.BestRound, res.Summary.Seconds)
-			}
-			fmt.Fprintf(stdout, "run directory: %s\n", res.Dir)
-		}
+		res, err := sim.Run(ctx, cfg, sim.Options{Logger: x.logger(), Progress: stdout})
+		writeResult(stdout, res)
 		return err
 	}
 	return c
-}
-
-// loadConfig resolves an experiment: defaults, then the file (if any), then
-// the flags given, then validation.
-func loadConfig(file string, overrides *config.Overrides) (config.Config, error) {
-	cfg := config.Default()
-	if file != "" {
-		if err := cfg.LoadFile(file); err != nil {
-			return cfg, err
-		}
-	}
-	if err := overrides.Apply(&cfg); err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
 }
 
 func cmdConfig() *Command {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/sim"
+)
+
+// experimentFlags are the flags of the commands that run an experiment
+// (simulate, serve, join): -c, the experiment file, -v, and one flag per
+// configuration field. The command adds its own flags to fs before parse.
+type experimentFlags struct {
+	fs        *flag.FlagSet
+	file      *string
+	verbose   *bool
+	overrides *config.Overrides
+	stderr    io.Writer
+}
+
+// newExperimentFlags returns c's flag set with the experiment flags; its
+// usage ends with the configuration reference.
+func newExperimentFlags(c *Command, stderr io.Writer) *experimentFlags {
+	fs := newFlagSet(c, stderr, func(w io.Writer) { config.WriteReference(w, false) })
+	return &experimentFlags{
+		fs:        fs,
+		file:      fs.String("c", "", "experiment file (YAML)"),
+		verbose:   fs.Bool("v", false, "log debug detail"),
+		overrides: config.RegisterFlags(fs),
+		stderr:    stderr,
+	}
+}
+
+// parse parses args; a positional argument is a usage error.
+func (x *experimentFlags) parse(args []string) error {
+	if err := parse(x.fs, args); err != nil {
+		return err
+	}
+	if x.fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", x.fs.Arg(0))}
+	}
+	return nil
+}
+
+// config resolves the experiment the parsed flags give (loadConfig).
+func (x *experimentFlags) config() (config.Config, error) {
+	return loadConfig(*x.file, x.overrides)
+}
+
+// logger returns the command's logger, at debug level with -v.
+func (x *experimentFlags) logger() *slog.Logger {
+	return newLogger(x.stderr, *x.verbose)
+}
+
+// loadConfig resolves an experiment: defaults, then the file (if any), then
+// the flags given, then validation.
+func loadConfig(file string, overrides *config.Overrides) (config.Config, error) {
+	cfg := config.Default()
+	if file != "" {
+		if err := cfg.LoadFile(file); err != nil {
+			return cfg, err
+		}
+	}
+	if err := overrides.Apply(&cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// writeResult prints the end of an experiment's run: the last round's test
+// accuracy, the best one and the run directory (res may be nil).
+func writeResult(w io.Writer, res *sim.Result) {
+	if res == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	if len(res.Rounds) > 0 {
+		last := res.Rounds[len(res.Rounds)-1]
+		fmt.Fprintf(w, "final accuracy after round %d (test set):\n", last.Round)
+		metrics.WriteTable(w, res.Schema, []metrics.Round{last})
+		fmt.Fprintf(w, "best %s %.4f at round %d; %.1fs in all\n", res.Schema.Heads[0],
+			res.Summary.Best[res.Schema.Heads[0]], res.Summary.BestRound, res.Summary.Seconds)
+	}
+	fmt.Fprintf(w, "run directory: %s\n", res.Dir)
+}

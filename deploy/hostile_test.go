@@ -1,0 +1,210 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+)
+
+// mustGob encodes v for a test.
+func mustGob(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := gobEncode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHostileResultBlobs: result extras that do not decode as
+// resultExtras (garbage, other types, a slice length beyond the data),
+// exceed the size limit, or decode to metrics or a report that do not
+// validate are each rejected for that participant (status, Fit's error
+// naming it, the rejections metric by reason), without a panic; an honest
+// blob, with NaN accuracy for a modality without prototypes, is accepted.
+func TestHostileResultBlobs(t *testing.T) {
+	met := NewMetrics()
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 30 * time.Second, Metrics: met}, nil)
+	layout := coord.cfg.Layout
+	k, d := fl.PrototypeShape(layout)
+	global := zeroParams(layout)
+	honest := func() resultExtras {
+		cs := fl.NewClassStats(k)
+		cs.SumPA[0], cs.SumPV[0], cs.Count[0] = 1, 0.5, 2
+		return resultExtras{
+			Metrics: fl.FitMetrics{LossSum: 2, Batches: 2, RhoSum: 1, RhoBatches: 1, FirstDominant: 1,
+				Temperatures: make([]float64, k), ClassStats: &cs},
+			Report: &fl.ModalityReport{
+				Prototypes: fl.PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}},
+				Accuracy:   [2]float64{0.5, math.NaN()},
+			},
+		}
+	}
+	with := func(edit func(*resultExtras)) []byte {
+		ex := honest()
+		for i := range ex.Metrics.Temperatures {
+			ex.Metrics.Temperatures[i] = 1
+		}
+		edit(&ex)
+		return mustGob(t, ex)
+	}
+	// A slice length beyond the data: 256 temperatures (gob: FE 01 00)
+	// claimed as 65535 (FE FF FF), the blob's size unchanged.
+	long := with(func(ex *resultExtras) {
+		ex.Metrics.Temperatures = make([]float64, 256)
+		for i := range ex.Metrics.Temperatures {
+			ex.Metrics.Temperatures[i] = 1
+		}
+	})
+	if bytes.Count(long, []byte{0xfe, 0x01, 0x00}) != 1 {
+		t.Fatal("the temperatures' length is not where the test expects it")
+	}
+	long = bytes.Replace(long, []byte{0xfe, 0x01, 0x00}, []byte{0xfe, 0xff, 0xff}, 1)
+
+	for i, tc := range []struct {
+		name   string
+		blob   []byte
+		reason string // "" for accepted
+	}{
+		{"honest", with(func(*resultExtras) {}), ""},
+		{"garbage", []byte("not a gob stream at all"), "format"},
+		{"an int", mustGob(t, 42), "format"},
+		{"another struct", mustGob(t, struct{ Metrics string }{"x"}), "format"},
+		{"metrics of another type", mustGob(t, struct{ Metrics []string }{[]string{"x"}}), "format"},
+		{"a length beyond the data", long, "format"},
+		{"over the size limit", with(func(ex *resultExtras) { // about 150 KB
+			ex.Metrics.Temperatures = make([]float64, 1<<14)
+			for i := range ex.Metrics.Temperatures {
+				ex.Metrics.Temperatures[i] = float64(i) + 0.1
+			}
+		}), "size"},
+		{"NaN loss", with(func(ex *resultExtras) { ex.Metrics.LossSum = math.NaN() }), "metrics"},
+		{"infinite rho", with(func(ex *resultExtras) { ex.Metrics.RhoSum = math.Inf(1) }), "metrics"},
+		{"negative batches", with(func(ex *resultExtras) { ex.Metrics.Batches = -5 }), "metrics"},
+		{"temperatures of other classes", with(func(ex *resultExtras) { ex.Metrics.Temperatures = []float64{1} }), "metrics"},
+		{"class stats of other classes", with(func(ex *resultExtras) { cs := fl.NewClassStats(k + 2); ex.Metrics.ClassStats = &cs }), "metrics"},
+		{"negative class count", with(func(ex *resultExtras) { ex.Metrics.ClassStats.Count[1] = -1 }), "metrics"},
+		{"prototypes of other classes", with(func(ex *resultExtras) {
+			ex.Report.Prototypes.Centers[0] = make([]float32, (k+1)*d)
+			ex.Report.Prototypes.Counts[0] = make([]int, k+1)
+		}), "report"},
+		{"NaN prototype", with(func(ex *resultExtras) { ex.Report.Prototypes.Centers[0][1] = float32(math.NaN()) }), "report"},
+		{"negative prototype count", with(func(ex *resultExtras) { ex.Report.Prototypes.Counts[0][0] = -3 }), "report"},
+		{"more counts than samples", with(func(ex *resultExtras) { ex.Report.Prototypes.Counts[0][0] = 11 }), "report"},
+		{"accuracy above 1", with(func(ex *resultExtras) { ex.Report.Accuracy[0] = 1.5 }), "report"},
+		{"NaN accuracy with prototypes", with(func(ex *resultExtras) { ex.Report.Accuracy[0] = math.NaN() }), "report"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "hostile-" + strings.ReplaceAll(tc.name, " ", "-")
+			raw := registerRaw(t, addr, name, layout)
+			before := counterValue(t, met, "fedcmi_update_rejections_total", tc.reason)
+			coord.BeginRound(i + 1)
+			type fit struct {
+				res fl.FitRes
+				err error
+			}
+			done := make(chan fit, 1)
+			go func() {
+				res, err := coord.Fit(context.Background(), name, fl.FitIns{Params: global, Config: fl.FitConfig{Round: i + 1, Epochs: 1}})
+				done <- fit{res, err}
+			}()
+			h, p := raw.pull(t, layout)
+			resp := raw.upload(t, h, p, func(rh *fedcmipb.ResultHeader) { rh.ResultGob = tc.blob })
+			r := <-done
+			if tc.reason == "" {
+				if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED || r.err != nil {
+					t.Fatalf("honest blob: %v %q, fit error %v", resp.GetStatus(), resp.GetReason(), r.err)
+				}
+				if r.res.Report == nil || r.res.Metrics.ClassStats == nil {
+					t.Fatalf("the extras were not delivered: %+v", r.res)
+				}
+				return
+			}
+			if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED {
+				t.Fatalf("status %v, want rejected", resp.GetStatus())
+			}
+			if !errors.Is(r.err, ErrRejected) || !strings.Contains(r.err.Error(), name) {
+				t.Fatalf("fit error %v, want a rejection naming %s", r.err, name)
+			}
+			if got := counterValue(t, met, "fedcmi_update_rejections_total", tc.reason); got != before+1 {
+				t.Fatalf("%s rejections %v, want %v (reason: %s)", tc.reason, got, before+1, resp.GetReason())
+			}
+			t.Logf("rejected: %s", resp.GetReason())
+		})
+	}
+}
+
+// TestParticipantRefusesBadRecipe: a recipe that does not validate fails
+// its task, reported to the coordinator with the reason, without training
+// and without ending the participant's session: its next task succeeds.
+func TestParticipantRefusesBadRecipe(t *testing.T) {
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 30 * time.Second}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := smallConfig(t, 4, 4, 1)
+	parts := shardParticipant(ctx, t, cfg, 0, addr, nil, "", nil)
+	if err := coord.WaitParticipants(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	name := coord.Available()[0].ID
+	layout := coord.cfg.Layout
+	global := zeroParams(layout)
+	good := fl.FitConfig{Round: 1, Epochs: 1, LR: 0.01, Temperature: 1}
+	for i, tc := range []struct {
+		name string
+		edit func(*fl.FitConfig)
+		want string // in Fit's error; "" for success
+	}{
+		{"NaN lr", func(c *fl.FitConfig) { c.LR = math.NaN() }, "lr is NaN"},
+		{"table of other classes", func(c *fl.FitConfig) { c.Table = &fl.DominanceTable{PA: []float64{1}, PV: []float64{1}} }, "dominance table"},
+		{"endless epochs", func(c *fl.FitConfig) { c.Epochs = math.MaxInt32 }, "epochs"},
+		{"good", func(*fl.FitConfig) {}, ""},
+	} {
+		coord.BeginRound(i + 1)
+		c := good
+		c.Round = i + 1
+		tc.edit(&c)
+		res, err := coord.Fit(ctx, name, fl.FitIns{Params: global, Config: c})
+		switch {
+		case tc.want == "" && (err != nil || res.NumSamples == 0):
+			t.Errorf("%s: %v, %d samples", tc.name, err, res.NumSamples)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), "recipe") || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want the participant's refusal saying %q", tc.name, err, tc.want)
+		}
+	}
+	cancel()
+	<-parts
+}
+
+// TestHostileEvaluation: a participant's evaluation with the wrong number
+// of heads or classes, accuracies outside [0, 1] or a negative sample
+// count is refused; NaN (nothing to measure) is allowed.
+func TestHostileEvaluation(t *testing.T) {
+	const k = 3
+	nan := math.NaN()
+	for _, tc := range []struct {
+		name string
+		ev   *fedcmipb.Evaluation
+		ok   bool
+	}{
+		{"honest", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, nan, 1, 0}, PerClass: []float64{0.5, nan, 1}, N: 9}, true},
+		{"no per-class", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, N: 9}, true},
+		{"too few heads", &fedcmipb.Evaluation{Heads: []float64{0.5}, N: 9}, false},
+		{"other classes", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, PerClass: make([]float64, 1000), N: 9}, false},
+		{"accuracy above 1", &fedcmipb.Evaluation{Heads: []float64{0.5, 7, 0.3, 1, 0}, N: 9}, false},
+		{"infinite class accuracy", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, PerClass: []float64{0, math.Inf(1), 0}, N: 9}, false},
+		{"negative samples", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, N: -1}, false},
+	} {
+		_, err := fromPBEvaluation(tc.ev, k)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package fl
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/fedcmi/fedcmi/data"
+)
+
+// wantErr fails t unless err is nil where want is empty, or says want.
+func wantErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("err %v, want one saying %q", err, want)
+	}
+}
+
+// TestFitMetricsValidate: metrics a hostile client could send (NaN or
+// infinite sums, negative or inconsistent counts, temperatures or class
+// statistics of the wrong number of classes) are refused with a reason;
+// honest ones pass.
+func TestFitMetricsValidate(t *testing.T) {
+	const k = 3
+	honest := func() FitMetrics {
+		cs := NewClassStats(k)
+		cs.SumPA[0], cs.SumPV[0], cs.Count[0] = 1.5, 0.5, 2
+		return FitMetrics{LossSum: 4.2, Batches: 6, RhoSum: 3, RhoBatches: 3, FirstDominant: 2.5,
+			Temperatures: []float64{1, 0.5, 1}, ClassStats: &cs, OGMCoefSum: [2]float64{1, 2}, OGMBatches: 4,
+			Proto: ProtoMetrics{RhoSum: 2, Batches: 2, FirstFast: 1}}
+	}
+	for _, tc := range []struct {
+		name    string
+		corrupt func(*FitMetrics)
+		want    string // in the error; "" for valid metrics
+	}{
+		{"honest", func(*FitMetrics) {}, ""},
+		{"zero", func(m *FitMetrics) { *m = FitMetrics{} }, ""},
+		{"negative loss", func(m *FitMetrics) { m.LossSum = -1 }, ""},
+		{"NaN loss", func(m *FitMetrics) { m.LossSum = math.NaN() }, "loss sum is NaN"},
+		{"infinite rho", func(m *FitMetrics) { m.RhoSum = math.Inf(1) }, "rho sum is +Inf"},
+		{"negative rho", func(m *FitMetrics) { m.RhoSum = -1 }, "negative"},
+		{"negative batches", func(m *FitMetrics) { m.Batches = -1 }, "batches -1"},
+		{"huge batches", func(m *FitMetrics) { m.Batches = MaxMetricCount + 1 }, "batches"},
+		{"rho batches beyond batches", func(m *FitMetrics) { m.RhoBatches = 7 }, "rho batches 7"},
+		{"first dominant beyond rho batches", func(m *FitMetrics) { m.FirstDominant = 3.5 }, "exceeds the 3 rho batches"},
+		{"negative OGM batches", func(m *FitMetrics) { m.OGMBatches = -2 }, "OGM batches"},
+		{"NaN OGM", func(m *FitMetrics) { m.OGMCoefSum[1] = math.NaN() }, "OGM coefficient"},
+		{"first fast beyond batches", func(m *FitMetrics) { m.Proto.FirstFast = 3 }, "first-fast"},
+		{"infinite prototype rho", func(m *FitMetrics) { m.Proto.RhoSum = math.Inf(-1) }, "prototype rho sum"},
+		{"temperatures of more classes", func(m *FitMetrics) { m.Temperatures = make([]float64, 1000) }, "1000 temperatures for 3 classes"},
+		{"NaN temperature", func(m *FitMetrics) { m.Temperatures[1] = math.NaN() }, "temperature of class 1"},
+		{"zero temperature", func(m *FitMetrics) { m.Temperatures[2] = 0 }, "temperature of class 2"},
+		{"class stats of other classes", func(m *FitMetrics) { cs := NewClassStats(k + 1); m.ClassStats = &cs }, "want 3"},
+		{"negative class count", func(m *FitMetrics) { m.ClassStats.Count[1] = -1 }, "class 1"},
+		{"NaN class sum", func(m *FitMetrics) { m.ClassStats.SumPV[0] = math.NaN() }, "class 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := honest()
+			tc.corrupt(&m)
+			wantErr(t, m.Validate(k), tc.want)
+		})
+	}
+}
+
+// TestModalityReportValidate: reports with prototypes of the wrong shape,
+// of a modality the client does not hold, with NaN values, negative or
+// too many counts, or accuracies outside [0, 1] are refused; NaN accuracy
+// is allowed for a modality without prototypes, as documented.
+func TestModalityReportValidate(t *testing.T) {
+	const k, d, n = 3, 2, 10
+	honest := func() *ModalityReport {
+		return &ModalityReport{
+			Prototypes: PrototypeSet{
+				Centers: [2][]float32{{1, 2, 3, 4, 5, 6}, {0, 0, 1, 1, 2, 2}},
+				Counts:  [2][]int{{3, 3, 4}, {3, 3, 4}},
+			},
+			Accuracy: [2]float64{0.9, 0.4},
+		}
+	}
+	unimodal := func(r *ModalityReport) {
+		r.Prototypes.Centers[1], r.Prototypes.Counts[1] = nil, nil
+		r.Accuracy[1] = math.NaN()
+	}
+	for _, tc := range []struct {
+		name    string
+		holds   data.Mask
+		corrupt func(*ModalityReport)
+		want    string
+	}{
+		{"honest", data.Full(2), func(*ModalityReport) {}, ""},
+		{"unimodal, NaN accuracy", 1, unimodal, ""},
+		{"prototypes of a modality not held", 1, func(*ModalityReport) {}, "not held"},
+		{"NaN accuracy with prototypes", data.Full(2), func(r *ModalityReport) { r.Accuracy[0] = math.NaN() }, "accuracy NaN"},
+		{"accuracy above 1", data.Full(2), func(r *ModalityReport) { r.Accuracy[1] = 2 }, "accuracy 2"},
+		{"negative accuracy without prototypes", 1, func(r *ModalityReport) { unimodal(r); r.Accuracy[1] = -1 }, "accuracy -1"},
+		{"infinite prototype", data.Full(2), func(r *ModalityReport) { r.Prototypes.Centers[0][4] = float32(math.Inf(1)) }, "value 4 is +Inf"},
+		{"prototypes of more classes", data.Full(2), func(r *ModalityReport) {
+			r.Prototypes.Centers[0] = make([]float32, (k+1)*d)
+			r.Prototypes.Counts[0] = make([]int, k+1)
+		}, "want 3 x 2"},
+		{"huge prototypes", data.Full(2), func(r *ModalityReport) { r.Prototypes.Centers[1] = make([]float32, 1<<20) }, "1048576 prototype values"},
+		{"counts without prototypes", data.Full(2), func(r *ModalityReport) { r.Prototypes.Centers[1] = nil }, "0 prototype values"},
+		{"negative count", data.Full(2), func(r *ModalityReport) { r.Prototypes.Counts[0][2] = -4 }, "count -4"},
+		{"counts beyond the samples", data.Full(2), func(r *ModalityReport) { r.Prototypes.Counts[1] = []int{5, 5, 5} }, "sum to 15"},
+		{"huge count", data.Full(2), func(r *ModalityReport) { r.Prototypes.Counts[1][0] = math.MaxInt }, "count"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := honest()
+			tc.corrupt(r)
+			wantErr(t, r.Validate(k, d, tc.holds, n), tc.want)
+		})
+	}
+}
+
+// TestFitConfigValidate: a recipe a participant would refuse.
+func TestFitConfigValidate(t *testing.T) {
+	const k, d = 3, 2
+	for _, tc := range []struct {
+		name    string
+		corrupt func(*FitConfig)
+		want    string
+	}{
+		{"honest", func(*FitConfig) {}, ""},
+		{"negative epochs", func(c *FitConfig) { c.Epochs = -1 }, "epochs -1"},
+		{"endless epochs", func(c *FitConfig) { c.Epochs = MaxEpochs + 1 }, "epochs"},
+		{"NaN lr", func(c *FitConfig) { c.LR = math.NaN() }, "lr is NaN"},
+		{"negative lr", func(c *FitConfig) { c.LR = -0.1 }, "negative lr"},
+		{"infinite temperature", func(c *FitConfig) { c.Temperature = math.Inf(1) }, "temperature is +Inf"},
+		{"holdout 1", func(c *FitConfig) { c.Holdout = 1 }, "holdout"},
+		{"unknown dominance", func(c *FitConfig) { c.Dominance = 9 }, "dominance"},
+		{"drop of a third modality", func(c *FitConfig) { c.MDrop.Drop = 4 }, "drop mask"},
+		{"table of other classes", func(c *FitConfig) { c.Table = &DominanceTable{PA: make([]float64, 5), PV: make([]float64, 5)} }, "want 3 classes"},
+		{"table above 1", func(c *FitConfig) {
+			c.Table = &DominanceTable{PA: []float64{0.5, math.NaN(), 3}, PV: []float64{0.5, math.NaN(), 0.5}}
+		}, "class 2 holds 3"},
+		{"table with NaN (no report yet)", func(c *FitConfig) {
+			c.Table = &DominanceTable{PA: []float64{0.5, math.NaN(), 1}, PV: []float64{0.5, math.NaN(), 0}}
+		}, ""},
+		{"global prototypes of NaN", func(c *FitConfig) {
+			c.MDrop.Global = &PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}}
+			c.MDrop.Global.Centers[0][0] = float32(math.NaN())
+		}, "global prototypes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := FitConfig{Round: 2, Epochs: 1, LR: 0.01, Alpha: 1, C1: 2, C3: 2, Temperature: 1, Holdout: 0.2, Dominance: DominanceFederated}
+			tc.corrupt(&c)
+			wantErr(t, c.Validate(k, d), tc.want)
+		})
+	}
+}
