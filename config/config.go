@@ -148,7 +148,7 @@ type Data struct {
 	NumClasses   int       `yaml:"num_classes" help:"number of classes for npz (0: max label + 1)"`
 	TestFraction float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
 	Standardize  bool      `yaml:"standardize" help:"standardise every feature with the training set's mean and std (stored with the run)"`
-	Partition    string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group, npz only)"`
+	Partition    string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group: npz groups, or the speakers of avdigits)"`
 	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration; small is skewed, 1e8 is about IID"`
 	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
 	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`

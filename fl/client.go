@@ -42,6 +42,19 @@ type LocalClient struct {
 	// control is SCAFFOLD's client control variate c_i (Layout order), kept
 	// between rounds; nil (all zero) before the client's first SCAFFOLD round.
 	control model.Params
+	// lastRound is the round of the latest Fit and before the state it
+	// started from: a coordinator that crashed before saving a round runs
+	// that round again after resuming, and the client must then train it
+	// from the same state as the first time.
+	lastRound int
+	before    clientState
+}
+
+// clientState is what a LocalClient carries from round to round. Fit
+// replaces its members, never mutates them, so copies may share them.
+type clientState struct {
+	control  model.Params
+	personal map[int]model.Tensor
 }
 
 // SetAugmenter makes the client transform its training batches with a
@@ -114,6 +127,12 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	if cfg.Epochs < 1 {
 		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
 	}
+	if cfg.Round > 0 && cfg.Round == c.lastRound {
+		// The round runs again (the coordinator resumed from the round
+		// before): undo what its first run did to the client's state.
+		c.control, c.personal = c.before.control, c.before.personal
+	}
+	c.lastRound, c.before = cfg.Round, clientState{control: c.control, personal: c.personal}
 	start := c.startParams(ins.Params, cfg.Personalized)
 	has := c.trainedModalities(cfg)
 	multi := has.Has(0) && has.Has(1)

@@ -305,6 +305,11 @@ type scaffoldState struct {
 	Version  int
 	Control  model.Params
 	Personal map[int]model.Tensor // LocalClient only
+	// LocalClient only: the round of its latest Fit and the state that Fit
+	// started from (to train a re-run round from it again).
+	Round          int
+	BeforeControl  model.Params
+	BeforePersonal map[int]model.Tensor
 }
 
 const stateVersion = 1
@@ -326,15 +331,22 @@ func decodeState(data []byte, layout []model.ParamInfo) (scaffoldState, error) {
 	if st.Version != stateVersion {
 		return st, fmt.Errorf("fl: state version %d, want %d", st.Version, stateVersion)
 	}
-	if st.Control != nil {
-		if err := checkControl(layout, st.Control); err != nil {
-			return st, fmt.Errorf("fl: state: %w", err)
+	for _, control := range []model.Params{st.Control, st.BeforeControl} {
+		if control != nil {
+			if err := checkControl(layout, control); err != nil {
+				return st, fmt.Errorf("fl: state: %w", err)
+			}
 		}
 	}
-	for i, t := range st.Personal {
-		if i < 0 || i >= len(layout) || t.Name != layout[i].Name || len(t.Data) != layout[i].Size() {
-			return st, fmt.Errorf("fl: state: personal tensor %d (%q) does not match the layout", i, t.Name)
+	for _, personal := range []map[int]model.Tensor{st.Personal, st.BeforePersonal} {
+		for i, t := range personal {
+			if i < 0 || i >= len(layout) || t.Name != layout[i].Name || len(t.Data) != layout[i].Size() {
+				return st, fmt.Errorf("fl: state: personal tensor %d (%q) does not match the layout", i, t.Name)
+			}
 		}
+	}
+	if st.Round < 0 {
+		return st, fmt.Errorf("fl: state: round %d", st.Round)
 	}
 	return st, nil
 }
@@ -357,7 +369,8 @@ func (s *Scaffold) UnmarshalState(data []byte) error {
 // MarshalState implements ClientStateful: the client's SCAFFOLD control
 // variate and its personal parameters (personalised branches).
 func (c *LocalClient) MarshalState() ([]byte, error) {
-	return encodeState(scaffoldState{Control: c.control, Personal: c.personal})
+	return encodeState(scaffoldState{Control: c.control, Personal: c.personal,
+		Round: c.lastRound, BeforeControl: c.before.control, BeforePersonal: c.before.personal})
 }
 
 // UnmarshalState implements ClientStateful.
@@ -367,6 +380,7 @@ func (c *LocalClient) UnmarshalState(data []byte) error {
 		return err
 	}
 	c.control, c.personal = st.Control, st.Personal
+	c.lastRound, c.before = st.Round, clientState{control: st.BeforeControl, personal: st.BeforePersonal}
 	return nil
 }
 

@@ -201,6 +201,28 @@ func TestScaffoldRounds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A coordinator that crashes after training round 3 but before saving
+	// it resumes from round 2's state and runs round 3 again with the same
+	// (still running) clients: they must train it from the state they had
+	// the first time, or the model drifts from the uninterrupted run's.
+	if _, err := srv1.Run(ctx, mid, 3, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := st1.UnmarshalState(sstate); err != nil {
+		t.Fatal(err)
+	}
+	rerun, err := srv1.Run(ctx, mid, 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		for j := range want[i].Data {
+			if rerun[i].Data[j] != want[i].Data[j] {
+				t.Fatalf("round 3 run again differs at %s[%d]: %v vs %v", want[i].Name, j, rerun[i].Data[j], want[i].Data[j])
+			}
+		}
+	}
+
 	srv2, st2, locals2, _ := scaffoldSetup(t)
 	if err := st2.UnmarshalState(sstate); err != nil {
 		t.Fatal(err)

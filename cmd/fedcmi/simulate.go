@@ -20,8 +20,8 @@ latest global model), standardizer.json and summary.json.
 
 Without flags it runs FedCMI on the built-in synthetic audio-visual data
 (a strong "audio" and a weak "visual" modality). The experiment file given
-with -c overrides the defaults; flags override the file. Ctrl-C stops after
-the current client and keeps every completed round.
+with -c overrides the defaults; flags override the file. Ctrl-C stops at the
+clients' next batch and keeps every completed round.
 
 Flags:
   -c file   experiment file (YAML), fields as below
