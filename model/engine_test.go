@@ -241,28 +241,41 @@ func TestTrainableSets(t *testing.T) {
 			func(p ParamInfo) bool { return p.Side == -1 || p.Side == 1 && p.Part != PartClassifier }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := mustInit(t, arch, 1)
-			tc.cfg.WeightDecay = 0.1 // every trainable tensor moves, even with a zero gradient
-			l, err := e.NewLocal(p, tc.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			if _, err := l.Step(b, 0.1); err != nil {
-				t.Fatal(err)
-			}
-			q, _ := l.Params()
+			changed := changedTensors(t, e, mustInit(t, arch, 1), tc.cfg, b)
 			for i, info := range arch.Layout() {
-				changed := false
-				for j := range q[i].Data {
-					changed = changed || q[i].Data[j] != p[i].Data[j]
-				}
-				if changed != tc.changes(info) {
-					t.Errorf("%s: changed=%v, want %v", info.Name, changed, !changed)
+				if changed[i] != tc.changes(info) {
+					t.Errorf("%s: changed=%v, want %v", info.Name, changed[i], !changed[i])
 				}
 			}
 		})
 	}
+}
+
+// changedTensors runs one step of cfg from p with weight decay 0.1, so that
+// every trainable tensor moves even with a zero gradient, and reports which
+// tensors changed (by layout index).
+func changedTensors(t *testing.T, e *Engine, p Params, cfg TrainConfig, b Batch) []bool {
+	t.Helper()
+	cfg.WeightDecay = 0.1
+	l, err := e.NewLocal(p, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Step(b, 0.1); err != nil {
+		t.Fatal(err)
+	}
+	q, err := l.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := make([]bool, len(q))
+	for i := range q {
+		for j := range q[i].Data {
+			changed[i] = changed[i] || q[i].Data[j] != p[i].Data[j]
+		}
+	}
+	return changed
 }
 
 // TestOptimizer checks two steps of SGD with momentum, weight decay and the
