@@ -2,7 +2,6 @@ package data
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,18 +82,7 @@ func TestAVEErrors(t *testing.T) {
 			root, splitDir := aveTree(t)
 			writeMedia(t, filepath.Join(splitDir, "trainSet.txt"), []byte(tt.line+"\n"))
 			_, _, err := LoadAVE(context.Background(), root, splitDir, MediaSpec{ClipSeconds: 2}, quiet(t))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			t.Log(err)
-			if !errors.Is(err, tt.is) {
-				t.Errorf("error does not wrap %v", tt.is)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q", w)
-				}
-			}
+			checkError(t, err, tt.is, tt.want...)
 		})
 	}
 	root, splitDir := aveTree(t)

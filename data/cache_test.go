@@ -181,15 +181,7 @@ func TestPrepareRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := Prepare(context.Background(), tt.src, tt.dir)
-			if !errors.Is(err, ErrCacheMismatch) {
-				t.Fatalf("got %v, want ErrCacheMismatch", err)
-			}
-			t.Log(err)
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q", w)
-				}
-			}
+			checkError(t, err, ErrCacheMismatch, tt.want...)
 		})
 	}
 	if _, _, err := Prepare(context.Background(), nil, cache); err == nil {

@@ -201,21 +201,9 @@ func TestMediaErrors(t *testing.T) {
 			root, splitDir := cremaDTree(t)
 			tt.break_(t, root, splitDir)
 			_, _, err := LoadCremaD(context.Background(), root, splitDir, MediaSpec{}, quiet(t))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			t.Log(err)
-			if !errors.Is(err, tt.is) {
-				t.Errorf("error does not wrap %v: %v", tt.is, err)
-			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, "data: ") {
-				t.Errorf("error lacks the package prefix: %v", msg)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error lacks %q: %v", w, msg)
-				}
+			checkError(t, err, tt.is, tt.want...)
+			if !strings.HasPrefix(err.Error(), "data: ") {
+				t.Errorf("error lacks the package prefix: %v", err)
 			}
 		})
 	}

@@ -90,18 +90,7 @@ func TestCrisisMMDErrors(t *testing.T) {
 			root := crisisTree(t)
 			writeMedia(t, list(root), []byte(tt.content))
 			_, _, err := LoadCrisisMMD(context.Background(), root, "", MediaSpec{}, quiet(t))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			t.Log(err)
-			if !errors.Is(err, tt.is) {
-				t.Errorf("error does not wrap %v", tt.is)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q", w)
-				}
-			}
+			checkError(t, err, tt.is, tt.want...)
 		})
 	}
 	root := crisisTree(t)

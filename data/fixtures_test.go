@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -214,4 +215,22 @@ func crisisTree(t testing.TB) string {
 // quiet returns options that log to t.
 func quiet(t testing.TB) *MediaOptions {
 	return &MediaOptions{Logf: t.Logf}
+}
+
+// checkError fails the test unless err wraps is and its message holds every
+// string of want.
+func checkError(t *testing.T, err, is error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one wrapping %v", is)
+	}
+	t.Log(err)
+	if !errors.Is(err, is) {
+		t.Errorf("error does not wrap %v: %v", is, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
+	}
 }
