@@ -145,25 +145,30 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		}
 	}
 	var metrics FitMetrics
-	var classTemp, classDir []float32
-	if infil || (multi && cfg.Dominance == DominanceFederated) {
+	// stats are the per-class statistics the direction and temperatures
+	// come from; measured only where something uses them.
+	var stats ClassStats
+	if multi && (cfg.Dominance == DominanceFederated || infil && (cfg.ClassTemperature || cfg.Dominance != DominanceBatch)) {
 		measure := train
 		if held != nil {
 			measure = held
 		}
-		stats, err := c.classStats(start, measure)
+		measured, err := c.classStats(start, measure)
 		if err != nil {
 			return FitRes{}, err
 		}
-		measured := stats
 		metrics.ClassStats = &measured
+		stats = measured
 		if cfg.Dominance == DominanceFederated && cfg.Table != nil {
 			if len(cfg.Table.PA) != stats.Len() || len(cfg.Table.PV) != stats.Len() {
 				return FitRes{}, fmt.Errorf("fl: dominance table for %d classes, data has %d", len(cfg.Table.PA), stats.Len())
 			}
 			stats = cfg.Table.Stats()
 		}
-		temps := make([]float64, stats.Len())
+	}
+	var classTemp, classDir []float32
+	if infil {
+		temps := make([]float64, c.set.NumClasses)
 		if cfg.ClassTemperature {
 			pa, pv := stats.Means()
 			temps = ClassTemperatures(pa, pv, cfg.C3)
@@ -172,15 +177,13 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 				temps[k] = GuardTemperature(cfg.Temperature)
 			}
 		}
-		if infil {
-			metrics.Temperatures = temps
-			classTemp = make([]float32, len(temps))
-			for k, t := range temps {
-				classTemp[k] = float32(t)
-			}
-			if cfg.Dominance != DominanceBatch {
-				classDir = Directions(stats, cfg.ClassDirection)
-			}
+		metrics.Temperatures = temps
+		classTemp = make([]float32, len(temps))
+		for k, t := range temps {
+			classTemp[k] = float32(t)
+		}
+		if cfg.Dominance != DominanceBatch {
+			classDir = Directions(stats, cfg.ClassDirection)
 		}
 	}
 	corr, err := c.scaffoldCorrection(ins.Control)
