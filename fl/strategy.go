@@ -73,6 +73,8 @@ type ModalityAware struct {
 	Options  FedCMIOptions
 	// PMR holds PMR's hyper-parameters (method pmr).
 	PMR PMROptions
+	// OGM configures OGM-GE when Method.OGM is set.
+	OGM OGMOptions
 	// PerRound is K, the number of clients sampled each round (all if
 	// larger than the number available).
 	PerRound int
@@ -85,8 +87,6 @@ type ModalityAware struct {
 
 	// table is the pooled dominance table (DominanceFederated).
 	table *DominanceTable
-	// OGM configures OGM-GE when Method.OGM is set.
-	OGM OGMOptions
 }
 
 // Sample returns the indices of k of n clients for round, chosen uniformly
@@ -193,10 +193,13 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	if len(stats) > 0 {
+	next, err := AggregateModalityAware(s.Layout, global, updates)
+	if err == nil && len(stats) > 0 {
+		// Pooled only with a round that counts, so the table and the
+		// model saved with it stay of the same round.
 		s.table = PoolStats(s.table, stats, stats[0].Len(), s.Options.Smoothing)
 	}
-	return AggregateModalityAware(s.Layout, global, updates)
+	return next, err
 }
 
 // CheckUpdate validates a client's result against the layout: tensor names
