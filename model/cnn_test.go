@@ -7,6 +7,7 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/layers/activation"
 )
 
 // TestConvMatchesDirect checks the im2col convolution against a direct
@@ -25,7 +26,8 @@ func TestConvMatchesDirect(t *testing.T) {
 	for _, stride := range []int{1, 2} {
 		exec := MustNewExec(backend(t), func(xn, wn, bn *Node) *Node {
 			n := &network{p: map[string]*Node{"c/weights": wn, "c/biases": bn}}
-			return n.conv("c", xn, stride)
+			y, g := n.conv("c", Reshape(xn, nb*hh*ww, cin), grid{nb, hh, ww}, stride, activation.TypeNone)
+			return Reshape(Slice(y, AxisRange(0, g.positions())), g.n, g.h, g.w, cout)
 		})
 		out := exec.MustExec(tensors.FromFlatDataAndDimensions(x, nb, hh, ww, cin),
 			tensors.FromFlatDataAndDimensions(w, 9*cin, cout), tensors.FromFlatDataAndDimensions(bias, cout))[0]
@@ -188,6 +190,38 @@ func TestCNNInputLayout(t *testing.T) {
 	for i := range h1 {
 		if math.Abs(float64(h1[i]-h2[i])) > 1e-4 {
 			t.Fatalf("encoding %d: %v vs %v: the CNN does not read [frames, C, H, W]", i, h1[i], h2[i])
+		}
+	}
+}
+
+// TestCNNChunksMatchWholeBatch checks that encoding the batch in chunks
+// (each through its own copy of the network) gives the step and gradient
+// of the whole batch at once.
+func TestCNNChunksMatchWholeBatch(t *testing.T) {
+	arch := cnnArch()
+	b := toyBatch(arch, 7, 3) // 7 samples of 2 frames x 5 x 4: chunks of 2, 2, 2, 1
+	p := mustInit(t, arch, 1)
+	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
+	run := func(chunk int) (Params, StepStats) {
+		saved := cnnChunkPositions
+		defer func() { cnnChunkPositions = saved }()
+		cnnChunkPositions = chunk
+		e, err := NewEngine(backend(t), arch, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gradientAt(t, e, p, jitter(p, 2), cfg, b)
+	}
+	whole, wst := run(1 << 30)
+	chunked, cst := run(80)
+	if math.Abs(wst.Loss-cst.Loss) > 1e-5 {
+		t.Errorf("loss %v in chunks, %v whole", cst.Loss, wst.Loss)
+	}
+	for i := range whole {
+		for j := range whole[i].Data {
+			if d := math.Abs(float64(whole[i].Data[j] - chunked[i].Data[j])); d > 1e-5 {
+				t.Fatalf("%s[%d]: gradient %v in chunks, %v whole", arch.Layout()[i].Name, j, chunked[i].Data[j], whole[i].Data[j])
+			}
 		}
 	}
 }

@@ -1,7 +1,11 @@
 package model
 
 import (
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/nn"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph code reads like the maths with a dot import, as in GoMLX itself.
 )
 
@@ -50,59 +54,142 @@ func (n *network) encode(m int, x *Node) *Node {
 }
 
 // encodeCNN runs the residual CNN of modality m on x [B, Frames*C*H*W].
+// The batch is encoded in chunks of about cnnChunkPositions input
+// positions, each through its own copy of the network (weights shared): a
+// chunk's feature maps and patch matrices stay in the CPU's cache, where
+// the whole batch's (tens of MB at 64x64 maps) would stream through memory
+// in every op.
 func (n *network) encodeCNN(m int, x *Node) *Node {
+	b := x.Shape().Dimensions[0]
+	c := &n.arch.CNN[m]
+	per := max(1, cnnChunkPositions/(max(c.Frames, 1)*c.Input[1]*c.Input[2]))
+	if per >= b {
+		return n.encodeCNNChunk(m, x)
+	}
+	var parts []*Node
+	for i := 0; i < b; i += per {
+		parts = append(parts, n.encodeCNNChunk(m, Slice(x, AxisRange(i, min(i+per, b)))))
+	}
+	return Concatenate(parts, 0)
+}
+
+// cnnChunkPositions is how many input positions (samples x frames x H x W)
+// one chunk of encodeCNN takes (a variable for tests).
+var cnnChunkPositions = 8192
+
+// encodeCNNChunk runs the residual CNN of modality m on x [B, Frames*C*H*W].
+// Feature maps are 2-D, [positions, channels] (NHWC flattened), with a few
+// unused rows at the end (see grid.rows).
+func (n *network) encodeCNNChunk(m int, x *Node) *Node {
 	c := &n.arch.CNN[m]
 	b := x.Shape().Dimensions[0]
 	frames := max(c.Frames, 1)
+	g := grid{n: b * frames, h: c.Input[1], w: c.Input[2]}
 	// [B*F, C, H, W] -> NHWC, so that im2col patches are contiguous in channels.
-	h := Reshape(x, b*frames, c.Input[0], c.Input[1], c.Input[2])
-	h = TransposeAllAxes(h, 0, 2, 3, 1)
+	h := Reshape(x, g.n, c.Input[0], g.h, g.w)
+	if c.Input[0] > 1 {
+		h = TransposeAllAxes(h, 0, 2, 3, 1)
+	}
+	h = Reshape(h, g.positions(), c.Input[0]) // one channel: the same memory
 	layers := n.arch.cnnLayers(m)
-	h = relu(n.conv(layers[0].prefix, h, max(c.StemStride, 1)))
+	h, g = n.conv(layers[0].prefix, h, g, max(c.StemStride, 1), activation.TypeRelu)
 	k := 1
 	for s := range c.Channels {
 		if s > 0 {
-			h = relu(n.conv(layers[k].prefix, h, 2))
+			h, g = n.conv(layers[k].prefix, h, g, 2, activation.TypeRelu)
 			k++
 		}
 		for range c.Blocks {
-			y := relu(n.conv(layers[k].prefix, h, 1))
-			y = n.conv(layers[k+1].prefix, y, 1)
+			y, _ := n.conv(layers[k].prefix, h, g, 1, activation.TypeRelu)
+			y, _ = n.conv(layers[k+1].prefix, y, g, 1, activation.TypeNone)
 			h = relu(Add(h, y))
 			k += 2
 		}
 	}
-	h = ReduceMean(h, 1, 2) // global average pool: [B*F, ch]
+	// Global average pool over each image's positions (the unused rows get
+	// weight 0), then over frames: [B, ch].
+	h = MatMul(Const(x.Graph(), g.poolMatrix(h.Shape().Dimensions[0])), h)
 	h = ReduceMean(Reshape(h, b, frames, h.Shape().Dimensions[1]), 1)
 	return relu(n.dense(layers[k].prefix, h))
 }
 
-// conv is a 3x3 convolution with zero padding 1 and the given stride on
-// x [N, H, W, Cin], as an im2col matrix product with the layer's weights
-// [9*Cin, Cout]. Zero padding is built by concatenation and patches by
-// strided slices, both of which the Go backend differentiates (its Pad has
-// no gradient, and its built-in convolution is a slow direct loop).
-func (n *network) conv(prefix string, x *Node, stride int) *Node {
-	dims := x.Shape().Dimensions
-	nb, hh, ww, cin := dims[0], dims[1], dims[2], dims[3]
-	g := x.Graph()
-	zw := Zeros(g, shapes.Make(x.DType(), nb, hh, 1, cin))
-	x = Concatenate([]*Node{zw, x, zw}, 2)
-	zh := Zeros(g, shapes.Make(x.DType(), nb, 1, ww+2, cin))
-	x = Concatenate([]*Node{zh, x, zh}, 1)
-	ho, wo := (hh-1)/stride+1, (ww-1)/stride+1
-	patches := make([]*Node, 0, 9)
-	for di := range 3 {
-		for dj := range 3 {
-			patches = append(patches, Slice(x, AxisRange(),
-				AxisRange(di, di+stride*(ho-1)+1).Stride(stride),
-				AxisRange(dj, dj+stride*(wo-1)+1).Stride(stride),
-				AxisRange()))
+// grid is the geometry of a feature map: n images of h x w positions.
+type grid struct{ n, h, w int }
+
+func (g grid) positions() int { return g.n * g.h * g.w }
+
+// rows is the number of rows a convolution producing g writes: its
+// positions plus unused rows that make the count 16 more than a multiple
+// of 64. A count that is a multiple of 1024 makes the column stride of the
+// backend's transposes (in the dense gradient) a multiple of 4 KiB, and
+// every column then falls in the same cache set: measured 2-7x slower
+// transposes of 16384 x 32 and 65536 x 16 matrices than with 16 more rows.
+func (g grid) rows() int {
+	p := g.positions()
+	return p + (16-p%64+64)%64
+}
+
+// poolMatrix is [n, rows] with 1/(h*w) where a row belongs to an image.
+func (g grid) poolMatrix(rows int) *tensors.Tensor {
+	m := make([]float32, g.n*rows)
+	hw := g.h * g.w
+	for i := range g.n {
+		for j := range hw {
+			m[i*rows+i*hw+j] = 1 / float32(hw)
 		}
 	}
-	p := Reshape(Concatenate(patches, 3), nb*ho*wo, 9*cin)
-	y := n.dense(prefix, p)
-	return Reshape(y, nb, ho, wo, y.Shape().Dimensions[1])
+	return tensors.FromFlatDataAndDimensions(m, g.n, rows)
+}
+
+// conv is a 3x3 convolution with zero padding 1 and the given stride on
+// the feature map x [rows, Cin] of geometry g (rows beyond g's positions
+// are ignored), followed by act, as an im2col matrix product with the
+// layer's weights [9*Cin, Cout]. It returns [out.rows(), Cout] and the
+// output geometry. The patches come from one Gather of input rows (an
+// appended zero row stands for the padding) with precomputed indices, so
+// the gradient is one scatter-add; the product, bias and activation are the
+// backend's fused dense, whose gradient needs no transpose of the patch
+// matrix when the weights are laid out [Cout, 9*Cin]. (The Go backend's
+// built-in convolution is a direct loop, and its Slice op, which the
+// earlier nine strided slices used, costs several ns per element.)
+func (n *network) conv(prefix string, x *Node, g grid, stride int, act activation.Type) (*Node, grid) {
+	rows, cin := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	gr := x.Graph()
+	src := Concatenate([]*Node{x, Zeros(gr, shapes.Make(x.DType(), 1, cin))}, 0)
+	out := grid{n: g.n, h: (g.h-1)/stride + 1, w: (g.w-1)/stride + 1}
+	idx := Const(gr, im2colIndices(g, out, stride, rows))
+	p := Reshape(Gather(src, idx), out.rows(), 9*cin)
+	w := TransposeAllAxes(n.p[prefix+"/weights"], 1, 0)
+	return nn.Dense(p, w, n.p[prefix+"/biases"], compute.DenseLayoutOutputsInput, act), out
+}
+
+// im2colIndices returns, for every output row of a 3x3 convolution with
+// padding 1 and the given stride from grid in to grid out, the nine input
+// rows it reads in (kernel row, kernel column) order, as [out.rows()*9, 1];
+// taps outside the image, and the unused output rows, read row zero (the
+// appended zero row).
+func im2colIndices(in, out grid, stride, zero int) *tensors.Tensor {
+	idx := make([]int32, out.rows()*9)
+	for i := range idx {
+		idx[i] = int32(zero)
+	}
+	k := 0
+	for b := range out.n {
+		for i := range out.h {
+			for j := range out.w {
+				for di := range 3 {
+					for dj := range 3 {
+						y, x := i*stride+di-1, j*stride+dj-1
+						if y >= 0 && y < in.h && x >= 0 && x < in.w {
+							idx[k] = int32((b*in.h+y)*in.w + x)
+						}
+						k++
+					}
+				}
+			}
+		}
+	}
+	return tensors.FromFlatDataAndDimensions(idx, len(idx), 1)
 }
 
 // project applies the self or infiltration projector of modality m.
