@@ -26,8 +26,15 @@ func newNetwork(arch *Arch, layout []ParamInfo, nodes []*Node) *network {
 
 // dense applies x W + b for the layer with the given prefix.
 func (n *network) dense(prefix string, x *Node) *Node {
+	return n.denseAct(prefix, x, activation.TypeNone)
+}
+
+// denseAct applies act(x W + b) for the layer with the given prefix, as
+// the backend's fused dense (product, bias and activation in one op, and
+// one op for their gradient).
+func (n *network) denseAct(prefix string, x *Node, act activation.Type) *Node {
 	w, b := n.p[prefix+"/weights"], n.p[prefix+"/biases"]
-	return Add(MatMul(x, w), InsertAxes(b, 0))
+	return nn.Dense(x, w, b, compute.DenseLayoutInputOutputs, act)
 }
 
 func relu(x *Node) *Node { return Max(x, ZerosLike(x)) }
@@ -36,10 +43,11 @@ func relu(x *Node) *Node { return Max(x, ZerosLike(x)) }
 // reluLast, else between layers only.
 func (n *network) stack(layers []linearLayer, x *Node, reluLast bool) *Node {
 	for i, l := range layers {
-		x = n.dense(l.prefix, x)
+		act := activation.TypeNone
 		if reluLast || i < len(layers)-1 {
-			x = relu(x)
+			act = activation.TypeRelu
 		}
+		x = n.denseAct(l.prefix, x, act)
 	}
 	return x
 }
@@ -110,7 +118,7 @@ func (n *network) encodeCNNChunk(m int, x *Node) *Node {
 	// weight 0), then over frames: [B, ch].
 	h = MatMul(Const(x.Graph(), g.poolMatrix(h.Shape().Dimensions[0])), h)
 	h = ReduceMean(Reshape(h, b, frames, h.Shape().Dimensions[1]), 1)
-	return relu(n.dense(layers[k].prefix, h))
+	return n.denseAct(layers[k].prefix, h, activation.TypeRelu)
 }
 
 // grid is the geometry of a feature map: n images of h x w positions.
