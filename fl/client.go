@@ -148,14 +148,23 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	// stats are the per-class statistics the direction and temperatures
 	// come from; measured only where something uses them.
 	var stats ClassStats
+	// teacher holds the frozen teacher's self-head logits of every train
+	// row (in train's order): without augmentation a row's inputs are the
+	// same in every epoch, so the teacher runs once per round, not in every
+	// step (model.TrainConfig.TeacherLogits).
+	var teacher [2][]float32
+	useTeacher := infil && c.augment == nil
 	if multi && (cfg.Dominance == DominanceFederated || infil && (cfg.ClassTemperature || cfg.Dominance != DominanceBatch)) {
 		measure := train
 		if held != nil {
 			measure = held
 		}
-		measured, err := c.classStats(start, measure)
+		measured, pred, err := c.classStats(start, measure)
 		if err != nil {
 			return FitRes{}, err
+		}
+		if useTeacher && held == nil { // measured on the train rows: the same pass gives the teacher
+			teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
 		}
 		metrics.ClassStats = &measured
 		stats = measured
@@ -165,6 +174,14 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 			stats = cfg.Table.Stats()
 		}
+	}
+	if useTeacher && teacher[0] == nil {
+		b := c.gather(train)
+		pred, err := c.engine.Predict(start, b.X, len(train))
+		if err != nil {
+			return FitRes{}, err
+		}
+		teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
 	}
 	var classTemp, classDir []float32
 	if infil {
@@ -199,6 +216,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		WeightDecay:  cfg.WeightDecay,
 		Momentum:     cfg.Momentum,
 		Proto:        protoLoss(cfg, has),
+
+		TeacherLogits: useTeacher,
 	}, cfg, multi, corr)
 	local, err := c.engine.NewLocal(start, tc)
 	if err != nil {
@@ -208,8 +227,15 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	augRNG := rand.New(rand.NewPCG(cfg.Seed, 1)) // its own stream: shuffling does not depend on augmentation
-	order := slices.Clone(train)
+	// order holds positions in train, so that a batch finds its teacher
+	// logits (shuffling positions permutes exactly as shuffling the rows).
+	order := make([]int, len(train))
+	for i := range order {
+		order[i] = i
+	}
+	rows := make([]int, 0, c.engine.BatchSize())
 	bs := c.engine.BatchSize()
+	k := c.set.NumClasses
 	var protos model.Prototypes // the previous epoch's, for PMR's momentum
 	for ep := range cfg.Epochs {
 		if tc.Proto != nil {
@@ -222,7 +248,20 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			if err := ctx.Err(); err != nil {
 				return FitRes{}, err
 			}
-			b := c.gather(order[lo:min(lo+bs, len(order))])
+			pos := order[lo:min(lo+bs, len(order))]
+			rows = rows[:0]
+			for _, i := range pos {
+				rows = append(rows, train[i])
+			}
+			b := c.gather(rows)
+			if useTeacher {
+				for m := range 2 {
+					b.Teacher[m] = make([]float32, 0, len(pos)*k)
+					for _, i := range pos {
+						b.Teacher[m] = append(b.Teacher[m], teacher[m][i*k:(i+1)*k]...)
+					}
+				}
+			}
 			if c.augment != nil {
 				for m := range 2 {
 					if b.X[m] == nil {
@@ -298,21 +337,22 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 }
 
 // classStats measures the per-class sums of the true-class probabilities
-// of start's self heads over the client's rows idx.
-func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, error) {
+// of start's self heads over the client's rows idx; it returns the
+// prediction too (its logits are the teacher's when idx are the train rows).
+func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, *model.Prediction, error) {
 	k := c.set.NumClasses
 	stats := NewClassStats(k)
 	b := c.gather(idx)
 	pred, err := c.engine.Predict(start, b.X, len(b.Labels))
 	if err != nil {
-		return stats, err
+		return stats, nil, err
 	}
 	for i, y := range b.Labels {
 		stats.SumPA[y] += float64(pred.ProbFirst[i*k+y])
 		stats.SumPV[y] += float64(pred.ProbSecond[i*k+y])
 		stats.Count[y]++
 	}
-	return stats, nil
+	return stats, pred, nil
 }
 
 // labels returns the labels of the rows idx.

@@ -173,7 +173,7 @@ func TestFitDominanceSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := c.classStats(global, idx)
+	full, _, err := c.classStats(global, idx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,12 @@ type TrainConfig struct {
 	// Proto adds the prototype-guided loss of PMR / FedMDrop (prototype.go);
 	// nil is off. Steps then need prototypes (Local.SetPrototypes).
 	Proto *ProtoLoss
+	// TeacherLogits makes infiltration steps take the frozen teacher's
+	// self-head logits from Batch.Teacher instead of running the teacher
+	// in every step: the teacher is fixed for the round, so a client whose
+	// inputs do not change between epochs (no augmentation) computes them
+	// once per round (Prediction.LogitsFirst/LogitsSecond of the start model).
+	TeacherLogits bool
 }
 
 // kind is the client kind a step graph is built for.
@@ -94,10 +100,16 @@ type stepKey struct {
 	prox  bool
 	ext   extKey // baseline methods' variants (stepext.go)
 	proto bool   // prototype-guided loss (prototype.go)
+	// teacherIn: the teacher's self-head logits are inputs (infil only).
+	teacherIn bool
 }
 
+// needStart reports whether the step graph takes the start parameters: as
+// the proximal anchor, or to run the teacher in-graph.
+func (k stepKey) needStart() bool { return k.prox || k.infil && !k.teacherIn }
+
 func (k stepKey) String() string {
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v%s]", k.kind, k.infil, k.prox, k.proto, k.ext)
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v teacher_inputs=%v%s]", k.kind, k.infil, k.prox, k.proto, k.teacherIn, k.ext)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -198,7 +210,8 @@ func (e *Engine) trainable(key stepKey) []int {
 // stepInputShapes lists the input shapes of a step graph, in order:
 // params, momentum (trainable), start params (if infiltration or prox),
 // present modality inputs, labels, mask, temperatures and directions (if
-// infiltration), the baseline methods' extension inputs (stepext.go), hyper.
+// infiltration), the teacher's logits of both modalities (if teacherIn), the
+// baseline methods' extension inputs (stepext.go), hyper.
 func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	var s []shapes.Shape
 	for _, info := range e.layout {
@@ -207,7 +220,7 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	for _, i := range trainable {
 		s = append(s, shapes.Make(dtypes.Float32, e.layout[i].Shape...))
 	}
-	if key.infil || key.prox {
+	if key.needStart() {
 		for _, info := range e.layout {
 			s = append(s, shapes.Make(dtypes.Float32, info.Shape...))
 		}
@@ -220,6 +233,10 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	if key.infil {
 		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+	}
+	if key.teacherIn {
+		k := e.arch.NumClasses
+		s = append(s, shapes.Make(dtypes.Float32, e.batch, k), shapes.Make(dtypes.Float32, e.batch, k))
 	}
 	s = append(s, e.extInputShapes(key, trainable)...)
 	s = append(s, e.protoInputShapes(key)...)
@@ -238,7 +255,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		mom := in[n : n+len(trainable)]
 		rest := in[n+len(trainable):]
 		var start []*Node
-		if key.infil || key.prox {
+		if key.needStart() {
 			start, rest = rest[:n], rest[n:]
 		}
 		var x [2]*Node
@@ -248,9 +265,12 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			}
 		}
 		labels, mask, rest := rest[0], rest[1], rest[2:]
-		var temp, dir *Node
+		var temp, dir, ta, tv *Node
 		if key.infil {
 			temp, dir, rest = rest[0], rest[1], rest[2:]
+		}
+		if key.teacherIn {
+			ta, tv, rest = rest[0], rest[1], rest[2:]
 		}
 		ext, rest := e.splitExtInputs(key, trainable, rest)
 		centers, pmasks, phyper, rest := key.protoInputs(rest)
@@ -277,9 +297,11 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			sumPA = StopGradient(ReduceAllSum(Mul(trueClassProb(la, onehot), mask)))
 			sumPV = StopGradient(ReduceAllSum(Mul(trueClassProb(lv, onehot), mask)))
 			if key.infil {
-				teacher := newNetwork(&e.arch, e.layout, start)
-				ta := StopGradient(teacher.classify(0, teacher.embed(0, x[0], false).self))
-				tv := StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
+				if !key.teacherIn {
+					teacher := newNetwork(&e.arch, e.layout, start)
+					ta = StopGradient(teacher.classify(0, teacher.embed(0, x[0], false).self))
+					tv = StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
+				}
 				// rho = sumPA/sumPV > 1: A dominant, so V's infiltration
 				// head C_V(va) learns from the teacher's C_A(aa); else A's
 				// C_A(av) learns from the teacher's C_V(vv). A row whose
@@ -373,6 +395,9 @@ type Batch struct {
 	// into modality 1, -1 the reverse, 0 lets the batch's dominance ratio
 	// decide (the method's rule). nil means all 0.
 	Dir []float32
+	// Teacher holds the frozen teacher's self-head logits of each modality,
+	// row-major [n, NumClasses], for sessions with TrainConfig.TeacherLogits.
+	Teacher [2][]float32
 }
 
 // StepStats is what one training step measured on the real rows.
@@ -409,6 +434,7 @@ type Local struct {
 	padMask  []float32
 	padTemp  []float32
 	padDir   []float32
+	padTeach [2][]float32
 	ext      *localExt // baseline methods' per-session inputs (stepext.go)
 	finished bool
 
@@ -437,6 +463,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 		return nil, err
 	}
 	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0, proto: cfg.Proto != nil}
+	key.teacherIn = key.infil && cfg.TeacherLogits
 	if key.ext, err = e.extKeyOf(cfg, k); err != nil {
 		return nil, err
 	}
@@ -446,7 +473,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	}
 	l := &Local{e: e, key: key, graph: sg}
 	l.params = toTensors(params)
-	if key.infil || key.prox {
+	if key.needStart() {
 		l.start = toTensors(start)
 	}
 	for _, i := range sg.trainable {
@@ -466,6 +493,11 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	l.padMask = make([]float32, e.batch)
 	l.padTemp = make([]float32, e.batch)
 	l.padDir = make([]float32, e.batch)
+	if key.teacherIn {
+		for m := range 2 {
+			l.padTeach[m] = make([]float32, e.batch*e.arch.NumClasses)
+		}
+	}
 	if l.ext, err = e.newLocalExt(key, sg.trainable, cfg); err != nil {
 		return nil, err
 	}
@@ -534,6 +566,17 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
 	if l.key.infil {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
+	}
+	if l.key.teacherIn {
+		k := e.arch.NumClasses
+		for m := range 2 {
+			if len(b.Teacher[m]) != n*k {
+				return StepStats{}, fmt.Errorf("model: modality %q: %d teacher logits for %d rows of %d classes", e.arch.Modalities[m], len(b.Teacher[m]), n, k)
+			}
+			copy(l.padTeach[m], b.Teacher[m])
+			clear(l.padTeach[m][n*k:])
+			args = append(args, tensors.FromFlatDataAndDimensions(l.padTeach[m], e.batch, k))
+		}
 	}
 	args = append(args, l.ext.args()...)
 	pargs, err := l.protoArgs()

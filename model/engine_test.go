@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -517,5 +518,53 @@ func BenchmarkStep(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTeacherLogitsInput checks that a step fed the start model's self-head
+// logits (from Predict) equals the step that runs the teacher in-graph, and
+// that missing logits are refused.
+func TestTeacherLogitsInput(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := mustInit(t, arch, 1)
+	params := jitter(start, 5) // differs from the teacher, so a wrong teacher shows
+	b := toyBatch(arch, 6, 2)
+	b.Temp = []float32{1, 2, 3, 1, 2, 3}
+	pred, err := e.Predict(start, b.X, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
+	want, wst := stepOnce(t, e, params, start, cfg, b, 0.1)
+	cfg.TeacherLogits = true
+	fed := b
+	fed.Teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
+	got, gst := stepOnce(t, e, params, start, cfg, fed, 0.1)
+	if math.Abs(wst.Loss-gst.Loss) > 1e-5 {
+		t.Errorf("loss %v with teacher inputs, %v in-graph", gst.Loss, wst.Loss)
+	}
+	for i := range want {
+		for j := range want[i].Data {
+			if d := math.Abs(float64(want[i].Data[j] - got[i].Data[j])); d > 1e-5 {
+				t.Fatalf("%s[%d] = %v with teacher inputs, %v in-graph", want[i].Name, j, got[i].Data[j], want[i].Data[j])
+			}
+		}
+	}
+	// A wrong teacher changes the step: the inputs are really used.
+	fed.Teacher = [2][]float32{pred.LogitsSecond, pred.LogitsFirst}
+	if _, st := stepOnce(t, e, params, start, cfg, fed, 0.1); math.Abs(st.Loss-wst.Loss) < 1e-6 {
+		t.Error("swapped teacher logits gave the same loss")
+	}
+	l, err := e.newLocal(params, start, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Step(b, 0.1); err == nil || !strings.Contains(err.Error(), "teacher logits") {
+		t.Errorf("step without teacher logits: %v", err)
 	}
 }

@@ -34,6 +34,9 @@ type Prediction struct {
 	// ProbFirst and ProbSecond are the softmax outputs of the self heads
 	// C_A(aa) and C_V(vv), row-major [n, K].
 	ProbFirst, ProbSecond []float32
+	// LogitsFirst and LogitsSecond are the self heads' logits, [n, K]: the
+	// teacher's outputs when these parameters are a round's start model.
+	LogitsFirst, LogitsSecond []float32
 }
 
 // evalExec returns the compiled evaluation graph.
@@ -49,13 +52,12 @@ func (e *Engine) evalExec() (*Exec, error) {
 			net.fuse(ea.self, ea.inf),
 			net.fuse(ev.inf, ev.self),
 		}
-		out := make([]*Node, 0, NumHeads+2)
+		out := make([]*Node, 0, NumHeads+4)
 		for _, h := range heads {
 			out = append(out, ArgMax(h, -1, dtypes.Int32))
 		}
-		return append(out,
-			Softmax(net.classify(0, ea.self), -1),
-			Softmax(net.classify(1, ev.self), -1))
+		la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
+		return append(out, Softmax(la, -1), Softmax(lv, -1), la, lv)
 	})
 }
 
@@ -106,7 +108,10 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 		return nil, err
 	}
 	k := e.arch.NumClasses
-	pred := &Prediction{ProbFirst: make([]float32, 0, n*k), ProbSecond: make([]float32, 0, n*k)}
+	pred := &Prediction{
+		ProbFirst: make([]float32, 0, n*k), ProbSecond: make([]float32, 0, n*k),
+		LogitsFirst: make([]float32, 0, n*k), LogitsSecond: make([]float32, 0, n*k),
+	}
 	for h := range NumHeads {
 		pred.Preds[h] = make([]int, 0, n)
 	}
@@ -120,6 +125,8 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 		}
 		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
 		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
+		pred.LogitsFirst = append(pred.LogitsFirst, tensors.MustCopyFlatData[float32](outs[NumHeads+2])[:rows*k]...)
+		pred.LogitsSecond = append(pred.LogitsSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+3])[:rows*k]...)
 	})
 	if err != nil {
 		return nil, err
