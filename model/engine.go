@@ -526,11 +526,33 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		return StepStats{}, fmt.Errorf("model: %d directions for %d rows", len(b.Dir), n)
 	}
 	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+6)
-	for _, t := range l.params {
-		args = append(args, t)
+	// The trainable parameters and their momentum are replaced by the
+	// step's outputs: donating their buffers lets the backend update them
+	// in place instead of allocating (and zeroing) new ones every step.
+	donate := func(t *tensors.Tensor) (any, error) {
+		return DonateTensorBuffer(t, e.backend, 0)
+	}
+	trained := make([]bool, len(l.params))
+	for _, i := range l.graph.trainable {
+		trained[i] = true
+	}
+	for i, t := range l.params {
+		if !trained[i] {
+			args = append(args, t)
+			continue
+		}
+		d, err := donate(t)
+		if err != nil {
+			return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
+		}
+		args = append(args, d)
 	}
 	for _, t := range l.mom {
-		args = append(args, t)
+		d, err := donate(t)
+		if err != nil {
+			return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
+		}
+		args = append(args, d)
 	}
 	for _, t := range l.start {
 		args = append(args, t)
