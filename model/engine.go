@@ -455,8 +455,10 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	if err := e.arch.Check(params); err != nil {
 		return nil, fmt.Errorf("model: start parameters: %w", err)
 	}
-	if err := e.arch.Check(start); err != nil {
-		return nil, fmt.Errorf("model: start parameters: %w", err)
+	if !sameParams(params, start) {
+		if err := e.arch.Check(start); err != nil {
+			return nil, fmt.Errorf("model: start parameters: %w", err)
+		}
 	}
 	k, err := cfg.kind()
 	if err != nil {
@@ -502,6 +504,19 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 		return nil, err
 	}
 	return l, nil
+}
+
+// sameParams reports whether a and b hold the very same tensors' data.
+func sameParams(a, b Params) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i].Data) != len(b[i].Data) || len(a[i].Data) > 0 && &a[i].Data[0] != &b[i].Data[0] {
+			return false
+		}
+	}
+	return true
 }
 
 func toTensors(p Params) []*tensors.Tensor {

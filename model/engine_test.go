@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -566,5 +567,32 @@ func TestTeacherLogitsInput(t *testing.T) {
 	defer l.Close()
 	if _, err := l.Step(b, 0.1); err == nil || !strings.Contains(err.Error(), "teacher logits") {
 		t.Errorf("step without teacher logits: %v", err)
+	}
+}
+
+// TestCheckNonFinite: Check names the first NaN or infinite value wherever
+// it sits (allFinite sums in four lanes plus a tail).
+func TestCheckNonFinite(t *testing.T) {
+	arch := tinyArch()
+	for _, tc := range []struct {
+		tensor, index int
+		v             float64
+	}{
+		{0, 0, math.NaN()}, {0, 3, math.Inf(1)}, {1, 0, math.Inf(-1)}, {2, 5, math.NaN()},
+		{len(arch.Layout()) - 1, 2, math.Inf(1)}, // the last tensor, a bias of 3 values: the tail loop
+	} {
+		p := mustInit(t, arch, 1)
+		if tc.index >= len(p[tc.tensor].Data) {
+			t.Fatalf("tensor %d has %d values", tc.tensor, len(p[tc.tensor].Data))
+		}
+		p[tc.tensor].Data[tc.index] = float32(tc.v)
+		err := arch.Check(p)
+		want := fmt.Sprintf("%q value %d is", p[tc.tensor].Name, tc.index)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v at %s[%d]: %v, want %s", tc.v, p[tc.tensor].Name, tc.index, err, want)
+		}
+	}
+	if err := arch.Check(mustInit(t, arch, 1)); err != nil {
+		t.Errorf("finite parameters: %v", err)
 	}
 }
