@@ -134,3 +134,89 @@ func TestShippedConfigs(t *testing.T) {
 		}
 	}
 }
+
+// TestBounds: non-finite and absurd values of the float fields, and sizes
+// that would allocate beyond any machine, are refused at the field, given
+// as a flag would give them; the bounds themselves are accepted.
+func TestBounds(t *testing.T) {
+	tests := []struct {
+		path, value string
+		ok          bool
+		want        string // substring of the error
+	}{
+		{"train.lr", "inf", false, "finite"},
+		{"train.lr", "+Inf", false, "finite"},
+		{"train.lr", "NaN", false, "finite"},
+		{"train.lr", "1e30", false, "(0, 10]"},
+		{"train.lr", "10", true, ""},
+		{"train.lr_min", "-inf", false, "finite"},
+		{"train.momentum", "nan", false, "finite"},
+		{"train.weight_decay", "inf", false, "finite"},
+		{"train.weight_decay", "2", false, "[0, 1]"},
+		{"train.weight_decay", "1", true, ""},
+		{"fedcmi.alpha", "1e30", false, "[0, 1000]"},
+		{"fedcmi.alpha", "1000", true, ""},
+		{"fedcmi.c1", "inf", false, "finite"},
+		{"fedcmi.c3", "1e6", false, "[0, 1000]"},
+		{"fedcmi.temperature", "nan", false, "finite"},
+		{"fedcmi.mu", "inf", false, "finite"},
+		{"fedcmi.mu", "1e30", false, "[0, 1000]"},
+		{"fedcmi.holdout", "nan", false, "finite"},
+		{"fedcmi.smoothing", "-inf", false, "finite"},
+		{"ogm.alpha", "1e30", false, "(0, 1000]"},
+		{"pmr.alpha", "inf", false, "finite"},
+		{"pmr.gamma", "1e9", false, "[0, 1000]"},
+		{"pmr.momentum", "nan", false, "finite"},
+		{"fedmdrop.alpha", "1e30", false, "[0, 1000]"},
+		{"fedmdrop.threshold", "inf", false, "finite"},
+		{"fedmdrop.subsample", "nan", false, "finite"},
+		{"data.alpha", "inf", false, "finite"},
+		{"data.alpha", "1e30", false, "(0, 1e9]"},
+		{"data.alpha", "1e8", true, ""},
+		{"data.multi_ratio", "nan", false, "finite"},
+		{"data.test_fraction", "inf", false, "finite"},
+		{"data.validation", "nan", false, "finite"},
+		{"data.media.clip_seconds", "inf", false, "finite"},
+		{"data.synthetic.signal", "1,inf", false, "entry 1 must be a finite number"},
+		{"data.synthetic.signal", "1e30,1", false, "[-1000, 1000]"},
+		{"data.synthetic.noise", "nan", false, "finite"},
+		{"data.synthetic.noise", "-1", false, "[0, 1000]"},
+		{"train.batch_size", "1000000000", false, "[1, 65536]"},
+		{"train.batch_size", "65536", true, ""},
+		{"train.epochs", "1000000000", false, "[1, 10000]"},
+		{"rounds", "1000000000", false, "[1, 1000000]"},
+		{"clients", "1000000000", false, "[1, 100000]"},
+		{"parallel", "1000000", false, "[1, 1024]"},
+		{"model.hidden", "128,100000000", false, "width 100000000 of layer 1"},
+		{"model.hidden", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", false, "at most 16"},
+		{"model.hidden", "16384", true, ""},
+		{"model.embed_dim", "100000000", false, "[1, 16384]"},
+		{"model.cnn_channels", "16,100000", false, "width 100000 of stage 1"},
+		{"model.cnn_channels", "1,1,1,1,1,1,1,1,1", false, "1 to 8 stages"},
+		{"model.cnn_blocks", "1000", false, "[0, 16]"},
+		{"data.num_classes", "1000000000", false, "[0, 1048576]"},
+		{"data.npz_max_mb", "0", false, "[1, 1048576]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path+"="+tc.value, func(t *testing.T) {
+			c := Default()
+			if err := c.Set(tc.path, tc.value); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Path != tc.path {
+				t.Fatalf("want an error at %s, got %v", tc.path, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
