@@ -22,7 +22,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -30,8 +32,8 @@ import (
 
 // Config is one experiment.
 type Config struct {
-	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
-	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
+	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name>; {method}, {data} and {seed} are replaced by the experiment's (default: {method}-{data}-seed{seed}, e.g. fedcmi-mfeat-seed1)"`
+	OutDir  string `yaml:"out_dir" help:"parent directory of run directories, relative to the working directory (also in an experiment file)"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
 	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
@@ -133,11 +135,11 @@ type Model struct {
 // Data holds the data set and its split among clients.
 type Data struct {
 	Source       string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory), mfeat (UCI Multiple Features), or media: avdigits (FSDD + MNIST), cremad, ave, crisismmd"`
-	Dir          string    `yaml:"dir" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd)"`
-	ImagesDir    string    `yaml:"images_dir" help:"avdigits: the folder of MNIST's IDX files"`
+	Dir          string    `yaml:"dir" path:"true" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd); in an experiment file, relative to the file"`
+	ImagesDir    string    `yaml:"images_dir" path:"true" help:"avdigits: the folder of MNIST's IDX files; in an experiment file, relative to the file"`
 	PairingSeed  uint64    `yaml:"pairing_seed" help:"avdigits: seed of the pairing of recordings with MNIST images, part of the data set's identity (fixed across experiment seeds, so they share one data set and cache)"`
-	SplitDir     string    `yaml:"split_dir" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default"`
-	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
+	SplitDir     string    `yaml:"split_dir" path:"true" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default; in an experiment file, relative to the file"`
+	CacheDir     string    `yaml:"cache_dir" path:"true" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing); in an experiment file, relative to the file"`
 	AudioDir     string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
 	FramesDir    string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
 	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
@@ -252,14 +254,60 @@ func (c *Config) Load(r io.Reader, name string) error {
 	return nil
 }
 
-// LoadFile overlays the YAML file at path on c.
+// LoadFile overlays the experiment file at path on c. The relative paths
+// the file gives (the fields tagged path: data.dir, data.images_dir,
+// data.split_dir, data.cache_dir) are relative to the file's folder and
+// become absolute, so that an experiment file works from any working
+// directory. out_dir stays relative to the working directory: runs go
+// where the user runs them. Paths given as flags or set otherwise are left
+// as they are (relative to the working directory).
 func (c *Config) LoadFile(path string) error {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
-	return c.Load(f, path)
+	// What the file itself sets: its fields decoded over a zero Config.
+	var given Config
+	if err := given.Load(bytes.NewReader(b), path); err != nil {
+		return err
+	}
+	if err := c.Load(bytes.NewReader(b), path); err != nil {
+		return err
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	fields := Fields(c)
+	for i, f := range Fields(&given) {
+		if f.isPath && f.value.String() != "" {
+			resolve(fields[i].value, base)
+		}
+	}
+	return nil
+}
+
+// AbsPaths makes every relative path field of c absolute against the
+// working directory: what a run directory records, so that its
+// config.yaml names the same folders from anywhere.
+func (c *Config) AbsPaths() error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	for _, f := range Fields(c) {
+		if f.isPath && f.value.String() != "" {
+			resolve(f.value, wd)
+		}
+	}
+	return nil
+}
+
+// resolve makes the path in the string value v absolute against base.
+func resolve(v reflect.Value, base string) {
+	if p := v.String(); !filepath.IsAbs(p) {
+		v.SetString(filepath.Join(base, p))
+	}
 }
 
 // YAML returns c as YAML (the resolved configuration saved with a run).
@@ -273,12 +321,43 @@ func (c *Config) YAML() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// RunName returns Name, or <method>-seed<seed> when it is empty.
+// DefaultName is the run name template used when Name is empty.
+const DefaultName = "{method}-{data}-seed{seed}"
+
+// RunName returns Name, or DefaultName when it is empty, with {method},
+// {data} (DataName) and {seed} replaced by the experiment's: a shipped
+// experiment file that names its runs this way still gives every method
+// and seed its own run directory.
 func (c *Config) RunName() string {
-	if c.Name != "" {
-		return c.Name
+	name := c.Name
+	if name == "" {
+		name = DefaultName
 	}
-	return fmt.Sprintf("%s-seed%d", c.Method, c.Seed)
+	return strings.NewReplacer("{method}", c.Method, "{data}", c.DataName(), "{seed}", strconv.FormatUint(c.Seed, 10)).Replace(name)
+}
+
+// DataName names the data set in run names: the source, or for npz the
+// name of its folder (when it makes a plain name).
+func (c *Config) DataName() string {
+	if c.Data.Source == "npz" {
+		if base := filepath.Base(filepath.Clean(c.Data.Dir)); base != "." && base != ".." && base != string(filepath.Separator) && !strings.ContainsAny(base, `/\{}`) {
+			return base
+		}
+	}
+	return c.Data.Source
+}
+
+// checkName reports a run name template that is not one plain directory
+// name once expanded, or that uses an unknown placeholder.
+func (c *Config) checkName() error {
+	rest := strings.NewReplacer("{method}", "", "{data}", "", "{seed}", "").Replace(c.Name)
+	if i := strings.IndexAny(rest, "{}"); i >= 0 {
+		return fieldErr("name", "%q: unknown placeholder (want {method}, {data} or {seed})", c.Name)
+	}
+	if n := c.RunName(); strings.ContainsAny(n, `/\`) || n == ".." || n == "." {
+		return fieldErr("name", "%q must be a plain directory name", n)
+	}
+	return nil
 }
 
 // weightRange is the message of the loss weights' and coefficients' bound.
@@ -350,13 +429,15 @@ func (c *Config) Validate() error {
 	if err := c.checkFinite(); err != nil {
 		return err
 	}
+	if err := c.checkName(); err != nil {
+		return err
+	}
 	checks := []struct {
 		ok   bool
 		path string
 		msg  string
 	}{
 		{c.OutDir != "", "out_dir", "must not be empty"},
-		{!strings.ContainsAny(c.Name, `/\`) && c.Name != ".." && c.Name != ".", "name", "must be a plain directory name"},
 		{c.Rounds >= 1 && c.Rounds <= MaxRounds, "rounds", fmt.Sprintf("must be in [1, %d]", MaxRounds)},
 		{c.Clients >= 1 && c.Clients <= MaxClients, "clients", fmt.Sprintf("must be in [1, %d]", MaxClients)},
 		{c.ClientsPerRound >= 1, "clients_per_round", "must be >= 1"},
