@@ -64,7 +64,7 @@ func TestSimulateAndTable(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"table", filepath.Join(out, "fedavg-seed1"), filepath.Join(out, "fedcmi-seed1")}, &stdout, &stderr)
+	code := run(context.Background(), []string{"table", filepath.Join(out, "fedavg-synthetic-seed1"), filepath.Join(out, "fedcmi-synthetic-seed1")}, &stdout, &stderr)
 	if code != 0 || !strings.Contains(stdout.String(), "| fedavg | 1 |") || !strings.Contains(stdout.String(), "| fedcmi | 1 |") {
 		t.Fatalf("table: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
