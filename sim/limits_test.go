@@ -1,12 +1,16 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"codeberg.org/sbinet/npyio/npz"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/model"
@@ -110,5 +114,66 @@ func TestEstimateMemory(t *testing.T) {
 	cnnActivations(&c, &acts)
 	if want := 2 * (260 + 2*16*(18+2) + 2*4*(27+3.0)); acts.sum != want || acts.largest != 2*16*18 {
 		t.Errorf("cnn activations with blocks and frames %+v, want sum %v, largest %v", acts, want, 2*16*18)
+	}
+}
+
+// writeNPZSet writes dir/train.npz and dir/test.npz: rows x 64 float32
+// features of two modalities, with the given labels (cycled).
+func writeNPZSet(t *testing.T, dir string, rows int, train, test []int64) {
+	t.Helper()
+	for _, f := range []struct {
+		name   string
+		labels []int64
+	}{{"train.npz", train}, {"test.npz", test}} {
+		feats := make([][]float32, rows)
+		labels := make([]int64, rows)
+		for i := range feats {
+			feats[i] = make([]float32, 64)
+			feats[i][i%64] = 1
+			labels[i] = f.labels[i%len(f.labels)]
+		}
+		if err := npz.Write(filepath.Join(dir, f.name), map[string]any{
+			"a.npy": feats, "b.npy": feats, "labels.npy": labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLoadDataNPZBounds: data.npz_max_mb and the class-count inference
+// reach the npz loader from the config, and its warnings reach the run's
+// logger.
+func TestLoadDataNPZBounds(t *testing.T) {
+	tests := []struct {
+		name        string
+		rows        int
+		train, test []int64
+		maxMB       int
+		want        string // substring of the error; "" : loads
+		warn        string // substring of the log
+	}{
+		{"within the limit", 200, []int64{0, 1, 2}, []int64{0, 1, 2}, 1, "", ""},
+		{"beyond the limit", 5000, []int64{0, 1, 2}, []int64{0, 1, 2}, 1, `train.npz: array "a": bad format: decompresses to`, ""},
+		{"corrupt label", 200, []int64{0, 1, 2, 1000000}, []int64{0, 1}, 100, "train.npz: array \"labels\": bad label: row 3 has label 1000000", ""},
+		{"test labels beyond training", 200, []int64{0, 1, 2}, []int64{0, 7}, 100, "", "test_max_label=7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeNPZSet(t, dir, tc.rows, tc.train, tc.test)
+			cfg := config.Default()
+			cfg.Data.Source, cfg.Data.Dir, cfg.Data.Modalities, cfg.Data.NPZMaxMB = "npz", dir, []string{"a", "b"}, tc.maxMB
+			var buf bytes.Buffer
+			_, _, _, err := LoadData(context.Background(), &cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if tc.warn != "" && !strings.Contains(buf.String(), tc.warn) {
+				t.Errorf("log %q lacks %q", buf.String(), tc.warn)
+			}
+		})
 	}
 }
