@@ -58,7 +58,7 @@ type Config struct {
 // Train holds local optimisation settings.
 type Train struct {
 	Epochs       int     `yaml:"epochs" help:"local epochs per round (at most 10000)"`
-	BatchSize    int     `yaml:"batch_size" help:"local batch size (the last batch of an epoch may be smaller); every batch is padded to it, so at most the largest client's samples and 65536"`
+	BatchSize    int     `yaml:"batch_size" help:"local batch size (the last batch of an epoch may be smaller), at most 65536; every batch is padded to it, so the simulation refuses one above both the largest client's samples and 256 (the evaluation batch)"`
 	LR           float64 `yaml:"lr" help:"SGD learning rate, in (0, 10]"`
 	LRMin        float64 `yaml:"lr_min" help:"learning rate reached at the last round by linear decay"`
 	LRDecayStart int     `yaml:"lr_decay_start" help:"rounds at constant learning rate before the decay starts"`
