@@ -20,7 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -28,16 +32,16 @@ import (
 
 // Config is one experiment.
 type Config struct {
-	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name> (default: <method>-seed<seed>)"`
-	OutDir  string `yaml:"out_dir" help:"parent directory of run directories"`
+	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name>; {method}, {data} and {seed} are replaced by the experiment's (default: {method}-{data}-seed{seed}, e.g. fedcmi-mfeat-seed1)"`
+	OutDir  string `yaml:"out_dir" help:"parent directory of run directories, relative to the working directory (also in an experiment file)"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
 	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
-	Rounds          int  `yaml:"rounds" help:"number of federated rounds"`
-	Clients         int  `yaml:"clients" help:"number of clients N (ignored with partition: group, where each group is a client)"`
+	Rounds          int  `yaml:"rounds" help:"number of federated rounds (at most 1000000)"`
+	Clients         int  `yaml:"clients" help:"number of clients N, at most 100000 (ignored with partition: group, where each group is a client)"`
 	ClientsPerRound int  `yaml:"clients_per_round" help:"clients sampled per round K (uniformly, seeded); all if >= N"`
-	Parallel        int  `yaml:"parallel" help:"clients trained at once in the simulation (results do not depend on it)"`
+	Parallel        int  `yaml:"parallel" help:"clients trained at once in the simulation, at most 1024 (results do not depend on it)"`
 	Overwrite       bool `yaml:"overwrite" help:"replace an existing run directory's results"`
 
 	Train  Train  `yaml:"train"`
@@ -53,23 +57,23 @@ type Config struct {
 
 // Train holds local optimisation settings.
 type Train struct {
-	Epochs       int     `yaml:"epochs" help:"local epochs per round"`
-	BatchSize    int     `yaml:"batch_size" help:"local batch size (the last batch of an epoch may be smaller)"`
-	LR           float64 `yaml:"lr" help:"SGD learning rate"`
+	Epochs       int     `yaml:"epochs" help:"local epochs per round (at most 10000)"`
+	BatchSize    int     `yaml:"batch_size" help:"local batch size (the last batch of an epoch may be smaller), at most 65536; every batch is padded to it, so the simulation refuses one above both the largest client's samples and 256 (the evaluation batch)"`
+	LR           float64 `yaml:"lr" help:"SGD learning rate, in (0, 10]"`
 	LRMin        float64 `yaml:"lr_min" help:"learning rate reached at the last round by linear decay"`
 	LRDecayStart int     `yaml:"lr_decay_start" help:"rounds at constant learning rate before the decay starts"`
 	Momentum     float64 `yaml:"momentum" help:"SGD momentum (buffers restart every round)"`
-	WeightDecay  float64 `yaml:"weight_decay" help:"SGD weight decay (L2)"`
+	WeightDecay  float64 `yaml:"weight_decay" help:"SGD weight decay (L2), in [0, 1]"`
 }
 
 // FedCMI holds the method's hyper-parameters (method note defaults).
 type FedCMI struct {
-	Alpha        float64 `yaml:"alpha" help:"weight of the cross-modal infiltration loss"`
-	C1           float64 `yaml:"c1" help:"weight of each modality's self-head cross-entropy on multimodal clients (all methods)"`
-	C3           float64 `yaml:"c3" help:"strength of the class-wise temperature adaptation"`
+	Alpha        float64 `yaml:"alpha" help:"weight of the cross-modal infiltration loss, in [0, 1000]"`
+	C1           float64 `yaml:"c1" help:"weight of each modality's self-head cross-entropy on multimodal clients (all methods), in [0, 1000]"`
+	C3           float64 `yaml:"c3" help:"strength of the class-wise temperature adaptation, in [0, 1000]"`
 	Temperature  float64 `yaml:"temperature" help:"distillation temperature when class-wise temperatures are off"`
 	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
-	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi"`
+	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi, in [0, 1000]"`
 	Personalized bool    `yaml:"personalized" help:"keep infiltration projectors and classifiers on the clients (not averaged)"`
 	// The dominance variants (methods fedcmi-teacher, fedcmi-holdout,
 	// fedcmi-fedstats, fedcmi-fedstats-holdout; see docs/dominance.md).
@@ -80,7 +84,7 @@ type FedCMI struct {
 
 // OGM holds OGM-GE's settings (method ogm-ge).
 type OGM struct {
-	Alpha      float64 `yaml:"alpha" help:"ogm-ge: modulation strength alpha in k = 1 - tanh(alpha * rho) for the dominant encoder"`
+	Alpha      float64 `yaml:"alpha" help:"ogm-ge: modulation strength alpha in k = 1 - tanh(alpha * rho) for the dominant encoder, in (0, 1000]"`
 	StartRound int     `yaml:"start_round" help:"ogm-ge: first round with gradient modulation (1-based)"`
 	EndRound   int     `yaml:"end_round" help:"ogm-ge: last round with gradient modulation (0: the last round)"`
 }
@@ -101,8 +105,8 @@ func (c *Config) HarmonyUnimodalRounds() int {
 // PMR holds the hyper-parameters of method pmr (Fan et al., CVPR 2023;
 // see docs/methods.md).
 type PMR struct {
-	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary)"`
-	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser"`
+	Alpha         float64 `yaml:"alpha" help:"pmr: scale alpha of the slow modality's prototypical cross-entropy (weight alpha*max(rho-1,0), or alpha with coefficient binary), in [0, 1000]"`
+	Gamma         float64 `yaml:"gamma" help:"pmr: weight of the fast modality's prototypical entropy regulariser, in [0, 1000]"`
 	EntropyRounds int     `yaml:"entropy_rounds" help:"pmr: first rounds with the entropy regulariser (the early training stage)"`
 	Coefficient   string  `yaml:"coefficient" help:"pmr: binary (the authors' code: alpha*[rho>1]) or ratio (rho-scaled alpha*max(rho-1,0), unbounded: diverged once on mfeat)"`
 	Momentum      float64 `yaml:"momentum" help:"pmr: share of the previous epoch's prototypes blended into each epoch's (authors' code: 0.2)"`
@@ -111,7 +115,7 @@ type PMR struct {
 // FedMDrop holds the hyper-parameters of method fedmdrop (balanced modality
 // selection, Fan et al., ECCV 2024; see docs/methods.md).
 type FedMDrop struct {
-	Alpha     float64 `yaml:"alpha" help:"fedmdrop: weight of the modal enhancement loss (prototypical cross-entropy on the global prototypes; authors' code default 1, their runs 2)"`
+	Alpha     float64 `yaml:"alpha" help:"fedmdrop: weight of the modal enhancement loss (prototypical cross-entropy on the global prototypes; authors' code default 1, their runs 2), in [0, 1000]"`
 	Threshold float64 `yaml:"threshold" help:"fedmdrop: imbalance threshold tau: a selected client whose ratio acc_A/acc_V exceeds tau (or is below 1/tau) trains without its dominant modality (authors' runs: 1.5, 2)"`
 	Subsample float64 `yaml:"subsample" help:"fedmdrop: share of the clients each stochastic-greedy step scores (at least clients_per_round; 1 scores all)"`
 }
@@ -119,11 +123,11 @@ type FedMDrop struct {
 // Model holds the architecture.
 type Model struct {
 	Encoders    []string `yaml:"encoders" help:"encoder of each modality: mlp (feature vectors), text (an MLP over the hashed n-gram bag of a text modality) or cnn (images, spectrograms, frames)"`
-	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line)"`
-	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths; each stage after the first halves height and width"`
-	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage"`
+	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line), at most 16 layers of at most 16384"`
+	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths, at most 8 stages of at most 4096; each stage after the first halves height and width"`
+	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage (at most 16)"`
 	CNNStem     int      `yaml:"cnn_stem_stride" help:"stride of the CNN's first convolution: 2 (as in ResNet) quarters the cost of the rest, 1 keeps full resolution"`
-	EmbedDim    int      `yaml:"embed_dim" help:"embedding width D of encoders and projectors"`
+	EmbedDim    int      `yaml:"embed_dim" help:"embedding width D of encoders and projectors (at most 16384)"`
 	Projector   string   `yaml:"projector" help:"self/infiltration projector: linear or mlp (3 layers)"`
 	Fusion      string   `yaml:"fusion" help:"fusion head: concat, sum, film or gated"`
 }
@@ -131,11 +135,11 @@ type Model struct {
 // Data holds the data set and its split among clients.
 type Data struct {
 	Source       string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory), mfeat (UCI Multiple Features), or media: avdigits (FSDD + MNIST), cremad, ave, crisismmd"`
-	Dir          string    `yaml:"dir" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd)"`
-	ImagesDir    string    `yaml:"images_dir" help:"avdigits: the folder of MNIST's IDX files"`
+	Dir          string    `yaml:"dir" path:"true" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd); in an experiment file, relative to the file"`
+	ImagesDir    string    `yaml:"images_dir" path:"true" help:"avdigits: the folder of MNIST's IDX files; in an experiment file, relative to the file"`
 	PairingSeed  uint64    `yaml:"pairing_seed" help:"avdigits: seed of the pairing of recordings with MNIST images, part of the data set's identity (fixed across experiment seeds, so they share one data set and cache)"`
-	SplitDir     string    `yaml:"split_dir" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default"`
-	CacheDir     string    `yaml:"cache_dir" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing)"`
+	SplitDir     string    `yaml:"split_dir" path:"true" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default; in an experiment file, relative to the file"`
+	CacheDir     string    `yaml:"cache_dir" path:"true" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing); in an experiment file, relative to the file"`
 	AudioDir     string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
 	FramesDir    string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
 	TestSplit    string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
@@ -145,11 +149,12 @@ type Data struct {
 	Augment      []string  `yaml:"augment" help:"training augmentation of each modality: none, crop (random resized crop) or crop_flip (and horizontal flip); image-shaped data only"`
 	Media        Media     `yaml:"media"`
 	Modalities   []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
-	NumClasses   int       `yaml:"num_classes" help:"number of classes for npz (0: max label + 1)"`
+	NumClasses   int       `yaml:"num_classes" help:"number of classes for npz, at most 1048576 (0: max label + 1, refused beyond 10000 or when fewer than half of the classes occur)"`
+	NPZMaxMB     int       `yaml:"npz_max_mb" help:"npz: the most MiB that the arrays of train.npz or test.npz may decompress to, checked before decompressing (a guard against zip bombs); at most 1048576"`
 	TestFraction float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
 	Standardize  bool      `yaml:"standardize" help:"standardise every feature with the training set's mean and std (stored with the run)"`
 	Partition    string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group: npz groups, or the speakers of avdigits)"`
-	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration; small is skewed, 1e8 is about IID"`
+	Alpha        float64   `yaml:"alpha" help:"Dirichlet concentration, in (0, 1e9]; small is skewed, 1e8 is about IID"`
 	MinSize      int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
 	MultiRatio   float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
 	Validation   float64   `yaml:"validation" help:"if > 0, share of each class of the training set carved out (seeded) and evaluated on instead of the test set, for choosing hyper-parameters"`
@@ -176,8 +181,8 @@ type Synthetic struct {
 	NumClasses    int       `yaml:"num_classes" help:"number of classes"`
 	TrainPerClass int       `yaml:"train_per_class" help:"training samples per class"`
 	TestPerClass  int       `yaml:"test_per_class" help:"test samples per class"`
-	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak)"`
-	Noise         float64   `yaml:"noise" help:"standard deviation of the Gaussian noise"`
+	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak), each in [-1000, 1000]"`
+	Noise         float64   `yaml:"noise" help:"standard deviation of the Gaussian noise, in [0, 1000]"`
 }
 
 // Default returns the configuration of `fedcmi simulate` without
@@ -206,7 +211,7 @@ func Default() Config {
 		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
 		FedMDrop: FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
 		Data: Data{
-			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache",
+			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache", NPZMaxMB: 4096,
 			Augment:   []string{"none", "none"},
 			Partition: "dirichlet", Alpha: 1, MinSize: 10, MultiRatio: 0.5,
 			Synthetic: Synthetic{
@@ -249,14 +254,60 @@ func (c *Config) Load(r io.Reader, name string) error {
 	return nil
 }
 
-// LoadFile overlays the YAML file at path on c.
+// LoadFile overlays the experiment file at path on c. The relative paths
+// the file gives (the fields tagged path: data.dir, data.images_dir,
+// data.split_dir, data.cache_dir) are relative to the file's folder and
+// become absolute, so that an experiment file works from any working
+// directory. out_dir stays relative to the working directory: runs go
+// where the user runs them. Paths given as flags or set otherwise are left
+// as they are (relative to the working directory).
 func (c *Config) LoadFile(path string) error {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
-	return c.Load(f, path)
+	// What the file itself sets: its fields decoded over a zero Config.
+	var given Config
+	if err := given.Load(bytes.NewReader(b), path); err != nil {
+		return err
+	}
+	if err := c.Load(bytes.NewReader(b), path); err != nil {
+		return err
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	fields := Fields(c)
+	for i, f := range Fields(&given) {
+		if f.isPath && f.value.String() != "" {
+			resolve(fields[i].value, base)
+		}
+	}
+	return nil
+}
+
+// AbsPaths makes every relative path field of c absolute against the
+// working directory: what a run directory records, so that its
+// config.yaml names the same folders from anywhere.
+func (c *Config) AbsPaths() error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	for _, f := range Fields(c) {
+		if f.isPath && f.value.String() != "" {
+			resolve(f.value, wd)
+		}
+	}
+	return nil
+}
+
+// resolve makes the path in the string value v absolute against base.
+func resolve(v reflect.Value, base string) {
+	if p := v.String(); !filepath.IsAbs(p) {
+		v.SetString(filepath.Join(base, p))
+	}
 }
 
 // YAML returns c as YAML (the resolved configuration saved with a run).
@@ -270,13 +321,47 @@ func (c *Config) YAML() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// RunName returns Name, or <method>-seed<seed> when it is empty.
+// DefaultName is the run name template used when Name is empty.
+const DefaultName = "{method}-{data}-seed{seed}"
+
+// RunName returns Name, or DefaultName when it is empty, with {method},
+// {data} (DataName) and {seed} replaced by the experiment's: a shipped
+// experiment file that names its runs this way still gives every method
+// and seed its own run directory.
 func (c *Config) RunName() string {
-	if c.Name != "" {
-		return c.Name
+	name := c.Name
+	if name == "" {
+		name = DefaultName
 	}
-	return fmt.Sprintf("%s-seed%d", c.Method, c.Seed)
+	return strings.NewReplacer("{method}", c.Method, "{data}", c.DataName(), "{seed}", strconv.FormatUint(c.Seed, 10)).Replace(name)
 }
+
+// DataName names the data set in run names: the source, or for npz the
+// name of its folder (when it makes a plain name).
+func (c *Config) DataName() string {
+	if c.Data.Source == "npz" {
+		if base := filepath.Base(filepath.Clean(c.Data.Dir)); base != "." && base != ".." && base != string(filepath.Separator) && !strings.ContainsAny(base, `/\{}`) {
+			return base
+		}
+	}
+	return c.Data.Source
+}
+
+// checkName reports a run name template that is not one plain directory
+// name once expanded, or that uses an unknown placeholder.
+func (c *Config) checkName() error {
+	rest := strings.NewReplacer("{method}", "", "{data}", "", "{seed}", "").Replace(c.Name)
+	if i := strings.IndexAny(rest, "{}"); i >= 0 {
+		return fieldErr("name", "%q: unknown placeholder (want {method}, {data} or {seed})", c.Name)
+	}
+	if n := c.RunName(); strings.ContainsAny(n, `/\`) || n == ".." || n == "." {
+		return fieldErr("name", "%q must be a plain directory name", n)
+	}
+	return nil
+}
+
+// weightRange is the message of the loss weights' and coefficients' bound.
+var weightRange = fmt.Sprintf("must be in [0, %d]", MaxWeight)
 
 var (
 	methodNames    = Methods
@@ -293,56 +378,108 @@ func oneOf(path, v string, allowed []string) error {
 	return fieldErr(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
 }
 
+// Bounds of Validate. Beyond them a value is not an experiment but a typo
+// or an attack: a learning rate of 1e30, or a size that makes the
+// simulation allocate terabytes and die with an out-of-memory stack dump
+// instead of an error. The field documentation states each bound.
+const (
+	MaxLR             = 10   // train.lr
+	MaxWeightDecay    = 1    // train.weight_decay
+	MaxWeight         = 1000 // loss weights and coefficients (fedcmi.alpha, mu, ...)
+	MaxDirichletAlpha = 1e9  // data.alpha (1e8 is already about IID)
+	MaxSignal         = 1000 // data.synthetic.signal and noise
+	MaxRounds         = 1_000_000
+	MaxEpochs         = 10_000
+	MaxClients        = 100_000
+	MaxParallel       = 1024
+	MaxBatchSize      = 1 << 16 // train.batch_size; sim also bounds it by the largest client
+	MaxWidth          = 1 << 14 // model.hidden entries and model.embed_dim
+	MaxLayers         = 16      // entries of model.hidden
+	MaxCNNChannels    = 4096    // entries of model.cnn_channels
+	MaxCNNStages      = 8       // entries of model.cnn_channels
+	MaxCNNBlocks      = 16      // model.cnn_blocks
+	MaxClasses        = 1 << 20 // data.num_classes
+	MaxNPZMB          = 1 << 20 // data.npz_max_mb (1 TiB)
+)
+
+// checkFinite reports the first float field (or list entry) that is NaN or
+// infinite: the range checks below would let +Inf through, and NaN fails
+// them with a misleading message.
+func (c *Config) checkFinite() error {
+	for _, f := range Fields(c) {
+		v := f.value
+		switch {
+		case v.Kind() == reflect.Float64:
+			if x := v.Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+				return fieldErr(f.Path, "must be a finite number, not %v", x)
+			}
+		case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Float64:
+			for i := range v.Len() {
+				if x := v.Index(i).Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+					return fieldErr(f.Path, "entry %d must be a finite number, not %v", i, x)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // Validate reports the first invalid field.
 func (c *Config) Validate() error {
+	if err := c.checkFinite(); err != nil {
+		return err
+	}
+	if err := c.checkName(); err != nil {
+		return err
+	}
 	checks := []struct {
 		ok   bool
 		path string
 		msg  string
 	}{
 		{c.OutDir != "", "out_dir", "must not be empty"},
-		{!strings.ContainsAny(c.Name, `/\`) && c.Name != ".." && c.Name != ".", "name", "must be a plain directory name"},
-		{c.Rounds >= 1, "rounds", "must be >= 1"},
-		{c.Clients >= 1, "clients", "must be >= 1"},
+		{c.Rounds >= 1 && c.Rounds <= MaxRounds, "rounds", fmt.Sprintf("must be in [1, %d]", MaxRounds)},
+		{c.Clients >= 1 && c.Clients <= MaxClients, "clients", fmt.Sprintf("must be in [1, %d]", MaxClients)},
 		{c.ClientsPerRound >= 1, "clients_per_round", "must be >= 1"},
-		{c.Parallel >= 1, "parallel", "must be >= 1"},
-		{c.Train.Epochs >= 1, "train.epochs", "must be >= 1"},
-		{c.Train.BatchSize >= 1, "train.batch_size", "must be >= 1"},
-		{c.Train.LR > 0, "train.lr", "must be > 0"},
+		{c.Parallel >= 1 && c.Parallel <= MaxParallel, "parallel", fmt.Sprintf("must be in [1, %d]", MaxParallel)},
+		{c.Train.Epochs >= 1 && c.Train.Epochs <= MaxEpochs, "train.epochs", fmt.Sprintf("must be in [1, %d]", MaxEpochs)},
+		{c.Train.BatchSize >= 1 && c.Train.BatchSize <= MaxBatchSize, "train.batch_size", fmt.Sprintf("must be in [1, %d] (every batch is padded to this size)", MaxBatchSize)},
+		{c.Train.LR > 0 && c.Train.LR <= MaxLR, "train.lr", fmt.Sprintf("must be in (0, %d]", MaxLR)},
 		{c.Train.LRMin >= 0 && c.Train.LRMin <= c.Train.LR, "train.lr_min", "must be in [0, train.lr]"},
 		{c.Train.LRDecayStart >= 0, "train.lr_decay_start", "must be >= 0"},
 		{c.Train.Momentum >= 0 && c.Train.Momentum < 1, "train.momentum", "must be in [0, 1)"},
-		{c.Train.WeightDecay >= 0, "train.weight_decay", "must be >= 0"},
-		{c.FedCMI.Alpha >= 0, "fedcmi.alpha", "must be >= 0"},
-		{c.FedCMI.C1 >= 0, "fedcmi.c1", "must be >= 0"},
-		{c.FedCMI.C3 >= 0, "fedcmi.c3", "must be >= 0 (a negative value makes class temperatures blow up)"},
+		{c.Train.WeightDecay >= 0 && c.Train.WeightDecay <= MaxWeightDecay, "train.weight_decay", fmt.Sprintf("must be in [0, %d]", MaxWeightDecay)},
+		{c.FedCMI.Alpha >= 0 && c.FedCMI.Alpha <= MaxWeight, "fedcmi.alpha", weightRange},
+		{c.FedCMI.C1 >= 0 && c.FedCMI.C1 <= MaxWeight, "fedcmi.c1", weightRange},
+		{c.FedCMI.C3 >= 0 && c.FedCMI.C3 <= MaxWeight, "fedcmi.c3", weightRange + " (a negative value makes class temperatures blow up)"},
 		{c.FedCMI.Temperature > 0 && c.FedCMI.Temperature <= 20, "fedcmi.temperature", "must be in (0, 20] (the bound of fl.MaxTemperature)"},
 		{c.FedCMI.Warmup >= 0, "fedcmi.warmup", "must be >= 0"},
-		{c.FedCMI.Mu >= 0, "fedcmi.mu", "must be >= 0"},
+		{c.FedCMI.Mu >= 0 && c.FedCMI.Mu <= MaxWeight, "fedcmi.mu", weightRange},
 		{c.FedCMI.Holdout >= 0 && c.FedCMI.Holdout <= 0.5, "fedcmi.holdout", "must be in [0, 0.5]"},
 		{c.FedCMI.Smoothing >= 0 && c.FedCMI.Smoothing < 1, "fedcmi.smoothing", "must be in [0, 1)"},
-		{c.OGM.Alpha > 0, "ogm.alpha", "must be > 0"},
+		{c.OGM.Alpha > 0 && c.OGM.Alpha <= MaxWeight, "ogm.alpha", fmt.Sprintf("must be in (0, %d]", MaxWeight)},
 		{c.OGM.StartRound >= 1, "ogm.start_round", "must be >= 1"},
 		{c.OGM.EndRound == 0 || c.OGM.EndRound >= c.OGM.StartRound, "ogm.end_round", "must be 0 (the last round) or >= ogm.start_round"},
 		{c.Harmony.UnimodalRounds >= 0, "harmony.unimodal_rounds", "must be >= 0"},
 		{c.Method != "harmony" || c.Harmony.UnimodalRounds < c.Rounds, "harmony.unimodal_rounds", "must be < rounds: the fusion stage needs at least one round"},
 		{c.Method != "ogm-ge" || c.Model.Fusion == "concat" || c.Model.Fusion == "sum", "model.fusion", "ogm-ge needs concat or sum fusion (a head with one additive part per modality, from which it measures each modality's confidence)"},
 		{c.Method != "harmony" || c.Data.MultiRatio > 0, "data.multi_ratio", "harmony's fusion stage needs multimodal clients (> 0)"},
-		{c.Model.EmbedDim >= 1, "model.embed_dim", "must be >= 1"},
-		{c.PMR.Alpha >= 0, "pmr.alpha", "must be >= 0"},
-		{c.PMR.Gamma >= 0, "pmr.gamma", "must be >= 0"},
+		{c.Model.EmbedDim >= 1 && c.Model.EmbedDim <= MaxWidth, "model.embed_dim", fmt.Sprintf("must be in [1, %d]", MaxWidth)},
+		{c.PMR.Alpha >= 0 && c.PMR.Alpha <= MaxWeight, "pmr.alpha", weightRange},
+		{c.PMR.Gamma >= 0 && c.PMR.Gamma <= MaxWeight, "pmr.gamma", weightRange},
 		{c.PMR.EntropyRounds >= 0, "pmr.entropy_rounds", "must be >= 0"},
 		{c.PMR.Coefficient == "ratio" || c.PMR.Coefficient == "binary", "pmr.coefficient", "must be ratio or binary"},
 		{c.PMR.Momentum >= 0 && c.PMR.Momentum < 1, "pmr.momentum", "must be in [0, 1)"},
-		{c.FedMDrop.Alpha >= 0, "fedmdrop.alpha", "must be >= 0"},
+		{c.FedMDrop.Alpha >= 0 && c.FedMDrop.Alpha <= MaxWeight, "fedmdrop.alpha", weightRange},
 		{c.FedMDrop.Threshold >= 1, "fedmdrop.threshold", "must be >= 1 (a ratio and its inverse bound the balanced band)"},
 		{c.FedMDrop.Subsample > 0 && c.FedMDrop.Subsample <= 1, "fedmdrop.subsample", "must be in (0, 1]"},
-		{c.Data.Alpha > 0, "data.alpha", "must be > 0"},
+		{c.Data.Alpha > 0 && c.Data.Alpha <= MaxDirichletAlpha, "data.alpha", "must be in (0, 1e9] (1e8 is already about IID)"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},
 		{c.Data.Validation >= 0 && c.Data.Validation <= 0.5, "data.validation", "must be in [0, 0.5]"},
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},
-		{c.Data.NumClasses >= 0, "data.num_classes", "must be >= 0"},
+		{c.Data.NumClasses >= 0 && c.Data.NumClasses <= MaxClasses, "data.num_classes", fmt.Sprintf("must be in [0, %d]", MaxClasses)},
+		{c.Data.NPZMaxMB >= 1 && c.Data.NPZMaxMB <= MaxNPZMB, "data.npz_max_mb", fmt.Sprintf("must be in [1, %d]", MaxNPZMB)},
 		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},
 		{c.Data.Source != "npz" && c.Data.Source != "mfeat" || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
 		{c.Data.Source != "avdigits" || c.Data.ImagesDir != "", "data.images_dir", "is required for avdigits (the MNIST folder)"},
@@ -375,20 +512,23 @@ func (c *Config) Validate() error {
 	if c.Model.CNNStem != 1 && c.Model.CNNStem != 2 {
 		return fieldErr("model.cnn_stem_stride", "must be 1 or 2")
 	}
-	if c.Model.CNNBlocks < 0 {
-		return fieldErr("model.cnn_blocks", "must be >= 0")
+	if c.Model.CNNBlocks < 0 || c.Model.CNNBlocks > MaxCNNBlocks {
+		return fieldErr("model.cnn_blocks", "must be in [0, %d]", MaxCNNBlocks)
 	}
-	if len(c.Model.CNNChannels) == 0 {
-		return fieldErr("model.cnn_channels", "must list at least one stage")
+	if len(c.Model.CNNChannels) == 0 || len(c.Model.CNNChannels) > MaxCNNStages {
+		return fieldErr("model.cnn_channels", "must list 1 to %d stages", MaxCNNStages)
 	}
 	for i, w := range c.Model.CNNChannels {
-		if w < 1 {
-			return fieldErr("model.cnn_channels", "width %d of stage %d must be >= 1", w, i)
+		if w < 1 || w > MaxCNNChannels {
+			return fieldErr("model.cnn_channels", "width %d of stage %d must be in [1, %d]", w, i, MaxCNNChannels)
 		}
 	}
+	if len(c.Model.Hidden) > MaxLayers {
+		return fieldErr("model.hidden", "lists %d layers, at most %d", len(c.Model.Hidden), MaxLayers)
+	}
 	for i, h := range c.Model.Hidden {
-		if h < 1 {
-			return fieldErr("model.hidden", "width %d of layer %d must be >= 1", h, i)
+		if h < 1 || h > MaxWidth {
+			return fieldErr("model.hidden", "width %d of layer %d must be in [1, %d]", h, i, MaxWidth)
 		}
 	}
 	for _, e := range []error{
@@ -406,6 +546,14 @@ func (c *Config) Validate() error {
 		s := c.Data.Synthetic
 		if len(s.Modalities) != 2 || len(s.Dims) != 2 || len(s.Signal) != 2 {
 			return fieldErr("data.synthetic", "modalities, dims and signal need two entries each")
+		}
+		for i, x := range s.Signal {
+			if math.Abs(x) > MaxSignal {
+				return fieldErr("data.synthetic.signal", "entry %d (%v) must be in [-%d, %d]", i, x, MaxSignal, MaxSignal)
+			}
+		}
+		if s.Noise < 0 || s.Noise > MaxSignal {
+			return fieldErr("data.synthetic.noise", "must be in [0, %d]", MaxSignal)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,5 +133,235 @@ func TestShippedConfigs(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+		// No pinned run name: another method or seed gets its own directory.
+		d := c
+		d.Method, d.Seed = "fedavg", c.Seed+1
+		if c.Method == "fedavg" {
+			d.Method = "fedprox"
+		}
+		if c.RunName() == d.RunName() {
+			t.Errorf("%s: name %q ignores the method and seed", f, c.Name)
+		}
+	}
+}
+
+// TestShippedConfigPaths: the shipped experiment files find the shared
+// data from any working directory (their paths are relative to them).
+func TestShippedConfigPaths(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(root, "..", "shared", "data")
+	t.Chdir(t.TempDir())
+	for _, tc := range []struct{ file, dir, images string }{
+		{"mfeat.yaml", filepath.Join(shared, "mfeat"), ""},
+		{"small-mfeat.yaml", filepath.Join(shared, "mfeat"), ""},
+		{"avdigits.yaml", filepath.Join(shared, "fsdd", "recordings"), filepath.Join(shared, "mnist")},
+		{"avdigits-speaker.yaml", filepath.Join(shared, "fsdd", "recordings"), filepath.Join(shared, "mnist")},
+	} {
+		c := Default()
+		if err := c.LoadFile(filepath.Join(root, "configs", tc.file)); err != nil {
+			t.Fatal(err)
+		}
+		if c.Data.Dir != tc.dir || c.Data.ImagesDir != tc.images {
+			t.Errorf("%s: data.dir %q, images_dir %q; want %q, %q", tc.file, c.Data.Dir, c.Data.ImagesDir, tc.dir, tc.images)
+		}
+		if _, err := os.Stat(shared); err == nil {
+			if _, err := os.Stat(c.Data.Dir); err != nil {
+				t.Errorf("%s: %v", tc.file, err)
+			}
+		}
+	}
+}
+
+// TestLoadFilePaths: an experiment file's relative paths are relative to
+// the file, whatever the working directory; absolute ones, out_dir, the
+// fields the file does not set and flags are left relative to the working
+// directory, which AbsPaths then makes absolute.
+func TestLoadFilePaths(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "exps", "mine")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(tmp, "splits")
+	yml := "out_dir: out\ndata:\n  source: avdigits\n  dir: fsdd\n  images_dir: ../mnist\n  split_dir: " + abs + "\n  audio_dir: wav\n"
+	file := filepath.Join(dir, "exp.yaml")
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd := filepath.Join(tmp, "elsewhere")
+	if err := os.Mkdir(wd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	wd, _ = os.Getwd() // as the system spells it
+	for _, name := range []string{file, filepath.Join("..", "exps", "mine", "exp.yaml")} {
+		c := Default()
+		if err := c.LoadFile(name); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ field, got, want string }{
+			{"data.dir", c.Data.Dir, filepath.Join(dir, "fsdd")},
+			{"data.images_dir", c.Data.ImagesDir, filepath.Join(tmp, "exps", "mnist")},
+			{"data.split_dir", c.Data.SplitDir, abs},
+			{"data.audio_dir", c.Data.AudioDir, "wav"}, // under data.dir, not a path of its own
+			{"data.cache_dir", c.Data.CacheDir, "cache"},
+			{"out_dir", c.OutDir, "out"},
+		} {
+			if tc.got != tc.want {
+				t.Errorf("LoadFile(%s): %s = %q, want %q", name, tc.field, tc.got, tc.want)
+			}
+		}
+		// A flag's path is relative to the working directory.
+		if err := c.Set("data.images_dir", "digits"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AbsPaths(); err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(wd, "digits"); c.Data.ImagesDir != want {
+			t.Errorf("flag path %q, want %q", c.Data.ImagesDir, want)
+		}
+		if want := filepath.Join(wd, "cache"); c.Data.CacheDir != want {
+			t.Errorf("default cache_dir %q, want %q", c.Data.CacheDir, want)
+		}
+		if c.OutDir != "out" {
+			t.Errorf("out_dir %q, want it relative to the working directory", c.OutDir)
+		}
+	}
+}
+
+// TestRunName: the default run name includes the data set; a name may be
+// a template of the method, data set and seed; a name that is not one
+// plain directory name, or an unknown placeholder, is refused.
+func TestRunName(t *testing.T) {
+	tests := []struct {
+		name, method, source, dir string
+		seed                      uint64
+		want                      string // "" : refused
+	}{
+		{"", "fedcmi", "synthetic", "", 1, "fedcmi-synthetic-seed1"},
+		{"", "fedavg", "mfeat", "../shared/data/mfeat", 3, "fedavg-mfeat-seed3"},
+		{"", "fedcmi", "npz", "/data/crema-feats/", 2, "fedcmi-crema-feats-seed2"},
+		{"", "fedcmi", "npz", "", 1, "fedcmi-npz-seed1"},
+		{"{method}-small-{data}-seed{seed}", "pmr", "mfeat", "x", 4, "pmr-small-mfeat-seed4"},
+		{"pinned", "pmr", "mfeat", "x", 4, "pinned"},
+		{"{method}-{run}", "pmr", "mfeat", "x", 4, ""},
+		{"../x", "pmr", "mfeat", "x", 4, ""},
+		{"..", "pmr", "mfeat", "x", 4, ""},
+		{"a/{seed}", "pmr", "mfeat", "x", 4, ""},
+	}
+	for _, tc := range tests {
+		c := Default()
+		c.Name, c.Method, c.Seed = tc.name, tc.method, tc.seed
+		c.Data.Source, c.Data.Dir = tc.source, tc.dir
+		if tc.source == "mfeat" || tc.source == "npz" {
+			c.Data.Modalities = []string{"a", "b"}
+			if tc.dir == "" {
+				c.Data.Dir = "."
+			}
+		}
+		err := c.Validate()
+		if tc.want == "" {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Path != "name" {
+				t.Errorf("name %q: want an error at name, got %v", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("name %q: %v", tc.name, err)
+		}
+		if got := c.RunName(); got != tc.want {
+			t.Errorf("name %q, %s on %s %q: RunName %q, want %q", tc.name, tc.method, tc.source, tc.dir, got, tc.want)
+		}
+	}
+}
+
+// TestBounds: non-finite and absurd values of the float fields, and sizes
+// that would allocate beyond any machine, are refused at the field, given
+// as a flag would give them; the bounds themselves are accepted.
+func TestBounds(t *testing.T) {
+	tests := []struct {
+		path, value string
+		ok          bool
+		want        string // substring of the error
+	}{
+		{"train.lr", "inf", false, "finite"},
+		{"train.lr", "+Inf", false, "finite"},
+		{"train.lr", "NaN", false, "finite"},
+		{"train.lr", "1e30", false, "(0, 10]"},
+		{"train.lr", "10", true, ""},
+		{"train.lr_min", "-inf", false, "finite"},
+		{"train.momentum", "nan", false, "finite"},
+		{"train.weight_decay", "inf", false, "finite"},
+		{"train.weight_decay", "2", false, "[0, 1]"},
+		{"train.weight_decay", "1", true, ""},
+		{"fedcmi.alpha", "1e30", false, "[0, 1000]"},
+		{"fedcmi.alpha", "1000", true, ""},
+		{"fedcmi.c1", "inf", false, "finite"},
+		{"fedcmi.c3", "1e6", false, "[0, 1000]"},
+		{"fedcmi.temperature", "nan", false, "finite"},
+		{"fedcmi.mu", "inf", false, "finite"},
+		{"fedcmi.mu", "1e30", false, "[0, 1000]"},
+		{"fedcmi.holdout", "nan", false, "finite"},
+		{"fedcmi.smoothing", "-inf", false, "finite"},
+		{"ogm.alpha", "1e30", false, "(0, 1000]"},
+		{"pmr.alpha", "inf", false, "finite"},
+		{"pmr.gamma", "1e9", false, "[0, 1000]"},
+		{"pmr.momentum", "nan", false, "finite"},
+		{"fedmdrop.alpha", "1e30", false, "[0, 1000]"},
+		{"fedmdrop.threshold", "inf", false, "finite"},
+		{"fedmdrop.subsample", "nan", false, "finite"},
+		{"data.alpha", "inf", false, "finite"},
+		{"data.alpha", "1e30", false, "(0, 1e9]"},
+		{"data.alpha", "1e8", true, ""},
+		{"data.multi_ratio", "nan", false, "finite"},
+		{"data.test_fraction", "inf", false, "finite"},
+		{"data.validation", "nan", false, "finite"},
+		{"data.media.clip_seconds", "inf", false, "finite"},
+		{"data.synthetic.signal", "1,inf", false, "entry 1 must be a finite number"},
+		{"data.synthetic.signal", "1e30,1", false, "[-1000, 1000]"},
+		{"data.synthetic.noise", "nan", false, "finite"},
+		{"data.synthetic.noise", "-1", false, "[0, 1000]"},
+		{"train.batch_size", "1000000000", false, "[1, 65536]"},
+		{"train.batch_size", "65536", true, ""},
+		{"train.epochs", "1000000000", false, "[1, 10000]"},
+		{"rounds", "1000000000", false, "[1, 1000000]"},
+		{"clients", "1000000000", false, "[1, 100000]"},
+		{"parallel", "1000000", false, "[1, 1024]"},
+		{"model.hidden", "128,100000000", false, "width 100000000 of layer 1"},
+		{"model.hidden", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", false, "at most 16"},
+		{"model.hidden", "16384", true, ""},
+		{"model.embed_dim", "100000000", false, "[1, 16384]"},
+		{"model.cnn_channels", "16,100000", false, "width 100000 of stage 1"},
+		{"model.cnn_channels", "1,1,1,1,1,1,1,1,1", false, "1 to 8 stages"},
+		{"model.cnn_blocks", "1000", false, "[0, 16]"},
+		{"data.num_classes", "1000000000", false, "[0, 1048576]"},
+		{"data.npz_max_mb", "0", false, "[1, 1048576]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path+"="+tc.value, func(t *testing.T) {
+			c := Default()
+			if err := c.Set(tc.path, tc.value); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Path != tc.path {
+				t.Fatalf("want an error at %s, got %v", tc.path, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
 	}
 }

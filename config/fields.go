@@ -20,6 +20,9 @@ type Field struct {
 	Default string
 	// value is the field inside some Config.
 	value reflect.Value
+	// isPath marks a file-system path (tag path:"true"), which an
+	// experiment file gives relative to itself (LoadFile).
+	isPath bool
 }
 
 // Fields lists c's leaf settings in declaration order, bound to c.
@@ -39,7 +42,8 @@ func Fields(c *Config) []Field {
 				walk(v.Field(i), path+".")
 				continue
 			}
-			out = append(out, Field{Path: path, Help: f.Tag.Get("help"), Default: format(v.Field(i)), value: v.Field(i)})
+			out = append(out, Field{Path: path, Help: f.Tag.Get("help"), Default: format(v.Field(i)), value: v.Field(i),
+				isPath: f.Tag.Get("path") == "true"})
 		}
 	}
 	walk(reflect.ValueOf(c).Elem(), "")

@@ -28,7 +28,9 @@
 //
 // [LoadNPZ] reads precomputed feature vectors (for example pooled encoder
 // outputs of CREMA-D or AVE clips) from NumPy .npz archives, one array per
-// modality plus labels and optional owner groups. [LoadMfeat] reads the UCI
+// modality plus labels and optional owner groups; [LoadNPZWith] also bounds
+// what the archives may decompress to and takes a logger for warnings.
+// [LoadMfeat] reads the UCI
 // Multiple Features digits, six views of very different strength, of which
 // a strong/weak pair such as fac + zer shows modality imbalance on real data.
 //

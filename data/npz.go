@@ -1,11 +1,13 @@
 package data
 
 import (
+	"archive/zip"
 	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,7 +16,6 @@ import (
 	"strings"
 
 	"codeberg.org/sbinet/npyio/npy"
-	"codeberg.org/sbinet/npyio/npz"
 )
 
 // Names of the non-feature arrays of an .npz feature set.
@@ -30,12 +31,48 @@ const (
 	maxNPYElements = 1 << 31
 )
 
-// LoadNPZ reads dir/train.npz and dir/test.npz. Each holds one 2-D
+// DefaultNPZMaxBytes is the default of NPZOptions.MaxBytes: the most that
+// the arrays LoadNPZ reads from one .npz file may decompress to, 4 GiB.
+const DefaultNPZMaxBytes = 4 << 30
+
+// MaxInferredClasses is the largest class count LoadNPZ infers from the
+// labels when none is given; a larger label space must be declared.
+const MaxInferredClasses = 10000
+
+// NPZOptions are the settings of LoadNPZWith.
+type NPZOptions struct {
+	// NumClasses is K; labels must then be below it. 0 infers K as the
+	// largest label + 1 over both files, within bounds: K may not exceed
+	// MaxInferredClasses, and at least half of the classes 0..K-1 must
+	// occur, so that one corrupt label (say 1000000) is an error naming
+	// its row instead of a model with a million outputs.
+	NumClasses int
+
+	// MaxBytes bounds the decompressed size of the arrays read from each
+	// file (labels, groups and the modalities), as their zip entries
+	// declare it, before anything is decompressed: a small compressed file
+	// cannot expand to gigabytes (a zip bomb). 0 means DefaultNPZMaxBytes.
+	MaxBytes int64
+
+	// Logger receives warnings, such as test labels that the training set
+	// never has. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// LoadNPZ reads dir/train.npz and dir/test.npz with numClasses as
+// NPZOptions.NumClasses and the other options at their defaults (see
+// LoadNPZWith).
+func LoadNPZ(dir string, modalities []string, numClasses int) (train, test *Set, err error) {
+	return LoadNPZWith(dir, modalities, NPZOptions{NumClasses: numClasses})
+}
+
+// LoadNPZWith reads dir/train.npz and dir/test.npz. Each holds one 2-D
 // float32/float64 array per modality (N x D_m, array name = modality name),
 // "labels" (N, any integer dtype, values 0..K-1) and optionally "groups"
 // (N, integers). modalities chooses which arrays are the modalities (in
-// order). K = max label+1 over both files, or numClasses if > 0 (then labels
-// >= numClasses are an error).
+// order). K is opts.NumClasses, or inferred from the labels (see
+// NPZOptions); a test set with labels beyond the training set's largest is
+// logged as a warning, since it silently widens an inferred K.
 //
 // Array names may carry NumPy's ".npy" suffix inside the archive (np.savez
 // writes "labels.npy"); both forms are accepted. Arrays may be C- or
@@ -46,7 +83,7 @@ const (
 // Errors are *ParseError values naming the file and array, wrapping
 // ErrFormat, ErrShape, ErrLabel, ErrNonFinite or ErrUnknownModality; a
 // missing file gives an error satisfying errors.Is(err, fs.ErrNotExist).
-func LoadNPZ(dir string, modalities []string, numClasses int) (train, test *Set, err error) {
+func LoadNPZWith(dir string, modalities []string, opts NPZOptions) (train, test *Set, err error) {
 	if len(modalities) == 0 {
 		return nil, nil, fmt.Errorf("data: load %s: no modalities named", dir)
 	}
@@ -60,16 +97,28 @@ func LoadNPZ(dir string, modalities []string, numClasses int) (train, test *Set,
 			return nil, nil, fmt.Errorf("data: load %s: modality %q named twice", dir, name)
 		}
 	}
+	numClasses := opts.NumClasses
 	if numClasses < 0 {
 		return nil, nil, fmt.Errorf("data: load %s: numClasses = %d, want >= 0", dir, numClasses)
 	}
+	if opts.MaxBytes < 0 {
+		return nil, nil, fmt.Errorf("data: load %s: MaxBytes = %d, want >= 0", dir, opts.MaxBytes)
+	}
+	maxBytes := opts.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultNPZMaxBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	trainPath := filepath.Join(dir, "train.npz")
 	testPath := filepath.Join(dir, "test.npz")
-	train, err = readNPZSet(trainPath, modalities)
+	train, err = readNPZSet(trainPath, modalities, maxBytes)
 	if err != nil {
 		return nil, nil, err
 	}
-	test, err = readNPZSet(testPath, modalities)
+	test, err = readNPZSet(testPath, modalities, maxBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,14 +128,23 @@ func LoadNPZ(dir string, modalities []string, numClasses int) (train, test *Set,
 				Err: detail(ErrShape, "dimension %d, but %d in %s", test.Dims[m], train.Dims[m], trainPath)}
 		}
 	}
-	k := numClasses
-	if k == 0 {
-		k = max(slices.Max(train.Labels), slices.Max(test.Labels)) + 1
-	}
-	for _, f := range []struct {
+	files := []struct {
 		path string
 		set  *Set
-	}{{trainPath, train}, {testPath, test}} {
+	}{{trainPath, train}, {testPath, test}}
+	trainMax, testMax := slices.Max(train.Labels), slices.Max(test.Labels)
+	if testMax > trainMax {
+		log.Warn("data: the test set has labels the training set never has",
+			"test", testPath, "test_max_label", testMax, "train", trainPath, "train_max_label", trainMax,
+			"num_classes", numClasses, "note", "with num_classes 0 these labels add classes no client trains on")
+	}
+	k := numClasses
+	if k == 0 {
+		if k, err = inferClasses(files[0].path, train.Labels, files[1].path, test.Labels); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, f := range files {
 		for i, y := range f.set.Labels {
 			if y >= k {
 				return nil, nil, &ParseError{File: f.path, Array: labelsArray,
@@ -98,9 +156,38 @@ func LoadNPZ(dir string, modalities []string, numClasses int) (train, test *Set,
 	return train, test, nil
 }
 
+// inferClasses returns the largest label + 1 of both files' labels, or an
+// error naming the file and row of the largest label when that count is
+// beyond MaxInferredClasses or more than twice the number of distinct
+// labels: a sparse label space is more often a corrupt label than classes
+// that never occur.
+func inferClasses(trainPath string, train []int, testPath string, test []int) (int, error) {
+	distinct := make(map[int]bool)
+	path, row, top := "", -1, -1
+	for _, f := range []struct {
+		path   string
+		labels []int
+	}{{trainPath, train}, {testPath, test}} {
+		for i, y := range f.labels {
+			distinct[y] = true
+			if y > top {
+				path, row, top = f.path, i, y
+			}
+		}
+	}
+	if top >= MaxInferredClasses || top+1 > 2*len(distinct) {
+		return 0, &ParseError{File: path, Array: labelsArray, Err: detail(ErrLabel,
+			"row %d has label %d, which would make %d classes, but only %d distinct labels occur in both files (at least half of the classes must occur, and at most %d are inferred); if the label is right, set the number of classes (data.num_classes)",
+			row, top, top+1, len(distinct), MaxInferredClasses)}
+	}
+	return top + 1, nil
+}
+
 // readNPZSet reads one .npz file into a Set without NumClasses. Labels are
-// checked to be non-negative, features to be finite.
-func readNPZSet(path string, modalities []string) (*Set, error) {
+// checked to be non-negative, features to be finite. The arrays it reads
+// may together decompress to at most maxBytes, as their zip entries
+// declare (the zip reader enforces the declared sizes).
+func readNPZSet(path string, modalities []string, maxBytes int64) (*Set, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: load %s: %w", path, err)
@@ -110,27 +197,42 @@ func readNPZSet(path string, modalities []string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: load %s: %w", path, err)
 	}
-	zr, err := npz.NewReader(f, info.Size())
+	zr, err := zip.NewReader(f, info.Size())
 	if err != nil {
 		return nil, &ParseError{File: path, Err: fmt.Errorf("%w: not a valid .npz (zip) archive: %w", ErrFormat, err)}
 	}
-	keys := make(map[string]string) // array name -> archive entry name
+	entries := make(map[string]*zip.File) // array name -> archive entry
 	var names []string
-	for _, key := range zr.Keys() {
-		name := strings.TrimSuffix(key, ".npy")
-		if _, dup := keys[name]; !dup {
-			keys[name] = key
+	for _, zf := range zr.File {
+		name := strings.TrimSuffix(zf.Name, ".npy")
+		if _, dup := entries[name]; !dup {
+			entries[name] = zf
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
-	read := func(name string, missing error) (*npyArray, error) {
-		key, ok := keys[name]
+	// Check the declared sizes of every array to read before decompressing
+	// any of them.
+	var total uint64
+	for _, name := range append([]string{labelsArray, groupsArray}, modalities...) {
+		zf, ok := entries[name]
+		if !ok {
+			continue // reported by read, in order
+		}
+		total += zf.UncompressedSize64
+		if zf.UncompressedSize64 > uint64(maxBytes) || total > uint64(maxBytes) {
+			return nil, &ParseError{File: path, Array: name, Err: detail(ErrFormat,
+				"decompresses to %d bytes (%d with the arrays before it), beyond the limit of %d bytes per file (%d compressed); raise the limit (data.npz_max_mb) if the data set is really this large",
+				zf.UncompressedSize64, total, maxBytes, info.Size())}
+		}
+	}
+	read := func(name string, missing error, rows int) (*npyArray, error) {
+		zf, ok := entries[name]
 		if !ok {
 			return nil, &ParseError{File: path, Array: name,
 				Err: detail(missing, "no such array (have %s)", strings.Join(names, ", "))}
 		}
-		a, err := readNPY(zr, key)
+		a, err := readNPY(zf, rows)
 		if err != nil {
 			return nil, &ParseError{File: path, Array: name, Err: err}
 		}
@@ -142,7 +244,7 @@ func readNPZSet(path string, modalities []string) (*Set, error) {
 		Dims:       make([]int, len(modalities)),
 		Features:   make([][]float32, len(modalities)),
 	}
-	la, err := read(labelsArray, ErrFormat)
+	la, err := read(labelsArray, ErrFormat, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -158,28 +260,21 @@ func readNPZSet(path string, modalities []string) (*Set, error) {
 			return nil, &ParseError{File: path, Array: labelsArray, Err: detail(ErrLabel, "row %d has negative label %d", i, y)}
 		}
 	}
-	if _, ok := keys[groupsArray]; ok {
-		ga, err := read(groupsArray, ErrFormat)
+	if _, ok := entries[groupsArray]; ok {
+		ga, err := read(groupsArray, ErrFormat, n)
 		if err != nil {
 			return nil, err
 		}
 		if s.Groups, err = ga.intVector(); err != nil {
 			return nil, &ParseError{File: path, Array: groupsArray, Err: err}
 		}
-		if len(s.Groups) != n {
-			return nil, &ParseError{File: path, Array: groupsArray,
-				Err: detail(ErrShape, "%d rows, but labels has %d", len(s.Groups), n)}
-		}
 	}
 	for m, name := range modalities {
-		a, err := read(name, ErrUnknownModality)
+		a, err := read(name, ErrUnknownModality, n)
 		if err != nil {
 			return nil, err
 		}
 		feats, d, err := a.floatMatrix()
-		if err == nil && len(feats) != n*d {
-			err = detail(ErrShape, "%d rows, but labels has %d", len(feats)/d, n)
-		}
 		if err != nil {
 			return nil, &ParseError{File: path, Array: name, Err: err}
 		}
@@ -199,11 +294,13 @@ type npyArray struct {
 	raw     []byte
 }
 
-// readNPY reads the archive entry key as a .npy array. The header is parsed
+// readNPY reads the archive entry zf as a .npy array. The header is parsed
 // by npyio; the data is decoded here, because npyio's typed reads neither
-// convert between types nor report data that stops short.
-func readNPY(zr *npz.Reader, key string) (*npyArray, error) {
-	rc, err := zr.Open(key)
+// convert between types nor report data that stops short. rows, if >= 0,
+// is the number of rows the array must have, checked before its data is
+// read.
+func readNPY(zf *zip.File, rows int) (*npyArray, error) {
+	rc, err := zf.Open()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
@@ -231,6 +328,9 @@ func readNPY(zr *npz.Reader, key string) (*npyArray, error) {
 			return nil, detail(ErrFormat, "shape %v is too large (limit %d elements)", a.shape, maxNPYElements)
 		}
 		elems *= d
+	}
+	if rows >= 0 && len(a.shape) > 0 && a.shape[0] != rows {
+		return nil, detail(ErrShape, "%d rows, but labels has %d", a.shape[0], rows)
 	}
 	want := int64(elems) * int64(a.size)
 	// Reading one byte past the end both detects trailing garbage and lets

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -530,4 +531,161 @@ func FuzzLoadNPZ(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadNPZInferredClassBound: an inferred class count must be backed by
+// the labels (at most MaxInferredClasses, at least half of the classes
+// occurring); otherwise the error names the file and row of the largest
+// label. A class count given explicitly is not bounded this way.
+func TestLoadNPZInferredClassBound(t *testing.T) {
+	many := make([]int32, MaxInferredClasses+1) // labels 0..MaxInferredClasses, all distinct
+	manyFeats := make([][]float32, len(many))
+	for i := range many {
+		many[i] = int32(i)
+		manyFeats[i] = []float32{0, 0}
+	}
+	tests := []struct {
+		name        string
+		train, test map[string]any
+		numClasses  int
+		want        []string // substrings of the error; nil: loads
+		classes     int      // with want nil
+	}{
+		{"corrupt training label", map[string]any{"labels": []int64{0, 1000000, 2}}, nil, 0,
+			[]string{"train.npz", `"labels"`, "row 1 has label 1000000", "1000001 classes", "4 distinct", "data.num_classes"}, 0},
+		{"corrupt test label", nil, map[string]any{"labels": []int64{1, 5000}}, 0,
+			[]string{"test.npz", "row 1 has label 5000", "4 distinct"}, 0},
+		{"sparse labels", map[string]any{"labels": []int64{0, 9, 9}}, map[string]any{"labels": []int64{9, 0}}, 0,
+			[]string{"train.npz", "row 1 has label 9", "10 classes", "2 distinct"}, 0},
+		{"beyond the maximum", map[string]any{"labels": many, "audio": manyFeats, "visual": nil, "groups": nil},
+			map[string]any{"visual": nil}, 0,
+			[]string{"train.npz", "row 10000 has label 10000", "at most 10000"}, 0},
+		{"half the classes occur", map[string]any{"labels": []int64{0, 3, 3}}, map[string]any{"labels": []int64{3, 0}}, 0, nil, 4},
+		{"given explicitly", map[string]any{"labels": []int64{0, 1000000, 2}}, nil, 1000001, nil, 1000001},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := npzDir(t, tc.train, tc.test)
+			train, _, err := LoadNPZ(dir, []string{"audio"}, tc.numClasses)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if train.NumClasses != tc.classes {
+					t.Fatalf("NumClasses = %d, want %d", train.NumClasses, tc.classes)
+				}
+				return
+			}
+			if !errors.Is(err, ErrLabel) {
+				t.Fatalf("err = %v, want one wrapping ErrLabel", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadNPZWarnsTestLabels: test labels beyond the training set's largest
+// (which widen an inferred class count) are logged as a warning naming
+// both files; a test set within the training labels logs nothing.
+func TestLoadNPZWarnsTestLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		testLabels []int64
+		classes    int
+		warn       bool
+	}{
+		{"beyond training", []int64{7, 0}, 8, true},
+		{"within training", []int64{2, 0}, 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := npzDir(t, nil, map[string]any{"labels": tc.testLabels})
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			train, _, err := LoadNPZWith(dir, []string{"audio"}, NPZOptions{Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if train.NumClasses != tc.classes {
+				t.Errorf("NumClasses = %d, want %d", train.NumClasses, tc.classes)
+			}
+			out := buf.String()
+			if !tc.warn {
+				if out != "" {
+					t.Errorf("unexpected log: %s", out)
+				}
+				return
+			}
+			for _, w := range []string{"level=WARN", "test.npz", "test_max_label=7", "train.npz", "train_max_label=2"} {
+				if !strings.Contains(out, w) {
+					t.Errorf("log %q lacks %q", out, w)
+				}
+			}
+		})
+	}
+}
+
+// writeBomb writes a deflated .npz whose "audio" array is rows x cols
+// float32 zeros: a few kilobytes on disk, rows*cols*4 bytes decompressed.
+func writeBomb(t *testing.T, path string, rows, cols int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw := zip.NewWriter(f)
+	add := func(name, descr, shape string, size int) {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(rawNPY(descr, false, shape, nil)); err != nil {
+			t.Fatal(err)
+		}
+		zero := make([]byte, 1<<16)
+		for size > 0 {
+			n := min(size, len(zero))
+			if _, err := w.Write(zero[:n]); err != nil {
+				t.Fatal(err)
+			}
+			size -= n
+		}
+	}
+	add("labels.npy", "|u1", fmt.Sprintf("(%d,)", rows), rows)
+	add("audio.npy", "<f4", fmt.Sprintf("(%d, %d)", rows, cols), rows*cols*4)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoadNPZZipBomb: a small compressed file whose arrays expand beyond
+// MaxBytes is refused, naming the file and the array, before it is
+// decompressed; under the limit the same file loads.
+func TestLoadNPZZipBomb(t *testing.T) {
+	const rows, cols = 1 << 16, 64 // audio: 16 MiB of zeros
+	dir := npzDir(t, nil, nil)
+	path := filepath.Join(dir, "train.npz")
+	writeBomb(t, path, rows, cols)
+	if fi, err := os.Stat(path); err != nil || fi.Size() > 1<<20 {
+		t.Fatalf("bomb of %v bytes (%v), want a small file", fi.Size(), err)
+	}
+	_, _, err := LoadNPZWith(dir, []string{"audio"}, NPZOptions{MaxBytes: 4 << 20})
+	if !errors.Is(err, ErrFormat) {
+		t.Fatalf("err = %v, want one wrapping ErrFormat", err)
+	}
+	for _, w := range []string{"train.npz", `array "audio"`, "decompresses to 16777344 bytes", "limit of 4194304 bytes", "data.npz_max_mb"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+	// Within the limit, the arrays load (the test set's audio has 2 columns,
+	// so the dimension check is what fails, after decompression).
+	_, _, err = LoadNPZWith(dir, []string{"audio"}, NPZOptions{MaxBytes: 20 << 20})
+	if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "dimension 2, but 64") {
+		t.Fatalf("err = %v, want the dimension mismatch", err)
+	}
 }

@@ -117,10 +117,18 @@ func findRuns(p string) ([]string, error) {
 // summary.json (whose absence means not completed).
 func LoadRun(dir string) (*Run, error) {
 	r := &Run{Dir: dir, Config: config.Default()}
-	if err := r.Config.LoadFile(filepath.Join(dir, rundir.ConfigFile)); err != nil {
+	// A run's config.yaml is a record: its paths are kept as written, not
+	// taken relative to the run directory as an experiment file's are.
+	path := filepath.Join(dir, rundir.ConfigFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: config: %w", err)
+	}
+	err = r.Config.Load(f, path)
+	f.Close()
+	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	var err error
 	if r.Schema, r.Rounds, err = rundir.ReadMetrics(dir); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}

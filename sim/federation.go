@@ -71,8 +71,13 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 }
 
 // NewEngine returns an engine running arch on cfg's backend with cfg's
-// training batch size.
+// training batch size. An experiment whose training would need more than
+// the machine's memory (a rough estimate of parameters and activations)
+// is an error naming the field to change.
 func NewEngine(cfg *config.Config, arch model.Arch) (*model.Engine, error) {
+	if err := checkMemory(cfg, &arch); err != nil {
+		return nil, err
+	}
 	backend, err := model.NewBackend(cfg.Backend)
 	if err != nil {
 		return nil, err

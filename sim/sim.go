@@ -86,8 +86,11 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 // modalities in the config's order and, if asked, standardised with the
 // training set's statistics (returned so they can be stored with the run).
 // Media sources are read from their preprocessing cache, which is built
-// first if needed.
+// first if needed. A nil log means slog.Default().
 func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train, test *data.Set, z *data.Standardizer, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	d := cfg.Data
 	switch d.Source {
 	case "avdigits", "cremad", "ave", "crisismmd":
@@ -108,7 +111,8 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 		}
 		train, test, err = data.Synthetic(sc)
 	case "npz":
-		train, test, err = data.LoadNPZ(d.Dir, d.Modalities, d.NumClasses)
+		train, test, err = data.LoadNPZWith(d.Dir, d.Modalities, data.NPZOptions{
+			NumClasses: d.NumClasses, MaxBytes: int64(d.NPZMaxMB) << 20, Logger: log})
 	case "mfeat":
 		train, test, err = data.LoadMfeat(d.Dir, d.Modalities, d.TestFraction, rng(cfg.Seed, streamData))
 	default:
@@ -255,6 +259,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	fed, err := Prepare(ctx, &cfg, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBatch(&cfg, fed.Parts); err != nil {
 		return nil, err
 	}
 	train, test, z, engine, global := fed.Train, fed.Test, fed.Standardizer, fed.Engine, fed.Global

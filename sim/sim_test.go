@@ -293,7 +293,7 @@ func TestPersonalizedRun(t *testing.T) {
 // with an error that says so, and the summary is marked incomplete.
 func TestDivergenceStops(t *testing.T) {
 	cfg := small(t, "fedavg")
-	cfg.Train.LR, cfg.Train.LRMin = 1e9, 0
+	cfg.Train.LR, cfg.Train.LRMin = config.MaxLR, 0
 	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
 	if err == nil || !strings.Contains(err.Error(), "no usable result") || !strings.Contains(err.Error(), "diverged") {
 		t.Fatalf("err = %v", err)

@@ -56,8 +56,10 @@ func (x *experimentFlags) logger() *slog.Logger {
 	return newLogger(x.stderr, *x.verbose)
 }
 
-// loadConfig resolves an experiment: defaults, then the file (if any), then
-// the flags given, then validation.
+// loadConfig resolves an experiment: defaults, then the file (if any, its
+// paths relative to it), then the flags given (their paths relative to the
+// working directory), then validation. Paths come out absolute, so that
+// the run directory's config.yaml names the same folders from anywhere.
 func loadConfig(file string, overrides *config.Overrides) (config.Config, error) {
 	cfg := config.Default()
 	if file != "" {
@@ -66,6 +68,9 @@ func loadConfig(file string, overrides *config.Overrides) (config.Config, error)
 		}
 	}
 	if err := overrides.Apply(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := cfg.AbsPaths(); err != nil {
 		return cfg, err
 	}
 	return cfg, cfg.Validate()

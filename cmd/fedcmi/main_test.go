@@ -25,7 +25,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"simulate", "-no-such-flag"}, 2, "no-such-flag"},
 		{[]string{"simulate", "-train.lr", "fast"}, 2, "not a number"},
 		{[]string{"simulate", "stray"}, 2, `unexpected argument "stray"`},
-		{[]string{"simulate", "-train.lr", "0", "-out_dir", out}, 1, "train.lr: must be > 0"},
+		{[]string{"simulate", "-train.lr", "0", "-out_dir", out}, 1, "train.lr: must be in (0, 10]"},
+		{[]string{"simulate", "-train.lr", "inf", "-out_dir", out}, 1, "train.lr: must be a finite number"},
+		{[]string{"simulate", "-train.batch_size", "1000000000", "-out_dir", out}, 1, "train.batch_size: must be in [1, 65536]"},
+		{[]string{"simulate", "-train.batch_size", "60000", "-out_dir", out}, 1, "train.batch_size: 60000 is larger than the largest client"},
 		{[]string{"simulate", "-c", filepath.Join(out, "missing.yaml")}, 1, "missing.yaml"},
 		{[]string{"table"}, 2, "no run directories"},
 		{[]string{"table", filepath.Join(out, "missing")}, 1, "missing"},
@@ -61,7 +64,7 @@ func TestSimulateAndTable(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"table", filepath.Join(out, "fedavg-seed1"), filepath.Join(out, "fedcmi-seed1")}, &stdout, &stderr)
+	code := run(context.Background(), []string{"table", filepath.Join(out, "fedavg-synthetic-seed1"), filepath.Join(out, "fedcmi-synthetic-seed1")}, &stdout, &stderr)
 	if code != 0 || !strings.Contains(stdout.String(), "| fedavg | 1 |") || !strings.Contains(stdout.String(), "| fedcmi | 1 |") {
 		t.Fatalf("table: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
