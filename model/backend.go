@@ -27,11 +27,13 @@ func NewBackend(config string) (b compute.Backend, err error) {
 		config = "go"
 	}
 	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") {
-		// compute v0.1.2's Go backend deadlocks when it runs two graph nodes
-		// at once that each fan a matrix product out over the worker pool
-		// (all workers then wait for free workers: seen with the CNN
-		// encoders on 2 cores). Nodes in sequence, each product still
-		// parallel, avoid it; "go:ops_parallel" restores the default.
+		// compute's Go backend (v0.1.2, and still v0.1.14) deadlocks when it
+		// runs two graph nodes at once that each fan a matrix product out
+		// over the worker pool (all workers then wait for free workers:
+		// seen with the CNN encoders on 2 cores, and at v0.1.14 with the
+		// simulation tests and two clients trained at once). Nodes in
+		// sequence, each product still parallel, avoid it;
+		// "go:ops_parallel" restores the default.
 		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
 	}
 	// compute.NewWithConfig panics on an unknown backend name.
