@@ -3,6 +3,7 @@ package fl
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -130,5 +131,48 @@ func TestPersonalizedBranches(t *testing.T) {
 	}
 	if start := c.startParams(next, false); start[len(start)-1].Data[0] != next[len(next)-1].Data[0] {
 		t.Error("non-personalised start is not the global model")
+	}
+}
+
+// TestTeacherOncePerRound: a client without augmentation feeds the
+// teacher's logits from one prediction pass per round; the run equals the
+// same client with a no-op augmenter, which runs the teacher in every step
+// (float reordering aside), with the class statistics measured on the
+// train rows and on a holdout.
+func TestTeacherOncePerRound(t *testing.T) {
+	e, train := testEngine(t)
+	arch := e.Arch()
+	global, _ := arch.Init(1)
+	idx := make([]int, 29) // 29 rows, shuffled in batches of 8: a row-to-logits mix-up shows
+	for i := range idx {
+		idx[i] = 2*i + 1
+	}
+	for _, holdout := range []float64{0, 0.2} {
+		cfg := fitConfig(2)
+		if holdout > 0 {
+			cfg.Holdout, cfg.Dominance, cfg.HoldoutSeed = holdout, DominanceHoldout, 4
+		}
+		fit := func(augment bool) model.Params {
+			c, err := NewLocalClient(e, train, idx, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if augment {
+				c.SetAugmenter(func(int, []float32, int, *rand.Rand) error { return nil })
+			}
+			res, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Params
+		}
+		once, every := fit(false), fit(true)
+		for i := range once {
+			for j := range once[i].Data {
+				if d := math.Abs(float64(once[i].Data[j] - every[i].Data[j])); d > 1e-4 {
+					t.Fatalf("holdout %v: %s[%d] = %v with the teacher once per round, %v in every step", holdout, once[i].Name, j, once[i].Data[j], every[i].Data[j])
+				}
+			}
+		}
 	}
 }
