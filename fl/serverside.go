@@ -95,9 +95,8 @@ type DPOptions struct {
 	// updates noised with standard deviation CountStd.
 	Adaptive                         bool
 	TargetQuantile, ClipLR, CountStd float64
-	// Delta and SamplingRate (clients per round over clients) are the
-	// accountant's.
-	Delta, SamplingRate float64
+	// Delta is the accountant's delta.
+	Delta float64
 }
 
 // Enabled reports whether differential privacy is on.
@@ -114,11 +113,8 @@ func (o DPOptions) Validate() error {
 	if !o.Enabled() {
 		return nil
 	}
-	switch {
-	case !(o.Delta > 0 && o.Delta < 1):
+	if !(o.Delta > 0 && o.Delta < 1) {
 		return fmt.Errorf("fl: dp delta %v outside (0, 1)", o.Delta)
-	case !(o.SamplingRate > 0 && o.SamplingRate <= 1):
-		return fmt.Errorf("fl: dp sampling rate %v outside (0, 1]", o.SamplingRate)
 	}
 	if o.Adaptive {
 		switch {
@@ -145,11 +141,6 @@ func (o DPOptions) UpdateMultiplier() float64 {
 		return z
 	}
 	return 1 / math.Sqrt(1/(z*z)-1/(4*o.CountStd*o.CountStd))
-}
-
-// Accountant returns the privacy accountant of the options.
-func (o DPOptions) Accountant() Accountant {
-	return Accountant{Q: o.SamplingRate, Sigma: o.NoiseMultiplier, Delta: o.Delta}
 }
 
 // DPFit is a client's share of client-side differential privacy in a

@@ -105,7 +105,7 @@ func TestServerSideStateResume(t *testing.T) {
 	// restored from it, and two more rounds.
 	for _, opt := range []string{OptimizerAdam, OptimizerAvgM} {
 		o := serverOptions(opt)
-		o.DP = DPOptions{Clip: 0.5, NoiseMultiplier: 0.3, Adaptive: true, TargetQuantile: 0.5, ClipLR: 0.2, CountStd: 1, Delta: 1e-5, SamplingRate: 0.5}
+		o.DP = DPOptions{Clip: 0.5, NoiseMultiplier: 0.3, Adaptive: true, TargetQuantile: 0.5, ClipLR: 0.2, CountStd: 1, Delta: 1e-5}
 		deltas := []float32{1, -0.2, 0.05}
 		run := func(s *ServerSide, global model.Params, from int) model.Params {
 			for r := from; r < len(deltas); r++ {
@@ -186,7 +186,7 @@ func stdOf(v []float32) float64 {
 
 func TestServerPrivacyClipAndNoise(t *testing.T) {
 	layout := aggLayout
-	dp := DPOptions{Clip: 1, Delta: 1e-5, SamplingRate: 1}
+	dp := DPOptions{Clip: 1, Delta: 1e-5}
 	o := serverOptions(OptimizerSGD)
 	o.LR, o.DP = 1, dp
 	s, err := NewServerSide(o, layout, 2, nil)
@@ -243,7 +243,7 @@ func TestAdaptiveClip(t *testing.T) {
 	// no count noise: C = exp(-0.2 (0.75 - 0.5)).
 	o := serverOptions(OptimizerSGD)
 	o.LR = 1
-	o.DP = DPOptions{Clip: 1, Adaptive: true, TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5, SamplingRate: 1}
+	o.DP = DPOptions{Clip: 1, Adaptive: true, TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5}
 	s, err := NewServerSide(o, aggLayout, 4, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestClientDPShares(t *testing.T) {
 	// adds z*C/sqrt(n), so their sum has the same std.
 	o := serverOptions(OptimizerSGD)
 	o.LR = 1
-	o.DP = DPOptions{Clip: 2, NoiseMultiplier: 1.5, ClientNoise: true, Delta: 1e-5, SamplingRate: 1}
+	o.DP = DPOptions{Clip: 2, NoiseMultiplier: 1.5, ClientNoise: true, Delta: 1e-5}
 	s, err := NewServerSide(o, aggLayout, 4, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +326,7 @@ func TestClientDPShares(t *testing.T) {
 
 func TestServerOptionsValidate(t *testing.T) {
 	ok := serverOptions(OptimizerAdam)
-	dp := DPOptions{Clip: 1, NoiseMultiplier: 1, Delta: 1e-5, SamplingRate: 0.5}
+	dp := DPOptions{Clip: 1, NoiseMultiplier: 1, Delta: 1e-5}
 	for _, tc := range []struct {
 		name string
 		edit func(o *ServerOptions)
