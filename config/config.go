@@ -53,6 +53,44 @@ type Config struct {
 	FedMDrop FedMDrop `yaml:"fedmdrop"`
 	Model    Model    `yaml:"model"`
 	Data     Data     `yaml:"data"`
+	// Server-side options shared by every method (README, Server-side
+	// options).
+	Server Server `yaml:"server"`
+	DP     DP     `yaml:"dp"`
+	Attack Attack `yaml:"attack"`
+}
+
+// Server holds the server's optimizer and aggregator.
+type Server struct {
+	Optimizer  string  `yaml:"optimizer" help:"server optimizer on the averaged update (the pseudo-gradient): sgd (FedAvg), avgm (FedAvgM, Hsu et al. 2019), adam, yogi, adagrad (Reddi et al. 2021)"`
+	LR         float64 `yaml:"lr" help:"server learning rate (0: 1 for sgd, 1 - server.momentum for avgm, 0.01 for adam, yogi, adagrad)"`
+	Momentum   float64 `yaml:"momentum" help:"avgm: server momentum"`
+	Beta1      float64 `yaml:"beta1" help:"adam, yogi, adagrad: decay of the first moment (0 gives Flower's FedAdagrad)"`
+	Beta2      float64 `yaml:"beta2" help:"adam, yogi: decay of the second moment"`
+	Tau        float64 `yaml:"tau" help:"adam, yogi, adagrad: adaptivity tau (the second moment starts at tau^2)"`
+	Aggregator string  `yaml:"aggregator" help:"mean (sample-weighted), or robust: median, trimmed_mean (coordinate-wise, unweighted), krum, multikrum; per modality group"`
+	Trim       float64 `yaml:"trim" help:"trimmed_mean: fraction cut from each end per coordinate, in [0, 0.5)"`
+	KrumF      int     `yaml:"krum_f" help:"krum, multikrum: number of Byzantine clients assumed (needs clients_per_round > 2f+2)"`
+	MultiKrumM int     `yaml:"multikrum_m" help:"multikrum: number of lowest-score updates averaged, weighted by samples (0: n - f of a group of n)"`
+}
+
+// DP holds client-level differential privacy (DP-FedAvg).
+type DP struct {
+	Clip            float64 `yaml:"clip" help:"L2 bound of each client's update over all its tensors (0: no differential privacy); the initial bound if adaptive"`
+	NoiseMultiplier float64 `yaml:"noise_multiplier" help:"Gaussian noise standard deviation over the clip bound, on the sum of each modality group's clipped updates"`
+	Noise           string  `yaml:"noise" help:"who adds the noise: server, or client (each adds its share, std/sqrt(n) for a group of n)"`
+	Adaptive        bool    `yaml:"adaptive" help:"adapt the clip bound towards a quantile of the update norms (Andrew et al. 2021)"`
+	TargetQuantile  float64 `yaml:"target_quantile" help:"adaptive: the share of updates meant to be unclipped"`
+	ClipLR          float64 `yaml:"clip_lr" help:"adaptive: learning rate of the geometric clip update"`
+	CountStd        float64 `yaml:"count_std" help:"adaptive: noise std of the count of unclipped updates (0: clients_per_round/20); noise_multiplier must be below twice it"`
+	Delta           float64 `yaml:"delta" help:"delta of the (epsilon, delta) guarantee the accountant reports each round"`
+}
+
+// Attack makes simulated clients Byzantine, to test robust aggregation.
+type Attack struct {
+	Clients int     `yaml:"clients" help:"simulation only: the first N clients (client-0000, ...) send corrupted models"`
+	Kind    string  `yaml:"kind" help:"sign_flip (global - f*update), scale (global + f*update) or noise (global + Gaussian noise of std f)"`
+	Factor  float64 `yaml:"factor" help:"the attack's f (0: 1 for sign_flip and noise, 100 for scale)"`
 }
 
 // Train holds local optimisation settings.
@@ -210,6 +248,9 @@ func Default() Config {
 		},
 		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
 		FedMDrop: FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
+		Server:   Server{Optimizer: "sgd", Momentum: 0.9, Beta1: 0.9, Beta2: 0.99, Tau: 1e-3, Aggregator: "mean"},
+		DP:       DP{Noise: "server", TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5},
+		Attack:   Attack{Kind: "sign_flip"},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache", NPZMaxMB: 4096,
 			Augment:   []string{"none", "none"},
@@ -542,6 +583,9 @@ func (c *Config) Validate() error {
 			return e
 		}
 	}
+	if err := c.validateServer(); err != nil {
+		return err
+	}
 	if c.Data.Source == "synthetic" {
 		s := c.Data.Synthetic
 		if len(s.Modalities) != 2 || len(s.Dims) != 2 || len(s.Signal) != 2 {
@@ -557,4 +601,94 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// dpRefused are the methods whose clients send more than their model
+// update (control variates, statistics, prototypes) or whose sampling is
+// not uniform, so that the DP-FedAvg guarantee would not hold.
+var dpRefused = map[string]string{
+	"scaffold":                "its control variates reveal the unclipped update",
+	"fedmdrop":                "its clients send prototypes and its server selects clients by their statistics",
+	"harmony":                 "its fusion stage samples only multimodal clients",
+	"fedcmi-fedstats":         "its clients send per-class statistics",
+	"fedcmi-fedstats-holdout": "its clients send per-class statistics",
+}
+
+// validateServer checks the server, dp and attack sections.
+func (c *Config) validateServer() error {
+	s, d, a := c.Server, c.DP, c.Attack
+	for _, e := range []error{
+		oneOf("server.optimizer", s.Optimizer, []string{"sgd", "avgm", "adam", "yogi", "adagrad"}),
+		oneOf("server.aggregator", s.Aggregator, []string{"mean", "median", "trimmed_mean", "krum", "multikrum"}),
+		oneOf("dp.noise", d.Noise, []string{"server", "client"}),
+		oneOf("attack.kind", a.Kind, []string{"sign_flip", "scale", "noise"}),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	n := min(c.ClientsPerRound, c.Clients)
+	krum := s.Aggregator == "krum" || s.Aggregator == "multikrum"
+	checks := []struct {
+		ok   bool
+		path string
+		msg  string
+	}{
+		{s.LR >= 0, "server.lr", "must be >= 0 (0: the optimizer's default)"},
+		{s.Momentum >= 0 && s.Momentum < 1, "server.momentum", "must be in [0, 1)"},
+		{s.Beta1 >= 0 && s.Beta1 < 1, "server.beta1", "must be in [0, 1)"},
+		{s.Beta2 >= 0 && s.Beta2 < 1, "server.beta2", "must be in [0, 1)"},
+		{s.Tau > 0, "server.tau", "must be > 0"},
+		{s.Trim >= 0 && s.Trim < 0.5, "server.trim", "must be in [0, 0.5): a fraction cut from each end"},
+		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
+		{!krum || n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %d clients per round, has %d (min of clients_per_round and clients)", s.KrumF, 2*s.KrumF+2, n)},
+		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
+		{d.Clip >= 0, "dp.clip", "must be >= 0 (0: no differential privacy)"},
+		{d.NoiseMultiplier >= 0, "dp.noise_multiplier", "must be >= 0"},
+		{d.Delta > 0 && d.Delta < 1, "dp.delta", "must be in (0, 1)"},
+		{d.TargetQuantile >= 0 && d.TargetQuantile <= 1, "dp.target_quantile", "must be in [0, 1]"},
+		{d.ClipLR > 0, "dp.clip_lr", "must be > 0"},
+		{d.CountStd >= 0, "dp.count_std", "must be >= 0"},
+		{d.NoiseMultiplier == 0 || d.Clip > 0, "dp.clip", "must be > 0 when dp.noise_multiplier is set (noise needs a bound)"},
+		{d.Clip == 0 || s.Aggregator == "mean", "server.aggregator", "differential privacy needs mean: the noise is calibrated to the sensitivity of a mean of clipped updates"},
+		{a.Clients >= 0 && a.Clients <= c.Clients, "attack.clients", "must be in [0, clients]"},
+		{a.Factor >= 0, "attack.factor", "must be >= 0"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return fieldErr(ch.path, "%s", ch.msg)
+		}
+	}
+	if d.Clip > 0 {
+		if why, ok := dpRefused[c.Method]; ok {
+			return fieldErr("dp.clip", "differential privacy is not available for method %s: %s", c.Method, why)
+		}
+		if d.Adaptive && d.NoiseMultiplier > 0 && !(d.NoiseMultiplier < 2*c.DPCountStd()) {
+			return fieldErr("dp.noise_multiplier", "must be < 2 * dp.count_std = %v with adaptive clipping (the noise is split between the updates and the count; raise dp.count_std)", 2*c.DPCountStd())
+		}
+	}
+	return nil
+}
+
+// DPCountStd returns the noise std of the count of unclipped updates:
+// dp.count_std, or clients_per_round/20 (Andrew et al. 2021) if 0.
+func (c *Config) DPCountStd() float64 {
+	if c.DP.CountStd > 0 {
+		return c.DP.CountStd
+	}
+	return float64(min(c.ClientsPerRound, c.Clients)) / 20
+}
+
+// ServerLR returns server.lr, or the optimizer's default if 0.
+func (c *Config) ServerLR() float64 {
+	if c.Server.LR > 0 {
+		return c.Server.LR
+	}
+	switch c.Server.Optimizer {
+	case "sgd":
+		return 1
+	case "avgm":
+		return 1 - c.Server.Momentum
+	}
+	return 0.01
 }

@@ -107,6 +107,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Attack.Clients > 0 {
+		return nil, &config.FieldError{Path: "attack.clients", Err: errors.New("Byzantine clients are a simulation option; serve cannot make participants attack")}
+	}
 	if opt.Listener == nil {
 		return nil, errors.New("deploy: serve needs a listener")
 	}
@@ -131,6 +134,8 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	mods := fed.Modalities()
 	schema := fed.Schema()
+	acct := sim.Accountant(&cfg, len(fed.Parts))
+	schema.Privacy = acct != nil
 	heads := schema.Heads
 	digest, err := configDigest(cfg)
 	if err != nil {
@@ -267,6 +272,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			Logger:           log,
 			OnRound: func(m metrics.Round, p model.Params) error {
 				m.Elapsed = elapsed0 + time.Since(start).Seconds()
+				m.Epsilon = sim.EpsilonAt(acct, m.Round)
 				if err := run.AppendRound(m); err != nil {
 					return err
 				}

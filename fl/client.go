@@ -333,6 +333,13 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			return FitRes{}, err
 		}
 	}
+	if cfg.DP != nil {
+		// Personal copies keep the unclipped values: they never leave
+		// the client.
+		if res.Params, res.Metrics.DPUnclipped, err = ClientPrivacy(c.engine.Layout(), ins.Params, params, has, *cfg.DP, cfg.Seed); err != nil {
+			return FitRes{}, err
+		}
+	}
 	return res, nil
 }
 

@@ -70,6 +70,9 @@ type FitConfig struct {
 	PMR PMRFit
 	// MDrop is the round's FedMDrop recipe (fedmdrop.go).
 	MDrop MDropFit
+	// DP is the client's share of client-side differential privacy (nil:
+	// none): it clips its update and adds its part of the noise.
+	DP *DPFit
 }
 
 // FitIns is a client's instruction for one round.
@@ -107,6 +110,10 @@ type FitMetrics struct {
 	OGMBatches int
 	// Proto summarises the prototype loss (PMR, FedMDrop).
 	Proto ProtoMetrics
+	// DPUnclipped is, under client-side privacy, 1 if the update was
+	// within the clip bound (else 0) plus the client's share of the count
+	// noise, for adaptive clipping.
+	DPUnclipped float64
 }
 
 // FitRes is a client's answer to FitIns.

@@ -107,7 +107,7 @@ func (s *Scaffold) AggregateFit(round int, global model.Params, results []Result
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	next, err := AggregateModalityAware(s.Base.Layout, global, updates)
+	next, err := s.Base.aggregate(round, global, updates, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,10 @@ type ModalityAware struct {
 	Layout []model.ParamInfo
 	// Logger receives rejected results; nil uses slog.Default().
 	Logger *slog.Logger
+	// Server, if not nil, aggregates in place of AggregateModalityAware:
+	// a robust or private aggregate and a server optimizer step. Every
+	// strategy built on ModalityAware aggregates through it.
+	Server *ServerSide
 
 	// table is the pooled dominance table (DominanceFederated).
 	table *DominanceTable
@@ -169,6 +173,7 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	}
 	var updates []Update
 	var stats []ClassStats
+	var unclipped []float64
 	for _, r := range results {
 		if err := CheckUpdate(s.Layout, r.Res); err != nil {
 			log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
@@ -189,17 +194,28 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 			stats = append(stats, cs)
 		}
 		updates = append(updates, Update{Params: r.Res.Params, NumSamples: r.Res.NumSamples, Modalities: r.Res.Modalities})
+		unclipped = append(unclipped, r.Res.Metrics.DPUnclipped)
 	}
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	next, err := AggregateModalityAware(s.Layout, global, updates)
+	next, err := s.aggregate(round, global, updates, unclipped)
 	if err == nil && len(stats) > 0 {
 		// Pooled only with a round that counts, so the table and the
 		// model saved with it stay of the same round.
 		s.table = PoolStats(s.table, stats, stats[0].Len(), s.Options.Smoothing)
 	}
 	return next, err
+}
+
+// aggregate merges the accepted updates of round: through Server if set,
+// else by AggregateModalityAware. unclipped are the clients' indicators of
+// client-side privacy (nil if none).
+func (s *ModalityAware) aggregate(round int, global model.Params, updates []Update, unclipped []float64) (model.Params, error) {
+	if s.Server == nil {
+		return AggregateModalityAware(s.Layout, global, updates)
+	}
+	return s.Server.Aggregate(round, global, updates, unclipped)
 }
 
 // CheckUpdate validates a client's result against the layout: tensor names

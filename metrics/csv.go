@@ -15,8 +15,9 @@ import (
 //
 // The header is
 //
-//	round,<heads...>,class_<name>...,dominance,first_dominant,train_loss,clients,failures,seconds,elapsed
+//	round,<heads...>,class_<name>...,dominance,first_dominant,train_loss,clients,failures,seconds,elapsed[,epsilon]
 //
+// with epsilon if Schema.Privacy.
 // Floats are written in the shortest form that parses back exactly; NaN is
 // an empty cell and ±Inf is "+Inf"/"-Inf". A CSVWriter is not safe for
 // concurrent use.
@@ -43,7 +44,11 @@ func CSVHeader(s Schema) []string {
 	for _, c := range s.Classes {
 		h = append(h, "class_"+c)
 	}
-	return append(h, "dominance", "first_dominant", "train_loss", "clients", "failures", "seconds", "elapsed")
+	h = append(h, "dominance", "first_dominant", "train_loss", "clients", "failures", "seconds", "elapsed")
+	if s.Privacy {
+		h = append(h, "epsilon")
+	}
+	return h
 }
 
 // Write writes r as one row, preceded by the header on the first call. It
@@ -81,6 +86,9 @@ func (c *CSVWriter) Write(r Round) error {
 		formatCSVFloat(r.Seconds),
 		formatCSVFloat(r.Elapsed),
 	)
+	if c.schema.Privacy {
+		row = append(row, formatCSVFloat(r.Epsilon))
+	}
 	if err := cw.Write(row); err != nil {
 		return fmt.Errorf("metrics: encode CSV round %d: %w", r.Round, err)
 	}

@@ -183,7 +183,7 @@ func TestJSONLRoundTrip(t *testing.T) {
 			}
 			if strings.Join(s.Heads, "|") != strings.Join(tc.schema.Heads, "|") ||
 				strings.Join(s.Classes, "|") != strings.Join(tc.schema.Classes, "|") {
-				t.Errorf("schema = %q, want %q", s, tc.schema)
+				t.Errorf("schema = %v, want %v", s, tc.schema)
 			}
 			if len(got) != len(tc.rounds) {
 				t.Fatalf("read %d rounds, want %d", len(got), len(tc.rounds))
@@ -256,5 +256,30 @@ func TestReadJSONL(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPrivacyColumn(t *testing.T) {
+	for _, privacy := range []bool{false, true} {
+		s := Schema{Heads: []string{"fused"}, Classes: []string{"0"}, Privacy: privacy}
+		r := Round{Round: 1, Heads: []float64{0.5}, PerClass: []float64{0.5}, Epsilon: 1.25}
+		var csvBuf, jl bytes.Buffer
+		if err := NewCSVWriter(&csvBuf, s).Write(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewJSONLWriter(&jl, s).Write(r); err != nil {
+			t.Fatal(err)
+		}
+		header := strings.SplitN(csvBuf.String(), "\n", 2)[0]
+		if strings.HasSuffix(header, ",epsilon") != privacy || strings.HasSuffix(strings.TrimSpace(csvBuf.String()), ",1.25") != privacy {
+			t.Errorf("privacy %v: CSV %q", privacy, csvBuf.String())
+		}
+		gotS, rounds, err := ReadJSONL(&jl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotS.Privacy != privacy || (privacy && rounds[0].Epsilon != 1.25) || (!privacy && !math.IsNaN(rounds[0].Epsilon)) {
+			t.Errorf("privacy %v: read back schema %v, epsilon %v", privacy, gotS, rounds[0].Epsilon)
+		}
 	}
 }

@@ -17,7 +17,8 @@ import (
 //
 // The keys of "accuracy" follow Schema.Heads and those of "per_class" follow
 // Schema.Classes; ReadJSONL recovers both orders from the first line, so no
-// separate list of names is stored. Non-finite floats are null. Each line
+// separate list of names is stored. With Schema.Privacy an "epsilon" key
+// follows "elapsed". Non-finite floats are null. Each line
 // reaches the underlying writer in a single Write call. A JSONLWriter is not
 // safe for concurrent use.
 type JSONLWriter struct {
@@ -70,6 +71,10 @@ func (j *JSONLWriter) Write(r Round) error {
 	b = appendJSONFloat(b, r.Seconds)
 	b = append(b, `,"elapsed":`...)
 	b = appendJSONFloat(b, r.Elapsed)
+	if j.schema.Privacy {
+		b = append(b, `,"epsilon":`...)
+		b = appendJSONFloat(b, r.Epsilon)
+	}
 	b = append(b, "}\n"...)
 	j.buf = b
 	if _, err := j.w.Write(b); err != nil {
@@ -104,6 +109,7 @@ type jsonlLine struct {
 	Failures      int             `json:"failures"`
 	Seconds       jsonFloat       `json:"seconds"`
 	Elapsed       jsonFloat       `json:"elapsed"`
+	Epsilon       json.RawMessage `json:"epsilon"` // present only with Schema.Privacy
 }
 
 // ReadJSONL parses what JSONLWriter wrote, for reports and for resuming.
@@ -130,12 +136,12 @@ func ReadJSONL(r io.Reader) (Schema, []Round, error) {
 			return Schema{}, nil, fmt.Errorf("metrics: read JSONL line %d: %w", lineNo, readErr)
 		}
 		if line := bytes.TrimSpace(raw); len(line) > 0 {
-			rd, heads, classes, err := parseLine(line)
+			rd, heads, classes, privacy, err := parseLine(line)
 			if err != nil {
 				return Schema{}, nil, fmt.Errorf("metrics: JSONL line %d: %w", lineNo, err)
 			}
 			if headIdx == nil {
-				schema = Schema{Heads: heads.keys, Classes: classes.keys}
+				schema = Schema{Heads: heads.keys, Classes: classes.keys, Privacy: privacy}
 				headIdx, clsIdx = indexOf(heads.keys), indexOf(classes.keys)
 			}
 			if rd.Heads, err = heads.place("accuracy", headIdx); err != nil {
@@ -152,7 +158,8 @@ func ReadJSONL(r io.Reader) (Schema, []Round, error) {
 	}
 }
 
-func parseLine(line []byte) (Round, orderedObject, orderedObject, error) {
+// parseLine decodes one line; privacy reports an "epsilon" key.
+func parseLine(line []byte) (rd Round, heads, classes orderedObject, privacy bool, err error) {
 	// Fields absent from the line are "not measured".
 	l := jsonlLine{
 		Dominance:     jsonFloat(math.NaN()),
@@ -161,21 +168,21 @@ func parseLine(line []byte) (Round, orderedObject, orderedObject, error) {
 		Seconds:       jsonFloat(math.NaN()),
 		Elapsed:       jsonFloat(math.NaN()),
 	}
-	if err := json.Unmarshal(line, &l); err != nil {
-		return Round{}, orderedObject{}, orderedObject{}, err
+	if err = json.Unmarshal(line, &l); err != nil {
+		return Round{}, orderedObject{}, orderedObject{}, false, err
 	}
 	if l.Round == nil {
-		return Round{}, orderedObject{}, orderedObject{}, errors.New(`missing "round"`)
+		return Round{}, orderedObject{}, orderedObject{}, false, errors.New(`missing "round"`)
 	}
-	heads, err := parseOrderedObject(l.Accuracy)
+	heads, err = parseOrderedObject(l.Accuracy)
 	if err != nil {
-		return Round{}, orderedObject{}, orderedObject{}, fmt.Errorf(`"accuracy": %w`, err)
+		return Round{}, orderedObject{}, orderedObject{}, false, fmt.Errorf(`"accuracy": %w`, err)
 	}
-	classes, err := parseOrderedObject(l.PerClass)
+	classes, err = parseOrderedObject(l.PerClass)
 	if err != nil {
-		return Round{}, orderedObject{}, orderedObject{}, fmt.Errorf(`"per_class": %w`, err)
+		return Round{}, orderedObject{}, orderedObject{}, false, fmt.Errorf(`"per_class": %w`, err)
 	}
-	rd := Round{
+	rd = Round{
 		Round:         *l.Round,
 		Dominance:     float64(l.Dominance),
 		FirstDominant: float64(l.FirstDominant),
@@ -184,8 +191,16 @@ func parseLine(line []byte) (Round, orderedObject, orderedObject, error) {
 		Failures:      l.Failures,
 		Seconds:       float64(l.Seconds),
 		Elapsed:       float64(l.Elapsed),
+		Epsilon:       math.NaN(),
 	}
-	return rd, heads, classes, nil
+	if l.Epsilon != nil {
+		var e jsonFloat
+		if err := e.UnmarshalJSON(l.Epsilon); err != nil {
+			return Round{}, orderedObject{}, orderedObject{}, false, fmt.Errorf(`"epsilon": %w`, err)
+		}
+		rd.Epsilon = float64(e)
+	}
+	return rd, heads, classes, l.Epsilon != nil, nil
 }
 
 // orderedObject is a JSON object of numbers (or nulls) with its key order.

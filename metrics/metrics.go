@@ -10,6 +10,8 @@ import (
 type Schema struct {
 	Heads   []string // accuracy heads, fused first, e.g. {"fused","audio_only","visual_only","audio_both","visual_both"}
 	Classes []string // class names, e.g. {"0","1",...}
+	// Privacy adds the epsilon column (runs with differential privacy).
+	Privacy bool
 }
 
 // Validate reports the first problem with s: an empty or duplicate head
@@ -28,6 +30,7 @@ func (s Schema) clone() Schema {
 	return Schema{
 		Heads:   append([]string(nil), s.Heads...),
 		Classes: append([]string(nil), s.Classes...),
+		Privacy: s.Privacy,
 	}
 }
 
@@ -59,6 +62,7 @@ type Round struct {
 	Failures      int       // clients that failed or were rejected
 	Seconds       float64   // wall time of the round
 	Elapsed       float64   // wall time since the run started
+	Epsilon       float64   // differential privacy spent after this round (at the run's delta), written only if Schema.Privacy
 }
 
 // check reports whether r fits s; both writers call it before writing

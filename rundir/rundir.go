@@ -81,6 +81,7 @@ func Create(dir string, s metrics.Schema, overwrite bool) (*Run, error) {
 	s = metrics.Schema{
 		Heads:   append([]string(nil), s.Heads...),
 		Classes: append([]string(nil), s.Classes...),
+		Privacy: s.Privacy,
 	}
 	return &Run{dir: dir, schema: s}, nil
 }
@@ -93,6 +94,7 @@ func (r *Run) Schema() metrics.Schema {
 	return metrics.Schema{
 		Heads:   append([]string(nil), r.schema.Heads...),
 		Classes: append([]string(nil), r.schema.Classes...),
+		Privacy: r.schema.Privacy,
 	}
 }
 

@@ -125,7 +125,9 @@ func (f *Federation) Info(i int) fl.ClientInfo {
 
 // NewStrategy returns the server-side strategy of cfg's method for a model
 // of the given layout: modality-aware averaging, wrapped by the baselines
-// that have their own server side (baselineStrategy).
+// that have their own server side (baselineStrategy); with server options
+// (server.*, dp.*) other than plain FedAvg, every method aggregates
+// through one fl.ServerSide (fl.WithServerSide).
 func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger) (fl.Strategy, error) {
 	method, err := fl.LookupMethod(cfg.Method)
 	if err != nil {
@@ -152,5 +154,14 @@ func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger)
 		Logger:   log,
 		OGM:      fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound},
 	}
-	return baselineStrategy(method, base, cfg), nil
+	side, err := serverSide(cfg, layout, log)
+	if err != nil {
+		return nil, err
+	}
+	if side == nil {
+		return baselineStrategy(method, base, cfg), nil
+	}
+	// Set before baselineStrategy: FedMDrop copies base.
+	base.Server = side
+	return fl.WithServerSide(baselineStrategy(method, base, cfg), side), nil
 }

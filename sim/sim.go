@@ -282,8 +282,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		clients[infos[i].ID] = c
 		kinds[fed.Masks[i].Format(mods[:])]++
 	}
+	byzantine(&cfg, clients)
+	acct := Accountant(&cfg, len(fed.Parts))
 
 	schema := fed.Schema()
+	schema.Privacy = acct != nil
 	heads := schema.Heads
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
 	run, err := rundir.Create(dir, schema, cfg.Overwrite)
@@ -322,19 +325,27 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		Parallelism: cfg.Parallel,
 		Logger:      log,
 		OnRound: func(m metrics.Round, p model.Params) error {
+			m.Epsilon = EpsilonAt(acct, m.Round)
 			if err := run.AppendRound(m); err != nil {
 				return err
 			}
 			if opt.Progress != nil {
-				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f  %.2fs\n",
+				eps := ""
+				if acct != nil {
+					eps = fmt.Sprintf("  epsilon %.3f", m.Epsilon)
+				}
+				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f%s  %.2fs\n",
 					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
-					m.Dominance, m.TrainLoss, m.Seconds)
+					m.Dominance, m.TrainLoss, eps, m.Seconds)
 			}
 			return saveModel(p)
 		},
 	}
 	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
 	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "compile_seconds": compileSeconds(engine)}
+	if rounds := run.Rounds(); acct != nil && len(rounds) > 0 {
+		extra["epsilon"], extra["delta"] = rounds[len(rounds)-1].Epsilon, cfg.DP.Delta
+	}
 	return Finish(run, dir, schema, extra, runErr, global, saveModel)
 }
 

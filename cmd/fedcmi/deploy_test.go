@@ -354,44 +354,55 @@ func TestDeployParticipantKilledMidRound(t *testing.T) {
 // TestDeployResume: the coordinator dies right after round 2; restarted
 // with -resume it continues at round 3, the participants reconnect, and
 // the final model and metrics equal an uninterrupted run's (the
-// simulation's, which the deployment equals). The method is SCAFFOLD, whose
-// server control variate is strategy state (fl.Stateful) that must survive.
+// simulation's, which the deployment equals). Its strategy state
+// (fl.Stateful) must survive: SCAFFOLD's server control variate; the
+// server optimizer's moments and the adaptive clip bound of DP-FedAvg
+// (whose per-round noise and epsilon must also continue as if never
+// interrupted).
 func TestDeployResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	f := newFederation(t, "method: scaffold\n"+strings.Replace(smallExperiment, "rounds: 3", "rounds: 4", 1))
-	srv, addr := f.serve(t, "serve", "127.0.0.1:0", []string{"FEDCMI_TEST_DIE_AFTER_ROUND=2"})
-	for i := range f.cfg.Clients {
-		f.join(t, addr, i, nil)
+	for _, tc := range []struct{ name, yaml string }{
+		{"scaffold", "method: scaffold\n"},
+		{"adam with privacy", "method: fedavg\nserver:\n  optimizer: adam\n  lr: 0.01\n" +
+			"dp:\n  clip: 1\n  noise_multiplier: 0.5\n  adaptive: true\n  count_std: 1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFederation(t, tc.yaml+strings.Replace(smallExperiment, "rounds: 3", "rounds: 4", 1))
+			srv, addr := f.serve(t, "serve", "127.0.0.1:0", []string{"FEDCMI_TEST_DIE_AFTER_ROUND=2"})
+			for i := range f.cfg.Clients {
+				f.join(t, addr, i, nil)
+			}
+			if err := srv.wait(t, 60*time.Second); err == nil {
+				t.Fatal("serve finished instead of dying after round 2")
+			}
+			dir := filepath.Join(f.dir, "runs", f.cfg.RunName())
+			fed, err := sim.Prepare(context.Background(), &f.cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := deploy.LoadState(filepath.Join(dir, deploy.StateFile), &fed.Arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Round != 2 || len(st.Strategy) == 0 {
+				t.Fatalf("state after round %d with %d bytes of strategy state, want round 2 and the strategy's state", st.Round, len(st.Strategy))
+			}
+			srv2, _ := f.serve(t, "serve-resumed", addr, nil, "-resume")
+			srv2.await(t, `msg=resuming .*after_round=2`, 10*time.Second)
+			if err := srv2.wait(t, 60*time.Second); err != nil {
+				t.Fatalf("resumed serve: %v", err)
+			}
+			b, _ := os.ReadFile(srv2.log)
+			if bytes.Contains(b, []byte("round   1/4")) || !bytes.Contains(b, []byte("round   3/4")) {
+				t.Errorf("the resumed coordinator should run rounds 3 and 4 only:\n%s", tail(string(b), 2000))
+			}
+			want := f.simulate(t)
+			fedtest.SameRounds(t, readRounds(t, dir), want.Rounds)
+			fedtest.SameModel(t, dir, want.Dir)
+		})
 	}
-	if err := srv.wait(t, 60*time.Second); err == nil {
-		t.Fatal("serve finished instead of dying after round 2")
-	}
-	dir := filepath.Join(f.dir, "runs", f.cfg.RunName())
-	fed, err := sim.Prepare(context.Background(), &f.cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := deploy.LoadState(filepath.Join(dir, deploy.StateFile), &fed.Arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Round != 2 || len(st.Strategy) == 0 {
-		t.Fatalf("state after round %d with %d bytes of strategy state, want round 2 and SCAFFOLD's state", st.Round, len(st.Strategy))
-	}
-	srv2, _ := f.serve(t, "serve-resumed", addr, nil, "-resume")
-	srv2.await(t, `msg=resuming .*after_round=2`, 10*time.Second)
-	if err := srv2.wait(t, 60*time.Second); err != nil {
-		t.Fatalf("resumed serve: %v", err)
-	}
-	b, _ := os.ReadFile(srv2.log)
-	if bytes.Contains(b, []byte("round   1/4")) || !bytes.Contains(b, []byte("round   3/4")) {
-		t.Errorf("the resumed coordinator should run rounds 3 and 4 only:\n%s", tail(string(b), 2000))
-	}
-	want := f.simulate(t)
-	fedtest.SameRounds(t, readRounds(t, dir), want.Rounds)
-	fedtest.SameModel(t, dir, want.Dir)
 }
 
 func tokenOf(t *testing.T, certs, name string) string {

@@ -25,7 +25,7 @@ func SameRounds(t testing.TB, got, want []metrics.Round) {
 	for i, w := range want {
 		g := got[i]
 		ok := g.Round == w.Round && g.Clients == w.Clients && g.Failures == w.Failures &&
-			eq(g.TrainLoss, w.TrainLoss) && eq(g.Dominance, w.Dominance) && eq(g.FirstDominant, w.FirstDominant) &&
+			eq(g.TrainLoss, w.TrainLoss) && eq(g.Dominance, w.Dominance) && eq(g.Epsilon, w.Epsilon) && eq(g.FirstDominant, w.FirstDominant) &&
 			len(g.Heads) == len(w.Heads) && len(g.PerClass) == len(w.PerClass)
 		for h := range min(len(g.Heads), len(w.Heads)) {
 			ok = ok && eq(g.Heads[h], w.Heads[h])

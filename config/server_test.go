@@ -1,0 +1,72 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestServerSettings: the server, dp and attack sections' checks, each
+// error naming its field.
+func TestServerSettings(t *testing.T) {
+	d := Default()
+	if d.Server.Optimizer != "sgd" || d.ServerLR() != 1 || d.Server.Aggregator != "mean" || d.DP.Clip != 0 || d.Attack.Clients != 0 {
+		t.Fatalf("defaults: server %+v dp %+v attack %+v", d.Server, d.DP, d.Attack)
+	}
+	dp := func(c *Config) { c.DP.Clip, c.DP.NoiseMultiplier = 1, 1 }
+	for _, tc := range []struct {
+		name string
+		mut  func(*Config)
+		path string // "" means valid
+		msg  string // part of the message
+	}{
+		{"adam", func(c *Config) { c.Server.Optimizer = "adam" }, "", ""},
+		{"unknown optimizer", func(c *Config) { c.Server.Optimizer = "rmsprop" }, "server.optimizer", `"rmsprop" is not one of`},
+		{"unknown aggregator", func(c *Config) { c.Server.Aggregator = "average" }, "server.aggregator", "not one of"},
+		{"negative lr", func(c *Config) { c.Server.LR = -1 }, "server.lr", ""},
+		{"tau", func(c *Config) { c.Server.Tau = 0 }, "server.tau", ""},
+		{"trim 0.5", func(c *Config) { c.Server.Aggregator, c.Server.Trim = "trimmed_mean", 0.5 }, "server.trim", ""},
+		{"trim negative", func(c *Config) { c.Server.Trim = -0.1 }, "server.trim", ""},
+		{"trim ok", func(c *Config) { c.Server.Aggregator, c.Server.Trim = "trimmed_mean", 0.2 }, "", ""},
+		// 10 clients per round: f = 4 needs more than 10.
+		{"krum too few", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", 4 }, "server.krum_f", "more than 2f+2 = 10"},
+		{"krum ok", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", 3 }, "", ""},
+		{"multikrum m", func(c *Config) { c.Server.Aggregator, c.Server.MultiKrumM = "multikrum", 11 }, "server.multikrum_m", ""},
+		{"dp", dp, "", ""},
+		{"negative clip", func(c *Config) { c.DP.Clip = -1 }, "dp.clip", ""},
+		{"negative noise", func(c *Config) { dp(c); c.DP.NoiseMultiplier = -0.5 }, "dp.noise_multiplier", ""},
+		{"noise without clip", func(c *Config) { c.DP.NoiseMultiplier = 1 }, "dp.clip", ""},
+		{"delta 1", func(c *Config) { dp(c); c.DP.Delta = 1 }, "dp.delta", ""},
+		{"delta 0", func(c *Config) { dp(c); c.DP.Delta = 0 }, "dp.delta", ""},
+		{"noise where", func(c *Config) { dp(c); c.DP.Noise = "both" }, "dp.noise", ""},
+		{"dp median", func(c *Config) { dp(c); c.Server.Aggregator = "median" }, "server.aggregator", "needs mean"},
+		{"dp scaffold", func(c *Config) { dp(c); c.Method = "scaffold" }, "dp.clip", "not available for method scaffold"},
+		{"dp fedavg", func(c *Config) { dp(c); c.Method = "fedavg" }, "", ""},
+		// 10 per round: count std 0.5, z must be < 1.
+		{"adaptive split", func(c *Config) { dp(c); c.DP.Adaptive = true }, "dp.noise_multiplier", "2 * dp.count_std"},
+		{"adaptive ok", func(c *Config) { dp(c); c.DP.Adaptive, c.DP.CountStd = true, 1 }, "", ""},
+		{"attack", func(c *Config) { c.Attack.Clients, c.Attack.Kind = 2, "scale" }, "", ""},
+		{"attack kind", func(c *Config) { c.Attack.Kind = "flip" }, "attack.kind", ""},
+		{"attack too many", func(c *Config) { c.Attack.Clients = 21 }, "attack.clients", ""},
+	} {
+		c := Default()
+		tc.mut(&c)
+		err := c.Validate()
+		var fe *FieldError
+		switch {
+		case tc.path == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.path != "" && (!errors.As(err, &fe) || fe.Path != tc.path || !strings.Contains(err.Error(), tc.msg)):
+			t.Errorf("%s: want an error at %s (%q), got %v", tc.name, tc.path, tc.msg, err)
+		}
+	}
+	c := Default()
+	c.Server.Optimizer = "avgm"
+	if got := c.ServerLR(); got != 1-c.Server.Momentum {
+		t.Errorf("avgm default lr %v", got)
+	}
+	c.Server.Optimizer = "yogi"
+	if got := c.ServerLR(); got != 0.01 {
+		t.Errorf("yogi default lr %v", got)
+	}
+}
