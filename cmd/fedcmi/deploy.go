@@ -308,6 +308,10 @@ Every configuration field is also a flag (lists comma-separated):
 	return c
 }
 
+// maxCertDays bounds certs -days (100 years), far below the overflow of a
+// time.Duration.
+const maxCertDays = 36500
+
 func cmdCerts() *Command {
 	c := &Command{
 		Name:      "certs",
@@ -325,7 +329,7 @@ Flags:
   -out dir            output directory (must not hold a CA yet)
   -hosts list         the coordinator's host names or IPs (default localhost,127.0.0.1)
   -participants list  participant names, or a count n for client-0000..client-(n-1)
-  -days n             validity in days (default 365)`,
+  -days n             validity in days, 1 to 36500 (default 365)`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr, nil)
@@ -338,6 +342,9 @@ Flags:
 		}
 		if *out == "" || *parts == "" {
 			return &usageError{"-out and -participants are required"}
+		}
+		if *days < 1 || *days > maxCertDays {
+			return &usageError{fmt.Sprintf("-days %d: the certificates must be valid for 1 to %d days", *days, maxCertDays)}
 		}
 		var names []string
 		var n int

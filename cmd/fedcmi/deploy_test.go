@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -427,6 +428,9 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"join", "-server", "x:1", "-shard", "99", "-insecure", "-rounds", "1"}, 1, "shard 99"},
 		{[]string{"join", "-server", "127.0.0.1:1", "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "1s"}, 1, "giving up"},
 		{[]string{"certs"}, 2, "-out and -participants are required"},
+		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "-1"}, 2, "-days -1: the certificates must be valid for 1 to 36500 days"},
+		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "0"}, 2, "-days 0"},
+		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "999999999"}, 2, "-days 999999999"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
@@ -434,6 +438,9 @@ func TestDeployUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(all, tc.want) {
 			t.Errorf("fedcmi %v: exit %d, want %d; output should contain %q:\n%s", tc.args, code, tc.code, tc.want, tail(all, 1500))
 		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "expired")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused certs command wrote %s (%v)", filepath.Join(out, "expired"), err)
 	}
 }
 
