@@ -163,6 +163,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		return nil, err
 	}
 	defer run.Close()
+	if stale := run.StaleTemps(); len(stale) > 0 {
+		log.Info("removed temporary files of an interrupted write", "dir", dir, "files", stale)
+	}
 	if cfg.Overwrite && !opt.Resume {
 		for _, name := range []string{rundir.ModelFile, StateFile, sim.StandardizerFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
