@@ -44,7 +44,11 @@ type ServeOptions struct {
 	// Roster lists the accepted participants (nil: see CoordinatorConfig).
 	Roster *Roster
 	// Resume continues the run in the config's run directory from its
-	// saved state (StateFile) instead of starting anew.
+	// saved state (StateFile) instead of starting anew. A run that stopped
+	// before its first save (no state, at most round 1's metrics, the same
+	// configuration) starts again from round 1; a run whose state holds
+	// every round is complete: Serve then rewrites its summary and returns
+	// without serving.
 	Resume bool
 	// WaitFor is the number of participants to wait for before the first
 	// round (default: the config's number of clients).
@@ -97,6 +101,41 @@ func (q quorum) AggregateFit(round int, global model.Params, results []fl.Result
 	return q.Strategy.AggregateFit(round, global, results, failures)
 }
 
+// beforeFirstSave returns nil if dir holds a run of the experiment with
+// digest that stopped before its first state save (at most the metrics of
+// round 1, which were written just before the state), so that resuming it
+// means starting again from round 1; otherwise it says why not.
+func beforeFirstSave(dir, digest string) error {
+	noState := fmt.Errorf("deploy: no coordinator state to resume from: %s does not exist", filepath.Join(dir, StateFile))
+	// The resolved configuration the run saved, read as it was written
+	// (not as a user's file, whose relative paths might be resolved).
+	f, err := os.Open(filepath.Join(dir, rundir.ConfigFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return noState
+		}
+		return fmt.Errorf("%w, and its configuration cannot be read: %w", noState, err)
+	}
+	defer f.Close()
+	prev := config.Default()
+	if err := prev.Load(f, f.Name()); err != nil {
+		return fmt.Errorf("%w, and its configuration cannot be read: %w", noState, err)
+	}
+	if d, err := configDigest(prev); err != nil || d != digest {
+		return fmt.Errorf("%w, and %s belongs to another configuration", noState, filepath.Join(dir, rundir.ConfigFile))
+	}
+	_, rounds, err := rundir.ReadMetrics(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w, and %w (start again with -overwrite)", noState, err)
+	case len(rounds) > 1:
+		return fmt.Errorf("%w, but its metrics hold %d rounds: not a coordinator's run, or its state was lost (start again with -overwrite)", noState, len(rounds))
+	}
+	return nil
+}
+
 // Serve runs the experiment cfg as a federation's coordinator: it waits
 // for participants, drives the config's rounds over them with the same
 // strategy as the simulation, evaluates every global model on its test
@@ -141,19 +180,27 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	global, first := fed.Global, 1
 	var done []metrics.Round
 	var elapsed0 float64
+	scratch := false // resuming a run that died before saving any state
 	if opt.Resume {
 		st, err := LoadState(filepath.Join(dir, StateFile), &fed.Arch)
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := beforeFirstSave(dir, digest); err != nil {
+				return nil, err
+			}
+			scratch = true
+			log.Warn("resuming a run that stopped before saving its first round: starting again from round 1", "dir", dir)
+		case err != nil:
 			return nil, err
-		}
-		if st.ConfigDigest != digest {
+		case st.ConfigDigest != digest:
 			return nil, fmt.Errorf("deploy: resume: %s belongs to another configuration", filepath.Join(dir, StateFile))
+		default:
+			if err := restoreStrategy(strategy, st.Strategy); err != nil {
+				return nil, err
+			}
+			global, first, done, elapsed0 = st.Global, st.Round+1, st.Rounds, st.Elapsed
+			log.Info("resuming", "dir", dir, "after_round", st.Round)
 		}
-		if err := restoreStrategy(strategy, st.Strategy); err != nil {
-			return nil, err
-		}
-		global, first, done, elapsed0 = st.Global, st.Round+1, st.Rounds, st.Elapsed
-		log.Info("resuming", "dir", dir, "after_round", st.Round)
 	}
 	run, err := rundir.Create(dir, schema, cfg.Overwrite || opt.Resume)
 	if err != nil {
@@ -166,7 +213,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if stale := run.StaleTemps(); len(stale) > 0 {
 		log.Info("removed temporary files of an interrupted write", "dir", dir, "files", stale)
 	}
-	if cfg.Overwrite && !opt.Resume {
+	if cfg.Overwrite && !opt.Resume || scratch {
 		for _, name := range []string{rundir.ModelFile, StateFile, sim.StandardizerFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("deploy: overwrite: %w", err)
@@ -180,6 +227,21 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	if err := sim.WriteRunFiles(run, &cfg, fed.Standardizer); err != nil {
 		return nil, err
+	}
+	saveModel := sim.ModelSaver(run, mods, cfg.Method)
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
+	if first > cfg.Rounds {
+		// Nothing to wait for: close the listeners and restate the summary
+		// (the coordinator may have died between its last save and it).
+		opt.Listener.Close()
+		if opt.HTTPListener != nil {
+			opt.HTTPListener.Close()
+		}
+		log.Info("the run is complete: nothing to resume", "dir", dir, "rounds", cfg.Rounds)
+		if opt.Progress != nil {
+			fmt.Fprintf(opt.Progress, "%s: all %d rounds were completed before; nothing to resume\n", dir, cfg.Rounds)
+		}
+		return sim.Finish(run, dir, schema, extra, nil, global, saveModel)
 	}
 
 	met := opt.Metrics
@@ -247,7 +309,6 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err := coord.WaitParticipants(ctx, waitFor); err != nil {
 		return nil, err
 	}
-	saveModel := sim.ModelSaver(run, mods, cfg.Method)
 	start := time.Now()
 	var runErr error
 	for r := first; r <= cfg.Rounds && runErr == nil; r++ {
@@ -310,6 +371,5 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	case <-time.After(5 * time.Second):
 		gs.Stop()
 	}
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
 	return sim.Finish(run, dir, schema, extra, runErr, global, saveModel)
 }
