@@ -24,6 +24,9 @@ type Metrics struct {
 	BytesOut     prometheus.Counter
 	Rejections   *prometheus.CounterVec
 	RoundSeconds prometheus.Histogram
+	// TLSRefusals counts failed TLS handshakes by reason: not_tls,
+	// no_certificate, bad_certificate, peer_refused, aborted, other.
+	TLSRefusals *prometheus.CounterVec
 }
 
 // NewMetrics returns the coordinator's metrics, registered with the Go
@@ -44,8 +47,10 @@ func NewMetrics() *Metrics {
 		RoundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fedcmi_round_duration_seconds", Help: "Wall time of a round: sending, training, aggregation and evaluation.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}),
+		TLSRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedcmi_tls_handshake_failures_total", Help: "Connections refused at the TLS handshake (before any registration), by reason."}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds,
+	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds, m.TLSRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

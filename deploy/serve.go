@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/fedcmi/fedcmi/config"
@@ -269,7 +268,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		grpc.ConnectionTimeout(20 * time.Second),
 	}
 	if opt.TLS != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opt.TLS)))
+		sopts = append(sopts, grpc.Creds(coord.ServerCredentials(opt.TLS)))
 	}
 	gs := grpc.NewServer(sopts...)
 	RegisterService(gs, coord)
