@@ -349,3 +349,57 @@ func tlsRefusals(t *testing.T, m *Metrics, reason string) float64 {
 	t.Helper()
 	return counterValue(t, m, "fedcmi_tls_handshake_failures_total", reason)
 }
+
+// TestWrongTransport: a plain-text participant facing a TLS coordinator,
+// and a TLS participant facing a plain-text one, give up with a message
+// saying which side speaks what, instead of retrying for ever: at once
+// with the coordinator's address to probe, else after a few connections
+// closed before the server preface.
+func TestWrongTransport(t *testing.T) {
+	certs := devCerts(t, "client-0000")
+	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tlsAddr := testCoordinator(t, CoordinatorConfig{}, stls)
+	_, plainAddr := testCoordinator(t, CoordinatorConfig{}, nil)
+	cfg := smallConfig(t, 4, 4, 1)
+	loc, err := ShardLocal(context.Background(), &cfg, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		tls      *tls.Config
+		probe    bool
+		want     string
+		maxTries time.Duration
+	}{
+		{"plain text to TLS, probed", tlsAddr, nil, true, "speaks TLS, this participant plain text", 2 * time.Second},
+		{"plain text to TLS, counted", tlsAddr, nil, false, "probably speaks TLS", 5 * time.Second},
+		{"TLS to plain text", plainAddr, clientTLS(t, certs, certs, "client-0000"), false, "the coordinator speaks plain text", 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Participant{
+				Conn: dial(t, tc.addr, tc.tls), Name: "client-0000", Client: loc.Client, Plaintext: tc.tls == nil,
+				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
+				MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			}
+			if tc.probe {
+				p.Address = tc.addr
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			err := p.Run(ctx)
+			if !errors.Is(err, ErrWrongTransport) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v; want ErrWrongTransport saying %q", err, tc.want)
+			}
+			if d := time.Since(t0); d > tc.maxTries {
+				t.Errorf("gave up after %v, want within %v", d, tc.maxTries)
+			}
+			t.Log(err)
+		})
+	}
+}

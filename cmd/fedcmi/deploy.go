@@ -302,6 +302,7 @@ Every configuration field is also a flag (lists comma-separated):
 			Conn: conn, Name: *name, Token: *token, Client: client,
 			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples,
 			Layout: loc.Layout, StateFile: *stateFile, GiveUpAfter: *giveUp, Logger: log.With("participant", *name),
+			Plaintext: *tf.insecure, Address: *server,
 		}
 		return p.Run(ctx)
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -405,10 +407,45 @@ func tokenOf(t *testing.T, certs, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// tlsOnlyServer listens on loopback and answers every connection with a
+// TLS handshake (as a TLS coordinator does before gRPC), returning its
+// address.
+func tlsOnlyServer(t *testing.T) string {
+	t.Helper()
+	certs := filepath.Join(t.TempDir(), "certs")
+	if err := deploy.WriteDevCerts(certs, []string{"127.0.0.1"}, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := deploy.ServerTLS(filepath.Join(certs, deploy.CAFile), filepath.Join(certs, deploy.ServerCert), filepath.Join(certs, deploy.ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.ClientAuth = tls.NoClientCert
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tls.Server(c, tc).Handshake()
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestDeployUsage(t *testing.T) {
 	out := t.TempDir()
+	tlsAddr := tlsOnlyServer(t)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -427,6 +464,7 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"join", "-server", "x:1", "-shard", "0", "-rounds", "1"}, 2, "mutual TLS needs"},
 		{[]string{"join", "-server", "x:1", "-shard", "99", "-insecure", "-rounds", "1"}, 1, "shard 99"},
 		{[]string{"join", "-server", "127.0.0.1:1", "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "1s"}, 1, "giving up"},
+		{[]string{"join", "-server", tlsAddr, "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "10s"}, 1, "the coordinator at " + tlsAddr + " speaks TLS, this participant plain text (-insecure)"},
 		{[]string{"certs"}, 2, "-out and -participants are required"},
 		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "-1"}, 2, "-days -1: the certificates must be valid for 1 to 36500 days"},
 		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "0"}, 2, "-days 0"},
