@@ -109,6 +109,7 @@ type Coordinator struct {
 	sessions map[string]*participant // by session
 	tasks    map[string]*task        // by ID
 	deadline time.Time               // of the current round
+	progress time.Time               // last round begun, task sent or result closed
 	finished bool
 	closed   bool
 	changed  chan struct{} // closed and replaced when participants change
@@ -188,7 +189,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 func (c *Coordinator) BeginRound(round int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.deadline = time.Now().Add(c.cfg.RoundTimeout)
+	c.progress = time.Now()
+	c.deadline = c.progress.Add(c.cfg.RoundTimeout)
 	for id, t := range c.tasks { // a retried upload of an older round is late
 		if t.closed {
 			delete(c.tasks, id)
@@ -322,6 +324,7 @@ func (c *Coordinator) await(ctx context.Context, t *task) error {
 // c.mu is held.
 func (c *Coordinator) closeTask(t *task, st fedcmipb.UploadStatus, err error) {
 	t.closed, t.status, t.err = true, st, err
+	c.progress = time.Now()
 	close(t.done)
 	if p := c.parts[t.name]; p != nil {
 		p.queue = slices.DeleteFunc(p.queue, func(q *task) bool { return q == t })
@@ -552,7 +555,20 @@ func (c *Coordinator) sendTask(stream fedcmipb.Federation_PullWorkServer, t *tas
 	}
 	c.met.BytesOut.Add(float64(n))
 	c.log.Debug("task sent", "task", t.id, "bytes", n)
+	if err == nil {
+		c.mu.Lock()
+		c.progress = time.Now()
+		c.mu.Unlock()
+	}
 	return err
+}
+
+// lastProgress returns when a round last began, a task was sent or a
+// result arrived (or its task closed without one).
+func (c *Coordinator) lastProgress() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.progress
 }
 
 // Upload implements the Federation service.

@@ -55,19 +55,23 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// ServeHTTP serves /metrics and /healthz on l until ctx is done. healthy
-// reports whether the coordinator is serving (nil: always).
-func (m *Metrics) ServeHTTP(ctx context.Context, l net.Listener, healthy func() error, log *slog.Logger) error {
+// ServeHTTP serves /metrics and /healthz on l until ctx is done. health
+// says how the coordinator is (nil: always "ok"): /healthz answers 200
+// with its line, or 503 with its error.
+func (m *Metrics) ServeHTTP(ctx context.Context, l net.Listener, health func() (string, error), log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if healthy != nil {
-			if err := healthy(); err != nil {
+		line := "ok"
+		if health != nil {
+			var err error
+			if line, err = health(); err != nil {
 				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 		}
-		w.Write([]byte("ok\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(line + "\n"))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

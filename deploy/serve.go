@@ -60,6 +60,11 @@ type ServeOptions struct {
 	// CoordinatorConfig.
 	RoundTimeout, HeartbeatInterval, PollTimeout time.Duration
 	NormBound                                    float64
+	// StuckAfter is how long a round (or a wait for participants between
+	// rounds) may go without progress (a task sent, a result received, a
+	// round begun) before /healthz reports the run stuck (default twice
+	// RoundTimeout).
+	StuckAfter time.Duration
 	// MaxMessageBytes bounds one gRPC message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
 	// Metrics receives the coordinator's counters (nil: a private set).
@@ -276,11 +281,25 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	go func() { serveErr <- gs.Serve(opt.Listener) }()
 	defer gs.Stop()
 	log.Info("coordinator listening", "addr", opt.Listener.Addr().String(), "tls", opt.TLS != nil, "dir", dir)
+	waitFor := opt.WaitFor
+	if waitFor <= 0 {
+		waitFor = cfg.Clients
+	}
+	minResults := max(opt.MinResults, 1)
+	stuckAfter := opt.StuckAfter
+	if stuckAfter <= 0 {
+		stuckAfter = 2 * coord.cfg.RoundTimeout
+	}
+	hl := &health{
+		stuckAfter: stuckAfter, rounds: cfg.Rounds, progress: coord.lastProgress,
+		connected: func() int { return len(coord.Available()) }, now: time.Now,
+	}
+	hl.set(phaseJoining, first, waitFor, nil)
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	if opt.HTTPListener != nil {
 		go func() {
-			if err := met.ServeHTTP(httpCtx, opt.HTTPListener, nil, log); err != nil {
+			if err := met.ServeHTTP(httpCtx, opt.HTTPListener, hl.check, log); err != nil {
 				log.Error("metrics endpoint", "err", err)
 			}
 		}()
@@ -299,11 +318,6 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		}
 	}()
 
-	waitFor := opt.WaitFor
-	if waitFor <= 0 {
-		waitFor = cfg.Clients
-	}
-	minResults := max(opt.MinResults, 1)
 	log.Info("waiting for participants", "want", waitFor)
 	if err := coord.WaitParticipants(ctx, waitFor); err != nil {
 		return nil, err
@@ -311,12 +325,14 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	start := time.Now()
 	var runErr error
 	for r := first; r <= cfg.Rounds && runErr == nil; r++ {
+		hl.set(phaseWaiting, r, minResults, nil)
 		if err := coord.WaitParticipants(ctx, minResults); err != nil {
 			runErr = err
 			break
 		}
 		clients := coord.Available()
 		coord.BeginRound(r)
+		hl.set(phaseRound, r, 0, nil)
 		log.Info("round", "round", r, "participants", len(clients))
 		server := &fl.Server{
 			Strategy:  quorum{Strategy: strategy, min: minResults, log: log},
@@ -360,7 +376,13 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		}
 	}
 	if runErr == nil {
+		hl.set(phaseFinished, cfg.Rounds, 0, nil)
 		coord.Finish(5 * time.Second)
+	} else {
+		hl.mu.Lock()
+		r := hl.round
+		hl.mu.Unlock()
+		hl.set(phaseFailed, r, 0, runErr)
 	}
 	coord.Close()
 	stopped := make(chan struct{})

@@ -43,7 +43,9 @@ the metrics equal those of fedcmi simulate.
 Flags:
   -c file            experiment file (YAML), fields as below
   -listen addr       gRPC address for participants (default :7443)
-  -metrics addr      HTTP address of /metrics and /healthz (empty: none)
+  -metrics addr      HTTP address of /metrics and /healthz (empty: none);
+                     /healthz answers 200 with the run's state, or 503 with
+                     the reason (a stuck round, a failed run)
   -certs dir         take ca.pem, server.pem, server.key from dir (fedcmi certs)
   -ca, -cert, -key   the CA of participants' certificates, the server's
                      certificate and key (override -certs)
@@ -61,6 +63,9 @@ Flags:
                      missed ones a participant is not sampled
   -norm-bound x      reject updates farther than x (L2) from the global model
                      (default 0: no bound)
+  -stuck-after d     /healthz answers 503 when a round (or a wait for
+                     participants between rounds) makes no progress for d
+                     (default: twice -round-timeout)
   -max-message n     largest gRPC message in bytes (default 4194304)
   -v                 log debug detail
 
@@ -81,9 +86,13 @@ Every configuration field is also a flag (lists comma-separated):
 		roundTimeout := fs.Duration("round-timeout", 10*time.Minute, "how long a round waits for results")
 		heartbeat := fs.Duration("heartbeat", 5*time.Second, "heartbeat interval")
 		normBound := fs.Float64("norm-bound", 0, "largest L2 distance of an update from the global model")
+		stuckAfter := fs.Duration("stuck-after", 0, "time without progress after which /healthz reports a stuck round (0: twice -round-timeout)")
 		maxMsg := fs.Int("max-message", deploy.DefaultMaxMessageBytes, "largest gRPC message (bytes)")
 		if err := x.parse(args); err != nil {
 			return err
+		}
+		if *stuckAfter < 0 {
+			return &usageError{fmt.Sprintf("-stuck-after %v: want a positive duration, or 0 for twice -round-timeout", *stuckAfter)}
 		}
 		cfg, err := x.config()
 		if err != nil {
@@ -92,7 +101,7 @@ Every configuration field is also a flag (lists comma-separated):
 		log := x.logger()
 		opt := deploy.ServeOptions{
 			Insecure: *tf.insecure, Resume: *resume, WaitFor: *wait, MinResults: *minResults,
-			RoundTimeout: *roundTimeout, HeartbeatInterval: *heartbeat, NormBound: *normBound,
+			RoundTimeout: *roundTimeout, HeartbeatInterval: *heartbeat, NormBound: *normBound, StuckAfter: *stuckAfter,
 			MaxMessageBytes: *maxMsg, Logger: log, Progress: stdout, AfterRound: afterRound,
 		}
 		tf.fromDir(deploy.ServerCert, deploy.ServerKey)

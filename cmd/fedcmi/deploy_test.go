@@ -290,7 +290,7 @@ func TestDeployEqualsSimulation(t *testing.T) {
 	t0 := time.Now()
 	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-metrics", "127.0.0.1:0")
 	murl := srv.await(t, `metrics endpoint" addr=(\S+)`, 10*time.Second)
-	if got := httpGet(t, strings.TrimSuffix(murl, "/metrics")+"/healthz"); got != "ok\n" {
+	if got := httpGet(t, strings.TrimSuffix(murl, "/metrics")+"/healthz"); !strings.HasPrefix(got, "ok: waiting for participants before round 1/3") {
 		t.Errorf("healthz: %q", got)
 	}
 	var parts []*proc
@@ -452,6 +452,8 @@ func TestDeployUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"help", "serve"}, 0, "-round-timeout"},
+		{[]string{"help", "serve"}, 0, "-stuck-after"},
+		{[]string{"serve", "-insecure", "-stuck-after", "-1s"}, 2, "-stuck-after"},
 		{[]string{"help", "join"}, 0, "-shard i"},
 		{[]string{"serve", "-out_dir", out}, 2, "mutual TLS needs -certs"},
 		{[]string{"serve", "-insecure", "-certs", out}, 2, "-insecure excludes"},
