@@ -67,6 +67,11 @@ type CoordinatorConfig struct {
 	// NormBound, if > 0, rejects an update whose L2 distance from the
 	// global model it started from exceeds it.
 	NormBound float64
+	// MaxSamples, if > 0, refuses a registration declaring more training
+	// samples: a participant's weight in the average is its sample count,
+	// which only it knows. The roster's max_samples bounds a participant
+	// further.
+	MaxSamples int
 	// RegisterRate and RegisterBurst limit registrations per second
 	// (defaults 20 and 200).
 	RegisterRate  float64
@@ -444,6 +449,10 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 	if n := req.GetNumSamples(); n < 1 || n > math.MaxInt32 {
 		return nil, c.refuse("registration", codes.InvalidArgument, "participant %q declares %d samples", name, n)
 	}
+	if limit, by := c.maxSamples(name); limit > 0 && req.GetNumSamples() > int64(limit) {
+		return nil, c.refuse("samples", codes.InvalidArgument,
+			"participant %q declares %d samples, more than the %d %s allows", name, req.GetNumSamples(), limit, by)
+	}
 	sess := make([]byte, 16)
 	rand.Read(sess)
 	session := hex.EncodeToString(sess)
@@ -467,6 +476,18 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 		ProtocolVersion: ProtocolVersion, Session: session,
 		HeartbeatIntervalMs: c.cfg.HeartbeatInterval.Milliseconds(),
 	}, nil
+}
+
+// maxSamples returns the most samples name may declare (0: no bound) and
+// what sets it.
+func (c *Coordinator) maxSamples(name string) (int, string) {
+	limit, by := c.cfg.MaxSamples, "coordinator's -max-samples"
+	if c.cfg.Roster != nil {
+		if r := c.cfg.Roster.MaxSamples(name); r > 0 && (limit == 0 || r < limit) {
+			limit, by = r, "roster's max_samples"
+		}
+	}
+	return limit, by
 }
 
 // lookup returns the participant of a session, checking the caller's

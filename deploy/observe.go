@@ -27,6 +27,9 @@ type Metrics struct {
 	// TLSRefusals counts failed TLS handshakes by reason: not_tls,
 	// no_certificate, bad_certificate, peer_refused, aborted, other.
 	TLSRefusals *prometheus.CounterVec
+	// WeightCapped counts results whose aggregation weight was lowered to
+	// the largest share of a round one participant may take.
+	WeightCapped prometheus.Counter
 }
 
 // NewMetrics returns the coordinator's metrics, registered with the Go
@@ -49,8 +52,10 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}),
 		TLSRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fedcmi_tls_handshake_failures_total", Help: "Connections refused at the TLS handshake (before any registration), by reason."}, []string{"reason"}),
+		WeightCapped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedcmi_weight_capped_total", Help: "Results whose aggregation weight was capped at the largest share of a round one participant may take."}),
 	}
-	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds, m.TLSRefusals,
+	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds, m.TLSRefusals, m.WeightCapped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -65,6 +65,13 @@ type ServeOptions struct {
 	// round begun) before /healthz reports the run stuck (default twice
 	// RoundTimeout).
 	StuckAfter time.Duration
+	// MaxSamples: see CoordinatorConfig.
+	MaxSamples int
+	// MaxWeightShare is the largest share of a round's aggregation weight
+	// one result may take, in (0, 1] (default DefaultMaxWeightShare; 1:
+	// none). With k results, a share below 1/k means equal weights. A
+	// participant over the cap is aggregated with the cap's weight.
+	MaxWeightShare float64
 	// MaxMessageBytes bounds one gRPC message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
 	// Metrics receives the coordinator's counters (nil: a private set).
@@ -155,6 +162,15 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	if opt.TLS == nil && !opt.Insecure {
 		return nil, errors.New("deploy: serve without TLS needs Insecure")
+	}
+	if opt.MaxWeightShare == 0 {
+		opt.MaxWeightShare = DefaultMaxWeightShare
+	}
+	if !(opt.MaxWeightShare > 0 && opt.MaxWeightShare <= 1) {
+		return nil, fmt.Errorf("deploy: the largest weight share %v is not in (0, 1]", opt.MaxWeightShare)
+	}
+	if opt.MaxSamples < 0 {
+		return nil, fmt.Errorf("deploy: the largest number of samples %d is negative", opt.MaxSamples)
 	}
 	log := opt.Logger
 	if log == nil {
@@ -255,7 +271,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	coord, err := NewCoordinator(CoordinatorConfig{
 		Layout: engine.Layout(), Modalities: mods, Roster: opt.Roster, Insecure: opt.Insecure,
 		RoundTimeout: opt.RoundTimeout, HeartbeatInterval: opt.HeartbeatInterval, PollTimeout: opt.PollTimeout,
-		NormBound: opt.NormBound, Metrics: met, Logger: log,
+		NormBound: opt.NormBound, MaxSamples: opt.MaxSamples, Metrics: met, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -335,7 +351,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		hl.set(phaseRound, r, 0, nil)
 		log.Info("round", "round", r, "participants", len(clients))
 		server := &fl.Server{
-			Strategy:  quorum{Strategy: strategy, min: minResults, log: log},
+			Strategy:  quorum{Strategy: weightCap{Strategy: strategy, share: opt.MaxWeightShare, log: log, met: met}, min: minResults, log: log},
 			Transport: coord,
 			Clients:   clients,
 			Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
