@@ -69,8 +69,9 @@ type ServeOptions struct {
 	MaxSamples int
 	// MaxWeightShare is the largest share of a round's aggregation weight
 	// one result may take, in (0, 1] (default DefaultMaxWeightShare; 1:
-	// none). With k results, a share below 1/k means equal weights. A
-	// participant over the cap is aggregated with the cap's weight.
+	// none). With k results, a share below 1/k means equal weights; rounds
+	// of fewer than three results are not capped. A result over the cap is
+	// aggregated with the largest weight that keeps it at the cap.
 	MaxWeightShare float64
 	// MaxMessageBytes bounds one gRPC message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
