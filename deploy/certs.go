@@ -39,8 +39,12 @@ func ParticipantFiles(dir, name string) (cert, key, token string) {
 // client certificate, key and random token for every participant, whose
 // certificate common name is the participant's name; roster.txt lists the
 // participants with their tokens. Keys are ECDSA P-256, private files
-// mode 0600. It refuses to overwrite an existing CA.
+// mode 0600. It refuses to overwrite an existing CA, and a validity that
+// is not positive (the certificates would be expired when written).
 func WriteDevCerts(dir string, hosts, participants []string, validity time.Duration) error {
+	if validity <= 0 {
+		return fmt.Errorf("deploy: certs: validity %v is not positive: the certificates would be expired on arrival", validity)
+	}
 	if len(hosts) == 0 {
 		return errors.New("deploy: certs: no server host names")
 	}

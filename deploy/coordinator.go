@@ -67,6 +67,11 @@ type CoordinatorConfig struct {
 	// NormBound, if > 0, rejects an update whose L2 distance from the
 	// global model it started from exceeds it.
 	NormBound float64
+	// MaxSamples, if > 0, refuses a registration declaring more training
+	// samples: a participant's weight in the average is its sample count,
+	// which only it knows. The roster's max_samples bounds a participant
+	// further.
+	MaxSamples int
 	// RegisterRate and RegisterBurst limit registrations per second
 	// (defaults 20 and 200).
 	RegisterRate  float64
@@ -109,6 +114,7 @@ type Coordinator struct {
 	sessions map[string]*participant // by session
 	tasks    map[string]*task        // by ID
 	deadline time.Time               // of the current round
+	progress time.Time               // last round begun, task sent or result closed
 	finished bool
 	closed   bool
 	changed  chan struct{} // closed and replaced when participants change
@@ -188,7 +194,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 func (c *Coordinator) BeginRound(round int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.deadline = time.Now().Add(c.cfg.RoundTimeout)
+	c.progress = time.Now()
+	c.deadline = c.progress.Add(c.cfg.RoundTimeout)
 	for id, t := range c.tasks { // a retried upload of an older round is late
 		if t.closed {
 			delete(c.tasks, id)
@@ -322,6 +329,7 @@ func (c *Coordinator) await(ctx context.Context, t *task) error {
 // c.mu is held.
 func (c *Coordinator) closeTask(t *task, st fedcmipb.UploadStatus, err error) {
 	t.closed, t.status, t.err = true, st, err
+	c.progress = time.Now()
 	close(t.done)
 	if p := c.parts[t.name]; p != nil {
 		p.queue = slices.DeleteFunc(p.queue, func(q *task) bool { return q == t })
@@ -441,6 +449,10 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 	if n := req.GetNumSamples(); n < 1 || n > math.MaxInt32 {
 		return nil, c.refuse("registration", codes.InvalidArgument, "participant %q declares %d samples", name, n)
 	}
+	if limit, by := c.maxSamples(name); limit > 0 && req.GetNumSamples() > int64(limit) {
+		return nil, c.refuse("samples", codes.InvalidArgument,
+			"participant %q declares %d samples, more than the %d %s allows", name, req.GetNumSamples(), limit, by)
+	}
 	sess := make([]byte, 16)
 	rand.Read(sess)
 	session := hex.EncodeToString(sess)
@@ -464,6 +476,18 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 		ProtocolVersion: ProtocolVersion, Session: session,
 		HeartbeatIntervalMs: c.cfg.HeartbeatInterval.Milliseconds(),
 	}, nil
+}
+
+// maxSamples returns the most samples name may declare (0: no bound) and
+// what sets it.
+func (c *Coordinator) maxSamples(name string) (int, string) {
+	limit, by := c.cfg.MaxSamples, "coordinator's -max-samples"
+	if c.cfg.Roster != nil {
+		if r := c.cfg.Roster.MaxSamples(name); r > 0 && (limit == 0 || r < limit) {
+			limit, by = r, "roster's max_samples"
+		}
+	}
+	return limit, by
 }
 
 // lookup returns the participant of a session, checking the caller's
@@ -552,7 +576,20 @@ func (c *Coordinator) sendTask(stream fedcmipb.Federation_PullWorkServer, t *tas
 	}
 	c.met.BytesOut.Add(float64(n))
 	c.log.Debug("task sent", "task", t.id, "bytes", n)
+	if err == nil {
+		c.mu.Lock()
+		c.progress = time.Now()
+		c.mu.Unlock()
+	}
 	return err
+}
+
+// lastProgress returns when a round last began, a task was sent or a
+// result arrived (or its task closed without one).
+func (c *Coordinator) lastProgress() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.progress
 }
 
 // Upload implements the Federation service.

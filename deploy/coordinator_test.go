@@ -242,7 +242,25 @@ func TestParseRoster(t *testing.T) {
 			t.Errorf("%q as %s/%s: %v, want %q", tc.text, tc.name, tc.token, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"a b c\n", "a/b x\n", "a x\na y\n", "a b revoked extra\n"} {
+	for _, tc := range []struct {
+		text string
+		max  int
+	}{
+		{"a tok\n", 0},
+		{"a tok max_samples=500\n", 500},
+		{"a - revoked max_samples=7\n", 7},
+		{"a - max_samples=7 revoked\n", 7},
+	} {
+		r, err := ParseRoster(strings.NewReader(tc.text), "t")
+		if err != nil {
+			t.Fatalf("%q: %v", tc.text, err)
+		}
+		if got := r.MaxSamples("a"); got != tc.max {
+			t.Errorf("%q: MaxSamples %d, want %d", tc.text, got, tc.max)
+		}
+	}
+	for _, bad := range []string{"a b c\n", "a/b x\n", "a x\na y\n", "a b revoked extra\n", "a b revoked revoked\n",
+		"a b max_samples=0\n", "a b max_samples=-3\n", "a b max_samples=x\n", "a b max_samples=1 max_samples=2\n", "a b max_samples=99999999999999999999\n"} {
 		if _, err := ParseRoster(strings.NewReader(bad), "t"); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -41,7 +41,15 @@
 // derived from the model's size (gobLimit), inside gRPC's message bound.
 // A participant likewise refuses a recipe that is not valid
 // (fl.FitConfig.Validate), reporting the task as failed. Registrations are
-// rate-limited; messages are bounded.
+// rate-limited; messages are bounded. Failed TLS handshakes are logged
+// with the remote address and counted by reason (ServerCredentials).
+//
+// Weights are the sample counts participants declare: MaxSamples and the
+// roster's max_samples bound the declaration, and no result takes more
+// than MaxWeightShare of a round's weight (capWeights), so a participant
+// claiming billions of samples cannot become the global model. What the
+// coordinator cannot detect (false counts within the bounds, poisoned
+// models within the norm bound) is the README's threat model.
 //
 // # Faults
 //
@@ -49,6 +57,11 @@
 // uploads are answered LATE and dropped, a repeated upload DUPLICATE and
 // counted once. The state after each round (global model, round, strategy
 // state via fl.Stateful, metrics) is written atomically, so Serve with
-// Resume continues after a crash with the numbers of an uninterrupted run.
-// Participants re-register when the coordinator restarts, with backoff.
+// Resume continues after a crash with the numbers of an uninterrupted run
+// (from round 1 if it died before its first save; at once to the summary
+// if every round was done). Participants re-register when the coordinator
+// restarts, with backoff; one speaking plain text to a TLS coordinator, or
+// the reverse, stops with ErrWrongTransport. /healthz reports the run's
+// phase, and 503 for a failed run or a round without progress for longer
+// than StuckAfter.
 package deploy

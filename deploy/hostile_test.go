@@ -5,12 +5,20 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/sim"
 )
 
 // mustGob encodes v for a test.
@@ -205,6 +213,156 @@ func TestHostileEvaluation(t *testing.T) {
 		_, err := fromPBEvaluation(tc.ev, k)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: err %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// liarClient trains honestly, for plausible metrics, then answers with
+// an all-zero model that claims samples training samples.
+type liarClient struct {
+	fl.Client
+	samples int
+}
+
+func (l liarClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	res, err := l.Client.Fit(ctx, ins)
+	if err != nil {
+		return res, err
+	}
+	for i := range res.Params {
+		clear(res.Params[i].Data)
+	}
+	res.NumSamples = l.samples
+	return res, nil
+}
+
+// TestLiarCannotTakeOverTheAverage: a participant that declares 2e9
+// samples at registration and uploads a zero model takes the average over
+// when weights are not capped (the global model becomes its zero model,
+// accuracy drops to chance: the attack is real), but with the default cap
+// it weighs exactly half of the round, as much as the three honest
+// participants together: the global model is half the honest average.
+// (A zero model at half the weight still hurts: against a poisoned model,
+// -norm-bound is the defence; see the README's threat model.)
+func TestLiarCannotTakeOverTheAverage(t *testing.T) {
+	cfg := smallConfig(t, 3, 4, 1)
+	cfg.Data.MultiRatio = 1 // every participant, the liar too, holds both modalities
+	cfg.Train.Epochs, cfg.Train.LR, cfg.Data.Synthetic.TrainPerClass = 2, 0.1, 40
+	fed, err := sim.Prepare(context.Background(), &cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest := readModel(t, simulate(t, cfg).Dir, &fed.Arch)
+	const lie = 2_000_000_000
+	run := func(opt ServeOptions) (model.Params, *Metrics) {
+		t.Helper()
+		cfg := cfg
+		cfg.OutDir = t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		l := listen(t)
+		met := NewMetrics()
+		opt.Listener, opt.Insecure, opt.Metrics, opt.WaitFor = l, true, met, cfg.Clients+1
+		opt.HeartbeatInterval, opt.PollTimeout = 200*time.Millisecond, time.Second
+		done := serve(ctx, cfg, opt)
+		var parts []<-chan error
+		for i := range cfg.Clients {
+			parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil))
+		}
+		loc, err := ShardLocal(ctx, &cfg, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		liar := &Participant{
+			Conn: dial(t, l.Addr().String(), nil), Name: "liar", Client: liarClient{loc.Client, lie},
+			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: lie, Layout: loc.Layout,
+			MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		}
+		liarDone := make(chan error, 1)
+		go func() { liarDone <- liar.Run(ctx) }()
+		parts = append(parts, liarDone)
+		res := federated(t, done, parts)
+		if r := res.Rounds[0]; r.Clients != cfg.Clients+1 {
+			t.Fatalf("%d results in round 1, want %d: the liar was not aggregated", r.Clients, cfg.Clients+1)
+		}
+		t.Logf("max share %v: fused accuracy %.3f (chance %.3f)", opt.MaxWeightShare,
+			res.Rounds[0].Heads[0], 1/float64(cfg.Data.Synthetic.NumClasses))
+		return readModel(t, res.Dir, &fed.Arch), met
+	}
+	// dist returns |a - f*b| / |b| over all parameters.
+	dist := func(a model.Params, f float64, b model.Params) float64 {
+		var d, n float64
+		for i := range a {
+			for j, v := range a[i].Data {
+				w := float64(b[i].Data[j])
+				d += (float64(v) - f*w) * (float64(v) - f*w)
+				n += w * w
+			}
+		}
+		return math.Sqrt(d / n)
+	}
+
+	uncapped, _ := run(ServeOptions{MaxWeightShare: 1})
+	if d := dist(uncapped, 0, honest); d > 1e-5 {
+		t.Errorf("uncapped, the global model is %.3g of the honest one, not the liar's zero model: the test shows nothing", d)
+	}
+	capped, met := run(ServeOptions{})
+	if d := dist(capped, 0.5, honest); d > 1e-5 {
+		t.Errorf("capped, the global model is %.3g away from half the honest average: the liar's share is not 1/2", d)
+	}
+	if n := value(met.WeightCapped); n != 1 {
+		t.Errorf("%v capped results, want 1", n)
+	}
+}
+
+// readModel reads the model.safetensors of a run directory.
+func readModel(t *testing.T, dir string, arch *model.Arch) model.Params {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, rundir.ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, _, err := model.ReadParams(f, arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestMaxSamples: a registration declaring more samples than the
+// coordinator's MaxSamples, or than the roster's max_samples for that
+// participant, is refused with both numbers and counted; one within the
+// bounds is accepted.
+func TestMaxSamples(t *testing.T) {
+	roster, err := ParseRoster(strings.NewReader("big - max_samples=5000\nsmall - max_samples=50\nplain -\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	met := NewMetrics()
+	coord, addr := testCoordinator(t, CoordinatorConfig{MaxSamples: 1000, Roster: roster, Metrics: met}, nil)
+	rpc := fedcmipb.NewFederationClient(dial(t, addr, nil))
+	for _, tc := range []struct {
+		name    string
+		samples int64
+		want    string // "" for accepted
+	}{
+		{"plain", 2_000_000_000, "participant \"plain\" declares 2000000000 samples, more than the 1000 coordinator's -max-samples allows"},
+		{"plain", 1000, ""},
+		{"big", 1001, "more than the 1000 coordinator's -max-samples allows"},
+		{"small", 51, "declares 51 samples, more than the 50 roster's max_samples allows"},
+		{"small", 50, ""},
+	} {
+		before := counterValue(t, met, "fedcmi_update_rejections_total", "samples")
+		_, err := rpc.Register(context.Background(), &fedcmipb.RegisterRequest{ProtocolVersion: ProtocolVersion, Name: tc.name,
+			Modalities: coord.cfg.Modalities[:], NumSamples: tc.samples, LayoutDigest: coord.digest})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s with %d samples: %v", tc.name, tc.samples, err)
+		case tc.want != "" && (status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s with %d samples: %v, want a refusal saying %q", tc.name, tc.samples, err, tc.want)
+		case tc.want != "" && counterValue(t, met, "fedcmi_update_rejections_total", "samples") != before+1:
+			t.Errorf("%s with %d samples: the refusal was not counted", tc.name, tc.samples)
 		}
 	}
 }

@@ -24,6 +24,12 @@ type Metrics struct {
 	BytesOut     prometheus.Counter
 	Rejections   *prometheus.CounterVec
 	RoundSeconds prometheus.Histogram
+	// TLSRefusals counts failed TLS handshakes by reason: not_tls,
+	// no_certificate, bad_certificate, peer_refused, aborted, other.
+	TLSRefusals *prometheus.CounterVec
+	// WeightCapped counts results whose aggregation weight was lowered to
+	// the largest share of a round one participant may take.
+	WeightCapped prometheus.Counter
 }
 
 // NewMetrics returns the coordinator's metrics, registered with the Go
@@ -44,25 +50,33 @@ func NewMetrics() *Metrics {
 		RoundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fedcmi_round_duration_seconds", Help: "Wall time of a round: sending, training, aggregation and evaluation.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}),
+		TLSRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedcmi_tls_handshake_failures_total", Help: "Connections refused at the TLS handshake (before any registration), by reason."}, []string{"reason"}),
+		WeightCapped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedcmi_weight_capped_total", Help: "Results whose aggregation weight was capped at the largest share of a round one participant may take."}),
 	}
-	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds,
+	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds, m.TLSRefusals, m.WeightCapped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// ServeHTTP serves /metrics and /healthz on l until ctx is done. healthy
-// reports whether the coordinator is serving (nil: always).
-func (m *Metrics) ServeHTTP(ctx context.Context, l net.Listener, healthy func() error, log *slog.Logger) error {
+// ServeHTTP serves /metrics and /healthz on l until ctx is done. health
+// says how the coordinator is (nil: always "ok"): /healthz answers 200
+// with its line, or 503 with its error.
+func (m *Metrics) ServeHTTP(ctx context.Context, l net.Listener, health func() (string, error), log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if healthy != nil {
-			if err := healthy(); err != nil {
+		line := "ok"
+		if health != nil {
+			var err error
+			if line, err = health(); err != nil {
 				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 		}
-		w.Write([]byte("ok\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(line + "\n"))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -69,8 +70,78 @@ type Participant struct {
 	// reaching the coordinator; by default a participant waits for it for
 	// ever (it may be restarting).
 	GiveUpAfter time.Duration
+	// Plaintext tells that Conn speaks plain text (no TLS). A plain-text
+	// participant whose connections are closed before the coordinator
+	// speaks gRPC ("error reading server preface") is talking to a TLS
+	// coordinator: Run then fails with ErrWrongTransport, at once if
+	// Address confirms it with a TLS probe, else after prefaceFailures
+	// such failures in a row.
+	Plaintext bool
+	// Address is the coordinator's host:port, for that probe (optional).
+	Address string
 	// Logger receives events; nil uses slog.Default().
 	Logger *slog.Logger
+}
+
+// ErrWrongTransport is returned (wrapped) by Participant.Run when the
+// participant speaks plain text to a coordinator that speaks TLS, or TLS
+// to one that speaks plain text: no retry can succeed.
+var ErrWrongTransport = errors.New("deploy: the coordinator speaks another transport")
+
+// prefaceFailures is how many connections in a row a plain-text
+// participant sees closed before the server preface, without a TLS probe,
+// before it concludes that the coordinator speaks TLS.
+const prefaceFailures = 3
+
+// transportMismatch returns an error wrapping ErrWrongTransport if err
+// says that the coordinator speaks TLS to a TLS participant's plain text
+// or the reverse (closedEarly: a plain-text connection closed before the
+// server preface, so the caller can count them); nil otherwise.
+func transportMismatch(err error, plaintext bool) (mismatch error, closedEarly bool) {
+	msg := status.Convert(err).Message()
+	switch {
+	case status.Code(err) != codes.Unavailable:
+		return nil, false
+	case !plaintext && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return fmt.Errorf("%w: the coordinator speaks plain text (it serves with -insecure), this participant TLS: "+
+			"join with -insecure too, or serve with certificates (%s)", ErrWrongTransport, msg), false
+	case plaintext && strings.Contains(msg, "error reading server preface") && !strings.Contains(msg, "tls:"):
+		return nil, true
+	}
+	return nil, false
+}
+
+// tlsMismatch is the error of a plain-text participant facing a TLS
+// coordinator at addr; sure says whether a probe confirmed it.
+func tlsMismatch(addr string, sure bool, err error) error {
+	if addr == "" {
+		addr = "the coordinator"
+	} else {
+		addr = "the coordinator at " + addr
+	}
+	speaks := "speaks TLS"
+	if !sure {
+		speaks = fmt.Sprintf("closed %d connections in a row before speaking gRPC: it probably speaks TLS", prefaceFailures)
+	}
+	return fmt.Errorf("%w: %s %s, this participant plain text (-insecure): join with the federation's CA and your certificate "+
+		"(-certs dir, or -ca, -cert and -key) instead of -insecure (%s)", ErrWrongTransport, addr, speaks, status.Convert(err).Message())
+}
+
+// speaksTLS reports whether a TLS server answers at addr. It only looks
+// at the handshake (nothing is sent after it), so the server's
+// certificate need not be trusted.
+func speaksTLS(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} // a probe: no data is exchanged
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return true
+	}
+	// A TLS alert (e.g. the certificate the server requires is missing)
+	// also comes from a TLS server.
+	return strings.Contains(err.Error(), "remote error: tls")
 }
 
 // permanent reports whether err means the coordinator will never accept
@@ -88,8 +159,9 @@ func permanent(err error) bool {
 	return false
 }
 
-// Run serves the federation until it is over (nil), ctx is done, or the
-// coordinator refuses the participant (an error wrapping ErrRefused).
+// Run serves the federation until it is over (nil), ctx is done, the
+// coordinator refuses the participant (an error wrapping ErrRefused), or
+// the two speak different transports (ErrWrongTransport).
 func (p *Participant) Run(ctx context.Context) error {
 	if p.Conn == nil || p.Client == nil {
 		return errors.New("deploy: participant needs a connection and a client")
@@ -110,6 +182,7 @@ func (p *Participant) Run(ctx context.Context) error {
 	rpc := fedcmipb.NewFederationClient(p.Conn)
 	backoff := p.MinBackoff
 	lastContact := time.Now()
+	earlyCloses := 0 // plain-text connections closed before the server preface, in a row
 	wait := func() error {
 		if p.GiveUpAfter > 0 && time.Since(lastContact) > p.GiveUpAfter {
 			return fmt.Errorf("deploy: no contact with the coordinator for %v; giving up", p.GiveUpAfter.Round(time.Second))
@@ -133,6 +206,21 @@ func (p *Participant) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			mismatch, closedEarly := transportMismatch(err, p.Plaintext)
+			if mismatch != nil {
+				return mismatch
+			}
+			if closedEarly {
+				earlyCloses++
+				switch {
+				case p.Address != "" && speaksTLS(ctx, p.Address):
+					return tlsMismatch(p.Address, true, err)
+				case p.Address == "" && earlyCloses >= prefaceFailures:
+					return tlsMismatch(p.Address, false, err)
+				}
+			} else {
+				earlyCloses = 0
 			}
 			// Unauthenticated at registration means no usable certificate.
 			if permanent(err) || status.Code(err) == codes.Unauthenticated {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -14,16 +15,20 @@ import (
 // optional token and a revoked flag.
 //
 // Its file form has one participant per line, "name token", where token
-// may be "-" for none; a third field "revoked" refuses the name. Blank
-// lines and lines starting with # are ignored.
+// may be "-" for none, followed by optional fields: "revoked" refuses the
+// name, "max_samples=N" refuses a registration declaring more than N
+// training samples (the participant's data set size, which its weight in
+// the average rests on). Blank lines and lines starting with # are
+// ignored.
 type Roster struct {
 	entries map[string]rosterEntry
 	order   []string
 }
 
 type rosterEntry struct {
-	token   string
-	revoked bool
+	token      string
+	revoked    bool
+	maxSamples int // 0: no bound
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -39,18 +44,30 @@ func ParseRoster(r io.Reader, name string) (*Roster, error) {
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
-		if len(f) > 3 || (len(f) == 3 && f[2] != "revoked") {
-			return nil, fmt.Errorf("deploy: roster %s:%d: want \"name token [revoked]\"", name, line)
-		}
 		if !validName.MatchString(f[0]) {
 			return nil, fmt.Errorf("deploy: roster %s:%d: invalid participant name %q", name, line, f[0])
 		}
 		if _, dup := ro.entries[f[0]]; dup {
 			return nil, fmt.Errorf("deploy: roster %s:%d: %q listed twice", name, line, f[0])
 		}
-		e := rosterEntry{revoked: len(f) == 3}
+		var e rosterEntry
 		if len(f) >= 2 && f[1] != "-" {
 			e.token = f[1]
+		}
+		for _, opt := range f[min(len(f), 2):] {
+			v, isMax := strings.CutPrefix(opt, "max_samples=")
+			switch {
+			case opt == "revoked" && !e.revoked:
+				e.revoked = true
+			case isMax && e.maxSamples == 0:
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return nil, fmt.Errorf("deploy: roster %s:%d: %s: want a positive number of samples", name, line, opt)
+				}
+				e.maxSamples = n
+			default:
+				return nil, fmt.Errorf("deploy: roster %s:%d: unexpected %q; want \"name token [revoked] [max_samples=N]\"", name, line, opt)
+			}
 		}
 		ro.entries[f[0]] = e
 		ro.order = append(ro.order, f[0])
@@ -98,3 +115,7 @@ func (r *Roster) check(name, token string) error {
 	}
 	return nil
 }
+
+// MaxSamples returns the largest number of training samples name may
+// declare (0: the roster sets no bound).
+func (r *Roster) MaxSamples(name string) int { return r.entries[name].maxSamples }

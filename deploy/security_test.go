@@ -1,18 +1,20 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/fedcmi/fedcmi/fl"
@@ -45,7 +47,7 @@ func testCoordinator(t *testing.T, cc CoordinatorConfig, tc *tls.Config) (*Coord
 	}
 	var opts []grpc.ServerOption
 	if tc != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		opts = append(opts, grpc.Creds(c.ServerCredentials(tc)))
 	}
 	gs := grpc.NewServer(opts...)
 	RegisterService(gs, c)
@@ -274,4 +276,130 @@ func counterValue(t *testing.T, m *Metrics, name, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestTLSRefusalsLoggedAndCounted: connections refused at the TLS
+// handshake, before any registration, are logged with the remote address
+// and counted by reason: a certificate of another CA, no certificate, a
+// plain-text client, a client that does not trust the coordinator.
+func TestTLSRefusalsLoggedAndCounted(t *testing.T) {
+	good := devCerts(t, "client-0000")
+	other := devCerts(t, "client-0000")
+	stls, err := ServerTLS(filepath.Join(good, CAFile), filepath.Join(good, ServerCert), filepath.Join(good, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	met := NewMetrics()
+	var logs syncBuffer
+	_, addr := testCoordinator(t, CoordinatorConfig{Metrics: met, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, stls)
+	for _, tc := range []struct {
+		name   string
+		tls    *tls.Config // nil: plain text
+		reason string
+	}{
+		{"certificate of another CA", clientTLS(t, good, other, "client-0000"), "bad_certificate"},
+		{"no certificate", clientTLS(t, good, "", ""), "no_certificate"},
+		{"plain text", nil, "not_tls"},
+		{"trusting another CA", clientTLS(t, other, other, "client-0000"), "peer_refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tlsRefusals(t, met, tc.reason)
+			rpc := fedcmipb.NewFederationClient(dial(t, addr, tc.tls))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := rpc.Register(ctx, &fedcmipb.RegisterRequest{ProtocolVersion: ProtocolVersion, Name: "client-0000"})
+			cancel()
+			if err == nil {
+				t.Fatal("registered")
+			}
+			t.Logf("participant sees: %v", err)
+			end := time.Now().Add(5 * time.Second)
+			for tlsRefusals(t, met, tc.reason) == before && time.Now().Before(end) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := tlsRefusals(t, met, tc.reason); got <= before {
+				t.Errorf("%s handshake failures %v, want more than %v", tc.reason, got, before)
+			}
+			if want := "reason=" + tc.reason; !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "remote=127.0.0.1:") {
+				t.Errorf("the log lacks %q with the remote address:\n%s", want, logs.String())
+			}
+		})
+	}
+}
+
+// tlsRefusals reads fedcmi_tls_handshake_failures_total for reason.
+func tlsRefusals(t *testing.T, m *Metrics, reason string) float64 {
+	t.Helper()
+	return counterValue(t, m, "fedcmi_tls_handshake_failures_total", reason)
+}
+
+// TestWrongTransport: a plain-text participant facing a TLS coordinator,
+// and a TLS participant facing a plain-text one, give up with a message
+// saying which side speaks what, instead of retrying for ever: at once
+// with the coordinator's address to probe, else after a few connections
+// closed before the server preface.
+func TestWrongTransport(t *testing.T) {
+	certs := devCerts(t, "client-0000")
+	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tlsAddr := testCoordinator(t, CoordinatorConfig{}, stls)
+	_, plainAddr := testCoordinator(t, CoordinatorConfig{}, nil)
+	cfg := smallConfig(t, 4, 4, 1)
+	loc, err := ShardLocal(context.Background(), &cfg, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		tls      *tls.Config
+		probe    bool
+		want     string
+		maxTries time.Duration
+	}{
+		{"plain text to TLS, probed", tlsAddr, nil, true, "speaks TLS, this participant plain text", 2 * time.Second},
+		{"plain text to TLS, counted", tlsAddr, nil, false, "probably speaks TLS", 5 * time.Second},
+		{"TLS to plain text", plainAddr, clientTLS(t, certs, certs, "client-0000"), false, "the coordinator speaks plain text", 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Participant{
+				Conn: dial(t, tc.addr, tc.tls), Name: "client-0000", Client: loc.Client, Plaintext: tc.tls == nil,
+				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
+				MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			}
+			if tc.probe {
+				p.Address = tc.addr
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			err := p.Run(ctx)
+			if !errors.Is(err, ErrWrongTransport) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v; want ErrWrongTransport saying %q", err, tc.want)
+			}
+			if d := time.Since(t0); d > tc.maxTries {
+				t.Errorf("gave up after %v, want within %v", d, tc.maxTries)
+			}
+			t.Log(err)
+		})
+	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/fedcmi/fedcmi/config"
@@ -44,7 +43,11 @@ type ServeOptions struct {
 	// Roster lists the accepted participants (nil: see CoordinatorConfig).
 	Roster *Roster
 	// Resume continues the run in the config's run directory from its
-	// saved state (StateFile) instead of starting anew.
+	// saved state (StateFile) instead of starting anew. A run that stopped
+	// before its first save (no state, at most round 1's metrics, the same
+	// configuration) starts again from round 1; a run whose state holds
+	// every round is complete: Serve then rewrites its summary and returns
+	// without serving.
 	Resume bool
 	// WaitFor is the number of participants to wait for before the first
 	// round (default: the config's number of clients).
@@ -57,6 +60,19 @@ type ServeOptions struct {
 	// CoordinatorConfig.
 	RoundTimeout, HeartbeatInterval, PollTimeout time.Duration
 	NormBound                                    float64
+	// StuckAfter is how long a round (or a wait for participants between
+	// rounds) may go without progress (a task sent, a result received, a
+	// round begun) before /healthz reports the run stuck (default twice
+	// RoundTimeout).
+	StuckAfter time.Duration
+	// MaxSamples: see CoordinatorConfig.
+	MaxSamples int
+	// MaxWeightShare is the largest share of a round's aggregation weight
+	// one result may take, in (0, 1] (default DefaultMaxWeightShare; 1:
+	// none). With k results, a share below 1/k means equal weights; rounds
+	// of fewer than three results are not capped. A result over the cap is
+	// aggregated with the largest weight that keeps it at the cap.
+	MaxWeightShare float64
 	// MaxMessageBytes bounds one gRPC message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
 	// Metrics receives the coordinator's counters (nil: a private set).
@@ -97,6 +113,41 @@ func (q quorum) AggregateFit(round int, global model.Params, results []fl.Result
 	return q.Strategy.AggregateFit(round, global, results, failures)
 }
 
+// beforeFirstSave returns nil if dir holds a run of the experiment with
+// digest that stopped before its first state save (at most the metrics of
+// round 1, which were written just before the state), so that resuming it
+// means starting again from round 1; otherwise it says why not.
+func beforeFirstSave(dir, digest string) error {
+	noState := fmt.Errorf("deploy: no coordinator state to resume from: %s does not exist", filepath.Join(dir, StateFile))
+	// The resolved configuration the run saved, read as it was written
+	// (not as a user's file, whose relative paths might be resolved).
+	f, err := os.Open(filepath.Join(dir, rundir.ConfigFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return noState
+		}
+		return fmt.Errorf("%w, and its configuration cannot be read: %w", noState, err)
+	}
+	defer f.Close()
+	prev := config.Default()
+	if err := prev.Load(f, f.Name()); err != nil {
+		return fmt.Errorf("%w, and its configuration cannot be read: %w", noState, err)
+	}
+	if d, err := configDigest(prev); err != nil || d != digest {
+		return fmt.Errorf("%w, and %s belongs to another configuration", noState, filepath.Join(dir, rundir.ConfigFile))
+	}
+	_, rounds, err := rundir.ReadMetrics(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w, and %w (start again with -overwrite)", noState, err)
+	case len(rounds) > 1:
+		return fmt.Errorf("%w, but its metrics hold %d rounds: not a coordinator's run, or its state was lost (start again with -overwrite)", noState, len(rounds))
+	}
+	return nil
+}
+
 // Serve runs the experiment cfg as a federation's coordinator: it waits
 // for participants, drives the config's rounds over them with the same
 // strategy as the simulation, evaluates every global model on its test
@@ -115,6 +166,15 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	if opt.TLS == nil && !opt.Insecure {
 		return nil, errors.New("deploy: serve without TLS needs Insecure")
+	}
+	if opt.MaxWeightShare == 0 {
+		opt.MaxWeightShare = DefaultMaxWeightShare
+	}
+	if !(opt.MaxWeightShare > 0 && opt.MaxWeightShare <= 1) {
+		return nil, fmt.Errorf("deploy: the largest weight share %v is not in (0, 1]", opt.MaxWeightShare)
+	}
+	if opt.MaxSamples < 0 {
+		return nil, fmt.Errorf("deploy: the largest number of samples %d is negative", opt.MaxSamples)
 	}
 	log := opt.Logger
 	if log == nil {
@@ -146,19 +206,27 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	global, first := fed.Global, 1
 	var done []metrics.Round
 	var elapsed0 float64
+	scratch := false // resuming a run that died before saving any state
 	if opt.Resume {
 		st, err := LoadState(filepath.Join(dir, StateFile), &fed.Arch)
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := beforeFirstSave(dir, digest); err != nil {
+				return nil, err
+			}
+			scratch = true
+			log.Warn("resuming a run that stopped before saving its first round: starting again from round 1", "dir", dir)
+		case err != nil:
 			return nil, err
-		}
-		if st.ConfigDigest != digest {
+		case st.ConfigDigest != digest:
 			return nil, fmt.Errorf("deploy: resume: %s belongs to another configuration", filepath.Join(dir, StateFile))
+		default:
+			if err := restoreStrategy(strategy, st.Strategy); err != nil {
+				return nil, err
+			}
+			global, first, done, elapsed0 = st.Global, st.Round+1, st.Rounds, st.Elapsed
+			log.Info("resuming", "dir", dir, "after_round", st.Round)
 		}
-		if err := restoreStrategy(strategy, st.Strategy); err != nil {
-			return nil, err
-		}
-		global, first, done, elapsed0 = st.Global, st.Round+1, st.Rounds, st.Elapsed
-		log.Info("resuming", "dir", dir, "after_round", st.Round)
 	}
 	run, err := rundir.Create(dir, schema, cfg.Overwrite || opt.Resume)
 	if err != nil {
@@ -168,7 +236,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		return nil, err
 	}
 	defer run.Close()
-	if cfg.Overwrite && !opt.Resume {
+	if stale := run.StaleTemps(); len(stale) > 0 {
+		log.Info("removed temporary files of an interrupted write", "dir", dir, "files", stale)
+	}
+	if cfg.Overwrite && !opt.Resume || scratch {
 		for _, name := range []string{rundir.ModelFile, StateFile, sim.StandardizerFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("deploy: overwrite: %w", err)
@@ -183,6 +254,21 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err := sim.WriteRunFiles(run, &cfg, fed.Standardizer); err != nil {
 		return nil, err
 	}
+	saveModel := sim.ModelSaver(run, mods, cfg.Method)
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
+	if first > cfg.Rounds {
+		// Nothing to wait for: close the listeners and restate the summary
+		// (the coordinator may have died between its last save and it).
+		opt.Listener.Close()
+		if opt.HTTPListener != nil {
+			opt.HTTPListener.Close()
+		}
+		log.Info("the run is complete: nothing to resume", "dir", dir, "rounds", cfg.Rounds)
+		if opt.Progress != nil {
+			fmt.Fprintf(opt.Progress, "%s: all %d rounds were completed before; nothing to resume\n", dir, cfg.Rounds)
+		}
+		return sim.Finish(run, dir, schema, extra, nil, global, saveModel)
+	}
 
 	met := opt.Metrics
 	if met == nil {
@@ -191,7 +277,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	coord, err := NewCoordinator(CoordinatorConfig{
 		Layout: engine.Layout(), Modalities: mods, Roster: opt.Roster, Insecure: opt.Insecure,
 		RoundTimeout: opt.RoundTimeout, HeartbeatInterval: opt.HeartbeatInterval, PollTimeout: opt.PollTimeout,
-		NormBound: opt.NormBound, Metrics: met, Logger: log,
+		NormBound: opt.NormBound, MaxSamples: opt.MaxSamples, Metrics: met, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -209,7 +295,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		grpc.ConnectionTimeout(20 * time.Second),
 	}
 	if opt.TLS != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opt.TLS)))
+		sopts = append(sopts, grpc.Creds(coord.ServerCredentials(opt.TLS)))
 	}
 	gs := grpc.NewServer(sopts...)
 	RegisterService(gs, coord)
@@ -217,11 +303,25 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	go func() { serveErr <- gs.Serve(opt.Listener) }()
 	defer gs.Stop()
 	log.Info("coordinator listening", "addr", opt.Listener.Addr().String(), "tls", opt.TLS != nil, "dir", dir)
+	waitFor := opt.WaitFor
+	if waitFor <= 0 {
+		waitFor = cfg.Clients
+	}
+	minResults := max(opt.MinResults, 1)
+	stuckAfter := opt.StuckAfter
+	if stuckAfter <= 0 {
+		stuckAfter = 2 * coord.cfg.RoundTimeout
+	}
+	hl := &health{
+		stuckAfter: stuckAfter, rounds: cfg.Rounds, progress: coord.lastProgress,
+		connected: func() int { return len(coord.Available()) }, now: time.Now,
+	}
+	hl.set(phaseJoining, first, waitFor, nil)
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	if opt.HTTPListener != nil {
 		go func() {
-			if err := met.ServeHTTP(httpCtx, opt.HTTPListener, nil, log); err != nil {
+			if err := met.ServeHTTP(httpCtx, opt.HTTPListener, hl.check, log); err != nil {
 				log.Error("metrics endpoint", "err", err)
 			}
 		}()
@@ -240,28 +340,24 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		}
 	}()
 
-	waitFor := opt.WaitFor
-	if waitFor <= 0 {
-		waitFor = cfg.Clients
-	}
-	minResults := max(opt.MinResults, 1)
 	log.Info("waiting for participants", "want", waitFor)
 	if err := coord.WaitParticipants(ctx, waitFor); err != nil {
 		return nil, err
 	}
-	saveModel := sim.ModelSaver(run, mods, cfg.Method)
 	start := time.Now()
 	var runErr error
 	for r := first; r <= cfg.Rounds && runErr == nil; r++ {
+		hl.set(phaseWaiting, r, minResults, nil)
 		if err := coord.WaitParticipants(ctx, minResults); err != nil {
 			runErr = err
 			break
 		}
 		clients := coord.Available()
 		coord.BeginRound(r)
+		hl.set(phaseRound, r, 0, nil)
 		log.Info("round", "round", r, "participants", len(clients))
 		server := &fl.Server{
-			Strategy:  quorum{Strategy: strategy, min: minResults, log: log},
+			Strategy:  quorum{Strategy: weightCap{Strategy: strategy, share: opt.MaxWeightShare, log: log, met: met}, min: minResults, log: log},
 			Transport: coord,
 			Clients:   clients,
 			Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
@@ -303,7 +399,13 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		}
 	}
 	if runErr == nil {
+		hl.set(phaseFinished, cfg.Rounds, 0, nil)
 		coord.Finish(5 * time.Second)
+	} else {
+		hl.mu.Lock()
+		r := hl.round
+		hl.mu.Unlock()
+		hl.set(phaseFailed, r, 0, runErr)
 	}
 	coord.Close()
 	stopped := make(chan struct{})
@@ -313,6 +415,5 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	case <-time.After(5 * time.Second):
 		gs.Stop()
 	}
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
 	return sim.Finish(run, dir, schema, extra, runErr, global, saveModel)
 }

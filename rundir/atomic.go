@@ -2,12 +2,44 @@ package rundir
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 )
+
+// tempName matches the names of writeAtomic's temporary files:
+// os.CreateTemp replaces the pattern's "*" with decimal digits.
+var tempName = regexp.MustCompile(`^\..+\.tmp[0-9]+$`)
+
+// removeStaleTemps removes the temporary files that an interrupted
+// writeAtomic left in dir (a crash between creating and renaming one) and
+// returns their names. Only regular files named like writeAtomic's
+// temporary files are touched.
+func removeStaleTemps(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("rundir: clean %s: %w", dir, err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !tempName.MatchString(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("rundir: remove stale temporary file %s: %w", p, err))
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
 
 // writeAtomic replaces dir/name with what write writes, through a temporary
 // file in dir (so that the rename stays on one file system). The temporary

@@ -20,7 +20,9 @@
 // content goes to a temporary file in the same directory (named
 // ".<name>.tmp*"), which is synced and renamed over the old one, and the
 // directory is synced, so a reader or a crash sees either the old or the new
-// content, never a mix. The metrics files are opened with O_APPEND and each
+// content, never a mix. A crash can leave such a temporary file behind;
+// Create removes them (only names of that form) when it opens the
+// directory. The metrics files are opened with O_APPEND and each
 // round is one write, flushed at once.
 //
 // summary.json looks like

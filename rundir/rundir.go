@@ -34,6 +34,7 @@ var ErrExists = errors.New("rundir: run directory already holds results")
 type Run struct {
 	dir    string
 	schema metrics.Schema
+	stale  []string // temporary files Create removed
 
 	mu       sync.Mutex
 	csvFile  *os.File // nil until the first AppendRound
@@ -52,7 +53,9 @@ type Run struct {
 // finished run is never clobbered by accident. With overwrite, the previous
 // metrics.csv, metrics.jsonl and summary.json are removed at once, so that
 // results of the old run cannot be mistaken for the new one's; other files
-// (config, model) stay until the caller replaces them.
+// (config, model) stay until the caller replaces them. Create also removes
+// the temporary files an interrupted atomic write left behind (see
+// StaleTemps): the Run owns the directory from now on.
 func Create(dir string, s metrics.Schema, overwrite bool) (*Run, error) {
 	if dir == "" {
 		return nil, errors.New("rundir: create: empty directory name")
@@ -78,13 +81,22 @@ func Create(dir string, s metrics.Schema, overwrite bool) (*Run, error) {
 			}
 		}
 	}
+	stale, err := removeStaleTemps(dir)
+	if err != nil {
+		return nil, err
+	}
 	s = metrics.Schema{
 		Heads:   append([]string(nil), s.Heads...),
 		Classes: append([]string(nil), s.Classes...),
 		Privacy: s.Privacy,
 	}
-	return &Run{dir: dir, schema: s}, nil
+	return &Run{dir: dir, schema: s, stale: stale}, nil
 }
+
+// StaleTemps lists the temporary files of interrupted atomic writes
+// (".<name>.tmp<digits>") that Create removed from the directory, so that
+// the caller can report them.
+func (r *Run) StaleTemps() []string { return append([]string(nil), r.stale...) }
 
 // Dir returns the run directory as given to Create.
 func (r *Run) Dir() string { return r.dir }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -482,5 +483,61 @@ func TestReadMetricsAndCompleted(t *testing.T) {
 	}
 	if _, _, err := ReadMetrics(dir); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("bad metrics: error %v", err)
+	}
+}
+
+// TestCreateRemovesStaleTemps: the temporary files of interrupted atomic
+// writes are removed when the directory is opened, and nothing else is:
+// not files that only resemble them, not directories, not the results.
+func TestCreateRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	// A real temporary file name, as writeAtomic makes them.
+	real, err := os.CreateTemp(dir, "."+ModelFile+".tmp*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real.WriteString("half a model")
+	real.Close()
+	stale := []string{filepath.Base(real.Name()), ".coordinator.safetensors.tmp123", ".config.yaml.tmp0"}
+	kept := []string{
+		ConfigFile, "notes.tmp1", ".hidden", ".x.tmp", ".x.tmp12a", "x.tmp12", ".model.safetensors.tmp12.bak",
+	}
+	for _, name := range append(append([]string(nil), stale[1:]...), kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".d.tmp7"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, ".d.tmp7")
+	// A refused Create does not take the directory over.
+	os.WriteFile(filepath.Join(dir, MetricsJSONL), []byte("{}\n"), 0o644)
+	if _, err := Create(dir, schema(), false); !errors.Is(err, ErrExists) {
+		t.Fatalf("Create: %v, want ErrExists", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stale[1])); err != nil {
+		t.Fatalf("a refused Create removed %s: %v", stale[1], err)
+	}
+	r, err := Create(dir, schema(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.StaleTemps()
+	slices.Sort(got)
+	want := append([]string(nil), stale...)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("StaleTemps = %q, want %q", got, want)
+	}
+	for _, name := range stale {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale %s still there (%v)", name, err)
+		}
+	}
+	for _, name := range kept {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s removed: %v", name, err)
+		}
 	}
 }

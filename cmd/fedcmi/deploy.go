@@ -43,13 +43,16 @@ the metrics equal those of fedcmi simulate.
 Flags:
   -c file            experiment file (YAML), fields as below
   -listen addr       gRPC address for participants (default :7443)
-  -metrics addr      HTTP address of /metrics and /healthz (empty: none)
+  -metrics addr      HTTP address of /metrics and /healthz (empty: none);
+                     /healthz answers 200 with the run's state, or 503 with
+                     the reason (a stuck round, a failed run)
   -certs dir         take ca.pem, server.pem, server.key from dir (fedcmi certs)
   -ca, -cert, -key   the CA of participants' certificates, the server's
                      certificate and key (override -certs)
-  -roster file       accepted participants ("name token [revoked]" lines;
-                     fedcmi certs writes roster.txt); default: any holder of a
-                     certificate signed by the CA
+  -roster file       accepted participants, one "name token [revoked]
+                     [max_samples=N]" line each (fedcmi certs writes
+                     roster.txt); default: any holder of a certificate
+                     signed by the CA
   -revoke names      refuse these participants (comma-separated)
   -insecure          plain text, no certificates (loudly logged; tokens only)
   -resume            continue the run directory's experiment after its last
@@ -61,6 +64,16 @@ Flags:
                      missed ones a participant is not sampled
   -norm-bound x      reject updates farther than x (L2) from the global model
                      (default 0: no bound)
+  -max-samples n     refuse participants declaring more than n training
+                     samples, the weight of their results (default 0: no
+                     bound; the roster's max_samples=N bounds one participant)
+  -max-weight-share x  largest share of a round's aggregation weight one
+                     result takes, in (0, 1] (default 0.5: no participant
+                     outweighs all others together; 1: plain sample
+                     weights); applies to rounds of 3 or more results
+  -stuck-after d     /healthz answers 503 when a round (or a wait for
+                     participants between rounds) makes no progress for d
+                     (default: twice -round-timeout)
   -max-message n     largest gRPC message in bytes (default 4194304)
   -v                 log debug detail
 
@@ -81,9 +94,21 @@ Every configuration field is also a flag (lists comma-separated):
 		roundTimeout := fs.Duration("round-timeout", 10*time.Minute, "how long a round waits for results")
 		heartbeat := fs.Duration("heartbeat", 5*time.Second, "heartbeat interval")
 		normBound := fs.Float64("norm-bound", 0, "largest L2 distance of an update from the global model")
+		maxSamples := fs.Int("max-samples", 0, "largest number of training samples a participant may declare (0: no bound)")
+		maxShare := fs.Float64("max-weight-share", deploy.DefaultMaxWeightShare, "largest share of a round's aggregation weight one result takes")
+		stuckAfter := fs.Duration("stuck-after", 0, "time without progress after which /healthz reports a stuck round (0: twice -round-timeout)")
 		maxMsg := fs.Int("max-message", deploy.DefaultMaxMessageBytes, "largest gRPC message (bytes)")
 		if err := x.parse(args); err != nil {
 			return err
+		}
+		if *maxSamples < 0 {
+			return &usageError{fmt.Sprintf("-max-samples %d: want a positive number, or 0 for no bound", *maxSamples)}
+		}
+		if !(*maxShare > 0 && *maxShare <= 1) {
+			return &usageError{fmt.Sprintf("-max-weight-share %v: want a share in (0, 1]", *maxShare)}
+		}
+		if *stuckAfter < 0 {
+			return &usageError{fmt.Sprintf("-stuck-after %v: want a positive duration, or 0 for twice -round-timeout", *stuckAfter)}
 		}
 		cfg, err := x.config()
 		if err != nil {
@@ -92,7 +117,8 @@ Every configuration field is also a flag (lists comma-separated):
 		log := x.logger()
 		opt := deploy.ServeOptions{
 			Insecure: *tf.insecure, Resume: *resume, WaitFor: *wait, MinResults: *minResults,
-			RoundTimeout: *roundTimeout, HeartbeatInterval: *heartbeat, NormBound: *normBound,
+			RoundTimeout: *roundTimeout, HeartbeatInterval: *heartbeat, NormBound: *normBound, StuckAfter: *stuckAfter,
+			MaxSamples: *maxSamples, MaxWeightShare: *maxShare,
 			MaxMessageBytes: *maxMsg, Logger: log, Progress: stdout, AfterRound: afterRound,
 		}
 		tf.fromDir(deploy.ServerCert, deploy.ServerKey)
@@ -302,11 +328,16 @@ Every configuration field is also a flag (lists comma-separated):
 			Conn: conn, Name: *name, Token: *token, Client: client,
 			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples,
 			Layout: loc.Layout, StateFile: *stateFile, GiveUpAfter: *giveUp, Logger: log.With("participant", *name),
+			Plaintext: *tf.insecure, Address: *server,
 		}
 		return p.Run(ctx)
 	}
 	return c
 }
+
+// maxCertDays bounds certs -days (100 years), far below the overflow of a
+// time.Duration.
+const maxCertDays = 36500
 
 func cmdCerts() *Command {
 	c := &Command{
@@ -325,7 +356,7 @@ Flags:
   -out dir            output directory (must not hold a CA yet)
   -hosts list         the coordinator's host names or IPs (default localhost,127.0.0.1)
   -participants list  participant names, or a count n for client-0000..client-(n-1)
-  -days n             validity in days (default 365)`,
+  -days n             validity in days, 1 to 36500 (default 365)`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr, nil)
@@ -338,6 +369,9 @@ Flags:
 		}
 		if *out == "" || *parts == "" {
 			return &usageError{"-out and -participants are required"}
+		}
+		if *days < 1 || *days > maxCertDays {
+			return &usageError{fmt.Sprintf("-days %d: the certificates must be valid for 1 to %d days", *days, maxCertDays)}
 		}
 		var names []string
 		var n int

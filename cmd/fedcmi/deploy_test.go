@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -287,7 +290,7 @@ func TestDeployEqualsSimulation(t *testing.T) {
 	t0 := time.Now()
 	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-metrics", "127.0.0.1:0")
 	murl := srv.await(t, `metrics endpoint" addr=(\S+)`, 10*time.Second)
-	if got := httpGet(t, strings.TrimSuffix(murl, "/metrics")+"/healthz"); got != "ok\n" {
+	if got := httpGet(t, strings.TrimSuffix(murl, "/metrics")+"/healthz"); !strings.HasPrefix(got, "ok: waiting for participants before round 1/3") {
 		t.Errorf("healthz: %q", got)
 	}
 	var parts []*proc
@@ -415,16 +418,57 @@ func tokenOf(t *testing.T, certs, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// tlsOnlyServer listens on loopback and answers every connection with a
+// TLS handshake (as a TLS coordinator does before gRPC), returning its
+// address.
+func tlsOnlyServer(t *testing.T) string {
+	t.Helper()
+	certs := filepath.Join(t.TempDir(), "certs")
+	if err := deploy.WriteDevCerts(certs, []string{"127.0.0.1"}, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := deploy.ServerTLS(filepath.Join(certs, deploy.CAFile), filepath.Join(certs, deploy.ServerCert), filepath.Join(certs, deploy.ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.ClientAuth = tls.NoClientCert
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tls.Server(c, tc).Handshake()
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestDeployUsage(t *testing.T) {
 	out := t.TempDir()
+	tlsAddr := tlsOnlyServer(t)
 	for _, tc := range []struct {
 		args []string
 		code int
 		want string
 	}{
 		{[]string{"help", "serve"}, 0, "-round-timeout"},
+		{[]string{"help", "serve"}, 0, "-stuck-after"},
+		{[]string{"serve", "-insecure", "-stuck-after", "-1s"}, 2, "-stuck-after"},
+		{[]string{"serve", "-insecure", "-max-weight-share", "0"}, 2, "-max-weight-share 0: want a share in (0, 1]"},
+		{[]string{"serve", "-insecure", "-max-weight-share", "1.5"}, 2, "-max-weight-share 1.5"},
+		{[]string{"serve", "-insecure", "-max-weight-share", "NaN"}, 2, "-max-weight-share NaN"},
+		{[]string{"serve", "-insecure", "-max-samples", "-1"}, 2, "-max-samples -1"},
 		{[]string{"help", "join"}, 0, "-shard i"},
 		{[]string{"serve", "-out_dir", out}, 2, "mutual TLS needs -certs"},
 		{[]string{"serve", "-insecure", "-certs", out}, 2, "-insecure excludes"},
@@ -437,7 +481,11 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"join", "-server", "x:1", "-shard", "0", "-rounds", "1"}, 2, "mutual TLS needs"},
 		{[]string{"join", "-server", "x:1", "-shard", "99", "-insecure", "-rounds", "1"}, 1, "shard 99"},
 		{[]string{"join", "-server", "127.0.0.1:1", "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "1s"}, 1, "giving up"},
+		{[]string{"join", "-server", tlsAddr, "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "10s"}, 1, "the coordinator at " + tlsAddr + " speaks TLS, this participant plain text (-insecure)"},
 		{[]string{"certs"}, 2, "-out and -participants are required"},
+		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "-1"}, 2, "-days -1: the certificates must be valid for 1 to 36500 days"},
+		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "0"}, 2, "-days 0"},
+		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "999999999"}, 2, "-days 999999999"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
@@ -445,6 +493,9 @@ func TestDeployUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(all, tc.want) {
 			t.Errorf("fedcmi %v: exit %d, want %d; output should contain %q:\n%s", tc.args, code, tc.code, tc.want, tail(all, 1500))
 		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "expired")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused certs command wrote %s (%v)", filepath.Join(out, "expired"), err)
 	}
 }
 

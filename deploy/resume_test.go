@@ -1,0 +1,124 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/rundir"
+)
+
+// TestResumeEdges: a coordinator resumed after its run completed says so
+// and returns at once, without participants; one killed at its first
+// state save (round 1's metrics written, the state only a partial
+// temporary file) resumes from round 1 and ends with an uninterrupted
+// run's numbers; a directory without state that is not such a run is
+// refused with the reason.
+func TestResumeEdges(t *testing.T) {
+	cfg := smallConfig(t, 4, 3, 2)
+	want := simulate(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	federation := func(opt ServeOptions) (*served, error) {
+		l := listen(t)
+		opt.Listener, opt.Insecure = l, true
+		opt.HeartbeatInterval, opt.PollTimeout = 200*time.Millisecond, time.Second
+		done := serve(ctx, cfg, opt)
+		for i := range cfg.Clients {
+			shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
+		}
+		s := <-done
+		return &s, s.err
+	}
+	if _, err := federation(ServeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+
+	// A complete run: nothing to wait for.
+	var progress strings.Builder
+	l := listen(t)
+	t0 := time.Now()
+	quick, stop := context.WithTimeout(ctx, 20*time.Second)
+	res, err := Serve(quick, cfg, ServeOptions{Listener: l, Insecure: true, Resume: true, Progress: &progress})
+	stop()
+	if err != nil {
+		t.Errorf("resuming a complete run: %v (after %v)", err, time.Since(t0))
+	} else if len(res.Rounds) != cfg.Rounds || !rundir.Completed(dir) || !strings.Contains(progress.String(), "nothing to resume") {
+		t.Errorf("resuming a complete run: %d rounds, completed %v, progress %q", len(res.Rounds), rundir.Completed(dir), progress.String())
+	}
+	if _, err := l.Accept(); err == nil {
+		t.Error("the listener of a complete run is still open")
+	}
+
+	// What a coordinator killed while saving its first state leaves: the
+	// config, round 1's metrics (appended just before the state), a model,
+	// and a partial temporary state file.
+	state, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killedAtFirstSave := func(rounds []metrics.Round) {
+		t.Helper()
+		for _, name := range []string{StateFile, rundir.SummaryFile} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+		run, err := rundir.Create(dir, want.Schema, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rounds {
+			if err := run.AppendRound(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run.Close()
+		if err := os.WriteFile(filepath.Join(dir, "."+StateFile+".tmp4242"), state[:len(state)/3], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killedAtFirstSave(want.Rounds[:1])
+	// Starting anew is refused without -overwrite, as for any results.
+	if _, err := Serve(ctx, cfg, ServeOptions{Listener: listen(t), Insecure: true}); !errors.Is(err, rundir.ErrExists) {
+		t.Fatalf("a fresh start over round 1's results: %v, want ErrExists", err)
+	}
+	// Refusals: another configuration, more rounds than a first save leaves.
+	other := cfg
+	other.Train.LR *= 2
+	other.Name = cfg.RunName()
+	for _, tc := range []struct {
+		name   string
+		rounds []metrics.Round
+		want   string
+	}{
+		{"another configuration", want.Rounds[:1], "belongs to another configuration"},
+		{"two rounds of metrics", want.Rounds, "metrics hold 2 rounds"},
+	} {
+		killedAtFirstSave(tc.rounds)
+		c := cfg
+		if tc.name == "another configuration" {
+			c = other
+		}
+		_, err := Serve(ctx, c, ServeOptions{Listener: listen(t), Insecure: true, Resume: true})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "no coordinator state") {
+			t.Errorf("%s: %v, want a refusal saying %q", tc.name, err, tc.want)
+		}
+	}
+
+	killedAtFirstSave(want.Rounds[:1])
+	got, err := federation(ServeOptions{Resume: true})
+	if err != nil {
+		t.Fatalf("resuming a run killed at its first save: %v", err)
+	}
+	sameRun(t, got.res, want)
+	if _, err := os.Stat(filepath.Join(dir, "."+StateFile+".tmp4242")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the partial state file is still there (%v)", err)
+	}
+}
