@@ -12,10 +12,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
@@ -232,6 +236,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if not nil, receives one line per round.
 	Progress io.Writer
+	// Resume continues the run in the config's run directory after its
+	// last completed round, from its checkpoint (CheckpointFile), to the
+	// result an uninterrupted run gives. It refuses a directory whose
+	// saved config differs (ErrConfigChanged), returns a completed run's
+	// result without running anything, and starts from round 1 where no
+	// round was checkpointed.
+	Resume bool
+	// Tracker, if not nil, follows the rounds and their training steps
+	// (for a status line drawn by the caller).
+	Tracker *Tracker
+	// Status, if not nil, shows the run's progress (Tracker, or a tracker
+	// of its own) live while it runs.
+	Status *StatusLine
 }
 
 // Result is what a finished (or interrupted) simulation produced.
@@ -242,9 +259,31 @@ type Result struct {
 	Summary metrics.Summary
 }
 
+// trackedClient notes that its client trained, so that the client's state
+// is saved after the round.
+type trackedClient struct {
+	*fl.LocalClient
+	id      string
+	trained atomic.Bool
+}
+
+func (c *trackedClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	c.trained.Store(true)
+	return c.LocalClient.Fit(ctx, ins)
+}
+
+// clientsKeepState reports whether cfg's clients carry state from round
+// to round (fl.LocalClient's SCAFFOLD control variate, its personal
+// branches), which the checkpoint must then hold.
+func clientsKeepState(cfg *config.Config) bool {
+	m, err := fl.LookupMethod(cfg.Method)
+	return err == nil && m.Scaffold || cfg.FedCMI.Personalized
+}
+
 // Run runs the experiment cfg and writes its run directory. If ctx is
 // cancelled, the rounds completed so far, the last global model and the
-// summary are kept on disk and Run returns them with ctx's error.
+// summary are kept on disk, with a checkpoint to resume from (see
+// Options.Resume), and Run returns them with ctx's error.
 func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -253,18 +292,51 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	if opt.Resume {
+		// Refuse another experiment before spending time on its data.
+		if _, err := checkResumable(dir, cfg); err != nil {
+			return nil, err
+		}
+	}
 	fed, err := Prepare(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	train, test, z, engine, global := fed.Train, fed.Test, fed.Standardizer, fed.Engine, fed.Global
+	train, test, z, engine := fed.Train, fed.Test, fed.Standardizer, fed.Engine
 	mods := fed.Modalities()
 	strategy, err := NewStrategy(&cfg, engine.Layout(), log)
 	if err != nil {
 		return nil, err
 	}
+	schema := fed.Schema()
+	heads := schema.Heads
+	digest, err := ConfigDigest(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var ck *Checkpoint
+	if opt.Resume {
+		if rundir.Completed(dir) {
+			log.Info("the run is complete: nothing to resume", "dir", dir)
+			return storedResult(dir)
+		}
+		if ck, err = loadResumable(dir, fed, digest); err != nil {
+			return nil, err
+		}
+		if ck == nil {
+			log.Info("no completed round to resume from: starting from round 1", "dir", dir)
+		}
+	}
+
+	tracker := opt.Tracker
+	if tracker == nil && opt.Status != nil {
+		tracker = NewTracker()
+	}
 	clients := make(map[string]fl.Client, len(fed.Parts))
 	infos := make([]fl.ClientInfo, len(fed.Parts))
+	tracked := make([]*trackedClient, len(fed.Parts))
+	samples := make(map[string]int, len(fed.Parts))
 	kinds := map[string]int{}
 	for i := range fed.Parts {
 		c, err := fed.Client(i)
@@ -272,41 +344,81 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 		infos[i] = fed.Info(i)
-		clients[infos[i].ID] = c
+		id := infos[i].ID
+		if tracker != nil {
+			c.SetOnStep(func(round, done, total int) { tracker.step(id, round, done, total) })
+		}
+		tracked[i] = &trackedClient{LocalClient: c, id: id}
+		clients[id] = tracked[i]
+		samples[id] = infos[i].NumSamples
 		kinds[fed.Masks[i].Format(mods[:])]++
 	}
+	keepClients := clientsKeepState(&cfg)
+	stateDir := filepath.Join(dir, ClientStateDir)
+	global, first, elapsed0 := fed.Global, 1, 0.0
+	if ck != nil {
+		if err := RestoreStrategy(strategy, ck.Strategy); err != nil {
+			return nil, fmt.Errorf("sim: resume %s: %w", dir, err)
+		}
+		if keepClients {
+			if err := restoreClients(stateDir, tracked); err != nil {
+				return nil, err
+			}
+		}
+		global, first, elapsed0 = ck.Global, ck.Round+1, ck.Elapsed
+	}
 
-	schema := fed.Schema()
-	heads := schema.Heads
-	dir := filepath.Join(cfg.OutDir, cfg.RunName())
-	run, err := rundir.Create(dir, schema, cfg.Overwrite)
+	run, err := rundir.Create(dir, schema, cfg.Overwrite || opt.Resume)
 	if err != nil {
 		if errors.Is(err, rundir.ErrExists) {
-			return nil, fmt.Errorf("sim: %w (set a new name, or -overwrite)", err)
+			return nil, fmt.Errorf("sim: %w (set a new name, -overwrite, or -resume)", err)
 		}
 		return nil, err
 	}
 	defer run.Close()
-	if cfg.Overwrite {
+	if ck == nil && (cfg.Overwrite || opt.Resume) {
 		// rundir clears the metrics; the files this package adds go too,
 		// so nothing of the old run sits beside the new config.
-		for _, name := range []string{rundir.ModelFile, StandardizerFile} {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("sim: overwrite: %w", err)
+		if err := removeRunFiles(dir); err != nil {
+			return nil, fmt.Errorf("sim: overwrite: %w", err)
+		}
+	}
+	if ck != nil {
+		for _, r := range ck.Rounds {
+			if err := run.AppendRound(r); err != nil {
+				return nil, err
 			}
 		}
 	}
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
 		return nil, err
 	}
+	if keepClients {
+		if err := os.MkdirAll(stateDir, 0o755); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	}
 	log.Info("simulation",
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
 		"rounds", cfg.Rounds, "params", global.NumElements(), "dir", dir)
+	if ck != nil {
+		log.Info("resuming", "dir", dir, "after_round", ck.Round)
+	}
 
+	var srvStrategy fl.Strategy = strategy
+	if tracker != nil {
+		tracker.start(cfg.Rounds, first-1)
+		srvStrategy = trackingStrategy{Strategy: strategy, tracker: tracker, samples: samples, batch: engine.BatchSize()}
+	}
+	if opt.Status != nil {
+		opt.Status.Start(func() string { return tracker.Status().String() }, 250*time.Millisecond)
+		defer opt.Status.Stop()
+	}
+	compiled := map[string]bool{}
 	saveModel := ModelSaver(run, mods, cfg.Method)
 	server := &fl.Server{
-		Strategy:  strategy,
+		Strategy:  srvStrategy,
 		Transport: fl.NewInmemTransport(clients),
 		Clients:   infos,
 		Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
@@ -315,6 +427,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		Parallelism: cfg.Parallel,
 		Logger:      log,
 		OnRound: func(m metrics.Round, p model.Params) error {
+			m.Elapsed += elapsed0
+			if tracker != nil {
+				tracker.endRound(m.Round)
+			}
+			logCompileTimes(log, engine, compiled)
 			if err := run.AppendRound(m); err != nil {
 				return err
 			}
@@ -323,12 +440,131 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
 					m.Dominance, m.TrainLoss, m.Seconds)
 			}
-			return saveModel(p)
+			if err := saveModel(p); err != nil {
+				return err
+			}
+			return checkpoint(run, schema, strategy, tracked, keepClients, stateDir, &Checkpoint{
+				Round: m.Round, Global: p, Rounds: run.Rounds(), ConfigDigest: digest, Elapsed: m.Elapsed,
+			})
 		},
 	}
-	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
+	_, runErr := server.Run(ctx, global, first, cfg.Rounds)
 	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "compile_seconds": compileSeconds(engine)}
-	return Finish(run, dir, schema, extra, runErr, global, saveModel)
+	if ck != nil {
+		extra["resumed_after_round"] = ck.Round
+	}
+	res, err := Finish(run, dir, schema, extra, runErr, global, saveModel)
+	if err == nil {
+		// The checkpoint only serves to resume an unfinished run.
+		if err := removeCheckpoint(dir); err != nil {
+			log.Warn("could not remove the checkpoint of the completed run", "dir", dir, "err", err)
+		}
+	}
+	return res, err
+}
+
+// checkpoint saves, after a round, the state of the clients that trained
+// in it (if clients keep state) and then the checkpoint c with the
+// strategy's state. A crash between the two leaves client states of the
+// next round beside the checkpoint of this one, which fl.LocalClient
+// handles: a client asked to train a round again starts from the state it
+// had before that round's first run.
+func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, clients []*trackedClient, keepClients bool, stateDir string, c *Checkpoint) error {
+	for _, tc := range clients {
+		if !tc.trained.Swap(false) || !keepClients {
+			continue
+		}
+		b, err := tc.MarshalState()
+		if err != nil {
+			return fmt.Errorf("sim: %s: state: %w", tc.id, err)
+		}
+		if err := rundir.WriteFileAtomic(stateDir, tc.id+".state", func(w io.Writer) error {
+			_, err := w.Write(b)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	var err error
+	if c.Strategy, err = StrategyState(strategy); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	return run.WriteAtomic(CheckpointFile, func(w io.Writer) error { return WriteCheckpoint(w, c, schema) })
+}
+
+// loadResumable returns the checkpoint of the run in dir (nil: none, the
+// run starts anew), checked against the experiment's digest.
+func loadResumable(dir string, fed *Federation, digest string) (*Checkpoint, error) {
+	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile), &fed.Arch)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
+	}
+	if ck.ConfigDigest != digest {
+		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
+			dir, ErrConfigChanged, rundir.ConfigFile)
+	}
+	return ck, nil
+}
+
+// restoreClients gives each client the state saved in stateDir, if any.
+func restoreClients(stateDir string, clients []*trackedClient) error {
+	for _, c := range clients {
+		p := filepath.Join(stateDir, c.id+".state")
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // never trained, or nothing to keep
+		}
+		if err != nil {
+			return fmt.Errorf("sim: resume: %w", err)
+		}
+		if err := c.UnmarshalState(b); err != nil {
+			return fmt.Errorf("sim: resume: %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// removeRunFiles removes the files of an earlier run this package wrote
+// into dir besides the metrics.
+func removeRunFiles(dir string) error {
+	for _, name := range []string{rundir.ModelFile, StandardizerFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return removeCheckpoint(dir)
+}
+
+// removeCheckpoint removes the checkpoint and the clients' states.
+func removeCheckpoint(dir string) error {
+	if err := os.Remove(filepath.Join(dir, CheckpointFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(dir, ClientStateDir))
+}
+
+// storedResult reads the result of the completed run in dir.
+func storedResult(dir string) (*Result, error) {
+	schema, rounds, err := rundir.ReadMetrics(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}, nil
+}
+
+// logCompileTimes logs, at debug level, the graphs compiled since the last
+// call (seen holds those logged).
+func logCompileTimes(log *slog.Logger, e *model.Engine, seen map[string]bool) {
+	times := e.CompileTimes()
+	for _, name := range slices.Sorted(maps.Keys(times)) {
+		if !seen[name] {
+			seen[name] = true
+			log.Debug("compiled graph", "graph", name, "seconds", times[name].Seconds())
+		}
+	}
 }
 
 // WriteRunFiles writes to run the resolved config cfg and, if z is not nil,
