@@ -132,30 +132,29 @@ func (s Status) RoundETA() (eta time.Duration, ok bool) {
 	return time.Duration(float64(max(s.Total-s.Steps, 0)) / r * float64(time.Second)), true
 }
 
-// RunETA returns the time left until the run's last round completes: the
-// round's ETA plus the remaining rounds at the mean round time (or at
-// this round's projected time while no round has completed).
+// RunETA returns the time left until the run's last round completes. Once
+// a round has completed, every round is taken to last the mean round time
+// (this one's remaining share by its steps to go), which steadies the
+// estimate against a slow start (graphs compiled in a round's first
+// steps); before, the round's ETA at its rate so far, then each remaining
+// round as long as this one.
 func (s Status) RunETA() (time.Duration, bool) {
-	left := s.Rounds - s.Round
-	if !s.InRound {
-		if s.MeanRound == 0 {
-			return 0, false
+	left := time.Duration(s.Rounds - s.Round)
+	switch {
+	case s.MeanRound > 0 && !s.InRound:
+		return left * s.MeanRound, true
+	case s.MeanRound > 0:
+		togo := 1.0
+		if s.Total > 0 {
+			togo = float64(max(s.Total-s.Steps, 0)) / float64(s.Total)
 		}
-		return time.Duration(left) * s.MeanRound, true
+		return time.Duration(togo*float64(s.MeanRound)) + left*s.MeanRound, true
 	}
 	eta, ok := s.RoundETA()
-	per := s.MeanRound
-	if per == 0 {
-		if !ok {
-			return 0, false
-		}
-		per = s.Elapsed + eta
-	}
 	if !ok {
-		// Not started stepping (compiling, say): assume a mean round.
-		eta = max(per-s.Elapsed, 0)
+		return 0, false
 	}
-	return eta + time.Duration(left)*per, true
+	return eta + left*(s.Elapsed+eta), true
 }
 
 // String formats s as one line: "round 3/10  step 120/400 (30%)  35.2
@@ -183,6 +182,23 @@ func (s Status) String() string {
 	}
 	if eta, ok := s.RunETA(); ok && s.Round < s.Rounds {
 		fmt.Fprintf(&b, "  run ETA %s", FormatDuration(eta))
+	}
+	return b.String()
+}
+
+// Short formats s compactly, for a line that shows several runs: "r3/10
+// 30% ETA 6m10s" (the percentage of the round's steps, the run's ETA).
+func (s Status) Short() string {
+	if s.Rounds == 0 || !s.InRound && s.Round == 0 {
+		return "preparing"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "r%d/%d", s.Round, s.Rounds)
+	if s.InRound && s.Total > 0 {
+		fmt.Fprintf(&b, " %d%%", 100*min(s.Steps, s.Total)/s.Total)
+	}
+	if eta, ok := s.RunETA(); ok && (s.InRound || s.Round < s.Rounds) {
+		fmt.Fprintf(&b, " ETA %s", FormatDuration(eta))
 	}
 	return b.String()
 }

@@ -20,9 +20,9 @@ func TestStatusString(t *testing.T) {
 			// 5 steps/s, 60 steps left: 12s; 9 more rounds of 16s each.
 			"round 1/10  step 20/80 (25%)  5.0 steps/s  ETA 12s  run ETA 2m36s"},
 		{"later round, mean known", Status{Round: 4, Rounds: 10, InRound: true, Steps: 300, Total: 400, Elapsed: 10 * sec, MeanRound: 14 * sec},
-			"round 4/10  step 300/400 (75%)  30 steps/s  ETA 3s  run ETA 1m27s"},
+			"round 4/10  step 300/400 (75%)  30 steps/s  ETA 3s  run ETA 1m28s"},
 		{"compiling, mean known", Status{Round: 4, Rounds: 10, InRound: true, Total: 400, Elapsed: 5 * sec, MeanRound: 14 * sec},
-			"round 4/10  starting  run ETA 1m33s"},
+			"round 4/10  starting  run ETA 1m38s"},
 		{"evaluating", Status{Round: 2, Rounds: 3, InRound: true, Steps: 50, Total: 50, Elapsed: 5 * sec, MeanRound: 6 * sec},
 			"round 2/3  step 50/50  evaluating  run ETA 6s"},
 		{"between rounds", Status{Round: 2, Rounds: 3, MeanRound: 90 * sec}, "round 2/3 done  run ETA 1m30s"},
@@ -34,6 +34,25 @@ func TestStatusString(t *testing.T) {
 	} {
 		if got := tc.s.String(); got != tc.want {
 			t.Errorf("%s: %+v\n got %q\nwant %q", tc.name, tc.s, got, tc.want)
+		}
+	}
+}
+
+func TestStatusShort(t *testing.T) {
+	sec := time.Second
+	for _, tc := range []struct {
+		s    Status
+		want string
+	}{
+		{Status{Rounds: 10}, "preparing"},
+		{Status{Round: 1, Rounds: 10, InRound: true, Total: 80, Elapsed: 2 * sec}, "r1/10 0%"},
+		{Status{Round: 1, Rounds: 10, InRound: true, Steps: 20, Total: 80, Elapsed: 4 * sec}, "r1/10 25% ETA 2m36s"},
+		{Status{Round: 2, Rounds: 3, InRound: true, Steps: 50, Total: 50, Elapsed: 5 * sec, MeanRound: 6 * sec}, "r2/3 100% ETA 6s"},
+		{Status{Round: 2, Rounds: 3, MeanRound: 90 * sec}, "r2/3 ETA 1m30s"},
+		{Status{Round: 3, Rounds: 3, MeanRound: 90 * sec}, "r3/3"},
+	} {
+		if got := tc.s.Short(); got != tc.want {
+			t.Errorf("%+v: got %q, want %q", tc.s, got, tc.want)
 		}
 	}
 }

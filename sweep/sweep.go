@@ -353,9 +353,15 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 		opt.Status.Start(func() string {
 			mu.Lock()
 			defer mu.Unlock()
-			parts := []string{fmt.Sprintf("%d/%d cells done", finished, len(cells))}
-			for _, i := range slices.Sorted(maps.Keys(trackers)) {
-				parts = append(parts, cellLabel(i, len(cells), cells[i])+": "+trackers[i].Status().String())
+			running := slices.Sorted(maps.Keys(trackers))
+			parts := []string{fmt.Sprintf("%d/%d done", finished, len(cells))}
+			for _, i := range running {
+				st := trackers[i].Status()
+				text := st.String()
+				if len(running) > 1 {
+					text = st.Short() // several cells share the line
+				}
+				parts = append(parts, fmt.Sprintf("[%d] %s s%d: %s", i+1, cells[i].Method, cells[i].Seed, text))
 			}
 			return strings.Join(parts, " | ")
 		}, 250*time.Millisecond)
