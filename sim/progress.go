@@ -187,14 +187,18 @@ func (s Status) String() string {
 }
 
 // Short formats s compactly, for a line that shows several runs: "r3/10
-// 30% ETA 6m10s" (the percentage of the round's steps, the run's ETA).
+// 30% ETA 6m10s" (the share of the round's steps done, the run's ETA), or
+// "r3/10 done ETA 6m" between rounds.
 func (s Status) Short() string {
 	if s.Rounds == 0 || !s.InRound && s.Round == 0 {
 		return "preparing"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "r%d/%d", s.Round, s.Rounds)
-	if s.InRound && s.Total > 0 {
+	switch {
+	case !s.InRound:
+		b.WriteString(" done")
+	case s.Total > 0:
 		fmt.Fprintf(&b, " %d%%", 100*min(s.Steps, s.Total)/s.Total)
 	}
 	if eta, ok := s.RunETA(); ok && (s.InRound || s.Round < s.Rounds) {

@@ -48,8 +48,8 @@ func TestStatusShort(t *testing.T) {
 		{Status{Round: 1, Rounds: 10, InRound: true, Total: 80, Elapsed: 2 * sec}, "r1/10 0%"},
 		{Status{Round: 1, Rounds: 10, InRound: true, Steps: 20, Total: 80, Elapsed: 4 * sec}, "r1/10 25% ETA 2m36s"},
 		{Status{Round: 2, Rounds: 3, InRound: true, Steps: 50, Total: 50, Elapsed: 5 * sec, MeanRound: 6 * sec}, "r2/3 100% ETA 6s"},
-		{Status{Round: 2, Rounds: 3, MeanRound: 90 * sec}, "r2/3 ETA 1m30s"},
-		{Status{Round: 3, Rounds: 3, MeanRound: 90 * sec}, "r3/3"},
+		{Status{Round: 2, Rounds: 3, MeanRound: 90 * sec}, "r2/3 done ETA 1m30s"},
+		{Status{Round: 3, Rounds: 3, MeanRound: 90 * sec}, "r3/3 done"},
 	} {
 		if got := tc.s.Short(); got != tc.want {
 			t.Errorf("%+v: got %q, want %q", tc.s, got, tc.want)

@@ -325,7 +325,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 		if ck == nil {
-			log.Info("no completed round to resume from: starting from round 1", "dir", dir)
+			log.Info("no checkpoint to resume from: starting from round 1", "dir", dir)
 		}
 	}
 

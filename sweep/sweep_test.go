@@ -13,6 +13,7 @@ import (
 
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/sim"
 )
 
 func writeSpec(t *testing.T, out string) *Spec {
@@ -496,5 +497,53 @@ func TestInterruptedCellResumes(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(cells[0].Dir, rundir.SummaryFile))
 	if err != nil || !strings.Contains(string(raw), `"resumed_after_round": 2`) {
 		t.Errorf("summary does not say the cell resumed after round 2: %v\n%s", err, raw)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestStatusLine: with a status line, the sweep draws the cells' progress,
+// clears it before each cell's line and leaves the terminal clear.
+func TestStatusLine(t *testing.T) {
+	s := writeSpec(t, t.TempDir())
+	s.Methods, s.Grid, s.Parallel = []string{"fedavg"}, map[string][]string{"data.alpha": {"1"}}, 2
+	var term syncBuffer
+	status := sim.NewStatusLine(&term, 200)
+	if err := Run(context.Background(), s, Options{Logger: slog.New(slog.DiscardHandler), Progress: &term, Rounds: &term, Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	out := term.String()
+	if !strings.HasPrefix(out, "\r0/2 done") || !strings.Contains(out, "after 2 rounds") {
+		t.Errorf("terminal:\n%q", out)
+	}
+	// Every drawn status ("\r<text>\x1b[K") is followed by a redraw or
+	// cleared ("\r\x1b[K") before other output, and none is left at the end.
+	for i := 0; ; {
+		k := strings.Index(out[i:], "\x1b[K")
+		if k < 0 {
+			break
+		}
+		k += i
+		drawn := k > 0 && out[k-1] != '\r'
+		if drawn && (k+3 == len(out) || out[k+3] != '\r') {
+			t.Errorf("status line not cleared before %q", out[k+3:min(len(out), k+60)])
+		}
+		i = k + 3
 	}
 }
