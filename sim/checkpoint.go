@@ -16,9 +16,10 @@ import (
 
 // Checkpoint files in a simulation's run directory, rewritten after every
 // round and removed once the run completes: CheckpointFile holds a
-// Checkpoint; ClientStateDir one file per client that keeps state between
-// rounds (<client id>.state, its fl.ClientStateful state), written for the
-// clients that trained in the round before the checkpoint itself.
+// Checkpoint; ClientStateDir, if the clients keep state between rounds,
+// the fl.ClientStateful states of the clients that trained in each round
+// (one file per round, written before the checkpoint itself, the files
+// whose clients all trained again later removed).
 const (
 	CheckpointFile = "checkpoint.safetensors"
 	ClientStateDir = "clients"

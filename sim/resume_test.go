@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,10 +36,11 @@ func (w *lineHook) Write(p []byte) (int, error) {
 // sides, personal branches, the pooled dominance table, FedMDrop's
 // prototypes) by cancelling their context, resumes them and compares
 // them with uninterrupted runs, bit for bit: the metrics and the final
-// model. Runs are interrupted between rounds, in the middle of a round,
-// and in a crash between a round's client states and its checkpoint.
+// model. Runs are interrupted between rounds, in the middle of a round
+// (with no checkpoint but the one written when the run stops), and in a
+// crash between the client states and the checkpoint of a round.
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	const rounds, stopAfter = 4, 2
+	const rounds = 5
 	setups := []struct {
 		name string
 		edit func(*config.Config)
@@ -67,7 +69,8 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				dir := filepath.Join(cfg.OutDir, cfg.RunName())
 				ctx, cancel := context.WithCancel(context.Background())
 				opt := Options{Logger: quiet}
-				var earlier []byte // the checkpoint of the round before stopAfter
+				stopAfter := 2
+				var earlier map[string][]byte // checkpoint files before the crash
 				switch stop {
 				case "between rounds":
 					opt.Progress = &lineHook{f: func(n int) {
@@ -76,6 +79,9 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 						}
 					}}
 				case "mid-round":
+					// No checkpoint after a round: the one written when
+					// the run stops is all there is.
+					opt.checkpointEvery = 100
 					opt.Tracker = NewTracker()
 					opt.Tracker.afterStep = func(round, steps int) {
 						if round == stopAfter+1 && steps >= 3 {
@@ -83,16 +89,17 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 						}
 					}
 				case "crash before checkpoint":
-					// When round stopAfter is reported, its client states
-					// are not written yet and the checkpoint on disk is the
-					// round before's: keep it, to put it back after the
-					// run wrote round stopAfter's.
+					// A checkpoint after every second round. When round 4
+					// is reported, its checkpoint is not written yet and the
+					// files on disk are round 2's: keep them, to put back
+					// all but the client states the run then wrote for
+					// round 4, as a crash between the client states and the
+					// checkpoint leaves them. Clients that trained in
+					// rounds 3 and 4 must resume with their states of 2.
+					opt.checkpointEvery, stopAfter = 2, 4
 					opt.Progress = &lineHook{f: func(n int) {
 						if n == stopAfter {
-							var err error
-							if earlier, err = os.ReadFile(filepath.Join(dir, CheckpointFile)); err != nil {
-								t.Error(err)
-							}
+							earlier = snapshot(t, dir)
 							cancel()
 						}
 					}}
@@ -105,8 +112,11 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				if len(part.Rounds) != stopAfter || rundir.Completed(dir) {
 					t.Fatalf("%s: interrupted after %d rounds, want %d", stop, len(part.Rounds), stopAfter)
 				}
-				if earlier != nil {
-					if err := os.WriteFile(filepath.Join(dir, CheckpointFile), earlier, 0o644); err != nil {
+				for name, b := range earlier {
+					if _, err := os.Stat(filepath.Join(dir, name)); err == nil && filepath.Dir(name) == ClientStateDir {
+						continue // written before the crash
+					}
+					if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -124,6 +134,13 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				if !rundir.Completed(dir) {
 					t.Errorf("%s: resumed run not marked complete", stop)
 				}
+				from := stopAfter
+				if earlier != nil {
+					from = 2 // the checkpoint before the crash
+				}
+				if raw, err := os.ReadFile(filepath.Join(dir, rundir.SummaryFile)); err != nil || !strings.Contains(string(raw), fmt.Sprintf(`"resumed_after_round": %d`, from)) {
+					t.Errorf("%s: the run did not resume after round %d: %v\n%s", stop, from, err, raw)
+				}
 				for _, name := range []string{CheckpointFile, ClientStateDir} {
 					if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 						t.Errorf("%s: %s left after the run completed", stop, name)
@@ -135,6 +152,25 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// snapshot returns the checkpoint files in run directory dir by their
+// path relative to it.
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	out := map[string][]byte{}
+	names := []string{CheckpointFile}
+	es, _ := os.ReadDir(filepath.Join(dir, ClientStateDir))
+	for _, e := range es {
+		names = append(names, filepath.Join(ClientStateDir, e.Name()))
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+		}
+		out[name] = b
+	}
+	return out
 }
 
 // TestResumeRefusals: a resume whose config differs names the fields and

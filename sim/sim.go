@@ -249,6 +249,10 @@ type Options struct {
 	// Status, if not nil, shows the run's progress (Tracker, or a tracker
 	// of its own) live while it runs.
 	Status *StatusLine
+
+	// checkpointEvery, if > 0, writes a checkpoint after every
+	// checkpointEvery-th round instead of by checkpointSpacing (tests).
+	checkpointEvery int
 }
 
 // Result is what a finished (or interrupted) simulation produced.
@@ -258,6 +262,14 @@ type Result struct {
 	Rounds  []metrics.Round
 	Summary metrics.Summary
 }
+
+// checkpointSpacing bounds the time spent writing checkpoints to about
+// 1/checkpointSpacing of the run: after a round, the checkpoint is written
+// only if at least checkpointSpacing times the last write's duration has
+// passed since it (always after rounds longer than that), and always when
+// the run stops. A run killed outright (SIGKILL, power loss) resumes from
+// the last one written, a few rounds back at most.
+const checkpointSpacing = 20
 
 // trackedClient notes that its client trained, so that the client's state
 // is saved after the round.
@@ -353,15 +365,17 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		samples[id] = infos[i].NumSamples
 		kinds[fed.Masks[i].Format(mods[:])]++
 	}
-	keepClients := clientsKeepState(&cfg)
-	stateDir := filepath.Join(dir, ClientStateDir)
+	var store *clientStore // nil: the clients keep no state
+	if clientsKeepState(&cfg) {
+		store = newClientStore(filepath.Join(dir, ClientStateDir))
+	}
 	global, first, elapsed0 := fed.Global, 1, 0.0
 	if ck != nil {
 		if err := RestoreStrategy(strategy, ck.Strategy); err != nil {
 			return nil, fmt.Errorf("sim: resume %s: %w", dir, err)
 		}
-		if keepClients {
-			if err := restoreClients(stateDir, tracked); err != nil {
+		if store != nil {
+			if err := restoreClients(store, ck.Round, tracked); err != nil {
 				return nil, err
 			}
 		}
@@ -393,11 +407,6 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
 		return nil, err
 	}
-	if keepClients {
-		if err := os.MkdirAll(stateDir, 0o755); err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
-	}
 	log.Info("simulation",
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
@@ -417,6 +426,19 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	compiled := map[string]bool{}
 	saveModel := ModelSaver(run, mods, cfg.Method)
+	var last Checkpoint      // of the last completed round, without rounds and strategy state
+	lastWritten := first - 1 // round of the last checkpoint written
+	var written time.Time    // when it was written
+	var cost time.Duration   // and how long writing it took
+	saveCheckpoint := func() error {
+		c := last
+		c.Rounds = run.Rounds()
+		if err := checkpoint(run, schema, strategy, tracked, store, &c); err != nil {
+			return err
+		}
+		lastWritten = c.Round
+		return nil
+	}
 	server := &fl.Server{
 		Strategy:  srvStrategy,
 		Transport: fl.NewInmemTransport(clients),
@@ -443,12 +465,30 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			if err := saveModel(p); err != nil {
 				return err
 			}
-			return checkpoint(run, schema, strategy, tracked, keepClients, stateDir, &Checkpoint{
-				Round: m.Round, Global: p, Rounds: run.Rounds(), ConfigDigest: digest, Elapsed: m.Elapsed,
-			})
+			last = Checkpoint{Round: m.Round, Global: p, ConfigDigest: digest, Elapsed: m.Elapsed}
+			switch {
+			case opt.checkpointEvery > 0 && m.Round-lastWritten < opt.checkpointEvery,
+				opt.checkpointEvery == 0 && !written.IsZero() && time.Since(written) < checkpointSpacing*cost:
+				return nil // see checkpointSpacing; written when the run stops
+			}
+			t0 := time.Now()
+			if err := saveCheckpoint(); err != nil {
+				return err
+			}
+			written, cost = time.Now(), time.Since(t0)
+			return nil
 		},
 	}
 	_, runErr := server.Run(ctx, global, first, cfg.Rounds)
+	if runErr != nil && last.Round > lastWritten {
+		// Stopped (Ctrl-C, a failure): save the last completed round.
+		// The strategy's state is still that round's (fl.Stateful), and
+		// a client that trained in the round cut short carries the state
+		// it had before it, to train that round again on resume.
+		if err := saveCheckpoint(); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
 	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "compile_seconds": compileSeconds(engine)}
 	if ck != nil {
 		extra["resumed_after_round"] = ck.Round
@@ -463,25 +503,24 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	return res, err
 }
 
-// checkpoint saves, after a round, the state of the clients that trained
-// in it (if clients keep state) and then the checkpoint c with the
-// strategy's state. A crash between the two leaves client states of the
-// next round beside the checkpoint of this one, which fl.LocalClient
-// handles: a client asked to train a round again starts from the state it
-// had before that round's first run.
-func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, clients []*trackedClient, keepClients bool, stateDir string, c *Checkpoint) error {
+// checkpoint saves, after a round, the states of the clients that trained
+// since the last checkpoint (if clients keep state: store not nil), then
+// the checkpoint c with the strategy's state, then lets the store drop the
+// files it no longer needs (see clientStore).
+func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, clients []*trackedClient, store *clientStore, c *Checkpoint) error {
+	states := map[string][]byte{}
 	for _, tc := range clients {
-		if !tc.trained.Swap(false) || !keepClients {
+		if !tc.trained.Swap(false) || store == nil {
 			continue
 		}
 		b, err := tc.MarshalState()
 		if err != nil {
 			return fmt.Errorf("sim: %s: state: %w", tc.id, err)
 		}
-		if err := rundir.WriteFileAtomic(stateDir, tc.id+".state", func(w io.Writer) error {
-			_, err := w.Write(b)
-			return err
-		}); err != nil {
+		states[tc.id] = b
+	}
+	if store != nil {
+		if err := store.save(c.Round, states); err != nil {
 			return err
 		}
 	}
@@ -489,7 +528,13 @@ func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, cl
 	if c.Strategy, err = StrategyState(strategy); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	return run.WriteAtomic(CheckpointFile, func(w io.Writer) error { return WriteCheckpoint(w, c, schema) })
+	if err := run.WriteAtomic(CheckpointFile, func(w io.Writer) error { return WriteCheckpoint(w, c, schema) }); err != nil {
+		return err
+	}
+	if store != nil {
+		return store.commit()
+	}
+	return nil
 }
 
 // loadResumable returns the checkpoint of the run in dir (nil: none, the
@@ -509,19 +554,20 @@ func loadResumable(dir string, fed *Federation, digest string) (*Checkpoint, err
 	return ck, nil
 }
 
-// restoreClients gives each client the state saved in stateDir, if any.
-func restoreClients(stateDir string, clients []*trackedClient) error {
+// restoreClients gives each client the state saved in store with the
+// checkpoint of round, if any.
+func restoreClients(store *clientStore, round int, clients []*trackedClient) error {
+	states, err := store.load(round)
+	if err != nil {
+		return fmt.Errorf("sim: resume: %w", err)
+	}
 	for _, c := range clients {
-		p := filepath.Join(stateDir, c.id+".state")
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // never trained, or nothing to keep
-		}
-		if err != nil {
-			return fmt.Errorf("sim: resume: %w", err)
+		b, ok := states[c.id]
+		if !ok {
+			continue // never trained
 		}
 		if err := c.UnmarshalState(b); err != nil {
-			return fmt.Errorf("sim: resume: %s: %w", p, err)
+			return fmt.Errorf("sim: resume: %s: state in %s: %w", c.id, store.dir, err)
 		}
 	}
 	return nil
