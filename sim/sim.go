@@ -397,11 +397,16 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("sim: overwrite: %w", err)
 		}
 	}
+	saveModel := ModelSaver(run, mods, cfg.Method)
 	if ck != nil {
 		for _, r := range ck.Rounds {
 			if err := run.AppendRound(r); err != nil {
 				return nil, err
 			}
+		}
+		// The model file may be of a round after the checkpoint's.
+		if err := saveModel(ck.Global); err != nil {
+			return nil, err
 		}
 	}
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
@@ -425,7 +430,6 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		defer opt.Status.Stop()
 	}
 	compiled := map[string]bool{}
-	saveModel := ModelSaver(run, mods, cfg.Method)
 	var last Checkpoint      // of the last completed round, without rounds and strategy state
 	lastWritten := first - 1 // round of the last checkpoint written
 	var written time.Time    // when it was written
