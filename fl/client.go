@@ -39,6 +39,8 @@ type LocalClient struct {
 	personal map[int]model.Tensor
 	// augment, if set, transforms training batches (never evaluation data).
 	augment Augmenter
+	// onStep, if set, is told of every local training step (SetOnStep).
+	onStep func(round, done, total int)
 	// control is SCAFFOLD's client control variate c_i (Layout order), kept
 	// between rounds; nil (all zero) before the client's first SCAFFOLD round.
 	control model.Params
@@ -60,6 +62,12 @@ type clientState struct {
 // SetAugmenter makes the client transform its training batches with a
 // (nil: no augmentation).
 func (c *LocalClient) SetAugmenter(a Augmenter) { c.augment = a }
+
+// SetOnStep makes the client call f after every local training step of a
+// Fit with the round, the steps done so far in that Fit and the steps it
+// takes in all (epochs x batches), for progress displays. f must be quick
+// and safe for concurrent use; nil removes it.
+func (c *LocalClient) SetOnStep(f func(round, done, total int)) { c.onStep = f }
 
 // NewLocalClient returns a client owning the rows index of set (whose
 // modalities must be in the engine's order) and holding the modalities has.
@@ -237,6 +245,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	bs := c.engine.BatchSize()
 	k := c.set.NumClasses
 	var protos model.Prototypes // the previous epoch's, for PMR's momentum
+	steps, totalSteps := 0, cfg.Epochs*((len(order)+bs-1)/bs)
 	for ep := range cfg.Epochs {
 		if tc.Proto != nil {
 			if err := c.epochPrototypes(local, cfg, has, ep, &protos); err != nil {
@@ -290,6 +299,9 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 			metrics.LossSum += st.Loss
 			metrics.Batches++
+			if steps++; c.onStep != nil {
+				c.onStep(cfg.Round, steps, totalSteps)
+			}
 			if tc.OGM != nil {
 				metrics.OGMCoefSum[0] += st.OGMCoef[0]
 				metrics.OGMCoefSum[1] += st.OGMCoef[1]

@@ -41,6 +41,14 @@ func removeStaleTemps(dir string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
+// WriteFileAtomic replaces dir/name with what write writes, as
+// Run.WriteAtomic does (but for any directory and name): through a
+// temporary file in dir, synced and renamed, the directory then synced;
+// on any failure the old file stays and the temporary file is removed.
+func WriteFileAtomic(dir, name string, write func(io.Writer) error) error {
+	return writeAtomic(dir, name, write)
+}
+
 // writeAtomic replaces dir/name with what write writes, through a temporary
 // file in dir (so that the rename stays on one file system). The temporary
 // file is removed on every failure, including a panic in write.

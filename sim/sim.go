@@ -12,10 +12,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
@@ -236,6 +240,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if not nil, receives one line per round.
 	Progress io.Writer
+	// Resume continues the run in the config's run directory after its
+	// last completed round, from its checkpoint (CheckpointFile), to the
+	// result an uninterrupted run gives. It refuses a directory whose
+	// saved config differs (ErrConfigChanged), returns a completed run's
+	// result without running anything, and starts from round 1 where no
+	// round was checkpointed.
+	Resume bool
+	// Tracker, if not nil, follows the rounds and their training steps
+	// (for a status line drawn by the caller).
+	Tracker *Tracker
+	// Status, if not nil, shows the run's progress (Tracker, or a tracker
+	// of its own) live while it runs.
+	Status *StatusLine
+
+	// checkpointEvery, if > 0, writes a checkpoint after every
+	// checkpointEvery-th round instead of by checkpointSpacing (tests).
+	checkpointEvery int
 }
 
 // Result is what a finished (or interrupted) simulation produced.
@@ -246,9 +267,39 @@ type Result struct {
 	Summary metrics.Summary
 }
 
+// checkpointSpacing bounds the time spent writing checkpoints to about
+// 1/checkpointSpacing of the run: after a round, the checkpoint is written
+// only if at least checkpointSpacing times the last write's duration has
+// passed since it (always after rounds longer than that), and always when
+// the run stops. A run killed outright (SIGKILL, power loss) resumes from
+// the last one written, a few rounds back at most.
+const checkpointSpacing = 20
+
+// trackedClient notes that its client trained, so that the client's state
+// is saved after the round.
+type trackedClient struct {
+	*fl.LocalClient
+	id      string
+	trained atomic.Bool
+}
+
+func (c *trackedClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	c.trained.Store(true)
+	return c.LocalClient.Fit(ctx, ins)
+}
+
+// clientsKeepState reports whether cfg's clients carry state from round
+// to round (fl.LocalClient's SCAFFOLD control variate, its personal
+// branches), which the checkpoint must then hold.
+func clientsKeepState(cfg *config.Config) bool {
+	m, err := fl.LookupMethod(cfg.Method)
+	return err == nil && m.Scaffold || cfg.FedCMI.Personalized
+}
+
 // Run runs the experiment cfg and writes its run directory. If ctx is
 // cancelled, the rounds completed so far, the last global model and the
-// summary are kept on disk and Run returns them with ctx's error.
+// summary are kept on disk, with a checkpoint to resume from (see
+// Options.Resume), and Run returns them with ctx's error.
 func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -257,6 +308,13 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	if opt.Resume {
+		// Refuse another experiment before spending time on its data.
+		if _, err := checkResumable(dir, cfg); err != nil {
+			return nil, err
+		}
+	}
 	fed, err := Prepare(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
@@ -264,14 +322,42 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err := checkBatch(&cfg, fed.Parts); err != nil {
 		return nil, err
 	}
-	train, test, z, engine, global := fed.Train, fed.Test, fed.Standardizer, fed.Engine, fed.Global
+	train, test, z, engine := fed.Train, fed.Test, fed.Standardizer, fed.Engine
 	mods := fed.Modalities()
 	strategy, err := NewStrategy(&cfg, engine.Layout(), log)
 	if err != nil {
 		return nil, err
 	}
+	acct := Accountant(&cfg, len(fed.Parts))
+	schema := fed.Schema()
+	schema.Privacy = acct != nil
+	heads := schema.Heads
+	digest, err := ConfigDigest(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var ck *Checkpoint
+	if opt.Resume {
+		if rundir.Completed(dir) {
+			log.Info("the run is complete: nothing to resume", "dir", dir)
+			return storedResult(dir)
+		}
+		if ck, err = loadResumable(dir, fed, digest); err != nil {
+			return nil, err
+		}
+		if ck == nil {
+			log.Info("no checkpoint to resume from: starting from round 1", "dir", dir)
+		}
+	}
+
+	tracker := opt.Tracker
+	if tracker == nil && opt.Status != nil {
+		tracker = NewTracker()
+	}
 	clients := make(map[string]fl.Client, len(fed.Parts))
 	infos := make([]fl.ClientInfo, len(fed.Parts))
+	tracked := make([]*trackedClient, len(fed.Parts))
+	samples := make(map[string]int, len(fed.Parts))
 	kinds := map[string]int{}
 	for i := range fed.Parts {
 		c, err := fed.Client(i)
@@ -279,31 +365,58 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 		infos[i] = fed.Info(i)
-		clients[infos[i].ID] = c
+		id := infos[i].ID
+		if tracker != nil {
+			c.SetOnStep(func(round, done, total int) { tracker.step(id, round, done, total) })
+		}
+		tracked[i] = &trackedClient{LocalClient: c, id: id}
+		clients[id] = tracked[i]
+		samples[id] = infos[i].NumSamples
 		kinds[fed.Masks[i].Format(mods[:])]++
 	}
 	byzantine(&cfg, clients)
-	acct := Accountant(&cfg, len(fed.Parts))
+	var store *clientStore // nil: the clients keep no state
+	if clientsKeepState(&cfg) {
+		store = newClientStore(filepath.Join(dir, ClientStateDir))
+	}
+	global, first, elapsed0 := fed.Global, 1, 0.0
+	if ck != nil {
+		if err := RestoreStrategy(strategy, ck.Strategy); err != nil {
+			return nil, fmt.Errorf("sim: resume %s: %w", dir, err)
+		}
+		if store != nil {
+			if err := restoreClients(store, ck.Round, tracked); err != nil {
+				return nil, err
+			}
+		}
+		global, first, elapsed0 = ck.Global, ck.Round+1, ck.Elapsed
+	}
 
-	schema := fed.Schema()
-	schema.Privacy = acct != nil
-	heads := schema.Heads
-	dir := filepath.Join(cfg.OutDir, cfg.RunName())
-	run, err := rundir.Create(dir, schema, cfg.Overwrite)
+	run, err := rundir.Create(dir, schema, cfg.Overwrite || opt.Resume)
 	if err != nil {
 		if errors.Is(err, rundir.ErrExists) {
-			return nil, fmt.Errorf("sim: %w (set a new name, or -overwrite)", err)
+			return nil, fmt.Errorf("sim: %w (set a new name, -overwrite, or -resume)", err)
 		}
 		return nil, err
 	}
 	defer run.Close()
-	if cfg.Overwrite {
+	if ck == nil && (cfg.Overwrite || opt.Resume) {
 		// rundir clears the metrics; the files this package adds go too,
 		// so nothing of the old run sits beside the new config.
-		for _, name := range []string{rundir.ModelFile, StandardizerFile} {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("sim: overwrite: %w", err)
+		if err := removeRunFiles(dir); err != nil {
+			return nil, fmt.Errorf("sim: overwrite: %w", err)
+		}
+	}
+	saveModel := ModelSaver(run, mods, cfg.Method)
+	if ck != nil {
+		for _, r := range ck.Rounds {
+			if err := run.AppendRound(r); err != nil {
+				return nil, err
 			}
+		}
+		// The model file may be of a round after the checkpoint's.
+		if err := saveModel(ck.Global); err != nil {
+			return nil, err
 		}
 	}
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
@@ -313,10 +426,35 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
 		"rounds", cfg.Rounds, "params", global.NumElements(), "dir", dir)
+	if ck != nil {
+		log.Info("resuming", "dir", dir, "after_round", ck.Round)
+	}
 
-	saveModel := ModelSaver(run, mods, cfg.Method)
+	var srvStrategy fl.Strategy = strategy
+	if tracker != nil {
+		tracker.start(cfg.Rounds, first-1)
+		srvStrategy = trackingStrategy{Strategy: strategy, tracker: tracker, samples: samples, batch: engine.BatchSize()}
+	}
+	if opt.Status != nil {
+		opt.Status.Start(func() string { return tracker.Status().String() }, 250*time.Millisecond)
+		defer opt.Status.Stop()
+	}
+	compiled := map[string]bool{}
+	var last Checkpoint      // of the last completed round, without rounds and strategy state
+	lastWritten := first - 1 // round of the last checkpoint written
+	var written time.Time    // when it was written
+	var cost time.Duration   // and how long writing it took
+	saveCheckpoint := func() error {
+		c := last
+		c.Rounds = run.Rounds()
+		if err := checkpoint(run, schema, strategy, tracked, store, &c); err != nil {
+			return err
+		}
+		lastWritten = c.Round
+		return nil
+	}
 	server := &fl.Server{
-		Strategy:  strategy,
+		Strategy:  srvStrategy,
 		Transport: fl.NewInmemTransport(clients),
 		Clients:   infos,
 		Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {
@@ -326,6 +464,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		Logger:      log,
 		OnRound: func(m metrics.Round, p model.Params) error {
 			m.Epsilon = EpsilonAt(acct, m.Round)
+			m.Elapsed += elapsed0
+			if tracker != nil {
+				tracker.endRound(m.Round)
+			}
+			logCompileTimes(log, engine, compiled)
 			if err := run.AppendRound(m); err != nil {
 				return err
 			}
@@ -338,15 +481,158 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
 					m.Dominance, m.TrainLoss, eps, m.Seconds)
 			}
-			return saveModel(p)
+			if err := saveModel(p); err != nil {
+				return err
+			}
+			last = Checkpoint{Round: m.Round, Global: p, ConfigDigest: digest, Elapsed: m.Elapsed}
+			switch {
+			case opt.checkpointEvery > 0 && m.Round-lastWritten < opt.checkpointEvery,
+				opt.checkpointEvery == 0 && !written.IsZero() && time.Since(written) < checkpointSpacing*cost:
+				return nil // see checkpointSpacing; written when the run stops
+			}
+			t0 := time.Now()
+			if err := saveCheckpoint(); err != nil {
+				return err
+			}
+			written, cost = time.Now(), time.Since(t0)
+			return nil
 		},
 	}
-	_, runErr := server.Run(ctx, global, 1, cfg.Rounds)
+	_, runErr := server.Run(ctx, global, first, cfg.Rounds)
+	if runErr != nil && last.Round > lastWritten {
+		// Stopped (Ctrl-C, a failure): save the last completed round.
+		// The strategy's state is still that round's (fl.Stateful), and
+		// a client that trained in the round cut short carries the state
+		// it had before it, to train that round again on resume.
+		if err := saveCheckpoint(); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
 	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "compile_seconds": compileSeconds(engine)}
 	if rounds := run.Rounds(); acct != nil && len(rounds) > 0 {
 		extra["epsilon"], extra["delta"] = rounds[len(rounds)-1].Epsilon, cfg.DP.Delta
 	}
-	return Finish(run, dir, schema, extra, runErr, global, saveModel)
+	if ck != nil {
+		extra["resumed_after_round"] = ck.Round
+	}
+	res, err := Finish(run, dir, schema, extra, runErr, global, saveModel)
+	if err == nil {
+		// The checkpoint only serves to resume an unfinished run.
+		if err := removeCheckpoint(dir); err != nil {
+			log.Warn("could not remove the checkpoint of the completed run", "dir", dir, "err", err)
+		}
+	}
+	return res, err
+}
+
+// checkpoint saves, after a round, the states of the clients that trained
+// since the last checkpoint (if clients keep state: store not nil), then
+// the checkpoint c with the strategy's state, then lets the store drop the
+// files it no longer needs (see clientStore).
+func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, clients []*trackedClient, store *clientStore, c *Checkpoint) error {
+	states := map[string][]byte{}
+	for _, tc := range clients {
+		if !tc.trained.Swap(false) || store == nil {
+			continue
+		}
+		b, err := tc.MarshalState()
+		if err != nil {
+			return fmt.Errorf("sim: %s: state: %w", tc.id, err)
+		}
+		states[tc.id] = b
+	}
+	if store != nil {
+		if err := store.save(c.Round, states); err != nil {
+			return err
+		}
+	}
+	var err error
+	if c.Strategy, err = StrategyState(strategy); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := run.WriteAtomic(CheckpointFile, func(w io.Writer) error { return WriteCheckpoint(w, c, schema) }); err != nil {
+		return err
+	}
+	if store != nil {
+		return store.commit()
+	}
+	return nil
+}
+
+// loadResumable returns the checkpoint of the run in dir (nil: none, the
+// run starts anew), checked against the experiment's digest.
+func loadResumable(dir string, fed *Federation, digest string) (*Checkpoint, error) {
+	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile), &fed.Arch)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
+	}
+	if ck.ConfigDigest != digest {
+		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
+			dir, ErrConfigChanged, rundir.ConfigFile)
+	}
+	return ck, nil
+}
+
+// restoreClients gives each client the state saved in store with the
+// checkpoint of round, if any.
+func restoreClients(store *clientStore, round int, clients []*trackedClient) error {
+	states, err := store.load(round)
+	if err != nil {
+		return fmt.Errorf("sim: resume: %w", err)
+	}
+	for _, c := range clients {
+		b, ok := states[c.id]
+		if !ok {
+			continue // never trained
+		}
+		if err := c.UnmarshalState(b); err != nil {
+			return fmt.Errorf("sim: resume: %s: state in %s: %w", c.id, store.dir, err)
+		}
+	}
+	return nil
+}
+
+// removeRunFiles removes the files of an earlier run this package wrote
+// into dir besides the metrics.
+func removeRunFiles(dir string) error {
+	for _, name := range []string{rundir.ModelFile, StandardizerFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return removeCheckpoint(dir)
+}
+
+// removeCheckpoint removes the checkpoint and the clients' states.
+func removeCheckpoint(dir string) error {
+	if err := os.Remove(filepath.Join(dir, CheckpointFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(dir, ClientStateDir))
+}
+
+// storedResult reads the result of the completed run in dir.
+func storedResult(dir string) (*Result, error) {
+	schema, rounds, err := rundir.ReadMetrics(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}, nil
+}
+
+// logCompileTimes logs, at debug level, the graphs compiled since the last
+// call (seen holds those logged).
+func logCompileTimes(log *slog.Logger, e *model.Engine, seen map[string]bool) {
+	times := e.CompileTimes()
+	for _, name := range slices.Sorted(maps.Keys(times)) {
+		if !seen[name] {
+			seen[name] = true
+			log.Debug("compiled graph", "graph", name, "seconds", times[name].Seconds())
+		}
+	}
 }
 
 // WriteRunFiles writes to run the resolved config cfg and, if z is not nil,

@@ -25,9 +25,22 @@
 //
 // # Resuming
 //
-// A cell whose summary says it completed is never run again, so an
-// interrupted sweep continues where it stopped; a cell that crashed or was
-// interrupted starts again from round 1, its old results removed.
+// Each cell is keyed by its resolved experiment, saved as config.yaml in
+// its run directory. A cell whose summary says it completed with the
+// cell's current config is never run again, so an interrupted sweep
+// continues where it stopped; a cell that was interrupted continues from
+// its last completed round (sim.Options.Resume), to the results an
+// uninterrupted run gives; one without a checkpoint, or whose config
+// changed, starts again from round 1, its old results removed.
+//
+// A completed cell whose config differs from the sweep's now (the sweep
+// file, or the base experiment file, changed in a field that changes
+// results: anything but name, out_dir, overwrite, parallel, backend and
+// data.cache_dir) makes Run refuse before running anything, with an error
+// naming each such cell and the fields that differ; Options.RerunChanged
+// (fedcmi sweep -rerun-changed) runs them again instead, each cell's old
+// directory replaced only when its new run starts. The summary only ever
+// holds cells run with the current config.
 //
 // # Parallel cells
 //
@@ -53,6 +66,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -61,6 +75,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/metrics"
@@ -234,40 +249,124 @@ func (s *Spec) Cells() ([]Cell, error) {
 	return cells, nil
 }
 
+// Options are a sweep's run settings.
+type Options struct {
+	// Logger receives the cells' logs, each with the cell's setting,
+	// method and seed; nil uses slog.Default().
+	Logger *slog.Logger
+	// Progress, if not nil, gets one line per cell.
+	Progress io.Writer
+	// Rounds, if not nil, gets every round of every cell, each line
+	// prefixed with its cell.
+	Rounds io.Writer
+	// Status, if not nil, shows the running cells' rounds and steps live.
+	Status *sim.StatusLine
+	// RerunChanged runs again the completed cells whose saved config
+	// differs from the sweep's; without it, Run refuses such a sweep
+	// (ErrChangedCells).
+	RerunChanged bool
+}
+
+// ErrChangedCells is wrapped by Run's error when completed cells were run
+// with other settings than the sweep's current ones.
+var ErrChangedCells = errors.New("sweep: completed cells were run with other settings")
+
+// maxListed bounds the changed cells an error lists one by one.
+const maxListed = 8
+
+// cellLabel names a cell in progress lines: "[3/8] data.alpha=1 fedavg seed 2".
+func cellLabel(i, n int, c Cell) string {
+	return fmt.Sprintf("[%d/%d] %s %s seed %d", i+1, n, c.Setting, c.Method, c.Seed)
+}
+
 // Run runs every cell that has not completed, s.Parallel at a time (see the
 // package documentation), and then writes the summary of the completed
-// cells, also when stopped early. progress, if not nil, gets one line per
-// cell, from one goroutine at a time. Run returns once every cell it
-// started has stopped: with nil when all completed, else with the first
-// cell's failure or, when ctx was cancelled, ctx's error.
-func Run(ctx context.Context, s *Spec, log *slog.Logger, progress io.Writer) error {
+// cells, also when stopped early. A completed cell whose saved config
+// (config.yaml) differs from the cell's config now, in any field that
+// changes results, makes Run refuse before running anything, naming the
+// cells and fields, unless opt.RerunChanged. An unfinished cell resumes
+// from its checkpoint when its config is unchanged, else starts anew.
+// Run returns once every cell it started has stopped: with nil when all
+// completed, else with the first cell's failure or, when ctx was
+// cancelled, ctx's error.
+func Run(ctx context.Context, s *Spec, opt Options) error {
 	cells, err := s.Cells()
 	if err != nil {
 		return err
 	}
+	log := opt.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	var mu sync.Mutex // guards progress and firstErr
+	var mu sync.Mutex // guards progress, firstErr, trackers and finished
 	say := func(format string, args ...any) {
-		if progress == nil {
+		if opt.Progress == nil {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(progress, format, args...)
+		fmt.Fprintf(opt.Status.Writer(opt.Progress), format, args...)
 	}
 	var todo []int
+	resume := make([]bool, len(cells))
+	var changed []string
 	for i, c := range cells {
-		if rundir.Completed(c.Dir) {
-			say("[%d/%d] %s %s seed %d: done before, skipped\n", i+1, len(cells), c.Setting, c.Method, c.Seed)
+		changes, err := sim.ConfigChanges(c.Dir, c.Config)
+		saved := err == nil
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sweep: cell %s %s seed %d: %w", c.Setting, c.Method, c.Seed, err)
+		}
+		same := saved && len(changes) == 0
+		switch {
+		case rundir.Completed(c.Dir) && same:
+			say("%s: done before, skipped\n", cellLabel(i, len(cells), c))
 			continue
+		case rundir.Completed(c.Dir):
+			why := sim.Changes(changes)
+			if !saved {
+				why = "no " + rundir.ConfigFile
+			}
+			changed = append(changed, fmt.Sprintf("%s %s seed %d (%s): %s", c.Setting, c.Method, c.Seed, c.Dir, why))
+		default:
+			resume[i] = same
 		}
 		todo = append(todo, i)
+	}
+	if len(changed) > 0 && !opt.RerunChanged {
+		list := changed[:min(len(changed), maxListed)]
+		more := ""
+		if len(changed) > len(list) {
+			more = fmt.Sprintf("\n  ... and %d more", len(changed)-len(list))
+		}
+		return fmt.Errorf("%w than the sweep's now (%d of %d):\n  %s%s\nrun the sweep with -rerun-changed to run them again (their old results are replaced), or set another out_dir to keep them",
+			ErrChangedCells, len(changed), len(cells), strings.Join(list, "\n  "), more)
+	}
+	for _, c := range changed {
+		log.Info("cell run with other settings: running it again", "cell", c)
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	trackers := map[int]*sim.Tracker{} // of the running cells
+	finished := len(cells) - len(todo)
+	if opt.Status != nil {
+		opt.Status.Start(func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			running := slices.Sorted(maps.Keys(trackers))
+			parts := []string{fmt.Sprintf("%d/%d done", finished, len(cells))}
+			for _, i := range running {
+				st := trackers[i].Status()
+				text := st.String()
+				if len(running) > 1 {
+					text = st.Short() // several cells share the line
+				}
+				parts = append(parts, fmt.Sprintf("[%d] %s s%d: %s", i+1, cells[i].Method, cells[i].Seed, text))
+			}
+			return strings.Join(parts, " | ")
+		}, 250*time.Millisecond)
+		defer opt.Status.Stop()
+	}
 	var firstErr error
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -278,14 +377,36 @@ func Run(ctx context.Context, s *Spec, log *slog.Logger, progress io.Writer) err
 					continue // stopping: start no more cells
 				}
 				c := cells[i]
+				label := cellLabel(i, len(cells), c)
 				clog := log.With("setting", c.Setting, "method", c.Method, "seed", c.Seed)
-				res, err := sim.Run(runCtx, c.Config, sim.Options{Logger: clog})
+				so := sim.Options{Logger: clog, Resume: resume[i]}
+				if opt.Rounds != nil {
+					so.Progress = &prefixWriter{mu: &mu, w: opt.Status.Writer(opt.Rounds), prefix: label + ": "}
+				}
+				if opt.Status != nil {
+					so.Tracker = sim.NewTracker()
+					mu.Lock()
+					trackers[i] = so.Tracker
+					mu.Unlock()
+				}
+				if resume[i] {
+					if _, err := os.Stat(filepath.Join(c.Dir, sim.CheckpointFile)); err == nil {
+						say("%s: resuming from its checkpoint\n", label)
+					}
+				}
+				res, err := sim.Run(runCtx, c.Config, so)
+				mu.Lock()
+				delete(trackers, i)
+				if err == nil {
+					finished++
+				}
+				mu.Unlock()
 				if err != nil {
 					done := 0
 					if res != nil {
 						done = len(res.Rounds)
 					}
-					say("[%d/%d] %s %s seed %d: stopped after %d rounds: %v\n", i+1, len(cells), c.Setting, c.Method, c.Seed, done, err)
+					say("%s: stopped after %d rounds: %v\n", label, done, err)
 					mu.Lock()
 					if firstErr == nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 						firstErr = fmt.Errorf("sweep: cell %s %s seed %d: %w", c.Setting, c.Method, c.Seed, err)
@@ -295,8 +416,7 @@ func Run(ctx context.Context, s *Spec, log *slog.Logger, progress io.Writer) err
 					continue
 				}
 				last := res.Rounds[len(res.Rounds)-1]
-				say("[%d/%d] %s %s seed %d: %s %.4f after %d rounds (%.1fs)\n", i+1, len(cells),
-					c.Setting, c.Method, c.Seed, res.Schema.Heads[0], last.Heads[0], last.Round, res.Summary.Seconds)
+				say("%s: %s %.4f after %d rounds (%.1fs)\n", label, res.Schema.Heads[0], last.Heads[0], last.Round, res.Summary.Seconds)
 			}
 		})
 	}
@@ -321,13 +441,39 @@ feed:
 	return sumErr
 }
 
-// Table loads the completed cells' metrics and compares them
-// (metrics.Compare at the final round): one row per setting and method, in
-// cell order.
+// prefixWriter writes every line with a prefix, one Write at a time
+// across the writers sharing mu.
+type prefixWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []byte
+	for line := range bytes.Lines(b) {
+		out = append(append(out, p.prefix...), line...)
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Table loads the metrics of the completed cells run with their current
+// config and compares them (metrics.Compare at the final round): one row
+// per setting and method, in cell order. A cell whose run directory was
+// run with other settings (sim.ConfigChanges) is left out: its results
+// are not the sweep's.
 func Table(cells []Cell) ([]metrics.Row, error) {
 	var runs []metrics.Labeled
 	for _, c := range cells {
 		if !rundir.Completed(c.Dir) {
+			continue
+		}
+		if changes, err := sim.ConfigChanges(c.Dir, c.Config); err != nil || len(changes) > 0 {
 			continue
 		}
 		schema, rounds, err := rundir.ReadMetrics(c.Dir)

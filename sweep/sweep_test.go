@@ -13,6 +13,7 @@ import (
 
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/sim"
 )
 
 func writeSpec(t *testing.T, out string) *Spec {
@@ -120,7 +121,7 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	s.Grid = map[string][]string{"data.alpha": {"1"}}
 	quiet := slog.New(slog.DiscardHandler)
 	var progress strings.Builder
-	if err := Run(context.Background(), s, quiet, &progress); err != nil {
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(progress.String(), "after 2 rounds") != 4 {
@@ -128,7 +129,7 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	}
 	// A second run finds every cell done.
 	progress.Reset()
-	if err := Run(context.Background(), s, quiet, &progress); err != nil {
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(progress.String(), "skipped") != 4 {
@@ -216,7 +217,7 @@ func TestParallelInterruptResume(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	ref := writeSpec(t, filepath.Join(t.TempDir(), "serial"))
 	ref.Grid = map[string][]string{"data.alpha": {"1"}}
-	if err := Run(context.Background(), ref, quiet, nil); err != nil {
+	if err := Run(context.Background(), ref, Options{Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	refCells, err := ref.Cells()
@@ -245,7 +246,7 @@ func TestParallelInterruptResume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &cancelOnFirst{cancel: cancel}
-	err = Run(ctx, &par, quiet, w)
+	err = Run(ctx, &par, Options{Logger: quiet, Progress: w})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted sweep: error %v, want context.Canceled\n%s", err, w.text.String())
 	}
@@ -264,7 +265,7 @@ func TestParallelInterruptResume(t *testing.T) {
 	}
 
 	var progress strings.Builder
-	if err := Run(context.Background(), &par, quiet, &progress); err != nil {
+	if err := Run(context.Background(), &par, Options{Logger: quiet, Progress: &progress}); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Count(progress.String(), "skipped"); got != done {
@@ -307,5 +308,242 @@ func TestShippedSweeps(t *testing.T) {
 		if _, err := s.Cells(); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestChangedConfigRefused: after the sweep's config changed (rounds 2 ->
+// 3), its completed cells are not taken as done: the sweep refuses, naming
+// the cells and fields and the way out, and runs nothing; with
+// RerunChanged it runs them again and the summary is the new one's. A
+// change of a field that does not change results (parallel) reuses them.
+func TestChangedConfigRefused(t *testing.T) {
+	out := t.TempDir()
+	s := writeSpec(t, out)
+	s.Methods, s.Grid = []string{"fedavg"}, map[string][]string{"data.alpha": {"1"}}
+	quiet := slog.New(slog.DiscardHandler)
+	if err := Run(context.Background(), s, Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := s.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary := func() string {
+		b, err := os.ReadFile(filepath.Join(out, SummaryMarkdown))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := summary()
+
+	// A field that does not change results: every cell is reused.
+	s.Parallel = 2
+	var progress strings.Builder
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(progress.String(), "skipped") != len(cells) {
+		t.Fatalf("parallel changed: cells ran again:\n%s", progress.String())
+	}
+
+	yml := "rounds: 3\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  synthetic:\n    train_per_class: 30\n    test_per_class: 10\n"
+	if err := os.WriteFile(s.Base, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress.Reset()
+	err = Run(context.Background(), s, Options{Logger: quiet, Progress: &progress})
+	if !errors.Is(err, ErrChangedCells) {
+		t.Fatalf("changed rounds: error %v, want ErrChangedCells\n%s", err, progress.String())
+	}
+	for _, want := range []string{"rounds: 2 -> 3", cells[0].Dir, cells[1].Dir, "-rerun-changed", "(2 of 2)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "parallel") {
+		t.Errorf("error %q names parallel", err)
+	}
+	for _, c := range cells {
+		if _, rounds, err := rundir.ReadMetrics(c.Dir); err != nil || len(rounds) != 2 {
+			t.Errorf("refused sweep touched %s: %d rounds, %v", c.Dir, len(rounds), err)
+		}
+	}
+	if summary() != before {
+		t.Error("refused sweep rewrote the summary")
+	}
+
+	progress.Reset()
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress, RerunChanged: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(progress.String(), "after 3 rounds") != len(cells) {
+		t.Fatalf("rerun:\n%s", progress.String())
+	}
+	for _, c := range cells {
+		if _, rounds, err := rundir.ReadMetrics(c.Dir); err != nil || len(rounds) != 3 || !rundir.Completed(c.Dir) {
+			t.Errorf("%s after the rerun: %d rounds, %v", c.Dir, len(rounds), err)
+		}
+	}
+	if summary() == before {
+		t.Error("summary not rewritten after the rerun")
+	}
+	// And now they are the sweep's: skipped.
+	progress.Reset()
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil || strings.Count(progress.String(), "skipped") != len(cells) {
+		t.Fatalf("after the rerun: %v\n%s", err, progress.String())
+	}
+}
+
+// TestTableLeavesOutChangedCells: the summary holds only cells run with
+// the sweep's current settings.
+func TestTableLeavesOutChangedCells(t *testing.T) {
+	s := writeSpec(t, t.TempDir())
+	s.Methods, s.Grid = []string{"fedavg"}, map[string][]string{"data.alpha": {"1"}}
+	if err := Run(context.Background(), s, Options{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := s.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := Table(cells)
+	if err != nil || len(rows) != 1 || rows[0].Runs != 2 {
+		t.Fatalf("rows %+v, %v", rows, err)
+	}
+	cells[0].Config.Train.LR = 0.5
+	rows, err = Table(cells)
+	if err != nil || len(rows) != 1 || rows[0].Runs != 1 {
+		t.Fatalf("with a changed cell: rows %+v, %v", rows, err)
+	}
+}
+
+// TestRoundsPrefixed: with Rounds set, every round of every cell is
+// written once, prefixed with its cell.
+func TestRoundsPrefixed(t *testing.T) {
+	s := writeSpec(t, t.TempDir())
+	s.Methods, s.Grid = []string{"fedavg"}, map[string][]string{"data.alpha": {"1"}}
+	s.Parallel = 2
+	var rounds strings.Builder
+	if err := Run(context.Background(), s, Options{Logger: slog.New(slog.DiscardHandler), Rounds: &rounds}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(rounds.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want 2 cells x 2 rounds:\n%s", len(lines), rounds.String())
+	}
+	for _, want := range []string{"[1/2] data.alpha=1 fedavg seed 1: round   1/2", "[2/2] data.alpha=1 fedavg seed 2: round   2/2"} {
+		if !strings.Contains(rounds.String(), want) {
+			t.Errorf("no line %q in\n%s", want, rounds.String())
+		}
+	}
+}
+
+// cancelOnLine cancels when a line containing at is written.
+type cancelOnLine struct {
+	at     string
+	cancel context.CancelFunc
+}
+
+func (w cancelOnLine) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.at) {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// TestInterruptedCellResumes: a cell interrupted after its second of four
+// rounds continues from its checkpoint when the sweep runs again, to the
+// results of an uninterrupted sweep.
+func TestInterruptedCellResumes(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	ref := writeSpec(t, filepath.Join(t.TempDir(), "ref"))
+	ref.Methods, ref.Seeds, ref.Grid = []string{"scaffold"}, []uint64{1}, nil
+	yml := "rounds: 4\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  synthetic:\n    train_per_class: 30\n    test_per_class: 10\n"
+	if err := os.WriteFile(ref.Base, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), ref, Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	s := *ref
+	s.OutDir = filepath.Join(t.TempDir(), "interrupted")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := Run(ctx, &s, Options{Logger: quiet, Rounds: cancelOnLine{"round   2/4", cancel}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted sweep: %v", err)
+	}
+	var progress strings.Builder
+	if err := Run(context.Background(), &s, Options{Logger: quiet, Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "resuming from its checkpoint") {
+		t.Errorf("progress:\n%s", progress.String())
+	}
+	refCells, _ := ref.Cells()
+	cells, _ := s.Cells()
+	_, want, err := rundir.ReadMetrics(refCells[0].Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := rundir.ReadMetrics(cells[0].Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameRounds(got, want) {
+		t.Errorf("resumed cell %+v differs from the uninterrupted %+v", got, want)
+	}
+	raw, err := os.ReadFile(filepath.Join(cells[0].Dir, rundir.SummaryFile))
+	if err != nil || !strings.Contains(string(raw), `"resumed_after_round": 2`) {
+		t.Errorf("summary does not say the cell resumed after round 2: %v\n%s", err, raw)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestStatusLine: with a status line, the sweep draws the cells' progress,
+// clears it before each cell's line and leaves the terminal clear.
+func TestStatusLine(t *testing.T) {
+	s := writeSpec(t, t.TempDir())
+	s.Methods, s.Grid, s.Parallel = []string{"fedavg"}, map[string][]string{"data.alpha": {"1"}}, 2
+	var term syncBuffer
+	status := sim.NewStatusLine(&term, 200)
+	if err := Run(context.Background(), s, Options{Logger: slog.New(slog.DiscardHandler), Progress: &term, Rounds: &term, Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	out := term.String()
+	if !strings.HasPrefix(out, "\r0/2 done") || !strings.Contains(out, "after 2 rounds") {
+		t.Errorf("terminal:\n%q", out)
+	}
+	// Every drawn status ("\r<text>\x1b[K") is followed by a redraw or
+	// cleared ("\r\x1b[K") before other output, and none is left at the end.
+	for i := 0; ; {
+		k := strings.Index(out[i:], "\x1b[K")
+		if k < 0 {
+			break
+		}
+		k += i
+		drawn := k > 0 && out[k-1] != '\r'
+		if drawn && (k+3 == len(out) || out[k+3] != '\r') {
+			t.Errorf("status line not cleared before %q", out[k+3:min(len(out), k+60)])
+		}
+		i = k + 3
 	}
 }

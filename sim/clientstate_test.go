@@ -1,0 +1,90 @@
+package sim
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestClientStore: every client's newest state is loaded, later rounds
+// overriding earlier ones, and a round's file goes once all its clients
+// have newer states.
+func TestClientStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ClientStateDir)
+	files := func() []string {
+		es, _ := os.ReadDir(dir)
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	s := newClientStore(dir)
+	steps := []struct {
+		round         int
+		states        map[string][]byte
+		saved, pruned []string // files after save, after commit
+	}{
+		{1, map[string][]byte{"a": []byte("a1"), "b": []byte("b1")}, []string{"round-000001.state"}, []string{"round-000001.state"}},
+		{2, map[string][]byte{"a": []byte("a2")}, []string{"round-000001.state", "round-000002.state"}, []string{"round-000001.state", "round-000002.state"}},
+		{3, nil, []string{"round-000001.state", "round-000002.state"}, []string{"round-000001.state", "round-000002.state"}},
+		// b's newest state moves on: round 1's file goes, but only once
+		// the checkpoint of round 4 is written.
+		{4, map[string][]byte{"b": []byte("b4"), "c": []byte("c4")},
+			[]string{"round-000001.state", "round-000002.state", "round-000004.state"}, []string{"round-000002.state", "round-000004.state"}},
+	}
+	for _, st := range steps {
+		if err := s.save(st.round, st.states); err != nil {
+			t.Fatal(err)
+		}
+		if got := files(); !slices.Equal(got, st.saved) {
+			t.Fatalf("after saving round %d: files %v, want %v", st.round, got, st.saved)
+		}
+		if err := s.commit(); err != nil {
+			t.Fatal(err)
+		}
+		if got := files(); !slices.Equal(got, st.pruned) {
+			t.Fatalf("after the checkpoint of round %d: files %v, want %v", st.round, got, st.pruned)
+		}
+	}
+	// A crash after saving round 5, before its checkpoint: the resume
+	// from round 4 reads the newest states up to round 4, drops round 5's
+	// file and keeps pruning.
+	if err := s.save(5, map[string][]byte{"a": []byte("a5"), "b": []byte("b5")}); err != nil {
+		t.Fatal(err)
+	}
+	r := newClientStore(dir)
+	got, err := r.load(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || string(got["a"]) != "a2" || string(got["b"]) != "b4" || string(got["c"]) != "c4" {
+		t.Fatalf("loaded %q", got)
+	}
+	if got := files(); !slices.Equal(got, []string{"round-000002.state", "round-000004.state"}) {
+		t.Fatalf("after the resume: files %v", got)
+	}
+	if err := r.save(5, map[string][]byte{"a": []byte("a5")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := files(); !slices.Equal(got, []string{"round-000004.state", "round-000005.state"}) {
+		t.Fatalf("after the resumed round: files %v", got)
+	}
+	// A damaged file is refused with its name.
+	bad := filepath.Join(dir, "round-000004.state")
+	if err := os.WriteFile(bad, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newClientStore(dir).load(10); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("damaged file: %v", err)
+	}
+	// No directory: no states.
+	if got, err := newClientStore(filepath.Join(t.TempDir(), "none")).load(10); err != nil || len(got) != 0 {
+		t.Errorf("no directory: %v, %v", got, err)
+	}
+}

@@ -1,0 +1,256 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/internal/fedtest"
+	"github.com/fedcmi/fedcmi/rundir"
+)
+
+// lineHook calls f with the number of every line written to it (the
+// simulation's per-round progress).
+type lineHook struct {
+	mu sync.Mutex
+	n  int
+	f  func(n int)
+}
+
+func (w *lineHook) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	w.f(w.n)
+	return len(p), nil
+}
+
+// TestResumeEqualsUninterrupted interrupts runs of methods with every kind
+// of state carried between rounds (SCAFFOLD's control variates on both
+// sides, personal branches, the pooled dominance table, FedMDrop's
+// prototypes) by cancelling their context, resumes them and compares
+// them with uninterrupted runs, bit for bit: the metrics and the final
+// model. Runs are interrupted between rounds, in the middle of a round
+// (with no checkpoint but the one written when the run stops), and in a
+// crash between the client states and the checkpoint of a round.
+func TestResumeEqualsUninterrupted(t *testing.T) {
+	const rounds = 5
+	setups := []struct {
+		name string
+		edit func(*config.Config)
+	}{
+		{"fedavg", nil},
+		{"fedcmi", nil},
+		{"scaffold", nil},
+		{"fedcmi-personalized", func(c *config.Config) { c.Method, c.FedCMI.Personalized = "fedcmi", true }},
+		{"fedcmi-fedstats", nil},
+		{"fedmdrop", nil},
+		// The server optimizer's moments and the adaptive clip bound are
+		// strategy state (fl.Stateful) too.
+		{"fedavg-adam-dp", func(c *config.Config) {
+			c.Method, c.Server.Optimizer = "fedavg", "adam"
+			c.DP.Clip, c.DP.NoiseMultiplier, c.DP.Adaptive = 1, 0.1, true
+		}},
+	}
+	for _, su := range setups {
+		t.Run(su.name, func(t *testing.T) {
+			cfg := small(t, su.name)
+			cfg.Rounds, cfg.Parallel = rounds, 2
+			if su.edit != nil {
+				su.edit(&cfg)
+			}
+			want, err := Run(context.Background(), cfg, Options{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stop := range []string{"between rounds", "mid-round", "crash before checkpoint"} {
+				cfg := cfg
+				cfg.OutDir = t.TempDir()
+				dir := filepath.Join(cfg.OutDir, cfg.RunName())
+				ctx, cancel := context.WithCancel(context.Background())
+				opt := Options{Logger: quiet}
+				stopAfter := 2
+				var earlier map[string][]byte // checkpoint files before the crash
+				switch stop {
+				case "between rounds":
+					opt.Progress = &lineHook{f: func(n int) {
+						if n == stopAfter {
+							cancel()
+						}
+					}}
+				case "mid-round":
+					// No checkpoint after a round: the one written when
+					// the run stops is all there is.
+					opt.checkpointEvery = 100
+					opt.Tracker = NewTracker()
+					opt.Tracker.afterStep = func(round, steps int) {
+						if round == stopAfter+1 && steps >= 3 {
+							cancel()
+						}
+					}
+				case "crash before checkpoint":
+					// A checkpoint after every second round. When round 4
+					// is reported, its checkpoint is not written yet and the
+					// files on disk are round 2's: keep them, to put back
+					// all but the client states the run then wrote for
+					// round 4, as a crash between the client states and the
+					// checkpoint leaves them. Clients that trained in
+					// rounds 3 and 4 must resume with their states of 2.
+					opt.checkpointEvery, stopAfter = 2, 4
+					opt.Progress = &lineHook{f: func(n int) {
+						if n == stopAfter {
+							earlier = snapshot(t, dir)
+							cancel()
+						}
+					}}
+				}
+				part, err := Run(ctx, cfg, opt)
+				cancel()
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("%s: interrupted run: %v", stop, err)
+				}
+				if len(part.Rounds) != stopAfter || rundir.Completed(dir) {
+					t.Fatalf("%s: interrupted after %d rounds, want %d", stop, len(part.Rounds), stopAfter)
+				}
+				for name, b := range earlier {
+					if _, err := os.Stat(filepath.Join(dir, name)); err == nil && filepath.Dir(name) == ClientStateDir {
+						continue // written before the crash
+					}
+					if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true})
+				if err != nil {
+					t.Fatalf("%s: resume: %v", stop, err)
+				}
+				fedtest.SameRounds(t, got.Rounds, want.Rounds)
+				fedtest.SameModel(t, got.Dir, want.Dir)
+				_, onDisk, err := rundir.ReadMetrics(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fedtest.SameRounds(t, onDisk, want.Rounds)
+				if !rundir.Completed(dir) {
+					t.Errorf("%s: resumed run not marked complete", stop)
+				}
+				from := stopAfter
+				if earlier != nil {
+					from = 2 // the checkpoint before the crash
+				}
+				if raw, err := os.ReadFile(filepath.Join(dir, rundir.SummaryFile)); err != nil || !strings.Contains(string(raw), fmt.Sprintf(`"resumed_after_round": %d`, from)) {
+					t.Errorf("%s: the run did not resume after round %d: %v\n%s", stop, from, err, raw)
+				}
+				for _, name := range []string{CheckpointFile, ClientStateDir} {
+					if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+						t.Errorf("%s: %s left after the run completed", stop, name)
+					}
+				}
+				if t.Failed() {
+					t.Fatalf("resumed after interruption %s differs", stop)
+				}
+			}
+		})
+	}
+}
+
+// snapshot returns the checkpoint files in run directory dir by their
+// path relative to it.
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	out := map[string][]byte{}
+	names := []string{CheckpointFile}
+	es, _ := os.ReadDir(filepath.Join(dir, ClientStateDir))
+	for _, e := range es {
+		names = append(names, filepath.Join(ClientStateDir, e.Name()))
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+		}
+		out[name] = b
+	}
+	return out
+}
+
+// TestResumeRefusals: a resume whose config differs names the fields and
+// runs nothing; a completed run is returned as it is; a directory without
+// a checkpoint starts from round 1; a corrupt checkpoint is refused.
+func TestResumeRefusals(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Rounds = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	part, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &lineHook{f: func(n int) {
+		if n == 1 {
+			cancel()
+		}
+	}}})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	dir := part.Dir
+	modelBefore, _ := os.ReadFile(filepath.Join(dir, rundir.ModelFile))
+
+	changed := cfg
+	changed.Rounds, changed.Train.LR = 5, 0.123
+	changed.Parallel, changed.Overwrite = 3, true // these do not count
+	_, err = Run(context.Background(), changed, Options{Logger: quiet, Resume: true})
+	if !errors.Is(err, ErrConfigChanged) {
+		t.Fatalf("changed config: %v, want ErrConfigChanged", err)
+	}
+	for _, want := range []string{"rounds: 3 -> 5", "train.lr: 0.01 -> 0.123", "-overwrite", dir} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "parallel") || strings.Contains(err.Error(), "overwrite:") {
+		t.Errorf("error %q names fields that do not change results", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, rundir.ModelFile)); string(after) != string(modelBefore) {
+		t.Error("refused resume touched the run directory")
+	}
+
+	// Without -resume (or -overwrite) the directory is refused.
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); !errors.Is(err, rundir.ErrExists) || !strings.Contains(err.Error(), "-resume") {
+		t.Errorf("run over an unfinished run: %v", err)
+	}
+
+	// A corrupt checkpoint is refused with its name.
+	ckPath := filepath.Join(dir, CheckpointFile)
+	good, err := os.ReadFile(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ckPath, good[:len(good)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), CheckpointFile) {
+		t.Errorf("corrupt checkpoint: %v", err)
+	}
+	os.WriteFile(ckPath, good, 0o644)
+
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true})
+	if err != nil || len(res.Rounds) != 3 {
+		t.Fatalf("resume: %v, %d rounds", err, len(res.Rounds))
+	}
+	// Resuming a completed run runs nothing and returns its result.
+	again, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true})
+	if err != nil || len(again.Rounds) != 3 || again.Rounds[2].Heads[0] != res.Rounds[2].Heads[0] {
+		t.Fatalf("resume of a complete run: %v, %+v", err, again)
+	}
+
+	// Nothing to resume: the run starts from round 1.
+	fresh := cfg
+	fresh.OutDir = t.TempDir()
+	res, err = Run(context.Background(), fresh, Options{Logger: quiet, Resume: true})
+	if err != nil || len(res.Rounds) != 3 {
+		t.Fatalf("resume without a run: %v", err)
+	}
+}
