@@ -244,7 +244,7 @@ func (c *Config) Load(r io.Reader, name string) error {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s: %w", name, err)
+		return fmt.Errorf("config: %s: %w", name, PlainYAMLError(err))
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ func TestSummaryJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"rounds":2,"final":{"audio":null,"fused":0.5},"best":{"audio":null,"fused":0.75},"best_round":1,"mean_dominance":null,"seconds":12.5}`
+	want := `{"rounds":2,"final":{"audio":null,"fused":0.5},"best":{"audio":null,"fused":0.75},"best_round":1,"dominance_mean":null,"seconds":12.5}`
 	if string(b) != want {
 		t.Errorf("Marshal = %s\nwant %s", b, want)
 	}

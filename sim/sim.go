@@ -319,7 +319,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 				return err
 			}
 			if opt.Progress != nil {
-				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f  %.2fs\n",
+				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  dominance %.3f  loss %.4f  %.2fs\n",
 					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
 					m.Dominance, m.TrainLoss, m.Seconds)
 			}

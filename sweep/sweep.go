@@ -88,6 +88,9 @@ type Spec struct {
 	Grid map[string][]string `yaml:"grid"`
 	// Parallel is the number of cells run at once (0 means 1).
 	Parallel int `yaml:"parallel"`
+	// Override, if not nil, changes the base experiment before each
+	// cell's setting is applied (fedcmi sweep's field flags).
+	Override func(*config.Config) error `yaml:"-"`
 }
 
 // Load reads a sweep file.
@@ -100,7 +103,7 @@ func Load(path string) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("sweep: %s: %w", path, err)
+		return nil, fmt.Errorf("sweep: %s: %w", path, config.PlainYAMLError(err))
 	}
 	return &s, nil
 }
@@ -196,6 +199,11 @@ func (s *Spec) Cells() ([]Cell, error) {
 	if s.Base != "" {
 		if err := base.LoadFile(s.Base); err != nil {
 			return nil, err
+		}
+	}
+	if s.Override != nil {
+		if err := s.Override(&base); err != nil {
+			return nil, fmt.Errorf("sweep: %w", err)
 		}
 	}
 	settings, err := s.settings()

@@ -193,7 +193,7 @@ func newFederation(t *testing.T, yml string) *federation {
 	if err := os.WriteFile(f.cfgFile, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(f.cfgFile, config.RegisterFlags(newFlagSet(&Command{}, io.Discard, nil)))
+	cfg, err := loadConfig(f.cfgFile, config.RegisterFlags(newFlagSet(&Command{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestDeployParticipantKilledMidRound(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	f := newFederation(t, strings.Replace(smallExperiment, "clients_per_round: 3", "clients_per_round: 4", 1))
-	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-round-timeout", "3s")
+	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-round_timeout", "3s")
 	for i := range 3 {
 		f.join(t, addr, i, nil)
 	}
@@ -413,7 +413,7 @@ func TestDeployUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"help", "serve"}, 0, "-round-timeout"},
+		{[]string{"help", "serve"}, 0, "-round_timeout"},
 		{[]string{"help", "join"}, 0, "-shard i"},
 		{[]string{"serve", "-out_dir", out}, 2, "mutual TLS needs -certs"},
 		{[]string{"serve", "-insecure", "-certs", out}, 2, "-insecure excludes"},
@@ -447,7 +447,7 @@ func TestDeployParticipantRestart(t *testing.T) {
 	}
 	f := newFederation(t, "method: scaffold\n"+strings.Replace(strings.Replace(smallExperiment,
 		"rounds: 3", "rounds: 4", 1), "clients_per_round: 3", "clients_per_round: 4", 1))
-	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-heartbeat", "2s", "-round-timeout", "60s")
+	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-heartbeat", "2s", "-round_timeout", "60s")
 	for i := range 3 {
 		f.join(t, addr, i, nil)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 
-	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/sim"
 )
 
@@ -21,14 +20,7 @@ latest global model), standardizer.json and summary.json.
 Without flags it runs FedCMI on the built-in synthetic audio-visual data
 (a strong "audio" and a weak "visual" modality). The experiment file given
 with -c overrides the defaults; flags override the file. Ctrl-C stops at the
-clients' next batch and keeps every completed round.
-
-Flags:
-  -c file   experiment file (YAML), fields as below
-  -v        log debug detail (graph compile times, ...)
-
-Every configuration field is also a flag (lists comma-separated):
-`,
+clients' next batch and keeps every completed round.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		x := newExperimentFlags(c, stderr)
@@ -42,36 +34,6 @@ Every configuration field is also a flag (lists comma-separated):
 		res, err := sim.Run(ctx, cfg, sim.Options{Logger: x.logger(), Progress: stdout})
 		writeResult(stdout, res)
 		return err
-	}
-	return c
-}
-
-func cmdConfig() *Command {
-	c := &Command{
-		Name:      "config",
-		UsageLine: "config [-markdown | -yaml]",
-		Short:     "print the configuration reference or the default experiment file",
-		Long: `Config prints every experiment field with its default and meaning, as a
-plain table, as Markdown (-markdown), or the default experiment as a YAML file
-to start from (-yaml).`,
-	}
-	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
-		md := fs.Bool("markdown", false, "print a Markdown table")
-		asYAML := fs.Bool("yaml", false, "print the default experiment file")
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		if *asYAML {
-			d := config.Default()
-			b, err := d.YAML()
-			if err != nil {
-				return err
-			}
-			_, err = stdout.Write(b)
-			return err
-		}
-		return config.WriteReference(stdout, *md)
 	}
 	return c
 }

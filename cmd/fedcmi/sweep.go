@@ -2,16 +2,18 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/sweep"
 )
 
 func cmdSweep() *Command {
 	c := &Command{
 		Name:      "sweep",
-		UsageLine: "sweep -c sweep.yaml [-parallel N] [-v]",
+		UsageLine: "sweep -c sweep.yaml [-parallel N] [-v] [-<field> value ...]",
 		Short:     "run a grid of experiments (methods x seeds x settings), resumably",
 		Long: `Sweep runs every cell of a grid of experiments, one or a few at a time, and
 writes <out_dir>/summary.md and summary.csv: mean ± std over seeds of the
@@ -38,13 +40,26 @@ client each; results do not depend on N. Ctrl-C stops every running cell at
 its clients' next batch, keeps what completed and writes the summary of the
 completed cells.
 
-Flags:`,
+Experiment field flags change every cell's experiment, as if written in the
+base file (sweep -c sweep.yaml -rounds 5). A field the sweep varies (its
+grid or settings), and method, seed, name, out_dir and overwrite, which
+the sweep sets for each cell, cannot be overridden; -parallel is the number
+of cells at once, not the experiment field.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
-		file := fs.String("c", "", "sweep file (YAML)")
+		fs := newFlagSet(c)
+		file := fs.String("c", "", "sweep `file` (YAML)")
 		parallel := fs.Int("parallel", 0, "cells run at once (0: the sweep file's parallel, else 1)")
 		verbose := fs.Bool("v", false, "log each run's progress")
+		// Every experiment field but parallel, whose name the sweep's own
+		// flag takes.
+		fieldFlags := flag.NewFlagSet("fields", flag.ContinueOnError)
+		overrides := config.RegisterFlags(fieldFlags)
+		fieldFlags.VisitAll(func(f *flag.Flag) {
+			if fs.Lookup(f.Name) == nil {
+				fs.Var(f.Value, f.Name, f.Usage)
+			}
+		})
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -61,6 +76,18 @@ Flags:`,
 		if err != nil {
 			return err
 		}
+		var given []string
+		fs.Visit(func(f *flag.Flag) {
+			if _, ok := fieldPaths[f.Name]; ok {
+				given = append(given, f.Name)
+			}
+		})
+		if err := checkSweepOverrides(spec, given); err != nil {
+			return err
+		}
+		if len(given) > 0 {
+			spec.Override = overrides.Apply
+		}
 		if *parallel > 0 {
 			spec.Parallel = *parallel
 		}
@@ -75,4 +102,26 @@ Flags:`,
 		return nil
 	}
 	return c
+}
+
+// checkSweepOverrides refuses field flags the sweep would ignore: the
+// fields it sets per cell and those its grid or settings vary.
+func checkSweepOverrides(spec *sweep.Spec, given []string) error {
+	for _, path := range given {
+		switch path {
+		case "method", "seed":
+			return &usageError{fmt.Sprintf("-%s: the sweep file's %ss list sets it per cell; edit the sweep file", path, path)}
+		case "name", "out_dir", "overwrite":
+			return &usageError{fmt.Sprintf("-%s: the sweep sets it per cell (out_dir in the sweep file names where cells go)", path)}
+		}
+		if _, ok := spec.Grid[path]; ok {
+			return &usageError{fmt.Sprintf("-%s: the sweep's grid varies it; edit the grid in the sweep file", path)}
+		}
+		for i, set := range spec.Settings {
+			if _, ok := set[path]; ok {
+				return &usageError{fmt.Sprintf("-%s: settings entry %d of the sweep file sets it; edit the sweep file", path, i+1)}
+			}
+		}
+	}
+	return nil
 }
