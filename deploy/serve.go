@@ -178,6 +178,12 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err := sim.WriteRunFiles(run, &cfg, fed.Standardizer); err != nil {
 		return nil, err
 	}
+	if cfg.TensorBoard {
+		// After the replayed rounds: the log is written anew with them.
+		if err := run.LogTensorBoard(); err != nil {
+			return nil, err
+		}
+	}
 
 	met := opt.Metrics
 	if met == nil {

@@ -299,6 +299,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
 		return nil, err
 	}
+	if cfg.TensorBoard {
+		if err := run.LogTensorBoard(); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("simulation",
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
