@@ -141,7 +141,7 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 
 // plainAttr rewrites values that slog would print in Go's syntax: lists
 // ("[audio visual]") become "audio,visual", maps ("map[a:1 b:2]") become
-// "a=1,b=2" in key order, durations are rounded to milliseconds, and an
+// "a:1,b:2" in key order, durations are rounded to milliseconds, and an
 // attribute without a value (err=<nil>) is left out.
 func plainAttr(_ []string, a slog.Attr) slog.Attr {
 	v := a.Value
@@ -185,7 +185,7 @@ func plainValue(x any) (string, bool) {
 	case reflect.Map:
 		parts := make([]string, 0, rv.Len())
 		for it := rv.MapRange(); it.Next(); {
-			parts = append(parts, fmt.Sprintf("%v=%v", it.Key().Interface(), it.Value().Interface()))
+			parts = append(parts, fmt.Sprintf("%v:%v", it.Key().Interface(), it.Value().Interface()))
 		}
 		slices.Sort(parts)
 		return strings.Join(parts, ","), true
