@@ -155,7 +155,7 @@ func TestSweepOverrides(t *testing.T) {
 	}{
 		{[]string{"-method", "fedprox"}, "-method: the sweep file's methods list sets it per cell"},
 		{[]string{"-data.alpha", "5"}, "-data.alpha: the sweep's grid varies it"},
-		{[]string{"-out_dir", dir}, "-out_dir: the sweep sets it per cell"},
+		{[]string{"-name", "x"}, "-name: the sweep sets it per cell"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"sweep", "-c", file}, tc.args...)
@@ -163,8 +163,9 @@ func TestSweepOverrides(t *testing.T) {
 			t.Errorf("fedcmi %v: exit %d, want 2 with %q:\n%s", args, code, tc.want, stderr.String())
 		}
 	}
+	out = filepath.Join(dir, "moved")
 	var stdout, stderr bytes.Buffer
-	args := []string{"sweep", "-c", file, "-rounds", "1", "-clients", "4", "-clients_per_round", "2", "-data.min_size", "5",
+	args := []string{"sweep", "-c", file, "-out_dir", out, "-rounds", "1", "-clients", "4", "-clients_per_round", "2", "-data.min_size", "5",
 		"-data.synthetic.train_per_class", "30", "-data.synthetic.test_per_class", "10"}
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("sweep with overrides: exit %d\n%s\n%s", code, stdout.String(), stderr.String())

@@ -41,10 +41,11 @@ its clients' next batch, keeps what completed and writes the summary of the
 completed cells.
 
 Experiment field flags change every cell's experiment, as if written in the
-base file (sweep -c sweep.yaml -rounds 5). A field the sweep varies (its
-grid or settings), and method, seed, name, out_dir and overwrite, which
-the sweep sets for each cell, cannot be overridden; -parallel is the number
-of cells at once, not the experiment field.`,
+base file (sweep -c sweep.yaml -rounds 5); -out_dir replaces the sweep
+file's out_dir. A field the sweep varies (its grid or settings), and
+method, seed, name and overwrite, which the sweep sets for each cell,
+cannot be overridden; -parallel is the number of cells at once, not the
+experiment field.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c)
@@ -87,6 +88,14 @@ of cells at once, not the experiment field.`,
 		}
 		if len(given) > 0 {
 			spec.Override = overrides.Apply
+			// -out_dir moves the whole sweep: cells go below it.
+			var probe config.Config
+			if err := overrides.Apply(&probe); err != nil {
+				return err
+			}
+			if probe.OutDir != "" {
+				spec.OutDir = probe.OutDir
+			}
 		}
 		if *parallel > 0 {
 			spec.Parallel = *parallel
@@ -111,8 +120,8 @@ func checkSweepOverrides(spec *sweep.Spec, given []string) error {
 		switch path {
 		case "method", "seed":
 			return &usageError{fmt.Sprintf("-%s: the sweep file's %ss list sets it per cell; edit the sweep file", path, path)}
-		case "name", "out_dir", "overwrite":
-			return &usageError{fmt.Sprintf("-%s: the sweep sets it per cell (out_dir in the sweep file names where cells go)", path)}
+		case "name", "overwrite":
+			return &usageError{fmt.Sprintf("-%s: the sweep sets it per cell", path)}
 		}
 		if _, ok := spec.Grid[path]; ok {
 			return &usageError{fmt.Sprintf("-%s: the sweep's grid varies it; edit the grid in the sweep file", path)}
