@@ -43,6 +43,7 @@ type Config struct {
 	ClientsPerRound int  `yaml:"clients_per_round" help:"clients sampled per round K (uniformly, seeded); all if >= N"`
 	Parallel        int  `yaml:"parallel" help:"clients trained at once in the simulation, at most 1024 (results do not depend on it)"`
 	Overwrite       bool `yaml:"overwrite" help:"replace an existing run directory's results"`
+	TensorBoard     bool `yaml:"tensorboard" help:"also log the per-round metrics as a TensorBoard event file in the run directory (tensorboard --logdir <out_dir>)"`
 
 	Train  Train  `yaml:"train"`
 	FedCMI FedCMI `yaml:"fedcmi"`
@@ -290,7 +291,7 @@ func (c *Config) Load(r io.Reader, name string) error {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s: %w", name, err)
+		return fmt.Errorf("config: %s: %w", name, PlainYAMLError(err))
 	}
 	return nil
 }

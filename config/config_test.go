@@ -365,3 +365,29 @@ func TestBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestYAMLErrorsPlain: decoding errors of an experiment file speak of
+// numbers, lists and sections, not of Go types or YAML tags.
+func TestYAMLErrorsPlain(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"rounds: abc\n", `line 1: "abc" is not a whole number`},
+		{"seed: -1\n", `line 1: "-1" is not a whole number >= 0`},
+		{"train:\n  lr: [1]\n", "line 2: a list is not a number"},
+		{"overwrite: maybe\n", `line 1: "maybe" is not true or false`},
+		{"model:\n  hidden: abc\n", `line 2: "abc" is not a list of whole numbers`},
+		{"train: 3\n", `line 1: "3" is not a section of key: value lines`},
+		{"roundz: 3\n", "line 1: unknown field roundz (did you mean rounds?)"},
+		{"data:\n  synthetic:\n    dimz: 3\n", "line 3: unknown field dimz in section data.synthetic (did you mean dims?)"},
+		{"rounds: 3\n  x: : :\n", "YAML syntax: line 2: mapping values are not allowed in this context"},
+	} {
+		c := Default()
+		err := c.Load(strings.NewReader(tc.yaml), "f.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "!!") || strings.Contains(msg, "config.") || strings.Contains(msg, "unmarshal") {
+			t.Errorf("%q: %q still speaks Go or YAML internals", tc.yaml, msg)
+		}
+	}
+}

@@ -18,6 +18,9 @@ type Field struct {
 	Help string
 	// Default is the default value as text.
 	Default string
+	// Type names the kind of value the field takes, for help texts: text,
+	// bool, integer, number or list.
+	Type string
 	// value is the field inside some Config.
 	value reflect.Value
 	// isPath marks a file-system path (tag path:"true"), which an
@@ -42,12 +45,27 @@ func Fields(c *Config) []Field {
 				walk(v.Field(i), path+".")
 				continue
 			}
-			out = append(out, Field{Path: path, Help: f.Tag.Get("help"), Default: format(v.Field(i)), value: v.Field(i),
+			out = append(out, Field{Path: path, Help: f.Tag.Get("help"), Default: format(v.Field(i)), Type: typeName(f.Type.Kind()), value: v.Field(i),
 				isPath: f.Tag.Get("path") == "true"})
 		}
 	}
 	walk(reflect.ValueOf(c).Elem(), "")
 	return out
+}
+
+// typeName names a field's kind of value for help texts.
+func typeName(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "bool"
+	case reflect.Int, reflect.Uint64:
+		return "integer"
+	case reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		return "list"
+	}
+	return "text"
 }
 
 // format renders a field value the way its flag takes it.

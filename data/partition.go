@@ -147,7 +147,7 @@ func Dirichlet(labels []int, numClasses, numClients int, alpha float64, minSize 
 		}
 	}
 	return nil, fmt.Errorf("data: Dirichlet: %w: no partition gave every client >= %d samples in %d attempts "+
-		"(alpha %g, %d clients, last smallest client %d); use a larger alpha or fewer clients",
+		"(alpha %g, %d clients, last smallest client %d)",
 		ErrInfeasible, minSize, dirichletMaxAttempts, alpha, numClients, smallest)
 }
 

@@ -481,7 +481,7 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 // maxSamples returns the most samples name may declare (0: no bound) and
 // what sets it.
 func (c *Coordinator) maxSamples(name string) (int, string) {
-	limit, by := c.cfg.MaxSamples, "coordinator's -max-samples"
+	limit, by := c.cfg.MaxSamples, "coordinator's -max_samples"
 	if c.cfg.Roster != nil {
 		if r := c.cfg.Roster.MaxSamples(name); r > 0 && (limit == 0 || r < limit) {
 			limit, by = r, "roster's max_samples"

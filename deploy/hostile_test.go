@@ -347,9 +347,9 @@ func TestMaxSamples(t *testing.T) {
 		samples int64
 		want    string // "" for accepted
 	}{
-		{"plain", 2_000_000_000, "participant \"plain\" declares 2000000000 samples, more than the 1000 coordinator's -max-samples allows"},
+		{"plain", 2_000_000_000, "participant \"plain\" declares 2000000000 samples, more than the 1000 coordinator's -max_samples allows"},
 		{"plain", 1000, ""},
-		{"big", 1001, "more than the 1000 coordinator's -max-samples allows"},
+		{"big", 1001, "more than the 1000 coordinator's -max_samples allows"},
 		{"small", 51, "declares 51 samples, more than the 50 roster's max_samples allows"},
 		{"small", 50, ""},
 	} {

@@ -269,6 +269,12 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		}
 		return sim.Finish(run, dir, schema, extra, nil, global, saveModel)
 	}
+	if cfg.TensorBoard {
+		// After the replayed rounds: the log is written anew with them.
+		if err := run.LogTensorBoard(); err != nil {
+			return nil, err
+		}
+	}
 
 	met := opt.Metrics
 	if met == nil {
@@ -386,7 +392,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 				met.Rounds.Inc()
 				met.RoundSeconds.Observe(m.Seconds)
 				if opt.Progress != nil {
-					fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f  clients %d  failures %d  %.2fs\n",
+					fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  dominance %.3f  loss %.4f  clients %d  failures %d  %.2fs\n",
 						m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
 						m.Dominance, m.TrainLoss, m.Clients, m.Failures, m.Seconds)
 				}

@@ -59,7 +59,7 @@ type Row struct {
 	Acc []Stat
 	// PerClass holds, per class, the fused accuracy at the picked round.
 	PerClass []Stat
-	// Dominance is the mean dominance ratio rho of the picked round.
+	// Dominance is the dominance (mean dominance ratio ρ) of the picked round.
 	Dominance Stat
 	// FirstDominant is, per run, the mean over its rounds of the share of
 	// multimodal training batches that took modality 0 as the dominant
@@ -166,8 +166,8 @@ func groupName(setting, method string) string {
 }
 
 // WriteComparison writes rows as a Markdown table: setting (only if some
-// row has one), method, runs, one "mean ± std" column per head, the mean
-// dominance ratio (rho) of the picked round, the mean share of batches
+// row has one), method, runs, one "mean ± std" column per head, the
+// dominance (mean dominance ratio) of the picked round, the mean share of batches
 // taking modality 0 as dominant over all rounds (named after modality 0),
 // the round number of the picked round, and the best round as mean ± std. Values that were not measured show as "-". A row
 // whose heads differ from the row before starts a new table.
@@ -186,7 +186,7 @@ func WriteComparison(w io.Writer, rows []Row) error {
 			if withSetting {
 				b.WriteString("| setting ")
 			}
-			fmt.Fprintf(&b, "| method | runs | %s | rho | %s dominant | round | best round |\n", strings.Join(r.Heads, " | "), FirstModality(r.Heads))
+			fmt.Fprintf(&b, "| method | runs | %s | dominance | %s dominant | round | best round |\n", strings.Join(r.Heads, " | "), FirstModality(r.Heads))
 			if withSetting {
 				b.WriteString("|---")
 			}
@@ -225,7 +225,7 @@ func formatMean(s Stat, prec int) string {
 
 // WriteComparisonCSV writes rows as CSV with the header setting, method,
 // runs, <head>_mean, <head>_std (per head of any row, in the order they
-// first appear), rho_mean, first_dominant_mean, round_mean,
+// first appear), dominance_mean, first_dominant_mean, round_mean,
 // best_round_mean, best_round_std;
 // numbers in full precision, unmeasured values and heads a row lacks
 // empty.
@@ -243,7 +243,7 @@ func WriteComparisonCSV(w io.Writer, rows []Row) error {
 	for _, h := range heads {
 		header = append(header, h+"_mean", h+"_std")
 	}
-	cw.Write(append(header, "rho_mean", "first_dominant_mean", "round_mean", "best_round_mean", "best_round_std"))
+	cw.Write(append(header, "dominance_mean", "first_dominant_mean", "round_mean", "best_round_mean", "best_round_std"))
 	for _, r := range rows {
 		rec := []string{r.Setting, r.Method, strconv.Itoa(r.Runs)}
 		for _, h := range heads {

@@ -118,7 +118,7 @@ func TestWriteComparison(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| setting | method | runs | fused | a_only | v_only | rho | a dominant | round | best round |\n",
+		"| setting | method | runs | fused | a_only | v_only | dominance | a dominant | round | best round |\n",
 		"| s1 | fedavg | 2 | 0.600 ± 0.141 | 0.550 ± 0.071 | 0.300 ± 0.141 | 1.50 | 0.55 | 2 | 1.5 ± 0.7 |\n",
 		"| s2 | fedavg | 1 | 0.900 ± 0.000 | 0.800 ± 0.000 | 0.700 ± 0.000 | 1.00 | 0.00 | 1 | 1.0 ± 0.0 |\n",
 	} {
@@ -127,7 +127,7 @@ func TestWriteComparison(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"setting,method,runs,fused_mean,fused_std,a_only_mean,a_only_std,v_only_mean,v_only_std,rho_mean,first_dominant_mean,round_mean,best_round_mean,best_round_std\n",
+		"setting,method,runs,fused_mean,fused_std,a_only_mean,a_only_std,v_only_mean,v_only_std,dominance_mean,first_dominant_mean,round_mean,best_round_mean,best_round_std\n",
 		"s2,fedavg,1,0.9,0,0.8,0,0.7,0,1,0,1,1,0\n",
 	} {
 		if !strings.Contains(csv.String(), want) {

@@ -28,7 +28,7 @@ func ExampleCompare() {
 	}
 	metrics.WriteComparison(os.Stdout, rows)
 	// Output:
-	// | method | runs | fused | a_only | v_only | rho | a dominant | round | best round |
+	// | method | runs | fused | a_only | v_only | dominance | a dominant | round | best round |
 	// |---|---|---|---|---|---|---|---|---|
 	// | fedavg | 2 | 0.700 ± 0.141 | 0.600 ± 0.141 | 0.200 ± 0.141 | 2.00 | 0.75 | 2 | 1.5 ± 0.7 |
 }

@@ -92,42 +92,56 @@ type summaryJSON struct {
 	Final         map[string]jsonFloat `json:"final"`
 	Best          map[string]jsonFloat `json:"best"`
 	BestRound     int                  `json:"best_round"`
-	MeanDominance jsonFloat            `json:"mean_dominance"`
+	MeanDominance *jsonFloat           `json:"dominance_mean"`
 	Seconds       jsonFloat            `json:"seconds"`
+	// OldMeanDominance is the key files written before the metric had one
+	// name everywhere used ("mean_dominance"); read, never written.
+	OldMeanDominance *jsonFloat `json:"mean_dominance,omitempty"`
 }
 
 // MarshalJSON encodes s as {"rounds":..,"final":{..},"best":{..},
-// "best_round":..,"mean_dominance":..,"seconds":..}, non-finite floats as
-// null.
+// "best_round":..,"dominance_mean":..,"seconds":..}, non-finite floats as
+// null. dominance_mean is the mean over rounds of the per-round dominance
+// (the mean dominance ratio of metrics.csv's dominance column).
 func (s Summary) MarshalJSON() ([]byte, error) {
 	return json.Marshal(summaryJSON{
 		Rounds:        s.Rounds,
 		Final:         toJSONFloats(s.Final),
 		Best:          toJSONFloats(s.Best),
 		BestRound:     s.BestRound,
-		MeanDominance: jsonFloat(s.MeanDominance),
+		MeanDominance: ptr(jsonFloat(s.MeanDominance)),
 		Seconds:       jsonFloat(s.Seconds),
 	})
 }
 
-// UnmarshalJSON decodes what MarshalJSON wrote, null as NaN. Unknown keys
-// (such as the "extra" object of a run's summary.json) are ignored.
+// UnmarshalJSON decodes what MarshalJSON wrote, null as NaN, and the older
+// key mean_dominance for dominance_mean. Unknown keys (such as the "extra"
+// object of a run's summary.json) are ignored.
 func (s *Summary) UnmarshalJSON(b []byte) error {
 	// Absent floats are "not measured".
-	j := summaryJSON{MeanDominance: jsonFloat(math.NaN()), Seconds: jsonFloat(math.NaN())}
+	j := summaryJSON{Seconds: jsonFloat(math.NaN())}
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("metrics: decode summary: %w", err)
+	}
+	dom := math.NaN()
+	switch {
+	case j.MeanDominance != nil:
+		dom = float64(*j.MeanDominance)
+	case j.OldMeanDominance != nil:
+		dom = float64(*j.OldMeanDominance)
 	}
 	*s = Summary{
 		Rounds:        j.Rounds,
 		Final:         fromJSONFloats(j.Final),
 		Best:          fromJSONFloats(j.Best),
 		BestRound:     j.BestRound,
-		MeanDominance: float64(j.MeanDominance),
+		MeanDominance: dom,
 		Seconds:       float64(j.Seconds),
 	}
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // jsonFloat is a float64 that encodes non-finite values as null and decodes
 // null as NaN.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -93,7 +94,7 @@ func TestSummaryJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"rounds":2,"final":{"audio":null,"fused":0.5},"best":{"audio":null,"fused":0.75},"best_round":1,"mean_dominance":null,"seconds":12.5}`
+	want := `{"rounds":2,"final":{"audio":null,"fused":0.5},"best":{"audio":null,"fused":0.75},"best_round":1,"dominance_mean":null,"seconds":12.5}`
 	if string(b) != want {
 		t.Errorf("Marshal = %s\nwant %s", b, want)
 	}
@@ -149,5 +150,35 @@ func TestMeanStd(t *testing.T) {
 	}
 	if m, _, n := MeanStd(nil); !math.IsNaN(m) || n != 0 {
 		t.Fatalf("empty: %v %v", m, n)
+	}
+}
+
+// TestSummaryOldDominanceKey: summary.json files written before the
+// metric had one name ("mean_dominance") still read; new files say
+// "dominance_mean".
+func TestSummaryOldDominanceKey(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want float64
+	}{
+		{`{"rounds":1,"mean_dominance":1.25}`, 1.25},
+		{`{"rounds":1,"dominance_mean":1.5}`, 1.5},
+		{`{"rounds":1,"dominance_mean":2,"mean_dominance":3}`, 2},
+		{`{"rounds":1}`, math.NaN()},
+	} {
+		var s Summary
+		if err := json.Unmarshal([]byte(tc.json), &s); err != nil {
+			t.Fatal(err)
+		}
+		if !sameFloat(s.MeanDominance, tc.want) {
+			t.Errorf("%s: dominance %v, want %v", tc.json, s.MeanDominance, tc.want)
+		}
+	}
+	b, err := json.Marshal(Summary{MeanDominance: 1.5, Seconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"dominance_mean":1.5`) || strings.Contains(string(b), "mean_dominance") {
+		t.Errorf("summary JSON %s", b)
 	}
 }

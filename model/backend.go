@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -35,6 +36,10 @@ func NewBackend(config string) (b compute.Backend, err error) {
 		// sequence, each product still parallel, avoid it;
 		// "go:ops_parallel" restores the default.
 		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
+	}
+	if name, _, _ := strings.Cut(config, ":"); name == "xla" && !slices.Contains(compute.List(), name) {
+		return nil, fmt.Errorf("model: backend %q: this fedcmi was built without the XLA backend; "+
+			"build it with -tags xla (GOTOOLCHAIN=go1.27.3 go build -tags xla ./cmd/fedcmi), or use backend go", config)
 	}
 	// compute.NewWithConfig panics on an unknown backend name.
 	err = tryCatch(func() { b, err = compute.NewWithConfig(config) })

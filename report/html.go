@@ -25,7 +25,8 @@ type pageRow struct {
 	Setting, Method string
 	Runs            int
 	Acc             []string
-	Rho, First      string
+	Dominance       string
+	First           string
 	Round           string
 	BestRound       string
 }
@@ -57,25 +58,29 @@ var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <title>{{.Title}}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
+/* Long settings, headers and run paths wrap; numbers do not. What is still
+   wider than the page scrolls sideways inside .scroll, never off screen. */
+th, td.text { white-space: normal; overflow-wrap: anywhere; }
+td.text { min-width: 8em; }
 th:first-child, td:first-child, td.text { text-align: left; }
 thead th { background: #f3f3f3; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 1em 0; }
 </style>
 </head>
 <body>
 <h1>{{.Title}}</h1>
 <h2 id="summary">Summary</h2>
-<p>Test accuracy at each run's {{.Pick}} round: mean ± sample std over the runs (seeds) of a method and setting; rho is the mean dominance ratio of that round, "dominant" the share of multimodal training batches, over all rounds, that took the first modality as the dominant one, best round the round of best fused accuracy.</p>
+<p>Test accuracy at each run's {{.Pick}} round: mean ± sample std over the runs (seeds) of a method and setting; dominance is the mean dominance ratio ρ of that round's multimodal training batches, "dominant" the share of multimodal training batches, over all rounds, that took the first modality as the dominant one, best round the round of best fused accuracy.</p>
 <div class="scroll"><table id="summary-table">
-<thead><tr>{{if .WithSetting}}<th>setting</th>{{end}}<th>method</th><th>runs</th>{{range .Heads}}<th>{{.}}</th>{{end}}<th>rho</th><th>{{.First}} dominant</th><th>round</th><th>best round</th></tr></thead>
+<thead><tr>{{if .WithSetting}}<th>setting</th>{{end}}<th>method</th><th>runs</th>{{range .Heads}}<th>{{.}}</th>{{end}}<th>dominance</th><th>{{.First}} dominant</th><th>round</th><th>best round</th></tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr>{{if $.WithSetting}}<td class="text">{{.Setting}}</td>{{end}}<td class="text">{{.Method}}</td><td>{{.Runs}}</td>{{range .Acc}}<td>{{.}}</td>{{end}}<td>{{.Rho}}</td><td>{{.First}}</td><td>{{.Round}}</td><td>{{.BestRound}}</td></tr>
+<tr>{{if $.WithSetting}}<td class="text">{{.Setting}}</td>{{end}}<td class="text">{{.Method}}</td><td>{{.Runs}}</td>{{range .Acc}}<td>{{.}}</td>{{end}}<td>{{.Dominance}}</td><td>{{.First}}</td><td>{{.Round}}</td><td>{{.BestRound}}</td></tr>
 {{- end}}
 </tbody>
 </table></div>
@@ -118,7 +123,7 @@ func writeHTML(w io.Writer, runs []*Run, res *Result, opt Options) error {
 	for _, r := range res.Rows {
 		p.WithSetting = p.WithSetting || r.Setting != ""
 		row := pageRow{Setting: r.Setting, Method: r.Method, Runs: r.Runs,
-			Rho: fmtMean(r.Dominance, 2), First: fmtMean(r.FirstDominant, 2), Round: fmtMean(r.Round, 0), BestRound: metrics.FormatStat(r.BestRound, 1)}
+			Dominance: fmtMean(r.Dominance, 2), First: fmtMean(r.FirstDominant, 2), Round: fmtMean(r.Round, 0), BestRound: metrics.FormatStat(r.BestRound, 1)}
 		for _, h := range p.Heads {
 			cell := "-"
 			for i, rh := range r.Heads {

@@ -38,7 +38,7 @@ func (r *Run) Method() string { return r.Config.Method }
 // seed (the groups and their members) and what does not change results.
 var notSetting = map[string]bool{
 	"name": true, "out_dir": true, "seed": true, "method": true, "backend": true,
-	"parallel": true, "overwrite": true, "data.cache_dir": true,
+	"parallel": true, "overwrite": true, "data.cache_dir": true, "tensorboard": true,
 }
 
 // Load reads runs: each path is a run directory (one holding

@@ -81,10 +81,63 @@ func aggregate(runs []*Run, value func(metrics.Round) float64, band Band) []poin
 	return pts
 }
 
-// addSeries adds a mean line and its band to p.
-func addSeries(p *plot.Plot, pts []point, c color.RGBA) (*plotter.Line, error) {
+// seriesStyle tells one method's curves apart by three means, so that
+// curves stay distinguishable where they coincide, in grey print and for
+// colour-blind readers: colour, a dash pattern and a marker shape.
+type seriesStyle struct {
+	color  color.RGBA
+	dashes []vg.Length
+	glyph  draw.GlyphDrawer
+}
+
+// dashPatterns and glyphShapes cycle with the methods' order, at periods
+// (4 and 5) prime to each other and to the palette's 8, so that no two of
+// the first 40 methods share all three.
+var (
+	dashPatterns = [][]vg.Length{
+		nil, // solid
+		{vg.Points(6), vg.Points(3)},
+		{vg.Points(2), vg.Points(2)},
+		{vg.Points(8), vg.Points(3), vg.Points(2), vg.Points(3)},
+	}
+	glyphShapes = []draw.GlyphDrawer{
+		draw.CircleGlyph{}, draw.BoxGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}, draw.PyramidGlyph{},
+	}
+)
+
+// styleAt returns the style of the i-th method (MethodOrder).
+func styleAt(i int) seriesStyle {
+	return seriesStyle{
+		color:  palette[i%len(palette)],
+		dashes: dashPatterns[i%len(dashPatterns)],
+		glyph:  glyphShapes[i%len(glyphShapes)],
+	}
+}
+
+func (s seriesStyle) lineStyle() draw.LineStyle {
+	return draw.LineStyle{Color: s.color, Width: vg.Points(1.5), Dashes: s.dashes}
+}
+
+func (s seriesStyle) glyphStyle() draw.GlyphStyle {
+	return draw.GlyphStyle{Color: s.color, Radius: vg.Points(2.5), Shape: s.glyph}
+}
+
+// thumbnails returns the legend entry's pictures: the line and its marker.
+func (s seriesStyle) thumbnails() []plot.Thumbnailer {
+	return []plot.Thumbnailer{
+		&plotter.Line{LineStyle: s.lineStyle()},
+		&plotter.Scatter{GlyphStyle: s.glyphStyle()},
+	}
+}
+
+// maxMarkers is how many markers a curve carries at most: enough to tell
+// the curves apart, few enough not to clutter long runs.
+const maxMarkers = 10
+
+// addSeries adds a mean line with markers, and its band, to p.
+func addSeries(p *plot.Plot, pts []point, st seriesStyle) error {
 	if len(pts) == 0 {
-		return nil, nil
+		return nil
 	}
 	mean := make(plotter.XYs, len(pts))
 	ring := make(plotter.XYs, 0, 2*len(pts))
@@ -98,28 +151,43 @@ func addSeries(p *plot.Plot, pts []point, c color.RGBA) (*plotter.Line, error) {
 	if len(pts) > 1 {
 		poly, err := plotter.NewPolygon(ring)
 		if err != nil {
-			return nil, fmt.Errorf("band: %w", err)
+			return fmt.Errorf("band: %w", err)
 		}
-		poly.Color = translucent(c, 0x40)
+		poly.Color = translucent(st.color, 0x40)
 		poly.LineStyle.Width = 0
 		p.Add(poly)
-	}
-	line, err := plotter.NewLine(mean)
-	if err != nil {
-		return nil, fmt.Errorf("line: %w", err)
-	}
-	line.Color = c
-	line.Width = vg.Points(1.5)
-	p.Add(line)
-	if len(pts) == 1 {
-		s, err := plotter.NewScatter(mean)
+		line, err := plotter.NewLine(mean)
 		if err != nil {
-			return nil, fmt.Errorf("point: %w", err)
+			return fmt.Errorf("line: %w", err)
 		}
-		s.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
-		p.Add(s)
+		line.LineStyle = st.lineStyle()
+		p.Add(line)
 	}
-	return line, nil
+	// Markers at evenly spaced points, the last one always marked.
+	step := max(1, (len(mean)+maxMarkers-1)/maxMarkers)
+	var marked plotter.XYs
+	for i := len(mean) - 1; i >= 0; i -= step {
+		marked = append(marked, mean[i])
+	}
+	s, err := plotter.NewScatter(marked)
+	if err != nil {
+		return fmt.Errorf("markers: %w", err)
+	}
+	s.GlyphStyle = st.glyphStyle()
+	p.Add(s)
+	return nil
+}
+
+// scaleAround pads an axis's data range by 5% on each side and widens it
+// to include v (a reference line drawn as a function, which does not
+// count as data).
+func scaleAround(ax *plot.Axis, v float64) {
+	lo, hi := min(ax.Min, v), max(ax.Max, v)
+	if !(hi > lo) {
+		lo, hi = v-0.5, v+0.5
+	}
+	pad := (hi - lo) * 0.05
+	ax.Min, ax.Max = lo-pad, hi+pad
 }
 
 // bars draws one method's bars at data-unit positions, each with an error
@@ -201,12 +269,13 @@ func newPlot(title, xlabel, ylabel string) *plot.Plot {
 }
 
 // legendFor returns a legend with one entry per method.
-func legendFor(methods []string, thumbs []plot.Thumbnailer) plot.Legend {
+func legendFor(methods []string, thumbs [][]plot.Thumbnailer) plot.Legend {
 	l := plot.NewLegend()
 	l.Top, l.Left = true, true
 	l.Padding = vg.Points(4)
+	l.ThumbnailWidth = vg.Points(28) // room for a dash pattern
 	for i, m := range methods {
-		l.Add(m, thumbs[i])
+		l.Add(m, thumbs[i]...)
 	}
 	return l
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/fedcmi/fedcmi/metrics"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // Band chooses what the shaded band around a mean curve shows.
@@ -57,6 +57,17 @@ type Options struct {
 	// Pick is the round of each run the table and the bar charts report
 	// (default: the final round).
 	Pick metrics.Pick
+	// YMin and YMax bound the accuracy axes (accuracy vs round and the
+	// bars), to zoom in on close curves; both 0 means 0 to 1.
+	YMin, YMax float64
+}
+
+// accuracyRange returns the accuracy axes' bounds.
+func (o *Options) accuracyRange() (lo, hi float64) {
+	if o.YMin == 0 && o.YMax == 0 {
+		return 0, 1
+	}
+	return o.YMin, o.YMax
 }
 
 // File names in a report directory; figures are
@@ -129,6 +140,9 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
+	if err := checkNotSource(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
@@ -151,7 +165,7 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 		}
 	}
 	slices.SortFunc(methods, MethodOrder)
-	colorOf := func(m string) color.RGBA { return palette[slices.Index(methods, m)%len(palette)] }
+	styleOf := func(m string) seriesStyle { return styleAt(slices.Index(methods, m)) }
 
 	groups := groupRuns(runs)
 	var settings []string
@@ -173,7 +187,7 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("report: %w", err)
 			}
-			fig, err := makeFigure(kind, setting, gs, colorOf, opt)
+			fig, err := makeFigure(kind, setting, gs, styleOf, opt)
 			if err != nil {
 				return nil, fmt.Errorf("report: %s figure of %s: %w", kind, settingTitle(setting), err)
 			}
@@ -214,14 +228,28 @@ func writeFile(path string, write func(io.Writer) error) error {
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// fileSlug turns a setting into a file-name part, unique among used.
+// maxSlug bounds a setting's part of a file name, so that the longest
+// figure name (per-class-<slug>.png) stays within the 255 bytes file
+// systems allow.
+const maxSlug = 200
+
+// fileSlug turns a setting into a file-name part, unique among used: the
+// whole setting with unsafe characters replaced, never cut short; a
+// setting too long for a file name becomes "setting" and a number (the
+// page and captions name it in full).
 func fileSlug(setting string, used map[string]bool) string {
 	s := strings.Trim(unsafeChars.ReplaceAllString(strings.ReplaceAll(setting, "=", "-"), "_"), "_.")
 	if s == "" {
 		s = "all"
 	}
-	if len(s) > 80 {
-		s = s[:80]
+	if len(s) > maxSlug {
+		s = "setting"
+		for i := 1; ; i++ {
+			if n := fmt.Sprintf("setting%d", i); !used[n] {
+				s = n
+				break
+			}
+		}
 	}
 	base := s
 	for i := 2; used[s]; i++ {
@@ -238,15 +266,50 @@ func settingTitle(setting string) string {
 	return setting
 }
 
+// checkNotSource refuses a report directory that holds Go source files (a
+// package folder: "report" relative to the repository root is the report
+// package), so that a report never mixes its files into code.
+func checkNotSource(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // missing: created; unreadable: MkdirAll or a write says why
+	}
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && (strings.HasSuffix(name, ".go") || name == "go.mod") {
+			return fmt.Errorf("report: %s holds Go source files (%s); choose another output directory (-out)", dir, name)
+		}
+	}
+	return nil
+}
+
+// fitTitle breaks a setting's title at its commas into lines no wider
+// than width in style sty, so that long settings fit their figure.
+func fitTitle(title string, sty text.Style, width vg.Length) string {
+	parts := strings.SplitAfter(title, ",")
+	var lines []string
+	line := ""
+	for _, p := range parts {
+		if line != "" && sty.Width(line+p) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		line += p
+	}
+	return strings.Join(append(lines, line), "\n")
+}
+
 // makeFigure draws one kind of figure for the groups of one setting; nil
 // when there is nothing to draw (no dominance measured).
-func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGBA, opt Options) (*Figure, error) {
+func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesStyle, opt Options) (*Figure, error) {
 	heads := gs[0].runs[0].Schema.Heads
 	methods := make([]string, len(gs))
+	styles := make([]seriesStyle, len(gs))
 	colors := make([]color.RGBA, len(gs))
 	for i, g := range gs {
-		methods[i], colors[i] = g.method, colorOf(g.method)
+		methods[i], styles[i] = g.method, styleOf(g.method)
+		colors[i] = styles[i].color
 	}
+	accLo, accHi := opt.accuracyRange()
 	seeds := func() string {
 		n := 0
 		for _, g := range gs {
@@ -260,7 +323,7 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 	title := settingTitle(setting)
 	var (
 		plots   []*plot.Plot
-		thumbs  []plot.Thumbnailer
+		thumbs  [][]plot.Thumbnailer
 		caption string
 		w, h    vg.Length
 	)
@@ -270,7 +333,7 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 		ylabel := "test accuracy"
 		if kind == "dominance" {
 			panels = []int{-1}
-			ylabel = "mean dominance ratio ρ"
+			ylabel = "dominance (mean ratio ρ)"
 		}
 		panels = slices.DeleteFunc(panels, func(h int) bool { return h >= len(heads) })
 		found := false
@@ -289,27 +352,24 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 				one.Color = color.Gray{0x80}
 				one.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 				p.Add(one)
-			} else {
-				p.Y.Min, p.Y.Max = 0, 1
 			}
-			var lines []plot.Thumbnailer
+			var legend [][]plot.Thumbnailer
 			for i, g := range gs {
 				pts := aggregate(g.runs, value, opt.Band)
 				found = found || len(pts) > 0
-				line, err := addSeries(p, pts, colors[i])
-				if err != nil {
+				if err := addSeries(p, pts, styles[i]); err != nil {
 					return nil, fmt.Errorf("%s: %w", g.method, err)
 				}
-				if line == nil { // nothing measured: a legend entry all the same
-					line = &plotter.Line{LineStyle: draw.LineStyle{Color: colors[i], Width: vg.Points(1.5)}}
-				}
-				lines = append(lines, line)
+				legend = append(legend, styles[i].thumbnails())
 			}
 			if kind == "dominance" {
-				p.Y.Min = 0 // a ratio: from 0, so that rho = 1 stands out
+				// Scaled to the data, with rho = 1 (balance) always in view.
+				scaleAround(&p.Y, 1)
+			} else {
+				p.Y.Min, p.Y.Max = accLo, accHi
 			}
 			plots = append(plots, p)
-			thumbs = lines
+			thumbs = legend
 		}
 		if !found {
 			return nil, nil
@@ -318,7 +378,7 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 			caption = fmt.Sprintf("Test accuracy vs round (%s): line = mean, band = %s over %s.", title, opt.Band, seeds)
 			w, h = vg.Length(len(plots))*vg.Inch*2.6+vg.Inch*1.3, vg.Inch*3
 		} else {
-			caption = fmt.Sprintf("Mean dominance ratio ρ of the round's multimodal training batches vs round (%s; ρ > 1: %s dominates): line = mean, band = %s over %s.",
+			caption = fmt.Sprintf("Dominance: the mean dominance ratio ρ of the round's multimodal training batches vs round (%s; ρ > 1: %s dominates; dashed grey line: ρ = 1): line = mean, band = %s over %s.",
 				title, strings.TrimSuffix(heads[min(1, len(heads)-1)], "_only"), opt.Band, seeds)
 			w, h = vg.Inch*5.5, vg.Inch*3.2
 		}
@@ -344,6 +404,9 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 				stats[i] = r.Acc[:n]
 			}
 			p := barChart(title, fmt.Sprintf("%s test accuracy", which), categories, methods, colors, stats)
+			if accLo != 0 || accHi != 1 {
+				p.Y.Min, p.Y.Max = accLo, accHi
+			}
 			plots = []*plot.Plot{p}
 			caption = fmt.Sprintf("%s accuracy of the fused and the single-modality heads per method (%s): bar = mean, error bar = ± std over %s.",
 				upperFirst(which), title, seeds)
@@ -355,21 +418,32 @@ func makeFigure(kind, setting string, gs []group, colorOf func(string) color.RGB
 			}
 			p := barChart(title, fmt.Sprintf("%s fused accuracy", which), categories, methods, colors, stats)
 			p.X.Label.Text = "class"
+			if accLo != 0 || accHi != 1 {
+				p.Y.Min, p.Y.Max = accLo, accHi
+			}
 			plots = []*plot.Plot{p}
 			caption = fmt.Sprintf("%s fused test accuracy per class and method (%s): bar = mean, error bar = ± std over %s.",
 				upperFirst(which), title, seeds)
 			w, h = max(vg.Inch*5.5, vg.Length(len(categories)*len(gs))*vg.Inch*0.12+vg.Inch*2.5), vg.Inch*3.2
 		}
 		for i := range gs {
-			thumbs = append(thumbs, &bars{color: colors[i]})
+			thumbs = append(thumbs, []plot.Thumbnailer{&bars{color: colors[i]}})
 		}
 	default:
 		return nil, fmt.Errorf("unknown figure kind %q", kind)
 	}
+	// Titles that name a setting are broken at commas to fit: the plots'
+	// own within their panel, the accuracy figure's above its panels.
+	legendW := vg.Inch * 1.3
 	suptitle := ""
 	if kind == "accuracy" && setting != "" {
-		suptitle = setting
-		h += vg.Inch * 0.3
+		suptitle = fitTitle(setting, plots[0].Title.TextStyle, w-legendW)
+		h += vg.Inch * 0.3 * vg.Length(strings.Count(suptitle, "\n")+1)
+	} else {
+		for _, p := range plots {
+			p.Title.Text = fitTitle(p.Title.Text, p.Title.TextStyle, (w-legendW)/vg.Length(len(plots))-vg.Inch*0.6)
+			h += vg.Inch * 0.2 * vg.Length(strings.Count(p.Title.Text, "\n"))
+		}
 	}
 	pngData, svgData, err := render(w, h, paintPanels(suptitle, plots, legendFor(methods, thumbs)))
 	if err != nil {

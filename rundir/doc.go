@@ -32,7 +32,7 @@
 //	  "final": {"audio_only": 0.61, "fused": 0.72},
 //	  "best": {"audio_only": 0.63, "fused": 0.74},
 //	  "best_round": 2,
-//	  "mean_dominance": 1.3,
+//	  "dominance_mean": 1.3,
 //	  "seconds": 12.5,
 //	  "extra": {...}
 //	}

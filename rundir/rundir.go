@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/tensorboard"
 )
 
 // File names inside a run directory.
@@ -45,6 +47,10 @@ type Run struct {
 	closed   bool // metrics files closed; no more rounds
 	finished bool // summary.json written
 	summary  metrics.Summary
+	// The TensorBoard log (LogTensorBoard), nil unless asked for.
+	tbFile  *os.File
+	tb      *tensorboard.Writer
+	tbStart time.Time
 }
 
 // Create makes dir (and its parents) and returns the Run writing there for
@@ -184,7 +190,7 @@ func (r *Run) AppendRound(m metrics.Round) error {
 	if errJ != nil || errC != nil {
 		return fmt.Errorf("rundir: append round %d to %s: %w", m.Round, r.dir, errors.Join(errJ, errC))
 	}
-	return nil
+	return r.logRound(m)
 }
 
 // openMetrics opens both metrics files on first use. O_TRUNC clears a stale
@@ -290,7 +296,7 @@ func (r *Run) closeLocked() error {
 	}
 	r.closed = true
 	var errs []error
-	for _, f := range []*os.File{r.jsonFile, r.csvFile} {
+	for _, f := range []*os.File{r.jsonFile, r.csvFile, r.tbFile} {
 		if f == nil {
 			continue
 		}

@@ -362,7 +362,7 @@ func TestFinishWithoutRounds(t *testing.T) {
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, SummaryFile))), &generic); err != nil {
 		t.Fatal(err)
 	}
-	if generic["mean_dominance"] != nil || generic["extra"] == nil {
+	if generic["dominance_mean"] != nil || generic["extra"] == nil {
 		t.Errorf("summary.json = %v", generic)
 	}
 	// No rounds, so no metrics files: the directory may be reused.

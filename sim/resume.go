@@ -21,7 +21,7 @@ import (
 // runLocal lists the experiment fields that locate or pace a run without
 // changing its numbers: a run may be resumed, and a sweep cell reused,
 // with other values of them.
-var runLocal = []string{"name", "out_dir", "overwrite", "parallel", "backend", "data.cache_dir"}
+var runLocal = []string{"name", "out_dir", "overwrite", "parallel", "backend", "data.cache_dir", "tensorboard"}
 
 // Change is one experiment field whose value differs between a run
 // directory's saved config and the current one.

@@ -422,6 +422,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
 		return nil, err
 	}
+	if cfg.TensorBoard {
+		if err := run.LogTensorBoard(); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("simulation",
 		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
@@ -477,7 +482,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 				if acct != nil {
 					eps = fmt.Sprintf("  epsilon %.3f", m.Epsilon)
 				}
-				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  rho %.3f  loss %.4f%s  %.2fs\n",
+				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  dominance %.3f  loss %.4f%s  %.2fs\n",
 					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
 					m.Dominance, m.TrainLoss, eps, m.Seconds)
 			}

@@ -35,10 +35,10 @@
 //
 // A completed cell whose config differs from the sweep's now (the sweep
 // file, or the base experiment file, changed in a field that changes
-// results: anything but name, out_dir, overwrite, parallel, backend and
+// results: anything but name, out_dir, overwrite, parallel, backend, tensorboard and
 // data.cache_dir) makes Run refuse before running anything, with an error
 // naming each such cell and the fields that differ; Options.RerunChanged
-// (fedcmi sweep -rerun-changed) runs them again instead, each cell's old
+// (fedcmi sweep -rerun_changed) runs them again instead, each cell's old
 // directory replaced only when its new run starts. The summary only ever
 // holds cells run with the current config.
 //
@@ -103,6 +103,9 @@ type Spec struct {
 	Grid map[string][]string `yaml:"grid"`
 	// Parallel is the number of cells run at once (0 means 1).
 	Parallel int `yaml:"parallel"`
+	// Override, if not nil, changes the base experiment before each
+	// cell's setting is applied (fedcmi sweep's field flags).
+	Override func(*config.Config) error `yaml:"-"`
 }
 
 // Load reads a sweep file.
@@ -115,7 +118,7 @@ func Load(path string) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("sweep: %s: %w", path, err)
+		return nil, fmt.Errorf("sweep: %s: %w", path, config.PlainYAMLError(err))
 	}
 	return &s, nil
 }
@@ -211,6 +214,11 @@ func (s *Spec) Cells() ([]Cell, error) {
 	if s.Base != "" {
 		if err := base.LoadFile(s.Base); err != nil {
 			return nil, err
+		}
+	}
+	if s.Override != nil {
+		if err := s.Override(&base); err != nil {
+			return nil, fmt.Errorf("sweep: %w", err)
 		}
 	}
 	settings, err := s.settings()
@@ -338,7 +346,7 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 		if len(changed) > len(list) {
 			more = fmt.Sprintf("\n  ... and %d more", len(changed)-len(list))
 		}
-		return fmt.Errorf("%w than the sweep's now (%d of %d):\n  %s%s\nrun the sweep with -rerun-changed to run them again (their old results are replaced), or set another out_dir to keep them",
+		return fmt.Errorf("%w than the sweep's now (%d of %d):\n  %s%s\nrun the sweep with -rerun_changed to run them again (their old results are replaced), or set another out_dir to keep them",
 			ErrChangedCells, len(changed), len(cells), strings.Join(list, "\n  "), more)
 	}
 	for _, c := range changed {

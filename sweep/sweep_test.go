@@ -356,7 +356,7 @@ func TestChangedConfigRefused(t *testing.T) {
 	if !errors.Is(err, ErrChangedCells) {
 		t.Fatalf("changed rounds: error %v, want ErrChangedCells\n%s", err, progress.String())
 	}
-	for _, want := range []string{"rounds: 2 -> 3", cells[0].Dir, cells[1].Dir, "-rerun-changed", "(2 of 2)"} {
+	for _, want := range []string{"rounds: 2 -> 3", cells[0].Dir, cells[1].Dir, "-rerun_changed", "(2 of 2)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

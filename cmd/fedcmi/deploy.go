@@ -40,75 +40,47 @@ directory, plus coordinator.safetensors (its state after every round).
 With the same config and seed, and participants joined with -shard 0..N-1,
 the metrics equal those of fedcmi simulate.
 
-Flags:
-  -c file            experiment file (YAML), fields as below
-  -listen addr       gRPC address for participants (default :7443)
-  -metrics addr      HTTP address of /metrics and /healthz (empty: none);
-                     /healthz answers 200 with the run's state, or 503 with
-                     the reason (a stuck round, a failed run)
-  -certs dir         take ca.pem, server.pem, server.key from dir (fedcmi certs)
-  -ca, -cert, -key   the CA of participants' certificates, the server's
-                     certificate and key (override -certs)
-  -roster file       accepted participants, one "name token [revoked]
-                     [max_samples=N]" line each (fedcmi certs writes
-                     roster.txt); default: any holder of a certificate
-                     signed by the CA
-  -revoke names      refuse these participants (comma-separated)
-  -insecure          plain text, no certificates (loudly logged; tokens only)
-  -resume            continue the run directory's experiment after its last
-                     completed round
-  -wait n            participants to wait for before round 1 (default: clients)
-  -min-results n     accepted results a round needs to be aggregated (default 1)
-  -round-timeout d   how long a round waits for results (default 10m)
-  -heartbeat d       participants' heartbeat interval (default 5s); after 3
-                     missed ones a participant is not sampled
-  -norm-bound x      reject updates farther than x (L2) from the global model
-                     (default 0: no bound)
-  -max-samples n     refuse participants declaring more than n training
-                     samples, the weight of their results (default 0: no
-                     bound; the roster's max_samples=N bounds one participant)
-  -max-weight-share x  largest share of a round's aggregation weight one
-                     result takes, in (0, 1] (default 0.5: no participant
-                     outweighs all others together; 1: plain sample
-                     weights); applies to rounds of 3 or more results
-  -stuck-after d     /healthz answers 503 when a round (or a wait for
-                     participants between rounds) makes no progress for d
-                     (default: twice -round-timeout)
-  -max-message n     largest gRPC message in bytes (default 4194304)
-  -v                 log debug detail
-
-Every configuration field is also a flag (lists comma-separated):
-`,
+Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
+-insecure.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		x := newExperimentFlags(c, stderr)
 		fs := x.fs
-		listenAddr := fs.String("listen", ":7443", "gRPC address")
-		metricsAddr := fs.String("metrics", "", "HTTP address of /metrics and /healthz")
-		tf := addCertFlags(fs, "CA certificate of participants", "server certificate", "server key")
-		rosterFile := fs.String("roster", "", "accepted participants")
-		revoke := fs.String("revoke", "", "participants to refuse (comma-separated)")
-		resume := fs.Bool("resume", false, "continue after the last completed round")
-		wait := fs.Int("wait", 0, "participants to wait for before round 1")
-		minResults := fs.Int("min-results", 1, "accepted results a round needs")
-		roundTimeout := fs.Duration("round-timeout", 10*time.Minute, "how long a round waits for results")
-		heartbeat := fs.Duration("heartbeat", 5*time.Second, "heartbeat interval")
-		normBound := fs.Float64("norm-bound", 0, "largest L2 distance of an update from the global model")
-		maxSamples := fs.Int("max-samples", 0, "largest number of training samples a participant may declare (0: no bound)")
-		maxShare := fs.Float64("max-weight-share", deploy.DefaultMaxWeightShare, "largest share of a round's aggregation weight one result takes")
-		stuckAfter := fs.Duration("stuck-after", 0, "time without progress after which /healthz reports a stuck round (0: twice -round-timeout)")
-		maxMsg := fs.Int("max-message", deploy.DefaultMaxMessageBytes, "largest gRPC message (bytes)")
+		listenAddr := fs.String("listen", ":7443", "gRPC `addr`ess participants dial")
+		metricsAddr := fs.String("metrics", "", "HTTP `addr`ess of /metrics and /healthz (empty: none)")
+		tf := addCertFlags(fs, "`file` of the CA of participants' certificates (overrides -certs)",
+			"`file` of the coordinator's certificate (overrides -certs)", "`file` of the coordinator's key (overrides -certs)",
+			"take ca.pem, server.pem and server.key from `dir` (written by fedcmi certs)")
+		rosterFile := fs.String("roster", "", "`file` of the accepted participants, \"name token [revoked] [max_samples=N]\" lines (fedcmi certs writes roster.txt); default: any holder of a certificate signed by the CA")
+		revoke := fs.String("revoke", "", "refuse these participants (comma-separated `names`; needs -roster)")
+		resume := fs.Bool("resume", false, "continue the run directory's experiment after its last completed round")
+		wait := fs.Int("wait", 0, "participants to wait for before round 1 (0: clients)")
+		minResults := fs.Int("min_results", 1, "accepted results a round needs to be aggregated")
+		roundTimeout := fs.Duration("round_timeout", 10*time.Minute, "how long a round waits for results")
+		heartbeat := fs.Duration("heartbeat", 5*time.Second, "participants' heartbeat interval; after 3 missed ones a participant is not sampled")
+		normBound := fs.Float64("norm_bound", 0, "reject updates farther than this L2 distance from the global model (0: no bound)")
+		maxSamples := fs.Int("max_samples", 0, "refuse participants declaring more than this many training samples, the weight of their results (0: no bound; a roster line's max_samples=N bounds one participant)")
+		maxShare := fs.Float64("max_weight_share", deploy.DefaultMaxWeightShare, "largest share of a round's aggregation weight one result takes, in (0, 1] (default: no participant outweighs all others together; 1: plain sample weights); applies to rounds of 3 or more results")
+		stuckAfter := fs.Duration("stuck_after", 0, "/healthz answers 503 when a round (or a wait between rounds) makes no progress this long (0: twice -round_timeout)")
+		maxMsg := fs.Int("max_message", deploy.DefaultMaxMessageBytes, "largest gRPC message in bytes")
+		alias(fs, stderr, "min_results", "min-results")
+		alias(fs, stderr, "round_timeout", "round-timeout")
+		alias(fs, stderr, "norm_bound", "norm-bound")
+		alias(fs, stderr, "max_message", "max-message")
+		alias(fs, stderr, "max_samples", "max-samples")
+		alias(fs, stderr, "max_weight_share", "max-weight-share")
+		alias(fs, stderr, "stuck_after", "stuck-after")
 		if err := x.parse(args); err != nil {
 			return err
 		}
 		if *maxSamples < 0 {
-			return &usageError{fmt.Sprintf("-max-samples %d: want a positive number, or 0 for no bound", *maxSamples)}
+			return &usageError{fmt.Sprintf("-max_samples %d: want a positive number, or 0 for no bound", *maxSamples)}
 		}
 		if !(*maxShare > 0 && *maxShare <= 1) {
-			return &usageError{fmt.Sprintf("-max-weight-share %v: want a share in (0, 1]", *maxShare)}
+			return &usageError{fmt.Sprintf("-max_weight_share %v: want a share in (0, 1]", *maxShare)}
 		}
 		if *stuckAfter < 0 {
-			return &usageError{fmt.Sprintf("-stuck-after %v: want a positive duration, or 0 for twice -round-timeout", *stuckAfter)}
+			return &usageError{fmt.Sprintf("-stuck_after %v: want a positive duration, or 0 for twice -round_timeout", *stuckAfter)}
 		}
 		cfg, err := x.config()
 		if err != nil {
@@ -168,14 +140,14 @@ type certFlags struct {
 }
 
 // addCertFlags adds -certs, -ca, -cert, -key and -insecure to fs, with the
-// given meanings of -ca, -cert and -key.
-func addCertFlags(fs *flag.FlagSet, caUsage, certUsage, keyUsage string) *certFlags {
+// given meanings of -ca, -cert, -key and -certs.
+func addCertFlags(fs *flag.FlagSet, caUsage, certUsage, keyUsage, dirUsage string) *certFlags {
 	return &certFlags{
-		dir:      fs.String("certs", "", "directory written by fedcmi certs"),
+		dir:      fs.String("certs", "", dirUsage),
 		ca:       fs.String("ca", "", caUsage),
 		cert:     fs.String("cert", "", certUsage),
 		key:      fs.String("key", "", keyUsage),
-		insecure: fs.Bool("insecure", false, "plain text without certificates"),
+		insecure: fs.Bool("insecure", false, "plain text, no certificates (loudly logged)"),
 	}
 }
 
@@ -221,43 +193,25 @@ Local data is either
                splits the data; name client-000i), so that a federation of
                all shards gives the simulation's numbers, or
   -data dir    all training samples of the data set in dir, read by the
-               loader data.source names (npz, mfeat, or a media set).
-
-Flags:
-  -server addr        the coordinator's host:port (required)
-  -participant name   this participant's name (default: client-000i with
-                      -shard; with TLS it must be the certificate's name)
-  -modalities list    modalities held with -data (default: both)
-  -certs dir          take ca.pem, <name>.pem, <name>.key, <name>.token from
-                      dir (fedcmi certs)
-  -ca, -cert, -key    the coordinator's CA, this participant's certificate
-                      and key (override -certs)
-  -token t            token (default: <certs>/<name>.token if present)
-  -server-name name   name the coordinator's certificate must hold (default:
-                      the host of -server)
-  -insecure           plain text, no certificates (loudly logged)
-  -state file         keep the client's state across restarts (for methods
-                      whose clients have one)
-  -give-up d          exit after d without reaching the coordinator
-                      (default 0: keep trying, it may be restarting)
-  -v                  log debug detail
-
-Every configuration field is also a flag (lists comma-separated):
-`,
+               loader data.source names (npz, mfeat, or a media set).`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		x := newExperimentFlags(c, stderr)
 		fs := x.fs
-		server := fs.String("server", "", "coordinator host:port")
-		shard := fs.Int("shard", -1, "client index of the experiment's partition")
-		dataDir := fs.String("data", "", "local data set directory")
-		name := fs.String("participant", "", "participant name")
-		mods := fs.String("modalities", "", "modalities held with -data")
-		tf := addCertFlags(fs, "CA certificate of the coordinator", "participant certificate", "participant key")
-		token := fs.String("token", "", "participant token")
-		serverName := fs.String("server-name", "", "name in the coordinator's certificate")
-		stateFile := fs.String("state", "", "client state file")
-		giveUp := fs.Duration("give-up", 0, "exit after this long without reaching the coordinator")
+		server := fs.String("server", "", "the coordinator's `host:port` (required)")
+		shard := fs.Int("shard", -1, "train as client `i` of the experiment's own partition (named client-000i)")
+		dataDir := fs.String("data", "", "train on all training samples of the data set in `dir`")
+		name := fs.String("participant", "", "this participant's `name` (default: client-000i with -shard; with TLS the certificate's name)")
+		mods := fs.String("modalities", "", "modalities held with -data (comma-separated `list`; default: both)")
+		tf := addCertFlags(fs, "`file` of the coordinator's CA (overrides -certs)", "`file` of this participant's certificate (overrides -certs)",
+			"`file` of this participant's key (overrides -certs)",
+			"take ca.pem, <name>.pem, <name>.key and <name>.token from `dir` (written by fedcmi certs)")
+		token := fs.String("token", "", "participant token (default: <certs>/<name>.token if present)")
+		serverName := fs.String("server_name", "", "`name` the coordinator's certificate must hold (default: the host of -server)")
+		stateFile := fs.String("state", "", "keep the client's state across restarts in `file` (for methods whose clients have one)")
+		giveUp := fs.Duration("give_up", 0, "exit after this long without reaching the coordinator (0: keep trying, it may be restarting)")
+		alias(fs, stderr, "server_name", "server-name")
+		alias(fs, stderr, "give_up", "give-up")
 		if err := x.parse(args); err != nil {
 			return err
 		}
@@ -350,20 +304,14 @@ participants dial) and one client certificate per participant, whose
 common name is the participant's name. It also writes a random token per
 participant (<name>.token) and roster.txt, the list fedcmi serve -roster
 accepts. Give each participant ca.pem and its own .pem, .key and .token;
-keep ca.key offline. For production, use your organisation's CA instead.
-
-Flags:
-  -out dir            output directory (must not hold a CA yet)
-  -hosts list         the coordinator's host names or IPs (default localhost,127.0.0.1)
-  -participants list  participant names, or a count n for client-0000..client-(n-1)
-  -days n             validity in days, 1 to 36500 (default 365)`,
+keep ca.key offline. For production, use your organisation's CA instead.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
-		out := fs.String("out", "", "output directory")
-		hosts := fs.String("hosts", "localhost,127.0.0.1", "coordinator host names or IPs")
-		parts := fs.String("participants", "", "participant names or a count")
-		days := fs.Int("days", 365, "validity in days")
+		fs := newFlagSet(c)
+		out := fs.String("out", "", "output `dir`ectory (must not hold a CA yet)")
+		hosts := fs.String("hosts", "localhost,127.0.0.1", "the coordinator's host names or IPs (comma-separated `list`)")
+		parts := fs.String("participants", "", "participant names (comma-separated `list`), or a count n for client-0000..client-(n-1)")
+		days := fs.Int("days", 365, "validity of the certificates in days, 1 to 36500")
 		if err := parse(fs, args); err != nil {
 			return err
 		}

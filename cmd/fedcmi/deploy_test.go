@@ -196,7 +196,7 @@ func newFederation(t *testing.T, yml string) *federation {
 	if err := os.WriteFile(f.cfgFile, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(f.cfgFile, config.RegisterFlags(newFlagSet(&Command{}, io.Discard, nil)))
+	cfg, err := loadConfig(f.cfgFile, config.RegisterFlags(newFlagSet(&Command{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestDeployParticipantKilledMidRound(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	f := newFederation(t, strings.Replace(smallExperiment, "clients_per_round: 3", "clients_per_round: 4", 1))
-	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-round-timeout", "3s")
+	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-round_timeout", "3s")
 	for i := range 3 {
 		f.join(t, addr, i, nil)
 	}
@@ -462,13 +462,13 @@ func TestDeployUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"help", "serve"}, 0, "-round-timeout"},
-		{[]string{"help", "serve"}, 0, "-stuck-after"},
-		{[]string{"serve", "-insecure", "-stuck-after", "-1s"}, 2, "-stuck-after"},
-		{[]string{"serve", "-insecure", "-max-weight-share", "0"}, 2, "-max-weight-share 0: want a share in (0, 1]"},
-		{[]string{"serve", "-insecure", "-max-weight-share", "1.5"}, 2, "-max-weight-share 1.5"},
-		{[]string{"serve", "-insecure", "-max-weight-share", "NaN"}, 2, "-max-weight-share NaN"},
-		{[]string{"serve", "-insecure", "-max-samples", "-1"}, 2, "-max-samples -1"},
+		{[]string{"help", "serve"}, 0, "-round_timeout"},
+		{[]string{"help", "serve"}, 0, "-stuck_after"},
+		{[]string{"serve", "-insecure", "-stuck_after", "-1s"}, 2, "-stuck_after"},
+		{[]string{"serve", "-insecure", "-max_weight_share", "0"}, 2, "-max_weight_share 0: want a share in (0, 1]"},
+		{[]string{"serve", "-insecure", "-max_weight_share", "1.5"}, 2, "-max_weight_share 1.5"},
+		{[]string{"serve", "-insecure", "-max_weight_share", "NaN"}, 2, "-max_weight_share NaN"},
+		{[]string{"serve", "-insecure", "-max_samples", "-1"}, 2, "-max_samples -1"},
 		{[]string{"help", "join"}, 0, "-shard i"},
 		{[]string{"serve", "-out_dir", out}, 2, "mutual TLS needs -certs"},
 		{[]string{"serve", "-insecure", "-certs", out}, 2, "-insecure excludes"},
@@ -480,8 +480,8 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"join", "-server", "x:1", "-data", out}, 2, "-data needs -participant"},
 		{[]string{"join", "-server", "x:1", "-shard", "0", "-rounds", "1"}, 2, "mutual TLS needs"},
 		{[]string{"join", "-server", "x:1", "-shard", "99", "-insecure", "-rounds", "1"}, 1, "shard 99"},
-		{[]string{"join", "-server", "127.0.0.1:1", "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "1s"}, 1, "giving up"},
-		{[]string{"join", "-server", tlsAddr, "-shard", "0", "-insecure", "-rounds", "1", "-give-up", "10s"}, 1, "the coordinator at " + tlsAddr + " speaks TLS, this participant plain text (-insecure)"},
+		{[]string{"join", "-server", "127.0.0.1:1", "-shard", "0", "-insecure", "-rounds", "1", "-give_up", "1s"}, 1, "giving up"},
+		{[]string{"join", "-server", tlsAddr, "-shard", "0", "-insecure", "-rounds", "1", "-give_up", "10s"}, 1, "the coordinator at " + tlsAddr + " speaks TLS, this participant plain text (-insecure)"},
 		{[]string{"certs"}, 2, "-out and -participants are required"},
 		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "-1"}, 2, "-days -1: the certificates must be valid for 1 to 36500 days"},
 		{[]string{"certs", "-out", filepath.Join(out, "expired"), "-participants", "2", "-days", "0"}, 2, "-days 0"},
@@ -509,7 +509,7 @@ func TestDeployParticipantRestart(t *testing.T) {
 	}
 	f := newFederation(t, "method: scaffold\n"+strings.Replace(strings.Replace(smallExperiment,
 		"rounds: 3", "rounds: 4", 1), "clients_per_round: 3", "clients_per_round: 4", 1))
-	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-heartbeat", "2s", "-round-timeout", "60s")
+	srv, addr := f.serve(t, "serve", "127.0.0.1:0", nil, "-heartbeat", "2s", "-round_timeout", "60s")
 	for i := range 3 {
 		f.join(t, addr, i, nil)
 	}

@@ -23,13 +23,13 @@ type experimentFlags struct {
 }
 
 // newExperimentFlags returns c's flag set with the experiment flags; its
-// usage ends with the configuration reference.
+// help ends with the experiment fields.
 func newExperimentFlags(c *Command, stderr io.Writer) *experimentFlags {
-	fs := newFlagSet(c, stderr, func(w io.Writer) { config.WriteReference(w, false) })
+	fs := newFlagSet(c)
 	return &experimentFlags{
 		fs:        fs,
-		file:      fs.String("c", "", "experiment file (YAML)"),
-		verbose:   fs.Bool("v", false, "log debug detail"),
+		file:      fs.String("c", "", "experiment `file` (YAML); the field flags override it"),
+		verbose:   fs.Bool("v", false, "log debug detail (graph compile times, each client's training)"),
 		overrides: config.RegisterFlags(fs),
 		stderr:    stderr,
 	}

@@ -116,7 +116,7 @@ data:
 		}
 	}
 	srvLog, _ := os.ReadFile(srv.log)
-	for _, want := range []string{`participant=site-a modalities="[audio visual]" samples=60`, `participant=site-b modalities=[audio] samples=60`} {
+	for _, want := range []string{`participant=site-a modalities=audio,visual samples=60`, `participant=site-b modalities=audio samples=60`} {
 		if !strings.Contains(string(srvLog), want) {
 			t.Errorf("serve log lacks %s", want)
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/sim"
 )
@@ -14,7 +13,7 @@ import (
 func cmdPrepare() *Command {
 	c := &Command{
 		Name:      "prepare",
-		UsageLine: "prepare -c exp.yaml [-<field> value ...]",
+		UsageLine: "prepare -c exp.yaml [-v] [-<field> value ...]",
 		Short:     "decode and preprocess a media data set into its feature cache",
 		Long: `Prepare decodes the media of the experiment's data set (data.source avdigits,
 cremad, ave or crisismmd: WAV -> resampled, tiled clip -> reference
@@ -24,22 +23,18 @@ data.cache_dir named by the data set and the preprocessing settings.
 Simulate then reads the cache instead of decoding again. Preparation is
 resumable (it works in shards and skips those already written), and a cache
 built with other settings is never reused. Simulate prepares a missing cache
-by itself; prepare lets you do it ahead of time.
-
-Flags: -c file, and every experiment field (see 'fedcmi help simulate').`,
+by itself; prepare lets you do it ahead of time.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
-		file := fs.String("c", "", "experiment file (YAML)")
-		overrides := config.RegisterFlags(fs)
-		if err := parse(fs, args); err != nil {
+		x := newExperimentFlags(c, stderr)
+		if err := x.parse(args); err != nil {
 			return err
 		}
-		cfg, err := loadConfig(*file, overrides)
+		cfg, err := x.config()
 		if err != nil {
 			return err
 		}
-		log := newLogger(stderr, false)
+		log := x.logger()
 		src, dir, err := sim.OpenMedia(&cfg, func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) })
 		if err != nil {
 			return err

@@ -49,7 +49,7 @@ func TestSimulateResumeFlags(t *testing.T) {
 }
 
 // TestSweepRerunChanged: a sweep whose base changed refuses, exit 1, with
-// the flag to use; -rerun-changed runs the cells again; -v prints every
+// the flag to use; -rerun_changed runs the cells again; -v prints every
 // round of every cell on stderr.
 func TestSweepRerunChanged(t *testing.T) {
 	dir := t.TempDir()
@@ -67,8 +67,8 @@ func TestSweepRerunChanged(t *testing.T) {
 	}{
 		{"2", []string{"-v"}, 0, "after 2 rounds", "[1/1] default fedavg seed 1: round   2/2"},
 		{"3", nil, 1, "", "rounds: 2 -> 3"},
-		{"3", nil, 1, "", "-rerun-changed"},
-		{"3", []string{"-rerun-changed"}, 0, "after 3 rounds", ""},
+		{"3", nil, 1, "", "-rerun_changed"},
+		{"3", []string{"-rerun_changed"}, 0, "after 3 rounds", ""},
 		{"3", nil, 0, "skipped", ""},
 	} {
 		if err := os.WriteFile(base, []byte("rounds: "+tc.rounds+"\n"+yml), 0o644); err != nil {

@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/sim"
 )
 
@@ -26,22 +25,14 @@ Without flags it runs FedCMI on the built-in synthetic audio-visual data
 (a strong "audio" and a weak "visual" modality). The experiment file given
 with -c overrides the defaults; flags override the file. Ctrl-C stops at the
 clients' next batch and keeps every completed round; -resume then continues
-after the last completed round, to the result an uninterrupted run gives.
+after the last completed round, to the result an uninterrupted run gives
+(refused, naming the fields, if the experiment differs from the run's
+config.yaml; a completed run is reported as it is, a run without a completed
+round starts from round 1).
 
 On a terminal, a status line on stderr shows the round in progress: local
 training steps done, steps per second and the time left in the round and the
-run; logs and pipes get no status line.
-
-Flags:
-  -c file   experiment file (YAML), fields as below
-  -resume   continue the interrupted run in the run directory after its last
-            completed round; refused, naming the fields, if the experiment
-            differs from the run's config.yaml; a completed run is reported
-            as it is, a run without a completed round starts from round 1
-  -v        log debug detail (graph compile times, ...)
-
-Every configuration field is also a flag (lists comma-separated):
-`,
+run; logs and pipes get no status line.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		x := newExperimentFlags(c, stderr)
@@ -76,34 +67,4 @@ func terminalStatus(stderr io.Writer) *sim.StatusLine {
 		width = 80
 	}
 	return sim.NewStatusLine(f, width)
-}
-
-func cmdConfig() *Command {
-	c := &Command{
-		Name:      "config",
-		UsageLine: "config [-markdown | -yaml]",
-		Short:     "print the configuration reference or the default experiment file",
-		Long: `Config prints every experiment field with its default and meaning, as a
-plain table, as Markdown (-markdown), or the default experiment as a YAML file
-to start from (-yaml).`,
-	}
-	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
-		md := fs.Bool("markdown", false, "print a Markdown table")
-		asYAML := fs.Bool("yaml", false, "print the default experiment file")
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		if *asYAML {
-			d := config.Default()
-			b, err := d.YAML()
-			if err != nil {
-				return err
-			}
-			_, err = stdout.Write(b)
-			return err
-		}
-		return config.WriteReference(stdout, *md)
-	}
-	return c
 }

@@ -2,17 +2,19 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/sweep"
 )
 
 func cmdSweep() *Command {
 	c := &Command{
 		Name:      "sweep",
-		UsageLine: "sweep -c sweep.yaml [-parallel N] [-rerun-changed] [-v]",
+		UsageLine: "sweep -c sweep.yaml [-parallel N] [-rerun_changed] [-v] [-<field> value ...]",
 		Short:     "run a grid of experiments (methods x seeds x settings), resumably",
 		Long: `Sweep runs every cell of a grid of experiments, one or a few at a time, and
 writes <out_dir>/summary.md and summary.csv: mean ± std over seeds of the
@@ -25,7 +27,7 @@ does), one that crashed before completing a round starts again from round 1.
 Cells are keyed by their resolved experiment (config.yaml in each cell's
 directory). If the sweep file or its base changed since a cell completed (say
 rounds), the sweep refuses to run, naming each such cell and the fields that
-differ; -rerun-changed runs those cells again (each cell's old results are
+differ; -rerun_changed runs those cells again (each cell's old results are
 replaced when its new run starts), another out_dir keeps both. Fields that do
 not change results (name, out_dir, overwrite, parallel, backend,
 data.cache_dir) do not count. The summary holds only cells run with the
@@ -54,14 +56,28 @@ shows each running cell's round, steps, rate and time left (none in logs and
 pipes); -v adds every round of every cell and debug logs (graph compile times)
 on stderr. Without -v, only warnings are logged.
 
-Flags:`,
+Experiment field flags change every cell's experiment, as if written in the
+base file (sweep -c sweep.yaml -rounds 5); -out_dir replaces the sweep
+file's out_dir. A field the sweep varies (its grid or settings), and
+method, seed, name and overwrite, which the sweep sets for each cell,
+cannot be overridden; -parallel is the number of cells at once, not the
+experiment field.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
-		file := fs.String("c", "", "sweep file (YAML)")
+		fs := newFlagSet(c)
+		file := fs.String("c", "", "sweep `file` (YAML)")
 		parallel := fs.Int("parallel", 0, "cells run at once (0: the sweep file's parallel, else 1)")
-		rerun := fs.Bool("rerun-changed", false, "run again the completed cells whose settings changed")
+		rerun := fs.Bool("rerun_changed", false, "run again the completed cells whose settings changed")
 		verbose := fs.Bool("v", false, "print every round of every cell and debug logs (graph compile times) on stderr")
+		// Every experiment field but parallel, whose name the sweep's own
+		// flag takes.
+		fieldFlags := flag.NewFlagSet("fields", flag.ContinueOnError)
+		overrides := config.RegisterFlags(fieldFlags)
+		fieldFlags.VisitAll(func(f *flag.Flag) {
+			if fs.Lookup(f.Name) == nil {
+				fs.Var(f.Value, f.Name, f.Usage)
+			}
+		})
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -77,6 +93,26 @@ Flags:`,
 		spec, err := sweep.Load(*file)
 		if err != nil {
 			return err
+		}
+		var given []string
+		fs.Visit(func(f *flag.Flag) {
+			if _, ok := fieldPaths[f.Name]; ok {
+				given = append(given, f.Name)
+			}
+		})
+		if err := checkSweepOverrides(spec, given); err != nil {
+			return err
+		}
+		if len(given) > 0 {
+			spec.Override = overrides.Apply
+			// -out_dir moves the whole sweep: cells go below it.
+			var probe config.Config
+			if err := overrides.Apply(&probe); err != nil {
+				return err
+			}
+			if probe.OutDir != "" {
+				spec.OutDir = probe.OutDir
+			}
 		}
 		if *parallel > 0 {
 			spec.Parallel = *parallel
@@ -95,4 +131,26 @@ Flags:`,
 		return nil
 	}
 	return c
+}
+
+// checkSweepOverrides refuses field flags the sweep would ignore: the
+// fields it sets per cell and those its grid or settings vary.
+func checkSweepOverrides(spec *sweep.Spec, given []string) error {
+	for _, path := range given {
+		switch path {
+		case "method", "seed":
+			return &usageError{fmt.Sprintf("-%s: the sweep file's %ss list sets it per cell; edit the sweep file", path, path)}
+		case "name", "overwrite":
+			return &usageError{fmt.Sprintf("-%s: the sweep sets it per cell", path)}
+		}
+		if _, ok := spec.Grid[path]; ok {
+			return &usageError{fmt.Sprintf("-%s: the sweep's grid varies it; edit the grid in the sweep file", path)}
+		}
+		for i, set := range spec.Settings {
+			if _, ok := set[path]; ok {
+				return &usageError{fmt.Sprintf("-%s: settings entry %d of the sweep file sets it; edit the sweep file", path, i+1)}
+			}
+		}
+	}
+	return nil
 }

@@ -19,14 +19,12 @@ setting (the configuration fields in which runs differ, besides method and
 seed; read from each run's config.yaml), and prints a Markdown table: the
 final round's accuracies (or each run's best round by fused accuracy, with
 -best) as mean +- sample std over the runs of a group, the mean dominance
-ratio rho and the round number of that round, and the best round. Runs of a
+ratio (dominance) and the round number of that round, and the best round. Runs of a
 group must have the same modalities. It is the table fedcmi sweep writes to
-summary.md.
-
-Flags:`,
+summary.md.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(c, stderr, nil)
+		fs := newFlagSet(c)
 		best := fs.Bool("best", false, "use each run's best round (by fused accuracy) instead of its last")
 		asCSV := fs.Bool("csv", false, "print CSV instead of Markdown")
 		if err := parse(fs, args); err != nil {
