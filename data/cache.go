@@ -239,6 +239,14 @@ func (s *Source) prepareSplit(ctx context.Context, dir string, k int, m *manifes
 		fails = append(fails, f...)
 		decoded += hi - lo
 		b.add(blk)
+		if todo := len(pre); todo > decoded && shardReportEvery(time.Since(start), j, nShards) {
+			// Progress as it goes: a long preparation (CREMA-D, AVE) is
+			// otherwise silent for minutes.
+			sec := time.Since(start).Seconds()
+			rate := float64(decoded) / max(sec, 1e-9)
+			s.opts.Logf("data: %s: %s split: decoded %d of %d samples to prepare (%.0f samples/s, about %s left)",
+				s.name, sp.name, decoded, todo, rate, time.Duration(float64(todo-decoded)/rate*float64(time.Second)).Round(100*time.Millisecond))
+		}
 	}
 	s.logSkipped(sp, decoded, fails)
 	if decoded > 0 {
@@ -583,4 +591,11 @@ func boolInt(v bool) int {
 		return 1
 	}
 	return 0
+}
+
+// shardReportEvery says whether to report progress after shard j of n
+// written after elapsed: about a tenth of the shards at a time, and not
+// before a second has passed (a small set stays quiet).
+func shardReportEvery(elapsed time.Duration, j, n int) bool {
+	return elapsed >= time.Second && (j+1)%max(1, n/10) == 0
 }

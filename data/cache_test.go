@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countdownCtx is a context whose Err reports cancellation from its n-th
@@ -265,5 +266,23 @@ func TestPrepareSkipBroken(t *testing.T) {
 	_, _, err = Prepare(context.Background(), strict, cache)
 	if !errors.Is(err, ErrCacheMismatch) || !strings.Contains(err.Error(), cremaDTrain[2]) {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestShardReportEvery(t *testing.T) {
+	for _, tc := range []struct {
+		elapsed time.Duration
+		j, n    int
+		want    bool
+	}{
+		{500 * time.Millisecond, 9, 100, false}, // too early
+		{2 * time.Second, 9, 100, true},         // a tenth of the shards
+		{2 * time.Second, 10, 100, false},
+		{2 * time.Second, 0, 5, true}, // few shards: every one
+		{2 * time.Second, 3, 5, true},
+	} {
+		if got := shardReportEvery(tc.elapsed, tc.j, tc.n); got != tc.want {
+			t.Errorf("shardReportEvery(%v, %d, %d) = %v, want %v", tc.elapsed, tc.j, tc.n, got, tc.want)
+		}
 	}
 }
