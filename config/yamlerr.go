@@ -62,7 +62,7 @@ func plainLine(e string) string {
 		if section != "" {
 			msg += " in section " + section
 		}
-		if s := closest(m[2], fields); s != "" {
+		if s := Closest(m[2], fields); s != "" {
 			msg += " (did you mean " + s + "?)"
 		}
 		return msg
@@ -136,9 +136,9 @@ func sectionOf(goType string) (string, []string) {
 	return path, fields
 }
 
-// closest returns the name nearest to s by edit distance, within one edit
-// per four letters (at least one), or "".
-func closest(s string, names []string) string {
+// Closest returns the name nearest to s by edit distance, within one edit
+// per four letters (at least one), or "" (for "did you mean" hints).
+func Closest(s string, names []string) string {
 	best, bestD := "", max(1, len(s)/4)+1
 	for _, n := range names {
 		if d := editDistance(s, n); d < bestD {

@@ -143,34 +143,14 @@ func suggest(s string, candidates []string) string {
 	if len(suffix) > 0 {
 		return strings.Join(suffix, " or -") // the field in every section that has it
 	}
-	best, bestD := "", max(1, len(s)/4)+1
-	for _, c := range candidates {
-		if d := editDistance(norm(s), norm(c)); d < bestD {
-			best, bestD = c, d
-		}
+	normed := make([]string, len(candidates))
+	for i, c := range candidates {
+		normed[i] = norm(c)
 	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	if i := slices.Index(normed, config.Closest(norm(s), normed)); i >= 0 && normed[i] != "" {
+		return candidates[i]
 	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
 
 // fieldPaths maps the experiment fields' paths, which are also their flags'
