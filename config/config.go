@@ -35,7 +35,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name>; {method}, {data} and {seed} are replaced by the experiment's (default: {method}-{data}-seed{seed}, e.g. fedcmi-mfeat-seed1)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories, relative to the working directory (also in an experiment file)"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg, fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
+	Method  string `yaml:"method" help:"fedavg-fused (the paper's FedAvg: fused loss only), fedavg (with the self-head losses, fedcmi.c1), fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds (at most 1000000)"`
@@ -267,7 +267,7 @@ func Default() Config {
 // Methods lists the method names Validate accepts. Package fl defines the
 // methods; a test in package sim keeps the two lists equal.
 var Methods = []string{
-	"fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
+	"fedavg-fused", "fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
 	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
 	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop",
 }

@@ -15,6 +15,11 @@ type Method struct {
 	Infiltration bool
 	// ClassTemperature uses class-wise temperatures for infiltration.
 	ClassTemperature bool
+	// FusedOnly trains multimodal clients on the fused cross-entropy alone
+	// (c1 forced to 0): the FedAvg client of the FedCMI paper and of the
+	// authors' code, without the unimodal self-head terms fedcmi gives
+	// every other method.
+	FusedOnly bool
 	// Prox adds the proximal term mu (w - w_global) to the gradient.
 	Prox bool
 	// Dominance is where the infiltration direction and temperatures come
@@ -39,7 +44,8 @@ type Method struct {
 }
 
 var methods = map[string]Method{
-	"fedavg":        {Name: "fedavg", Doc: "FedAvg with modality-aware averaging"},
+	"fedavg":        {Name: "fedavg", Doc: "FedAvg with modality-aware averaging and the unimodal self-head losses (fedcmi.c1) on multimodal clients"},
+	"fedavg-fused":  {Name: "fedavg-fused", FusedOnly: true, Doc: "FedAvg as in the FedCMI paper and the authors' code: fused cross-entropy only on multimodal clients (fedcmi.c1 ignored, 0)"},
 	"fedprox":       {Name: "fedprox", Prox: true, Doc: "FedProx: FedAvg plus the proximal term mu"},
 	"fedcmi":        {Name: "fedcmi", Infiltration: true, ClassTemperature: true, Prox: true, Doc: "FedCMI: cross-modal infiltration with class-wise temperatures and the proximal term"},
 	"fedcmi-noinf":  {Name: "fedcmi-noinf", ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},

@@ -145,6 +145,9 @@ func (s *ModalityAware) fitConfig(round int) FitConfig {
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
 	}
+	if s.Method.FusedOnly {
+		cfg.C1 = 0
+	}
 	if s.Method.Dominance != DominanceBatch {
 		cfg.Dominance = s.Method.Dominance
 		cfg.ClassDirection = s.Options.ClassDirection

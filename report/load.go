@@ -179,12 +179,14 @@ func SortRuns(runs []*Run) {
 	})
 }
 
-// MethodOrder compares method names for tables and legends: the uni-modal
-// baselines fedavg and fedprox first, then other methods alphabetically,
+// MethodOrder compares method names for tables and legends: the paper's
+// baselines fedavg-fused, fedavg and fedprox first, then other methods alphabetically,
 // then fedcmi, then its ablations (fedcmi-*) alphabetically.
 func MethodOrder(a, b string) int {
 	rank := func(m string) int {
 		switch {
+		case m == "fedavg-fused":
+			return -1
 		case m == "fedavg":
 			return 0
 		case m == "fedprox":

@@ -453,3 +453,33 @@ func TestValidationSplit(t *testing.T) {
 		t.Errorf("validation labels per class %v", perClass)
 	}
 }
+
+// TestFedAvgFusedIsFedAvgWithoutHeads checks that fedavg-fused is FedAvg
+// with fedcmi.c1 = 0 (whatever c1 says), and that the heads' losses matter:
+// plain fedavg at its default c1 trains a different model.
+func TestFedAvgFusedIsFedAvgWithoutHeads(t *testing.T) {
+	run := func(method string, c1 float64) []metrics.Round {
+		cfg := small(t, method)
+		cfg.FedCMI.C1 = c1
+		res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Rounds
+	}
+	same := func(a, b []metrics.Round) bool {
+		for i := range a {
+			if a[i].TrainLoss != b[i].TrainLoss || !slices.Equal(a[i].Heads, b[i].Heads) {
+				return false
+			}
+		}
+		return len(a) == len(b)
+	}
+	fused := run("fedavg-fused", 2)
+	if !same(fused, run("fedavg", 0)) {
+		t.Error("fedavg-fused differs from fedavg with c1 0")
+	}
+	if same(fused, run("fedavg", 2)) {
+		t.Error("fedavg-fused equals fedavg with c1 2: the self-head losses are not off")
+	}
+}
