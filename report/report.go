@@ -72,7 +72,7 @@ func (o *Options) accuracyRange() (lo, hi float64) {
 
 // File names in a report directory; figures are
 // <kind>-<setting>.png and .svg, kind one of accuracy, bars, per-class,
-// dominance.
+// dominance, and trend-<field>.png and .svg.
 const (
 	HTMLFile     = "report.html"
 	MarkdownFile = "summary.md"
@@ -81,9 +81,9 @@ const (
 
 // Figure is one figure of a report.
 type Figure struct {
-	// Kind is accuracy, bars, per-class or dominance.
+	// Kind is accuracy, bars, per-class, dominance or trend.
 	Kind string
-	// Setting is the setting whose runs it shows.
+	// Setting is the setting whose runs it shows (trend: the swept field).
 	Setting string
 	// Caption describes it.
 	Caption string
@@ -129,7 +129,9 @@ func groupRuns(runs []*Run) []group {
 // setting four figures as PNG and SVG (accuracy vs round per method with
 // a band over seeds; fused and single-modality accuracy bars per method
 // with error bars; per-class accuracy per method; mean dominance ratio vs
-// round), and report.html, one self-contained page (figures embedded as
+// round), for a sweep of one numeric field over three or more values a
+// trend figure (accuracy against the field's value per method), and
+// report.html, one self-contained page (figures embedded as
 // data URIs) with the table and the figures. Runs must be sorted by
 // SortRuns. It stops between figures when ctx is done.
 func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, error) {
@@ -175,6 +177,16 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 		}
 	}
 	used := map[string]bool{}
+	save := func(fig *Figure, base string) error {
+		fig.PNG, fig.SVG = base+".png", base+".svg"
+		for name, data := range map[string][]byte{fig.PNG: fig.pngData, fig.SVG: fig.svgData} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				return fmt.Errorf("report: %w", err)
+			}
+		}
+		res.Figures = append(res.Figures, *fig)
+		return nil
+	}
 	for _, setting := range settings {
 		var gs []group
 		for _, g := range groups {
@@ -194,14 +206,18 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 			if fig == nil {
 				continue
 			}
-			base := kind + "-" + slug
-			fig.PNG, fig.SVG = base+".png", base+".svg"
-			for name, data := range map[string][]byte{fig.PNG: fig.pngData, fig.SVG: fig.svgData} {
-				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-					return nil, fmt.Errorf("report: %w", err)
-				}
+			if err := save(fig, kind+"-"+slug); err != nil {
+				return nil, err
 			}
-			res.Figures = append(res.Figures, *fig)
+		}
+	}
+	if field, xs, ok := trendField(settings); ok {
+		fig, err := trendFigure(field, settings, xs, rows, styleOf, opt)
+		if err != nil {
+			return nil, fmt.Errorf("report: trend figure of %s: %w", field, err)
+		}
+		if err := save(fig, "trend-"+fileSlug(field, used)); err != nil {
+			return nil, err
 		}
 	}
 	if err := writeFile(res.HTML, func(w io.Writer) error { return writeHTML(w, runs, res, opt) }); err != nil {
