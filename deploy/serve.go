@@ -161,6 +161,12 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if cfg.Attack.Clients > 0 {
 		return nil, &config.FieldError{Path: "attack.clients", Err: errors.New("Byzantine clients are a simulation option; serve cannot make participants attack")}
 	}
+	if cfg.Data.MissingRate > 0 {
+		// Clients left with no modality drop out of the simulated
+		// federation; a coordinator cannot know which participants to
+		// expect. Label noise and missing labels work with join -shard.
+		return nil, &config.FieldError{Path: "data.missing_rate", Err: errors.New("missing modalities are a simulation option; a deployment's participants declare the modalities they hold")}
+	}
 	if opt.Listener == nil {
 		return nil, errors.New("deploy: serve needs a listener")
 	}

@@ -85,3 +85,13 @@ func TestServeRefusesAttack(t *testing.T) {
 		t.Fatalf("serve with attack.clients: %v", err)
 	}
 }
+
+func TestServeRefusesMissingModalities(t *testing.T) {
+	cfg := smallConfig(t, 4, 3, 1)
+	cfg.Data.MissingRate = 0.2
+	_, err := Serve(context.Background(), cfg, ServeOptions{Listener: listen(t), Insecure: true})
+	var fe *config.FieldError
+	if !errors.As(err, &fe) || fe.Path != "data.missing_rate" {
+		t.Fatalf("serve with data.missing_rate: %v", err)
+	}
+}

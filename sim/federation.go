@@ -48,6 +48,9 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
+	if train, parts, masks, err = degrade(cfg, train, parts, masks, log); err != nil {
+		return nil, err
+	}
 	arch, err := Arch(cfg, train)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,9 @@ const (
 	streamModalities
 	streamInit
 	streamValidation
+	streamMissing
+	streamLabelNoise
+	streamMissingLabels
 )
 
 func rng(seed uint64, stream uint64) *rand.Rand {
