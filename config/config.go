@@ -69,9 +69,9 @@ type Server struct {
 	Beta1      float64 `yaml:"beta1" help:"adam, yogi, adagrad: decay of the first moment (0 gives Flower's FedAdagrad)"`
 	Beta2      float64 `yaml:"beta2" help:"adam, yogi: decay of the second moment"`
 	Tau        float64 `yaml:"tau" help:"adam, yogi, adagrad: adaptivity tau (the second moment starts at tau^2)"`
-	Aggregator string  `yaml:"aggregator" help:"mean (sample-weighted), or robust: median, trimmed_mean (coordinate-wise, unweighted), krum, multikrum; per modality group"`
+	Aggregator string  `yaml:"aggregator" help:"mean (sample-weighted), or robust: median, trimmed_mean (coordinate-wise, unweighted), krum, multikrum, bulyan (repeated Krum, then a trimmed mean around the median); per modality group"`
 	Trim       float64 `yaml:"trim" help:"trimmed_mean: fraction cut from each end per coordinate, in [0, 0.5)"`
-	KrumF      int     `yaml:"krum_f" help:"krum, multikrum: number of Byzantine clients assumed (needs clients_per_round > 2f+2)"`
+	KrumF      int     `yaml:"krum_f" help:"krum, multikrum, bulyan: number of Byzantine clients assumed (krum needs clients_per_round > 2f+2, bulyan >= 4f+3)"`
 	MultiKrumM int     `yaml:"multikrum_m" help:"multikrum: number of lowest-score updates averaged, weighted by samples (0: n - f of a group of n)"`
 }
 
@@ -626,7 +626,7 @@ func (c *Config) validateServer() error {
 	s, d, a := c.Server, c.DP, c.Attack
 	for _, e := range []error{
 		oneOf("server.optimizer", s.Optimizer, []string{"sgd", "avgm", "adam", "yogi", "adagrad"}),
-		oneOf("server.aggregator", s.Aggregator, []string{"mean", "median", "trimmed_mean", "krum", "multikrum"}),
+		oneOf("server.aggregator", s.Aggregator, []string{"mean", "median", "trimmed_mean", "krum", "multikrum", "bulyan"}),
 		oneOf("dp.noise", d.Noise, []string{"server", "client"}),
 		oneOf("attack.kind", a.Kind, []string{"sign_flip", "scale", "noise"}),
 	} {
@@ -649,6 +649,7 @@ func (c *Config) validateServer() error {
 		{s.Trim >= 0 && s.Trim < 0.5, "server.trim", "must be in [0, 0.5): a fraction cut from each end"},
 		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
 		{!krum || n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %d clients per round, has %d (min of clients_per_round and clients)", s.KrumF, 2*s.KrumF+2, n)},
+		{s.Aggregator != "bulyan" || n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %d clients per round, has %d (min of clients_per_round and clients)", s.KrumF, 4*s.KrumF+3, n)},
 		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
 		{d.Clip >= 0, "dp.clip", "must be >= 0 (0: no differential privacy)"},
 		{d.NoiseMultiplier >= 0, "dp.noise_multiplier", "must be >= 0"},

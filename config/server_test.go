@@ -31,6 +31,8 @@ func TestServerSettings(t *testing.T) {
 		// 10 clients per round: f = 4 needs more than 10.
 		{"krum too few", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", 4 }, "server.krum_f", "more than 2f+2 = 10"},
 		{"krum ok", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", 3 }, "", ""},
+		{"bulyan too few", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "bulyan", 2 }, "server.krum_f", "at least 4f+3 = 11"},
+		{"bulyan ok", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "bulyan", 1 }, "", ""},
 		{"multikrum m", func(c *Config) { c.Server.Aggregator, c.Server.MultiKrumM = "multikrum", 11 }, "server.multikrum_m", ""},
 		{"dp", dp, "", ""},
 		{"negative clip", func(c *Config) { c.DP.Clip = -1 }, "dp.clip", ""},

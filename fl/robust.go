@@ -3,6 +3,7 @@ package fl
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 
@@ -16,10 +17,11 @@ const (
 	AggregatorTrimmedMean = "trimmed_mean"
 	AggregatorKrum        = "krum"
 	AggregatorMultiKrum   = "multikrum"
+	AggregatorBulyan      = "bulyan"
 )
 
 // AggregatorNames lists the known aggregators.
-var AggregatorNames = []string{AggregatorMean, AggregatorMedian, AggregatorTrimmedMean, AggregatorKrum, AggregatorMultiKrum}
+var AggregatorNames = []string{AggregatorMean, AggregatorMedian, AggregatorTrimmedMean, AggregatorKrum, AggregatorMultiKrum, AggregatorBulyan}
 
 // RobustOptions configure a Byzantine-robust aggregator.
 type RobustOptions struct {
@@ -28,7 +30,8 @@ type RobustOptions struct {
 	// Trim is the fraction of values cut from each end per coordinate
 	// (trimmed_mean), in [0, 0.5).
 	Trim float64
-	// KrumF is the number of Byzantine clients Krum and Multi-Krum assume.
+	// KrumF is the number of Byzantine clients Krum, Multi-Krum and Bulyan
+	// assume.
 	KrumF int
 	// MultiKrumM is how many updates Multi-Krum averages (0: n - f of the
 	// group's n).
@@ -49,6 +52,9 @@ func (o RobustOptions) Validate(n int) error {
 	}
 	if n > 0 && (o.Aggregator == AggregatorKrum || o.Aggregator == AggregatorMultiKrum) && n <= 2*o.KrumF+2 {
 		return fmt.Errorf("fl: krum with f = %d needs more than 2f+2 = %d clients per round, has %d", o.KrumF, 2*o.KrumF+2, n)
+	}
+	if n > 0 && o.Aggregator == AggregatorBulyan && n < 4*o.KrumF+3 {
+		return fmt.Errorf("fl: bulyan with f = %d needs at least 4f+3 = %d clients per round, has %d", o.KrumF, 4*o.KrumF+3, n)
 	}
 	return nil
 }
@@ -75,12 +81,16 @@ func holds(u Update, g int) bool { return g == 2 || u.Modalities.Has(g) }
 //     n - f - 2 nearest neighbours (over the group's parameters, flattened)
 //     is smallest (Blanchard et al. 2017);
 //   - multikrum: the sample-weighted mean of the MultiKrumM updates of
-//     lowest Krum score (n - f if 0).
+//     lowest Krum score (n - f if 0);
+//   - bulyan: Krum applied repeatedly (each time to the updates not yet
+//     chosen) selects theta = n - 2f updates; per coordinate, the mean of
+//     the beta = theta - 2f of their values closest to their median
+//     (El Mhamdi et al. 2018, as Flower's Bulyan), unweighted.
 //
 // Median and trimmed mean drop the sample weights, as Flower's FedMedian
 // and FedTrimmedAvg do: a weight would let one client outvote the others.
-// A group too small for Krum's f (n <= 2f+2) falls back to the median, with
-// a warning on log. A side no update holds keeps its value in global.
+// A group too small for Krum's f (n <= 2f+2; Bulyan: n < 4f+3) falls back
+// to the median, with a warning on log. A side no update holds keeps its value in global.
 func AggregateRobust(layout []model.ParamInfo, global model.Params, updates []Update, o RobustOptions, log *slog.Logger) (model.Params, error) {
 	if err := o.Validate(0); err != nil {
 		return nil, err
@@ -125,8 +135,9 @@ func AggregateRobust(layout []model.ParamInfo, global model.Params, updates []Up
 			continue
 		}
 		kind := o.Aggregator
-		if (kind == AggregatorKrum || kind == AggregatorMultiKrum) && len(members) <= 2*o.KrumF+2 {
-			log.Warn("krum: group too small for f, using the coordinate-wise median", "group", groupName(g), "clients", len(members), "f", o.KrumF)
+		if (kind == AggregatorKrum || kind == AggregatorMultiKrum) && len(members) <= 2*o.KrumF+2 ||
+			kind == AggregatorBulyan && len(members) < 4*o.KrumF+3 {
+			log.Warn(kind+": group too small for f, using the coordinate-wise median", "group", groupName(g), "clients", len(members), "f", o.KrumF)
 			kind = AggregatorMedian
 		}
 		switch kind {
@@ -147,6 +158,19 @@ func AggregateRobust(layout []model.ParamInfo, global model.Params, updates []Up
 					} else {
 						out[i].Data[j] = float32(mean(col[cut : len(col)-cut]))
 					}
+				}
+			}
+		case AggregatorBulyan:
+			chosen := bulyanSelect(pairDistances(updates, members, tensors), o.KrumF)
+			beta := len(chosen) - 2*o.KrumF
+			col := make([]float64, len(chosen))
+			byDist := make([]int, len(chosen))
+			for _, i := range tensors {
+				for j := range out[i].Data {
+					for c, a := range chosen {
+						col[c] = float64(updates[members[a]].Params[i].Data[j])
+					}
+					out[i].Data[j] = float32(meanNearMedian(col, beta, byDist))
 				}
 			}
 		case AggregatorKrum, AggregatorMultiKrum:
@@ -175,23 +199,7 @@ func AggregateRobust(layout []model.ParamInfo, global model.Params, updates []Up
 // the earlier member.
 func krumSelect(updates []Update, members, tensors []int, f int, kind string, m int) []int {
 	n := len(members)
-	dist := make([][]float64, n)
-	for a := range dist {
-		dist[a] = make([]float64, n)
-	}
-	for a := range n {
-		for b := a + 1; b < n; b++ {
-			var d float64
-			for _, i := range tensors {
-				x, y := updates[members[a]].Params[i].Data, updates[members[b]].Params[i].Data
-				for j := range x {
-					e := float64(x[j]) - float64(y[j])
-					d += e * e
-				}
-			}
-			dist[a][b], dist[b][a] = d, d
-		}
-	}
+	dist := pairDistances(updates, members, tensors)
 	scores := make([]float64, n)
 	near := make([]float64, 0, n-1)
 	for a := range n {
@@ -225,6 +233,87 @@ func krumSelect(updates []Update, members, tensors []int, f int, kind string, m 
 	}
 	slices.Sort(chosen)
 	return chosen
+}
+
+// pairDistances returns the squared Euclidean distances between the
+// members' parameters over the tensors (flattened), by member position.
+func pairDistances(updates []Update, members, tensors []int) [][]float64 {
+	n := len(members)
+	dist := make([][]float64, n)
+	for a := range dist {
+		dist[a] = make([]float64, n)
+	}
+	for a := range n {
+		for b := a + 1; b < n; b++ {
+			var d float64
+			for _, i := range tensors {
+				x, y := updates[members[a]].Params[i].Data, updates[members[b]].Params[i].Data
+				for j := range x {
+					e := float64(x[j]) - float64(y[j])
+					d += e * e
+				}
+			}
+			dist[a][b], dist[b][a] = d, d
+		}
+	}
+	return dist
+}
+
+// bulyanSelect returns the positions (ascending) of the n - 2f members
+// Bulyan's selection keeps: Krum, applied to the members not yet chosen
+// (scores over the r - f - 2 nearest of the r remaining, at least none),
+// picks one at a time; ties go to the earlier member.
+func bulyanSelect(dist [][]float64, f int) []int {
+	n := len(dist)
+	left := make([]bool, n)
+	for a := range left {
+		left[a] = true
+	}
+	var chosen []int
+	near := make([]float64, 0, n)
+	for r := n; len(chosen) < n-2*f; r-- {
+		best, bestScore := -1, 0.0
+		for a := range n {
+			if !left[a] {
+				continue
+			}
+			near = near[:0]
+			for b := range n {
+				if b != a && left[b] {
+					near = append(near, dist[a][b])
+				}
+			}
+			sort.Float64s(near)
+			score := 0.0
+			for _, d := range near[:max(r-f-2, 0)] {
+				score += d
+			}
+			if best < 0 || score < bestScore {
+				best, bestScore = a, score
+			}
+		}
+		left[best] = false
+		chosen = append(chosen, best)
+	}
+	slices.Sort(chosen)
+	return chosen
+}
+
+// meanNearMedian returns the mean of the beta values of col closest to
+// col's median (ties to the earlier value), using idx (len(col)) as scratch.
+func meanNearMedian(col []float64, beta int, idx []int) float64 {
+	sorted := slices.Clone(col)
+	sort.Float64s(sorted)
+	med := median(sorted)
+	for c := range idx {
+		idx[c] = c
+	}
+	sort.SliceStable(idx, func(x, y int) bool { return math.Abs(col[idx[x]]-med) < math.Abs(col[idx[y]]-med) })
+	var s float64
+	for _, c := range idx[:beta] {
+		s += col[c]
+	}
+	return s / float64(beta)
 }
 
 // median of sorted values.

@@ -44,6 +44,8 @@ func TestAggregateRobust(t *testing.T) {
 		// f = 1: groups of four are too small (n <= 2f+2) and fall back to
 		// the median; fusion scores by the 2 nearest: 5, 2, 2, 5, huge.
 		{"krum f=1", RobustOptions{Aggregator: AggregatorKrum, KrumF: 1}, [4]float64{2.5, 15, 6, 2}},
+		// Bulyan with f = 1 needs 7: every group falls back to the median.
+		{"bulyan f=1", RobustOptions{Aggregator: AggregatorBulyan, KrumF: 1}, [4]float64{2.5, 15, 6, 3}},
 		// Multi-Krum m=3 keeps clients 1, 2 and (tie with 3) 0, weighted by
 		// samples 1, 1, 2: (1 + 2 + 2*3)/4.
 		{"multikrum m=3", RobustOptions{Aggregator: AggregatorMultiKrum, KrumF: 1, MultiKrumM: 3}, [4]float64{2.5, 15, 6, 2.25}},
@@ -98,6 +100,8 @@ func TestRobustOptionsValidate(t *testing.T) {
 		{RobustOptions{Aggregator: "krum", KrumF: 2}, 6, "more than 2f+2 = 6"},
 		{RobustOptions{Aggregator: "multikrum", KrumF: 2}, 7, ""},
 		{RobustOptions{Aggregator: "krum", KrumF: -1}, 7, "must be >= 0"},
+		{RobustOptions{Aggregator: "bulyan", KrumF: 1}, 6, "at least 4f+3 = 7"},
+		{RobustOptions{Aggregator: "bulyan", KrumF: 1}, 7, ""},
 	} {
 		err := tc.o.Validate(tc.n)
 		switch {
@@ -106,5 +110,40 @@ func TestRobustOptionsValidate(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%+v n=%d: error %v, want %q", tc.o, tc.n, err, tc.want)
 		}
+	}
+}
+
+// TestBulyan checks Bulyan against values from an independent reference
+// (a direct Python transcription of El Mhamdi et al. 2018's Algorithm,
+// with ties to the earlier client): seven multimodal clients, f = 1, so
+// theta = 5 are selected and beta = 3 values averaged per coordinate.
+func TestBulyan(t *testing.T) {
+	const av = data.Mask(3)
+	a := [][2]float32{{1, 0}, {2, 5}, {4, 0}, {7, 1}, {8, 0}, {9, 0}, {100, -50}}
+	v := []float32{3, 1, 4, 1, 5, 9, 2}
+	f := []float32{2, 7, 1, 8, 2, 8, 1}
+	var ups []Update
+	for k := range a {
+		ups = append(ups, Update{aggParams(a[k][0], a[k][1], v[k], f[k]), 1 + k, av})
+	}
+	got, err := AggregateRobust(aggLayout, aggParams(0, 0, 0, 0), ups, RobustOptions{Aggregator: AggregatorBulyan, KrumF: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Selected: a {0,1,2,3,4}, v {0,1,2,3,6}, fusion {0,1,2,3,4}.
+	want := [4]float64{7.0 / 3, 0, 2, 5.0 / 3}
+	flat := []float32{got[0].Data[0], got[0].Data[1], got[1].Data[0], got[2].Data[0]}
+	for k, w := range want {
+		if math.Abs(float64(flat[k])-w) > 1e-6 {
+			t.Errorf("value %d = %v, want %v (all %v)", k, flat[k], w, flat)
+		}
+	}
+	// f = 0 keeps and averages everyone, unweighted.
+	got, err = AggregateRobust(aggLayout, aggParams(0, 0, 0, 0), ups, RobustOptions{Aggregator: AggregatorBulyan}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := (1 + 2 + 4 + 7 + 8 + 9 + 100) / 7.0; math.Abs(float64(got[0].Data[0])-m) > 1e-5 {
+		t.Errorf("f = 0: %v, want the mean %v", got[0].Data[0], m)
 	}
 }
