@@ -25,13 +25,13 @@ type Client struct {
 	rnd      io.Reader
 	cKey     *ecdh.PrivateKey
 	sKey     *ecdh.PrivateKey
-	seeds    []Secret            // self-mask seed per group
-	keys     map[int]peerKeys    // the advertised key set, U1
-	held     map[int]Share       // shares held, by owner (own included)
-	shareSet []int               // U2
-	pairs    map[int][]byte      // agreed mask secrets, by peer
-	phase    int                 // phases done
-	skipped  map[int]error       // peers whose shares could not be used
+	seeds    []Secret         // self-mask seed per group
+	keys     map[int]peerKeys // the advertised key set, U1
+	held     map[int]Share    // shares held, by owner (own included)
+	shareSet []int            // U2
+	pairs    map[int][]byte   // agreed mask secrets, by peer
+	phase    int              // phases done
+	skipped  map[int]error    // peers whose shares could not be used
 }
 
 // NewClient starts member name's side of round r, drawing keys and seeds
