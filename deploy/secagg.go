@@ -243,6 +243,7 @@ func (c *Coordinator) saDrop(sa *saRound, name string, why error) {
 	}
 	sa.out[name] = why
 	c.log.Info("secure aggregation: participant dropped out", "round", sa.round, "participant", name, "step", saStepName(sa.step), "why", why)
+	c.saCloseTasks(sa, name, fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED, fmt.Errorf("%w from %s: %v", ErrRejected, name, why))
 	c.saAdvance(sa)
 }
 
@@ -296,8 +297,19 @@ func (c *Coordinator) saFail(sa *saRound, err error) {
 	}
 	c.saBroadcast(sa)
 	close(sa.done)
+	c.saCloseTasks(sa, "", fedcmipb.UploadStatus_UPLOAD_STATUS_LATE, sa.err)
 	c.met.SecAggRounds.WithLabelValues("failed").Inc()
 	c.log.Error("secure aggregation round failed: no update of this round is aggregated", "round", sa.round, "err", err)
+}
+
+// saCloseTasks closes the open tasks of sa (of participant name only, if
+// not empty), so that their Fit calls return at once; c.mu is held.
+func (c *Coordinator) saCloseTasks(sa *saRound, name string, st fedcmipb.UploadStatus, err error) {
+	for _, t := range c.tasks {
+		if t.sa == sa && !t.closed && (name == "" || t.name == name) {
+			c.closeTask(t, st, err)
+		}
+	}
 }
 
 // saUnmask unmasks the sums (outside the lock: it draws every survivor's

@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"math"
 	"slices"
@@ -11,7 +13,12 @@ import (
 	"time"
 
 	"github.com/fedcmi/fedcmi/config"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
+	"github.com/fedcmi/fedcmi/internal/secagg"
 	"github.com/fedcmi/fedcmi/model"
 	"github.com/fedcmi/fedcmi/sim"
 )
@@ -219,5 +226,198 @@ func TestSecAggRefusesSingleUpdateSettings(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSecAggHostile: bad input at each step over the wire is refused
+// with a clear error, takes the sender out of the round, and a round left
+// with fewer than the threshold fails for everyone.
+func TestSecAggHostile(t *testing.T) {
+	coord, addr := testCoordinator(t, CoordinatorConfig{SecAgg: &SecAggConfig{Threshold: 2, PhaseTimeout: 5 * time.Second}, RoundTimeout: 10 * time.Second}, nil)
+	layout := coord.cfg.Layout
+	names := []string{"alpha", "beta", "gamma"}
+	raw := map[string]*rawParticipant{}
+	for _, n := range names {
+		raw[n] = registerRaw(t, addr, n, layout)
+	}
+	global := zeroParams(layout)
+	coord.BeginRound(1)
+	if err := coord.openSecAgg(1, global, names); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, len(names))
+	for _, n := range names {
+		go func() {
+			_, err := coord.Fit(context.Background(), n, fl.FitIns{Params: global, Config: fl.FitConfig{Round: 1, Epochs: 1}})
+			errs <- err
+		}()
+	}
+	hs := map[string]*fedcmipb.TaskHeader{}
+	for _, n := range names {
+		h, _ := raw[n].pull(t, layout)
+		if h.GetSecagg() == nil || h.GetSecagg().GetYou() != n || h.GetSecagg().GetThreshold() != 2 {
+			t.Fatalf("%s's task has secure aggregation setup %v", n, h.GetSecagg())
+		}
+		hs[n] = h
+	}
+	call := func(n string, req *fedcmipb.SecAggRequest) (*fedcmipb.SecAggResponse, error) {
+		req.ProtocolVersion, req.Session, req.TaskId = ProtocolVersion, raw[n].session, hs[n].GetTaskId()
+		for {
+			resp, err := raw[n].rpc.SecAgg(context.Background(), req)
+			if err != nil || resp.GetReady() {
+				return resp, err
+			}
+		}
+	}
+	wantAborted := func(err error, want string) {
+		t.Helper()
+		if status.Code(err) != codes.Aborted || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want ABORTED with %q", err, want)
+		}
+	}
+	// alpha's mask key has the wrong size.
+	ck, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = call("alpha", &fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_ADVERTISE, CipherKey: ck.PublicKey().Bytes(), MaskKey: make([]byte, 5)})
+	wantAborted(err, "public key of 5 bytes, want 32")
+	clients := map[string]*secagg.Client{}
+	var wg sync.WaitGroup
+	resps := map[string]*fedcmipb.SecAggResponse{}
+	var mu sync.Mutex
+	for _, n := range names[1:] {
+		r, err := saRoundOf(hs[n].GetSecagg(), layout, 0b111)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := secagg.NewClient(r, n, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[n] = c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := c.Keys()
+			resp, err := call(n, &fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_ADVERTISE, CipherKey: k.Cipher, MaskKey: k.Mask})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			resps[n] = resp
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(resps["beta"].GetKeys()) != 2 {
+		t.Fatalf("key set %v, want beta and gamma", resps["beta"].GetKeys())
+	}
+	// beta sends no share for gamma: it is dropped, the round is left
+	// with one participant and fails.
+	_, err = call("beta", &fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_SHARE, Commitments: [][]byte{make([]byte, 32), make([]byte, 32), make([]byte, 32)}})
+	wantAborted(err, "sent 0 shares, want 1")
+	keys := []secagg.Keys{}
+	for _, k := range resps["gamma"].GetKeys() {
+		keys = append(keys, secagg.Keys{Name: k.GetName(), Cipher: k.GetCipherKey(), Mask: k.GetMaskKey()})
+	}
+	cts, commits, err := clients["gamma"].ShareKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_SHARE, Commitments: commits}
+	for _, ct := range cts {
+		req.Shares = append(req.Shares, &fedcmipb.SecAggCiphertext{Peer: ct.Peer, Data: ct.Data})
+	}
+	_, err = call("gamma", req)
+	wantAborted(err, "1 of 2 participants sent their shares, threshold 2")
+	// A plain update cannot answer a secure aggregation task.
+	if resp := raw["gamma"].upload(t, hs["gamma"], global); resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED &&
+		resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_LATE {
+		t.Errorf("plain upload to a secure aggregation task: %v", resp)
+	}
+	for range names {
+		if err := <-errs; err == nil {
+			t.Error("a Fit of a failed round succeeded")
+		}
+	}
+	if n := counterValue(t, coord.met, "fedcmi_update_rejections_total", "secagg"); n != 2 {
+		t.Errorf("%v secure aggregation refusals counted, want 2", n)
+	}
+}
+
+// TestSecAggUploadMismatch: a masked input answers only a secure
+// aggregation task, a plain update only a plain one.
+func TestSecAggUploadMismatch(t *testing.T) {
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 10 * time.Second}, nil)
+	layout := coord.cfg.Layout
+	a := registerRaw(t, addr, "alpha", layout)
+	global := zeroParams(layout)
+	coord.BeginRound(1)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := coord.Fit(context.Background(), "alpha", fl.FitIns{Params: global, Config: fl.FitConfig{Round: 1, Epochs: 1}})
+		errs <- err
+	}()
+	h, _ := a.pull(t, layout)
+	resp := a.upload(t, h, nil, func(rh *fedcmipb.ResultHeader) { rh.Secagg = true })
+	if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED || !strings.Contains(resp.GetReason(), "a masked input answers a secure aggregation task") {
+		t.Errorf("masked upload to a plain task: %v", resp)
+	}
+	if err := <-errs; !errors.Is(err, ErrRejected) {
+		t.Errorf("Fit: %v", err)
+	}
+
+	sc, saddr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 10 * time.Second, SecAgg: &SecAggConfig{}}, nil)
+	b := registerRaw(t, saddr, "beta", layout)
+	registerRaw(t, saddr, "gamma", layout)
+	sc.BeginRound(1)
+	if err := sc.openSecAgg(1, global, []string{"beta", "gamma"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := sc.Fit(context.Background(), "beta", fl.FitIns{Params: global, Config: fl.FitConfig{Round: 1, Epochs: 1}})
+		errs <- err
+	}()
+	h, _ = b.pull(t, layout)
+	resp = b.upload(t, h, global)
+	if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED || !strings.Contains(resp.GetReason(), "a masked input answers a secure aggregation task") {
+		t.Errorf("plain upload to a secure aggregation task: %v", resp)
+	}
+	if err := <-errs; !errors.Is(err, ErrRejected) {
+		t.Errorf("Fit: %v", err)
+	}
+	// Outside an open round, a secure aggregation coordinator never
+	// asks for a plain update.
+	if _, err := sc.Fit(context.Background(), "gamma", fl.FitIns{Params: global, Config: fl.FitConfig{Round: 2, Epochs: 1}}); err == nil ||
+		!strings.Contains(err.Error(), "not in an open secure aggregation round 2") {
+		t.Errorf("Fit outside a round: %v", err)
+	}
+}
+
+// TestRequireSecAgg: a participant joined with -secagg fails a plain fit
+// task instead of sending its update in the clear.
+func TestRequireSecAgg(t *testing.T) {
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 10 * time.Second}, nil)
+	layout := coord.cfg.Layout
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	trained := make(chan struct{})
+	p := &Participant{Conn: dial(t, addr, nil), Name: "alpha", Client: hangingClient{hang: 1, started: trained},
+		ModelModalities: coord.cfg.Modalities, Holds: 0b11, NumSamples: 10, Layout: layout, RequireSecAgg: true}
+	go p.Run(ctx)
+	if err := coord.WaitParticipants(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	coord.BeginRound(1)
+	_, err := coord.Fit(ctx, "alpha", fl.FitIns{Params: zeroParams(layout), Config: fl.FitConfig{Round: 1, Epochs: 1}})
+	if err == nil || !strings.Contains(err.Error(), "requires secure aggregation") {
+		t.Errorf("Fit: %v", err)
+	}
+	select {
+	case <-trained:
+		t.Error("the participant trained on a plain task")
+	default:
 	}
 }
