@@ -20,15 +20,25 @@ const PublicKeySize = 32
 // version) never serve another purpose.
 const label = "fedcmi secagg v1 "
 
-// ParsePublicKey checks and decodes a peer's X25519 public key: 32 bytes,
-// not a low-order point (which would make the agreed secret public).
-func ParsePublicKey(b []byte) (*ecdh.PublicKey, error) {
+// decodePublicKey decodes an X25519 public key of 32 bytes. A low-order
+// point passes; agreeing on a secret with it fails.
+func decodePublicKey(b []byte) (*ecdh.PublicKey, error) {
 	if len(b) != PublicKeySize {
 		return nil, fmt.Errorf("public key of %d bytes, want %d", len(b), PublicKeySize)
 	}
 	pub, err := ecdh.X25519().NewPublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return pub, nil
+}
+
+// ParsePublicKey checks and decodes a peer's X25519 public key: 32 bytes,
+// not a low-order point (which would make the agreed secret public).
+func ParsePublicKey(b []byte) (*ecdh.PublicKey, error) {
+	pub, err := decodePublicKey(b)
+	if err != nil {
+		return nil, err
 	}
 	probe, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
