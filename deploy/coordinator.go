@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/fl"
@@ -78,6 +79,10 @@ type CoordinatorConfig struct {
 	RegisterBurst int
 	// ChunkBytes is the size of tensor pieces sent (default DefaultChunkBytes).
 	ChunkBytes int
+	// SecAgg, if not nil, runs every fit round under secure aggregation:
+	// the strategy must be wrapped by the coordinator (Serve does), and
+	// Fit refuses a participant outside an open secure aggregation round.
+	SecAgg *SecAggConfig
 	// Metrics receives counters (nil: a private set).
 	Metrics *Metrics
 	// Logger receives events; nil uses slog.Default().
@@ -118,6 +123,7 @@ type Coordinator struct {
 	finished bool
 	closed   bool
 	changed  chan struct{} // closed and replaced when participants change
+	sa       *saRound      // the current secure aggregation round
 }
 
 type participant struct {
@@ -144,6 +150,7 @@ type task struct {
 	eval    fl.Evaluation
 	err     error
 	started time.Time
+	sa      *saRound // the secure aggregation round of a fit task
 }
 
 // NewCoordinator returns a coordinator with cfg.
@@ -246,6 +253,15 @@ func (c *Coordinator) WaitParticipants(ctx context.Context, n int) error {
 
 // Fit implements fl.Transport.
 func (c *Coordinator) Fit(ctx context.Context, id string, ins fl.FitIns) (fl.FitRes, error) {
+	if c.cfg.SecAgg != nil {
+		c.mu.Lock()
+		sa := c.saFor(ins.Config.Round, id)
+		c.mu.Unlock()
+		if sa == nil { // never fall back to plain updates
+			return fl.FitRes{}, fmt.Errorf("deploy: %s is not in an open secure aggregation round %d", id, ins.Config.Round)
+		}
+		return c.fitSecAgg(ctx, sa, id, ins)
+	}
 	t, err := c.queue(id, fedcmipb.TaskKind_TASK_KIND_FIT, ins)
 	if err != nil {
 		return fl.FitRes{}, err
@@ -290,6 +306,11 @@ func (c *Coordinator) queue(name string, kind fedcmipb.TaskKind, ins fl.FitIns) 
 		return nil, fmt.Errorf("deploy: task %s is already running", id)
 	}
 	t := &task{id: id, kind: kind, round: ins.Config.Round, name: name, ins: ins, done: make(chan struct{}), started: time.Now()}
+	if kind == fedcmipb.TaskKind_TASK_KIND_FIT && c.cfg.SecAgg != nil {
+		if t.sa = c.saFor(t.round, name); t.sa == nil {
+			return nil, fmt.Errorf("deploy: %s is not in an open secure aggregation round %d", name, t.round)
+		}
+	}
 	c.tasks[id] = t
 	p.queue = append(p.queue, t)
 	close(p.wake)
@@ -334,6 +355,12 @@ func (c *Coordinator) closeTask(t *task, st fedcmipb.UploadStatus, err error) {
 	if p := c.parts[t.name]; p != nil {
 		p.queue = slices.DeleteFunc(p.queue, func(q *task) bool { return q == t })
 	}
+	if t.sa != nil {
+		if st != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {
+			c.saDrop(t.sa, t.name, err)
+		}
+		c.saAdvance(t.sa)
+	}
 }
 
 // Finish tells participants that the federation is over: their pending
@@ -370,6 +397,9 @@ func (c *Coordinator) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	if c.sa != nil {
+		c.saFail(c.sa, fl.ErrClosed)
+	}
 	for _, t := range c.tasks {
 		if !t.closed {
 			c.closeTask(t, fedcmipb.UploadStatus_UPLOAD_STATUS_LATE, fl.ErrClosed)
@@ -562,6 +592,10 @@ func (c *Coordinator) sendTask(stream fedcmipb.Federation_PullWorkServer, t *tas
 		TaskId: t.id, Kind: t.kind, Round: int64(t.round), Config: toPBConfig(t.ins.Config), ConfigGob: cfgGob,
 		NumTensors: int32(len(t.ins.Params)), NumControlTensors: int32(len(t.ins.Control)), DeadlineUnixMs: deadline.UnixMilli(),
 	}
+	if t.sa != nil {
+		h.Secagg = proto.Clone(t.sa.setup).(*fedcmipb.SecAggSetup)
+		h.Secagg.You = t.name
+	}
 	if err := stream.Send(&fedcmipb.WorkChunk{Part: &fedcmipb.WorkChunk_Header{Header: h}}); err != nil {
 		return err
 	}
@@ -644,6 +678,12 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 			return reject("format", err)
 		}
 		return c.deliver(stream, t, func() { t.eval = ev })
+	}
+	if t.sa != nil || h.GetSecagg() {
+		if t.sa == nil || !h.GetSecagg() {
+			return reject("format", fmt.Errorf("a masked input answers a secure aggregation task, and only it (task %s)", t.id))
+		}
+		return c.uploadMasked(stream, p, t, h, reject)
 	}
 	asm := newSets(c.cfg.Layout, t.ins.Control != nil && h.GetNumControlTensors() > 0)
 	for {

@@ -51,6 +51,19 @@
 // coordinator cannot detect (false counts within the bounds, poisoned
 // models within the norm bound) is the README's threat model.
 //
+// # Secure aggregation
+//
+// With CoordinatorConfig.SecAgg (serve -secagg) every fit round is a
+// secure aggregation round of internal/secagg: the task carries the
+// round's setup, the participant advertises and shares keys through the
+// SecAgg call, trains, uploads a masked input (per modality group, in
+// fixed point) instead of tensors, and reveals shares for unmasking. The
+// coordinator sums the masked inputs as they arrive, unmasks the group
+// sums once the survivors revealed, and hands the strategy one result per
+// survivor holding the resulting mean model, so that every mean-based
+// aggregation (and server optimizer) gives the same model. Settings that
+// need single updates are refused (checkSecAgg).
+//
 // # Faults
 //
 // A round's results are awaited until its deadline (RoundTimeout); late

@@ -30,6 +30,12 @@ type Metrics struct {
 	// WeightCapped counts results whose aggregation weight was lowered to
 	// the largest share of a round one participant may take.
 	WeightCapped prometheus.Counter
+	// SecAggBytes counts the bytes of secure aggregation's key and
+	// unmasking messages, by direction (in, out); masked inputs count in
+	// BytesIn. SecAggRounds counts its rounds by outcome (completed,
+	// failed).
+	SecAggBytes  *prometheus.CounterVec
+	SecAggRounds *prometheus.CounterVec
 }
 
 // NewMetrics returns the coordinator's metrics, registered with the Go
@@ -54,8 +60,12 @@ func NewMetrics() *Metrics {
 			Name: "fedcmi_tls_handshake_failures_total", Help: "Connections refused at the TLS handshake (before any registration), by reason."}, []string{"reason"}),
 		WeightCapped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fedcmi_weight_capped_total", Help: "Results whose aggregation weight was capped at the largest share of a round one participant may take."}),
+		SecAggBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedcmi_secagg_bytes_total", Help: "Bytes of secure aggregation's key and unmasking messages, by direction."}, []string{"direction"}),
+		SecAggRounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedcmi_secagg_rounds_total", Help: "Secure aggregation rounds, by outcome (completed, failed)."}, []string{"outcome"}),
 	}
-	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds, m.TLSRefusals, m.WeightCapped,
+	m.Registry.MustRegister(m.Rounds, m.Connected, m.BytesIn, m.BytesOut, m.Rejections, m.RoundSeconds, m.TLSRefusals, m.WeightCapped, m.SecAggBytes, m.SecAggRounds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -79,6 +79,11 @@ type Participant struct {
 	Plaintext bool
 	// Address is the coordinator's host:port, for that probe (optional).
 	Address string
+	// RequireSecAgg refuses (as failed, ErrNeedSecAgg) fit tasks outside
+	// secure aggregation, so that this participant's update never reaches
+	// the coordinator in the clear. Without it, the participant follows
+	// the coordinator: a task of a secure aggregation round is masked.
+	RequireSecAgg bool
 	// Logger receives events; nil uses slog.Default().
 	Logger *slog.Logger
 }
@@ -294,6 +299,17 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 			continue
 		case fedcmipb.TaskKind_TASK_KIND_STOP:
 			return true, nil
+		}
+		if h.GetKind() == fedcmipb.TaskKind_TASK_KIND_FIT && bad == nil {
+			if h.GetSecagg() != nil {
+				if err := p.secAggTask(ctx, rpc, reg.GetSession(), h, ins, log); err != nil {
+					return false, err
+				}
+				continue
+			}
+			if p.RequireSecAgg {
+				bad = ErrNeedSecAgg
+			}
 		}
 		var out outcome
 		if bad != nil {

@@ -75,6 +75,13 @@ type ServeOptions struct {
 	MaxWeightShare float64
 	// MaxMessageBytes bounds one gRPC message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
+	// SecAgg, if not nil, runs every round under secure aggregation
+	// (README, Secure aggregation): the coordinator learns only each
+	// modality group's weighted sum. Settings that need single updates
+	// are refused: methods scaffold, fedmdrop and fedcmi-fedstats*,
+	// robust aggregators, server-side privacy noise, NormBound and a
+	// MaxWeightShare below 1 (which defaults to 1 then).
+	SecAgg *SecAggConfig
 	// Metrics receives the coordinator's counters (nil: a private set).
 	Metrics *Metrics
 	// Logger receives progress; nil uses slog.Default().
@@ -172,6 +179,13 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	if opt.TLS == nil && !opt.Insecure {
 		return nil, errors.New("deploy: serve without TLS needs Insecure")
+	}
+	if opt.SecAgg != nil {
+		sc := *opt.SecAgg
+		opt.SecAgg = &sc
+		if err := checkSecAgg(&cfg, &opt); err != nil {
+			return nil, err
+		}
 	}
 	if opt.MaxWeightShare == 0 {
 		opt.MaxWeightShare = DefaultMaxWeightShare
@@ -289,7 +303,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	coord, err := NewCoordinator(CoordinatorConfig{
 		Layout: engine.Layout(), Modalities: mods, Roster: opt.Roster, Insecure: opt.Insecure,
 		RoundTimeout: opt.RoundTimeout, HeartbeatInterval: opt.HeartbeatInterval, PollTimeout: opt.PollTimeout,
-		NormBound: opt.NormBound, MaxSamples: opt.MaxSamples, Metrics: met, Logger: log,
+		NormBound: opt.NormBound, MaxSamples: opt.MaxSamples, Metrics: met, Logger: log, SecAgg: opt.SecAgg,
 	})
 	if err != nil {
 		return nil, err
@@ -368,8 +382,12 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		coord.BeginRound(r)
 		hl.set(phaseRound, r, 0, nil)
 		log.Info("round", "round", r, "participants", len(clients))
+		var inner fl.Strategy = weightCap{Strategy: strategy, share: opt.MaxWeightShare, log: log, met: met}
+		if opt.SecAgg != nil { // the weights are hidden
+			inner = secAggStrategy{Strategy: strategy, coord: coord, log: log}
+		}
 		server := &fl.Server{
-			Strategy:  quorum{Strategy: weightCap{Strategy: strategy, share: opt.MaxWeightShare, log: log, met: met}, min: minResults, log: log},
+			Strategy:  quorum{Strategy: inner, min: minResults, log: log},
 			Transport: coord,
 			Clients:   clients,
 			Evaluate: func(ctx context.Context, p model.Params) (fl.Evaluation, error) {

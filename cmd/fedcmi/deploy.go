@@ -63,6 +63,9 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 		maxShare := fs.Float64("max_weight_share", deploy.DefaultMaxWeightShare, "largest share of a round's aggregation weight one result takes, in (0, 1] (default: no participant outweighs all others together; 1: plain sample weights); applies to rounds of 3 or more results")
 		stuckAfter := fs.Duration("stuck_after", 0, "/healthz answers 503 when a round (or a wait between rounds) makes no progress this long (0: twice -round_timeout)")
 		maxMsg := fs.Int("max_message", deploy.DefaultMaxMessageBytes, "largest gRPC message in bytes")
+		secAgg := fs.Bool("secagg", false, "secure aggregation: participants mask their updates, the coordinator learns only each modality group's weighted sum (refuses settings that need single updates; -max_weight_share then defaults to 1)")
+		secAggThreshold := fs.Int("secagg_threshold", 0, "with -secagg: participants whose shares unmask a round; a round fails once fewer are left (0: ceil(2n/3) of the round's n, at least 2)")
+		secAggTimeout := fs.Duration("secagg_timeout", time.Minute, "with -secagg: how long each key step and the unmasking step wait for participants")
 		alias(fs, stderr, "min_results", "min-results")
 		alias(fs, stderr, "round_timeout", "round-timeout")
 		alias(fs, stderr, "norm_bound", "norm-bound")
@@ -79,6 +82,21 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 		if !(*maxShare > 0 && *maxShare <= 1) {
 			return &usageError{fmt.Sprintf("-max_weight_share %v: want a share in (0, 1]", *maxShare)}
 		}
+		shareSet := false
+		var flagErr error
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "max_weight_share":
+				shareSet = true
+			case "secagg_threshold", "secagg_timeout":
+				if !*secAgg {
+					flagErr = &usageError{fmt.Sprintf("-%s needs -secagg", f.Name)}
+				}
+			}
+		})
+		if flagErr != nil {
+			return flagErr
+		}
 		if *stuckAfter < 0 {
 			return &usageError{fmt.Sprintf("-stuck_after %v: want a positive duration, or 0 for twice -round_timeout", *stuckAfter)}
 		}
@@ -87,11 +105,17 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 			return err
 		}
 		log := x.logger()
+		if *secAgg && !shareSet {
+			*maxShare = 0 // no weight cap: the weights are masked
+		}
 		opt := deploy.ServeOptions{
 			Insecure: *tf.insecure, Resume: *resume, WaitFor: *wait, MinResults: *minResults,
 			RoundTimeout: *roundTimeout, HeartbeatInterval: *heartbeat, NormBound: *normBound, StuckAfter: *stuckAfter,
 			MaxSamples: *maxSamples, MaxWeightShare: *maxShare,
 			MaxMessageBytes: *maxMsg, Logger: log, Progress: stdout, AfterRound: afterRound,
+		}
+		if *secAgg {
+			opt.SecAgg = &deploy.SecAggConfig{Threshold: *secAggThreshold, PhaseTimeout: *secAggTimeout}
 		}
 		tf.fromDir(deploy.ServerCert, deploy.ServerKey)
 		if err := tf.check(true); err != nil {
@@ -210,6 +234,7 @@ Local data is either
 		serverName := fs.String("server_name", "", "`name` the coordinator's certificate must hold (default: the host of -server)")
 		stateFile := fs.String("state", "", "keep the client's state across restarts in `file` (for methods whose clients have one)")
 		giveUp := fs.Duration("give_up", 0, "exit after this long without reaching the coordinator (0: keep trying, it may be restarting)")
+		secAgg := fs.Bool("secagg", false, "refuse to train outside secure aggregation (serve -secagg), so this participant's update never reaches the coordinator in the clear (without it: follow the coordinator)")
 		alias(fs, stderr, "server_name", "server-name")
 		alias(fs, stderr, "give_up", "give-up")
 		if err := x.parse(args); err != nil {
@@ -282,7 +307,7 @@ Local data is either
 			Conn: conn, Name: *name, Token: *token, Client: client,
 			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples,
 			Layout: loc.Layout, StateFile: *stateFile, GiveUpAfter: *giveUp, Logger: log.With("participant", *name),
-			Plaintext: *tf.insecure, Address: *server,
+			Plaintext: *tf.insecure, Address: *server, RequireSecAgg: *secAgg,
 		}
 		return p.Run(ctx)
 	}

@@ -86,6 +86,66 @@ func (TaskKind) EnumDescriptor() ([]byte, []int) {
 	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{0}
 }
 
+type SecAggStep int32
+
+const (
+	SecAggStep_SECAGG_STEP_UNSPECIFIED SecAggStep = 0
+	// Submit cipher_key and mask_key; the answer holds the key set.
+	SecAggStep_SECAGG_STEP_ADVERTISE SecAggStep = 1
+	// Submit shares (one per other member of the key set) and commitments;
+	// the answer holds the share set and the shares sent to the caller.
+	SecAggStep_SECAGG_STEP_SHARE SecAggStep = 2
+	// After the masked upload: the answer holds the survivors.
+	SecAggStep_SECAGG_STEP_SURVIVORS SecAggStep = 3
+	// Submit reveals.
+	SecAggStep_SECAGG_STEP_REVEAL SecAggStep = 4
+)
+
+// Enum value maps for SecAggStep.
+var (
+	SecAggStep_name = map[int32]string{
+		0: "SECAGG_STEP_UNSPECIFIED",
+		1: "SECAGG_STEP_ADVERTISE",
+		2: "SECAGG_STEP_SHARE",
+		3: "SECAGG_STEP_SURVIVORS",
+		4: "SECAGG_STEP_REVEAL",
+	}
+	SecAggStep_value = map[string]int32{
+		"SECAGG_STEP_UNSPECIFIED": 0,
+		"SECAGG_STEP_ADVERTISE":   1,
+		"SECAGG_STEP_SHARE":       2,
+		"SECAGG_STEP_SURVIVORS":   3,
+		"SECAGG_STEP_REVEAL":      4,
+	}
+)
+
+func (x SecAggStep) Enum() *SecAggStep {
+	p := new(SecAggStep)
+	*p = x
+	return p
+}
+
+func (x SecAggStep) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecAggStep) Descriptor() protoreflect.EnumDescriptor {
+	return file_fedcmi_v1_fedcmi_proto_enumTypes[1].Descriptor()
+}
+
+func (SecAggStep) Type() protoreflect.EnumType {
+	return &file_fedcmi_v1_fedcmi_proto_enumTypes[1]
+}
+
+func (x SecAggStep) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecAggStep.Descriptor instead.
+func (SecAggStep) EnumDescriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{1}
+}
+
 type DType int32
 
 const (
@@ -116,11 +176,11 @@ func (x DType) String() string {
 }
 
 func (DType) Descriptor() protoreflect.EnumDescriptor {
-	return file_fedcmi_v1_fedcmi_proto_enumTypes[1].Descriptor()
+	return file_fedcmi_v1_fedcmi_proto_enumTypes[2].Descriptor()
 }
 
 func (DType) Type() protoreflect.EnumType {
-	return &file_fedcmi_v1_fedcmi_proto_enumTypes[1]
+	return &file_fedcmi_v1_fedcmi_proto_enumTypes[2]
 }
 
 func (x DType) Number() protoreflect.EnumNumber {
@@ -129,7 +189,7 @@ func (x DType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DType.Descriptor instead.
 func (DType) EnumDescriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{1}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{2}
 }
 
 type UploadStatus int32
@@ -175,11 +235,11 @@ func (x UploadStatus) String() string {
 }
 
 func (UploadStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_fedcmi_v1_fedcmi_proto_enumTypes[2].Descriptor()
+	return file_fedcmi_v1_fedcmi_proto_enumTypes[3].Descriptor()
 }
 
 func (UploadStatus) Type() protoreflect.EnumType {
-	return &file_fedcmi_v1_fedcmi_proto_enumTypes[2]
+	return &file_fedcmi_v1_fedcmi_proto_enumTypes[3]
 }
 
 func (x UploadStatus) Number() protoreflect.EnumNumber {
@@ -188,7 +248,7 @@ func (x UploadStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UploadStatus.Descriptor instead.
 func (UploadStatus) EnumDescriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{2}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{3}
 }
 
 type RegisterRequest struct {
@@ -501,8 +561,12 @@ type TaskHeader struct {
 	// num_control_tensors is the number of tensors of set 1 that follow the
 	// model: SCAFFOLD's server control variate (0 for other methods).
 	NumControlTensors int32 `protobuf:"varint,8,opt,name=num_control_tensors,json=numControlTensors,proto3" json:"num_control_tensors,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// secagg, when set, makes the task a member's part of a secure
+	// aggregation round: the result is a masked input (ResultHeader.secagg)
+	// and the SecAgg calls run beside it.
+	Secagg        *SecAggSetup `protobuf:"bytes,9,opt,name=secagg,proto3" json:"secagg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskHeader) Reset() {
@@ -591,6 +655,603 @@ func (x *TaskHeader) GetNumControlTensors() int32 {
 	return 0
 }
 
+func (x *TaskHeader) GetSecagg() *SecAggSetup {
+	if x != nil {
+		return x.Secagg
+	}
+	return nil
+}
+
+// SecAggSetup describes a secure aggregation round (internal/secagg).
+type SecAggSetup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// round_id is unique to the round; it keys every mask.
+	RoundId string `protobuf:"bytes,1,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	// threshold is t: at least t members must be left at every step, and
+	// any t members' shares reconstruct a member's secrets.
+	Threshold int32 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// members are the round's participants, sorted by name.
+	Members []*SecAggMember `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	// lengths is the number of values of an input to each group: modality
+	// 0's holders, modality 1's holders, everyone (the fusion head): the
+	// group's tensors in layout order, then the weight and the weighted
+	// privacy indicator.
+	Lengths []int64 `protobuf:"varint,4,rep,packed,name=lengths,proto3" json:"lengths,omitempty"`
+	// weight_total is the sum of the members' declared sample counts: a
+	// member's weight is its samples over it (at most 1, so sums cannot
+	// overflow).
+	WeightTotal float64 `protobuf:"fixed64,5,opt,name=weight_total,json=weightTotal,proto3" json:"weight_total,omitempty"`
+	// unweighted gives every member the weight 1/members (client-side
+	// differential privacy averages updates unweighted).
+	Unweighted bool `protobuf:"varint,6,opt,name=unweighted,proto3" json:"unweighted,omitempty"`
+	// you is the name of the member the task is for.
+	You           string `protobuf:"bytes,7,opt,name=you,proto3" json:"you,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggSetup) Reset() {
+	*x = SecAggSetup{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggSetup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggSetup) ProtoMessage() {}
+
+func (x *SecAggSetup) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggSetup.ProtoReflect.Descriptor instead.
+func (*SecAggSetup) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SecAggSetup) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *SecAggSetup) GetThreshold() int32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *SecAggSetup) GetMembers() []*SecAggMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *SecAggSetup) GetLengths() []int64 {
+	if x != nil {
+		return x.Lengths
+	}
+	return nil
+}
+
+func (x *SecAggSetup) GetWeightTotal() float64 {
+	if x != nil {
+		return x.WeightTotal
+	}
+	return 0
+}
+
+func (x *SecAggSetup) GetUnweighted() bool {
+	if x != nil {
+		return x.Unweighted
+	}
+	return false
+}
+
+func (x *SecAggSetup) GetYou() string {
+	if x != nil {
+		return x.You
+	}
+	return ""
+}
+
+type SecAggMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// groups has bit g set if the member inputs to group g.
+	Groups        uint32 `protobuf:"varint,2,opt,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggMember) Reset() {
+	*x = SecAggMember{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggMember) ProtoMessage() {}
+
+func (x *SecAggMember) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggMember.ProtoReflect.Descriptor instead.
+func (*SecAggMember) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SecAggMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecAggMember) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+type SecAggRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	Session         string                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	TaskId          string                 `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Step            SecAggStep             `protobuf:"varint,4,opt,name=step,proto3,enum=fedcmi.v1.SecAggStep" json:"step,omitempty"`
+	CipherKey       []byte                 `protobuf:"bytes,5,opt,name=cipher_key,json=cipherKey,proto3" json:"cipher_key,omitempty"`
+	MaskKey         []byte                 `protobuf:"bytes,6,opt,name=mask_key,json=maskKey,proto3" json:"mask_key,omitempty"`
+	Shares          []*SecAggCiphertext    `protobuf:"bytes,7,rep,name=shares,proto3" json:"shares,omitempty"`
+	Commitments     [][]byte               `protobuf:"bytes,8,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	Reveals         []*SecAggReveal        `protobuf:"bytes,9,rep,name=reveals,proto3" json:"reveals,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SecAggRequest) Reset() {
+	*x = SecAggRequest{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggRequest) ProtoMessage() {}
+
+func (x *SecAggRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggRequest.ProtoReflect.Descriptor instead.
+func (*SecAggRequest) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SecAggRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *SecAggRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *SecAggRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *SecAggRequest) GetStep() SecAggStep {
+	if x != nil {
+		return x.Step
+	}
+	return SecAggStep_SECAGG_STEP_UNSPECIFIED
+}
+
+func (x *SecAggRequest) GetCipherKey() []byte {
+	if x != nil {
+		return x.CipherKey
+	}
+	return nil
+}
+
+func (x *SecAggRequest) GetMaskKey() []byte {
+	if x != nil {
+		return x.MaskKey
+	}
+	return nil
+}
+
+func (x *SecAggRequest) GetShares() []*SecAggCiphertext {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+func (x *SecAggRequest) GetCommitments() [][]byte {
+	if x != nil {
+		return x.Commitments
+	}
+	return nil
+}
+
+func (x *SecAggRequest) GetReveals() []*SecAggReveal {
+	if x != nil {
+		return x.Reveals
+	}
+	return nil
+}
+
+// SecAggCiphertext is an encrypted share; peer is its recipient in a
+// request, its sender in a response.
+type SecAggCiphertext struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggCiphertext) Reset() {
+	*x = SecAggCiphertext{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggCiphertext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggCiphertext) ProtoMessage() {}
+
+func (x *SecAggCiphertext) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggCiphertext.ProtoReflect.Descriptor instead.
+func (*SecAggCiphertext) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SecAggCiphertext) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *SecAggCiphertext) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type SecAggKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	CipherKey     []byte                 `protobuf:"bytes,2,opt,name=cipher_key,json=cipherKey,proto3" json:"cipher_key,omitempty"`
+	MaskKey       []byte                 `protobuf:"bytes,3,opt,name=mask_key,json=maskKey,proto3" json:"mask_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggKeys) Reset() {
+	*x = SecAggKeys{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggKeys) ProtoMessage() {}
+
+func (x *SecAggKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggKeys.ProtoReflect.Descriptor instead.
+func (*SecAggKeys) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SecAggKeys) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecAggKeys) GetCipherKey() []byte {
+	if x != nil {
+		return x.CipherKey
+	}
+	return nil
+}
+
+func (x *SecAggKeys) GetMaskKey() []byte {
+	if x != nil {
+		return x.MaskKey
+	}
+	return nil
+}
+
+// SecAggReveal is the caller's share of owner's secrets (secagg.Reveal).
+type SecAggReveal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Secrets       uint32                 `protobuf:"varint,2,opt,name=secrets,proto3" json:"secrets,omitempty"`
+	X             uint32                 `protobuf:"varint,3,opt,name=x,proto3" json:"x,omitempty"`
+	Values        []uint64               `protobuf:"fixed64,4,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggReveal) Reset() {
+	*x = SecAggReveal{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggReveal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggReveal) ProtoMessage() {}
+
+func (x *SecAggReveal) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggReveal.ProtoReflect.Descriptor instead.
+func (*SecAggReveal) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SecAggReveal) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SecAggReveal) GetSecrets() uint32 {
+	if x != nil {
+		return x.Secrets
+	}
+	return 0
+}
+
+func (x *SecAggReveal) GetX() uint32 {
+	if x != nil {
+		return x.X
+	}
+	return 0
+}
+
+func (x *SecAggReveal) GetValues() []uint64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type SecAggResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ready is false if the step is still open: call again.
+	Ready         bool                `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
+	Keys          []*SecAggKeys       `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	ShareSet      []string            `protobuf:"bytes,3,rep,name=share_set,json=shareSet,proto3" json:"share_set,omitempty"`
+	Shares        []*SecAggCiphertext `protobuf:"bytes,4,rep,name=shares,proto3" json:"shares,omitempty"`
+	Survivors     []string            `protobuf:"bytes,5,rep,name=survivors,proto3" json:"survivors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecAggResponse) Reset() {
+	*x = SecAggResponse{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecAggResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecAggResponse) ProtoMessage() {}
+
+func (x *SecAggResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecAggResponse.ProtoReflect.Descriptor instead.
+func (*SecAggResponse) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SecAggResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *SecAggResponse) GetKeys() []*SecAggKeys {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *SecAggResponse) GetShareSet() []string {
+	if x != nil {
+		return x.ShareSet
+	}
+	return nil
+}
+
+func (x *SecAggResponse) GetShares() []*SecAggCiphertext {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+func (x *SecAggResponse) GetSurvivors() []string {
+	if x != nil {
+		return x.Survivors
+	}
+	return nil
+}
+
+// MaskedChunk is a piece of a masked input to one group: values from
+// offset on.
+type MaskedChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int32                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Values        []uint64               `protobuf:"fixed64,3,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaskedChunk) Reset() {
+	*x = MaskedChunk{}
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaskedChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaskedChunk) ProtoMessage() {}
+
+func (x *MaskedChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaskedChunk.ProtoReflect.Descriptor instead.
+func (*MaskedChunk) Descriptor() ([]byte, []int) {
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MaskedChunk) GetGroup() int32 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *MaskedChunk) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *MaskedChunk) GetValues() []uint64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // FitConfig mirrors fl.FitConfig.
 type FitConfig struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -614,7 +1275,7 @@ type FitConfig struct {
 
 func (x *FitConfig) Reset() {
 	*x = FitConfig{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[5]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +1287,7 @@ func (x *FitConfig) String() string {
 func (*FitConfig) ProtoMessage() {}
 
 func (x *FitConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[5]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +1300,7 @@ func (x *FitConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitConfig.ProtoReflect.Descriptor instead.
 func (*FitConfig) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{5}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FitConfig) GetRound() int64 {
@@ -761,7 +1422,7 @@ type TensorChunk struct {
 
 func (x *TensorChunk) Reset() {
 	*x = TensorChunk{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[6]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1434,7 @@ func (x *TensorChunk) String() string {
 func (*TensorChunk) ProtoMessage() {}
 
 func (x *TensorChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[6]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1447,7 @@ func (x *TensorChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorChunk.ProtoReflect.Descriptor instead.
 func (*TensorChunk) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{6}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TensorChunk) GetSet() int32 {
@@ -844,6 +1505,7 @@ type UploadChunk struct {
 	//
 	//	*UploadChunk_Header
 	//	*UploadChunk_Tensor
+	//	*UploadChunk_Masked
 	Part          isUploadChunk_Part `protobuf_oneof:"part"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -851,7 +1513,7 @@ type UploadChunk struct {
 
 func (x *UploadChunk) Reset() {
 	*x = UploadChunk{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[7]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1525,7 @@ func (x *UploadChunk) String() string {
 func (*UploadChunk) ProtoMessage() {}
 
 func (x *UploadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[7]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1538,7 @@ func (x *UploadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadChunk.ProtoReflect.Descriptor instead.
 func (*UploadChunk) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{7}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadChunk) GetPart() isUploadChunk_Part {
@@ -904,6 +1566,15 @@ func (x *UploadChunk) GetTensor() *TensorChunk {
 	return nil
 }
 
+func (x *UploadChunk) GetMasked() *MaskedChunk {
+	if x != nil {
+		if x, ok := x.Part.(*UploadChunk_Masked); ok {
+			return x.Masked
+		}
+	}
+	return nil
+}
+
 type isUploadChunk_Part interface {
 	isUploadChunk_Part()
 }
@@ -916,9 +1587,15 @@ type UploadChunk_Tensor struct {
 	Tensor *TensorChunk `protobuf:"bytes,2,opt,name=tensor,proto3,oneof"`
 }
 
+type UploadChunk_Masked struct {
+	Masked *MaskedChunk `protobuf:"bytes,3,opt,name=masked,proto3,oneof"`
+}
+
 func (*UploadChunk_Header) isUploadChunk_Part() {}
 
 func (*UploadChunk_Tensor) isUploadChunk_Part() {}
+
+func (*UploadChunk_Masked) isUploadChunk_Part() {}
 
 // FitMetrics mirrors fl.FitMetrics.
 type FitMetrics struct {
@@ -935,7 +1612,7 @@ type FitMetrics struct {
 
 func (x *FitMetrics) Reset() {
 	*x = FitMetrics{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[8]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1624,7 @@ func (x *FitMetrics) String() string {
 func (*FitMetrics) ProtoMessage() {}
 
 func (x *FitMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[8]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1637,7 @@ func (x *FitMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitMetrics.ProtoReflect.Descriptor instead.
 func (*FitMetrics) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{8}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FitMetrics) GetLossSum() float64 {
@@ -1017,7 +1694,7 @@ type Evaluation struct {
 
 func (x *Evaluation) Reset() {
 	*x = Evaluation{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[9]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1706,7 @@ func (x *Evaluation) String() string {
 func (*Evaluation) ProtoMessage() {}
 
 func (x *Evaluation) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[9]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1719,7 @@ func (x *Evaluation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Evaluation.ProtoReflect.Descriptor instead.
 func (*Evaluation) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{9}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Evaluation) GetHeads() []float64 {
@@ -1086,13 +1763,16 @@ type ResultHeader struct {
 	// num_control_tensors is the number of tensors of set 1 that follow
 	// (SCAFFOLD's control variate change; 0 for other methods).
 	NumControlTensors int32 `protobuf:"varint,12,opt,name=num_control_tensors,json=numControlTensors,proto3" json:"num_control_tensors,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// secagg says that masked chunks follow, one masked input per group the
+	// member inputs to, instead of tensors (SecAggSetup).
+	Secagg        bool `protobuf:"varint,13,opt,name=secagg,proto3" json:"secagg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResultHeader) Reset() {
 	*x = ResultHeader{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[10]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1784,7 @@ func (x *ResultHeader) String() string {
 func (*ResultHeader) ProtoMessage() {}
 
 func (x *ResultHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[10]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1797,7 @@ func (x *ResultHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultHeader.ProtoReflect.Descriptor instead.
 func (*ResultHeader) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{10}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ResultHeader) GetProtocolVersion() uint32 {
@@ -1204,6 +1884,13 @@ func (x *ResultHeader) GetNumControlTensors() int32 {
 	return 0
 }
 
+func (x *ResultHeader) GetSecagg() bool {
+	if x != nil {
+		return x.Secagg
+	}
+	return false
+}
+
 type UploadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Status        UploadStatus           `protobuf:"varint,1,opt,name=status,proto3,enum=fedcmi.v1.UploadStatus" json:"status,omitempty"`
@@ -1214,7 +1901,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[11]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1913,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[11]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1926,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{11}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UploadResponse) GetStatus() UploadStatus {
@@ -1266,7 +1953,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[12]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1965,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[12]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1978,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{12}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeartbeatRequest) GetProtocolVersion() uint32 {
@@ -1316,7 +2003,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[13]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +2015,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[13]
+	mi := &file_fedcmi_v1_fedcmi_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +2028,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{13}
+	return file_fedcmi_v1_fedcmi_proto_rawDescGZIP(), []int{21}
 }
 
 var File_fedcmi_v1_fedcmi_proto protoreflect.FileDescriptor
@@ -1369,7 +2056,7 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\tWorkChunk\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.fedcmi.v1.TaskHeaderH\x00R\x06header\x120\n" +
 	"\x06tensor\x18\x02 \x01(\v2\x16.fedcmi.v1.TensorChunkH\x00R\x06tensorB\x06\n" +
-	"\x04part\"\xac\x02\n" +
+	"\x04part\"\xdc\x02\n" +
 	"\n" +
 	"TaskHeader\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12'\n" +
@@ -1381,7 +2068,56 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\x12\x1d\n" +
 	"\n" +
 	"config_gob\x18\a \x01(\fR\tconfigGob\x12.\n" +
-	"\x13num_control_tensors\x18\b \x01(\x05R\x11numControlTensors\"\xf9\x02\n" +
+	"\x13num_control_tensors\x18\b \x01(\x05R\x11numControlTensors\x12.\n" +
+	"\x06secagg\x18\t \x01(\v2\x16.fedcmi.v1.SecAggSetupR\x06secagg\"\xe8\x01\n" +
+	"\vSecAggSetup\x12\x19\n" +
+	"\bround_id\x18\x01 \x01(\tR\aroundId\x12\x1c\n" +
+	"\tthreshold\x18\x02 \x01(\x05R\tthreshold\x121\n" +
+	"\amembers\x18\x03 \x03(\v2\x17.fedcmi.v1.SecAggMemberR\amembers\x12\x18\n" +
+	"\alengths\x18\x04 \x03(\x03R\alengths\x12!\n" +
+	"\fweight_total\x18\x05 \x01(\x01R\vweightTotal\x12\x1e\n" +
+	"\n" +
+	"unweighted\x18\x06 \x01(\bR\n" +
+	"unweighted\x12\x10\n" +
+	"\x03you\x18\a \x01(\tR\x03you\":\n" +
+	"\fSecAggMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06groups\x18\x02 \x01(\rR\x06groups\"\xdc\x02\n" +
+	"\rSecAggRequest\x12)\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12)\n" +
+	"\x04step\x18\x04 \x01(\x0e2\x15.fedcmi.v1.SecAggStepR\x04step\x12\x1d\n" +
+	"\n" +
+	"cipher_key\x18\x05 \x01(\fR\tcipherKey\x12\x19\n" +
+	"\bmask_key\x18\x06 \x01(\fR\amaskKey\x123\n" +
+	"\x06shares\x18\a \x03(\v2\x1b.fedcmi.v1.SecAggCiphertextR\x06shares\x12 \n" +
+	"\vcommitments\x18\b \x03(\fR\vcommitments\x121\n" +
+	"\areveals\x18\t \x03(\v2\x17.fedcmi.v1.SecAggRevealR\areveals\":\n" +
+	"\x10SecAggCiphertext\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"Z\n" +
+	"\n" +
+	"SecAggKeys\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"cipher_key\x18\x02 \x01(\fR\tcipherKey\x12\x19\n" +
+	"\bmask_key\x18\x03 \x01(\fR\amaskKey\"d\n" +
+	"\fSecAggReveal\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x18\n" +
+	"\asecrets\x18\x02 \x01(\rR\asecrets\x12\f\n" +
+	"\x01x\x18\x03 \x01(\rR\x01x\x12\x16\n" +
+	"\x06values\x18\x04 \x03(\x06R\x06values\"\xc1\x01\n" +
+	"\x0eSecAggResponse\x12\x14\n" +
+	"\x05ready\x18\x01 \x01(\bR\x05ready\x12)\n" +
+	"\x04keys\x18\x02 \x03(\v2\x15.fedcmi.v1.SecAggKeysR\x04keys\x12\x1b\n" +
+	"\tshare_set\x18\x03 \x03(\tR\bshareSet\x123\n" +
+	"\x06shares\x18\x04 \x03(\v2\x1b.fedcmi.v1.SecAggCiphertextR\x06shares\x12\x1c\n" +
+	"\tsurvivors\x18\x05 \x03(\tR\tsurvivors\"S\n" +
+	"\vMaskedChunk\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x05R\x05group\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06values\x18\x03 \x03(\x06R\x06values\"\xf9\x02\n" +
 	"\tFitConfig\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x16\n" +
 	"\x06epochs\x18\x02 \x01(\x03R\x06epochs\x12\x0e\n" +
@@ -1405,10 +2141,11 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x05dtype\x18\x03 \x01(\x0e2\x10.fedcmi.v1.DTypeR\x05dtype\x12\x14\n" +
 	"\x05shape\x18\x04 \x03(\x03R\x05shape\x12\x16\n" +
 	"\x06offset\x18\x05 \x01(\x03R\x06offset\x12\x12\n" +
-	"\x04data\x18\x06 \x01(\fR\x04data\"z\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\"\xac\x01\n" +
 	"\vUploadChunk\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.fedcmi.v1.ResultHeaderH\x00R\x06header\x120\n" +
-	"\x06tensor\x18\x02 \x01(\v2\x16.fedcmi.v1.TensorChunkH\x00R\x06tensorB\x06\n" +
+	"\x06tensor\x18\x02 \x01(\v2\x16.fedcmi.v1.TensorChunkH\x00R\x06tensor\x120\n" +
+	"\x06masked\x18\x03 \x01(\v2\x16.fedcmi.v1.MaskedChunkH\x00R\x06maskedB\x06\n" +
 	"\x04part\"\xc6\x01\n" +
 	"\n" +
 	"FitMetrics\x12\x19\n" +
@@ -1423,7 +2160,7 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"Evaluation\x12\x14\n" +
 	"\x05heads\x18\x01 \x03(\x01R\x05heads\x12\x1b\n" +
 	"\tper_class\x18\x02 \x03(\x01R\bperClass\x12\f\n" +
-	"\x01n\x18\x03 \x01(\x03R\x01n\"\xb1\x03\n" +
+	"\x01n\x18\x03 \x01(\x03R\x01n\"\xc9\x03\n" +
 	"\fResultHeader\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x17\n" +
@@ -1444,7 +2181,8 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"numTensors\x12\x1d\n" +
 	"\n" +
 	"result_gob\x18\v \x01(\fR\tresultGob\x12.\n" +
-	"\x13num_control_tensors\x18\f \x01(\x05R\x11numControlTensors\"Y\n" +
+	"\x13num_control_tensors\x18\f \x01(\x05R\x11numControlTensors\x12\x16\n" +
+	"\x06secagg\x18\r \x01(\bR\x06secagg\"Y\n" +
 	"\x0eUploadResponse\x12/\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x17.fedcmi.v1.UploadStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"W\n" +
@@ -1456,7 +2194,14 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x0eTASK_KIND_NONE\x10\x00\x12\x11\n" +
 	"\rTASK_KIND_FIT\x10\x01\x12\x16\n" +
 	"\x12TASK_KIND_EVALUATE\x10\x02\x12\x12\n" +
-	"\x0eTASK_KIND_STOP\x10\x03*-\n" +
+	"\x0eTASK_KIND_STOP\x10\x03*\x8e\x01\n" +
+	"\n" +
+	"SecAggStep\x12\x1b\n" +
+	"\x17SECAGG_STEP_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15SECAGG_STEP_ADVERTISE\x10\x01\x12\x15\n" +
+	"\x11SECAGG_STEP_SHARE\x10\x02\x12\x19\n" +
+	"\x15SECAGG_STEP_SURVIVORS\x10\x03\x12\x16\n" +
+	"\x12SECAGG_STEP_REVEAL\x10\x04*-\n" +
 	"\x05DType\x12\x15\n" +
 	"\x11DTYPE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tDTYPE_F32\x10\x01*\x9a\x01\n" +
@@ -1465,13 +2210,14 @@ const file_fedcmi_v1_fedcmi_proto_rawDesc = "" +
 	"\x16UPLOAD_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
 	"\x17UPLOAD_STATUS_DUPLICATE\x10\x02\x12\x16\n" +
 	"\x12UPLOAD_STATUS_LATE\x10\x03\x12\x1a\n" +
-	"\x16UPLOAD_STATUS_REJECTED\x10\x042\x94\x02\n" +
+	"\x16UPLOAD_STATUS_REJECTED\x10\x042\xd3\x02\n" +
 	"\n" +
 	"Federation\x12C\n" +
 	"\bRegister\x12\x1a.fedcmi.v1.RegisterRequest\x1a\x1b.fedcmi.v1.RegisterResponse\x12:\n" +
 	"\bPullWork\x12\x16.fedcmi.v1.PullRequest\x1a\x14.fedcmi.v1.WorkChunk0\x01\x12=\n" +
 	"\x06Upload\x12\x16.fedcmi.v1.UploadChunk\x1a\x19.fedcmi.v1.UploadResponse(\x01\x12F\n" +
-	"\tHeartbeat\x12\x1b.fedcmi.v1.HeartbeatRequest\x1a\x1c.fedcmi.v1.HeartbeatResponseB,Z*github.com/fedcmi/fedcmi/internal/fedcmipbb\x06proto3"
+	"\tHeartbeat\x12\x1b.fedcmi.v1.HeartbeatRequest\x1a\x1c.fedcmi.v1.HeartbeatResponse\x12=\n" +
+	"\x06SecAgg\x12\x18.fedcmi.v1.SecAggRequest\x1a\x19.fedcmi.v1.SecAggResponseB,Z*github.com/fedcmi/fedcmi/internal/fedcmipbb\x06proto3"
 
 var (
 	file_fedcmi_v1_fedcmi_proto_rawDescOnce sync.Once
@@ -1485,51 +2231,70 @@ func file_fedcmi_v1_fedcmi_proto_rawDescGZIP() []byte {
 	return file_fedcmi_v1_fedcmi_proto_rawDescData
 }
 
-var file_fedcmi_v1_fedcmi_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fedcmi_v1_fedcmi_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_fedcmi_v1_fedcmi_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_fedcmi_v1_fedcmi_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_fedcmi_v1_fedcmi_proto_goTypes = []any{
 	(TaskKind)(0),             // 0: fedcmi.v1.TaskKind
-	(DType)(0),                // 1: fedcmi.v1.DType
-	(UploadStatus)(0),         // 2: fedcmi.v1.UploadStatus
-	(*RegisterRequest)(nil),   // 3: fedcmi.v1.RegisterRequest
-	(*RegisterResponse)(nil),  // 4: fedcmi.v1.RegisterResponse
-	(*PullRequest)(nil),       // 5: fedcmi.v1.PullRequest
-	(*WorkChunk)(nil),         // 6: fedcmi.v1.WorkChunk
-	(*TaskHeader)(nil),        // 7: fedcmi.v1.TaskHeader
-	(*FitConfig)(nil),         // 8: fedcmi.v1.FitConfig
-	(*TensorChunk)(nil),       // 9: fedcmi.v1.TensorChunk
-	(*UploadChunk)(nil),       // 10: fedcmi.v1.UploadChunk
-	(*FitMetrics)(nil),        // 11: fedcmi.v1.FitMetrics
-	(*Evaluation)(nil),        // 12: fedcmi.v1.Evaluation
-	(*ResultHeader)(nil),      // 13: fedcmi.v1.ResultHeader
-	(*UploadResponse)(nil),    // 14: fedcmi.v1.UploadResponse
-	(*HeartbeatRequest)(nil),  // 15: fedcmi.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil), // 16: fedcmi.v1.HeartbeatResponse
+	(SecAggStep)(0),           // 1: fedcmi.v1.SecAggStep
+	(DType)(0),                // 2: fedcmi.v1.DType
+	(UploadStatus)(0),         // 3: fedcmi.v1.UploadStatus
+	(*RegisterRequest)(nil),   // 4: fedcmi.v1.RegisterRequest
+	(*RegisterResponse)(nil),  // 5: fedcmi.v1.RegisterResponse
+	(*PullRequest)(nil),       // 6: fedcmi.v1.PullRequest
+	(*WorkChunk)(nil),         // 7: fedcmi.v1.WorkChunk
+	(*TaskHeader)(nil),        // 8: fedcmi.v1.TaskHeader
+	(*SecAggSetup)(nil),       // 9: fedcmi.v1.SecAggSetup
+	(*SecAggMember)(nil),      // 10: fedcmi.v1.SecAggMember
+	(*SecAggRequest)(nil),     // 11: fedcmi.v1.SecAggRequest
+	(*SecAggCiphertext)(nil),  // 12: fedcmi.v1.SecAggCiphertext
+	(*SecAggKeys)(nil),        // 13: fedcmi.v1.SecAggKeys
+	(*SecAggReveal)(nil),      // 14: fedcmi.v1.SecAggReveal
+	(*SecAggResponse)(nil),    // 15: fedcmi.v1.SecAggResponse
+	(*MaskedChunk)(nil),       // 16: fedcmi.v1.MaskedChunk
+	(*FitConfig)(nil),         // 17: fedcmi.v1.FitConfig
+	(*TensorChunk)(nil),       // 18: fedcmi.v1.TensorChunk
+	(*UploadChunk)(nil),       // 19: fedcmi.v1.UploadChunk
+	(*FitMetrics)(nil),        // 20: fedcmi.v1.FitMetrics
+	(*Evaluation)(nil),        // 21: fedcmi.v1.Evaluation
+	(*ResultHeader)(nil),      // 22: fedcmi.v1.ResultHeader
+	(*UploadResponse)(nil),    // 23: fedcmi.v1.UploadResponse
+	(*HeartbeatRequest)(nil),  // 24: fedcmi.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil), // 25: fedcmi.v1.HeartbeatResponse
 }
 var file_fedcmi_v1_fedcmi_proto_depIdxs = []int32{
-	7,  // 0: fedcmi.v1.WorkChunk.header:type_name -> fedcmi.v1.TaskHeader
-	9,  // 1: fedcmi.v1.WorkChunk.tensor:type_name -> fedcmi.v1.TensorChunk
+	8,  // 0: fedcmi.v1.WorkChunk.header:type_name -> fedcmi.v1.TaskHeader
+	18, // 1: fedcmi.v1.WorkChunk.tensor:type_name -> fedcmi.v1.TensorChunk
 	0,  // 2: fedcmi.v1.TaskHeader.kind:type_name -> fedcmi.v1.TaskKind
-	8,  // 3: fedcmi.v1.TaskHeader.config:type_name -> fedcmi.v1.FitConfig
-	1,  // 4: fedcmi.v1.TensorChunk.dtype:type_name -> fedcmi.v1.DType
-	13, // 5: fedcmi.v1.UploadChunk.header:type_name -> fedcmi.v1.ResultHeader
-	9,  // 6: fedcmi.v1.UploadChunk.tensor:type_name -> fedcmi.v1.TensorChunk
-	11, // 7: fedcmi.v1.ResultHeader.metrics:type_name -> fedcmi.v1.FitMetrics
-	12, // 8: fedcmi.v1.ResultHeader.evaluation:type_name -> fedcmi.v1.Evaluation
-	2,  // 9: fedcmi.v1.UploadResponse.status:type_name -> fedcmi.v1.UploadStatus
-	3,  // 10: fedcmi.v1.Federation.Register:input_type -> fedcmi.v1.RegisterRequest
-	5,  // 11: fedcmi.v1.Federation.PullWork:input_type -> fedcmi.v1.PullRequest
-	10, // 12: fedcmi.v1.Federation.Upload:input_type -> fedcmi.v1.UploadChunk
-	15, // 13: fedcmi.v1.Federation.Heartbeat:input_type -> fedcmi.v1.HeartbeatRequest
-	4,  // 14: fedcmi.v1.Federation.Register:output_type -> fedcmi.v1.RegisterResponse
-	6,  // 15: fedcmi.v1.Federation.PullWork:output_type -> fedcmi.v1.WorkChunk
-	14, // 16: fedcmi.v1.Federation.Upload:output_type -> fedcmi.v1.UploadResponse
-	16, // 17: fedcmi.v1.Federation.Heartbeat:output_type -> fedcmi.v1.HeartbeatResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 3: fedcmi.v1.TaskHeader.config:type_name -> fedcmi.v1.FitConfig
+	9,  // 4: fedcmi.v1.TaskHeader.secagg:type_name -> fedcmi.v1.SecAggSetup
+	10, // 5: fedcmi.v1.SecAggSetup.members:type_name -> fedcmi.v1.SecAggMember
+	1,  // 6: fedcmi.v1.SecAggRequest.step:type_name -> fedcmi.v1.SecAggStep
+	12, // 7: fedcmi.v1.SecAggRequest.shares:type_name -> fedcmi.v1.SecAggCiphertext
+	14, // 8: fedcmi.v1.SecAggRequest.reveals:type_name -> fedcmi.v1.SecAggReveal
+	13, // 9: fedcmi.v1.SecAggResponse.keys:type_name -> fedcmi.v1.SecAggKeys
+	12, // 10: fedcmi.v1.SecAggResponse.shares:type_name -> fedcmi.v1.SecAggCiphertext
+	2,  // 11: fedcmi.v1.TensorChunk.dtype:type_name -> fedcmi.v1.DType
+	22, // 12: fedcmi.v1.UploadChunk.header:type_name -> fedcmi.v1.ResultHeader
+	18, // 13: fedcmi.v1.UploadChunk.tensor:type_name -> fedcmi.v1.TensorChunk
+	16, // 14: fedcmi.v1.UploadChunk.masked:type_name -> fedcmi.v1.MaskedChunk
+	20, // 15: fedcmi.v1.ResultHeader.metrics:type_name -> fedcmi.v1.FitMetrics
+	21, // 16: fedcmi.v1.ResultHeader.evaluation:type_name -> fedcmi.v1.Evaluation
+	3,  // 17: fedcmi.v1.UploadResponse.status:type_name -> fedcmi.v1.UploadStatus
+	4,  // 18: fedcmi.v1.Federation.Register:input_type -> fedcmi.v1.RegisterRequest
+	6,  // 19: fedcmi.v1.Federation.PullWork:input_type -> fedcmi.v1.PullRequest
+	19, // 20: fedcmi.v1.Federation.Upload:input_type -> fedcmi.v1.UploadChunk
+	24, // 21: fedcmi.v1.Federation.Heartbeat:input_type -> fedcmi.v1.HeartbeatRequest
+	11, // 22: fedcmi.v1.Federation.SecAgg:input_type -> fedcmi.v1.SecAggRequest
+	5,  // 23: fedcmi.v1.Federation.Register:output_type -> fedcmi.v1.RegisterResponse
+	7,  // 24: fedcmi.v1.Federation.PullWork:output_type -> fedcmi.v1.WorkChunk
+	23, // 25: fedcmi.v1.Federation.Upload:output_type -> fedcmi.v1.UploadResponse
+	25, // 26: fedcmi.v1.Federation.Heartbeat:output_type -> fedcmi.v1.HeartbeatResponse
+	15, // 27: fedcmi.v1.Federation.SecAgg:output_type -> fedcmi.v1.SecAggResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_fedcmi_v1_fedcmi_proto_init() }
@@ -1541,17 +2306,18 @@ func file_fedcmi_v1_fedcmi_proto_init() {
 		(*WorkChunk_Header)(nil),
 		(*WorkChunk_Tensor)(nil),
 	}
-	file_fedcmi_v1_fedcmi_proto_msgTypes[7].OneofWrappers = []any{
+	file_fedcmi_v1_fedcmi_proto_msgTypes[15].OneofWrappers = []any{
 		(*UploadChunk_Header)(nil),
 		(*UploadChunk_Tensor)(nil),
+		(*UploadChunk_Masked)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fedcmi_v1_fedcmi_proto_rawDesc), len(file_fedcmi_v1_fedcmi_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   14,
+			NumEnums:      4,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

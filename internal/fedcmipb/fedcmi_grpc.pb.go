@@ -35,6 +35,7 @@ const (
 	Federation_PullWork_FullMethodName  = "/fedcmi.v1.Federation/PullWork"
 	Federation_Upload_FullMethodName    = "/fedcmi.v1.Federation/Upload"
 	Federation_Heartbeat_FullMethodName = "/fedcmi.v1.Federation/Heartbeat"
+	Federation_SecAgg_FullMethodName    = "/fedcmi.v1.Federation/SecAgg"
 )
 
 // FederationClient is the client API for Federation service.
@@ -57,6 +58,14 @@ type FederationClient interface {
 	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadChunk, UploadResponse], error)
 	// Heartbeat tells the coordinator that the participant is alive.
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// SecAgg carries the key and unmasking steps of secure aggregation
+	// (serve -secagg) for a fit task whose header holds a SecAggSetup:
+	// advertise keys, share keys, learn the survivors, reveal shares. Each
+	// call submits the step's data (once; a repeated call only waits) and
+	// waits (long poll) until the coordinator closes the step; ready false
+	// means it is still open: call again. A step the round has left without
+	// the caller, or a failed round, is answered ABORTED.
+	SecAgg(ctx context.Context, in *SecAggRequest, opts ...grpc.CallOption) (*SecAggResponse, error)
 }
 
 type federationClient struct {
@@ -119,6 +128,16 @@ func (c *federationClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, 
 	return out, nil
 }
 
+func (c *federationClient) SecAgg(ctx context.Context, in *SecAggRequest, opts ...grpc.CallOption) (*SecAggResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SecAggResponse)
+	err := c.cc.Invoke(ctx, Federation_SecAgg_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FederationServer is the server API for Federation service.
 // All implementations must embed UnimplementedFederationServer
 // for forward compatibility.
@@ -139,6 +158,14 @@ type FederationServer interface {
 	Upload(grpc.ClientStreamingServer[UploadChunk, UploadResponse]) error
 	// Heartbeat tells the coordinator that the participant is alive.
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	// SecAgg carries the key and unmasking steps of secure aggregation
+	// (serve -secagg) for a fit task whose header holds a SecAggSetup:
+	// advertise keys, share keys, learn the survivors, reveal shares. Each
+	// call submits the step's data (once; a repeated call only waits) and
+	// waits (long poll) until the coordinator closes the step; ready false
+	// means it is still open: call again. A step the round has left without
+	// the caller, or a failed round, is answered ABORTED.
+	SecAgg(context.Context, *SecAggRequest) (*SecAggResponse, error)
 	mustEmbedUnimplementedFederationServer()
 }
 
@@ -160,6 +187,9 @@ func (UnimplementedFederationServer) Upload(grpc.ClientStreamingServer[UploadChu
 }
 func (UnimplementedFederationServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedFederationServer) SecAgg(context.Context, *SecAggRequest) (*SecAggResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SecAgg not implemented")
 }
 func (UnimplementedFederationServer) mustEmbedUnimplementedFederationServer() {}
 func (UnimplementedFederationServer) testEmbeddedByValue()                    {}
@@ -236,6 +266,24 @@ func _Federation_Heartbeat_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Federation_SecAgg_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SecAggRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServer).SecAgg(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Federation_SecAgg_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServer).SecAgg(ctx, req.(*SecAggRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Federation_ServiceDesc is the grpc.ServiceDesc for Federation service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +298,10 @@ var Federation_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Heartbeat",
 			Handler:    _Federation_Heartbeat_Handler,
+		},
+		{
+			MethodName: "SecAgg",
+			Handler:    _Federation_SecAgg_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
