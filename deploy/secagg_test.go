@@ -421,3 +421,15 @@ func TestRequireSecAgg(t *testing.T) {
 	default:
 	}
 }
+
+// TestSecAggKnowsEveryMethod makes every method's author decide whether its
+// server can work from sums alone: each method is on exactly one of the
+// lists of allowed and refused methods.
+func TestSecAggKnowsEveryMethod(t *testing.T) {
+	for _, m := range fl.MethodNames() {
+		_, refused := secAggRefused[m]
+		if allowed := slices.Contains(secAggMethods, m); allowed == refused {
+			t.Errorf("method %s: allowed %v, refused %v under secure aggregation; add it to exactly one of secAggMethods and secAggRefused", m, allowed, refused)
+		}
+	}
+}
