@@ -35,7 +35,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name>; {method}, {data} and {seed} are replaced by the experiment's (default: {method}-{data}-seed{seed}, e.g. fedcmi-mfeat-seed1)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories, relative to the working directory (also in an experiment file)"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg-fused (the paper's FedAvg: fused loss only), fedavg (with the self-head losses, fedcmi.c1), fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop"`
+	Method  string `yaml:"method" help:"fedavg-fused (the paper's FedAvg: fused loss only), fedavg (with the self-head losses, fedcmi.c1), fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop, fedrelearn"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds (at most 1000000)"`
@@ -48,12 +48,13 @@ type Config struct {
 	Train  Train  `yaml:"train"`
 	FedCMI FedCMI `yaml:"fedcmi"`
 	// Baseline methods' settings, one section each.
-	OGM      OGM      `yaml:"ogm"`
-	Harmony  Harmony  `yaml:"harmony"`
-	PMR      PMR      `yaml:"pmr"`
-	FedMDrop FedMDrop `yaml:"fedmdrop"`
-	Model    Model    `yaml:"model"`
-	Data     Data     `yaml:"data"`
+	OGM        OGM        `yaml:"ogm"`
+	Harmony    Harmony    `yaml:"harmony"`
+	PMR        PMR        `yaml:"pmr"`
+	FedMDrop   FedMDrop   `yaml:"fedmdrop"`
+	FedRelearn FedRelearn `yaml:"fedrelearn"`
+	Model      Model      `yaml:"model"`
+	Data       Data       `yaml:"data"`
 	// Server-side options shared by every method (README, Server-side
 	// options).
 	Server Server `yaml:"server"`
@@ -159,6 +160,13 @@ type FedMDrop struct {
 	Subsample float64 `yaml:"subsample" help:"fedmdrop: share of the clients each stochastic-greedy step scores (at least clients_per_round; 1 scores all)"`
 }
 
+// FedRelearn holds the hyper-parameters of method fedrelearn (diagnosing
+// and re-learning, fl.Relearn).
+type FedRelearn struct {
+	Lambda float64 `yaml:"lambda" help:"fedrelearn: re-initialisation strength alpha = tanh(lambda * gap), gap the pooled purity gain of a modality's features over local training, in (0, 1000]"`
+	Every  int     `yaml:"every" help:"fedrelearn: diagnose and re-initialise every N rounds (never in the last N rounds), >= 1"`
+}
+
 // Model holds the architecture.
 type Model struct {
 	Encoders    []string `yaml:"encoders" help:"encoder of each modality: mlp (feature vectors), text (an MLP over the hashed n-gram bag of a text modality) or cnn (images, spectrograms, frames)"`
@@ -250,11 +258,12 @@ func Default() Config {
 			Encoders: []string{"mlp", "mlp"}, Hidden: []int{128}, CNNChannels: []int{16, 32, 64}, CNNBlocks: 1, CNNStem: 2,
 			EmbedDim: 64, Projector: "linear", Fusion: "concat",
 		},
-		PMR:      PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
-		FedMDrop: FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
-		Server:   Server{Optimizer: "sgd", Momentum: 0.9, Beta1: 0.9, Beta2: 0.99, Tau: 1e-3, Aggregator: "mean"},
-		DP:       DP{Noise: "server", TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5},
-		Attack:   Attack{Kind: "sign_flip"},
+		PMR:        PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
+		FedMDrop:   FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
+		FedRelearn: FedRelearn{Lambda: 2, Every: 5},
+		Server:     Server{Optimizer: "sgd", Momentum: 0.9, Beta1: 0.9, Beta2: 0.99, Tau: 1e-3, Aggregator: "mean"},
+		DP:         DP{Noise: "server", TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5},
+		Attack:     Attack{Kind: "sign_flip"},
 		Data: Data{
 			Source: "synthetic", TestFraction: 0.25, Standardize: true, CacheDir: "cache", NPZMaxMB: 4096,
 			Augment:   []string{"none", "none"},
@@ -272,7 +281,7 @@ func Default() Config {
 var Methods = []string{
 	"fedavg-fused", "fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
 	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
-	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop",
+	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop", "fedrelearn",
 }
 
 // FieldError is a configuration error located at a field.
@@ -518,6 +527,8 @@ func (c *Config) Validate() error {
 		{c.FedMDrop.Alpha >= 0 && c.FedMDrop.Alpha <= MaxWeight, "fedmdrop.alpha", weightRange},
 		{c.FedMDrop.Threshold >= 1, "fedmdrop.threshold", "must be >= 1 (a ratio and its inverse bound the balanced band)"},
 		{c.FedMDrop.Subsample > 0 && c.FedMDrop.Subsample <= 1, "fedmdrop.subsample", "must be in (0, 1]"},
+		{c.FedRelearn.Lambda > 0 && c.FedRelearn.Lambda <= MaxWeight, "fedrelearn.lambda", fmt.Sprintf("must be in (0, %d]", MaxWeight)},
+		{c.FedRelearn.Every >= 1, "fedrelearn.every", "must be >= 1"},
 		{c.Data.Alpha > 0 && c.Data.Alpha <= MaxDirichletAlpha, "data.alpha", "must be in (0, 1e9] (1e8 is already about IID)"},
 		{c.Data.MinSize >= 1, "data.min_size", "must be >= 1"},
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},

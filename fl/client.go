@@ -339,6 +339,11 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
+	if cfg.Relearn {
+		if metrics.Relearn, err = c.relearnPurity(start, params, train, has, cfg.Seed); err != nil {
+			return FitRes{}, err
+		}
+	}
 	res := FitRes{Params: params, NumSamples: len(train), Modalities: has, Metrics: metrics, Report: report}
 	if ins.Control != nil {
 		if res.ControlDelta, err = c.scaffoldUpdate(start, params, ins.Control, local.Trainable(), metrics.Batches, cfg.LR, cfg.Momentum); err != nil {

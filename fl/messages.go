@@ -73,6 +73,8 @@ type FitConfig struct {
 	// DP is the client's share of client-side differential privacy (nil:
 	// none): it clips its update and adds its part of the noise.
 	DP *DPFit
+	// Relearn asks for the clustering purities of fedrelearn (relearn.go).
+	Relearn bool
 }
 
 // FitIns is a client's instruction for one round.
@@ -114,6 +116,9 @@ type FitMetrics struct {
 	// within the clip bound (else 0) plus the client's share of the count
 	// noise, for adaptive clipping.
 	DPUnclipped float64
+	// Relearn holds fedrelearn's purities per modality (N = 0: not
+	// measured).
+	Relearn [2]RelearnPurity
 }
 
 // FitRes is a client's answer to FitIns.

@@ -39,6 +39,9 @@ type Method struct {
 	// MDrop runs FedMDrop's server (client and modality selection, global
 	// prototypes) and its modal enhancement loss (fedmdrop.go).
 	MDrop bool
+	// Relearn diagnoses each modality's learning state and softly
+	// re-initialises the encoders that learn too fast (relearn.go).
+	Relearn bool
 	// Doc is a one-line description.
 	Doc string
 }
@@ -59,11 +62,12 @@ var methods = map[string]Method{
 		Doc: "FedCMI variant: direction and temperatures from per-class statistics pooled by the server over clients and rounds"},
 	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
 		Doc: "FedCMI variant: fedcmi-fedstats with the statistics measured on held-out slices"},
-	"scaffold": {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
-	"ogm-ge":   {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
-	"harmony":  {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
-	"pmr":      {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
-	"fedmdrop": {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
+	"scaffold":   {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
+	"ogm-ge":     {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
+	"harmony":    {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
+	"pmr":        {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
+	"fedrelearn": {Name: "fedrelearn", Relearn: true, Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"},
+	"fedmdrop":   {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }
 
 // LookupMethod returns the method of that name.

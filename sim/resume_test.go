@@ -51,6 +51,8 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		{"fedcmi-personalized", func(c *config.Config) { c.Method, c.FedCMI.Personalized = "fedcmi", true }},
 		{"fedcmi-fedstats", nil},
 		{"fedmdrop", nil},
+		// fedrelearn keeps the initial model it re-initialises towards.
+		{"fedrelearn", func(c *config.Config) { c.FedRelearn.Every = 1 }},
 		// The server optimizer's moments and the adaptive clip bound are
 		// strategy state (fl.Stateful) too.
 		{"fedavg-adam-dp", func(c *config.Config) {
