@@ -436,18 +436,24 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 	return err
 }
 
-func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome) (*fedcmipb.UploadResponse, error) {
-	// After the task's deadline the coordinator discards the result anyway
-	// (at least uploadGrace from now, whatever the clocks' skew).
-	if d := h.GetDeadlineUnixMs(); d > 0 {
-		end := time.UnixMilli(d)
-		if now := time.Now(); end.Before(now) {
-			end = now
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, end.Add(uploadGrace))
-		defer cancel()
+// uploadContext bounds an upload by the task's deadline: after it the
+// coordinator discards the result anyway (at least uploadGrace from now,
+// whatever the clocks' skew).
+func uploadContext(ctx context.Context, h *fedcmipb.TaskHeader) (context.Context, context.CancelFunc) {
+	d := h.GetDeadlineUnixMs()
+	if d <= 0 {
+		return ctx, func() {}
 	}
+	end := time.UnixMilli(d)
+	if now := time.Now(); end.Before(now) {
+		end = now
+	}
+	return context.WithDeadline(ctx, end.Add(uploadGrace))
+}
+
+func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome) (*fedcmipb.UploadResponse, error) {
+	ctx, cancel := uploadContext(ctx, h)
+	defer cancel()
 	stream, err := rpc.Upload(ctx)
 	if err != nil {
 		return nil, err

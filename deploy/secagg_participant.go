@@ -252,15 +252,8 @@ func (p *Participant) uploadMasked(ctx context.Context, rpc fedcmipb.FederationC
 }
 
 func (p *Participant) uploadMaskedOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, m fl.FitMetrics, vecs [][]uint64) (*fedcmipb.UploadResponse, error) {
-	if d := h.GetDeadlineUnixMs(); d > 0 {
-		end := time.UnixMilli(d)
-		if now := time.Now(); end.Before(now) {
-			end = now
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, end.Add(uploadGrace))
-		defer cancel()
-	}
+	ctx, cancel := uploadContext(ctx, h)
+	defer cancel()
 	stream, err := rpc.Upload(ctx)
 	if err != nil {
 		return nil, err
