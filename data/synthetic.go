@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // Constants of the synthetic generator; see Synthetic for their role.
@@ -14,8 +15,8 @@ const (
 	// for a nearest-mean classifier to reach about 0.95 on six classes.
 	protoRadius = 3.3
 
-	// weakScaleMin and weakScaleMax bound the per-class scale of modality
-	// 1's signal.
+	// weakScaleMin and weakScaleMax bound the per-class scale of the
+	// signal of modalities 1, 2, ...
 	weakScaleMin, weakScaleMax = 0.5, 1.5
 
 	// nuisanceRatio is the standard deviation of the shared per-sample
@@ -37,16 +38,17 @@ const (
 	streamTest
 )
 
-// SyntheticConfig describes a synthetic two-modality classification set with
-// a strong and a weak modality. Start from DefaultSynthetic; the zero value
-// is not valid.
+// SyntheticConfig describes a synthetic classification set of M >= 2
+// modalities, each with its own signal strength (the default: a strong and
+// a weak one). Start from DefaultSynthetic; the zero value is not valid.
 type SyntheticConfig struct {
-	// Modalities names modality 0 (strong) and modality 1 (weak).
-	// Default {"audio", "visual"}.
-	Modalities [2]string
+	// Modalities names the modalities, at least two, all different.
+	// Default {"audio", "visual"}: modality 0 strong, modality 1 weak.
+	Modalities []string
 
-	// Dims is the feature dimension of each modality. Default {32, 32}.
-	Dims [2]int
+	// Dims is the feature dimension of each modality (one per modality).
+	// Default {32, 32}.
+	Dims []int
 
 	// NumClasses is the number of classes K, at least 2. Default 6.
 	NumClasses int
@@ -57,9 +59,10 @@ type SyntheticConfig struct {
 
 	// Signal is the class-signal strength of each modality, >= 0: the norm
 	// of the class means is 3.3*Signal[m] (times a per-class scale for
-	// modality 1), against noise of standard deviation Noise per feature.
-	// Default {1.0, 0.35}: modality 0 strong, modality 1 weak.
-	Signal [2]float64
+	// modalities after the first), against noise of standard deviation
+	// Noise per feature. Default {1.0, 0.35}: modality 0 strong, modality 1
+	// weak.
+	Signal []float64
 
 	// Noise is the standard deviation of the isotropic Gaussian noise added
 	// to every feature, >= 0. Default 1.0.
@@ -75,12 +78,12 @@ type SyntheticConfig struct {
 // 600 test samples, with a strong "audio" and a weak "visual" modality.
 func DefaultSynthetic() SyntheticConfig {
 	return SyntheticConfig{
-		Modalities:    [2]string{"audio", "visual"},
-		Dims:          [2]int{32, 32},
+		Modalities:    []string{"audio", "visual"},
+		Dims:          []int{32, 32},
 		NumClasses:    6,
 		TrainPerClass: 200,
 		TestPerClass:  100,
-		Signal:        [2]float64{1.0, 0.35},
+		Signal:        []float64{1.0, 0.35},
 		Noise:         1.0,
 		Seed:          1,
 	}
@@ -88,13 +91,22 @@ func DefaultSynthetic() SyntheticConfig {
 
 // Validate reports the first invalid field of c, naming it.
 func (c SyntheticConfig) Validate() error {
+	if len(c.Modalities) < 2 {
+		return fmt.Errorf("data: synthetic: %d Modalities, want at least 2", len(c.Modalities))
+	}
+	if len(c.Dims) != len(c.Modalities) || len(c.Signal) != len(c.Modalities) {
+		return fmt.Errorf("data: synthetic: %d Modalities, %d Dims and %d Signal, want one of each per modality",
+			len(c.Modalities), len(c.Dims), len(c.Signal))
+	}
 	for m, name := range c.Modalities {
 		if name == "" {
 			return fmt.Errorf("data: synthetic: Modalities[%d] is empty", m)
 		}
-	}
-	if c.Modalities[0] == c.Modalities[1] {
-		return fmt.Errorf("data: synthetic: Modalities are both %q", c.Modalities[0])
+		for _, other := range c.Modalities[:m] {
+			if other == name {
+				return fmt.Errorf("data: synthetic: Modalities are both %q", name)
+			}
+		}
 	}
 	for m, d := range c.Dims {
 		if d < 1 {
@@ -119,8 +131,11 @@ func (c SyntheticConfig) Validate() error {
 		return fmt.Errorf("data: synthetic: Noise = %v, want finite and >= 0", c.Noise)
 	}
 	// Checked in float64 so that huge fields cannot overflow the product.
-	values := float64(c.NumClasses) * (float64(c.TrainPerClass) + float64(c.TestPerClass)) *
-		(float64(c.Dims[0]) + float64(c.Dims[1]))
+	dims := 0.0
+	for _, d := range c.Dims {
+		dims += float64(d)
+	}
+	values := float64(c.NumClasses) * (float64(c.TrainPerClass) + float64(c.TestPerClass)) * dims
 	if values > maxSyntheticValues {
 		return fmt.Errorf("data: synthetic: %.3g feature values requested, limit %d; reduce NumClasses, *PerClass or Dims",
 			values, maxSyntheticValues)
@@ -136,13 +151,15 @@ func (c SyntheticConfig) Validate() error {
 //	x_m = 3.3 * Signal[m] * s_{m,y} * u_{m,y}  +  0.5*Noise * z * v_m  +  Noise * e_m
 //
 // where e_m ~ N(0, I) is independent noise, z ~ N(0, 1) is a nuisance shared
-// by the two modalities of the sample (a fixed random unit direction v_m per
-// modality, as recording conditions would affect both), and s_{m,y} is a
-// class scale. s_{0,y} = 1; the s_{1,y} are spread evenly over [0.5, 1.5]
-// and assigned to classes in a seeded random order, so the weak modality is
-// weaker for some classes than for others and the imbalance between the
-// modalities depends on the class (which is what class-wise temperatures
-// respond to).
+// by the modalities of the sample (a fixed random unit direction v_m per
+// modality, as recording conditions would affect all), and s_{m,y} is a
+// class scale. s_{0,y} = 1; for m >= 1 the s_{m,y} are spread evenly over
+// [0.5, 1.5] and assigned to classes in a seeded random order (one order
+// per modality), so a weak modality is weaker for some classes than for
+// others and the imbalance between the modalities depends on the class
+// (which is what class-wise temperatures respond to). With two modalities
+// the draws are those of the original two-modality generator, so its sets
+// are unchanged.
 //
 // With the defaults, a nearest-class-mean classifier fitted on the training
 // set reaches about 0.95 test accuracy on modality 0 alone and about 0.48 on
@@ -164,20 +181,24 @@ func Synthetic(c SyntheticConfig) (train, test *Set, err error) {
 // synthGen holds the fixed parameters of a synthetic distribution.
 type synthGen struct {
 	cfg      SyntheticConfig
-	means    [2][][]float64 // means[m][y] is the class-y mean of modality m
-	nuisance [2][]float64   // nuisance[m] is v_m, already scaled by 0.5*Noise
+	means    [][][]float64 // means[m][y] is the class-y mean of modality m
+	nuisance [][]float64   // nuisance[m] is v_m, already scaled by 0.5*Noise
 }
 
 func newSynthGen(c SyntheticConfig) *synthGen {
 	rng := rand.New(rand.NewPCG(c.Seed, streamPrototypes))
-	g := &synthGen{cfg: c}
+	numMod := len(c.Modalities)
+	g := &synthGen{cfg: c, means: make([][][]float64, numMod), nuisance: make([][]float64, numMod)}
 	k := c.NumClasses
 	weakRank := rng.Perm(k)
-	for m := range 2 {
+	for m := range numMod {
+		if m >= 2 { // drawn after modalities 0 and 1, so two-modality sets stay as they were
+			weakRank = rng.Perm(k)
+		}
 		g.means[m] = make([][]float64, k)
 		for y := range k {
 			scale := 1.0
-			if m == 1 {
+			if m >= 1 {
 				scale = weakScaleMin + (weakScaleMax-weakScaleMin)*float64(weakRank[y])/float64(k-1)
 			}
 			u := unitVector(c.Dims[m], rng)
@@ -205,15 +226,18 @@ func (g *synthGen) sample(perClass int, rng *rand.Rand) *Set {
 	}
 	rng.Shuffle(n, func(i, j int) { labels[i], labels[j] = labels[j], labels[i] })
 	s := &Set{
-		Modalities: c.Modalities[:],
-		Dims:       c.Dims[:],
-		Features:   [][]float32{make([]float32, n*c.Dims[0]), make([]float32, n*c.Dims[1])},
+		Modalities: slices.Clone(c.Modalities),
+		Dims:       slices.Clone(c.Dims),
+		Features:   make([][]float32, len(c.Modalities)),
 		Labels:     labels,
 		NumClasses: c.NumClasses,
 	}
+	for m, d := range c.Dims {
+		s.Features[m] = make([]float32, n*d)
+	}
 	for i, y := range labels {
 		z := rng.NormFloat64()
-		for m := range 2 {
+		for m := range c.Modalities {
 			mu, v := g.means[m][y], g.nuisance[m]
 			row := s.Row(m, i)
 			for j := range row {

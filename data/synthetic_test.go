@@ -159,7 +159,14 @@ func TestSyntheticValidate(t *testing.T) {
 		{"NaN signal", func(c *SyntheticConfig) { c.Signal[1] = math.NaN() }, "Signal[1]"},
 		{"infinite noise", func(c *SyntheticConfig) { c.Noise = math.Inf(1) }, "Noise"},
 		{"too large", func(c *SyntheticConfig) { c.TrainPerClass = 1 << 40 }, "limit"},
-		{"zero value", func(c *SyntheticConfig) { *c = SyntheticConfig{} }, "Modalities[0]"},
+		{"zero value", func(c *SyntheticConfig) { *c = SyntheticConfig{} }, "at least 2"},
+		{"one modality", func(c *SyntheticConfig) {
+			c.Modalities, c.Dims, c.Signal = c.Modalities[:1], c.Dims[:1], c.Signal[:1]
+		}, "at least 2"},
+		{"dims missing", func(c *SyntheticConfig) { c.Dims = c.Dims[:1] }, "one of each"},
+		{"third repeats the first", func(c *SyntheticConfig) {
+			c.Modalities, c.Dims, c.Signal = []string{"a", "b", "a"}, []int{4, 4, 4}, []float64{1, 1, 1}
+		}, `both "a"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,5 +221,34 @@ func BenchmarkSyntheticDefault(b *testing.B) {
 		if _, _, err := Synthetic(c); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSyntheticThreeModalities checks a set of three modalities: shapes,
+// and each modality as separable as its own signal says (a nearest class
+// mean classifier: strong ~0.95, weak ~0.5, no signal at chance).
+func TestSyntheticThreeModalities(t *testing.T) {
+	c := DefaultSynthetic()
+	c.Modalities = []string{"audio", "visual", "text"}
+	c.Dims = []int{32, 32, 16}
+	c.Signal = []float64{1, 0.35, 0}
+	train, test, err := Synthetic(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := train.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(train.Features) != 3 || len(train.Features[2]) != train.Len()*16 || !slices.Equal(train.Modalities, c.Modalities) {
+		t.Fatalf("three-modality set: %d feature arrays, dims %v", len(train.Features), train.Dims)
+	}
+	strong, weak, none := ncmAccuracy(train, test, 0), ncmAccuracy(train, test, 1), ncmAccuracy(train, test, 2)
+	if !(strong > 0.85 && weak > 0.3 && weak < 0.7 && none < 0.3) {
+		t.Errorf("nearest-class-mean accuracies %.2f, %.2f, %.2f; want strong > 0.85, weak in (0.3, 0.7), no signal < 0.3", strong, weak, none)
+	}
+	// The input slices are not shared with the set.
+	c.Modalities[0] = "changed"
+	if train.Modalities[0] != "audio" {
+		t.Error("the set shares the config's Modalities slice")
 	}
 }

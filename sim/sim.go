@@ -110,10 +110,9 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 	case "synthetic":
 		s := d.Synthetic
 		sc := data.SyntheticConfig{
-			Modalities: [2]string{s.Modalities[0], s.Modalities[1]},
-			Dims:       [2]int{s.Dims[0], s.Dims[1]},
+			Modalities: s.Modalities, Dims: s.Dims,
 			NumClasses: s.NumClasses, TrainPerClass: s.TrainPerClass, TestPerClass: s.TestPerClass,
-			Signal: [2]float64{s.Signal[0], s.Signal[1]}, Noise: s.Noise,
+			Signal: s.Signal, Noise: s.Noise,
 			Seed: rng(cfg.Seed, streamData).Uint64(),
 		}
 		train, test, err = data.Synthetic(sc)
