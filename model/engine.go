@@ -19,6 +19,11 @@ import (
 // DefaultEvalBatch is the padded batch size of evaluation graphs.
 const DefaultEvalBatch = 256
 
+// evalTail is the block size of the evaluation graphs' second compilation,
+// for what is left after the full blocks when that is at most half a full
+// block: a client's 260 rows run as 256 + 32 padded rows, not 512.
+const evalTail = 32
+
 // Hyper-parameter slots of the step graph's hyper input, so that changing a
 // value (a learning-rate schedule, say) never recompiles.
 const (
@@ -125,8 +130,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	steps    map[stepKey]*stepGraph
-	eval     *Exec
-	embed    *Exec // self embeddings (prototype.go)
+	eval     evalGraphs
+	embed    evalGraphs // self embeddings (prototype.go)
 	compiled map[string]time.Duration
 }
 

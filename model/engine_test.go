@@ -596,3 +596,67 @@ func TestCheckNonFinite(t *testing.T) {
 		t.Errorf("finite parameters: %v", err)
 	}
 }
+
+// TestEvalBlocks checks that the block sizes runEval picks (full blocks,
+// then evalTail-row blocks for a short rest) do not change what a row
+// gets: every row's logits and embeddings equal those of the row run on
+// its own, for row counts on both sides of each block boundary.
+func TestEvalBlocks(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustInit(t, arch, 1)
+	const most = 2*DefaultEvalBatch + 1
+	b := toyBatch(arch, most, 3)
+	alone := make([][]float32, most)
+	embAlone := make([][]float32, most)
+	for i := range most {
+		x := [2][]float32{b.X[0][i*5 : (i+1)*5], b.X[1][i*4 : (i+1)*4]}
+		pred, err := e.Predict(p, x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[i] = append(pred.LogitsFirst, pred.LogitsSecond...)
+		emb, err := e.Embed(p, x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		embAlone[i] = append(emb[0], emb[1]...)
+	}
+	k, d := arch.NumClasses, arch.EmbedDim
+	for _, n := range []int{1, evalTail, evalTail + 1, DefaultEvalBatch / 2, DefaultEvalBatch/2 + 1, DefaultEvalBatch, DefaultEvalBatch + 5, most} {
+		pred, err := e.Predict(p, [2][]float32{b.X[0][:n*5], b.X[1][:n*4]}, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emb, err := e.Embed(p, [2][]float32{b.X[0][:n*5], b.X[1][:n*4]}, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pred.LogitsFirst) != n*k || len(emb[1]) != n*d {
+			t.Fatalf("n=%d: %d logits, %d embedding values", n, len(pred.LogitsFirst), len(emb[1]))
+		}
+		for i := range n {
+			got := append(append([]float32{}, pred.LogitsFirst[i*k:(i+1)*k]...), pred.LogitsSecond[i*k:(i+1)*k]...)
+			gotEmb := append(append([]float32{}, emb[0][i*d:(i+1)*d]...), emb[1][i*d:(i+1)*d]...)
+			for j := range got {
+				if math.Abs(float64(got[j]-alone[i][j])) > 1e-5 {
+					t.Fatalf("n=%d row %d: logit %d = %v, alone %v", n, i, j, got[j], alone[i][j])
+				}
+			}
+			for j := range gotEmb {
+				if math.Abs(float64(gotEmb[j]-embAlone[i][j])) > 1e-5 {
+					t.Fatalf("n=%d row %d: embedding %d = %v, alone %v", n, i, j, gotEmb[j], embAlone[i][j])
+				}
+			}
+		}
+	}
+	if got := e.evalBlock(DefaultEvalBatch/2 + 1); got != DefaultEvalBatch {
+		t.Errorf("block for %d rows left: %d, want a full one", DefaultEvalBatch/2+1, got)
+	}
+	if got := e.evalBlock(DefaultEvalBatch / 2); got != evalTail {
+		t.Errorf("block for %d rows left: %d, want %d", DefaultEvalBatch/2, got, evalTail)
+	}
+}

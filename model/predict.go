@@ -39,9 +39,10 @@ type Prediction struct {
 	LogitsFirst, LogitsSecond []float32
 }
 
-// evalExec returns the compiled evaluation graph.
-func (e *Engine) evalExec() (*Exec, error) {
-	return e.evalGraph("eval", &e.eval, func(net *network, in []*Node) []*Node {
+// evalExec returns the evaluation graph, compiled for a block of rows rows
+// (the engine's evalBatch or evalTail).
+func (e *Engine) evalExec(rows int) (*Exec, error) {
+	return e.evalGraph("eval", &e.eval, rows, func(net *network, in []*Node) []*Node {
 		ea := net.embed(0, in[0], true)
 		ev := net.embed(1, in[1], true)
 		zero := ZerosLike(ea.self)
@@ -61,15 +62,26 @@ func (e *Engine) evalExec() (*Exec, error) {
 	})
 }
 
-// evalGraph returns the graph *cache, compiling it first if nil: a graph
-// over the parameters and one evalBatch-row block of each modality, whose
-// outputs build computes from the network and the two blocks (runEval runs
-// it). name names the graph in errors and compile times.
-func (e *Engine) evalGraph(name string, cache **Exec, build func(net *network, in []*Node) []*Node) (*Exec, error) {
+// evalGraphs is one evaluation graph compiled at the two block sizes
+// runEval uses.
+type evalGraphs struct {
+	full, tail *Exec
+}
+
+// evalGraph returns the graph of cache for blocks of rows rows (evalBatch
+// or evalTail), compiling it first if needed: a graph over the parameters
+// and one block of each modality, whose outputs build computes from the
+// network and the two blocks (runEval runs it). name names the graph in
+// errors and compile times.
+func (e *Engine) evalGraph(name string, cache *evalGraphs, rows int, build func(net *network, in []*Node) []*Node) (*Exec, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if *cache != nil {
-		return *cache, nil
+	slot := &cache.full
+	if rows != e.evalBatch {
+		slot, name = &cache.tail, fmt.Sprintf("%s[%d rows]", name, rows)
+	}
+	if *slot != nil {
+		return *slot, nil
 	}
 	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
@@ -84,15 +96,25 @@ func (e *Engine) evalGraph(name string, cache **Exec, build func(net *network, i
 		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
 	}
 	for m := range 2 {
-		in = append(in, shapes.Make(dtypes.Float32, e.evalBatch, e.arch.InputDims[m]))
+		in = append(in, shapes.Make(dtypes.Float32, rows, e.arch.InputDims[m]))
 	}
 	t0 := time.Now()
 	if err := compile(exec, in); err != nil {
 		return nil, fmt.Errorf("model: compile %s graph: %w", name, err)
 	}
 	e.compiled[name] = time.Since(t0)
-	*cache = exec
+	*slot = exec
 	return exec, nil
+}
+
+// evalBlock returns the rows of the next block of an evaluation with rem
+// rows left: a full block, or evalTail rows when at most half a full block
+// is left (less padding for one more, small graph).
+func (e *Engine) evalBlock(rem int) int {
+	if rem <= e.evalBatch/2 && evalTail < e.evalBatch {
+		return evalTail
+	}
+	return e.evalBatch
 }
 
 // Predict runs every inference head on n rows. x[m] holds the rows of
@@ -103,10 +125,6 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 	if err := e.checkEvalInput("predict", p, x, n); err != nil {
 		return nil, err
 	}
-	exec, err := e.evalExec()
-	if err != nil {
-		return nil, err
-	}
 	k := e.arch.NumClasses
 	pred := &Prediction{
 		ProbFirst: make([]float32, 0, n*k), ProbSecond: make([]float32, 0, n*k),
@@ -115,7 +133,7 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 	for h := range NumHeads {
 		pred.Preds[h] = make([]int, 0, n)
 	}
-	err = e.runEval("predict", exec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
+	err := e.runEval("predict", e.evalExec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
 		rows := hi - lo
 		for h := range NumHeads {
 			cls := tensors.MustCopyFlatData[int32](outs[h])
@@ -134,13 +152,15 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 	return pred, nil
 }
 
-// runEval runs exec, an evaluation graph over the parameters and one
-// evalBatch-row block of each modality, over the n rows of x (checked by
-// checkEvalInput) with parameters p: a nil x[m] is fed as zeros and the
-// last block is zero-padded. It calls use with each block's rows lo..hi and
-// the graph's outputs, which it finalizes after use returns; what names the
+// runEval runs an evaluation graph over the parameters and one block of
+// each modality (graph returns it compiled for a block size) over the n
+// rows of x (checked by checkEvalInput) with parameters p: full blocks of
+// evalBatch rows, the rest in evalTail-row blocks when that is at most half
+// a full block (evalBlock); a nil x[m] is fed as zeros and the last block
+// is zero-padded. It calls use with each block's rows lo..hi and the
+// graph's outputs, which it finalizes after use returns; what names the
 // caller in errors.
-func (e *Engine) runEval(what string, exec *Exec, p Params, x [2][]float32, n int, use func(lo, hi int, outs []*tensors.Tensor)) error {
+func (e *Engine) runEval(what string, graph func(rows int) (*Exec, error), p Params, x [2][]float32, n int, use func(lo, hi int, outs []*tensors.Tensor)) error {
 	params := toTensors(p)
 	defer func() {
 		for _, t := range params {
@@ -151,19 +171,25 @@ func (e *Engine) runEval(what string, exec *Exec, p Params, x [2][]float32, n in
 	for m := range 2 {
 		pad[m] = make([]float32, e.evalBatch*e.arch.InputDims[m])
 	}
-	for lo := 0; lo < n; lo += e.evalBatch {
-		hi := min(lo+e.evalBatch, n)
+	for lo := 0; lo < n; {
+		rows := e.evalBlock(n - lo)
+		exec, err := graph(rows)
+		if err != nil {
+			return err
+		}
+		hi := min(lo+rows, n)
 		args := make([]any, 0, len(params)+2)
 		for _, t := range params {
 			args = append(args, t)
 		}
 		for m := range 2 {
 			w := e.arch.InputDims[m]
-			clear(pad[m])
+			block := pad[m][:rows*w]
+			clear(block)
 			if x[m] != nil {
-				copy(pad[m], x[m][lo*w:hi*w])
+				copy(block, x[m][lo*w:hi*w])
 			}
-			args = append(args, tensors.FromFlatDataAndDimensions(pad[m], e.evalBatch, w))
+			args = append(args, tensors.FromFlatDataAndDimensions(block, rows, w))
 		}
 		outs, err := exec.Exec(args...)
 		for _, a := range args[len(params):] {
@@ -176,6 +202,7 @@ func (e *Engine) runEval(what string, exec *Exec, p Params, x [2][]float32, n in
 		for _, t := range outs {
 			t.FinalizeAll()
 		}
+		lo = hi
 	}
 	return nil
 }

@@ -266,8 +266,8 @@ func (l *Local) setProtoHyper(cfg *ProtoLoss) {
 
 // embedExec returns the compiled graph computing the self embeddings
 // (aa, vv) of both modalities.
-func (e *Engine) embedExec() (*Exec, error) {
-	return e.evalGraph("embed", &e.embed, func(net *network, in []*Node) []*Node {
+func (e *Engine) embedExec(rows int) (*Exec, error) {
+	return e.evalGraph("embed", &e.embed, rows, func(net *network, in []*Node) []*Node {
 		return []*Node{net.embed(0, in[0], false).self, net.embed(1, in[1], false).self}
 	})
 }
@@ -280,17 +280,13 @@ func (e *Engine) Embed(p Params, x [2][]float32, n int) ([2][]float32, error) {
 	if err := e.checkEvalInput("embed", p, x, n); err != nil {
 		return out, err
 	}
-	exec, err := e.embedExec()
-	if err != nil {
-		return out, err
-	}
 	d := e.arch.EmbedDim
 	for m := range 2 {
 		if x[m] != nil {
 			out[m] = make([]float32, 0, n*d)
 		}
 	}
-	err = e.runEval("embed", exec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
+	err := e.runEval("embed", e.embedExec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
 		for m := range 2 {
 			if x[m] != nil {
 				out[m] = append(out[m], tensors.MustCopyFlatData[float32](outs[m])[:(hi-lo)*d]...)
