@@ -2,11 +2,13 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 )
 
@@ -102,4 +104,18 @@ func TestDegrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestDegradeEveryClientLost checks that a missing-modality rate that
+// leaves no client with any modality is an error naming the field.
+func TestDegradeEveryClientLost(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Clients, cfg.ClientsPerRound = 3, 3
+	cfg.Data.MultiRatio = 1
+	cfg.Data.MissingRate = 0.999
+	_, err := Prepare(context.Background(), &cfg, quiet)
+	var fe *config.FieldError
+	if !errors.As(err, &fe) || fe.Path != "data.missing_rate" || !strings.Contains(err.Error(), "every one of the 3 clients") {
+		t.Fatalf("error %v, want one naming data.missing_rate", err)
+	}
 }
