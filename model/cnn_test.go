@@ -26,8 +26,9 @@ func TestConvMatchesDirect(t *testing.T) {
 	for _, stride := range []int{1, 2} {
 		exec := MustNewExec(backend(t), func(xn, wn, bn *Node) *Node {
 			n := &network{p: map[string]*Node{"c/weights": wn, "c/biases": bn}}
-			y, g := n.conv("c", Reshape(xn, nb*hh*ww, cin), grid{nb, hh, ww}, stride, activation.TypeNone)
-			return Reshape(Slice(y, AxisRange(0, g.positions())), g.n, g.h, g.w, cout)
+			y, g := n.conv("c", toFeatureMap(TransposeAllAxes(xn, 0, 3, 1, 2)), grid{nb, hh, ww}, stride, activation.TypeNone)
+			y = Slice(Reshape(y, cout, g.n, g.h+2, g.w+2), AxisRange(), AxisRange(), AxisRange(1, g.h+1), AxisRange(1, g.w+1))
+			return TransposeAllAxes(y, 1, 2, 3, 0)
 		})
 		out := exec.MustExec(tensors.FromFlatDataAndDimensions(x, nb, hh, ww, cin),
 			tensors.FromFlatDataAndDimensions(w, 9*cin, cout), tensors.FromFlatDataAndDimensions(bias, cout))[0]
