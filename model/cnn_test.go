@@ -26,16 +26,28 @@ func TestConvMatchesDirect(t *testing.T) {
 	for _, stride := range []int{1, 2} {
 		exec := MustNewExec(backend(t), func(xn, wn, bn *Node) *Node {
 			n := &network{p: map[string]*Node{"c/weights": wn, "c/biases": bn}}
-			y, g := n.conv("c", Reshape(xn, nb*hh*ww, cin), grid{nb, hh, ww}, stride, activation.TypeNone)
-			return Reshape(Slice(y, AxisRange(0, g.positions())), g.n, g.h, g.w, cout)
+			y, g := n.conv("c", toFeatureMap(TransposeAllAxes(xn, 0, 3, 1, 2)), grid{nb, hh, ww}, stride, activation.TypeNone)
+			return TransposeAllAxes(Reshape(y, cout, g.n, g.h+2, g.w+2), 1, 2, 3, 0)
 		})
 		out := exec.MustExec(tensors.FromFlatDataAndDimensions(x, nb, hh, ww, cin),
 			tensors.FromFlatDataAndDimensions(w, 9*cin, cout), tensors.FromFlatDataAndDimensions(bias, cout))[0]
 		ho, wo := (hh-1)/stride+1, (ww-1)/stride+1
-		if d := out.Shape().Dimensions; d[1] != ho || d[2] != wo || d[3] != cout {
+		if d := out.Shape().Dimensions; d[1] != ho+2 || d[2] != wo+2 || d[3] != cout {
 			t.Fatalf("stride %d: output shape %v", stride, d)
 		}
 		got := tensors.MustCopyFlatData[float32](out)
+		// The next convolution reads the border as its zero padding.
+		for b := range nb {
+			for i := range ho + 2 {
+				for j := range wo + 2 {
+					for o := range cout {
+						if v := got[((b*(ho+2)+i)*(wo+2)+j)*cout+o]; (i == 0 || j == 0 || i == ho+1 || j == wo+1) && v != 0 {
+							t.Fatalf("stride %d: border out[%d,%d,%d,%d] = %v, want 0", stride, b, i, j, o, v)
+						}
+					}
+				}
+			}
+		}
 		for b := range nb {
 			for i := range ho {
 				for j := range wo {
@@ -52,7 +64,7 @@ func TestConvMatchesDirect(t *testing.T) {
 								}
 							}
 						}
-						g := float64(got[((b*ho+i)*wo+j)*cout+o])
+						g := float64(got[((b*(ho+2)+i+1)*(wo+2)+j+1)*cout+o])
 						if math.Abs(g-want) > 1e-4 {
 							t.Fatalf("stride %d out[%d,%d,%d,%d] = %v, direct %v", stride, b, i, j, o, g, want)
 						}

@@ -2,7 +2,6 @@ package model
 
 import (
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph code reads like the maths with a dot import, as in GoMLX itself.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
@@ -63,10 +62,10 @@ func (n *network) encode(m int, x *Node) *Node {
 
 // encodeCNN runs the residual CNN of modality m on x [B, Frames*C*H*W].
 // The batch is encoded in chunks of about cnnChunkPositions input
-// positions, each through its own copy of the network (weights shared): a
-// chunk's feature maps and patch matrices stay in the CPU's cache, where
-// the whole batch's (tens of MB at 64x64 maps) would stream through memory
-// in every op.
+// positions, each through its own copy of the network (weights shared),
+// which bounds the size of the patch matrices (9*Cin floats a position).
+// Smaller chunks were not faster: each op and matrix product has a fixed
+// cost (the backend allocates per product).
 func (n *network) encodeCNN(m int, x *Node) *Node {
 	b := x.Shape().Dimensions[0]
 	c := &n.arch.CNN[m]
@@ -83,22 +82,16 @@ func (n *network) encodeCNN(m int, x *Node) *Node {
 
 // cnnChunkPositions is how many input positions (samples x frames x H x W)
 // one chunk of encodeCNN takes (a variable for tests).
-var cnnChunkPositions = 8192
+var cnnChunkPositions = 32768
 
 // encodeCNNChunk runs the residual CNN of modality m on x [B, Frames*C*H*W].
-// Feature maps are 2-D, [positions, channels] (NHWC flattened), with a few
-// unused rows at the end (see grid.rows).
+// Feature maps are channel-major, [channels, padded positions] (see grid).
 func (n *network) encodeCNNChunk(m int, x *Node) *Node {
 	c := &n.arch.CNN[m]
 	b := x.Shape().Dimensions[0]
 	frames := max(c.Frames, 1)
 	g := grid{n: b * frames, h: c.Input[1], w: c.Input[2]}
-	// [B*F, C, H, W] -> NHWC, so that im2col patches are contiguous in channels.
-	h := Reshape(x, g.n, c.Input[0], g.h, g.w)
-	if c.Input[0] > 1 {
-		h = TransposeAllAxes(h, 0, 2, 3, 1)
-	}
-	h = Reshape(h, g.positions(), c.Input[0]) // one channel: the same memory
+	h := toFeatureMap(Reshape(x, g.n, c.Input[0], g.h, g.w))
 	layers := n.arch.cnnLayers(m)
 	h, g = n.conv(layers[0].prefix, h, g, max(c.StemStride, 1), activation.TypeRelu)
 	k := 1
@@ -114,90 +107,124 @@ func (n *network) encodeCNNChunk(m int, x *Node) *Node {
 			k += 2
 		}
 	}
-	// Global average pool over each image's positions (the unused rows get
-	// weight 0), then over frames: [B, ch].
-	h = MatMul(Const(x.Graph(), g.poolMatrix(h.Shape().Dimensions[0])), h)
-	h = ReduceMean(Reshape(h, b, frames, h.Shape().Dimensions[1]), 1)
+	// Global average pool over each image's positions (the borders are
+	// zero), then over frames: [B, ch].
+	ch := h.Shape().Dimensions[0]
+	h = ReduceSum(Reshape(h, ch, g.n, (g.h+2)*(g.w+2)), -1)
+	h = MulScalar(TransposeAllAxes(h, 1, 0), 1/float64(g.h*g.w))
+	h = ReduceMean(Reshape(h, b, frames, ch), 1)
 	return n.denseAct(layers[k].prefix, h, activation.TypeRelu)
 }
 
-// grid is the geometry of a feature map: n images of h x w positions.
+// grid is the geometry of a feature map: n images of h x w positions. A
+// feature map is stored channel-major as [channels, n*(h+2)*(w+2)]: each
+// image with a border of one zero position on every side, which is the
+// convolutions' zero padding. A 3x3 tap is then a shift of the flattened
+// map by a constant offset, so a patch row (one tap of one channel over all
+// positions) is one contiguous slice.
 type grid struct{ n, h, w int }
 
-func (g grid) positions() int { return g.n * g.h * g.w }
+// positions is the number of stored positions, borders included.
+func (g grid) positions() int { return g.n * (g.h + 2) * (g.w + 2) }
 
-// rows is the number of rows a convolution producing g writes: its
-// positions plus unused rows that make the count 16 more than a multiple
-// of 64. A count that is a multiple of 1024 makes the column stride of the
-// backend's transposes (in the dense gradient) a multiple of 4 KiB, and
-// every column then falls in the same cache set: measured 2-7x slower
-// transposes of 16384 x 32 and 65536 x 16 matrices than with 16 more rows.
-func (g grid) rows() int {
-	p := g.positions()
-	return p + (16-p%64+64)%64
-}
+// margin is the largest tap offset, |(w+2) + 1|.
+func (g grid) margin() int { return g.w + 3 }
 
-// poolMatrix is [n, rows] with 1/(h*w) where a row belongs to an image.
-func (g grid) poolMatrix(rows int) *tensors.Tensor {
-	m := make([]float32, g.n*rows)
-	hw := g.h * g.w
-	for i := range g.n {
-		for j := range hw {
-			m[i*rows+i*hw+j] = 1 / float32(hw)
-		}
-	}
-	return tensors.FromFlatDataAndDimensions(m, g.n, rows)
-}
-
-// conv is a 3x3 convolution with zero padding 1 and the given stride on
-// the feature map x [rows, Cin] of geometry g (rows beyond g's positions
-// are ignored), followed by act, as an im2col matrix product with the
-// layer's weights [9*Cin, Cout]. It returns [out.rows(), Cout] and the
-// output geometry. The patches come from one Gather of input rows (an
-// appended zero row stands for the padding) with precomputed indices, so
-// the gradient is one scatter-add; the product, bias and activation are the
-// backend's fused dense, whose gradient needs no transpose of the patch
-// matrix when the weights are laid out [Cout, 9*Cin]. (The Go backend's
-// built-in convolution is a direct loop, and its Slice op, which the
-// earlier nine strided slices used, costs several ns per element.)
-func (n *network) conv(prefix string, x *Node, g grid, stride int, act activation.Type) (*Node, grid) {
-	rows, cin := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-	gr := x.Graph()
-	src := Concatenate([]*Node{x, Zeros(gr, shapes.Make(x.DType(), 1, cin))}, 0)
-	out := grid{n: g.n, h: (g.h-1)/stride + 1, w: (g.w-1)/stride + 1}
-	idx := Const(gr, im2colIndices(g, out, stride, rows))
-	p := Reshape(Gather(src, idx), out.rows(), 9*cin)
-	w := TransposeAllAxes(n.p[prefix+"/weights"], 1, 0)
-	return nn.Dense(p, w, n.p[prefix+"/biases"], compute.DenseLayoutOutputsInput, act), out
-}
-
-// im2colIndices returns, for every output row of a 3x3 convolution with
-// padding 1 and the given stride from grid in to grid out, the nine input
-// rows it reads in (kernel row, kernel column) order, as [out.rows()*9, 1];
-// taps outside the image, and the unused output rows, read row zero (the
-// appended zero row).
-func im2colIndices(in, out grid, stride, zero int) *tensors.Tensor {
-	idx := make([]int32, out.rows()*9)
-	for i := range idx {
-		idx[i] = int32(zero)
-	}
-	k := 0
-	for b := range out.n {
-		for i := range out.h {
-			for j := range out.w {
-				for di := range 3 {
-					for dj := range 3 {
-						y, x := i*stride+di-1, j*stride+dj-1
-						if y >= 0 && y < in.h && x >= 0 && x < in.w {
-							idx[k] = int32((b*in.h+y)*in.w + x)
-						}
-						k++
-					}
-				}
+// mask is [1, positions]: 1 inside the images, 0 on their borders.
+func (g grid) mask() *tensors.Tensor {
+	m := make([]float32, g.positions())
+	for b := range g.n {
+		for i := range g.h {
+			for j := range g.w {
+				m[(b*(g.h+2)+i+1)*(g.w+2)+j+1] = 1
 			}
 		}
 	}
-	return tensors.FromFlatDataAndDimensions(idx, len(idx), 1)
+	return tensors.FromFlatDataAndDimensions(m, 1, len(m))
+}
+
+// toFeatureMap turns images x [n, C, H, W] into a feature map [C, positions].
+func toFeatureMap(x *Node) *Node {
+	d := x.Shape().Dimensions
+	if d[1] > 1 {
+		x = TransposeAllAxes(x, 1, 0, 2, 3)
+	} else {
+		x = Reshape(x, 1, d[0], d[2], d[3])
+	}
+	x = Pad(x, ScalarZero(x.Graph(), x.DType()), PadAxis{}, PadAxis{}, PadAxis{Start: 1, End: 1}, PadAxis{Start: 1, End: 1})
+	return Reshape(x, d[1], -1)
+}
+
+// conv is a 3x3 convolution with zero padding 1 and the given stride on
+// the feature map x [Cin, g.positions()], followed by act, as an im2col
+// matrix product: the layer's weights [9*Cin, Cout], transposed, times the
+// patch matrix [9*Cin, positions]. It returns the output map [Cout,
+// out.positions()] (borders zeroed) and its geometry.
+//
+// The patch matrix is one GatherSlices of 9*Cin contiguous slices, each a
+// whole shifted channel (the flattened input gets a zero margin at both
+// ends so that every shift stays in range; what a border position reads is
+// discarded by the mask), so the gradient is one scatter-add of whole
+// rows. A stride-2 convolution first splits the input into its four
+// (row, column) parity planes on the output's grid, with two transposes:
+// a tap is then a shift of one plane. (The Go backend's built-in
+// convolution is a direct loop; its Slice op costs several ns per element;
+// a Gather of single positions, the previous form, one memmove per
+// element.)
+func (n *network) conv(prefix string, x *Node, g grid, stride int, act activation.Type) (*Node, grid) {
+	cin := x.Shape().Dimensions[0]
+	gr := x.Graph()
+	out := grid{n: g.n, h: (g.h-1)/stride + 1, w: (g.w-1)/stride + 1}
+	q := out.positions()
+	src := x
+	if stride == 2 {
+		src = parityPlanes(x, g, out)
+	}
+	src = Reshape(src, -1)
+	mg := out.margin()
+	// Margins of ones: what they hold is read by border positions only,
+	// and the trailing q of them are the patch matrix's last row, which
+	// multiplies the biases.
+	n0 := src.Shape().Dimensions[0]
+	src = Pad(src, ScalarOne(gr, src.DType()), PadAxis{Start: mg, End: q})
+	starts := make([]int32, 0, 9*cin+1)
+	for di := range 3 {
+		for dj := range 3 {
+			for c := range cin {
+				var start int
+				if stride == 1 {
+					start = c*q + (di-1)*(out.w+2) + dj - 1
+				} else {
+					plane := (dj%2)*2 + di%2
+					start = (plane*cin+c)*q + (di/2-1)*(out.w+2) + dj/2 - 1
+				}
+				starts = append(starts, int32(mg+start))
+			}
+		}
+	}
+	starts = append(starts, int32(mg+n0))
+	p := GatherSlices(src, []int{0}, Const(gr, tensors.FromFlatDataAndDimensions(starts, len(starts), 1)), []int{q}, true)
+	// [Cout, 9*Cin+1]: the weights transposed, then the biases.
+	w := Concatenate([]*Node{TransposeAllAxes(n.p[prefix+"/weights"], 1, 0), InsertAxes(n.p[prefix+"/biases"], -1)}, 1)
+	// The fused dense with the small weights as its input and the patch
+	// matrix as its weights: its gradient transposes neither the patch
+	// matrix nor the output (DotGeneral's would, for the patch matrix).
+	y := nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act)
+	return Mul(y, Const(gr, out.mask())), out
+}
+
+// parityPlanes splits the feature map x [C, g.positions()] into the four
+// parity planes of its zero-padded images on grid out (the stride-2
+// output's): [2 (column parity), 2 (row parity), C, out.positions()], where
+// plane (pc, pr) at (a, b) holds padded position (2a+pr, 2b+pc).
+func parityPlanes(x *Node, g, out grid) *Node {
+	c := x.Shape().Dimensions[0]
+	hp, wp := out.h+2, out.w+2 // 2*hp >= g.h+2: rows past the image are zero
+	x = Reshape(x, c*g.n, g.h+2, g.w+2)
+	x = Pad(x, ScalarZero(x.Graph(), x.DType()), PadAxis{}, PadAxis{End: 2*hp - g.h - 2}, PadAxis{End: 2*wp - g.w - 2})
+	x = TransposeAllAxes(Reshape(x, -1, 2), 1, 0) // [pc, c*n*hp*2*wp]
+	x = TransposeAllAxes(Reshape(x, 2, c*g.n*hp, 2, wp), 0, 2, 1, 3)
+	return Reshape(x, 2, 2, c, out.positions())
 }
 
 // project applies the self or infiltration projector of modality m.
