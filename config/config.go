@@ -35,7 +35,7 @@ type Config struct {
 	Name    string `yaml:"name" help:"run name; the run directory is <out_dir>/<name>; {method}, {data} and {seed} are replaced by the experiment's (default: {method}-{data}-seed{seed}, e.g. fedcmi-mfeat-seed1)"`
 	OutDir  string `yaml:"out_dir" help:"parent directory of run directories, relative to the working directory (also in an experiment file)"`
 	Seed    uint64 `yaml:"seed" help:"seed of every random choice: data, partition, initialisation, sampling, shuffling"`
-	Method  string `yaml:"method" help:"fedavg-fused (the paper's FedAvg: fused loss only), fedavg (with the self-head losses, fedcmi.c1), fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop, fedrelearn"`
+	Method  string `yaml:"method" help:"fedavg-fused (the paper's FedAvg: fused loss only), fedavg (with the self-head losses, fedcmi.c1), fedprox, fedcmi, an ablation (fedcmi-noinf, fedcmi-notemp, fedcmi-noprox), a dominance variant (fedcmi-teacher, fedcmi-holdout, fedcmi-fedstats, fedcmi-fedstats-holdout), or a baseline: scaffold, ogm-ge, harmony, pmr, fedmdrop, fedgb, fedrelearn"`
 	Backend string `yaml:"backend" help:"GoMLX backend, e.g. go or xla:cuda (empty: $GOMLX_BACKEND, else go)"`
 
 	Rounds          int  `yaml:"rounds" help:"number of federated rounds (at most 1000000)"`
@@ -52,6 +52,7 @@ type Config struct {
 	Harmony    Harmony    `yaml:"harmony"`
 	PMR        PMR        `yaml:"pmr"`
 	FedMDrop   FedMDrop   `yaml:"fedmdrop"`
+	FedGB      FedGB      `yaml:"fedgb"`
 	FedRelearn FedRelearn `yaml:"fedrelearn"`
 	Model      Model      `yaml:"model"`
 	Data       Data       `yaml:"data"`
@@ -160,6 +161,13 @@ type FedMDrop struct {
 	Subsample float64 `yaml:"subsample" help:"fedmdrop: share of the clients each stochastic-greedy step scores (at least clients_per_round; 1 scores all)"`
 }
 
+// FedGB holds the hyper-parameters of method fedgb (gradient blending,
+// fl.GradBlend).
+type FedGB struct {
+	Smoothing float64 `yaml:"smoothing" help:"fedgb: weight of the past rounds in the running generalisation and overfitting estimates, in [0, 1)"`
+	Floor     float64 `yaml:"floor" help:"fedgb: smallest share of the loss's total weight any head keeps, in [0, 1/3]"`
+}
+
 // FedRelearn holds the hyper-parameters of method fedrelearn (diagnosing
 // and re-learning, fl.Relearn).
 type FedRelearn struct {
@@ -260,6 +268,7 @@ func Default() Config {
 		},
 		PMR:        PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
 		FedMDrop:   FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
+		FedGB:      FedGB{Smoothing: 0.5, Floor: 0.05},
 		FedRelearn: FedRelearn{Lambda: 2, Every: 5},
 		Server:     Server{Optimizer: "sgd", Momentum: 0.9, Beta1: 0.9, Beta2: 0.99, Tau: 1e-3, Aggregator: "mean"},
 		DP:         DP{Noise: "server", TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5},
@@ -281,7 +290,7 @@ func Default() Config {
 var Methods = []string{
 	"fedavg-fused", "fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
 	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
-	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop", "fedrelearn",
+	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop", "fedgb", "fedrelearn",
 }
 
 // FieldError is a configuration error located at a field.
@@ -527,6 +536,9 @@ func (c *Config) Validate() error {
 		{c.FedMDrop.Alpha >= 0 && c.FedMDrop.Alpha <= MaxWeight, "fedmdrop.alpha", weightRange},
 		{c.FedMDrop.Threshold >= 1, "fedmdrop.threshold", "must be >= 1 (a ratio and its inverse bound the balanced band)"},
 		{c.FedMDrop.Subsample > 0 && c.FedMDrop.Subsample <= 1, "fedmdrop.subsample", "must be in (0, 1]"},
+		{c.FedGB.Smoothing >= 0 && c.FedGB.Smoothing < 1, "fedgb.smoothing", "must be in [0, 1)"},
+		{c.FedGB.Floor >= 0 && c.FedGB.Floor <= 1.0/3, "fedgb.floor", "must be in [0, 1/3] (three heads share the weight)"},
+		{c.Method != "fedgb" || c.FedCMI.C1 > 0, "fedcmi.c1", "fedgb scales the self heads' losses, and with c1 = 0 they have none to compare: must be > 0"},
 		{c.FedRelearn.Lambda > 0 && c.FedRelearn.Lambda <= MaxWeight, "fedrelearn.lambda", fmt.Sprintf("must be in (0, %d]", MaxWeight)},
 		{c.FedRelearn.Every >= 1, "fedrelearn.every", "must be >= 1"},
 		{c.Data.Alpha > 0 && c.Data.Alpha <= MaxDirichletAlpha, "data.alpha", "must be in (0, 1e9] (1e8 is already about IID)"},

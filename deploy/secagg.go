@@ -714,7 +714,7 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 // secAggMethods are the methods known to run under secure aggregation:
 // their servers read only the (weighted) mean of each modality group's
 // updates and the participants' training metrics.
-var secAggMethods = []string{"fedavg", "fedavg-fused", "fedrelearn", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
+var secAggMethods = []string{"fedavg", "fedavg-fused", "fedgb", "fedrelearn", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
 	"fedcmi-teacher", "fedcmi-holdout", "ogm-ge", "pmr", "harmony"}
 
 // secAggRefused says why the methods whose servers need single updates

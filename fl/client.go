@@ -224,9 +224,15 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		WeightDecay:  cfg.WeightDecay,
 		Momentum:     cfg.Momentum,
 		Proto:        protoLoss(cfg, has),
+		HeadWeights:  cfg.HeadWeights,
 
 		TeacherLogits: useTeacher,
 	}, cfg, multi, corr)
+	if cfg.GB && multi {
+		if metrics.GB.Before, err = c.gbLosses(start, train); err != nil {
+			return FitRes{}, err
+		}
+	}
 	local, err := c.engine.NewLocal(start, tc)
 	if err != nil {
 		return FitRes{}, err
@@ -338,6 +344,12 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 				c.personal[i] = params[i]
 			}
 		}
+	}
+	if cfg.GB && multi {
+		if metrics.GB.After, err = c.gbLosses(params, train); err != nil {
+			return FitRes{}, err
+		}
+		metrics.GB.N = len(train)
 	}
 	if cfg.Relearn {
 		if metrics.Relearn, err = c.relearnPurity(start, params, train, has, cfg.Seed); err != nil {

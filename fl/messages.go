@@ -75,6 +75,11 @@ type FitConfig struct {
 	DP *DPFit
 	// Relearn asks for the clustering purities of fedrelearn (relearn.go).
 	Relearn bool
+	// GB asks multimodal clients for fedgb's losses (gradblend.go);
+	// HeadWeights, if not nil, weights their loss's heads
+	// (model.TrainConfig.HeadWeights).
+	GB          bool
+	HeadWeights *[3]float64
 }
 
 // FitIns is a client's instruction for one round.
@@ -119,6 +124,8 @@ type FitMetrics struct {
 	// Relearn holds fedrelearn's purities per modality (N = 0: not
 	// measured).
 	Relearn [2]RelearnPurity
+	// GB holds fedgb's losses (N = 0: not measured).
+	GB GBLosses
 }
 
 // FitRes is a client's answer to FitIns.

@@ -39,6 +39,9 @@ type Method struct {
 	// MDrop runs FedMDrop's server (client and modality selection, global
 	// prototypes) and its modal enhancement loss (fedmdrop.go).
 	MDrop bool
+	// GB weights the multimodal loss's heads by gradient blending
+	// (gradblend.go).
+	GB bool
 	// Relearn diagnoses each modality's learning state and softly
 	// re-initialises the encoders that learn too fast (relearn.go).
 	Relearn bool
@@ -66,6 +69,7 @@ var methods = map[string]Method{
 	"ogm-ge":     {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
 	"harmony":    {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
 	"pmr":        {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
+	"fedgb":      {Name: "fedgb", GB: true, Doc: "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"},
 	"fedrelearn": {Name: "fedrelearn", Relearn: true, Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"},
 	"fedmdrop":   {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }

@@ -33,6 +33,9 @@ const (
 	hypMu
 	hypWeightDecay
 	hypMomentum
+	hypFused  // weight of the fused head's CE on multimodal clients (1)
+	hypFirst  // extra weight of modality 0's self-head CE, times C1 (1)
+	hypSecond // extra weight of modality 1's self-head CE, times C1 (1)
 	numHyper
 )
 
@@ -50,6 +53,11 @@ type TrainConfig struct {
 	Alpha float64
 	// C1 weights the unimodal self-head CE terms of multimodal clients (default 2).
 	C1 float64
+	// HeadWeights, if not nil, scales the multimodal loss's terms: the
+	// fused head's CE by HeadWeights[0] and the self heads' by C1 times
+	// HeadWeights[1] and [2] (gradient blending, fl/gradblend.go); nil is
+	// 1, 1, 1. Multiplying by 1 is exact, so nil changes nothing.
+	HeadWeights *[3]float64
 	// Mu is the FedProx coefficient: grad += Mu * (w - w_start). Zero turns it off.
 	Mu float64
 	// WeightDecay is SGD's L2 coefficient (default 1e-4).
@@ -296,8 +304,8 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			ev := net.embed(1, x[1], key.infil)
 			z = [2]*Node{ea.self, ev.self}
 			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
-			loss = maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask)
-			uni := Add(maskedMean(crossEntropy(la, onehot), mask), maskedMean(crossEntropy(lv, onehot), mask))
+			loss = Mul(hp(hypFused), maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask))
+			uni := Add(Mul(hp(hypFirst), maskedMean(crossEntropy(la, onehot), mask)), Mul(hp(hypSecond), maskedMean(crossEntropy(lv, onehot), mask)))
 			loss = Add(loss, Mul(hp(hypC1), uni))
 			sumPA = StopGradient(ReduceAllSum(Mul(trueClassProb(la, onehot), mask)))
 			sumPV = StopGradient(ReduceAllSum(Mul(trueClassProb(lv, onehot), mask)))
@@ -488,6 +496,15 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	}
 	l.hyper = make([]float32, numHyper)
 	l.hyper[hypC1] = float32(cfg.C1)
+	l.hyper[hypFused], l.hyper[hypFirst], l.hyper[hypSecond] = 1, 1, 1
+	if w := cfg.HeadWeights; w != nil {
+		for i, v := range w {
+			if !(v >= 0) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("model: head weight %d is %v, want finite and >= 0", i, v)
+			}
+		}
+		l.hyper[hypFused], l.hyper[hypFirst], l.hyper[hypSecond] = float32(w[0]), float32(w[1]), float32(w[2])
+	}
 	l.hyper[hypAlpha] = float32(cfg.Alpha)
 	l.hyper[hypMu] = float32(cfg.Mu)
 	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)

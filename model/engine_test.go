@@ -660,3 +660,41 @@ func TestEvalBlocks(t *testing.T) {
 		t.Errorf("block for %d rows left: %d, want %d", DefaultEvalBatch/2, got, evalTail)
 	}
 }
+
+// TestHeadWeights checks the multimodal loss's head weights on one step's
+// loss (measured before the update): the fused term alone (1, 0, 0) plus
+// the self heads alone (0, 1, 1) is the whole loss at C1 = 1; nil is
+// (1, 1, 1) exactly; a negative weight is refused.
+func TestHeadWeights(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toyBatch(arch, 8, 5)
+	loss := func(c1 float64, w *[3]float64) float64 {
+		l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: c1, HeadWeights: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		st, err := l.Step(b, 0.1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Loss
+	}
+	whole, fused, self := loss(1, nil), loss(1, &[3]float64{1, 0, 0}), loss(1, &[3]float64{0, 1, 1})
+	if math.Abs(fused+self-whole) > 1e-5 {
+		t.Errorf("fused %v + self heads %v = %v, whole loss %v", fused, self, fused+self, whole)
+	}
+	if ones := loss(1, &[3]float64{1, 1, 1}); ones != whole {
+		t.Errorf("weights (1, 1, 1) give %v, nil %v", ones, whole)
+	}
+	if two := loss(2, &[3]float64{1, 0.5, 0.5}); math.Abs(two-whole) > 1e-5 {
+		t.Errorf("C1 2 with self weights 0.5: %v, want %v", two, whole)
+	}
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: 1, HeadWeights: &[3]float64{1, -1, 1}}); err == nil {
+		t.Error("a negative head weight was accepted")
+	}
+}

@@ -37,6 +37,8 @@ type Prediction struct {
 	// LogitsFirst and LogitsSecond are the self heads' logits, [n, K]: the
 	// teacher's outputs when these parameters are a round's start model.
 	LogitsFirst, LogitsSecond []float32
+	// LogitsFused are the fused head F(aa, vv)'s logits, [n, K].
+	LogitsFused []float32
 }
 
 // evalExec returns the evaluation graph, compiled for a block of rows rows
@@ -53,12 +55,12 @@ func (e *Engine) evalExec(rows int) (*Exec, error) {
 			net.fuse(ea.self, ea.inf),
 			net.fuse(ev.inf, ev.self),
 		}
-		out := make([]*Node, 0, NumHeads+4)
+		out := make([]*Node, 0, NumHeads+5)
 		for _, h := range heads {
 			out = append(out, ArgMax(h, -1, dtypes.Int32))
 		}
 		la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
-		return append(out, Softmax(la, -1), Softmax(lv, -1), la, lv)
+		return append(out, Softmax(la, -1), Softmax(lv, -1), la, lv, net.fuse(ea.self, ev.self))
 	})
 }
 
@@ -128,7 +130,7 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 	k := e.arch.NumClasses
 	pred := &Prediction{
 		ProbFirst: make([]float32, 0, n*k), ProbSecond: make([]float32, 0, n*k),
-		LogitsFirst: make([]float32, 0, n*k), LogitsSecond: make([]float32, 0, n*k),
+		LogitsFirst: make([]float32, 0, n*k), LogitsSecond: make([]float32, 0, n*k), LogitsFused: make([]float32, 0, n*k),
 	}
 	for h := range NumHeads {
 		pred.Preds[h] = make([]int, 0, n)
@@ -145,6 +147,7 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
 		pred.LogitsFirst = append(pred.LogitsFirst, tensors.MustCopyFlatData[float32](outs[NumHeads+2])[:rows*k]...)
 		pred.LogitsSecond = append(pred.LogitsSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+3])[:rows*k]...)
+		pred.LogitsFused = append(pred.LogitsFused, tensors.MustCopyFlatData[float32](outs[NumHeads+4])[:rows*k]...)
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,8 @@ func baselineStrategy(method fl.Method, base *fl.ModalityAware, cfg *config.Conf
 		return &fl.Scaffold{Base: base}
 	case method.Harmony:
 		return &fl.Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
+	case method.GB:
+		return &fl.GradBlend{Base: base, Smoothing: cfg.FedGB.Smoothing, Floor: cfg.FedGB.Floor}
 	case method.Relearn:
 		return &fl.Relearn{Base: base, Lambda: cfg.FedRelearn.Lambda, Every: cfg.FedRelearn.Every, Rounds: cfg.Rounds}
 	case method.MDrop:

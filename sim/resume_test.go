@@ -53,6 +53,8 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		{"fedmdrop", nil},
 		// fedrelearn keeps the initial model it re-initialises towards.
 		{"fedrelearn", func(c *config.Config) { c.FedRelearn.Every = 1 }},
+		// fedgb keeps its running estimate of each head's generalisation.
+		{"fedgb", nil},
 		// The server optimizer's moments and the adaptive clip bound are
 		// strategy state (fl.Stateful) too.
 		{"fedavg-adam-dp", func(c *config.Config) {

@@ -1,0 +1,311 @@
+package fl
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// GradBlend is fedgb, gradient blending (Wang, Tran, Feiszli, "What Makes
+// Training Multi-Modal Classification Networks Hard?", CVPR 2020) in
+// federated form. The paper weights each head's loss by its
+// overfitting-to-generalisation behaviour between two checkpoints n and
+// n+N: with G = L_val(n) − L_val(n+N) (how much the validation loss fell)
+// and ΔO = O(n+N) − O(n), O = L_val − L_train (how much the gap between
+// validation and training loss grew), the weight of head k is
+// w_k ∝ G_k / ΔO_k², normalised to sum to 1. A head that keeps
+// generalising without overfitting more gets more weight.
+//
+// The heads are those of a multimodal client's loss: the fused head F and
+// the self heads C_A and C_V (model.TrainConfig.HeadWeights).
+//
+// Federated choices (docs/methods.md, fedgb), with no data set aside:
+//   - A multimodal client reports, per head, its mean loss on its training
+//     rows under the model it received, before training (data that model
+//     has not been fitted to this round: the validation loss V of the
+//     global model) and after its local training (the training loss T it
+//     reached).
+//   - The server pools them per round over the clients, weighted by rows:
+//     V_r and T_r. Between rounds r−1 and r (the checkpoints are the
+//     global models): G = V_{r−1} − V_r, O_r = V_r − T_{r−1} (the
+//     validation loss of the model that round r−1's training produced,
+//     against the training loss that training reached) and
+//     ΔO = O_r − O_{r−1}.
+//   - G and ΔO are smoothed across rounds (weight Smoothing on the past),
+//     G is floored at 0 (a head whose validation loss rose gets the least
+//     weight), ΔO² at gbMinDO2, and every head keeps at least Floor of the
+//     total.
+//   - The weights scale the loss so that its total weight is the shared
+//     loss's, 1 + 2·c1: until three rounds have reported, clients train
+//     with exactly FedAvg's loss (1, c1, c1).
+//   - Unimodal clients keep their loss (one head); they report nothing.
+type GradBlend struct {
+	// Base samples clients, writes their instructions and aggregates.
+	Base *ModalityAware
+	// Smoothing is the weight of the past in the running G and ΔO, in
+	// [0, 1).
+	Smoothing float64
+	// Floor is the smallest share of the total weight any head keeps, in
+	// [0, 1/3].
+	Floor float64
+
+	state gbState
+}
+
+// gbMinDO2 bounds ΔO² from below: a head whose overfitting did not change
+// at all would otherwise get all the weight.
+const gbMinDO2 = 1e-4
+
+// GBLosses is what a client measured for fedgb: per head (fused, modality
+// 0's self head, modality 1's), the mean cross-entropy on its N training
+// rows under the received model (Before) and after training (After).
+// N = 0: not measured.
+type GBLosses struct {
+	Before, After [3]float64
+	N             int
+}
+
+// gbState is what GradBlend carries across rounds.
+type gbState struct {
+	// V and T are the last reporting round's pooled losses; O its
+	// overfitting gap (HaveO), G and DO the running estimates (HaveGB).
+	V, T         [3]float64
+	O, G, DO     [3]float64
+	Have, HaveO  bool
+	HaveGB       bool
+	Weights      [3]float64 // shares, sum 1; zero until HaveGB
+	RoundsPooled int
+}
+
+// ConfigureFit implements Strategy: Base's instructions, asking for the
+// losses and carrying the current head weights.
+func (g *GradBlend) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
+	ins, err := g.Base.ConfigureFit(round, global, clients)
+	w := g.headWeights()
+	for k := range ins {
+		c := &ins[k].Ins.Config
+		c.GB = true
+		if w != nil {
+			hw := *w
+			c.C1, c.HeadWeights = 1, &hw
+		}
+	}
+	return ins, err
+}
+
+// headWeights returns the loss weights of the next round (fused, first
+// self head, second self head; the self heads' at C1 = 1), or nil for the
+// shared loss (before the first estimate).
+func (g *GradBlend) headWeights() *[3]float64 {
+	if !g.state.HaveGB {
+		return nil
+	}
+	total := 1 + 2*g.Base.Options.C1
+	var w [3]float64
+	for k, s := range g.state.Weights {
+		w[k] = total * s
+	}
+	return &w
+}
+
+// AggregateFit implements Strategy: Base's aggregate, and the round's
+// pooled losses into the running estimate and the weights.
+func (g *GradBlend) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
+	next, err := g.Base.AggregateFit(round, global, results, failures)
+	if err != nil {
+		return next, err
+	}
+	log := g.Base.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	v, t, rows := pooledLosses(results, log, round)
+	if rows == 0 {
+		return next, nil
+	}
+	g.state.update(v, t, g.Smoothing, g.Floor)
+	if g.state.HaveGB {
+		log.Info("fedgb: head weights", "round", round, "fused", g.state.Weights[0], "first", g.state.Weights[1], "second", g.state.Weights[2])
+	}
+	return next, nil
+}
+
+// update folds a round's pooled validation-like losses v and training
+// losses t into the state.
+func (s *gbState) update(v, t [3]float64, smoothing, floor float64) {
+	s.RoundsPooled++
+	if s.Have {
+		var o [3]float64
+		for k := range o {
+			o[k] = v[k] - s.T[k]
+		}
+		if s.HaveO {
+			for k := range o {
+				gk, dk := s.V[k]-v[k], o[k]-s.O[k]
+				if s.HaveGB {
+					gk = smoothing*s.G[k] + (1-smoothing)*gk
+					dk = smoothing*s.DO[k] + (1-smoothing)*dk
+				}
+				s.G[k], s.DO[k] = gk, dk
+			}
+			s.HaveGB = true
+			s.Weights = blendWeights(s.G, s.DO, floor)
+		}
+		s.O, s.HaveO = o, true
+	}
+	s.V, s.T, s.Have = v, t, true
+}
+
+// blendWeights returns the shares w_k ∝ max(G_k, 0) / max(ΔO_k², gbMinDO2),
+// normalised to 1, each at least floor (then renormalised): all equal when
+// no head generalises.
+func blendWeights(g, do [3]float64, floor float64) [3]float64 {
+	var raw [3]float64
+	sum := 0.0
+	for k := range raw {
+		raw[k] = max(g[k], 0) / max(do[k]*do[k], gbMinDO2)
+		sum += raw[k]
+	}
+	var w [3]float64
+	for k := range w {
+		if sum > 0 {
+			w[k] = raw[k] / sum
+		} else {
+			w[k] = 1.0 / 3
+		}
+	}
+	// Raise the heads below the floor and take what they gain from the
+	// others, in proportion to what those have above the floor.
+	below, above := 0.0, 0.0
+	for _, x := range w {
+		if x < floor {
+			below += floor - x
+		} else {
+			above += x - floor
+		}
+	}
+	if below > 0 && above > 0 {
+		for k, x := range w {
+			if x < floor {
+				w[k] = floor
+			} else {
+				w[k] = x - below*(x-floor)/above
+			}
+		}
+	}
+	return w
+}
+
+// pooledLosses returns the row-weighted mean losses of the results that
+// measured them, and the rows behind them; impossible reports are left
+// out with a warning.
+func pooledLosses(results []Result, log *slog.Logger, round int) (v, t [3]float64, rows int) {
+	for _, res := range results {
+		l := res.Res.Metrics.GB
+		if l.N == 0 {
+			continue
+		}
+		ok := l.N > 0 && l.N <= res.Res.NumSamples
+		for k := range 3 {
+			ok = ok && l.Before[k] >= 0 && l.After[k] >= 0 && !math.IsInf(l.Before[k], 0) && !math.IsInf(l.After[k], 0)
+		}
+		if !ok {
+			log.Warn("fedgb: ignored a loss report", "round", round, "client", res.ClientID, "before", l.Before, "after", l.After, "n", l.N)
+			continue
+		}
+		for k := range 3 {
+			v[k] += float64(l.N) * l.Before[k]
+			t[k] += float64(l.N) * l.After[k]
+		}
+		rows += l.N
+	}
+	if rows > 0 {
+		for k := range 3 {
+			v[k] /= float64(rows)
+			t[k] /= float64(rows)
+		}
+	}
+	return v, t, rows
+}
+
+// gbSaved is GradBlend's checkpointed state.
+type gbSaved struct {
+	Base  json.RawMessage `json:"base"`
+	State gbState         `json:"state"`
+}
+
+// MarshalState implements Stateful: the running estimate (and Base's
+// state).
+func (g *GradBlend) MarshalState() ([]byte, error) {
+	base, err := g.Base.MarshalState()
+	if err != nil {
+		return nil, err
+	}
+	if base == nil {
+		base = []byte("null")
+	}
+	b, err := json.Marshal(gbSaved{Base: base, State: g.state})
+	if err != nil {
+		return nil, fmt.Errorf("fl: fedgb state: %w", err)
+	}
+	return b, nil
+}
+
+// UnmarshalState implements Stateful.
+func (g *GradBlend) UnmarshalState(b []byte) error {
+	var saved gbSaved
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return fmt.Errorf("fl: fedgb state: %w", err)
+	}
+	for _, w := range saved.State.Weights {
+		if !(w >= 0 && w <= 1) {
+			return fmt.Errorf("fl: fedgb state: head weight %v outside [0, 1]", w)
+		}
+	}
+	if err := g.Base.UnmarshalState(saved.Base); err != nil {
+		return err
+	}
+	g.state = saved.State
+	return nil
+}
+
+var (
+	_ Strategy = (*GradBlend)(nil)
+	_ Stateful = (*GradBlend)(nil)
+)
+
+// gbLosses returns the mean cross-entropy of the fused head and the two
+// self heads on the rows idx under params (fedgb).
+func (c *LocalClient) gbLosses(params model.Params, idx []int) ([3]float64, error) {
+	var out [3]float64
+	b := c.gather(idx)
+	pred, err := c.engine.Predict(params, b.X, len(idx))
+	if err != nil {
+		return out, err
+	}
+	k := c.set.NumClasses
+	for h, logits := range [3][]float32{pred.LogitsFused, pred.LogitsFirst, pred.LogitsSecond} {
+		sum := 0.0
+		for i, y := range b.Labels {
+			sum += crossEntropyRow(logits[i*k:(i+1)*k], y)
+		}
+		out[h] = sum / float64(len(idx))
+	}
+	return out, nil
+}
+
+// crossEntropyRow is −log softmax(logits)[y], computed stably.
+func crossEntropyRow(logits []float32, y int) float64 {
+	m := math.Inf(-1)
+	for _, l := range logits {
+		m = max(m, float64(l))
+	}
+	s := 0.0
+	for _, l := range logits {
+		s += math.Exp(float64(l) - m)
+	}
+	return m + math.Log(s) - float64(logits[y])
+}
