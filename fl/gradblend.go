@@ -38,9 +38,13 @@ import (
 //     G is floored at 0 (a head whose validation loss rose gets the least
 //     weight), ΔO² at gbMinDO2, and every head keeps at least Floor of the
 //     total.
-//   - The weights scale the loss so that its total weight is the shared
-//     loss's, 1 + 2·c1: until three rounds have reported, clients train
-//     with exactly FedAvg's loss (1, c1, c1).
+//   - The weights scale the shared loss's terms (1, c1, c1) relative to
+//     each other, the head of the largest share keeping its shared-loss
+//     weight: head k's term is multiplied by w_k / max_j w_j. No head is
+//     ever weighted above the shared loss (a fused head at 5 times its
+//     weight diverged at lr 0.02), so gradient blending here only takes
+//     weight away. Until three rounds have reported, clients train with
+//     exactly FedAvg's loss.
 //   - Unimodal clients keep their loss (one head); they report nothing.
 type GradBlend struct {
 	// Base samples clients, writes their instructions and aggregates.
@@ -90,23 +94,27 @@ func (g *GradBlend) ConfigureFit(round int, global model.Params, clients []Clien
 		c.GB = true
 		if w != nil {
 			hw := *w
-			c.C1, c.HeadWeights = 1, &hw
+			c.HeadWeights = &hw
 		}
 	}
 	return ins, err
 }
 
-// headWeights returns the loss weights of the next round (fused, first
-// self head, second self head; the self heads' at C1 = 1), or nil for the
-// shared loss (before the first estimate).
+// headWeights returns the factors of the next round's loss terms (fused,
+// first self head, second self head, relative to the shared loss's 1, c1,
+// c1): each head's share over the largest share. nil (the shared loss)
+// before the first estimate.
 func (g *GradBlend) headWeights() *[3]float64 {
 	if !g.state.HaveGB {
 		return nil
 	}
-	total := 1 + 2*g.Base.Options.C1
+	top := max(g.state.Weights[0], g.state.Weights[1], g.state.Weights[2])
+	if !(top > 0) {
+		return nil
+	}
 	var w [3]float64
 	for k, s := range g.state.Weights {
-		w[k] = total * s
+		w[k] = s / top
 	}
 	return &w
 }
