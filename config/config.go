@@ -268,7 +268,7 @@ func Default() Config {
 		},
 		PMR:        PMR{Alpha: 1, Gamma: 0.1, EntropyRounds: 10, Coefficient: "binary", Momentum: 0.2},
 		FedMDrop:   FedMDrop{Alpha: 1, Threshold: 1.5, Subsample: 0.1},
-		FedGB:      FedGB{Smoothing: 0.8, Floor: 0.05},
+		FedGB:      FedGB{Smoothing: 0.95, Floor: 0.2},
 		FedRelearn: FedRelearn{Lambda: 2, Every: 5},
 		Server:     Server{Optimizer: "sgd", Momentum: 0.9, Beta1: 0.9, Beta2: 0.99, Tau: 1e-3, Aggregator: "mean"},
 		DP:         DP{Noise: "server", TargetQuantile: 0.5, ClipLR: 0.2, Delta: 1e-5},
