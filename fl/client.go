@@ -129,7 +129,10 @@ func (c *LocalClient) startParams(global model.Params, personalized bool) model.
 	return p
 }
 
-// Fit implements Client.
+// Fit implements Client: the plain local training loop. What a method or
+// option adds (FedCMI's teacher and temperatures, SCAFFOLD's correction,
+// prototypes, privacy, ...) comes from the round's hooks (round.go), each
+// in its method's file.
 func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	cfg := ins.Config
 	if cfg.Epochs < 1 {
@@ -141,121 +144,49 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		c.control, c.personal = c.before.control, c.before.personal
 	}
 	c.lastRound, c.before = cfg.Round, clientState{control: c.control, personal: c.personal}
-	start := c.startParams(ins.Params, cfg.Personalized)
-	has := c.trainedModalities(cfg)
-	multi := has.Has(0) && has.Has(1)
-	infil := cfg.Infiltration && multi
-	train, held := c.index, []int(nil)
-	if multi && cfg.Holdout > 0 && (cfg.Dominance == DominanceHoldout || cfg.Dominance == DominanceFederated) {
-		train, held = HoldoutSplit(c.index, c.labels(c.index), cfg.Holdout, cfg.HoldoutSeed)
-		if len(held) == 0 || len(train) == 0 {
-			train, held = c.index, nil // too few samples of every class to set any aside
-		}
+	r := &localRound{c: c, ins: ins, cfg: cfg, start: c.startParams(ins.Params, cfg.Personalized), train: c.index}
+	r.has = c.trainedModalities(cfg)
+	r.multi = r.has.Has(0) && r.has.Has(1)
+	r.tc = model.TrainConfig{
+		Has:         [2]bool{r.has.Has(0), r.has.Has(1)},
+		Alpha:       cfg.Alpha,
+		C1:          cfg.C1,
+		Mu:          cfg.Mu,
+		WeightDecay: cfg.WeightDecay,
+		Momentum:    cfg.Momentum,
 	}
-	var metrics FitMetrics
-	// stats are the per-class statistics the direction and temperatures
-	// come from; measured only where something uses them.
-	var stats ClassStats
-	// teacher holds the frozen teacher's self-head logits of every train
-	// row (in train's order): without augmentation a row's inputs are the
-	// same in every epoch, so the teacher runs once per round, not in every
-	// step (model.TrainConfig.TeacherLogits).
-	var teacher [2][]float32
-	useTeacher := infil && c.augment == nil
-	if multi && (cfg.Dominance == DominanceFederated || infil && (cfg.ClassTemperature || cfg.Dominance != DominanceBatch)) {
-		measure := train
-		if held != nil {
-			measure = held
-		}
-		measured, pred, err := c.classStats(start, measure)
-		if err != nil {
-			return FitRes{}, err
-		}
-		if useTeacher && held == nil { // measured on the train rows: the same pass gives the teacher
-			teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
-		}
-		metrics.ClassStats = &measured
-		stats = measured
-		if cfg.Dominance == DominanceFederated && cfg.Table != nil {
-			if len(cfg.Table.PA) != stats.Len() || len(cfg.Table.PV) != stats.Len() {
-				return FitRes{}, fmt.Errorf("fl: dominance table for %d classes, data has %d", len(cfg.Table.PA), stats.Len())
-			}
-			stats = cfg.Table.Stats()
-		}
-	}
-	if useTeacher && teacher[0] == nil {
-		b := c.gather(train)
-		pred, err := c.engine.Predict(start, b.X, len(train))
-		if err != nil {
-			return FitRes{}, err
-		}
-		teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
-	}
-	var classTemp, classDir []float32
-	if infil {
-		temps := make([]float64, c.set.NumClasses)
-		if cfg.ClassTemperature {
-			pa, pv := stats.Means()
-			temps = ClassTemperatures(pa, pv, cfg.C3)
-		} else {
-			for k := range temps {
-				temps[k] = GuardTemperature(cfg.Temperature)
+	hooks := roundHooks(cfg, ins, r.multi)
+	for _, h := range hooks {
+		if p, ok := h.(preparer); ok {
+			if err := p.prepare(r); err != nil {
+				return FitRes{}, err
 			}
 		}
-		metrics.Temperatures = temps
-		classTemp = make([]float32, len(temps))
-		for k, t := range temps {
-			classTemp[k] = float32(t)
-		}
-		if cfg.Dominance != DominanceBatch {
-			classDir = Directions(stats, cfg.ClassDirection)
-		}
 	}
-	corr, err := c.scaffoldCorrection(ins.Control)
-	if err != nil {
-		return FitRes{}, err
-	}
-	tc := withBaselines(model.TrainConfig{
-		Has:          [2]bool{has.Has(0), has.Has(1)},
-		Infiltration: infil,
-		Alpha:        cfg.Alpha,
-		C1:           cfg.C1,
-		Mu:           cfg.Mu,
-		WeightDecay:  cfg.WeightDecay,
-		Momentum:     cfg.Momentum,
-		Proto:        protoLoss(cfg, has),
-		HeadWeights:  cfg.HeadWeights,
-
-		TeacherLogits: useTeacher,
-	}, cfg, multi, corr)
-	if cfg.GB && multi {
-		if metrics.GB.Before, err = c.gbLosses(start, train); err != nil {
-			return FitRes{}, err
-		}
-	}
-	local, err := c.engine.NewLocal(start, tc)
+	local, err := c.engine.NewLocal(r.start, r.tc)
 	if err != nil {
 		return FitRes{}, err
 	}
 	defer local.Close()
+	r.local = local
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	augRNG := rand.New(rand.NewPCG(cfg.Seed, 1)) // its own stream: shuffling does not depend on augmentation
-	// order holds positions in train, so that a batch finds its teacher
-	// logits (shuffling positions permutes exactly as shuffling the rows).
-	order := make([]int, len(train))
+	// order holds positions in r.train, so that hooks find their per-row
+	// inputs (shuffling positions permutes exactly as shuffling the rows).
+	order := make([]int, len(r.train))
 	for i := range order {
 		order[i] = i
 	}
 	rows := make([]int, 0, c.engine.BatchSize())
 	bs := c.engine.BatchSize()
-	k := c.set.NumClasses
-	var protos model.Prototypes // the previous epoch's, for PMR's momentum
 	steps, totalSteps := 0, cfg.Epochs*((len(order)+bs-1)/bs)
 	for ep := range cfg.Epochs {
-		if tc.Proto != nil {
-			if err := c.epochPrototypes(local, cfg, has, ep, &protos); err != nil {
-				return FitRes{}, err
+		for _, h := range hooks {
+			if e, ok := h.(epochStarter); ok {
+				if err := e.startEpoch(r, ep); err != nil {
+					return FitRes{}, err
+				}
 			}
 		}
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -266,15 +197,12 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			pos := order[lo:min(lo+bs, len(order))]
 			rows = rows[:0]
 			for _, i := range pos {
-				rows = append(rows, train[i])
+				rows = append(rows, r.train[i])
 			}
 			b := c.gather(rows)
-			if useTeacher {
-				for m := range 2 {
-					b.Teacher[m] = make([]float32, 0, len(pos)*k)
-					for _, i := range pos {
-						b.Teacher[m] = append(b.Teacher[m], teacher[m][i*k:(i+1)*k]...)
-					}
+			for _, h := range hooks {
+				if f, ok := h.(batchFiller); ok {
+					f.fillBatch(r, &b, pos)
 				}
 			}
 			if c.augment != nil {
@@ -287,45 +215,22 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 					}
 				}
 			}
-			if infil {
-				b.Temp = make([]float32, len(b.Labels))
-				for k, y := range b.Labels {
-					b.Temp[k] = classTemp[y]
-				}
-				if classDir != nil {
-					b.Dir = make([]float32, len(b.Labels))
-					for k, y := range b.Labels {
-						b.Dir[k] = classDir[y]
-					}
-				}
-			}
 			st, err := local.Step(b, cfg.LR)
 			if err != nil {
 				return FitRes{}, err
 			}
-			metrics.LossSum += st.Loss
-			metrics.Batches++
+			r.metrics.LossSum += st.Loss
+			r.metrics.Batches++
 			if steps++; c.onStep != nil {
 				c.onStep(cfg.Round, steps, totalSteps)
 			}
-			if tc.OGM != nil {
-				metrics.OGMCoefSum[0] += st.OGMCoef[0]
-				metrics.OGMCoefSum[1] += st.OGMCoef[1]
-				metrics.OGMBatches++
-			}
-			metrics.Proto.add(st, has)
-			if multi {
-				rho := DominanceRatio(st.SumPA, st.SumPV)
-				if !math.IsNaN(rho) && !math.IsInf(rho, 0) {
-					metrics.RhoSum += rho
-					metrics.RhoBatches++
-					switch {
-					case b.Dir != nil:
-						metrics.FirstDominant += float64(countPositive(b.Dir)) / float64(len(b.Dir))
-					case rho > 1:
-						metrics.FirstDominant++
-					}
+			for _, h := range hooks {
+				if s, ok := h.(stepRecorder); ok {
+					s.recordStep(r, st)
 				}
+			}
+			if r.multi {
+				recordDominance(&r.metrics, st, b.Dir)
 			}
 		}
 	}
@@ -333,43 +238,33 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	if err != nil {
 		return FitRes{}, err
 	}
-	report, err := c.mdropReport(cfg, params)
-	if err != nil {
-		return FitRes{}, err
-	}
-	if cfg.Personalized {
-		c.personal = make(map[int]model.Tensor)
-		for i, info := range c.engine.Layout() {
-			if info.Personal() {
-				c.personal[i] = params[i]
+	res := FitRes{Params: params, NumSamples: len(r.train), Modalities: r.has, Metrics: r.metrics}
+	for _, h := range hooks {
+		if f, ok := h.(finisher); ok {
+			if err := f.finish(r, params, &res); err != nil {
+				return FitRes{}, err
 			}
 		}
 	}
-	if cfg.GB && multi {
-		if metrics.GB.After, err = c.gbLosses(params, train); err != nil {
-			return FitRes{}, err
-		}
-		metrics.GB.N = len(train)
-	}
-	if cfg.Relearn {
-		if metrics.Relearn, err = c.relearnPurity(start, params, train, has, cfg.Seed); err != nil {
-			return FitRes{}, err
-		}
-	}
-	res := FitRes{Params: params, NumSamples: len(train), Modalities: has, Metrics: metrics, Report: report}
-	if ins.Control != nil {
-		if res.ControlDelta, err = c.scaffoldUpdate(start, params, ins.Control, local.Trainable(), metrics.Batches, cfg.LR, cfg.Momentum); err != nil {
-			return FitRes{}, err
-		}
-	}
-	if cfg.DP != nil {
-		// Personal copies keep the unclipped values: they never leave
-		// the client.
-		if res.Params, res.Metrics.DPUnclipped, err = ClientPrivacy(c.engine.Layout(), ins.Params, params, has, *cfg.DP, cfg.Seed); err != nil {
-			return FitRes{}, err
-		}
-	}
 	return res, nil
+}
+
+// recordDominance adds a multimodal step's dominance ratio to m: the
+// direction the step used (dir, per row, if given) or, without one, the
+// ratio's own (rho > 1: modality 0 dominant).
+func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
+	rho := DominanceRatio(st.SumPA, st.SumPV)
+	if math.IsNaN(rho) || math.IsInf(rho, 0) {
+		return
+	}
+	m.RhoSum += rho
+	m.RhoBatches++
+	switch {
+	case dir != nil:
+		m.FirstDominant += float64(countPositive(dir)) / float64(len(dir))
+	case rho > 1:
+		m.FirstDominant++
+	}
 }
 
 // classStats measures the per-class sums of the true-class probabilities

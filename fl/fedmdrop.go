@@ -722,3 +722,14 @@ var (
 	_ Strategy = (*FedMDrop)(nil)
 	_ Stateful = (*FedMDrop)(nil)
 )
+
+// mdropHook is FedMDrop's client report (prototypes and per-modality
+// accuracy under the trained model).
+type mdropHook struct{}
+
+// finish implements finisher.
+func (mdropHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	var err error
+	res.Report, err = r.c.mdropReport(r.cfg, trained)
+	return err
+}

@@ -317,3 +317,23 @@ func crossEntropyRow(logits []float32, y int) float64 {
 	}
 	return m + math.Log(s) - float64(logits[y])
 }
+
+// gbHook is fedgb's client side: the head weights, and each head's loss
+// before and after training.
+type gbHook struct{}
+
+// prepare implements preparer.
+func (gbHook) prepare(r *localRound) error {
+	r.tc.HeadWeights = r.cfg.HeadWeights
+	var err error
+	r.metrics.GB.Before, err = r.c.gbLosses(r.start, r.train)
+	return err
+}
+
+// finish implements finisher.
+func (gbHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	var err error
+	res.Metrics.GB.After, err = r.c.gbLosses(trained, r.train)
+	res.Metrics.GB.N = len(r.train)
+	return err
+}

@@ -85,3 +85,13 @@ func (h *Harmony) AggregateFit(round int, global model.Params, results []Result,
 }
 
 var _ Strategy = (*Harmony)(nil)
+
+// harmonyHook is Harmony's first stage on a client: unimodal training of
+// each held modality's encoder, projector and classifier.
+type harmonyHook struct{}
+
+// prepare implements preparer.
+func (harmonyHook) prepare(r *localRound) error {
+	r.tc.HarmonyUnimodal = true
+	return nil
+}

@@ -40,15 +40,19 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 	}
 }
 
-// withBaselines adds the baseline methods' settings of cfg to a client's
-// training configuration: OGM-GE (multimodal clients only, noise seeded by
-// the client's round seed), Harmony's unimodal stage, and SCAFFOLD's
-// correction c - c_i (nil: off).
-func withBaselines(tc model.TrainConfig, cfg FitConfig, multi bool, correction model.Params) model.TrainConfig {
-	if cfg.OGM && multi {
-		tc.OGM = &model.OGM{Alpha: cfg.OGMAlpha, Seed: cfg.Seed}
-	}
-	tc.HarmonyUnimodal = cfg.HarmonyUnimodal
-	tc.Correction = correction
-	return tc
+// ogmHook is OGM-GE's client side: the modulation's settings and its
+// coefficients' sums.
+type ogmHook struct{}
+
+// prepare implements preparer.
+func (ogmHook) prepare(r *localRound) error {
+	r.tc.OGM = &model.OGM{Alpha: r.cfg.OGMAlpha, Seed: r.cfg.Seed}
+	return nil
+}
+
+// recordStep implements stepRecorder.
+func (ogmHook) recordStep(r *localRound, st model.StepStats) {
+	r.metrics.OGMCoefSum[0] += st.OGMCoef[0]
+	r.metrics.OGMCoefSum[1] += st.OGMCoef[1]
+	r.metrics.OGMBatches++
 }

@@ -203,3 +203,30 @@ func nearestPrototypeAccuracy(emb []float32, labels []int, centers []float32, pr
 }
 
 func nan() float64 { return math.NaN() }
+
+// protoHook is the prototype loss of PMR and FedMDrop: the loss's settings,
+// the prototypes at each epoch's start, and the loss's measurements.
+type protoHook struct {
+	on   bool
+	prev model.Prototypes // the previous epoch's, for PMR's momentum
+}
+
+// prepare implements preparer.
+func (h *protoHook) prepare(r *localRound) error {
+	r.tc.Proto = protoLoss(r.cfg, r.has)
+	h.on = r.tc.Proto != nil
+	return nil
+}
+
+// startEpoch implements epochStarter.
+func (h *protoHook) startEpoch(r *localRound, ep int) error {
+	if !h.on {
+		return nil
+	}
+	return r.c.epochPrototypes(r.local, r.cfg, r.has, ep, &h.prev)
+}
+
+// recordStep implements stepRecorder.
+func (h *protoHook) recordStep(r *localRound, st model.StepStats) {
+	r.metrics.Proto.add(st, r.has)
+}

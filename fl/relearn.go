@@ -367,3 +367,14 @@ func kmeans(x []float64, n, d, k int, rng *rand.Rand) ([]int, float64) {
 	}
 	return assign, inertia
 }
+
+// relearnHook is fedrelearn's client side: the purities in diagnosis
+// rounds.
+type relearnHook struct{}
+
+// finish implements finisher.
+func (relearnHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	var err error
+	res.Metrics.Relearn, err = r.c.relearnPurity(r.start, trained, r.train, r.has, r.cfg.Seed)
+	return err
+}

@@ -389,3 +389,24 @@ var (
 	_ ClientStateful = (*LocalClient)(nil)
 	_ Strategy       = (*Scaffold)(nil)
 )
+
+// scaffoldHook is SCAFFOLD's client side: the correction c − c_i added to
+// every step's gradient, and the control variate's change after training.
+type scaffoldHook struct{}
+
+// prepare implements preparer.
+func (scaffoldHook) prepare(r *localRound) error {
+	corr, err := r.c.scaffoldCorrection(r.ins.Control)
+	if err != nil {
+		return err
+	}
+	r.tc.Correction = corr
+	return nil
+}
+
+// finish implements finisher.
+func (scaffoldHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	var err error
+	res.ControlDelta, err = r.c.scaffoldUpdate(r.start, trained, r.ins.Control, r.local.Trainable(), res.Metrics.Batches, r.cfg.LR, r.cfg.Momentum)
+	return err
+}

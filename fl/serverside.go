@@ -569,3 +569,15 @@ var (
 	_ Strategy = (*serverSided)(nil)
 	_ Stateful = (*serverSided)(nil)
 )
+
+// privacyHook is client-side differential privacy: the update clipped and
+// noised before it leaves the client (personal copies keep the unclipped
+// values: they never leave it).
+type privacyHook struct{}
+
+// finish implements finisher.
+func (privacyHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	var err error
+	res.Params, res.Metrics.DPUnclipped, err = ClientPrivacy(r.c.engine.Layout(), r.ins.Params, trained, r.has, *r.cfg.DP, r.cfg.Seed)
+	return err
+}

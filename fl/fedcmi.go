@@ -1,0 +1,141 @@
+package fl
+
+import (
+	"fmt"
+
+	"github.com/fedcmi/fedcmi/model"
+)
+
+// fedcmiHook is the client side of FedCMI and its dominance variants on a
+// multimodal client (docs/methods.md, docs/dominance.md): the held-out
+// slice, the per-class statistics measured with the received model, the
+// frozen teacher's logits, the class-wise temperatures and the
+// infiltration directions. The loss terms themselves are model.Engine's
+// (TrainConfig.Infiltration). For other methods it only measures what
+// fedcmi-fedstats pools.
+type fedcmiHook struct {
+	// teacher holds the frozen teacher's self-head logits of every train
+	// row (in r.train's order): without augmentation a row's inputs are
+	// the same in every epoch, so the teacher runs once per round, not in
+	// every step (model.TrainConfig.TeacherLogits).
+	teacher  [2][]float32
+	classTmp []float32
+	classDir []float32
+}
+
+// prepare implements preparer.
+func (h *fedcmiHook) prepare(r *localRound) error {
+	c, cfg := r.c, r.cfg
+	infil := cfg.Infiltration
+	var held []int
+	if cfg.Holdout > 0 && (cfg.Dominance == DominanceHoldout || cfg.Dominance == DominanceFederated) {
+		train, hold := HoldoutSplit(c.index, c.labels(c.index), cfg.Holdout, cfg.HoldoutSeed)
+		if len(hold) > 0 && len(train) > 0 { // else too few samples of every class to set any aside
+			r.train, held = train, hold
+		}
+	}
+	// stats are the per-class statistics the direction and temperatures
+	// come from; measured only where something uses them.
+	var stats ClassStats
+	useTeacher := infil && c.augment == nil
+	if cfg.Dominance == DominanceFederated || infil && (cfg.ClassTemperature || cfg.Dominance != DominanceBatch) {
+		measure := r.train
+		if held != nil {
+			measure = held
+		}
+		measured, pred, err := c.classStats(r.start, measure)
+		if err != nil {
+			return err
+		}
+		if useTeacher && held == nil { // measured on the train rows: the same pass gives the teacher
+			h.teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
+		}
+		r.metrics.ClassStats = &measured
+		stats = measured
+		if cfg.Dominance == DominanceFederated && cfg.Table != nil {
+			if len(cfg.Table.PA) != stats.Len() || len(cfg.Table.PV) != stats.Len() {
+				return fmt.Errorf("fl: dominance table for %d classes, data has %d", len(cfg.Table.PA), stats.Len())
+			}
+			stats = cfg.Table.Stats()
+		}
+	}
+	if useTeacher && h.teacher[0] == nil {
+		b := c.gather(r.train)
+		pred, err := c.engine.Predict(r.start, b.X, len(r.train))
+		if err != nil {
+			return err
+		}
+		h.teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
+	}
+	if infil {
+		temps := make([]float64, c.set.NumClasses)
+		if cfg.ClassTemperature {
+			pa, pv := stats.Means()
+			temps = ClassTemperatures(pa, pv, cfg.C3)
+		} else {
+			for k := range temps {
+				temps[k] = GuardTemperature(cfg.Temperature)
+			}
+		}
+		r.metrics.Temperatures = temps
+		h.classTmp = make([]float32, len(temps))
+		for k, t := range temps {
+			h.classTmp[k] = float32(t)
+		}
+		if cfg.Dominance != DominanceBatch {
+			h.classDir = Directions(stats, cfg.ClassDirection)
+		}
+	}
+	r.tc.Infiltration = infil
+	r.tc.TeacherLogits = useTeacher
+	return nil
+}
+
+// fillBatch implements batchFiller: the teacher's logits, the rows'
+// temperatures and directions.
+func (h *fedcmiHook) fillBatch(r *localRound, b *model.Batch, pos []int) {
+	if h.teacher[0] != nil {
+		k := r.c.set.NumClasses
+		for m := range 2 {
+			b.Teacher[m] = make([]float32, 0, len(pos)*k)
+			for _, i := range pos {
+				b.Teacher[m] = append(b.Teacher[m], h.teacher[m][i*k:(i+1)*k]...)
+			}
+		}
+	}
+	if h.classTmp == nil {
+		return
+	}
+	b.Temp = make([]float32, len(b.Labels))
+	for k, y := range b.Labels {
+		b.Temp[k] = h.classTmp[y]
+	}
+	if h.classDir != nil {
+		b.Dir = make([]float32, len(b.Labels))
+		for k, y := range b.Labels {
+			b.Dir[k] = h.classDir[y]
+		}
+	}
+}
+
+var (
+	_ preparer    = (*fedcmiHook)(nil)
+	_ batchFiller = (*fedcmiHook)(nil)
+)
+
+// personalHook keeps the client's personal parameters (infiltration
+// projectors and classifiers) for its next round
+// (FedCMIOptions.Personalized).
+type personalHook struct{}
+
+// finish implements finisher.
+func (personalHook) finish(r *localRound, trained model.Params, _ *FitRes) error {
+	c := r.c
+	c.personal = make(map[int]model.Tensor)
+	for i, info := range c.engine.Layout() {
+		if info.Personal() {
+			c.personal[i] = trained[i]
+		}
+	}
+	return nil
+}
