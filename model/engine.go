@@ -58,6 +58,12 @@ type TrainConfig struct {
 	// HeadWeights[1] and [2] (gradient blending, fl/gradblend.go); nil is
 	// 1, 1, 1. Multiplying by 1 is exact, so nil changes nothing.
 	HeadWeights *[3]float64
+	// PartialRows says that rows of this multimodal client may lack a
+	// modality (Batch.Present): a missing side's embedding enters the fused
+	// head as zeros, its self head's loss skips the row, and the
+	// infiltration loss and the dominance sums use the rows holding both.
+	// Not with OGM-GE, the prototype loss or Harmony's first stage.
+	PartialRows bool
 	// Mu is the FedProx coefficient: grad += Mu * (w - w_start). Zero turns it off.
 	Mu float64
 	// WeightDecay is SGD's L2 coefficient (default 1e-4).
@@ -115,6 +121,9 @@ type stepKey struct {
 	proto bool   // prototype-guided loss (prototype.go)
 	// teacherIn: the teacher's self-head logits are inputs (infil only).
 	teacherIn bool
+	// partial: rows of a multimodal client may lack a modality
+	// (Batch.Present are inputs).
+	partial bool
 }
 
 // needStart reports whether the step graph takes the start parameters: as
@@ -122,7 +131,11 @@ type stepKey struct {
 func (k stepKey) needStart() bool { return k.prox || k.infil && !k.teacherIn }
 
 func (k stepKey) String() string {
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v teacher_inputs=%v%s]", k.kind, k.infil, k.prox, k.proto, k.teacherIn, k.ext)
+	partial := ""
+	if k.partial {
+		partial = " partial_rows=true"
+	}
+	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v teacher_inputs=%v%s%s]", k.kind, k.infil, k.prox, k.proto, k.teacherIn, k.ext, partial)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -244,6 +257,9 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 		}
 	}
 	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+	if key.partial {
+		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+	}
 	if key.infil {
 		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	}
@@ -278,6 +294,10 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			}
 		}
 		labels, mask, rest := rest[0], rest[1], rest[2:]
+		var presA, presV *Node
+		if key.partial {
+			presA, presV, rest = rest[0], rest[1], rest[2:]
+		}
 		var temp, dir, ta, tv *Node
 		if key.infil {
 			temp, dir, rest = rest[0], rest[1], rest[2:]
@@ -304,11 +324,19 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			ev := net.embed(1, x[1], key.infil)
 			z = [2]*Node{ea.self, ev.self}
 			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
-			loss = Mul(hp(hypFused), maskedMean(crossEntropy(net.fuse(ea.self, ev.self), onehot), mask))
-			uni := Add(Mul(hp(hypFirst), maskedMean(crossEntropy(la, onehot), mask)), Mul(hp(hypSecond), maskedMean(crossEntropy(lv, onehot), mask)))
+			// Without partial rows every mask below is mask itself.
+			selfA, selfV, maskA, maskV, maskBoth := ea.self, ev.self, mask, mask, mask
+			if key.partial {
+				selfA = Mul(ea.self, Reshape(presA, e.batch, 1))
+				selfV = Mul(ev.self, Reshape(presV, e.batch, 1))
+				maskA, maskV = Mul(mask, presA), Mul(mask, presV)
+				maskBoth = Mul(maskA, presV)
+			}
+			loss = Mul(hp(hypFused), maskedMean(crossEntropy(net.fuse(selfA, selfV), onehot), mask))
+			uni := Add(Mul(hp(hypFirst), maskedMean(crossEntropy(la, onehot), maskA)), Mul(hp(hypSecond), maskedMean(crossEntropy(lv, onehot), maskV)))
 			loss = Add(loss, Mul(hp(hypC1), uni))
-			sumPA = StopGradient(ReduceAllSum(Mul(trueClassProb(la, onehot), mask)))
-			sumPV = StopGradient(ReduceAllSum(Mul(trueClassProb(lv, onehot), mask)))
+			sumPA = StopGradient(ReduceAllSum(Mul(trueClassProb(la, onehot), maskBoth)))
+			sumPV = StopGradient(ReduceAllSum(Mul(trueClassProb(lv, onehot), maskBoth)))
 			if key.infil {
 				if !key.teacherIn {
 					teacher := newNetwork(&e.arch, e.layout, start)
@@ -325,7 +353,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 				one := OnesLike(dir)
 				batchV := Where(GreaterThan(sumPA, sumPV), one, ZerosLike(dir))
 				selV := Where(GreaterThan(dir, ZerosLike(dir)), one, Where(LessThan(dir, ZerosLike(dir)), ZerosLike(dir), batchV))
-				linf := maskedMean(Add(Mul(selV, intoV), Mul(Sub(one, selV), intoA)), mask)
+				linf := maskedMean(Add(Mul(selV, intoV), Mul(Sub(one, selV), intoA)), maskBoth)
 				loss = Add(loss, Mul(hp(hypAlpha), linf))
 			}
 			if key.ext.ogm {
@@ -411,6 +439,10 @@ type Batch struct {
 	// Teacher holds the frozen teacher's self-head logits of each modality,
 	// row-major [n, NumClasses], for sessions with TrainConfig.TeacherLogits.
 	Teacher [2][]float32
+	// Present says, per modality and row, whether the row has that
+	// modality (1) or not (0; its features should be zeros), for sessions
+	// with TrainConfig.PartialRows; nil means every row has it.
+	Present [2][]float32
 }
 
 // StepStats is what one training step measured on the real rows.
@@ -479,6 +511,10 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	}
 	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0, proto: cfg.Proto != nil}
 	key.teacherIn = key.infil && cfg.TeacherLogits
+	key.partial = cfg.PartialRows && k == kindMulti
+	if key.partial && (cfg.OGM != nil || cfg.Proto != nil || cfg.HarmonyUnimodal) {
+		return nil, errors.New("model: rows missing a modality (PartialRows) do not work with OGM-GE, the prototype loss or Harmony's unimodal stage")
+	}
 	if key.ext, err = e.extKeyOf(cfg, k); err != nil {
 		return nil, err
 	}
@@ -623,6 +659,21 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		}
 	}
 	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
+	if l.key.partial {
+		for m := range 2 {
+			if b.Present[m] != nil && len(b.Present[m]) != n {
+				return StepStats{}, fmt.Errorf("model: modality %q: presence of %d rows for %d", e.arch.Modalities[m], len(b.Present[m]), n)
+			}
+			pres := make([]float32, e.batch)
+			for i := range n {
+				pres[i] = 1
+				if b.Present[m] != nil {
+					pres[i] = b.Present[m][i]
+				}
+			}
+			args = append(args, tensors.FromFlatDataAndDimensions(pres, e.batch))
+		}
+	}
 	if l.key.infil {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
 	}

@@ -698,3 +698,62 @@ func TestHeadWeights(t *testing.T) {
 		t.Error("a negative head weight was accepted")
 	}
 }
+
+// TestPartialRows checks rows that lack a modality: what a missing side's
+// features hold does not change the step's loss (its embedding enters the
+// fused head as zeros and its self head skips the row); with every row
+// present the loss is the plain session's; the combinations that do not
+// support partial rows are refused.
+func TestPartialRows(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9}
+	loss := func(cfg TrainConfig, b Batch) float64 {
+		l, err := e.NewLocal(mustInit(t, arch, 1), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		st, err := l.Step(b, 0.1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Loss
+	}
+	b := toyBatch(arch, 6, 7)
+	partial := cfg
+	partial.PartialRows = true
+	if p, plain := loss(partial, b), loss(cfg, b); math.Abs(p-plain) > 1e-6 {
+		t.Errorf("every row present: loss %v, plain session %v", p, plain)
+	}
+	// Rows 1 and 4 lack modality 1 (width 4), row 2 modality 0 (width 5).
+	b.Present = [2][]float32{{1, 1, 0, 1, 1, 1}, {1, 0, 1, 1, 0, 1}}
+	base := loss(partial, b)
+	other := toyBatch(arch, 6, 7)
+	other.Present = b.Present
+	for j := range 4 {
+		other.X[1][1*4+j], other.X[1][4*4+j] = 9, -9
+	}
+	for j := range 5 {
+		other.X[0][2*5+j] = 5
+	}
+	if got := loss(partial, other); math.Abs(got-base) > 1e-6 {
+		t.Errorf("missing sides' features changed the loss: %v vs %v", got, base)
+	}
+	// A present side's features do matter.
+	other.X[1][0] += 3
+	if got := loss(partial, other); math.Abs(got-base) < 1e-6 {
+		t.Error("a present row's features did not change the loss")
+	}
+	for _, bad := range []TrainConfig{
+		{Has: [2]bool{true, true}, C1: 2, PartialRows: true, OGM: &OGM{Alpha: 0.1}},
+		{Has: [2]bool{true, true}, C1: 2, PartialRows: true, HarmonyUnimodal: true},
+	} {
+		if _, err := e.NewLocal(mustInit(t, arch, 1), bad); err == nil || !strings.Contains(err.Error(), "PartialRows") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
