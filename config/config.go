@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -189,34 +190,35 @@ type Model struct {
 
 // Data holds the data set and its split among clients.
 type Data struct {
-	Source        string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory), mfeat (UCI Multiple Features), or media: avdigits (FSDD + MNIST), cremad, ave, crisismmd"`
-	Dir           string    `yaml:"dir" path:"true" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd); in an experiment file, relative to the file"`
-	ImagesDir     string    `yaml:"images_dir" path:"true" help:"avdigits: the folder of MNIST's IDX files; in an experiment file, relative to the file"`
-	PairingSeed   uint64    `yaml:"pairing_seed" help:"avdigits: seed of the pairing of recordings with MNIST images, part of the data set's identity (fixed across experiment seeds, so they share one data set and cache)"`
-	SplitDir      string    `yaml:"split_dir" path:"true" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default; in an experiment file, relative to the file"`
-	CacheDir      string    `yaml:"cache_dir" path:"true" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing); in an experiment file, relative to the file"`
-	AudioDir      string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
-	FramesDir     string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
-	TestSplit     string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
-	LabelColumn   string    `yaml:"label_column" help:"crisismmd: the TSV column holding the label (empty: label, else label_text)"`
-	SkipBroken    bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
-	Limit         int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
-	Augment       []string  `yaml:"augment" help:"training augmentation of each modality: none, crop (random resized crop) or crop_flip (and horizontal flip); image-shaped data only"`
-	Media         Media     `yaml:"media"`
-	Modalities    []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
-	NumClasses    int       `yaml:"num_classes" help:"number of classes for npz, at most 1048576 (0: max label + 1, refused beyond 10000 or when fewer than half of the classes occur)"`
-	NPZMaxMB      int       `yaml:"npz_max_mb" help:"npz: the most MiB that the arrays of train.npz or test.npz may decompress to, checked before decompressing (a guard against zip bombs); at most 1048576"`
-	TestFraction  float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
-	Standardize   bool      `yaml:"standardize" help:"standardise every feature with the training set's mean and std (stored with the run)"`
-	Partition     string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group: npz groups, or the speakers of avdigits)"`
-	Alpha         float64   `yaml:"alpha" help:"Dirichlet concentration, in (0, 1e9]; small is skewed, 1e8 is about IID"`
-	MinSize       int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
-	MultiRatio    float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
-	MissingRate   float64   `yaml:"missing_rate" help:"each client loses each of its modalities with this probability, in [0, 1) (FedMultimodal's missing modalities; applied after multi_ratio, set multi_ratio: 1 for their setting); a client left with none is left out, with a log line"`
-	LabelNoise    float64   `yaml:"label_noise" help:"share of each client's training labels made wrong, in [0, 1): a label y becomes class c with the client's own probability (a per-client class-transition matrix, Dirichlet(1) over the wrong classes); the test set stays clean"`
-	MissingLabels float64   `yaml:"missing_labels" help:"share of each client's training samples without a label, in [0, 1): left out of training (no method has an unsupervised loss) and of the client's weight in averaging"`
-	Validation    float64   `yaml:"validation" help:"if > 0, share of each class of the training set carved out (seeded) and evaluated on instead of the test set, for choosing hyper-parameters"`
-	Synthetic     Synthetic `yaml:"synthetic"`
+	Source            string    `yaml:"source" help:"synthetic (built in), npz (a feature-set directory), mfeat (UCI Multiple Features), or media: avdigits (FSDD + MNIST), cremad, ave, crisismmd"`
+	Dir               string    `yaml:"dir" path:"true" help:"data directory: npz/mfeat folder, FSDD recordings (avdigits), or the data set root (cremad, ave, crisismmd); in an experiment file, relative to the file"`
+	ImagesDir         string    `yaml:"images_dir" path:"true" help:"avdigits: the folder of MNIST's IDX files; in an experiment file, relative to the file"`
+	PairingSeed       uint64    `yaml:"pairing_seed" help:"avdigits: seed of the pairing of recordings with MNIST images, part of the data set's identity (fixed across experiment seeds, so they share one data set and cache)"`
+	SplitDir          string    `yaml:"split_dir" path:"true" help:"folder of the split lists (cremad train.csv/test.csv, ave trainSet.txt/testSet.txt, crisismmd TSVs); empty: the data set's default; in an experiment file, relative to the file"`
+	CacheDir          string    `yaml:"cache_dir" path:"true" help:"media sources: where prepared features are kept, one sub-folder per data set and preprocessing (fedcmi prepare fills it; simulate does too when missing); in an experiment file, relative to the file"`
+	AudioDir          string    `yaml:"audio_dir" help:"cremad, ave: folder of the WAV files under data.dir (empty: AudioWAV)"`
+	FramesDir         string    `yaml:"frames_dir" help:"cremad, ave: folder of the per-clip frame folders under data.dir (empty: Image-01-FPS for cremad, Image-01-FPS-SE for ave)"`
+	TestSplit         string    `yaml:"test_split" help:"which held-out list is the test set: test, or val (ave) / dev (crisismmd) / speaker:NAME (avdigits: all clips of one speaker, the others train) (empty: test)"`
+	LabelColumn       string    `yaml:"label_column" help:"crisismmd: the TSV column holding the label (empty: label, else label_text)"`
+	SkipBroken        bool      `yaml:"skip_broken" help:"media sources: leave out media that are missing or fail to decode (reported) instead of stopping"`
+	Limit             int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
+	Augment           []string  `yaml:"augment" help:"training augmentation of each modality: none, crop (random resized crop) or crop_flip (and horizontal flip); image-shaped data only"`
+	Media             Media     `yaml:"media"`
+	Modalities        []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
+	NumClasses        int       `yaml:"num_classes" help:"number of classes for npz, at most 1048576 (0: max label + 1, refused beyond 10000 or when fewer than half of the classes occur)"`
+	NPZMaxMB          int       `yaml:"npz_max_mb" help:"npz: the most MiB that the arrays of train.npz or test.npz may decompress to, checked before decompressing (a guard against zip bombs); at most 1048576"`
+	TestFraction      float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
+	Standardize       bool      `yaml:"standardize" help:"standardise every feature with the training set's mean and std (stored with the run)"`
+	Partition         string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group: npz groups, or the speakers of avdigits)"`
+	Alpha             float64   `yaml:"alpha" help:"Dirichlet concentration, in (0, 1e9]; small is skewed, 1e8 is about IID"`
+	MinSize           int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
+	MultiRatio        float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
+	MissingRate       float64   `yaml:"missing_rate" help:"each client loses each of its modalities with this probability, in [0, 1) (FedMultimodal's missing modalities; applied after multi_ratio, set multi_ratio: 1 for their setting); a client left with none is left out, with a log line"`
+	MissingSampleRate float64   `yaml:"missing_sample_rate" help:"inside each multimodal client, each sample loses each of its modalities with this probability, in [0, 1) (a sample left with none is left out); not with pmr, fedmdrop, ogm-ge or harmony"`
+	LabelNoise        float64   `yaml:"label_noise" help:"share of each client's training labels made wrong, in [0, 1): a label y becomes class c with the client's own probability (a per-client class-transition matrix, Dirichlet(1) over the wrong classes); the test set stays clean"`
+	MissingLabels     float64   `yaml:"missing_labels" help:"share of each client's training samples without a label, in [0, 1): left out of training (no method has an unsupervised loss) and of the client's weight in averaging"`
+	Validation        float64   `yaml:"validation" help:"if > 0, share of each class of the training set carved out (seeded) and evaluated on instead of the test set, for choosing hyper-parameters"`
+	Synthetic         Synthetic `yaml:"synthetic"`
 }
 
 // Media says how media sources become features; 0 means the data set's
@@ -546,6 +548,9 @@ func (c *Config) Validate() error {
 		{c.Data.MultiRatio >= 0 && c.Data.MultiRatio <= 1, "data.multi_ratio", "must be in [0, 1]"},
 		{c.Data.Validation >= 0 && c.Data.Validation <= 0.5, "data.validation", "must be in [0, 0.5]"},
 		{c.Data.MissingRate >= 0 && c.Data.MissingRate < 1, "data.missing_rate", "must be in [0, 1)"},
+		{c.Data.MissingSampleRate >= 0 && c.Data.MissingSampleRate < 1, "data.missing_sample_rate", "must be in [0, 1)"},
+		{c.Data.MissingSampleRate == 0 || !slices.Contains([]string{"pmr", "fedmdrop", "ogm-ge", "harmony"}, c.Method), "data.missing_sample_rate",
+			"must be 0 for " + c.Method + " (its prototypes, modulation or unimodal stage assume every sample of a multimodal client has both modalities)"},
 		{c.Data.LabelNoise >= 0 && c.Data.LabelNoise < 1, "data.label_noise", "must be in [0, 1)"},
 		{c.Data.MissingLabels >= 0 && c.Data.MissingLabels < 1, "data.missing_labels", "must be in [0, 1)"},
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},

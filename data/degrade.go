@@ -145,3 +145,41 @@ func DropLabels(parts [][]int, rate float64, rng *rand.Rand) ([][]int, error) {
 	}
 	return out, nil
 }
+
+// DropSampleModalities makes modalities missing per sample inside clients:
+// in each client holding two or more modalities (parts[i], masks[i]), each
+// row loses each of the client's modalities independently with
+// probability rate. It returns every row's modalities (rows holds n
+// entries; a row in no part keeps 0) and the parts without the rows left
+// with none, in their order. Clients holding one modality are unchanged.
+func DropSampleModalities(parts [][]int, masks []Mask, n int, rate float64, rng *rand.Rand) (rows []Mask, kept [][]int, err error) {
+	if err := checkRate("missing sample rate", rate); err != nil {
+		return nil, nil, err
+	}
+	if len(parts) != len(masks) {
+		return nil, nil, fmt.Errorf("data: drop sample modalities: %d parts, %d masks", len(parts), len(masks))
+	}
+	rows = make([]Mask, n)
+	kept = make([][]int, len(parts))
+	for p, part := range parts {
+		kept[p] = make([]int, 0, len(part))
+		for _, i := range part {
+			if i < 0 || i >= n {
+				return nil, nil, fmt.Errorf("data: drop sample modalities: client %d holds row %d of %d", p, i, n)
+			}
+			k := masks[p]
+			if k.Count() >= 2 {
+				for m := range maxMaskModalities {
+					if k.Has(m) && rng.Float64() < rate {
+						k &^= 1 << m
+					}
+				}
+			}
+			rows[i] = k
+			if k != 0 {
+				kept[p] = append(kept[p], i)
+			}
+		}
+	}
+	return rows, kept, nil
+}

@@ -152,3 +152,46 @@ func TestDropLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestDropSampleModalities(t *testing.T) {
+	const n = 6000
+	all := make([]int, n/2)
+	for i := range all {
+		all[i] = i
+	}
+	uni := make([]int, n/2)
+	for i := range uni {
+		uni[i] = n/2 + i
+	}
+	parts, masks := [][]int{all, uni}, []Mask{Full(2), 1}
+	rows, kept, err := DropSampleModalities(parts, masks, n, 0.3, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, none := 0, 0
+	for _, i := range all {
+		lost += 2 - rows[i].Count()
+		if rows[i] == 0 {
+			none++
+		}
+	}
+	// Each of 6000 slots lost with probability 0.3; a row loses both with 0.09.
+	if share := float64(lost) / float64(n); math.Abs(share-0.3) > 0.03 {
+		t.Errorf("%.3f of the multimodal client's slots lost, want 0.3", share)
+	}
+	if len(kept[0]) != len(all)-none || math.Abs(float64(none)/float64(len(all))-0.09) > 0.02 {
+		t.Errorf("%d rows kept of %d, %d left with none", len(kept[0]), len(all), none)
+	}
+	for _, i := range kept[0] {
+		if rows[i] == 0 {
+			t.Fatal("a row without modalities was kept")
+		}
+	}
+	// The unimodal client keeps every row and its one modality.
+	if len(kept[1]) != len(uni) || rows[uni[0]] != 1 {
+		t.Errorf("unimodal client changed: %d rows, mask %v", len(kept[1]), rows[uni[0]])
+	}
+	if _, _, err := DropSampleModalities(parts, masks, n, 1, rand.New(rand.NewPCG(1, 2))); err == nil || !strings.Contains(err.Error(), "missing sample rate") {
+		t.Errorf("rate 1: %v", err)
+	}
+}

@@ -39,6 +39,11 @@ type LocalClient struct {
 	personal map[int]model.Tensor
 	// augment, if set, transforms training batches (never evaluation data).
 	augment Augmenter
+	// rowHas, if not nil, holds each row's modalities (indexed like the
+	// set's rows) when samples miss some; partial says some of the
+	// client's rows lack one of its modalities.
+	rowHas  []data.Mask
+	partial bool
 	// onStep, if set, is told of every local training step (SetOnStep).
 	onStep func(round, done, total int)
 	// control is SCAFFOLD's client control variate c_i (Layout order), kept
@@ -90,6 +95,25 @@ func NewLocalClient(engine *model.Engine, set *data.Set, index []int, has data.M
 	return &LocalClient{engine: engine, set: set, index: slices.Clone(index), has: has}, nil
 }
 
+// SetRowModalities tells the client which modalities each of its rows has
+// (rows indexes the set's rows; a row's mask must be within the client's):
+// a missing modality's features are fed as zeros and its loss terms skip
+// the row (model.TrainConfig.PartialRows).
+func (c *LocalClient) SetRowModalities(rows []data.Mask) error {
+	if len(rows) != c.set.Len() {
+		return fmt.Errorf("fl: row modalities for %d rows, set has %d", len(rows), c.set.Len())
+	}
+	c.partial = false
+	for _, i := range c.index {
+		if rows[i] == 0 || rows[i]&^c.has != 0 {
+			return fmt.Errorf("fl: row %d has modalities %v, client holds %v", i, rows[i], c.has)
+		}
+		c.partial = c.partial || rows[i] != c.has
+	}
+	c.rowHas = rows
+	return nil
+}
+
 // NumSamples is the number of local samples.
 func (c *LocalClient) NumSamples() int { return len(c.index) }
 
@@ -112,6 +136,22 @@ func (c *LocalClient) gather(idx []int) model.Batch {
 	b.Labels = make([]int, len(idx))
 	for k, i := range idx {
 		b.Labels[k] = c.set.Labels[i]
+	}
+	if c.partial {
+		for m := range 2 {
+			if b.X[m] == nil {
+				continue
+			}
+			d := c.set.Dims[m]
+			b.Present[m] = make([]float32, len(idx))
+			for k, i := range idx {
+				if c.rowHas[i].Has(m) {
+					b.Present[m][k] = 1
+				} else {
+					clear(b.X[m][k*d : (k+1)*d])
+				}
+			}
+		}
 	}
 	return b
 }
@@ -154,6 +194,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		Mu:          cfg.Mu,
 		WeightDecay: cfg.WeightDecay,
 		Momentum:    cfg.Momentum,
+		PartialRows: c.partial && r.multi,
 	}
 	hooks := roundHooks(cfg, ins, r.multi)
 	for _, h := range hooks {

@@ -176,3 +176,46 @@ func TestTeacherOncePerRound(t *testing.T) {
 		}
 	}
 }
+
+// TestRowModalities checks a client whose rows miss modalities: the
+// missing side's features are zeros in its batches with Present 0, it
+// trains (FedCMI, partial rows), and impossible row masks are refused.
+func TestRowModalities(t *testing.T) {
+	e, train := testEngine(t)
+	idx := []int{0, 1, 2, 3, 4, 5}
+	c, err := NewLocalClient(e, train, idx, data.Full(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]data.Mask, train.Len())
+	for i := range rows {
+		rows[i] = data.Full(2)
+	}
+	rows[1], rows[4] = 1, 2 // row 1 lacks modality 1, row 4 modality 0
+	if err := c.SetRowModalities(rows); err != nil {
+		t.Fatal(err)
+	}
+	b := c.gather(idx)
+	d := train.Dims[1]
+	for j := range d {
+		if b.X[1][1*d+j] != 0 {
+			t.Fatal("row 1's missing modality 1 is not zeros")
+		}
+	}
+	if b.Present[1][1] != 0 || b.Present[0][4] != 0 || b.Present[0][1] != 1 || b.X[0][1*train.Dims[0]] == 0 {
+		t.Errorf("presence %v", b.Present)
+	}
+	arch := e.Arch()
+	global, _ := arch.Init(1)
+	if _, err := c.Fit(context.Background(), FitIns{Params: global, Config: fitConfig(1)}); err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]data.Mask(nil), rows...)
+	bad[2] = 0
+	if err := c.SetRowModalities(bad); err == nil {
+		t.Error("a row without modalities was accepted")
+	}
+	if err := c.SetRowModalities(rows[:3]); err == nil {
+		t.Error("row modalities of the wrong length were accepted")
+	}
+}

@@ -67,6 +67,41 @@ func TestDegrade(t *testing.T) {
 			}
 		}
 	})
+	t.Run("missing_sample_rate", func(t *testing.T) {
+		cfg := base
+		cfg.Data.MissingSampleRate = 0.3
+		cfg.OutDir = t.TempDir()
+		f, err := Prepare(context.Background(), &cfg, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.RowMasks == nil || !slices.Equal(f.Masks, clean.Masks) {
+			t.Fatal("no row masks, or the clients' modalities changed")
+		}
+		partial, rows := 0, 0
+		for i, p := range f.Parts {
+			if len(p) > len(clean.Parts[i]) {
+				t.Errorf("client %d gained rows", i)
+			}
+			for _, r := range p {
+				rows++
+				if f.RowMasks[r] == 0 {
+					t.Fatalf("row %d without modalities kept", r)
+				}
+				if f.RowMasks[r] != data.Full(2) {
+					partial++
+				}
+			}
+		}
+		// A kept row misses one of two modalities with 2*0.3*0.7/0.91 = 0.46.
+		if share := float64(partial) / float64(rows); share < 0.35 || share > 0.57 {
+			t.Errorf("%.2f of the kept rows miss a modality, want about 0.46", share)
+		}
+		cfg.Rounds = 2
+		if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("missing_rate", func(t *testing.T) {
 		cfg := base
 		cfg.Data.MissingRate = 0.5

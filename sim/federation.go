@@ -26,6 +26,9 @@ type Federation struct {
 	// Parts holds each client's training rows; Masks its modalities.
 	Parts [][]int
 	Masks []data.Mask
+	// RowMasks holds each training row's modalities when samples miss
+	// some (data.missing_sample_rate); nil otherwise.
+	RowMasks []data.Mask
 	// Arch and Engine are the network; Global its initial parameters.
 	Arch   model.Arch
 	Engine *model.Engine
@@ -48,7 +51,8 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
-	if train, parts, masks, err = degrade(cfg, train, parts, masks, log); err != nil {
+	var rowMasks []data.Mask
+	if train, parts, masks, rowMasks, err = degrade(cfg, train, parts, masks, log); err != nil {
 		return nil, err
 	}
 	arch, err := Arch(cfg, train)
@@ -68,7 +72,7 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 		return nil, err
 	}
 	return &Federation{
-		Train: train, Test: test, Standardizer: z, Parts: parts, Masks: masks,
+		Train: train, Test: test, Standardizer: z, Parts: parts, Masks: masks, RowMasks: rowMasks,
 		Arch: arch, Engine: engine, Global: global, Augment: augment,
 	}, nil
 }
@@ -118,6 +122,11 @@ func (f *Federation) Client(i int) (*fl.LocalClient, error) {
 		return nil, fmt.Errorf("sim: %s: %w", ClientID(i), err)
 	}
 	c.SetAugmenter(f.Augment)
+	if f.RowMasks != nil {
+		if err := c.SetRowModalities(f.RowMasks); err != nil {
+			return nil, fmt.Errorf("sim: %s: %w", ClientID(i), err)
+		}
+	}
 	return c, nil
 }
 

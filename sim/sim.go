@@ -41,6 +41,7 @@ const (
 	streamMissing
 	streamLabelNoise
 	streamMissingLabels
+	streamMissingSamples
 )
 
 func rng(seed uint64, stream uint64) *rand.Rand {
