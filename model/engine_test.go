@@ -673,16 +673,7 @@ func TestHeadWeights(t *testing.T) {
 	}
 	b := toyBatch(arch, 8, 5)
 	loss := func(c1 float64, w *[3]float64) float64 {
-		l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: c1, HeadWeights: w})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		st, err := l.Step(b, 0.1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Loss
+		return firstStepLoss(t, e, TrainConfig{Has: [2]bool{true, true}, C1: c1, HeadWeights: w}, b)
 	}
 	whole, fused, self := loss(1, nil), loss(1, &[3]float64{1, 0, 0}), loss(1, &[3]float64{0, 1, 1})
 	if math.Abs(fused+self-whole) > 1e-5 {
@@ -711,18 +702,7 @@ func TestPartialRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9}
-	loss := func(cfg TrainConfig, b Batch) float64 {
-		l, err := e.NewLocal(mustInit(t, arch, 1), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		st, err := l.Step(b, 0.1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Loss
-	}
+	loss := func(cfg TrainConfig, b Batch) float64 { return firstStepLoss(t, e, cfg, b) }
 	b := toyBatch(arch, 6, 7)
 	partial := cfg
 	partial.PartialRows = true
@@ -756,4 +736,21 @@ func TestPartialRows(t *testing.T) {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
+}
+
+// firstStepLoss returns the loss of one step of a session with cfg from the
+// parameters of seed 1, measured before the update.
+func firstStepLoss(t *testing.T, e *Engine, cfg TrainConfig, b Batch) float64 {
+	t.Helper()
+	arch := e.Arch()
+	l, err := e.NewLocal(mustInit(t, arch, 1), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st, err := l.Step(b, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Loss
 }
