@@ -50,6 +50,10 @@ func TestPinnedResults(t *testing.T) {
 	got := map[string]pinned{}
 	for _, method := range fl.MethodNames() {
 		cfg := small(t, method)
+		// Five rounds, so that every method's own machinery acts: fedgb's
+		// weights from round 4, fedrelearn's re-initialisation at round 2.
+		cfg.Rounds = 5
+		cfg.FedRelearn.Every = 2
 		res, err := Run(context.Background(), cfg, Options{Logger: quiet})
 		if err != nil {
 			t.Fatalf("%s: %v", method, err)
