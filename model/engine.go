@@ -343,17 +343,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 					ta = StopGradient(teacher.classify(0, teacher.embed(0, x[0], false).self))
 					tv = StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
 				}
-				// rho = sumPA/sumPV > 1: A dominant, so V's infiltration
-				// head C_V(va) learns from the teacher's C_A(aa); else A's
-				// C_A(av) learns from the teacher's C_V(vv). A row whose
-				// direction input is non-zero overrides the batch's choice
-				// (+1 into V, -1 into A).
-				intoV := softCrossEntropy(ta, net.classify(1, ev.inf), temp)
-				intoA := softCrossEntropy(tv, net.classify(0, ea.inf), temp)
-				one := OnesLike(dir)
-				batchV := Where(GreaterThan(sumPA, sumPV), one, ZerosLike(dir))
-				selV := Where(GreaterThan(dir, ZerosLike(dir)), one, Where(LessThan(dir, ZerosLike(dir)), ZerosLike(dir), batchV))
-				linf := maskedMean(Add(Mul(selV, intoV), Mul(Sub(one, selV), intoA)), maskBoth)
+				linf := infiltrationLoss(net, ea, ev, ta, tv, temp, dir, sumPA, sumPV, maskBoth)
 				loss = Add(loss, Mul(hp(hypAlpha), linf))
 			}
 			if key.ext.ogm {
