@@ -144,12 +144,24 @@ func BenchmarkCNNStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			for b.Loop() {
-				if _, err := l.Step(batch, 0.01); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchSteps(b, l, batch)
 		})
+	}
+}
+
+// benchSteps times l's steps on batch after three untimed warm-up steps,
+// as ../shared/bench/torch_step.py does: the first step compiles the graph
+// and the first few fill the backend's buffer pool.
+func benchSteps(b *testing.B, l *Local, batch Batch) {
+	for range 3 {
+		if _, err := l.Step(batch, 0.01); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, err := l.Step(batch, 0.01); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -512,12 +512,7 @@ func BenchmarkStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := l.Step(batch, 0.01); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchSteps(b, l, batch)
 		})
 	}
 }
