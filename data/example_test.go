@@ -30,7 +30,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	masks, err := data.AllocateModalities(4, 0.5, rng)
+	masks, err := data.AllocateModalities(4, 2, 0.5, rng)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -60,16 +60,21 @@ func (k Mask) Format(names []string) string {
 }
 
 // AllocateModalities assigns a modality set to each of numClients clients
-// for a two-modality set: round(multiRatio*numClients) clients are
-// multimodal (Full(2)); the rest are split in half into modality-0-only and
-// modality-1-only (odd one out goes to modality 0). Which client gets what is
-// a seeded shuffle. Errors if multiRatio outside [0,1] or numClients < 1.
+// for a set of numModalities (2..8) modalities: round(multiRatio*numClients)
+// clients are multimodal (Full(numModalities), every modality); the rest
+// are split evenly into the unimodal kinds, modality 0 first (with two
+// modalities, the odd one out goes to modality 0). Which client gets what
+// is a seeded shuffle. Errors if multiRatio outside [0,1], numClients < 1
+// or numModalities outside 2..8.
 //
 // Rounding is half away from zero (math.Round), so 0.5 of 5 clients gives 3
 // multimodal ones.
-func AllocateModalities(numClients int, multiRatio float64, rng *rand.Rand) ([]Mask, error) {
+func AllocateModalities(numClients, numModalities int, multiRatio float64, rng *rand.Rand) ([]Mask, error) {
 	if numClients < 1 {
 		return nil, fmt.Errorf("data: allocate modalities: numClients = %d, want >= 1", numClients)
+	}
+	if numModalities < 2 || numModalities > maxMaskModalities {
+		return nil, fmt.Errorf("data: allocate modalities: %d modalities, want 2..%d", numModalities, maxMaskModalities)
 	}
 	if !(multiRatio >= 0 && multiRatio <= 1) { // also rejects NaN
 		return nil, fmt.Errorf("data: allocate modalities: multiRatio = %v, want in [0, 1]", multiRatio)
@@ -79,16 +84,18 @@ func AllocateModalities(numClients int, multiRatio float64, rng *rand.Rand) ([]M
 	}
 	multi := int(math.Round(multiRatio * float64(numClients)))
 	uni := numClients - multi
-	only0 := (uni + 1) / 2
 	masks := make([]Mask, 0, numClients)
 	for range multi {
-		masks = append(masks, Full(2))
+		masks = append(masks, Full(numModalities))
 	}
-	for range only0 {
-		masks = append(masks, 1<<0)
-	}
-	for range uni - only0 {
-		masks = append(masks, 1<<1)
+	for m := range numModalities {
+		n := uni / numModalities
+		if m < uni%numModalities {
+			n++
+		}
+		for range n {
+			masks = append(masks, 1<<m)
+		}
 	}
 	rng.Shuffle(len(masks), func(i, j int) { masks[i], masks[j] = masks[j], masks[i] })
 	return masks, nil

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -66,7 +67,7 @@ func TestAllocateModalities(t *testing.T) {
 		{7, 0.3, 2, 3, 2},
 	}
 	for _, tc := range tests {
-		masks, err := AllocateModalities(tc.clients, tc.ratio, newRand(1))
+		masks, err := AllocateModalities(tc.clients, 2, tc.ratio, newRand(1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,18 +76,34 @@ func TestAllocateModalities(t *testing.T) {
 			count[k]++
 		}
 		if len(masks) != tc.clients || count[3] != tc.multi || count[1] != tc.a || count[2] != tc.v {
-			t.Errorf("AllocateModalities(%d, %v): %d masks, %d multi, %d A-only, %d V-only; want %d, %d, %d",
+			t.Errorf("AllocateModalities(%d, 2, %v): %d masks, %d multi, %d A-only, %d V-only; want %d, %d, %d",
 				tc.clients, tc.ratio, len(masks), count[3], count[1], count[2], tc.multi, tc.a, tc.v)
 		}
 	}
-	a, _ := AllocateModalities(20, 0.4, newRand(7))
-	b, _ := AllocateModalities(20, 0.4, newRand(7))
-	c, _ := AllocateModalities(20, 0.4, newRand(8))
+	a, _ := AllocateModalities(20, 2, 0.4, newRand(7))
+	b, _ := AllocateModalities(20, 2, 0.4, newRand(7))
+	c, _ := AllocateModalities(20, 2, 0.4, newRand(8))
 	if !slices.Equal(a, b) {
 		t.Error("same seed gave different allocations")
 	}
 	if slices.Equal(a, c) {
 		t.Error("different seeds gave the same allocation")
+	}
+	// Three modalities: 3 multimodal clients of 10 hold all three; the
+	// other 7 split 3, 2, 2.
+	masks, err := AllocateModalities(10, 3, 0.3, newRand(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[Mask]int{}
+	for _, k := range masks {
+		count[k]++
+	}
+	if want := map[Mask]int{7: 3, 1: 3, 2: 2, 4: 2}; !maps.Equal(count, want) {
+		t.Errorf("three modalities: %v, want %v", count, want)
+	}
+	if _, err := AllocateModalities(4, 1, 0.5, newRand(1)); err == nil || !strings.Contains(err.Error(), "1 modalities") {
+		t.Errorf("one modality: err = %v", err)
 	}
 }
 
@@ -107,9 +124,9 @@ func TestAllocateModalitiesErrors(t *testing.T) {
 		if tc.nilRng {
 			rng = nil
 		}
-		_, err := AllocateModalities(tc.clients, tc.ratio, rng)
+		_, err := AllocateModalities(tc.clients, 2, tc.ratio, rng)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("AllocateModalities(%d, %v): err = %v, want %q", tc.clients, tc.ratio, err, tc.want)
+			t.Errorf("AllocateModalities(%d, 2, %v): err = %v, want %q", tc.clients, tc.ratio, err, tc.want)
 		}
 	}
 }

@@ -50,14 +50,14 @@ func toPBEvaluation(e fl.Evaluation) *fedcmipb.Evaluation {
 	return &fedcmipb.Evaluation{Heads: e.Heads[:], PerClass: e.PerClass, N: int64(e.N)}
 }
 
-// fromPBEvaluation converts a participant's evaluation of a model of k
-// classes, checking it: model.NumHeads accuracies and k per-class ones (or
-// none), each in [0, 1] or NaN (nothing to measure), over 0..MaxMetricCount
-// samples.
-func fromPBEvaluation(e *fedcmipb.Evaluation, k int) (fl.Evaluation, error) {
+// fromPBEvaluation converts a participant's evaluation of a model of nm
+// modalities and k classes, checking it: model.NumHeads(nm) accuracies and
+// k per-class ones (or none), each in [0, 1] or NaN (nothing to measure),
+// over 0..MaxMetricCount samples.
+func fromPBEvaluation(e *fedcmipb.Evaluation, nm, k int) (fl.Evaluation, error) {
 	var out fl.Evaluation
-	if len(e.GetHeads()) != model.NumHeads {
-		return out, fmt.Errorf("evaluation has %d heads, want %d", len(e.GetHeads()), model.NumHeads)
+	if len(e.GetHeads()) != model.NumHeads(nm) {
+		return out, fmt.Errorf("evaluation has %d heads, want %d", len(e.GetHeads()), model.NumHeads(nm))
 	}
 	if n := len(e.GetPerClass()); n != 0 && n != k {
 		return out, fmt.Errorf("evaluation has %d per-class accuracies, want %d", n, k)
@@ -72,17 +72,17 @@ func fromPBEvaluation(e *fedcmipb.Evaluation, k int) (fl.Evaluation, error) {
 	if n := e.GetN(); n < 0 || n > fl.MaxMetricCount {
 		return out, fmt.Errorf("evaluation over %d samples", n)
 	}
-	copy(out.Heads[:], e.GetHeads())
+	out.Heads = slices.Clone(e.GetHeads())
 	out.PerClass = e.GetPerClass()
 	out.N = int(e.GetN())
 	return out, nil
 }
 
 // maskOf maps modality names to a mask over the model's modalities.
-func maskOf(names []string, modalities [2]string) (data.Mask, error) {
+func maskOf(names []string, modalities []string) (data.Mask, error) {
 	var m data.Mask
 	for _, n := range names {
-		i := slices.Index(modalities[:], n)
+		i := slices.Index(modalities, n)
 		if i < 0 {
 			return 0, fmt.Errorf("modality %q is not one of the model's %v", n, modalities)
 		}
@@ -95,7 +95,7 @@ func maskOf(names []string, modalities [2]string) (data.Mask, error) {
 }
 
 // namesOf lists the modalities of a mask.
-func namesOf(m data.Mask, modalities [2]string) []string {
+func namesOf(m data.Mask, modalities []string) []string {
 	var out []string
 	for i, n := range modalities {
 		if m.Has(i) {

@@ -46,8 +46,8 @@ type CoordinatorConfig struct {
 	// Layout is the model's parameter layout; every tensor received is
 	// checked against it. Required.
 	Layout []model.ParamInfo
-	// Modalities names the model's two modalities, in order. Required.
-	Modalities [2]string
+	// Modalities names the model's modalities, in order. Required.
+	Modalities []string
 	// Roster, if not nil, lists the participants accepted (with tokens and
 	// revocations). Without a roster, any participant with a certificate of
 	// the federation's CA is accepted under its certificate's name, and
@@ -158,8 +158,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(cfg.Layout) == 0 {
 		return nil, errors.New("deploy: coordinator needs the model layout")
 	}
-	if cfg.Modalities[0] == "" || cfg.Modalities[1] == "" {
-		return nil, errors.New("deploy: coordinator needs the model's two modalities")
+	if len(cfg.Modalities) < 2 || slices.Contains(cfg.Modalities, "") || len(cfg.Modalities) != fl.LayoutModalities(cfg.Layout) {
+		return nil, fmt.Errorf("deploy: coordinator needs the names of the model's modalities, got %q", cfg.Modalities)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -673,7 +673,7 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 			return reject("format", fmt.Errorf("an evaluation carries no tensors (%v)", err))
 		}
 		k, _ := fl.PrototypeShape(c.cfg.Layout)
-		ev, err := fromPBEvaluation(h.GetEvaluation(), k)
+		ev, err := fromPBEvaluation(h.GetEvaluation(), len(c.cfg.Modalities), k)
 		if err != nil {
 			return reject("format", err)
 		}
@@ -788,7 +788,7 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 		return "samples", fmt.Errorf("update claims %d samples, %d declared at registration", res.NumSamples, declared)
 	}
 	k, d := fl.PrototypeShape(c.cfg.Layout)
-	if err := res.Metrics.Validate(k); err != nil {
+	if err := res.Metrics.Validate(len(c.cfg.Modalities), k); err != nil {
 		return "metrics", err
 	}
 	if res.Report != nil {

@@ -44,8 +44,8 @@ func TestHostileResultBlobs(t *testing.T) {
 	k, d := fl.PrototypeShape(layout)
 	global := zeroParams(layout)
 	honest := func() resultExtras {
-		cs := fl.NewClassStats(k)
-		cs.SumPA[0], cs.SumPV[0], cs.Count[0] = 1, 0.5, 2
+		cs := fl.NewClassStats(2, k)
+		cs.Sum[0][0], cs.Sum[1][0], cs.Count[0] = 1, 0.5, 2
 		return resultExtras{
 			Metrics: fl.FitMetrics{LossSum: 2, Batches: 2, RhoSum: 1, RhoBatches: 1, FirstDominant: 1,
 				Temperatures: make([]float64, k), ClassStats: &cs},
@@ -97,7 +97,7 @@ func TestHostileResultBlobs(t *testing.T) {
 		{"infinite rho", with(func(ex *resultExtras) { ex.Metrics.RhoSum = math.Inf(1) }), "metrics"},
 		{"negative batches", with(func(ex *resultExtras) { ex.Metrics.Batches = -5 }), "metrics"},
 		{"temperatures of other classes", with(func(ex *resultExtras) { ex.Metrics.Temperatures = []float64{1} }), "metrics"},
-		{"class stats of other classes", with(func(ex *resultExtras) { cs := fl.NewClassStats(k + 2); ex.Metrics.ClassStats = &cs }), "metrics"},
+		{"class stats of other classes", with(func(ex *resultExtras) { cs := fl.NewClassStats(2, k+2); ex.Metrics.ClassStats = &cs }), "metrics"},
 		{"negative class count", with(func(ex *resultExtras) { ex.Metrics.ClassStats.Count[1] = -1 }), "metrics"},
 		{"prototypes of other classes", with(func(ex *resultExtras) {
 			ex.Report.Prototypes.Centers[0] = make([]float32, (k+1)*d)
@@ -171,7 +171,7 @@ func TestParticipantRefusesBadRecipe(t *testing.T) {
 		want string // in Fit's error; "" for success
 	}{
 		{"NaN lr", func(c *fl.FitConfig) { c.LR = math.NaN() }, "lr is NaN"},
-		{"table of other classes", func(c *fl.FitConfig) { c.Table = &fl.DominanceTable{PA: []float64{1}, PV: []float64{1}} }, "dominance table"},
+		{"table of other classes", func(c *fl.FitConfig) { c.Table = &fl.DominanceTable{P: [][]float64{[]float64{1}, []float64{1}}} }, "dominance table"},
 		{"endless epochs", func(c *fl.FitConfig) { c.Epochs = math.MaxInt32 }, "epochs"},
 		{"good", func(*fl.FitConfig) {}, ""},
 	} {
@@ -210,7 +210,7 @@ func TestHostileEvaluation(t *testing.T) {
 		{"infinite class accuracy", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, PerClass: []float64{0, math.Inf(1), 0}, N: 9}, false},
 		{"negative samples", &fedcmipb.Evaluation{Heads: []float64{0.5, 0.4, 0.3, 1, 0}, N: -1}, false},
 	} {
-		_, err := fromPBEvaluation(tc.ev, k)
+		_, err := fromPBEvaluation(tc.ev, 2, k)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: err %v, want ok %v", tc.name, err, tc.ok)
 		}

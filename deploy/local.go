@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
@@ -17,7 +18,7 @@ import (
 type Local struct {
 	Client     *fl.LocalClient
 	Info       fl.ClientInfo
-	Modalities [2]string
+	Modalities []string
 	Layout     []model.ParamInfo
 }
 
@@ -43,7 +44,7 @@ func ShardLocal(ctx context.Context, cfg *config.Config, i int, log *slog.Logger
 // DataLocal builds a participant training on all of its own data: the
 // training split of the data set in dir, read by the loader cfg's
 // data.source names (npz, mfeat, a media set), holding the modalities
-// named in holds (empty: both). The model comes from cfg and the data's
+// named in holds (empty: all). The model comes from cfg and the data's
 // shapes, so it matches the coordinator's when both read the same kind of
 // data. Standardisation, if on, uses the participant's own statistics.
 func DataLocal(ctx context.Context, cfg *config.Config, dir, name string, holds []string, log *slog.Logger) (*Local, error) {
@@ -60,8 +61,8 @@ func DataLocal(ctx context.Context, cfg *config.Config, dir, name string, holds 
 	if err != nil {
 		return nil, err
 	}
-	mods := [2]string{train.Modalities[0], train.Modalities[1]}
-	mask := data.Full(2)
+	mods := slices.Clone(train.Modalities)
+	mask := data.Full(len(mods))
 	if len(holds) > 0 {
 		if mask, err = maskOf(holds, mods); err != nil {
 			return nil, fmt.Errorf("deploy: %w", err)

@@ -52,7 +52,7 @@ type Participant struct {
 	// ModelModalities names the model's two modalities; Holds is the set
 	// the participant holds, NumSamples its training samples and Layout
 	// its model's parameters, all declared at registration.
-	ModelModalities [2]string
+	ModelModalities []string
 	Holds           data.Mask
 	NumSamples      int
 	Layout          []model.ParamInfo
@@ -355,7 +355,7 @@ func (p *Participant) pull(ctx context.Context, rpc fedcmipb.FederationClient, s
 		bad = gobDecode(b, &ins.Config, gobLimit(k, d))
 	}
 	if bad == nil {
-		bad = ins.Config.Validate(k, d)
+		bad = ins.Config.Validate(len(p.ModelModalities), k, d)
 	}
 	if bad != nil {
 		bad = fmt.Errorf("deploy: task %s: coordinator's recipe: %w", h.GetTaskId(), bad)

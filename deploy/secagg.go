@@ -46,27 +46,37 @@ type SecAggConfig struct {
 // Bonawitz et al.: a third of the participants may drop out).
 func DefaultThreshold(n int) int { return max(2, (2*n+2)/3) }
 
-// Secure aggregation groups: each modality's holders, and everyone for
-// the fusion head. An input to a group is the weighted update of the
-// group's tensors in layout order, then the weight and the weighted
-// unclipped indicator of client-side privacy.
-const (
-	saGroups  = 3
-	saScalars = 2
-)
+// Secure aggregation groups: each modality's holders (group m for
+// modality m), and everyone for the fusion head (group M). An input to a
+// group is the weighted update of the group's tensors in layout order,
+// then the weight and the weighted unclipped indicator of client-side
+// privacy.
+const saScalars = 2
 
-func saGroup(info model.ParamInfo) int {
+// saModalities is the number of modalities M of a layout; group M is the
+// fusion head's.
+func saModalities(layout []model.ParamInfo) int {
+	nm := 0
+	for _, info := range layout {
+		nm = max(nm, info.Side+1)
+	}
+	return nm
+}
+
+// saGroup is the group of a parameter of a model of nm modalities.
+func saGroup(info model.ParamInfo, nm int) int {
 	if info.Side < 0 {
-		return 2
+		return nm
 	}
 	return info.Side
 }
 
 // saLengths returns the length of an input to each group.
 func saLengths(layout []model.ParamInfo) []int {
-	l := make([]int, saGroups)
+	nm := saModalities(layout)
+	l := make([]int, nm+1)
 	for _, info := range layout {
-		l[saGroup(info)] += info.Size()
+		l[saGroup(info, nm)] += info.Size()
 	}
 	for g := range l {
 		l[g] += saScalars
@@ -74,8 +84,11 @@ func saLengths(layout []model.ParamInfo) []int {
 	return l
 }
 
-// saMemberGroups returns the groups a participant holding mods inputs to.
-func saMemberGroups(mods data.Mask) uint32 { return uint32(mods)&0b11 | 0b100 }
+// saMemberGroups returns the groups a participant holding mods of nm
+// modalities inputs to: its modalities' and the fusion group.
+func saMemberGroups(mods data.Mask, nm int) uint32 {
+	return uint32(mods)&(1<<nm-1) | 1<<nm
+}
 
 // Steps of a coordinator's secure aggregation round.
 const (
@@ -154,7 +167,7 @@ func (c *Coordinator) openSecAgg(round int, global model.Params, ids []string) e
 		}
 		sa.mods[name] = p.mods
 		total += float64(p.samples)
-		m := secagg.Member{Name: name, Groups: saMemberGroups(p.mods)}
+		m := secagg.Member{Name: name, Groups: saMemberGroups(p.mods, saModalities(c.cfg.Layout))}
 		sa.r.Members = append(sa.r.Members, m)
 		setup.Members = append(setup.Members, &fedcmipb.SecAggMember{Name: name, Groups: m.Groups})
 	}
@@ -347,8 +360,9 @@ func (c *Coordinator) saResults(sa *saRound, sums [][]uint64) (map[string]fl.Fit
 	out := sa.global.Clone()
 	var revealed data.Mask
 	unclipped := 0.0
-	off := make([]int, saGroups)
-	weights := make([]float64, saGroups)
+	nm := saModalities(c.cfg.Layout)
+	off := make([]int, nm+1)
+	weights := make([]float64, nm+1)
 	for g, sum := range sums {
 		if sum == nil {
 			continue
@@ -357,17 +371,17 @@ func (c *Coordinator) saResults(sa *saRound, sums [][]uint64) (map[string]fl.Fit
 		if !(weights[g] > 0) {
 			continue
 		}
-		if g < 2 {
+		if g < nm {
 			revealed |= 1 << g
 		} else {
 			unclipped = secagg.Decode(sum[len(sum)-1]) / weights[g]
 		}
 	}
-	if weights[2] <= 0 {
+	if weights[nm] <= 0 {
 		return nil, errors.New("the fusion group's total weight is not positive (every survivor sent weight 0)")
 	}
 	for i, info := range c.cfg.Layout {
-		g := saGroup(info)
+		g := saGroup(info, nm)
 		if sums[g] != nil && weights[g] > 0 {
 			for j := range out[i].Data {
 				out[i].Data[j] = float32(float64(sa.global[i].Data[j]) + secagg.Decode(sums[g][off[g]+j])/weights[g])
@@ -604,7 +618,7 @@ type saInputs struct {
 }
 
 func newSAInputs(sa *saRound, name string) *saInputs {
-	in := &saInputs{lengths: sa.r.Lengths, groups: saMemberGroups(sa.mods[name]), vecs: make([][]uint64, len(sa.r.Lengths))}
+	in := &saInputs{lengths: sa.r.Lengths, groups: saMemberGroups(sa.mods[name], len(sa.r.Lengths)-1), vecs: make([][]uint64, len(sa.r.Lengths))}
 	for g, l := range in.lengths {
 		if in.groups&(1<<g) != 0 {
 			in.vecs[g] = make([]uint64, 0, l)
@@ -633,11 +647,11 @@ func (in *saInputs) add(ch *fedcmipb.MaskedChunk) error {
 // saMetricsValid checks the metrics beside a masked input: valid, and
 // without what secure aggregation must hide (the per-class statistics and
 // the privacy indicator travel only masked, or not at all).
-func saMetricsValid(m fl.FitMetrics, k int) error {
+func saMetricsValid(m fl.FitMetrics, nm, k int) error {
 	if m.ClassStats != nil || m.DPUnclipped != 0 {
 		return errors.New("the metrics of a masked input carry per-participant statistics (class statistics or the privacy indicator) in the clear")
 	}
-	return m.Validate(k)
+	return m.Validate(nm, k)
 }
 
 // uploadMasked receives the masked input of a secure aggregation task
@@ -685,7 +699,7 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 		return reject("report", errors.New("a masked input carries no method report"))
 	}
 	k, _ := fl.PrototypeShape(c.cfg.Layout)
-	if err := saMetricsValid(ex.Metrics, k); err != nil {
+	if err := saMetricsValid(ex.Metrics, len(c.cfg.Modalities), k); err != nil {
 		return reject("metrics", err)
 	}
 	c.mu.Lock()

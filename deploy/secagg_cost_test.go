@@ -112,7 +112,7 @@ func splitComma(s string) []string {
 // costRound runs two rounds of n participants and returns the bytes the
 // coordinator received and sent in the second, and its wall time.
 func costRound(t *testing.T, layout []model.ParamInfo, global model.Params, n int, secure bool) (int64, int64, float64) {
-	cc := CoordinatorConfig{Layout: layout, Modalities: [2]string{"a", "b"}, Insecure: true, HeartbeatInterval: time.Second,
+	cc := CoordinatorConfig{Layout: layout, Modalities: []string{"a", "b"}, Insecure: true, HeartbeatInterval: time.Second,
 		PollTimeout: 5 * time.Second, RoundTimeout: 5 * time.Minute, RegisterBurst: 1000,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if secure {

@@ -78,18 +78,19 @@ func saEncode(s *fedcmipb.SecAggSetup, layout []model.ParamInfo, groups uint32, 
 		return u
 	}
 	lengths := saLengths(layout)
+	nm := saModalities(layout)
 	out := make([][]uint64, len(lengths))
 	for g := range out {
 		if groups&(1<<g) == 0 {
 			continue
 		}
 		w := a
-		if g < 2 && !res.Modalities.Has(g) {
+		if g < nm && !res.Modalities.Has(g) {
 			w = 0
 		}
 		v := make([]uint64, 0, lengths[g])
 		for i, info := range layout {
-			if saGroup(info) != g {
+			if saGroup(info, nm) != g {
 				continue
 			}
 			for j, x := range res.Params[i].Data {
@@ -125,7 +126,7 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 	// aborted tells a round that went on without this participant (the
 	// task is reported failed) from a lost connection (returned).
 	aborted := func(err error) bool { return status.Code(err) == codes.Aborted }
-	holds := saMemberGroups(p.Holds)
+	holds := saMemberGroups(p.Holds, saModalities(p.Layout))
 	r, err := saRoundOf(s, p.Layout, holds)
 	if err != nil {
 		return fail(fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err))

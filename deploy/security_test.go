@@ -33,7 +33,7 @@ func testCoordinator(t *testing.T, cc CoordinatorConfig, tc *tls.Config) (*Coord
 		t.Fatal(err)
 	}
 	cc.Layout = fed.Engine.Layout()
-	cc.Modalities = [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]}
+	cc.Modalities = fed.Modalities()
 	cc.Insecure = tc == nil
 	if cc.HeartbeatInterval == 0 {
 		cc.HeartbeatInterval = 200 * time.Millisecond
@@ -211,7 +211,7 @@ func TestBadUpdatesRejected(t *testing.T) {
 		func(r *fl.FitRes) { r.NumSamples *= 10 },
 		func(r *fl.FitRes) { r.Params[0].Data[0] += 1e4 },
 		func(r *fl.FitRes) { r.Metrics.LossSum = math.Inf(-1) },
-		func(r *fl.FitRes) { cs := fl.NewClassStats(50); r.Metrics.ClassStats = &cs },
+		func(r *fl.FitRes) { cs := fl.NewClassStats(2, 50); r.Metrics.ClassStats = &cs },
 		func(r *fl.FitRes) {
 			r.Report = &fl.ModalityReport{Prototypes: fl.PrototypeSet{
 				Centers: [2][]float32{{float32(math.NaN())}}, Counts: [2][]int{{-1}},

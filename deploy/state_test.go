@@ -28,7 +28,7 @@ func (s *statefulStrategy) UnmarshalState(b []byte) error {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	arch := model.DefaultArch([2]string{"audio", "visual"}, [2]int{4, 3}, 3)
+	arch := model.DefaultArch([]string{"audio", "visual"}, []int{4, 3}, 3)
 	global, err := arch.Init(7)
 	if err != nil {
 		t.Fatal(err)

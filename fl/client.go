@@ -78,14 +78,17 @@ func (c *LocalClient) SetOnStep(f func(round, done, total int)) { c.onStep = f }
 // modalities must be in the engine's order) and holding the modalities has.
 func NewLocalClient(engine *model.Engine, set *data.Set, index []int, has data.Mask) (*LocalClient, error) {
 	arch := engine.Arch()
-	if len(set.Modalities) != 2 || set.Modalities[0] != arch.Modalities[0] || set.Modalities[1] != arch.Modalities[1] {
+	if !slices.Equal(set.Modalities, arch.Modalities) {
 		return nil, fmt.Errorf("fl: data modalities %v, model %v", set.Modalities, arch.Modalities)
 	}
 	if len(index) == 0 {
 		return nil, errors.New("fl: client without samples")
 	}
-	if !has.Has(0) && !has.Has(1) {
+	if has&data.Full(len(set.Modalities)) == 0 {
 		return nil, errors.New("fl: client without modalities")
+	}
+	if has&^data.Full(len(set.Modalities)) != 0 {
+		return nil, fmt.Errorf("fl: client holds modalities %08b, the data has %d", uint8(has), len(set.Modalities))
 	}
 	for _, i := range index {
 		if i < 0 || i >= set.Len() {
@@ -122,8 +125,9 @@ func (c *LocalClient) Modalities() data.Mask { return c.has }
 
 // gather copies the rows idx of the modalities the client holds.
 func (c *LocalClient) gather(idx []int) model.Batch {
-	var b model.Batch
-	for m := range 2 {
+	nm := len(c.set.Modalities)
+	b := model.Batch{X: make([][]float32, nm)}
+	for m := range nm {
 		if !c.has.Has(m) {
 			continue
 		}
@@ -138,7 +142,8 @@ func (c *LocalClient) gather(idx []int) model.Batch {
 		b.Labels[k] = c.set.Labels[i]
 	}
 	if c.partial {
-		for m := range 2 {
+		b.Present = make([][]float32, nm)
+		for m := range nm {
 			if b.X[m] == nil {
 				continue
 			}
@@ -186,9 +191,13 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	c.lastRound, c.before = cfg.Round, clientState{control: c.control, personal: c.personal}
 	r := &localRound{c: c, ins: ins, cfg: cfg, start: c.startParams(ins.Params, cfg.Personalized), train: c.index}
 	r.has = c.trainedModalities(cfg)
-	r.multi = r.has.Has(0) && r.has.Has(1)
+	r.multi = r.has.Count() >= 2
+	has := make([]bool, len(c.set.Modalities))
+	for m := range has {
+		has[m] = r.has.Has(m)
+	}
 	r.tc = model.TrainConfig{
-		Has:         [2]bool{r.has.Has(0), r.has.Has(1)},
+		Has:         has,
 		Alpha:       cfg.Alpha,
 		C1:          cfg.C1,
 		Mu:          cfg.Mu,
@@ -247,7 +256,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 				}
 			}
 			if c.augment != nil {
-				for m := range 2 {
+				for m := range b.X {
 					if b.X[m] == nil {
 						continue
 					}
@@ -290,20 +299,34 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	return res, nil
 }
 
-// recordDominance adds a multimodal step's dominance ratio to m: the
-// direction the step used (dir, per row, if given) or, without one, the
-// ratio's own (rho > 1: modality 0 dominant).
+// recordDominance adds a multimodal step's dominance to m: the ratio rho
+// of modality 0's sum of p(y) to modality 1's, and whether modality 0 was
+// the teacher: by the rows' choices (dir, if given) or, without them, by
+// the batch's sums (the largest; ties to the later modality).
 func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
-	rho := DominanceRatio(st.SumPA, st.SumPV)
+	if len(st.SumP) < 2 {
+		return
+	}
+	rho := DominanceRatio(st.SumP[0], st.SumP[1])
 	if math.IsNaN(rho) || math.IsInf(rho, 0) {
 		return
 	}
 	m.RhoSum += rho
 	m.RhoBatches++
+	first := true
+	for _, v := range st.SumP[1:] {
+		first = first && st.SumP[0] > v
+	}
 	switch {
 	case dir != nil:
-		m.FirstDominant += float64(countPositive(dir)) / float64(len(dir))
-	case rho > 1:
+		n := 0
+		for _, d := range dir {
+			if d == 1 || d == 0 && first {
+				n++
+			}
+		}
+		m.FirstDominant += float64(n) / float64(len(dir))
+	case first:
 		m.FirstDominant++
 	}
 }
@@ -313,15 +336,18 @@ func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
 // prediction too (its logits are the teacher's when idx are the train rows).
 func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, *model.Prediction, error) {
 	k := c.set.NumClasses
-	stats := NewClassStats(k)
+	stats := NewClassStats(len(c.set.Modalities), k)
 	b := c.gather(idx)
 	pred, err := c.engine.Predict(start, b.X, len(b.Labels))
 	if err != nil {
 		return stats, nil, err
 	}
 	for i, y := range b.Labels {
-		stats.SumPA[y] += float64(pred.ProbFirst[i*k+y])
-		stats.SumPV[y] += float64(pred.ProbSecond[i*k+y])
+		for m := range stats.Sum {
+			if b.X[m] != nil {
+				stats.Sum[m][y] += float64(pred.Prob[m][i*k+y])
+			}
+		}
 		stats.Count[y]++
 	}
 	return stats, pred, nil
@@ -334,16 +360,6 @@ func (c *LocalClient) labels(idx []int) []int {
 		out[k] = c.set.Labels[i]
 	}
 	return out
-}
-
-func countPositive(v []float32) int {
-	n := 0
-	for _, x := range v {
-		if x > 0 {
-			n++
-		}
-	}
-	return n
 }
 
 // Evaluate implements Client: the accuracy of the heads the client can
@@ -359,20 +375,15 @@ func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evalua
 	if err != nil {
 		return Evaluation{}, err
 	}
-	for h := range model.NumHeads {
-		if !c.canCompute(h) {
-			ev.Heads[h] = math.NaN()
+	nm := len(c.set.Modalities)
+	for m := range nm {
+		if !c.has.Has(m) {
+			ev.Heads[model.HeadOnly(m)] = math.NaN()
+			ev.Heads[model.HeadBoth(m, nm)] = math.NaN()
 		}
 	}
-	return ev, nil
-}
-
-func (c *LocalClient) canCompute(head int) bool {
-	switch head {
-	case model.HeadFirstOnly, model.HeadFirstBoth:
-		return c.has.Has(0)
-	case model.HeadSecondOnly, model.HeadSecondBoth:
-		return c.has.Has(1)
+	if c.has != data.Full(nm) {
+		ev.Heads[model.HeadFused] = math.NaN()
 	}
-	return c.has.Has(0) && c.has.Has(1)
+	return ev, nil
 }

@@ -51,78 +51,107 @@ func (d Dominance) String() string {
 }
 
 // ClassStats are per-class sums of the self heads' true-class
-// probabilities: SumPA[c] and SumPV[c] over Count[c] samples of class c.
-// Clients report them; the server pools them.
+// probabilities: Sum[m][c] sums modality m's p_m(y) over the Count[c]
+// samples of class c. Clients report them; the server pools them.
 type ClassStats struct {
-	SumPA, SumPV, Count []float64
+	Sum   [][]float64
+	Count []float64
 }
 
-// NewClassStats returns zero statistics for k classes.
-func NewClassStats(k int) ClassStats {
-	return ClassStats{SumPA: make([]float64, k), SumPV: make([]float64, k), Count: make([]float64, k)}
+// NewClassStats returns zero statistics for nm modalities and k classes.
+func NewClassStats(nm, k int) ClassStats {
+	s := ClassStats{Sum: make([][]float64, nm), Count: make([]float64, k)}
+	for m := range s.Sum {
+		s.Sum[m] = make([]float64, k)
+	}
+	return s
 }
 
 // Len is the number of classes.
 func (s ClassStats) Len() int { return len(s.Count) }
 
-// Means returns the per-class mean true-class probabilities P_A(c), P_V(c);
-// NaN for a class without samples.
-func (s ClassStats) Means() (pa, pv []float64) {
+// Means returns the per-class mean true-class probabilities P_m(c) of
+// every modality; NaN for a class without samples.
+func (s ClassStats) Means() [][]float64 {
 	k := s.Len()
-	pa, pv = make([]float64, k), make([]float64, k)
-	for c := range k {
-		if s.Count[c] <= 0 {
-			pa[c], pv[c] = math.NaN(), math.NaN()
-			continue
+	out := make([][]float64, len(s.Sum))
+	for m := range out {
+		out[m] = make([]float64, k)
+		for c := range k {
+			out[m][c] = math.NaN()
+			if s.Count[c] > 0 {
+				out[m][c] = s.Sum[m][c] / s.Count[c]
+			}
 		}
-		pa[c] = s.SumPA[c] / s.Count[c]
-		pv[c] = s.SumPV[c] / s.Count[c]
 	}
-	return pa, pv
+	return out
 }
 
-// Ratio is the dominance ratio over all samples, sum p_A(y) / sum p_V(y)
-// (NaN without samples): above 1, modality 0 dominates.
-func (s ClassStats) Ratio() float64 {
-	var a, v float64
-	for c := range s.Len() {
-		a += s.SumPA[c]
-		v += s.SumPV[c]
+// Teacher returns the modality whose self head is the most confident over
+// all samples, the one with the largest sum of p_m(y): the infiltration
+// teacher (ties, and statistics without samples, go to the later modality,
+// as the method's rule rho > 1 gives modality 1 a tie between two).
+func (s ClassStats) Teacher() int {
+	best, bestSum := 0, math.Inf(-1)
+	for m := range s.Sum {
+		var v float64
+		for c := range s.Len() {
+			v += s.Sum[m][c]
+		}
+		if v >= bestSum {
+			best, bestSum = m, v
+		}
 	}
-	if a == 0 && v == 0 {
-		return math.NaN()
-	}
-	return a / v
+	return best
 }
 
-// Validate checks that the statistics describe k classes with finite,
-// non-negative sums no larger than the counts (probabilities are <= 1).
-func (s ClassStats) Validate(k int) error {
-	if len(s.SumPA) != k || len(s.SumPV) != k || len(s.Count) != k {
-		return fmt.Errorf("fl: class statistics for %d/%d/%d classes, want %d", len(s.SumPA), len(s.SumPV), len(s.Count), k)
+// Validate checks that the statistics describe nm modalities and k classes
+// with finite, non-negative sums no larger than the counts (probabilities
+// are <= 1).
+func (s ClassStats) Validate(nm, k int) error {
+	if len(s.Sum) != nm || len(s.Count) != k {
+		return fmt.Errorf("fl: class statistics of %d modalities for %d classes, want %d and %d", len(s.Sum), len(s.Count), nm, k)
+	}
+	for m := range s.Sum {
+		if len(s.Sum[m]) != k {
+			return fmt.Errorf("fl: class statistics of modality %d for %d classes, want %d", m, len(s.Sum[m]), k)
+		}
 	}
 	for c := range k {
 		n := s.Count[c]
-		for _, v := range []float64{s.SumPA[c], s.SumPV[c], n} {
-			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-				return fmt.Errorf("fl: class %d statistics hold %v", c, v)
-			}
+		if math.IsNaN(n) || math.IsInf(n, 0) || n < 0 {
+			return fmt.Errorf("fl: class %d count is %v", c, n)
 		}
-		if s.SumPA[c] > n*(1+1e-6) || s.SumPV[c] > n*(1+1e-6) {
-			return fmt.Errorf("fl: class %d probability sums %v, %v exceed its %v samples", c, s.SumPA[c], s.SumPV[c], n)
+		for m := range s.Sum {
+			v := s.Sum[m][c]
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return fmt.Errorf("fl: class %d statistics of modality %d hold %v", c, m, v)
+			}
+			if v > n*(1+1e-6) {
+				return fmt.Errorf("fl: class %d probability sum %v of modality %d exceeds its %v samples", c, v, m, n)
+			}
 		}
 	}
 	return nil
 }
 
-// DominanceTable is the server's pooled per-class dominance: per-class mean
-// true-class probabilities of both self heads, smoothed across rounds.
+// DominanceTable is the server's pooled per-class dominance: per modality
+// and class the mean true-class probability of the self head, smoothed
+// across rounds.
 type DominanceTable struct {
-	// PA and PV are the per-class means; NaN where no client has reported
-	// the class yet.
-	PA, PV []float64
+	// P[m][c] is modality m's mean for class c; NaN where no client has
+	// reported the class yet.
+	P [][]float64
 	// Rounds is the number of rounds pooled so far.
 	Rounds int
+}
+
+// Len is the number of classes.
+func (t *DominanceTable) Len() int {
+	if len(t.P) == 0 {
+		return 0
+	}
+	return len(t.P[0])
 }
 
 // Clone returns a deep copy (nil for nil).
@@ -130,36 +159,44 @@ func (t *DominanceTable) Clone() *DominanceTable {
 	if t == nil {
 		return nil
 	}
-	return &DominanceTable{PA: slices.Clone(t.PA), PV: slices.Clone(t.PV), Rounds: t.Rounds}
+	p := make([][]float64, len(t.P))
+	for m := range p {
+		p[m] = slices.Clone(t.P[m])
+	}
+	return &DominanceTable{P: p, Rounds: t.Rounds}
 }
 
 // Stats returns the table as statistics of one pseudo-sample per class
-// reported (for deriving the direction and temperatures).
+// reported (for deriving the teachers and temperatures).
 func (t *DominanceTable) Stats() ClassStats {
-	s := NewClassStats(len(t.PA))
-	for c := range t.PA {
-		if math.IsNaN(t.PA[c]) || math.IsNaN(t.PV[c]) {
+	s := NewClassStats(len(t.P), t.Len())
+	for c := range t.Len() {
+		if slices.ContainsFunc(t.P, func(p []float64) bool { return math.IsNaN(p[c]) }) {
 			continue
 		}
-		s.SumPA[c], s.SumPV[c], s.Count[c] = t.PA[c], t.PV[c], 1
+		for m := range t.P {
+			s.Sum[m][c] = t.P[m][c]
+		}
+		s.Count[c] = 1
 	}
 	return s
 }
 
-// PoolStats merges one round's client statistics into prev (nil before the
-// first round) and returns the new table. Per class, the round's estimate
-// is the count-weighted mean over clients, sum_k SumP_k(c) / sum_k n_k(c);
-// the table keeps smoothing * previous + (1 - smoothing) * estimate, or the
-// estimate alone for a class it has not seen, and the previous value for a
-// class nobody reported this round. It returns prev unchanged if no client
-// reported anything.
-func PoolStats(prev *DominanceTable, round []ClassStats, k int, smoothing float64) *DominanceTable {
-	pooled := NewClassStats(k)
+// PoolStats merges one round's client statistics (of nm modalities and k
+// classes) into prev (nil before the first round) and returns the new
+// table. Per class, the round's estimate is the count-weighted mean over
+// clients, sum_k Sum_k(c) / sum_k n_k(c); the table keeps smoothing *
+// previous + (1 - smoothing) * estimate, or the estimate alone for a class
+// it has not seen, and the previous value for a class nobody reported this
+// round. It returns prev unchanged if no client reported anything.
+func PoolStats(prev *DominanceTable, round []ClassStats, nm, k int, smoothing float64) *DominanceTable {
+	pooled := NewClassStats(nm, k)
 	any := false
 	for _, s := range round {
 		for c := range k {
-			pooled.SumPA[c] += s.SumPA[c]
-			pooled.SumPV[c] += s.SumPV[c]
+			for m := range nm {
+				pooled.Sum[m][c] += s.Sum[m][c]
+			}
 			pooled.Count[c] += s.Count[c]
 			any = any || s.Count[c] > 0
 		}
@@ -167,19 +204,19 @@ func PoolStats(prev *DominanceTable, round []ClassStats, k int, smoothing float6
 	if !any {
 		return prev
 	}
-	pa, pv := pooled.Means()
-	next := &DominanceTable{PA: pa, PV: pv, Rounds: 1}
+	next := &DominanceTable{P: pooled.Means(), Rounds: 1}
 	if prev == nil {
 		return next
 	}
 	next.Rounds = prev.Rounds + 1
 	for c := range k {
-		switch {
-		case math.IsNaN(pa[c]):
-			next.PA[c], next.PV[c] = prev.PA[c], prev.PV[c]
-		case !math.IsNaN(prev.PA[c]):
-			next.PA[c] = smoothing*prev.PA[c] + (1-smoothing)*pa[c]
-			next.PV[c] = smoothing*prev.PV[c] + (1-smoothing)*pv[c]
+		for m := range nm {
+			switch {
+			case math.IsNaN(next.P[m][c]):
+				next.P[m][c] = prev.P[m][c]
+			case !math.IsNaN(prev.P[m][c]):
+				next.P[m][c] = smoothing*prev.P[m][c] + (1-smoothing)*next.P[m][c]
+			}
 		}
 	}
 	return next
@@ -190,28 +227,26 @@ func marshalTable(t *DominanceTable) ([]byte, error) {
 	if t == nil {
 		return []byte("null"), nil
 	}
-	enc := func(v []float64) []*float64 {
-		out := make([]*float64, len(v))
+	p := make([][]*float64, len(t.P))
+	for m, v := range t.P {
+		p[m] = make([]*float64, len(v))
 		for i := range v {
 			if !math.IsNaN(v[i]) {
-				out[i] = &v[i]
+				p[m][i] = &v[i]
 			}
 		}
-		return out
 	}
 	return json.Marshal(struct {
-		PA     []*float64 `json:"pa"`
-		PV     []*float64 `json:"pv"`
-		Rounds int        `json:"rounds"`
-	}{enc(t.PA), enc(t.PV), t.Rounds})
+		P      [][]*float64 `json:"p"`
+		Rounds int          `json:"rounds"`
+	}{p, t.Rounds})
 }
 
 // unmarshalTable decodes marshalTable's output.
 func unmarshalTable(data []byte) (*DominanceTable, error) {
 	var raw *struct {
-		PA     []*float64 `json:"pa"`
-		PV     []*float64 `json:"pv"`
-		Rounds int        `json:"rounds"`
+		P      [][]*float64 `json:"p"`
+		Rounds int          `json:"rounds"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("fl: dominance table: %w", err)
@@ -219,56 +254,55 @@ func unmarshalTable(data []byte) (*DominanceTable, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	if len(raw.PA) != len(raw.PV) || len(raw.PA) == 0 || raw.Rounds < 0 {
-		return nil, fmt.Errorf("fl: dominance table for %d/%d classes after %d rounds", len(raw.PA), len(raw.PV), raw.Rounds)
+	if len(raw.P) < 2 || len(raw.P[0]) == 0 || raw.Rounds < 0 {
+		return nil, fmt.Errorf("fl: dominance table of %d modalities after %d rounds: want at least 2 modalities and 1 class", len(raw.P), raw.Rounds)
 	}
-	dec := func(v []*float64) ([]float64, error) {
-		out := make([]float64, len(v))
+	t := &DominanceTable{P: make([][]float64, len(raw.P)), Rounds: raw.Rounds}
+	for m, v := range raw.P {
+		if len(v) != len(raw.P[0]) {
+			return nil, fmt.Errorf("fl: dominance table: modality %d has %d classes, modality 0 %d", m, len(v), len(raw.P[0]))
+		}
+		t.P[m] = make([]float64, len(v))
 		for i, p := range v {
 			switch {
 			case p == nil:
-				out[i] = math.NaN()
-			case *p < 0 || *p > 1:
+				t.P[m][i] = math.NaN()
+			case !(*p >= 0 && *p <= 1):
 				return nil, fmt.Errorf("fl: dominance table probability %v outside [0, 1]", *p)
 			default:
-				out[i] = *p
+				t.P[m][i] = *p
 			}
 		}
-		return out, nil
 	}
-	pa, err := dec(raw.PA)
-	if err != nil {
-		return nil, err
-	}
-	pv, err := dec(raw.PV)
-	if err != nil {
-		return nil, err
-	}
-	return &DominanceTable{PA: pa, PV: pv, Rounds: raw.Rounds}, nil
+	return t, nil
 }
 
-// Directions returns the infiltration direction of every class derived
-// from s: +1 (modality 0 dominant, distil it into modality 1) or -1. With
-// perClass, a class follows its own ratio P_A(c) / P_V(c) where defined;
-// otherwise, and for classes without a defined ratio, every class follows
-// the overall ratio s.Ratio() (ties and an undefined overall ratio go to
-// modality 1, as the method's rule rho > 1 does).
+// Directions returns the infiltration teacher of every class derived from
+// s, as model.Batch.Dir codes (m+1 for modality m). With perClass, a class
+// follows its own most confident modality where there is a single one
+// (largest P_m(c)); otherwise, and for classes without samples or with a
+// tie, every class follows the overall teacher s.Teacher(). With two
+// modalities: 1 (modality 0 dominant, distil it into modality 1) or 2.
 func Directions(s ClassStats, perClass bool) []float32 {
-	overall := float32(-1)
-	if s.Ratio() > 1 {
-		overall = 1
-	}
-	pa, pv := s.Means()
+	overall := float32(s.Teacher() + 1)
+	means := s.Means()
 	dirs := make([]float32, s.Len())
 	for c := range dirs {
 		dirs[c] = overall
-		if !perClass || math.IsNaN(pa[c]) || pa[c] == pv[c] {
+		if !perClass || s.Count[c] <= 0 {
 			continue
 		}
-		if pa[c] > pv[c] {
-			dirs[c] = 1
-		} else {
-			dirs[c] = -1
+		best, tie := 0, false
+		for m := 1; m < len(means); m++ {
+			switch {
+			case means[m][c] > means[best][c]:
+				best, tie = m, false
+			case means[m][c] == means[best][c]:
+				tie = true
+			}
+		}
+		if !tie {
+			dirs[c] = float32(best + 1)
 		}
 	}
 	return dirs

@@ -26,29 +26,31 @@ func nearAll(a, b []float64) bool {
 func TestClassStats(t *testing.T) {
 	// Class 0: 4 samples, p_A sums 3.2, p_V 0.8; class 1: 2 samples,
 	// 0.6 and 1.4; class 2 absent.
-	s := ClassStats{SumPA: []float64{3.2, 0.6, 0}, SumPV: []float64{0.8, 1.4, 0}, Count: []float64{4, 2, 0}}
-	pa, pv := s.Means()
-	if !nearAll(pa, []float64{0.8, 0.3, math.NaN()}) || !nearAll(pv, []float64{0.2, 0.7, math.NaN()}) {
-		t.Errorf("means %v %v", pa, pv)
+	s := ClassStats{Sum: [][]float64{[]float64{3.2, 0.6, 0}, []float64{0.8, 1.4, 0}}, Count: []float64{4, 2, 0}}
+	means := s.Means()
+	if !nearAll(means[0], []float64{0.8, 0.3, math.NaN()}) || !nearAll(means[1], []float64{0.2, 0.7, math.NaN()}) {
+		t.Errorf("means %v", means)
 	}
-	// (3.2 + 0.6) / (0.8 + 1.4) = 3.8 / 2.2.
-	if r := s.Ratio(); !near(r, 3.8/2.2) {
-		t.Errorf("ratio %v", r)
+	// 3.2 + 0.6 > 0.8 + 1.4: modality 0 teaches; without samples, ties
+	// go to the later modality.
+	if m := s.Teacher(); m != 0 {
+		t.Errorf("teacher %d", m)
 	}
-	if r := NewClassStats(3).Ratio(); !math.IsNaN(r) {
-		t.Errorf("ratio without samples %v", r)
+	if m := NewClassStats(3, 3).Teacher(); m != 2 {
+		t.Errorf("teacher without samples %d", m)
 	}
-	if err := s.Validate(3); err != nil {
+	if err := s.Validate(2, 3); err != nil {
 		t.Error(err)
 	}
 	for name, bad := range map[string]ClassStats{
-		"classes":  {SumPA: []float64{1}, SumPV: []float64{1}, Count: []float64{1}},
-		"nan":      {SumPA: []float64{math.NaN(), 0, 0}, SumPV: []float64{0, 0, 0}, Count: []float64{1, 0, 0}},
-		"negative": {SumPA: []float64{0, 0, 0}, SumPV: []float64{0, 0, 0}, Count: []float64{-1, 0, 0}},
-		"above 1":  {SumPA: []float64{2.5, 0, 0}, SumPV: []float64{0, 0, 0}, Count: []float64{2, 0, 0}},
-		"inf":      {SumPA: []float64{0, 0, 0}, SumPV: []float64{0, 0, 0}, Count: []float64{math.Inf(1), 0, 0}},
+		"modalities": {Sum: [][]float64{{0, 0, 0}}, Count: []float64{1, 0, 0}},
+		"classes":    {Sum: [][]float64{[]float64{1}, []float64{1}}, Count: []float64{1}},
+		"nan":        {Sum: [][]float64{[]float64{math.NaN(), 0, 0}, []float64{0, 0, 0}}, Count: []float64{1, 0, 0}},
+		"negative":   {Sum: [][]float64{[]float64{0, 0, 0}, []float64{0, 0, 0}}, Count: []float64{-1, 0, 0}},
+		"above 1":    {Sum: [][]float64{[]float64{2.5, 0, 0}, []float64{0, 0, 0}}, Count: []float64{2, 0, 0}},
+		"inf":        {Sum: [][]float64{[]float64{0, 0, 0}, []float64{0, 0, 0}}, Count: []float64{math.Inf(1), 0, 0}},
 	} {
-		if err := bad.Validate(3); err == nil {
+		if err := bad.Validate(2, 3); err == nil {
 			t.Errorf("%s: accepted %+v", name, bad)
 		}
 	}
@@ -59,29 +61,29 @@ func TestPoolStats(t *testing.T) {
 	// A, (0.1*2 + 0.3*6) / 8 = 0.25 for V. Class 1 only from client 2:
 	// 0.4, 0.8. Class 2: nobody.
 	round1 := []ClassStats{
-		{SumPA: []float64{1.8, 0, 0}, SumPV: []float64{0.2, 0, 0}, Count: []float64{2, 0, 0}},
-		{SumPA: []float64{3.0, 0.8, 0}, SumPV: []float64{1.8, 1.6, 0}, Count: []float64{6, 2, 0}},
+		{Sum: [][]float64{[]float64{1.8, 0, 0}, []float64{0.2, 0, 0}}, Count: []float64{2, 0, 0}},
+		{Sum: [][]float64{[]float64{3.0, 0.8, 0}, []float64{1.8, 1.6, 0}}, Count: []float64{6, 2, 0}},
 	}
-	t1 := PoolStats(nil, round1, 3, 0.5)
-	if !nearAll(t1.PA, []float64{0.6, 0.4, math.NaN()}) || !nearAll(t1.PV, []float64{0.25, 0.8, math.NaN()}) || t1.Rounds != 1 {
+	t1 := PoolStats(nil, round1, 2, 3, 0.5)
+	if !nearAll(t1.P[0], []float64{0.6, 0.4, math.NaN()}) || !nearAll(t1.P[1], []float64{0.25, 0.8, math.NaN()}) || t1.Rounds != 1 {
 		t.Fatalf("round 1 table %+v", t1)
 	}
 	// Round 2: class 0 measured at 0.2/0.5 -> 0.5*0.6 + 0.5*0.2 = 0.4 and
 	// 0.5*0.25 + 0.5*0.5 = 0.375; class 1 unreported keeps 0.4/0.8;
 	// class 2 new at 1.0/0.5 -> taken as is.
-	round2 := []ClassStats{{SumPA: []float64{0.4, 0, 3}, SumPV: []float64{1, 0, 1.5}, Count: []float64{2, 0, 3}}}
-	t2 := PoolStats(t1, round2, 3, 0.5)
-	if !nearAll(t2.PA, []float64{0.4, 0.4, 1}) || !nearAll(t2.PV, []float64{0.375, 0.8, 0.5}) || t2.Rounds != 2 {
+	round2 := []ClassStats{{Sum: [][]float64{[]float64{0.4, 0, 3}, []float64{1, 0, 1.5}}, Count: []float64{2, 0, 3}}}
+	t2 := PoolStats(t1, round2, 2, 3, 0.5)
+	if !nearAll(t2.P[0], []float64{0.4, 0.4, 1}) || !nearAll(t2.P[1], []float64{0.375, 0.8, 0.5}) || t2.Rounds != 2 {
 		t.Fatalf("round 2 table %+v", t2)
 	}
-	if !nearAll(t1.PA, []float64{0.6, 0.4, math.NaN()}) {
-		t.Errorf("pooling changed the previous table: %v", t1.PA)
+	if !nearAll(t1.P[0], []float64{0.6, 0.4, math.NaN()}) {
+		t.Errorf("pooling changed the previous table: %v", t1.P[0])
 	}
 	// Smoothing 0: the last round alone.
-	if t3 := PoolStats(t1, round2, 3, 0); !near(t3.PA[0], 0.2) || !near(t3.PV[0], 0.5) {
+	if t3 := PoolStats(t1, round2, 2, 3, 0); !near(t3.P[0][0], 0.2) || !near(t3.P[1][0], 0.5) {
 		t.Errorf("smoothing 0: %+v", t3)
 	}
-	if t4 := PoolStats(t1, []ClassStats{NewClassStats(3)}, 3, 0.5); t4 != t1 {
+	if t4 := PoolStats(t1, []ClassStats{NewClassStats(2, 3)}, 2, 3, 0.5); t4 != t1 {
 		t.Errorf("an empty round changed the table: %+v", t4)
 	}
 
@@ -91,10 +93,10 @@ func TestPoolStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := unmarshalTable(b)
-	if err != nil || !nearAll(back.PA, t1.PA) || !nearAll(back.PV, t1.PV) || back.Rounds != 1 {
+	if err != nil || !nearAll(back.P[0], t1.P[0]) || !nearAll(back.P[1], t1.P[1]) || back.Rounds != 1 {
 		t.Fatalf("round trip %s: %+v, %v", b, back, err)
 	}
-	for _, bad := range []string{`{"pa":[0.5],"pv":[0.5,0.1],"rounds":1}`, `{"pa":[1.5],"pv":[0.5],"rounds":1}`, `{"pa":[0.5],"pv":[0.5],"rounds":-1}`, `[`} {
+	for _, bad := range []string{`{"p":[[0.5],[0.5,0.1]],"rounds":1}`, `{"p":[[1.5],[0.5]],"rounds":1}`, `{"p":[[0.5],[0.5]],"rounds":-1}`, `{"p":[[0.5]],"rounds":1}`, `[`} {
 		if _, err := unmarshalTable([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
@@ -105,20 +107,33 @@ func TestDirections(t *testing.T) {
 	// Overall ratio (0.9*10 + 0.2*5 + 0) / (0.1*10 + 0.6*5 + 0) = 10/4 > 1,
 	// so modality 0 dominates; class 1 alone favours modality 1; class 2
 	// has no samples and class 3 is a tie: both follow the overall one.
+	// Directions are teacher codes: 1 for modality 0, 2 for modality 1.
 	s := ClassStats{
-		SumPA: []float64{9, 1, 0, 2},
-		SumPV: []float64{1, 3, 0, 2},
+		Sum:   [][]float64{{9, 1, 0, 2}, {1, 3, 0, 2}},
 		Count: []float64{10, 5, 0, 4},
 	}
 	if got := Directions(s, false); !slices.Equal(got, []float32{1, 1, 1, 1}) {
 		t.Errorf("per round %v", got)
 	}
-	if got := Directions(s, true); !slices.Equal(got, []float32{1, -1, 1, 1}) {
+	if got := Directions(s, true); !slices.Equal(got, []float32{1, 2, 1, 1}) {
 		t.Errorf("per class %v", got)
 	}
 	// Ties and no data go to modality 1, as rho > 1 does.
-	if got := Directions(NewClassStats(2), false); !slices.Equal(got, []float32{-1, -1}) {
+	if got := Directions(NewClassStats(2, 2), false); !slices.Equal(got, []float32{2, 2}) {
 		t.Errorf("empty %v", got)
+	}
+	// Three modalities: the overall teacher is modality 2 (sum 7); class 0
+	// follows modality 0, class 1 is a tie between 1 and 2 and follows the
+	// overall teacher.
+	three := ClassStats{Sum: [][]float64{{3, 0}, {1, 2}, {1, 2}}, Count: []float64{4, 3}}
+	three.Sum[2][0] = 5
+	three.Count[0] = 6
+	if got := Directions(three, true); !slices.Equal(got, []float32{3, 3}) {
+		t.Errorf("three modalities, class 0 led by modality 2: %v", got)
+	}
+	three.Sum[2][0] = 1
+	if got := Directions(three, true); !slices.Equal(got, []float32{1, 3}) {
+		t.Errorf("three modalities: %v", got)
 	}
 }
 
@@ -178,12 +193,12 @@ func TestFitDominanceSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := 0.0 // the share of A->V rows the received model implies
-	if full.Ratio() > 1 {
+	if full.Teacher() == 0 {
 		first = 1
 	}
 	heldTrain, _ := HoldoutSplit(idx, c.labels(idx), 0.2, 5)
 	// A table that says modality 1 dominates every class.
-	table := &DominanceTable{PA: []float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, PV: []float64{0.9, 0.9, 0.9, 0.9, 0.9, 0.9}}
+	table := &DominanceTable{P: [][]float64{[]float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, []float64{0.9, 0.9, 0.9, 0.9, 0.9, 0.9}}}
 	for _, tc := range []struct {
 		name      string
 		dom       Dominance
@@ -225,8 +240,8 @@ func TestFitDominanceSources(t *testing.T) {
 				t.Errorf("statistics over %v samples, want 30", n)
 			}
 			if tc.dom == DominanceTeacher {
-				if !nearAll(m.ClassStats.SumPA, full.SumPA) {
-					t.Errorf("teacher statistics %v, want %v", m.ClassStats.SumPA, full.SumPA)
+				if !nearAll(m.ClassStats.Sum[0], full.Sum[0]) {
+					t.Errorf("teacher statistics %v, want %v", m.ClassStats.Sum[0], full.Sum[0])
 				}
 			}
 		})
@@ -238,7 +253,7 @@ func TestFitDominanceSources(t *testing.T) {
 // make one, round 2 broadcasts it, bad statistics are rejected, and the
 // table survives MarshalState/UnmarshalState.
 func TestModalityAwarePoolsDominance(t *testing.T) {
-	layout := []model.ParamInfo{{Name: "w", Shape: []int{1}}}
+	layout := []model.ParamInfo{{Name: "w", Shape: []int{1}, Side: 1}} // a model of two modalities
 	method, _ := LookupMethod("fedcmi-fedstats")
 	s := &ModalityAware{Method: method, PerRound: 2, Seed: 1, Layout: layout, Options: FedCMIOptions{Smoothing: 0.5}}
 	clients := []ClientInfo{{ID: "a", Modalities: 3, NumSamples: 2}, {ID: "b", Modalities: 3, NumSamples: 2}}
@@ -252,9 +267,9 @@ func TestModalityAwarePoolsDominance(t *testing.T) {
 			Metrics: FitMetrics{ClassStats: &st}}}
 	}
 	results := []Result{
-		res("a", 1, ClassStats{SumPA: []float64{1.6, 0}, SumPV: []float64{0.4, 0}, Count: []float64{2, 0}}),
-		res("b", 3, ClassStats{SumPA: []float64{0, 0.2}, SumPV: []float64{0, 1.8}, Count: []float64{0, 2}}),
-		res("evil", 100, ClassStats{SumPA: []float64{50, 0}, SumPV: []float64{0, 0}, Count: []float64{2, 0}}),
+		res("a", 1, ClassStats{Sum: [][]float64{[]float64{1.6, 0}, []float64{0.4, 0}}, Count: []float64{2, 0}}),
+		res("b", 3, ClassStats{Sum: [][]float64{[]float64{0, 0.2}, []float64{0, 1.8}}, Count: []float64{0, 2}}),
+		res("evil", 100, ClassStats{Sum: [][]float64{[]float64{50, 0}, []float64{0, 0}}, Count: []float64{2, 0}}),
 	}
 	next, err := s.AggregateFit(1, global, results, nil)
 	if err != nil {
@@ -264,14 +279,14 @@ func TestModalityAwarePoolsDominance(t *testing.T) {
 		t.Errorf("aggregate %v, want 2 (the client with bad statistics rejected)", next[0].Data[0])
 	}
 	tab := s.Table()
-	if tab == nil || !nearAll(tab.PA, []float64{0.8, 0.1}) || !nearAll(tab.PV, []float64{0.2, 0.9}) {
+	if tab == nil || !nearAll(tab.P[0], []float64{0.8, 0.1}) || !nearAll(tab.P[1], []float64{0.2, 0.9}) {
 		t.Fatalf("table %+v", tab)
 	}
 	ins, _ = s.ConfigureFit(2, next, clients)
-	if got := ins[1].Ins.Config.Table; got == nil || !nearAll(got.PA, tab.PA) {
+	if got := ins[1].Ins.Config.Table; got == nil || !nearAll(got.P[0], tab.P[0]) {
 		t.Fatalf("round 2 broadcast %+v", got)
 	}
-	ins[1].Ins.Config.Table.PA[0] = 0 // a client must not be able to change the server's table
+	ins[1].Ins.Config.Table.P[0][0] = 0 // a client must not be able to change the server's table
 	state, err := s.MarshalState()
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +295,7 @@ func TestModalityAwarePoolsDominance(t *testing.T) {
 	if err := restored.UnmarshalState(state); err != nil {
 		t.Fatal(err)
 	}
-	if got := restored.Table(); !nearAll(got.PA, []float64{0.8, 0.1}) || !nearAll(got.PV, tab.PV) {
+	if got := restored.Table(); !nearAll(got.P[0], []float64{0.8, 0.1}) || !nearAll(got.P[1], tab.P[1]) {
 		t.Errorf("restored table %+v from %s", got, state)
 	}
 }

@@ -3,6 +3,7 @@ package fl
 import (
 	"fmt"
 
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
 
@@ -18,8 +19,10 @@ type fedcmiHook struct {
 	// row (in r.train's order): without augmentation a row's inputs are
 	// the same in every epoch, so the teacher runs once per round, not in
 	// every step (model.TrainConfig.TeacherLogits).
-	teacher  [2][]float32
-	classTmp []float32
+	teacher [][]float32
+	// classTmp[c] holds class c's temperature per (teacher, student)
+	// pair, [M*M] (model.Batch.Temp's layout for one row).
+	classTmp [][]float32
 	classDir []float32
 }
 
@@ -48,42 +51,59 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 			return err
 		}
 		if useTeacher && held == nil { // measured on the train rows: the same pass gives the teacher
-			h.teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
+			h.teacher = pred.Logits
 		}
-		r.metrics.ClassStats = &measured
+		if r.has == data.Full(len(c.set.Modalities)) { // else some sums are of absent inputs
+			r.metrics.ClassStats = &measured
+		}
 		stats = measured
 		if cfg.Dominance == DominanceFederated && cfg.Table != nil {
-			if len(cfg.Table.PA) != stats.Len() || len(cfg.Table.PV) != stats.Len() {
-				return fmt.Errorf("fl: dominance table for %d classes, data has %d", len(cfg.Table.PA), stats.Len())
+			if len(cfg.Table.P) != len(stats.Sum) || cfg.Table.Len() != stats.Len() {
+				return fmt.Errorf("fl: dominance table of %d modalities for %d classes, data has %d and %d", len(cfg.Table.P), cfg.Table.Len(), len(stats.Sum), stats.Len())
 			}
 			stats = cfg.Table.Stats()
 		}
 	}
-	if useTeacher && h.teacher[0] == nil {
+	if useTeacher && h.teacher == nil {
 		b := c.gather(r.train)
 		pred, err := c.engine.Predict(r.start, b.X, len(r.train))
 		if err != nil {
 			return err
 		}
-		h.teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
+		h.teacher = pred.Logits
 	}
 	if infil {
-		temps := make([]float64, c.set.NumClasses)
+		nm := len(c.set.Modalities)
+		var pairs [][]float64
 		if cfg.ClassTemperature {
-			pa, pv := stats.Means()
-			temps = ClassTemperatures(pa, pv, cfg.C3)
+			pairs = PairTemperatures(stats.Means(), cfg.C3)
 		} else {
-			for k := range temps {
-				temps[k] = GuardTemperature(cfg.Temperature)
+			pairs = make([][]float64, c.set.NumClasses)
+			for k := range pairs {
+				pairs[k] = make([]float64, nm*nm)
+				for i := range pairs[k] {
+					pairs[k][i] = GuardTemperature(cfg.Temperature)
+				}
 			}
 		}
-		r.metrics.Temperatures = temps
-		h.classTmp = make([]float32, len(temps))
-		for k, t := range temps {
-			h.classTmp[k] = float32(t)
+		// The report: modality 0 and 1's temperatures, the two
+		// modalities' of the method.
+		r.metrics.Temperatures = make([]float64, len(pairs))
+		h.classTmp = make([][]float32, len(pairs))
+		for k, p := range pairs {
+			r.metrics.Temperatures[k] = p[1]
+			h.classTmp[k] = make([]float32, len(p))
+			for i, t := range p {
+				h.classTmp[k][i] = float32(t)
+			}
 		}
 		if cfg.Dominance != DominanceBatch {
 			h.classDir = Directions(stats, cfg.ClassDirection)
+			for k, d := range h.classDir {
+				if !r.has.Has(int(d) - 1) { // a teacher the client lacks: the batch's choice
+					h.classDir[k] = 0
+				}
+			}
 		}
 	}
 	r.tc.Infiltration = infil
@@ -94,9 +114,13 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 // fillBatch implements batchFiller: the teacher's logits, the rows'
 // temperatures and directions.
 func (h *fedcmiHook) fillBatch(r *localRound, b *model.Batch, pos []int) {
-	if h.teacher[0] != nil {
+	if h.teacher != nil {
 		k := r.c.set.NumClasses
-		for m := range 2 {
+		b.Teacher = make([][]float32, len(h.teacher))
+		for m := range h.teacher {
+			if !r.has.Has(m) {
+				continue
+			}
 			b.Teacher[m] = make([]float32, 0, len(pos)*k)
 			for _, i := range pos {
 				b.Teacher[m] = append(b.Teacher[m], h.teacher[m][i*k:(i+1)*k]...)
@@ -106,9 +130,9 @@ func (h *fedcmiHook) fillBatch(r *localRound, b *model.Batch, pos []int) {
 	if h.classTmp == nil {
 		return
 	}
-	b.Temp = make([]float32, len(b.Labels))
-	for k, y := range b.Labels {
-		b.Temp[k] = h.classTmp[y]
+	b.Temp = make([]float32, 0, len(b.Labels)*len(h.classTmp[0]))
+	for _, y := range b.Labels {
+		b.Temp = append(b.Temp, h.classTmp[y]...)
 	}
 	if h.classDir != nil {
 		b.Dir = make([]float32, len(b.Labels))

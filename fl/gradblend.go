@@ -93,8 +93,7 @@ func (g *GradBlend) ConfigureFit(round int, global model.Params, clients []Clien
 		c := &ins[k].Ins.Config
 		c.GB = true
 		if w != nil {
-			hw := *w
-			c.HeadWeights = &hw
+			c.HeadWeights = w[:]
 		}
 	}
 	return ins, err
@@ -295,7 +294,7 @@ func (c *LocalClient) gbLosses(params model.Params, idx []int) ([3]float64, erro
 		return out, err
 	}
 	k := c.set.NumClasses
-	for h, logits := range [3][]float32{pred.LogitsFused, pred.LogitsFirst, pred.LogitsSecond} {
+	for h, logits := range [3][]float32{pred.LogitsFused, pred.Logits[0], pred.Logits[1]} {
 		sum := 0.0
 		for i, y := range b.Labels {
 			sum += crossEntropyRow(logits[i*k:(i+1)*k], y)

@@ -105,7 +105,7 @@ func TestGradBlendStrategy(t *testing.T) {
 	c := ins[0].Ins.Config
 	// Shares (0.05, 0.9, 0.05) over the largest: the first self head keeps
 	// its shared-loss weight c1, the others get 1/18 of theirs.
-	if c.C1 != 2 || c.HeadWeights == nil || !near3(*c.HeadWeights, [3]float64{1.0 / 18, 1, 1.0 / 18}) {
+	if c.C1 != 2 || c.HeadWeights == nil || !near3([3]float64(c.HeadWeights), [3]float64{1.0 / 18, 1, 1.0 / 18}) {
 		t.Fatalf("round 4: c1 %v, weights %v; want 2 and (1/18, 1, 1/18)", c.C1, c.HeadWeights)
 	}
 
@@ -117,7 +117,7 @@ func TestGradBlendStrategy(t *testing.T) {
 	if err := g2.UnmarshalState(b); err != nil {
 		t.Fatal(err)
 	}
-	if w := g2.headWeights(); w == nil || !near3(*w, *c.HeadWeights) {
+	if w := g2.headWeights(); w == nil || !near3(*w, [3]float64(c.HeadWeights)) {
 		t.Errorf("restored weights %v", w)
 	}
 	bad := strings.Replace(string(b), `"Weights":[0.05`, `"Weights":[2`, 1)

@@ -79,7 +79,7 @@ type FitConfig struct {
 	// HeadWeights, if not nil, weights their loss's heads
 	// (model.TrainConfig.HeadWeights).
 	GB          bool
-	HeadWeights *[3]float64
+	HeadWeights []float64
 }
 
 // FitIns is a client's instruction for one round.
@@ -123,7 +123,7 @@ type FitMetrics struct {
 	DPUnclipped float64
 	// Relearn holds fedrelearn's purities per modality (N = 0: not
 	// measured).
-	Relearn [2]RelearnPurity
+	Relearn []RelearnPurity
 	// GB holds fedgb's losses (N = 0: not measured).
 	GB GBLosses
 }
@@ -169,13 +169,14 @@ type Failure struct {
 const MaxMetricCount = 1 << 40
 
 // Validate checks metrics received from a client that may be hostile, for
-// a model of k classes, before the server uses them: finite sums (RhoSum,
+// a model of nm modalities and k classes, before the server uses them: finite sums (RhoSum,
 // a sum of probability ratios, and OGMCoefSum also non-negative); counts in
 // 0..MaxMetricCount, with RhoBatches, OGMBatches and Proto.Batches at most
 // Batches; FirstDominant in [0, RhoBatches] and Proto.FirstFast in
 // [0, Proto.Batches]; Temperatures nil or k finite positive values; and
-// ClassStats nil or valid for k classes (ClassStats.Validate).
-func (m *FitMetrics) Validate(k int) error {
+// ClassStats nil or valid for nm modalities and k classes
+// (ClassStats.Validate).
+func (m *FitMetrics) Validate(nm, k int) error {
 	for _, c := range []struct {
 		name string
 		v    int
@@ -224,7 +225,7 @@ func (m *FitMetrics) Validate(k int) error {
 		}
 	}
 	if m.ClassStats != nil {
-		if err := m.ClassStats.Validate(k); err != nil {
+		if err := m.ClassStats.Validate(nm, k); err != nil {
 			return err
 		}
 	}
@@ -234,13 +235,15 @@ func (m *FitMetrics) Validate(k int) error {
 // MaxEpochs bounds FitConfig.Epochs.
 const MaxEpochs = 1 << 20
 
-// Validate checks a recipe received from a server, for a model of k
-// classes and embeddings of width d, before a client trains with it:
-// Round and Epochs (at most MaxEpochs) not negative; finite coefficients
-// and a non-negative LR; Holdout in [0, 1); a known Dominance; Table nil or
-// of k classes with means in [0, 1] or NaN (no report yet); a Drop mask of
-// the two modalities; and MDrop.Global nil or valid (PrototypeSet.Validate).
-func (c *FitConfig) Validate(k, d int) error {
+// Validate checks a recipe received from a server, for a model of nm
+// modalities, k classes and embeddings of width d, before a client trains
+// with it: Round and Epochs (at most MaxEpochs) not negative; finite
+// coefficients and a non-negative LR; Holdout in [0, 1); a known
+// Dominance; Table nil or of nm modalities and k classes with means in
+// [0, 1] or NaN (no report yet); HeadWeights nil or 1 + nm finite,
+// non-negative values; a Drop mask of the model's modalities; and
+// MDrop.Global nil or valid (PrototypeSet.Validate).
+func (c *FitConfig) Validate(nm, k, d int) error {
 	if c.Round < 0 || c.Epochs < 0 || c.Epochs > MaxEpochs {
 		return fmt.Errorf("fl: recipe: round %d, epochs %d (want 0..%d)", c.Round, c.Epochs, MaxEpochs)
 	}
@@ -264,15 +267,25 @@ func (c *FitConfig) Validate(k, d int) error {
 		return fmt.Errorf("fl: recipe: holdout %v outside [0, 1)", c.Holdout)
 	case c.Dominance < DominanceBatch || c.Dominance > DominanceFederated:
 		return fmt.Errorf("fl: recipe: unknown dominance source %v", c.Dominance)
-	case c.MDrop.Drop&^data.Full(2) != 0:
+	case c.MDrop.Drop&^data.Full(nm) != 0:
 		return fmt.Errorf("fl: recipe: drop mask %b names no modality of the model", c.MDrop.Drop)
+	case c.HeadWeights != nil && len(c.HeadWeights) != 1+nm:
+		return fmt.Errorf("fl: recipe: %d head weights, want %d", len(c.HeadWeights), 1+nm)
+	}
+	for i, w := range c.HeadWeights {
+		if !(w >= 0) || math.IsInf(w, 0) {
+			return fmt.Errorf("fl: recipe: head weight %d is %v", i, w)
+		}
 	}
 	if t := c.Table; t != nil {
-		if len(t.PA) != k || len(t.PV) != k || t.Rounds < 0 {
-			return fmt.Errorf("fl: recipe: dominance table of %d/%d classes after %d rounds, want %d classes", len(t.PA), len(t.PV), t.Rounds, k)
+		if len(t.P) != nm || t.Rounds < 0 {
+			return fmt.Errorf("fl: recipe: dominance table of %d modalities after %d rounds, want %d modalities", len(t.P), t.Rounds, nm)
 		}
-		for cl := range k {
-			for _, v := range []float64{t.PA[cl], t.PV[cl]} {
+		for m := range t.P {
+			if len(t.P[m]) != k {
+				return fmt.Errorf("fl: recipe: dominance table of %d classes for modality %d, want %d", len(t.P[m]), m, k)
+			}
+			for cl, v := range t.P[m] {
 				if !math.IsNaN(v) && !(v >= 0 && v <= 1) {
 					return fmt.Errorf("fl: recipe: dominance table class %d holds %v", cl, v)
 				}
@@ -280,7 +293,7 @@ func (c *FitConfig) Validate(k, d int) error {
 		}
 	}
 	if g := c.MDrop.Global; g != nil {
-		if err := g.Validate(k, d, data.Full(2), MaxMetricCount); err != nil {
+		if err := g.Validate(k, d, data.Full(nm), MaxMetricCount); err != nil {
 			return fmt.Errorf("fl: recipe: global prototypes: %w", err)
 		}
 	}

@@ -56,7 +56,7 @@ type Relearn struct {
 	init model.Params
 	// Alpha holds the strengths of the last re-initialisation, per
 	// modality (for logs and tests).
-	Alpha [2]float64
+	Alpha []float64
 }
 
 // RelearnPurity is one modality's clustering purity on a client's training
@@ -105,9 +105,11 @@ func (r *Relearn) AggregateFit(round int, global model.Params, results []Result,
 	if log == nil {
 		log = slog.Default()
 	}
-	gaps, n := pooledGaps(results, log, round)
+	nm := r.Base.numModalities()
+	gaps, n := pooledGaps(results, nm, log, round)
 	next = next.Clone()
-	for m := range 2 {
+	r.Alpha = make([]float64, nm)
+	for m := range nm {
 		r.Alpha[m] = 0
 		if n[m] == 0 {
 			continue
@@ -123,17 +125,22 @@ func (r *Relearn) AggregateFit(round int, global model.Params, results []Result,
 			}
 		}
 	}
-	log.Info("fedrelearn: re-initialised encoders", "round", round, "gap_0", gaps[0], "alpha_0", r.Alpha[0], "gap_1", gaps[1], "alpha_1", r.Alpha[1])
+	log.Info("fedrelearn: re-initialised encoders", "round", round, "gaps", gaps, "alphas", r.Alpha)
 	return next, nil
 }
 
 // pooledGaps returns, per modality, the sample-weighted mean purity gap
 // |After − Before| of the results that measured it, and the rows behind
 // it; results with impossible values are left out with a warning.
-func pooledGaps(results []Result, log *slog.Logger, round int) (gaps [2]float64, rows [2]int) {
+func pooledGaps(results []Result, nm int, log *slog.Logger, round int) (gaps []float64, rows []int) {
+	gaps, rows = make([]float64, nm), make([]int, nm)
 	for _, res := range results {
 		for m, p := range res.Res.Metrics.Relearn {
 			if p.N == 0 {
+				continue
+			}
+			if m >= nm {
+				log.Warn("fedrelearn: ignored a purity report of an unknown modality", "round", round, "client", res.ClientID, "modality", m)
 				continue
 			}
 			if p.N < 0 || p.N > res.Res.NumSamples || !(p.Before >= 0 && p.Before <= 1) || !(p.After >= 0 && p.After <= 1) {
@@ -203,11 +210,12 @@ var (
 // relearnPurity measures, for each modality the client trained, the
 // clustering purity of the training rows' self embeddings under the
 // received model start and under the trained model (Relearn).
-func (c *LocalClient) relearnPurity(start, trained model.Params, rows []int, has data.Mask, seed uint64) ([2]RelearnPurity, error) {
-	var out [2]RelearnPurity
+func (c *LocalClient) relearnPurity(start, trained model.Params, rows []int, has data.Mask, seed uint64) ([]RelearnPurity, error) {
+	nm := len(c.set.Modalities)
+	out := make([]RelearnPurity, nm)
 	b := c.gather(rows)
-	var x [2][]float32
-	for m := range 2 {
+	x := make([][]float32, nm)
+	for m := range nm {
 		if has.Has(m) {
 			x[m] = b.X[m]
 		}
@@ -222,7 +230,7 @@ func (c *LocalClient) relearnPurity(start, trained model.Params, rows []int, has
 	}
 	d := c.engine.Arch().EmbedDim
 	rng := rand.New(rand.NewPCG(seed, 0x72656c6561726e))
-	for m := range 2 {
+	for m := range nm {
 		if x[m] == nil {
 			continue
 		}

@@ -104,7 +104,7 @@ func TestRelearnAggregate(t *testing.T) {
 	trained := relearnParams(8, 8, 4, 2, 1)
 	res := func(n int, pa, pv RelearnPurity) Result {
 		return Result{ClientID: "c", Res: FitRes{Params: trained, NumSamples: n, Modalities: data.Full(2),
-			Metrics: FitMetrics{Relearn: [2]RelearnPurity{pa, pv}}}}
+			Metrics: FitMetrics{Relearn: []RelearnPurity{pa, pv}}}}
 	}
 	results := []Result{
 		// gap a: (1*|0.9-0.5| + 3*|0.6-0.6|)/4 = 0.1; v: (1*0.2 + 3*0.2)/4 = 0.2.

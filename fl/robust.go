@@ -59,16 +59,24 @@ func (o RobustOptions) Validate(n int) error {
 	return nil
 }
 
-// sideOf maps a layout side (-1 fusion, 0, 1) to a group index 2, 0, 1.
+// Aggregation groups: modality m's parameters are group m, averaged over
+// the updates holding m; the fusion head's are group fusionGroup, averaged
+// over every update. numGroups bounds the group indices.
+const (
+	fusionGroup = model.MaxModalities
+	numGroups   = fusionGroup + 1
+)
+
+// sideOf maps a layout side (-1 fusion, 0..M-1) to its group index.
 func sideOf(info model.ParamInfo) int {
 	if info.Side < 0 {
-		return 2
+		return fusionGroup
 	}
 	return info.Side
 }
 
-// holds reports whether update u takes part in the group of side g.
-func holds(u Update, g int) bool { return g == 2 || u.Modalities.Has(g) }
+// holds reports whether update u takes part in group g.
+func holds(u Update, g int) bool { return g == fusionGroup || u.Modalities.Has(g) }
 
 // AggregateRobust returns the robust aggregate of the updates, per
 // modality group: the parameters of modality m's side over the updates
@@ -118,7 +126,7 @@ func AggregateRobust(layout []model.ParamInfo, global model.Params, updates []Up
 		log = slog.Default()
 	}
 	out := global.Clone()
-	for g := range 3 {
+	for g := range numGroups {
 		var members []int
 		for k, u := range updates {
 			if holds(u, g) {
@@ -334,7 +342,7 @@ func mean(v []float64) float64 {
 }
 
 func groupName(g int) string {
-	if g == 2 {
+	if g == fusionGroup {
 		return "fusion"
 	}
 	return fmt.Sprintf("modality %d", g)

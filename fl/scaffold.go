@@ -55,8 +55,8 @@ type Scaffold struct {
 	// momentum, ...) and aggregates the parameters.
 	Base *ModalityAware
 
-	control    model.Params // c
-	population [3]int       // registered clients holding modality 0, 1; all
+	control    model.Params   // c
+	population [numGroups]int // registered clients holding modality m; all (fusionGroup)
 }
 
 // ConfigureFit implements Strategy: Base's instructions, with the server
@@ -69,9 +69,9 @@ func (s *Scaffold) ConfigureFit(round int, global model.Params, clients []Client
 	if s.control == nil {
 		s.control = zerosLike(global)
 	}
-	s.population = [3]int{0, 0, len(clients)}
+	s.population = [numGroups]int{fusionGroup: len(clients)}
 	for _, c := range clients {
-		for m := range 2 {
+		for m := range fusionGroup {
 			if c.Modalities.Has(m) {
 				s.population[m]++
 			}
@@ -141,14 +141,14 @@ type ControlUpdate struct {
 
 // ScaffoldServerControl returns c + (|S_s|/N_s) * sum_k w_k Δc_k for every
 // parameter of side s (see Scaffold), where S_s are the updates holding s,
-// w_k = n_k / sum n over S_s and population = N_0, N_1, N (registered
-// clients holding modality 0, modality 1, and all clients). A side no
+// w_k = n_k / sum n over S_s and population[m] = N_m, the registered
+// clients holding modality m, population[fusionGroup] = N, all clients. A side no
 // update holds keeps its value. c is not modified.
-func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []ControlUpdate, population [3]int) (model.Params, error) {
+func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []ControlUpdate, population [numGroups]int) (model.Params, error) {
 	if err := checkControl(layout, c); err != nil {
 		return nil, fmt.Errorf("fl: server control: %w", err)
 	}
-	var sampled [3]int
+	var sampled [numGroups]int
 	for k, u := range updates {
 		if err := checkControl(layout, u.Delta); err != nil {
 			return nil, fmt.Errorf("fl: control update %d: %w", k, err)
@@ -156,14 +156,14 @@ func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []C
 		if u.NumSamples < 1 {
 			return nil, fmt.Errorf("fl: control update %d has %d samples", k, u.NumSamples)
 		}
-		sampled[2]++
-		for m := range 2 {
+		sampled[fusionGroup]++
+		for m := range fusionGroup {
 			if u.Modalities.Has(m) {
 				sampled[m]++
 			}
 		}
 	}
-	for s := range 3 {
+	for s := range numGroups {
 		if sampled[s] > population[s] {
 			return nil, fmt.Errorf("fl: %d sampled clients hold side %d, but only %d are registered", sampled[s], s, population[s])
 		}
@@ -172,9 +172,9 @@ func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []C
 	for i, info := range layout {
 		side := info.Side
 		if side < 0 {
-			side = 2
+			side = fusionGroup
 		}
-		holds := func(u ControlUpdate) bool { return side == 2 || u.Modalities.Has(side) }
+		holds := func(u ControlUpdate) bool { return side == fusionGroup || u.Modalities.Has(side) }
 		total := 0
 		for _, u := range updates {
 			if holds(u) {

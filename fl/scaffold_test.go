@@ -90,7 +90,7 @@ func TestScaffoldServerControl(t *testing.T) {
 		{Delta: aggParams(1, -1, 2, 3), NumSamples: 10, Modalities: av},
 		{Delta: aggParams(5, 3, 100, 7), NumSamples: 30, Modalities: a}, // its modality-1 Δ is ignored
 	}
-	got, err := ScaffoldServerControl(aggLayout, c, updates, [3]int{4, 3, 6})
+	got, err := ScaffoldServerControl(aggLayout, c, updates, [numGroups]int{0: 4, 1: 3, fusionGroup: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +108,11 @@ func TestScaffoldServerControl(t *testing.T) {
 		t.Fatal("input control variate modified")
 	}
 	// No sampled client holds modality 1: its control stays.
-	got, err = ScaffoldServerControl(aggLayout, c, updates[1:], [3]int{4, 3, 6})
+	got, err = ScaffoldServerControl(aggLayout, c, updates[1:], [numGroups]int{0: 4, 1: 3, fusionGroup: 6})
 	if err != nil || got[1].Data[0] != 0.5 {
 		t.Fatalf("modality 1 control %v, err %v", got[1].Data, err)
 	}
-	if _, err := ScaffoldServerControl(aggLayout, c, updates, [3]int{1, 3, 6}); err == nil {
+	if _, err := ScaffoldServerControl(aggLayout, c, updates, [numGroups]int{0: 1, 1: 3, fusionGroup: 6}); err == nil {
 		t.Fatal("more sampled clients than registered accepted")
 	}
 }

@@ -149,8 +149,9 @@ type DPFit struct {
 	// Clip is the round's L2 bound of the client's update.
 	Clip float64
 	// NoiseStd is the standard deviation of the noise the client adds to
-	// each value of a tensor of modality 0, modality 1 and the fusion head.
-	NoiseStd [3]float64
+	// each value of a tensor of each group: NoiseStd[m] for modality m's,
+	// NoiseStd[fusionGroup] (the last) for the fusion head's.
+	NoiseStd [numGroups]float64
 	// CountStd is the standard deviation of the noise the client adds to
 	// its unclipped indicator (FitMetrics.DPUnclipped).
 	CountStd float64
@@ -214,12 +215,12 @@ func (s *ServerSide) Aggregate(round int, global model.Params, updates []Update,
 	return s.step(global, agg, updates)
 }
 
-// groupsHeld reports which groups (modality 0, 1, fusion) some update
-// holds.
-func groupsHeld(updates []Update) [3]int {
-	var n [3]int
+// groupsHeld reports how many updates hold each group (modality m, the
+// fusion head).
+func groupsHeld(updates []Update) [numGroups]int {
+	var n [numGroups]int
 	for _, u := range updates {
-		for g := range 3 {
+		for g := range numGroups {
 			if holds(u, g) {
 				n[g]++
 			}
@@ -233,7 +234,7 @@ func groupsHeld(updates []Update) [3]int {
 func updateNorm(layout []model.ParamInfo, global, p model.Params, mask data.Mask) float64 {
 	var sq float64
 	for i, info := range layout {
-		if g := sideOf(info); g == 2 || mask.Has(g) {
+		if g := sideOf(info); g == fusionGroup || mask.Has(g) {
 			for j, v := range p[i].Data {
 				d := float64(v) - float64(global[i].Data[j])
 				sq += d * d
@@ -392,17 +393,17 @@ func (s *ServerSide) clientDP(ins []Instruction, clients []ClientInfo) *DPFit {
 	for _, c := range clients {
 		mask[c.ID] = c.Modalities
 	}
-	var n [3]int
+	var n [numGroups]int
 	for _, in := range ins {
-		for g := range 3 {
-			if g == 2 || mask[in.ClientID].Has(g) {
+		for g := range numGroups {
+			if g == fusionGroup || mask[in.ClientID].Has(g) {
 				n[g]++
 			}
 		}
 	}
 	clip := s.Clip()
 	fit := &DPFit{Clip: clip}
-	for g := range 3 {
+	for g := range numGroups {
 		if n[g] > 0 {
 			fit.NoiseStd[g] = o.UpdateMultiplier() * clip / math.Sqrt(float64(n[g]))
 		}
@@ -435,7 +436,7 @@ func ClientPrivacy(layout []model.ParamInfo, global, params model.Params, has da
 	out := params.Clone()
 	for i, info := range layout {
 		g := sideOf(info)
-		if g != 2 && !has.Has(g) {
+		if g != fusionGroup && !has.Has(g) {
 			continue
 		}
 		for j, v := range params[i].Data {

@@ -273,7 +273,7 @@ func TestClientPrivacy(t *testing.T) {
 	global := bigParams(big, 1, 1, 1)
 	// A modality-0 client moved every value by 1: norm sqrt(20002).
 	params := bigParams(big, 2, 7, 2)
-	dp := DPFit{Clip: 1, NoiseStd: [3]float64{0, 0, 0}}
+	dp := DPFit{Clip: 1, NoiseStd: [numGroups]float64{}}
 	out, bit, err := ClientPrivacy(big, global, params, data.Mask(1), dp, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestClientPrivacy(t *testing.T) {
 	if params[0].Data[0] != 2 {
 		t.Error("params were modified")
 	}
-	dp.NoiseStd = [3]float64{0, 0, 0.3}
+	dp.NoiseStd = [numGroups]float64{fusionGroup: 0.3}
 	noisy, _, _ := ClientPrivacy(big, global, global, data.Mask(1), dp, 3)
 	if sd := stdOf(noisy[2].Data); math.Abs(sd-0.3) > 0.01 {
 		t.Errorf("client noise std %v, want 0.3", sd)
@@ -313,8 +313,8 @@ func TestClientDPShares(t *testing.T) {
 		ins = append(ins, Instruction{ClientID: c.ID})
 	}
 	fit := s.clientDP(ins, clients)
-	want := [3]float64{3 / math.Sqrt(3), 3 / math.Sqrt(3), 3 / math.Sqrt(4)}
-	for g := range 3 {
+	want := [numGroups]float64{0: 3 / math.Sqrt(3), 1: 3 / math.Sqrt(3), fusionGroup: 3 / math.Sqrt(4)}
+	for g := range numGroups {
 		if math.Abs(fit.NoiseStd[g]-want[g]) > 1e-12 {
 			t.Errorf("group %d std %v, want %v", g, fit.NoiseStd[g], want[g])
 		}

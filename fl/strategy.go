@@ -93,6 +93,19 @@ type ModalityAware struct {
 	table *DominanceTable
 }
 
+// numModalities is the model's number of modalities, M.
+func (s *ModalityAware) numModalities() int { return LayoutModalities(s.Layout) }
+
+// LayoutModalities is the number of modalities of a parameter layout: one
+// more than the largest Side.
+func LayoutModalities(layout []model.ParamInfo) int {
+	nm := 0
+	for _, p := range layout {
+		nm = max(nm, p.Side+1)
+	}
+	return nm
+}
+
 // Sample returns the indices of k of n clients for round, chosen uniformly
 // without replacement from a generator seeded by (seed, round) alone, in
 // ascending order.
@@ -186,11 +199,11 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 			cs := *r.Res.Metrics.ClassStats
 			k := cs.Len()
 			if s.table != nil {
-				k = len(s.table.PA)
+				k = s.table.Len()
 			} else if len(stats) > 0 {
 				k = stats[0].Len()
 			}
-			if err := cs.Validate(k); err != nil {
+			if err := cs.Validate(s.numModalities(), k); err != nil {
 				log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 				continue
 			}
@@ -206,7 +219,7 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	if err == nil && len(stats) > 0 {
 		// Pooled only with a round that counts, so the table and the
 		// model saved with it stay of the same round.
-		s.table = PoolStats(s.table, stats, stats[0].Len(), s.Options.Smoothing)
+		s.table = PoolStats(s.table, stats, s.numModalities(), stats[0].Len(), s.Options.Smoothing)
 	}
 	return next, err
 }

@@ -89,3 +89,34 @@ func GuardTemperature(t float64) float64 {
 func DominanceRatio(sumPA, sumPV float64) float64 {
 	return sumPA / sumPV
 }
+
+// PairTemperatures returns the class-wise temperatures of every ordered
+// (teacher, student) pair of modalities from the per-modality class means
+// (means[m][c], as ClassStats.Means returns them): out[c][t*nm+s] is class
+// c's temperature when modality t teaches modality s. Each pair a < b gets
+// ClassTemperatures(means[a], means[b], c3), in both directions, as the
+// method measures both directions of its two modalities with one ratio;
+// the diagonal is 1.
+func PairTemperatures(means [][]float64, c3 float64) [][]float64 {
+	nm := len(means)
+	if nm == 0 {
+		return nil
+	}
+	k := len(means[0])
+	out := make([][]float64, k)
+	for c := range out {
+		out[c] = make([]float64, nm*nm)
+		for m := range nm {
+			out[c][m*nm+m] = 1
+		}
+	}
+	for a := range nm {
+		for b := a + 1; b < nm; b++ {
+			temps := ClassTemperatures(means[a], means[b], c3)
+			for c := range k {
+				out[c][a*nm+b], out[c][b*nm+a] = temps[c], temps[c]
+			}
+		}
+	}
+	return out
+}

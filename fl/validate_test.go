@@ -26,8 +26,8 @@ func wantErr(t *testing.T, err error, want string) {
 func TestFitMetricsValidate(t *testing.T) {
 	const k = 3
 	honest := func() FitMetrics {
-		cs := NewClassStats(k)
-		cs.SumPA[0], cs.SumPV[0], cs.Count[0] = 1.5, 0.5, 2
+		cs := NewClassStats(2, k)
+		cs.Sum[0][0], cs.Sum[1][0], cs.Count[0] = 1.5, 0.5, 2
 		return FitMetrics{LossSum: 4.2, Batches: 6, RhoSum: 3, RhoBatches: 3, FirstDominant: 2.5,
 			Temperatures: []float64{1, 0.5, 1}, ClassStats: &cs, OGMCoefSum: [2]float64{1, 2}, OGMBatches: 4,
 			Proto: ProtoMetrics{RhoSum: 2, Batches: 2, FirstFast: 1}}
@@ -54,14 +54,14 @@ func TestFitMetricsValidate(t *testing.T) {
 		{"temperatures of more classes", func(m *FitMetrics) { m.Temperatures = make([]float64, 1000) }, "1000 temperatures for 3 classes"},
 		{"NaN temperature", func(m *FitMetrics) { m.Temperatures[1] = math.NaN() }, "temperature of class 1"},
 		{"zero temperature", func(m *FitMetrics) { m.Temperatures[2] = 0 }, "temperature of class 2"},
-		{"class stats of other classes", func(m *FitMetrics) { cs := NewClassStats(k + 1); m.ClassStats = &cs }, "want 3"},
+		{"class stats of other classes", func(m *FitMetrics) { cs := NewClassStats(2, k+1); m.ClassStats = &cs }, "want 2 and 3"},
 		{"negative class count", func(m *FitMetrics) { m.ClassStats.Count[1] = -1 }, "class 1"},
-		{"NaN class sum", func(m *FitMetrics) { m.ClassStats.SumPV[0] = math.NaN() }, "class 0"},
+		{"NaN class sum", func(m *FitMetrics) { m.ClassStats.Sum[1][0] = math.NaN() }, "class 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := honest()
 			tc.corrupt(&m)
-			wantErr(t, m.Validate(k), tc.want)
+			wantErr(t, m.Validate(2, k), tc.want)
 		})
 	}
 }
@@ -133,12 +133,12 @@ func TestFitConfigValidate(t *testing.T) {
 		{"holdout 1", func(c *FitConfig) { c.Holdout = 1 }, "holdout"},
 		{"unknown dominance", func(c *FitConfig) { c.Dominance = 9 }, "dominance"},
 		{"drop of a third modality", func(c *FitConfig) { c.MDrop.Drop = 4 }, "drop mask"},
-		{"table of other classes", func(c *FitConfig) { c.Table = &DominanceTable{PA: make([]float64, 5), PV: make([]float64, 5)} }, "want 3 classes"},
+		{"table of other classes", func(c *FitConfig) { c.Table = &DominanceTable{P: [][]float64{make([]float64, 5), make([]float64, 5)}} }, "of 5 classes for modality 0, want 3"},
 		{"table above 1", func(c *FitConfig) {
-			c.Table = &DominanceTable{PA: []float64{0.5, math.NaN(), 3}, PV: []float64{0.5, math.NaN(), 0.5}}
+			c.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 3}, []float64{0.5, math.NaN(), 0.5}}}
 		}, "class 2 holds 3"},
 		{"table with NaN (no report yet)", func(c *FitConfig) {
-			c.Table = &DominanceTable{PA: []float64{0.5, math.NaN(), 1}, PV: []float64{0.5, math.NaN(), 0}}
+			c.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 1}, []float64{0.5, math.NaN(), 0}}}
 		}, ""},
 		{"global prototypes of NaN", func(c *FitConfig) {
 			c.MDrop.Global = &PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}}
@@ -148,7 +148,7 @@ func TestFitConfigValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := FitConfig{Round: 2, Epochs: 1, LR: 0.01, Alpha: 1, C1: 2, C3: 2, Temperature: 1, Holdout: 0.2, Dominance: DominanceFederated}
 			tc.corrupt(&c)
-			wantErr(t, c.Validate(k, d), tc.want)
+			wantErr(t, c.Validate(2, k, d), tc.want)
 		})
 	}
 }

@@ -67,41 +67,74 @@ const (
 	PartFusion       = "fusion"
 )
 
-// Arch describes the two-modality FedCMI network (method note, "Model"): per
-// modality an MLP encoder E_m, a self projector S_m, an infiltration
-// projector I_m and a classifier C_m shared by both projectors; plus a fusion
-// head F. The zero value is not valid; start from DefaultArch.
+// Arch describes the FedCMI network of M >= 2 modalities (method note,
+// "Model"; docs/methods.md, "More than two modalities"): per modality an
+// MLP encoder E_m, a self projector S_m, an infiltration projector I_m and
+// a classifier C_m shared by both projectors; plus a fusion head F over M
+// slots. The zero value is not valid; start from DefaultArch.
 type Arch struct {
-	// Modalities names the two modalities, e.g. {"audio", "visual"}. They
+	// Modalities names the M modalities, e.g. {"audio", "visual"}. They
 	// prefix every parameter name ("audio/encoder/0/weights").
-	Modalities [2]string
+	Modalities []string
 	// InputDims is the feature dimension of each modality's input vectors.
-	InputDims [2]int
+	InputDims []int
 	// NumClasses is K, the number of classes.
 	NumClasses int
 	// Encoders chooses each modality's encoder: EncoderMLP (default when
-	// empty) or EncoderCNN.
-	Encoders [2]string
+	// empty) or EncoderCNN. nil means EncoderMLP for every modality.
+	Encoders []string
 	// Hidden lists the widths of an MLP encoder's hidden layers (may be
 	// empty: then the encoder is a single Linear(input, D) + ReLU).
 	// Default [128].
 	Hidden []int
 	// CNN configures modality m's encoder when Encoders[m] is EncoderCNN;
-	// InputDims[m] must then equal Frames*C*H*W.
-	CNN [2]CNN
+	// InputDims[m] must then equal Frames*C*H*W. nil when no modality has
+	// a CNN encoder.
+	CNN []CNN
 	// EmbedDim is D, the width of encoder outputs and projectors. Default 64.
 	EmbedDim int
 	// Projector is ProjectorLinear (default) or ProjectorMLP.
 	Projector string
-	// Fusion is one of FusionConcat (default), FusionSum, FusionFiLM, FusionGated.
+	// Fusion is one of FusionConcat (default), FusionSum, FusionFiLM,
+	// FusionGated. FiLM and gated fusion condition one modality on the
+	// other, so they need M = 2.
 	Fusion string
 }
 
+// MaxModalities is the largest number of modalities an Arch may have.
+const MaxModalities = 8
+
+// NumModalities is M, the number of modalities.
+func (a *Arch) NumModalities() int { return len(a.Modalities) }
+
+// Encoder returns modality m's encoder kind (EncoderMLP where Encoders
+// leaves it empty).
+func (a *Arch) Encoder(m int) string {
+	if m < len(a.Encoders) && a.Encoders[m] != "" {
+		return a.Encoders[m]
+	}
+	return EncoderMLP
+}
+
+// Clone returns a deep copy of a.
+func (a Arch) Clone() Arch {
+	a.Modalities = slices.Clone(a.Modalities)
+	a.InputDims = slices.Clone(a.InputDims)
+	a.Encoders = slices.Clone(a.Encoders)
+	a.Hidden = slices.Clone(a.Hidden)
+	cnn := slices.Clone(a.CNN)
+	for i := range cnn {
+		cnn[i].Channels = slices.Clone(cnn[i].Channels)
+	}
+	a.CNN = cnn
+	return a
+}
+
 // DefaultArch returns the default architecture for the given inputs.
-func DefaultArch(modalities [2]string, inputDims [2]int, numClasses int) Arch {
+func DefaultArch(modalities []string, inputDims []int, numClasses int) Arch {
 	return Arch{
-		Modalities: modalities,
-		InputDims:  inputDims,
+		Modalities: slices.Clone(modalities),
+		InputDims:  slices.Clone(inputDims),
 		NumClasses: numClasses,
 		Hidden:     []int{128},
 		EmbedDim:   64,
@@ -112,16 +145,32 @@ func DefaultArch(modalities [2]string, inputDims [2]int, numClasses int) Arch {
 
 // Validate reports the first invalid field.
 func (a *Arch) Validate() error {
+	nm := len(a.Modalities)
+	if nm < 2 || nm > MaxModalities {
+		return fmt.Errorf("model: %d modalities %q: want 2 to %d", nm, a.Modalities, MaxModalities)
+	}
+	if len(a.InputDims) != nm {
+		return fmt.Errorf("model: %d input dimensions for %d modalities", len(a.InputDims), nm)
+	}
+	if a.Encoders != nil && len(a.Encoders) != nm {
+		return fmt.Errorf("model: %d encoders for %d modalities", len(a.Encoders), nm)
+	}
 	for m, name := range a.Modalities {
+		if i := slices.Index(a.Modalities, name); i < m {
+			return fmt.Errorf("model: modalities %d and %d are both named %q", i, m, name)
+		}
 		if name == "" || strings.Contains(name, "/") || name == PartFusion {
 			return fmt.Errorf("model: modality %d name %q: must be non-empty, without '/', and not %q", m, name, PartFusion)
 		}
 		if a.InputDims[m] < 1 {
 			return fmt.Errorf("model: modality %q: input dimension %d < 1", name, a.InputDims[m])
 		}
-		switch a.Encoders[m] {
-		case "", EncoderMLP:
+		switch a.Encoder(m) {
+		case EncoderMLP:
 		case EncoderCNN:
+			if m >= len(a.CNN) {
+				return fmt.Errorf("model: modality %q: CNN encoder without a CNN configuration", name)
+			}
 			c := &a.CNN[m]
 			if c.Input[0] < 1 || c.Input[1] < 1 || c.Input[2] < 1 || c.Frames < 1 {
 				return fmt.Errorf("model: modality %q: CNN input %v x %d frames: every dimension must be >= 1", name, c.Input, c.Frames)
@@ -136,11 +185,8 @@ func (a *Arch) Validate() error {
 				return fmt.Errorf("model: modality %q: CNN channels %v and blocks %d: need at least one stage of width >= 1 and blocks >= 0", name, c.Channels, c.Blocks)
 			}
 		default:
-			return fmt.Errorf("model: modality %q: encoder %q: want %q or %q", name, a.Encoders[m], EncoderMLP, EncoderCNN)
+			return fmt.Errorf("model: modality %q: encoder %q: want %q or %q", name, a.Encoder(m), EncoderMLP, EncoderCNN)
 		}
-	}
-	if a.Modalities[0] == a.Modalities[1] {
-		return fmt.Errorf("model: both modalities are named %q", a.Modalities[0])
 	}
 	if a.NumClasses < 2 {
 		return fmt.Errorf("model: num classes %d < 2", a.NumClasses)
@@ -157,7 +203,11 @@ func (a *Arch) Validate() error {
 		return fmt.Errorf("model: projector %q: want %q or %q", a.Projector, ProjectorLinear, ProjectorMLP)
 	}
 	switch a.Fusion {
-	case FusionConcat, FusionSum, FusionFiLM, FusionGated:
+	case FusionConcat, FusionSum:
+	case FusionFiLM, FusionGated:
+		if nm != 2 {
+			return fmt.Errorf("model: fusion %q conditions one modality on the other and needs 2 modalities, not %d: use concat or sum", a.Fusion, nm)
+		}
 	default:
 		return fmt.Errorf("model: fusion %q: want one of concat, sum, film, gated", a.Fusion)
 	}
@@ -171,7 +221,7 @@ type ParamInfo struct {
 	Name string
 	// Shape is [in, out] for weights and [out] for biases.
 	Shape []int
-	// Side is the modality index (0 or 1) the parameter belongs to, or -1
+	// Side is the modality index (0..M-1) the parameter belongs to, or -1
 	// for the fusion head. Aggregation averages a side over the clients that
 	// hold that modality.
 	Side int
@@ -227,7 +277,7 @@ func (a *Arch) partLayers(m int, part string) []linearLayer {
 	var widths []int
 	switch part {
 	case PartEncoder:
-		if a.Encoders[m] == EncoderCNN {
+		if a.Encoder(m) == EncoderCNN {
 			return a.cnnLayers(m)
 		}
 		widths = append([]int{a.InputDims[m]}, a.Hidden...)
@@ -270,24 +320,37 @@ func (a *Arch) cnnLayers(m int) []linearLayer {
 	return append(layers, linearLayer{pre + "/out", ch[len(ch)-1], a.EmbedDim, InitHe})
 }
 
+// fusionSlot names slot m of a sum fusion: "x" and "y" for two
+// modalities (the names of the two-modality code), else "in<m>".
+func (a *Arch) fusionSlot(m int) string {
+	if len(a.Modalities) == 2 {
+		return [2]string{"fusion/x", "fusion/y"}[m]
+	}
+	return fmt.Sprintf("fusion/in%d", m)
+}
+
 // fusionLayers lists the dense layers of the fusion head.
 func (a *Arch) fusionLayers() []linearLayer {
 	d, k := a.EmbedDim, a.NumClasses
 	switch a.Fusion {
 	case FusionSum:
-		return []linearLayer{{prefix: "fusion/x", in: d, out: k}, {prefix: "fusion/y", in: d, out: k}}
+		out := make([]linearLayer, len(a.Modalities))
+		for m := range out {
+			out[m] = linearLayer{prefix: a.fusionSlot(m), in: d, out: k}
+		}
+		return out
 	case FusionFiLM:
 		return []linearLayer{{prefix: "fusion/film", in: d, out: 2 * d}, {prefix: "fusion/out", in: d, out: k}}
 	case FusionGated:
 		return []linearLayer{{prefix: "fusion/x", in: d, out: d}, {prefix: "fusion/y", in: d, out: d}, {prefix: "fusion/out", in: d, out: k}}
 	default:
-		return []linearLayer{{prefix: "fusion/out", in: 2 * d, out: k}}
+		return []linearLayer{{prefix: "fusion/out", in: len(a.Modalities) * d, out: k}}
 	}
 }
 
 // Layout lists every parameter in a fixed order: modality 0's encoder, self
-// projector, infiltration projector, classifier; then modality 1's; then
-// the fusion head. The order is the order of Params.
+// projector, infiltration projector, classifier; then modality 1's, and so
+// on; then the fusion head. The order is the order of Params.
 func (a *Arch) Layout() []ParamInfo {
 	var out []ParamInfo
 	add := func(l linearLayer, side int, part string) {
@@ -295,7 +358,7 @@ func (a *Arch) Layout() []ParamInfo {
 			ParamInfo{Name: l.prefix + "/weights", Shape: []int{l.in, l.out}, Side: side, Part: part, FanIn: l.in, Init: l.init},
 			ParamInfo{Name: l.prefix + "/biases", Shape: []int{l.out}, Side: side, Part: part, FanIn: l.in, Init: l.init})
 	}
-	for m := range 2 {
+	for m := range a.Modalities {
 		for _, part := range []string{PartEncoder, PartSelf, PartInfiltration, PartClassifier} {
 			for _, l := range a.partLayers(m, part) {
 				add(l, m, part)

@@ -78,6 +78,7 @@ func TestConvMatchesDirect(t *testing.T) {
 // cnnArch has a two-frame CNN on modality 0 and an MLP on modality 1.
 func cnnArch() Arch {
 	a := tinyArch()
+	a.Encoders, a.CNN = make([]string, 2), make([]CNN, 2)
 	a.Encoders[0] = EncoderCNN
 	a.CNN[0] = CNN{Input: [3]int{1, 5, 4}, Frames: 2, Channels: []int{3, 4}, Blocks: 1, StemStride: 2}
 	a.InputDims[0] = 40
@@ -125,21 +126,21 @@ func BenchmarkCNNStep(b *testing.B) {
 		{"large-stem2", [2][3]int{{1, 64, 64}, {1, 28, 28}}, []int{16, 32, 64}, 2},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			dims := [2]int{}
-			var cnn [2]CNN
+			dims := make([]int, 2)
+			cnn := make([]CNN, 2)
 			for m := range 2 {
 				dims[m] = tc.in[m][0] * tc.in[m][1] * tc.in[m][2]
 				cnn[m] = CNN{Input: tc.in[m], Frames: 1, Channels: tc.channels, Blocks: 1, StemStride: tc.stem}
 			}
-			arch := DefaultArch([2]string{"audio", "visual"}, dims, 10)
-			arch.Encoders = [2]string{EncoderCNN, EncoderCNN}
+			arch := DefaultArch([]string{"audio", "visual"}, dims, 10)
+			arch.Encoders = []string{EncoderCNN, EncoderCNN}
 			arch.CNN = cnn
 			e, err := NewEngine(backend(b), arch, 16)
 			if err != nil {
 				b.Fatal(err)
 			}
 			batch := toyBatch(arch, 16, 1)
-			l, err := e.NewLocal(mustInit(b, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4})
+			l, err := e.NewLocal(mustInit(b, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -172,6 +173,7 @@ func benchSteps(b *testing.B, l *Local, batch Batch) {
 // layout (say, as [H, W, C]) would not.
 func TestCNNInputLayout(t *testing.T) {
 	a := tinyArch()
+	a.Encoders, a.CNN = make([]string, 2), make([]CNN, 2)
 	a.Encoders[0] = EncoderCNN
 	a.CNN[0] = CNN{Input: [3]int{3, 4, 5}, Frames: 2, Channels: []int{4, 4}, Blocks: 1, StemStride: 1}
 	a.InputDims[0] = 2 * 3 * 4 * 5
@@ -225,7 +227,7 @@ func TestCNNChunksMatchWholeBatch(t *testing.T) {
 	arch := cnnArch()
 	b := toyBatch(arch, 7, 3) // 7 samples of 2 frames x 5 x 4: chunks of 2, 2, 2, 1
 	p := mustInit(t, arch, 1)
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
 	run := func(chunk int) (Params, StepStats) {
 		saved := cnnChunkPositions
 		defer func() { cnnChunkPositions = saved }()

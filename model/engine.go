@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -33,31 +34,37 @@ const (
 	hypMu
 	hypWeightDecay
 	hypMomentum
-	hypFused  // weight of the fused head's CE on multimodal clients (1)
-	hypFirst  // extra weight of modality 0's self-head CE, times C1 (1)
-	hypSecond // extra weight of modality 1's self-head CE, times C1 (1)
-	numHyper
+	hypFused // weight of the fused head's CE on multimodal clients (1)
+	// hypSelf + m is the extra weight of modality m's self-head CE, times
+	// C1 (1); the hyper input has hypSelf + M slots.
+	hypSelf
 )
+
+// numHyper is the length of the hyper input for M modalities.
+func numHyper(nm int) int { return hypSelf + nm }
 
 // TrainConfig says what one client's local training optimises.
 type TrainConfig struct {
-	// Has tells which modalities the client holds. Both: the multimodal loss
-	// CE(F(aa,vv)) + C1*(CE(C_A(aa)) + CE(C_V(vv))); one: CE of
-	// fusion(self, infiltration) of that modality.
-	Has [2]bool
+	// Has tells which modalities the client holds, one entry per modality.
+	// Two or more: the multimodal loss CE(F(held self embeddings, zeros
+	// for the others)) + C1 * sum over held m of CE(C_m(self_m)); one: CE
+	// of F with that modality's self embedding in its slot and its
+	// infiltration embedding in every other.
+	Has []bool
 	// Infiltration adds Alpha * L_inf, the soft-target distillation from the
-	// frozen start-of-round model's dominant self head into the weak
-	// modality's infiltration head (multimodal clients only).
+	// frozen start-of-round model's dominant self head into the other
+	// held modalities' infiltration heads (multimodal clients only;
+	// infiltration.go).
 	Infiltration bool
 	// Alpha weights L_inf (method default 1).
 	Alpha float64
 	// C1 weights the unimodal self-head CE terms of multimodal clients (default 2).
 	C1 float64
 	// HeadWeights, if not nil, scales the multimodal loss's terms: the
-	// fused head's CE by HeadWeights[0] and the self heads' by C1 times
-	// HeadWeights[1] and [2] (gradient blending, fl/gradblend.go); nil is
-	// 1, 1, 1. Multiplying by 1 is exact, so nil changes nothing.
-	HeadWeights *[3]float64
+	// fused head's CE by HeadWeights[0] and modality m's self head's by C1
+	// times HeadWeights[1+m] (gradient blending, fl/gradblend.go); nil is
+	// all ones. Multiplying by 1 is exact, so nil changes nothing.
+	HeadWeights []float64
 	// PartialRows says that rows of this multimodal client may lack a
 	// modality (Batch.Present): a missing side's embedding enters the fused
 	// head as zeros, its self head's loss skips the row, and the
@@ -87,34 +94,50 @@ type TrainConfig struct {
 	// self-head logits from Batch.Teacher instead of running the teacher
 	// in every step: the teacher is fixed for the round, so a client whose
 	// inputs do not change between epochs (no augmentation) computes them
-	// once per round (Prediction.LogitsFirst/LogitsSecond of the start model).
+	// once per round (Prediction.Logits of the start model).
 	TeacherLogits bool
 }
 
-// kind is the client kind a step graph is built for.
-type kind int
+// heldSet is the set of modalities a client holds, bit m for modality m.
+type heldSet uint8
 
-const (
-	kindMulti  kind = iota
-	kindFirst       // only modality 0
-	kindSecond      // only modality 1
-)
-
-func (c TrainConfig) kind() (kind, error) {
-	switch {
-	case c.Has[0] && c.Has[1]:
-		return kindMulti, nil
-	case c.Has[0]:
-		return kindFirst, nil
-	case c.Has[1]:
-		return kindSecond, nil
+// heldOf returns the held set of cfg for an architecture of nm modalities.
+func (c TrainConfig) heldOf(nm int) (heldSet, error) {
+	if len(c.Has) != nm {
+		return 0, fmt.Errorf("model: client holdings for %d modalities, the model has %d", len(c.Has), nm)
 	}
-	return 0, errors.New("model: client holds no modality")
+	var h heldSet
+	for m, ok := range c.Has {
+		if ok {
+			h |= 1 << m
+		}
+	}
+	if h == 0 {
+		return 0, errors.New("model: client holds no modality")
+	}
+	return h, nil
+}
+
+// has reports whether modality m is held.
+func (h heldSet) has(m int) bool { return m >= 0 && h&(1<<m) != 0 }
+
+// multi reports whether at least two modalities are held.
+func (h heldSet) multi() bool { return bits.OnesCount8(uint8(h)) >= 2 }
+
+// list returns the held modalities in order.
+func (h heldSet) list() []int {
+	var out []int
+	for m := range 8 {
+		if h.has(m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // stepKey identifies one compiled training graph.
 type stepKey struct {
-	kind  kind
+	held  heldSet
 	infil bool
 	prox  bool
 	ext   extKey // baseline methods' variants (stepext.go)
@@ -135,7 +158,7 @@ func (k stepKey) String() string {
 	if k.partial {
 		partial = " partial_rows=true"
 	}
-	return fmt.Sprintf("step[kind=%d infiltration=%v prox=%v proto=%v teacher_inputs=%v%s%s]", k.kind, k.infil, k.prox, k.proto, k.teacherIn, k.ext, partial)
+	return fmt.Sprintf("step[held=%b infiltration=%v prox=%v proto=%v teacher_inputs=%v%s%s]", k.held, k.infil, k.prox, k.proto, k.teacherIn, k.ext, partial)
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -171,7 +194,7 @@ func NewEngine(backend compute.Backend, arch Arch, batchSize int) (*Engine, erro
 	if batchSize < 1 {
 		return nil, fmt.Errorf("model: batch size %d < 1", batchSize)
 	}
-	arch.Hidden = append([]int(nil), arch.Hidden...)
+	arch = arch.Clone()
 	return &Engine{
 		arch:      arch,
 		layout:    arch.Layout(),
@@ -204,28 +227,21 @@ func (e *Engine) CompileTimes() map[string]time.Duration {
 }
 
 // trainable lists the parameters a step of this key updates. A multimodal
-// client updates every parameter: in the reference model both projectors of
-// a modality feed its classifier in one call, so the infiltration
-// projectors get a (zero) gradient, and with it weight decay and momentum,
-// even when infiltration is off. A unimodal client updates its modality's
-// encoder and projectors and the fusion head, what its loss
-// CE(F(self, infiltration)) reaches; the other modality and its own
-// classifier get no gradient and, as in PyTorch's SGD, are left untouched.
+// client updates every parameter of its held modalities and the fusion
+// head: in the reference model both projectors of a modality feed its
+// classifier in one call, so the infiltration projectors get a (zero)
+// gradient, and with it weight decay and momentum, even when infiltration
+// is off. A unimodal client updates its modality's encoder and projectors
+// and the fusion head, what its loss CE(F(self, infiltration)) reaches; the
+// other modalities and its own classifier get no gradient and, as in
+// PyTorch's SGD, are left untouched.
 func (e *Engine) trainable(key stepKey) []int {
 	if key.ext.harmonyUni {
 		return e.harmonyTrainable(key)
 	}
 	var idx []int
 	for i, info := range e.layout {
-		ok := false
-		switch key.kind {
-		case kindMulti:
-			ok = true
-		case kindFirst:
-			ok = info.Side == -1 || (info.Side == 0 && info.Part != PartClassifier)
-		case kindSecond:
-			ok = info.Side == -1 || (info.Side == 1 && info.Part != PartClassifier)
-		}
+		ok := info.Side == -1 || key.held.has(info.Side) && (key.held.multi() || info.Part != PartClassifier)
 		if ok {
 			idx = append(idx, i)
 		}
@@ -235,9 +251,11 @@ func (e *Engine) trainable(key stepKey) []int {
 
 // stepInputShapes lists the input shapes of a step graph, in order:
 // params, momentum (trainable), start params (if infiltration or prox),
-// present modality inputs, labels, mask, temperatures and directions (if
-// infiltration), the teacher's logits of both modalities (if teacherIn), the
-// baseline methods' extension inputs (stepext.go), hyper.
+// held modality inputs, labels, mask, the held modalities' row presence
+// (if partial), temperatures [B, M, M] and teacher choices (if
+// infiltration), the teacher's logits of the held modalities (if
+// teacherIn), the baseline methods' extension inputs (stepext.go), the
+// prototype inputs (prototype.go), hyper.
 func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 	var s []shapes.Shape
 	for _, info := range e.layout {
@@ -251,33 +269,40 @@ func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
 			s = append(s, shapes.Make(dtypes.Float32, info.Shape...))
 		}
 	}
-	for m := range 2 {
-		if key.kind == kindMulti || int(key.kind) == m+1 {
-			s = append(s, shapes.Make(dtypes.Float32, e.batch, e.arch.InputDims[m]))
-		}
+	held := key.held.list()
+	for _, m := range held {
+		s = append(s, shapes.Make(dtypes.Float32, e.batch, e.arch.InputDims[m]))
 	}
 	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
 	if key.partial {
-		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+		for range held {
+			s = append(s, shapes.Make(dtypes.Float32, e.batch))
+		}
 	}
+	nm := e.arch.NumModalities()
 	if key.infil {
-		s = append(s, shapes.Make(dtypes.Float32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+		s = append(s, shapes.Make(dtypes.Float32, e.batch, nm, nm), shapes.Make(dtypes.Float32, e.batch))
 	}
 	if key.teacherIn {
-		k := e.arch.NumClasses
-		s = append(s, shapes.Make(dtypes.Float32, e.batch, k), shapes.Make(dtypes.Float32, e.batch, k))
+		for range held {
+			s = append(s, shapes.Make(dtypes.Float32, e.batch, e.arch.NumClasses))
+		}
 	}
 	s = append(s, e.extInputShapes(key, trainable)...)
 	s = append(s, e.protoInputShapes(key)...)
-	return append(s, shapes.Make(dtypes.Float32, numHyper))
+	return append(s, shapes.Make(dtypes.Float32, numHyper(nm)))
 }
 
 // stepFn builds the training step graph of key: forward, loss, gradient and
 // SGD update (momentum, weight decay, optional proximal term), all in-graph.
-// Outputs: updated trainable params, their momentum, loss, sum of p_A(y),
-// sum of p_V(y) over the real rows, then the prototype loss outputs
-// (prototype.go) and the extension outputs (stepext.go).
+// Outputs: updated trainable params, their momentum, loss, then per
+// modality the sum of its self head's true-class probability p_m(y) over
+// the real rows holding every held modality (zero for a unimodal client),
+// then the prototype loss outputs (prototype.go) and the extension outputs
+// (stepext.go).
 func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
+	nm := e.arch.NumModalities()
+	held := key.held.list()
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
 		params := in[:n]
@@ -287,23 +312,26 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		if key.needStart() {
 			start, rest = rest[:n], rest[n:]
 		}
-		var x [2]*Node
-		for m := range 2 {
-			if key.kind == kindMulti || int(key.kind) == m+1 {
-				x[m], rest = rest[0], rest[1:]
-			}
+		x := make([]*Node, nm)
+		for _, m := range held {
+			x[m], rest = rest[0], rest[1:]
 		}
 		labels, mask, rest := rest[0], rest[1], rest[2:]
-		var presA, presV *Node
+		pres := make([]*Node, nm)
 		if key.partial {
-			presA, presV, rest = rest[0], rest[1], rest[2:]
+			for _, m := range held {
+				pres[m], rest = rest[0], rest[1:]
+			}
 		}
-		var temp, dir, ta, tv *Node
+		var temp, dir *Node
 		if key.infil {
 			temp, dir, rest = rest[0], rest[1], rest[2:]
 		}
+		teach := make([]*Node, nm)
 		if key.teacherIn {
-			ta, tv, rest = rest[0], rest[1], rest[2:]
+			for _, m := range held {
+				teach[m], rest = rest[0], rest[1:]
+			}
 		}
 		ext, rest := e.splitExtInputs(key, trainable, rest)
 		centers, pmasks, phyper, rest := key.protoInputs(rest)
@@ -314,53 +342,77 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		onehot := OneHot(labels, e.arch.NumClasses, dtypes.Float32)
 		zero := ScalarZero(g, dtypes.Float32)
 		var loss *Node
-		sumPA, sumPV := zero, zero
-		var z [2]*Node // self embeddings, for the prototype loss
+		sums := make([]*Node, nm)
+		for m := range sums {
+			sums[m] = zero
+		}
+		z := make([]*Node, nm) // self embeddings, for the prototype loss
 		switch {
 		case key.ext.harmonyUni:
-			loss, sumPA, sumPV = harmonyUnimodalLoss(net, x, onehot, mask)
-		case key.kind == kindMulti:
-			ea := net.embed(0, x[0], key.infil)
-			ev := net.embed(1, x[1], key.infil)
-			z = [2]*Node{ea.self, ev.self}
-			la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
+			loss, sums = harmonyUnimodalLoss(net, x, onehot, mask)
+		case key.held.multi():
+			emb := make([]embeddings, nm)
+			logits := make([]*Node, nm)
+			slots := make([]*Node, nm)
+			masks := make([]*Node, nm)
+			// maskAll: the real rows holding every held modality.
 			// Without partial rows every mask below is mask itself.
-			selfA, selfV, maskA, maskV, maskBoth := ea.self, ev.self, mask, mask, mask
-			if key.partial {
-				selfA = Mul(ea.self, Reshape(presA, e.batch, 1))
-				selfV = Mul(ev.self, Reshape(presV, e.batch, 1))
-				maskA, maskV = Mul(mask, presA), Mul(mask, presV)
-				maskBoth = Mul(maskA, presV)
+			var maskAll *Node
+			for _, m := range held {
+				emb[m] = net.embed(m, x[m], key.infil)
+				z[m] = emb[m].self
+				logits[m] = net.classify(m, emb[m].self)
+				slots[m], masks[m] = emb[m].self, mask
+				if key.partial {
+					slots[m] = Mul(emb[m].self, Reshape(pres[m], e.batch, 1))
+					masks[m] = Mul(mask, pres[m])
+				}
+				switch {
+				case maskAll == nil:
+					maskAll = masks[m]
+				case key.partial:
+					maskAll = Mul(maskAll, pres[m])
+				}
 			}
-			loss = Mul(hp(hypFused), maskedMean(crossEntropy(net.fuse(selfA, selfV), onehot), mask))
-			uni := Add(Mul(hp(hypFirst), maskedMean(crossEntropy(la, onehot), maskA)), Mul(hp(hypSecond), maskedMean(crossEntropy(lv, onehot), maskV)))
+			for m := range slots {
+				if slots[m] == nil { // not held: an absent modality enters F as zeros
+					slots[m] = ZerosLike(emb[held[0]].self)
+				}
+			}
+			loss = Mul(hp(hypFused), maskedMean(crossEntropy(net.fuse(slots...), onehot), mask))
+			var uni *Node
+			for _, m := range held {
+				t := Mul(hp(hypSelf+m), maskedMean(crossEntropy(logits[m], onehot), masks[m]))
+				if uni == nil {
+					uni = t
+				} else {
+					uni = Add(uni, t)
+				}
+				sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(logits[m], onehot), maskAll)))
+			}
 			loss = Add(loss, Mul(hp(hypC1), uni))
-			sumPA = StopGradient(ReduceAllSum(Mul(trueClassProb(la, onehot), maskBoth)))
-			sumPV = StopGradient(ReduceAllSum(Mul(trueClassProb(lv, onehot), maskBoth)))
 			if key.infil {
 				if !key.teacherIn {
 					teacher := newNetwork(&e.arch, e.layout, start)
-					ta = StopGradient(teacher.classify(0, teacher.embed(0, x[0], false).self))
-					tv = StopGradient(teacher.classify(1, teacher.embed(1, x[1], false).self))
+					for _, m := range held {
+						teach[m] = StopGradient(teacher.classify(m, teacher.embed(m, x[m], false).self))
+					}
 				}
-				linf := infiltrationLoss(net, ea, ev, ta, tv, temp, dir, sumPA, sumPV, maskBoth)
+				linf := infiltrationLoss(net, held, emb, teach, temp, dir, sums, maskAll)
 				loss = Add(loss, Mul(hp(hypAlpha), linf))
 			}
 			if key.ext.ogm {
-				ext.ogmMeasure(net, ea.self, ev.self, onehot, mask)
+				ext.ogmMeasure(net, emb[0].self, emb[1].self, onehot, mask)
 			}
-		case key.kind == kindFirst:
-			ea := net.embed(0, x[0], true)
-			z[0] = ea.self
-			loss = maskedMean(crossEntropy(net.fuse(ea.self, ea.inf), onehot), mask)
-		case key.kind == kindSecond:
-			ev := net.embed(1, x[1], true)
-			z[1] = ev.self
-			loss = maskedMean(crossEntropy(net.fuse(ev.inf, ev.self), onehot), mask)
+		default:
+			m := held[0]
+			em := net.embed(m, x[m], true)
+			z[m] = em.self
+			loss = maskedMean(crossEntropy(net.fuseAlone(m, em.self, em.inf), onehot), mask)
 		}
 		var protoOut []*Node
 		if key.proto {
-			pl, sa, sv := protoTerms(z, centers, pmasks, onehot, mask, phyper)
+			pl, sa, sv := protoTerms([2]*Node{z[0], z[1]}, centers, pmasks, onehot, mask, phyper)
 			loss = Add(loss, pl)
 			protoOut = []*Node{sa, sv}
 		}
@@ -371,7 +423,7 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 		}
 		grads := ext.modulate(Gradient(loss, wrt...))
 		lr, wd, beta, mu := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum), hp(hypMu)
-		out := make([]*Node, 0, 2*len(trainable)+3)
+		out := make([]*Node, 0, 2*len(trainable)+1+nm)
 		newMom := make([]*Node, len(trainable))
 		for j, i := range trainable {
 			w := params[i]
@@ -383,7 +435,8 @@ func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node)
 			out = append(out, Sub(w, Mul(lr, newMom[j])))
 		}
 		out = append(out, newMom...)
-		out = append(out, loss, sumPA, sumPV)
+		out = append(out, loss)
+		out = append(out, sums...)
 		out = append(out, protoOut...)
 		return append(out, ext.outputs()...)
 	}
@@ -417,32 +470,39 @@ func (e *Engine) step(key stepKey) (*stepGraph, error) {
 type Batch struct {
 	// X holds the rows of each modality, row-major [n, InputDims[m]]; nil
 	// for a modality the client does not hold.
-	X [2][]float32
+	X [][]float32
 	// Labels holds the n class labels.
 	Labels []int
-	// Temp holds per-row distillation temperatures (T_{y_i}); nil means 1.
+	// Temp holds per-row distillation temperatures for each (teacher,
+	// student) pair of modalities, row-major [n, M, M]: Temp[(i*M+t)*M+s]
+	// is row i's temperature when modality t's self head teaches modality
+	// s's infiltration head (the class-wise T_{y_i} of that pair). nil
+	// means 1.
 	Temp []float32
-	// Dir holds per-row infiltration directions: +1 distils modality 0
-	// into modality 1, -1 the reverse, 0 lets the batch's dominance ratio
-	// decide (the method's rule). nil means all 0.
+	// Dir holds per-row teacher choices: m+1 makes modality m the row's
+	// teacher, 0 lets the batch's dominance decide (the method's rule:
+	// the held modality with the largest sum of true-class probabilities).
+	// nil means all 0.
 	Dir []float32
-	// Teacher holds the frozen teacher's self-head logits of each modality,
-	// row-major [n, NumClasses], for sessions with TrainConfig.TeacherLogits.
-	Teacher [2][]float32
+	// Teacher holds the frozen teacher's self-head logits of each held
+	// modality, row-major [n, NumClasses], for sessions with
+	// TrainConfig.TeacherLogits.
+	Teacher [][]float32
 	// Present says, per modality and row, whether the row has that
 	// modality (1) or not (0; its features should be zeros), for sessions
 	// with TrainConfig.PartialRows; nil means every row has it.
-	Present [2][]float32
+	Present [][]float32
 }
 
 // StepStats is what one training step measured on the real rows.
 type StepStats struct {
 	// Loss is the total training loss of the batch.
 	Loss float64
-	// SumPA and SumPV are the sums over the batch of the true-class
-	// probabilities of the self heads C_A(aa) and C_V(vv) (multimodal
-	// clients only); their ratio is the dominance ratio rho.
-	SumPA, SumPV float64
+	// SumP[m] is the sum over the batch's rows holding every held
+	// modality of the true-class probability of modality m's self head
+	// C_m(S_m(E_m(x_m))) (multimodal clients only, else zero); with two
+	// modalities SumP[0] / SumP[1] is the dominance ratio rho.
+	SumP []float64
 	// Rows is the number of real rows.
 	Rows int
 	// OGMCoef holds OGM-GE's modulation coefficients (k_A, k_V) of the
@@ -464,12 +524,12 @@ type Local struct {
 	start  []*tensors.Tensor
 	hyper  []float32
 	// pads holds reusable host buffers for padded inputs.
-	padX     [2][]float32
+	padX     [][]float32
 	padY     []int32
 	padMask  []float32
 	padTemp  []float32
 	padDir   []float32
-	padTeach [2][]float32
+	padTeach [][]float32
 	ext      *localExt // baseline methods' per-session inputs (stepext.go)
 	finished bool
 
@@ -495,17 +555,21 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 			return nil, fmt.Errorf("model: start parameters: %w", err)
 		}
 	}
-	k, err := cfg.kind()
+	nm := e.arch.NumModalities()
+	h, err := cfg.heldOf(nm)
 	if err != nil {
 		return nil, err
 	}
-	key := stepKey{kind: k, infil: cfg.Infiltration && k == kindMulti, prox: cfg.Mu != 0, proto: cfg.Proto != nil}
+	key := stepKey{held: h, infil: cfg.Infiltration && h.multi(), prox: cfg.Mu != 0, proto: cfg.Proto != nil}
 	key.teacherIn = key.infil && cfg.TeacherLogits
-	key.partial = cfg.PartialRows && k == kindMulti
+	key.partial = cfg.PartialRows && h.multi()
 	if key.partial && (cfg.OGM != nil || cfg.Proto != nil || cfg.HarmonyUnimodal) {
 		return nil, errors.New("model: rows missing a modality (PartialRows) do not work with OGM-GE, the prototype loss or Harmony's unimodal stage")
 	}
-	if key.ext, err = e.extKeyOf(cfg, k); err != nil {
+	if key.proto && nm != 2 {
+		return nil, fmt.Errorf("model: the prototype loss of PMR and FedMDrop is defined for 2 modalities (a prototype score ratio between them), the model has %d", nm)
+	}
+	if key.ext, err = e.extKeyOf(cfg, h); err != nil {
 		return nil, err
 	}
 	sg, err := e.step(key)
@@ -520,34 +584,39 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	for _, i := range sg.trainable {
 		l.mom = append(l.mom, tensors.FromShape(shapes.Make(dtypes.Float32, e.layout[i].Shape...)))
 	}
-	l.hyper = make([]float32, numHyper)
+	l.hyper = make([]float32, numHyper(nm))
 	l.hyper[hypC1] = float32(cfg.C1)
-	l.hyper[hypFused], l.hyper[hypFirst], l.hyper[hypSecond] = 1, 1, 1
+	for i := hypFused; i < len(l.hyper); i++ {
+		l.hyper[i] = 1
+	}
 	if w := cfg.HeadWeights; w != nil {
+		if len(w) != 1+nm {
+			return nil, fmt.Errorf("model: %d head weights, want %d (the fused head and %d self heads)", len(w), 1+nm, nm)
+		}
 		for i, v := range w {
 			if !(v >= 0) || math.IsInf(v, 0) {
 				return nil, fmt.Errorf("model: head weight %d is %v, want finite and >= 0", i, v)
 			}
+			l.hyper[hypFused+i] = float32(v)
 		}
-		l.hyper[hypFused], l.hyper[hypFirst], l.hyper[hypSecond] = float32(w[0]), float32(w[1]), float32(w[2])
 	}
 	l.hyper[hypAlpha] = float32(cfg.Alpha)
 	l.hyper[hypMu] = float32(cfg.Mu)
 	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
 	l.hyper[hypMomentum] = float32(cfg.Momentum)
 	l.setProtoHyper(cfg.Proto)
-	for m := range 2 {
+	l.padX = make([][]float32, nm)
+	l.padTeach = make([][]float32, nm)
+	for _, m := range h.list() {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
-	}
-	l.padY = make([]int32, e.batch)
-	l.padMask = make([]float32, e.batch)
-	l.padTemp = make([]float32, e.batch)
-	l.padDir = make([]float32, e.batch)
-	if key.teacherIn {
-		for m := range 2 {
+		if key.teacherIn {
 			l.padTeach[m] = make([]float32, e.batch*e.arch.NumClasses)
 		}
 	}
+	l.padY = make([]int32, e.batch)
+	l.padMask = make([]float32, e.batch)
+	l.padTemp = make([]float32, e.batch*nm*nm)
+	l.padDir = make([]float32, e.batch)
 	if l.ext, err = e.newLocalExt(key, sg.trainable, cfg); err != nil {
 		return nil, err
 	}
@@ -582,11 +651,20 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	if n < 1 || n > e.batch {
 		return StepStats{}, fmt.Errorf("model: batch of %d rows, want 1..%d", n, e.batch)
 	}
-	if b.Temp != nil && len(b.Temp) != n {
-		return StepStats{}, fmt.Errorf("model: %d temperatures for %d rows", len(b.Temp), n)
+	nm := e.arch.NumModalities()
+	if b.Temp != nil && len(b.Temp) != n*nm*nm {
+		return StepStats{}, fmt.Errorf("model: %d temperatures for %d rows of %d modality pairs", len(b.Temp), n, nm*nm)
 	}
 	if b.Dir != nil && len(b.Dir) != n {
-		return StepStats{}, fmt.Errorf("model: %d directions for %d rows", len(b.Dir), n)
+		return StepStats{}, fmt.Errorf("model: %d teacher choices for %d rows", len(b.Dir), n)
+	}
+	for i, d := range b.Dir {
+		if d != 0 && (d != float32(int(d)) || !l.key.held.has(int(d)-1)) {
+			return StepStats{}, fmt.Errorf("model: row %d's teacher choice %v is not 0 or 1 + a held modality", i, d)
+		}
+	}
+	if len(b.X) > nm || len(b.Teacher) > nm || len(b.Present) > nm {
+		return StepStats{}, fmt.Errorf("model: batch for more than the model's %d modalities", nm)
 	}
 	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+6)
 	// The trainable parameters and their momentum are replaced by the
@@ -620,12 +698,12 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	for _, t := range l.start {
 		args = append(args, t)
 	}
-	for m := range 2 {
-		if !(l.key.kind == kindMulti || int(l.key.kind) == m+1) {
-			continue
-		}
+	for _, m := range l.key.held.list() {
 		d := e.arch.InputDims[m]
-		if len(b.X[m]) != n*d {
+		if m >= len(b.X) || len(b.X[m]) != n*d {
+			if m >= len(b.X) {
+				return StepStats{}, fmt.Errorf("model: modality %q: no rows", e.arch.Modalities[m])
+			}
 			return StepStats{}, fmt.Errorf("model: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(b.X[m]), n, d)
 		}
 		copy(l.padX[m], b.X[m])
@@ -633,45 +711,60 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padX[m], e.batch, d))
 	}
 	for i := range e.batch {
-		l.padY[i], l.padMask[i], l.padTemp[i], l.padDir[i] = 0, 0, 1, 0
+		l.padY[i], l.padMask[i], l.padDir[i] = 0, 0, 0
 		if i < n {
 			y := b.Labels[i]
 			if y < 0 || y >= e.arch.NumClasses {
 				return StepStats{}, fmt.Errorf("model: label %d of row %d outside 0..%d", y, i, e.arch.NumClasses-1)
 			}
 			l.padY[i], l.padMask[i] = int32(y), 1
-			if b.Temp != nil {
-				l.padTemp[i] = b.Temp[i]
-			}
 			if b.Dir != nil {
 				l.padDir[i] = b.Dir[i]
 			}
 		}
 	}
+	if b.Temp != nil {
+		copy(l.padTemp, b.Temp)
+		for i := len(b.Temp); i < len(l.padTemp); i++ {
+			l.padTemp[i] = 1
+		}
+	} else {
+		for i := range l.padTemp {
+			l.padTemp[i] = 1
+		}
+	}
 	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
 	if l.key.partial {
-		for m := range 2 {
-			if b.Present[m] != nil && len(b.Present[m]) != n {
-				return StepStats{}, fmt.Errorf("model: modality %q: presence of %d rows for %d", e.arch.Modalities[m], len(b.Present[m]), n)
+		for _, m := range l.key.held.list() {
+			var present []float32
+			if m < len(b.Present) {
+				present = b.Present[m]
+			}
+			if present != nil && len(present) != n {
+				return StepStats{}, fmt.Errorf("model: modality %q: presence of %d rows for %d", e.arch.Modalities[m], len(present), n)
 			}
 			pres := make([]float32, e.batch)
 			for i := range n {
 				pres[i] = 1
-				if b.Present[m] != nil {
-					pres[i] = b.Present[m][i]
+				if present != nil {
+					pres[i] = present[i]
 				}
 			}
 			args = append(args, tensors.FromFlatDataAndDimensions(pres, e.batch))
 		}
 	}
 	if l.key.infil {
-		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
+		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch, nm, nm), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
 	}
 	if l.key.teacherIn {
 		k := e.arch.NumClasses
-		for m := range 2 {
-			if len(b.Teacher[m]) != n*k {
-				return StepStats{}, fmt.Errorf("model: modality %q: %d teacher logits for %d rows of %d classes", e.arch.Modalities[m], len(b.Teacher[m]), n, k)
+		for _, m := range l.key.held.list() {
+			if m >= len(b.Teacher) || len(b.Teacher[m]) != n*k {
+				got := 0
+				if m < len(b.Teacher) {
+					got = len(b.Teacher[m])
+				}
+				return StepStats{}, fmt.Errorf("model: modality %q: %d teacher logits for %d rows of %d classes", e.arch.Modalities[m], got, n, k)
 			}
 			copy(l.padTeach[m], b.Teacher[m])
 			clear(l.padTeach[m][n*k:])
@@ -685,7 +778,7 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	}
 	args = append(args, pargs...)
 	l.hyper[hypLR] = float32(lr)
-	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, numHyper))
+	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, len(l.hyper)))
 
 	outs, err := l.graph.exec.Exec(args...)
 	// Free the per-step inputs now rather than at the garbage collector's
@@ -704,18 +797,20 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		l.mom[j] = outs[nt+j]
 	}
 	st := StepStats{
-		Loss:  float64(tensors.ToScalar[float32](outs[2*nt])),
-		SumPA: float64(tensors.ToScalar[float32](outs[2*nt+1])),
-		SumPV: float64(tensors.ToScalar[float32](outs[2*nt+2])),
-		Rows:  n,
+		Loss: float64(tensors.ToScalar[float32](outs[2*nt])),
+		SumP: make([]float64, nm),
+		Rows: n,
 	}
-	nproto := 0
+	for m := range nm {
+		st.SumP[m] = float64(tensors.ToScalar[float32](outs[2*nt+1+m]))
+	}
+	next := 2*nt + 1 + nm
 	if l.key.proto {
-		st.Proto.SumA = float64(tensors.ToScalar[float32](outs[2*nt+3]))
-		st.Proto.SumV = float64(tensors.ToScalar[float32](outs[2*nt+4]))
-		nproto = 2
+		st.Proto.SumA = float64(tensors.ToScalar[float32](outs[next]))
+		st.Proto.SumV = float64(tensors.ToScalar[float32](outs[next+1]))
+		next += 2
 	}
-	l.ext.consume(outs[2*nt+3+nproto:], &st)
+	l.ext.consume(outs[next:], &st)
 	for _, t := range outs[2*nt:] {
 		t.FinalizeAll()
 	}

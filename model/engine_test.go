@@ -25,35 +25,56 @@ func backend(t testing.TB) compute.Backend {
 }
 
 func tinyArch() Arch {
-	a := DefaultArch([2]string{"audio", "visual"}, [2]int{5, 4}, 3)
+	a := DefaultArch([]string{"audio", "visual"}, []int{5, 4}, 3)
 	a.Hidden = []int{6}
 	a.EmbedDim = 4
 	return a
 }
 
-// toyBatch returns n rows where modality 0 carries the label clearly and
-// modality 1 weakly.
+// triArch is tinyArch with a third modality.
+func triArch() Arch {
+	a := DefaultArch([]string{"audio", "visual", "text"}, []int{5, 4, 3}, 3)
+	a.Hidden = []int{6}
+	a.EmbedDim = 4
+	return a
+}
+
+// toyBatch returns n rows where modality 0 carries the label clearly,
+// modality 1 weakly and a third modality in between.
 func toyBatch(arch Arch, n int, seed uint64) Batch {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	b := Batch{Labels: make([]int, n)}
-	for m := range 2 {
+	nm := arch.NumModalities()
+	b := Batch{Labels: make([]int, n), X: make([][]float32, nm)}
+	for m := range nm {
 		b.X[m] = make([]float32, n*arch.InputDims[m])
 	}
 	for i := range n {
 		y := rng.IntN(arch.NumClasses)
 		b.Labels[i] = y
-		for m := range 2 {
+		for m := range nm {
 			d := arch.InputDims[m]
 			for j := range d {
 				v := rng.NormFloat64()
 				if j == y {
-					v += []float64{3, 0.7}[m]
+					v += []float64{3, 0.7, 1.5, 1, 1, 1, 1, 1}[m]
 				}
 				b.X[m][i*d+j] = float32(v)
 			}
 		}
 	}
 	return b
+}
+
+// rowTemps returns Batch.Temp for nm modalities with every pair of row i
+// at temps[i].
+func rowTemps(temps []float32, nm int) []float32 {
+	out := make([]float32, 0, len(temps)*nm*nm)
+	for _, t := range temps {
+		for range nm * nm {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func mustInit(t testing.TB, a Arch, seed uint64) Params {
@@ -115,27 +136,51 @@ func TestStepGradient(t *testing.T) {
 	checkStepGradient(t, tinyArch(), toyBatch(tinyArch(), 6, 3))
 }
 
+// TestStepGradientThreeModalities is TestStepGradient with three
+// modalities, including a client holding two of them.
+func TestStepGradientThreeModalities(t *testing.T) {
+	checkStepGradient(t, triArch(), toyBatch(triArch(), 6, 3))
+}
+
 func checkStepGradient(t *testing.T, arch Arch, b Batch) {
 	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Temp = []float32{1, 0.5, 2, 1, 0.7, 1.3}
-	for _, tc := range []struct {
+	nm := arch.NumModalities()
+	b.Temp = make([]float32, 6*nm*nm)
+	for i := range b.Temp {
+		b.Temp[i] = []float32{1, 0.5, 2, 1, 0.7, 1.3, 0.8}[i%7]
+	}
+	all := make([]bool, nm)
+	for m := range all {
+		all[m] = true
+	}
+	type config struct {
 		name string
 		cfg  TrainConfig
-	}{
-		{"multimodal", TrainConfig{Has: [2]bool{true, true}, C1: 2}},
-		{"multimodal+infiltration", TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1.5}},
-		{"first-only", TrainConfig{Has: [2]bool{true, false}}},
-		{"second-only", TrainConfig{Has: [2]bool{false, true}}},
-	} {
+	}
+	cases := []config{
+		{"multimodal", TrainConfig{Has: all, C1: 2}},
+		{"multimodal+infiltration", TrainConfig{Has: all, C1: 2, Infiltration: true, Alpha: 1.5}},
+	}
+	for m := range nm {
+		only := make([]bool, nm)
+		only[m] = true
+		cases = append(cases, config{arch.Modalities[m] + "-only", TrainConfig{Has: only}})
+	}
+	if nm > 2 {
+		some := make([]bool, nm)
+		some[0], some[nm-1] = true, true
+		cases = append(cases, config{"first-and-last+infiltration", TrainConfig{Has: some, C1: 2, Infiltration: true, Alpha: 1.5}})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := mustInit(t, arch, 8) // a different teacher, as after some local steps
 			seeds := []uint64{7}
 			if tc.cfg.Infiltration {
-				// Check both infiltration directions: find initialisations
-				// where the batch is dominated by each modality.
+				// Check every teacher: find initialisations where the
+				// batch is dominated by each held modality.
 				seeds = directionSeeds(t, e, start, tc.cfg, b)
 			}
 			for _, seed := range seeds {
@@ -159,25 +204,53 @@ func jitter(p Params, seed uint64) Params {
 	return q
 }
 
-// directionSeeds returns two initialisation seeds: one whose batch has
-// modality 0 dominant (sum p_A(y) > sum p_V(y)) and one with modality 1.
-func directionSeeds(t *testing.T, e *Engine, start Params, cfg TrainConfig, b Batch) []uint64 {
-	t.Helper()
-	var first, second uint64
-	for seed := uint64(1); seed < 200 && (first == 0 || second == 0); seed++ {
-		arch := e.Arch()
-		st := lossAt(t, e, jitter(mustInit(t, arch, seed), seed), start, cfg, b)
-		switch {
-		case st.SumPA > st.SumPV*1.02 && first == 0:
-			first = seed
-		case st.SumPV > st.SumPA*1.02 && second == 0:
-			second = seed
+// teacherOf returns the batch's teacher: the modality with the largest
+// sum of true-class probabilities (ties to the later one), and whether it
+// leads every other held one by 2%.
+func teacherOf(sums []float64) (int, bool) {
+	best := 0
+	for m := range sums {
+		if sums[m] >= sums[best] {
+			best = m
 		}
 	}
-	if first == 0 || second == 0 {
-		t.Fatalf("no initialisation found for both directions (%d, %d)", first, second)
+	clear := true
+	for m, v := range sums {
+		if m != best && v > 0 && sums[best] <= v*1.02 {
+			clear = false
+		}
 	}
-	return []uint64{first, second}
+	return best, clear
+}
+
+// directionSeeds returns one initialisation seed per held modality whose
+// batch has that modality clearly dominant (largest sum of p_m(y)).
+func directionSeeds(t *testing.T, e *Engine, start Params, cfg TrainConfig, b Batch) []uint64 {
+	t.Helper()
+	found := map[int]uint64{}
+	want := 0
+	for _, h := range cfg.Has {
+		if h {
+			want++
+		}
+	}
+	for seed := uint64(1); seed < 400 && len(found) < want; seed++ {
+		arch := e.Arch()
+		st := lossAt(t, e, jitter(mustInit(t, arch, seed), seed), start, cfg, b)
+		if m, ok := teacherOf(st.SumP); ok && found[m] == 0 {
+			found[m] = seed
+		}
+	}
+	if len(found) < want {
+		t.Fatalf("initialisations found for teachers %v only", found)
+	}
+	var seeds []uint64
+	for m := range cfg.Has {
+		if found[m] != 0 {
+			seeds = append(seeds, found[m])
+		}
+	}
+	return seeds
 }
 
 // checkGradientAt compares the step's gradient at params with central
@@ -195,7 +268,9 @@ func checkGradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainCon
 		minus[i].Data[j] -= h
 		sp := lossAt(t, e, plus, start, cfg, b)
 		sm := lossAt(t, e, minus, start, cfg, b)
-		return (sp.Loss - sm.Loss) / (2 * float64(h)), (sp.SumPA > sp.SumPV) == (sm.SumPA > sm.SumPV)
+		tp, _ := teacherOf(sp.SumP)
+		tm, _ := teacherOf(sm.SumP)
+		return (sp.Loss - sm.Loss) / (2 * float64(h)), tp == tm
 	}
 	// float32 losses of O(10) give differences good to about 1e-3.
 	close := func(a, b float64) bool { return math.Abs(a-b) <= 3e-3+0.05*math.Abs(b) }
@@ -233,13 +308,13 @@ func TestTrainableSets(t *testing.T) {
 		cfg     TrainConfig
 		changes func(ParamInfo) bool
 	}{
-		{"multimodal", TrainConfig{Has: [2]bool{true, true}, C1: 2},
+		{"multimodal", TrainConfig{Has: []bool{true, true}, C1: 2},
 			func(p ParamInfo) bool { return true }},
-		{"multimodal+infiltration", TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1},
+		{"multimodal+infiltration", TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1},
 			func(p ParamInfo) bool { return true }},
-		{"first-only", TrainConfig{Has: [2]bool{true, false}},
+		{"first-only", TrainConfig{Has: []bool{true, false}},
 			func(p ParamInfo) bool { return p.Side == -1 || p.Side == 0 && p.Part != PartClassifier }},
-		{"second-only", TrainConfig{Has: [2]bool{false, true}},
+		{"second-only", TrainConfig{Has: []bool{false, true}},
 			func(p ParamInfo) bool { return p.Side == -1 || p.Side == 1 && p.Part != PartClassifier }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,6 +325,21 @@ func TestTrainableSets(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Three modalities: a client holding two trains those two and the
+	// fusion head, never the third.
+	tri := triArch()
+	e3, err := NewEngine(backend(t), tri, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3 := toyBatch(tri, 8, 4)
+	b3.X[1] = nil
+	changed := changedTensors(t, e3, mustInit(t, tri, 1), TrainConfig{Has: []bool{true, false, true}, C1: 2, Infiltration: true, Alpha: 1}, b3)
+	for i, info := range tri.Layout() {
+		if want := info.Side != 1; changed[i] != want {
+			t.Errorf("three modalities, two held: %s: changed=%v, want %v", info.Name, changed[i], want)
+		}
 	}
 }
 
@@ -294,7 +384,7 @@ func TestOptimizer(t *testing.T) {
 	}
 	b1, b2 := toyBatch(arch, 8, 5), toyBatch(arch, 7, 6)
 	const lr, mom, wd, mu = 0.05, 0.9, 0.01, 0.5
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: mom, WeightDecay: wd, Mu: mu}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: mom, WeightDecay: wd, Mu: mu}
 	w0 := mustInit(t, arch, 2)
 	l, err := e.NewLocal(w0, cfg)
 	if err != nil {
@@ -346,7 +436,7 @@ func TestPartialBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := toyBatch(arch, 5, 9)
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9, WeightDecay: 1e-4, Mu: 0.1}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9, WeightDecay: 1e-4, Mu: 0.1}
 	p := mustInit(t, arch, 3)
 	var got [2]Params
 	var stats [2]StepStats
@@ -363,7 +453,7 @@ func TestPartialBatch(t *testing.T) {
 		got[k], _ = l.Params()
 		l.Close()
 	}
-	if math.Abs(stats[0].Loss-stats[1].Loss) > 1e-5 || math.Abs(stats[0].SumPA-stats[1].SumPA) > 1e-5 {
+	if math.Abs(stats[0].Loss-stats[1].Loss) > 1e-5 || math.Abs(stats[0].SumP[0]-stats[1].SumP[0]) > 1e-5 {
 		t.Fatalf("stats differ: %+v vs %+v", stats[0], stats[1])
 	}
 	for i := range got[0] {
@@ -388,7 +478,7 @@ func TestArchVariantsTrain(t *testing.T) {
 					t.Fatal(err)
 				}
 				b := toyBatch(arch, 16, 1)
-				l, err := e.NewLocal(mustInit(t, arch, 4), TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9})
+				l, err := e.NewLocal(mustInit(t, arch, 4), TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -411,7 +501,7 @@ func TestArchVariantsTrain(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for h := range NumHeads {
+				for h := range NumHeads(2) {
 					if len(pred.Preds[h]) != 16 {
 						t.Fatalf("head %d: %d predictions", h, len(pred.Preds[h]))
 					}
@@ -427,7 +517,7 @@ func TestStepRejectsBadBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: 2})
+	l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +530,7 @@ func TestStepRejectsBadBatches(t *testing.T) {
 		{"empty", Batch{X: good.X}},
 		{"too many rows", toyBatch(arch, 5, 1)},
 		{"label out of range", Batch{X: good.X, Labels: []int{0, 1, 3, 0}}},
-		{"short modality", Batch{X: [2][]float32{good.X[0][:3], good.X[1]}, Labels: good.Labels}},
+		{"short modality", Batch{X: [][]float32{good.X[0][:3], good.X[1]}, Labels: good.Labels}},
 		{"temperatures", Batch{X: good.X, Labels: good.Labels, Temp: []float32{1}}},
 	} {
 		if _, err := l.Step(tc.b, 0.1); err == nil {
@@ -467,24 +557,24 @@ func TestPredictManyRows(t *testing.T) {
 	}
 	// The rows of the second chunk, predicted on their own, agree.
 	lo := DefaultEvalBatch
-	part, err := e.Predict(p, [2][]float32{b.X[0][lo*5:], b.X[1][lo*4:]}, n-lo)
+	part, err := e.Predict(p, [][]float32{b.X[0][lo*5:], b.X[1][lo*4:]}, n-lo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for h := range NumHeads {
+	for h := range NumHeads(2) {
 		for i := range part.Preds[h] {
 			if part.Preds[h][i] != all.Preds[h][lo+i] {
 				t.Fatalf("head %d row %d: %d vs %d", h, i, part.Preds[h][i], all.Preds[h][lo+i])
 			}
 		}
 	}
-	if len(all.ProbFirst) != n*3 {
-		t.Fatalf("%d probabilities", len(all.ProbFirst))
+	if len(all.Prob[0]) != n*3 {
+		t.Fatalf("%d probabilities", len(all.Prob[0]))
 	}
 	for i := range n {
 		s := 0.0
 		for c := range 3 {
-			s += float64(all.ProbSecond[i*3+c])
+			s += float64(all.Prob[1][i*3+c])
 		}
 		if math.Abs(s-1) > 1e-5 {
 			t.Fatalf("row %d: probabilities sum to %v", i, s)
@@ -493,13 +583,13 @@ func TestPredictManyRows(t *testing.T) {
 }
 
 func BenchmarkStep(b *testing.B) {
-	arch := DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+	arch := DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
 	for _, tc := range []struct {
 		name string
 		cfg  TrainConfig
 	}{
-		{"fedavg", TrainConfig{Has: [2]bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4}},
-		{"fedcmi", TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4}},
+		{"fedavg", TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4}},
+		{"fedcmi", TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			e, err := NewEngine(backend(b), arch, 16)
@@ -529,16 +619,16 @@ func TestTeacherLogitsInput(t *testing.T) {
 	start := mustInit(t, arch, 1)
 	params := jitter(start, 5) // differs from the teacher, so a wrong teacher shows
 	b := toyBatch(arch, 6, 2)
-	b.Temp = []float32{1, 2, 3, 1, 2, 3}
+	b.Temp = rowTemps([]float32{1, 2, 3, 1, 2, 3}, 2)
 	pred, err := e.Predict(start, b.X, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
 	want, wst := stepOnce(t, e, params, start, cfg, b, 0.1)
 	cfg.TeacherLogits = true
 	fed := b
-	fed.Teacher = [2][]float32{pred.LogitsFirst, pred.LogitsSecond}
+	fed.Teacher = [][]float32{pred.Logits[0], pred.Logits[1]}
 	got, gst := stepOnce(t, e, params, start, cfg, fed, 0.1)
 	if math.Abs(wst.Loss-gst.Loss) > 1e-5 {
 		t.Errorf("loss %v with teacher inputs, %v in-graph", gst.Loss, wst.Loss)
@@ -551,7 +641,7 @@ func TestTeacherLogitsInput(t *testing.T) {
 		}
 	}
 	// A wrong teacher changes the step: the inputs are really used.
-	fed.Teacher = [2][]float32{pred.LogitsSecond, pred.LogitsFirst}
+	fed.Teacher = [][]float32{pred.Logits[1], pred.Logits[0]}
 	if _, st := stepOnce(t, e, params, start, cfg, fed, 0.1); math.Abs(st.Loss-wst.Loss) < 1e-6 {
 		t.Error("swapped teacher logits gave the same loss")
 	}
@@ -608,12 +698,12 @@ func TestEvalBlocks(t *testing.T) {
 	alone := make([][]float32, most)
 	embAlone := make([][]float32, most)
 	for i := range most {
-		x := [2][]float32{b.X[0][i*5 : (i+1)*5], b.X[1][i*4 : (i+1)*4]}
+		x := [][]float32{b.X[0][i*5 : (i+1)*5], b.X[1][i*4 : (i+1)*4]}
 		pred, err := e.Predict(p, x, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		alone[i] = append(pred.LogitsFirst, pred.LogitsSecond...)
+		alone[i] = append(pred.Logits[0], pred.Logits[1]...)
 		emb, err := e.Embed(p, x, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -622,19 +712,19 @@ func TestEvalBlocks(t *testing.T) {
 	}
 	k, d := arch.NumClasses, arch.EmbedDim
 	for _, n := range []int{1, evalTail, evalTail + 1, DefaultEvalBatch / 2, DefaultEvalBatch/2 + 1, DefaultEvalBatch, DefaultEvalBatch + 5, most} {
-		pred, err := e.Predict(p, [2][]float32{b.X[0][:n*5], b.X[1][:n*4]}, n)
+		pred, err := e.Predict(p, [][]float32{b.X[0][:n*5], b.X[1][:n*4]}, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		emb, err := e.Embed(p, [2][]float32{b.X[0][:n*5], b.X[1][:n*4]}, n)
+		emb, err := e.Embed(p, [][]float32{b.X[0][:n*5], b.X[1][:n*4]}, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(pred.LogitsFirst) != n*k || len(emb[1]) != n*d {
-			t.Fatalf("n=%d: %d logits, %d embedding values", n, len(pred.LogitsFirst), len(emb[1]))
+		if len(pred.Logits[0]) != n*k || len(emb[1]) != n*d {
+			t.Fatalf("n=%d: %d logits, %d embedding values", n, len(pred.Logits[0]), len(emb[1]))
 		}
 		for i := range n {
-			got := append(append([]float32{}, pred.LogitsFirst[i*k:(i+1)*k]...), pred.LogitsSecond[i*k:(i+1)*k]...)
+			got := append(append([]float32{}, pred.Logits[0][i*k:(i+1)*k]...), pred.Logits[1][i*k:(i+1)*k]...)
 			gotEmb := append(append([]float32{}, emb[0][i*d:(i+1)*d]...), emb[1][i*d:(i+1)*d]...)
 			for j := range got {
 				if math.Abs(float64(got[j]-alone[i][j])) > 1e-5 {
@@ -667,20 +757,20 @@ func TestHeadWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := toyBatch(arch, 8, 5)
-	loss := func(c1 float64, w *[3]float64) float64 {
-		return firstStepLoss(t, e, TrainConfig{Has: [2]bool{true, true}, C1: c1, HeadWeights: w}, b)
+	loss := func(c1 float64, w []float64) float64 {
+		return firstStepLoss(t, e, TrainConfig{Has: []bool{true, true}, C1: c1, HeadWeights: w}, b)
 	}
-	whole, fused, self := loss(1, nil), loss(1, &[3]float64{1, 0, 0}), loss(1, &[3]float64{0, 1, 1})
+	whole, fused, self := loss(1, nil), loss(1, []float64{1, 0, 0}), loss(1, []float64{0, 1, 1})
 	if math.Abs(fused+self-whole) > 1e-5 {
 		t.Errorf("fused %v + self heads %v = %v, whole loss %v", fused, self, fused+self, whole)
 	}
-	if ones := loss(1, &[3]float64{1, 1, 1}); ones != whole {
+	if ones := loss(1, []float64{1, 1, 1}); ones != whole {
 		t.Errorf("weights (1, 1, 1) give %v, nil %v", ones, whole)
 	}
-	if two := loss(2, &[3]float64{1, 0.5, 0.5}); math.Abs(two-whole) > 1e-5 {
+	if two := loss(2, []float64{1, 0.5, 0.5}); math.Abs(two-whole) > 1e-5 {
 		t.Errorf("C1 2 with self weights 0.5: %v, want %v", two, whole)
 	}
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, C1: 1, HeadWeights: &[3]float64{1, -1, 1}}); err == nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 1, HeadWeights: []float64{1, -1, 1}}); err == nil {
 		t.Error("a negative head weight was accepted")
 	}
 }
@@ -696,7 +786,7 @@ func TestPartialRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9}
 	loss := func(cfg TrainConfig, b Batch) float64 { return firstStepLoss(t, e, cfg, b) }
 	b := toyBatch(arch, 6, 7)
 	partial := cfg
@@ -705,7 +795,7 @@ func TestPartialRows(t *testing.T) {
 		t.Errorf("every row present: loss %v, plain session %v", p, plain)
 	}
 	// Rows 1 and 4 lack modality 1 (width 4), row 2 modality 0 (width 5).
-	b.Present = [2][]float32{{1, 1, 0, 1, 1, 1}, {1, 0, 1, 1, 0, 1}}
+	b.Present = [][]float32{{1, 1, 0, 1, 1, 1}, {1, 0, 1, 1, 0, 1}}
 	base := loss(partial, b)
 	other := toyBatch(arch, 6, 7)
 	other.Present = b.Present
@@ -724,8 +814,8 @@ func TestPartialRows(t *testing.T) {
 		t.Error("a present row's features did not change the loss")
 	}
 	for _, bad := range []TrainConfig{
-		{Has: [2]bool{true, true}, C1: 2, PartialRows: true, OGM: &OGM{Alpha: 0.1}},
-		{Has: [2]bool{true, true}, C1: 2, PartialRows: true, HarmonyUnimodal: true},
+		{Has: []bool{true, true}, C1: 2, PartialRows: true, OGM: &OGM{Alpha: 0.1}},
+		{Has: []bool{true, true}, C1: 2, PartialRows: true, HarmonyUnimodal: true},
 	} {
 		if _, err := e.NewLocal(mustInit(t, arch, 1), bad); err == nil || !strings.Contains(err.Error(), "PartialRows") {
 			t.Errorf("%+v: %v", bad, err)

@@ -23,7 +23,7 @@ import (
 func (e *Engine) harmonyTrainable(key stepKey) []int {
 	var idx []int
 	for i, info := range e.layout {
-		held := info.Side >= 0 && (key.kind == kindMulti || int(key.kind) == info.Side+1)
+		held := key.held.has(info.Side)
 		if held && (info.Part == PartEncoder || info.Part == PartSelf || info.Part == PartClassifier) {
 			idx = append(idx, i)
 		}
@@ -33,15 +33,17 @@ func (e *Engine) harmonyTrainable(key stepKey) []int {
 
 // harmonyUnimodalLoss is the sum of the held modalities' unimodal
 // cross-entropies (x[m] is nil for a modality the client lacks), and, for a
-// multimodal client, the sums of the self heads' true-class probabilities
-// (the dominance ratio's terms, as in the multimodal step; else zero).
-func harmonyUnimodalLoss(net *network, x [2]*Node, onehot, mask *Node) (loss, sumPA, sumPV *Node) {
-	var sums [2]*Node
-	for m := range 2 {
+// multimodal client, per modality the sum of its self head's true-class
+// probabilities (the dominance sums, as in the multimodal step; else zero).
+func harmonyUnimodalLoss(net *network, x []*Node, onehot, mask *Node) (loss *Node, sums []*Node) {
+	sums = make([]*Node, len(x))
+	held := 0
+	for m := range x {
 		sums[m] = ScalarZero(onehot.Graph(), onehot.DType())
 		if x[m] == nil {
 			continue
 		}
+		held++
 		logits := net.classify(m, net.embed(m, x[m], false).self)
 		l := maskedMean(crossEntropy(logits, onehot), mask)
 		if loss == nil {
@@ -51,9 +53,10 @@ func harmonyUnimodalLoss(net *network, x [2]*Node, onehot, mask *Node) (loss, su
 		}
 		sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(logits, onehot), mask)))
 	}
-	if x[0] == nil || x[1] == nil {
-		z := ScalarZero(onehot.Graph(), onehot.DType())
-		return loss, z, z
+	if held < 2 {
+		for m := range sums {
+			sums[m] = ScalarZero(onehot.Graph(), onehot.DType())
+		}
 	}
-	return loss, sums[0], sums[1]
+	return loss, sums
 }

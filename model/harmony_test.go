@@ -19,12 +19,13 @@ func TestHarmonyUnimodalStage(t *testing.T) {
 	b := toyBatch(arch, 6, 9)
 	for _, tc := range []struct {
 		name string
-		has  [2]bool
-	}{{"multimodal", [2]bool{true, true}}, {"first-only", [2]bool{true, false}}, {"second-only", [2]bool{false, true}}} {
+		has  []bool
+	}{{"multimodal", []bool{true, true}}, {"first-only", []bool{true, false}}, {"second-only", []bool{false, true}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := TrainConfig{Has: tc.has, C1: 2, HarmonyUnimodal: true}
 			p := mustInit(t, arch, 5)
 			bb := b
+			bb.X = append([][]float32(nil), b.X...)
 			for m := range 2 {
 				if !tc.has[m] {
 					bb.X[m] = nil

@@ -58,8 +58,12 @@ func (r refNet) classify(m int, z []float64) []float64 {
 	return r.dense(r.arch.Modalities[m]+"/classifier", z)
 }
 
-func (r refNet) fuse(x, y []float64) []float64 {
-	return r.dense("fusion/out", append(append([]float64{}, x...), y...))
+func (r refNet) fuse(slots ...[]float64) []float64 {
+	var in []float64
+	for _, z := range slots {
+		in = append(in, z...)
+	}
+	return r.dense("fusion/out", in)
 }
 
 func logSoftmax(z []float64, temp float64) []float64 {
@@ -88,69 +92,113 @@ func softCE(teacher, student []float64, temp float64) float64 {
 }
 
 // TestMultimodalLossMatchesReference checks the value of the multimodal
-// FedCMI loss, L = CE(F(aa,vv)) + c1 (CE(C_A aa) + CE(C_V vv)) + alpha L_inf
-// with the batch's dominance direction, against refNet.
+// FedCMI loss, L = CE(F(self_1..self_M)) + c1 sum_m CE(C_m self_m) +
+// alpha L_inf, against refNet, for 2 and 3 modalities and for clients
+// holding 2 of 3: on each row the teacher is the batch's most confident
+// held modality (largest sum of p_m(y); ties to the later one) or the
+// row's forced choice, and it teaches every other held modality at the
+// pair's temperature.
 func TestMultimodalLossMatchesReference(t *testing.T) {
-	arch := tinyArch()
-	e, err := NewEngine(backend(t), arch, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const c1, alpha = 2.0, 1.5
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: c1, Infiltration: true, Alpha: alpha}
-	// Per-row directions: nil (the batch's rho decides every row), forced
-	// either way, and mixed with some rows left to the batch's choice.
-	dirs := [][]float32{nil, {1, 1, 1, 1, 1, 1}, {-1, -1, -1, -1, -1, -1}, {1, -1, 0, 1, 0, -1}}
-	for k, seed := range []uint64{1, 2, 3, 4, 5, 6, 7, 8} {
-		b := toyBatch(arch, 6, seed)
-		b.Temp = []float32{1, 0.5, 2, 1, 0.7, 1.3}
-		b.Dir = dirs[k%len(dirs)]
-		params, start := mustInit(t, arch, 10+seed), mustInit(t, arch, 20+seed)
-		got := lossAt(t, e, params, start, cfg, b)
-
-		local, teacher := newRefNet(arch, params), newRefNet(arch, start)
-		var ce, sumPA, sumPV float64
-		intoV, intoA := make([]float64, len(b.Labels)), make([]float64, len(b.Labels))
-		n := len(b.Labels)
-		for i, y := range b.Labels {
-			var x [2][]float64
-			for m := range 2 {
-				d := arch.InputDims[m]
-				for _, v := range b.X[m][i*d : (i+1)*d] {
-					x[m] = append(x[m], float64(v))
+	for _, tc := range []struct {
+		name string
+		arch Arch
+		has  []bool
+		// Per-row teacher choices: nil (the batch's sums decide every
+		// row), forced, and mixed with rows left to the batch's choice.
+		dirs [][]float32
+	}{
+		{"two", tinyArch(), []bool{true, true}, [][]float32{nil, {1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 2, 2}, {1, 2, 0, 1, 0, 2}}},
+		{"three", triArch(), []bool{true, true, true}, [][]float32{nil, {3, 3, 3, 3, 3, 3}, {1, 2, 0, 3, 0, 2}}},
+		{"two of three", triArch(), []bool{true, false, true}, [][]float32{nil, {1, 3, 0, 3, 0, 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			arch := tc.arch
+			nm := arch.NumModalities()
+			e, err := NewEngine(backend(t), arch, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := TrainConfig{Has: tc.has, C1: c1, Infiltration: true, Alpha: alpha}
+			var held []int
+			for m, ok := range tc.has {
+				if ok {
+					held = append(held, m)
 				}
 			}
-			aa, av := local.forward(0, x[0])
-			vv, va := local.forward(1, x[1])
-			la, lv := local.classify(0, aa), local.classify(1, vv)
-			ce -= logSoftmax(local.fuse(aa, vv), 1)[y] + c1*logSoftmax(la, 1)[y] + c1*logSoftmax(lv, 1)[y]
-			sumPA += math.Exp(logSoftmax(la, 1)[y])
-			sumPV += math.Exp(logSoftmax(lv, 1)[y])
-			taa, _ := teacher.forward(0, x[0])
-			tvv, _ := teacher.forward(1, x[1])
-			temp := float64(b.Temp[i])
-			intoV[i] = softCE(teacher.classify(0, taa), local.classify(1, va), temp)
-			intoA[i] = softCE(teacher.classify(1, tvv), local.classify(0, av), temp)
-		}
-		var linf float64
-		for i := range n {
-			toV := sumPA > sumPV
-			if b.Dir != nil && b.Dir[i] != 0 {
-				toV = b.Dir[i] > 0
+			for k, seed := range []uint64{1, 2, 3, 4, 5, 6, 7, 8} {
+				b := toyBatch(arch, 6, seed)
+				n := len(b.Labels)
+				for m, ok := range tc.has {
+					if !ok {
+						b.X[m] = nil
+					}
+				}
+				// A different temperature for every row and pair.
+				b.Temp = make([]float32, n*nm*nm)
+				for i := range b.Temp {
+					b.Temp[i] = 0.5 + float32(i%7)*0.25
+				}
+				b.Dir = tc.dirs[k%len(tc.dirs)]
+				params, start := mustInit(t, arch, 10+seed), mustInit(t, arch, 20+seed)
+				got := lossAt(t, e, params, start, cfg, b)
+
+				local, teacher := newRefNet(arch, params), newRefNet(arch, start)
+				var ce float64
+				sums := make([]float64, nm)
+				self, inf, tlog := make([][][]float64, n), make([][][]float64, n), make([][][]float64, n)
+				for i, y := range b.Labels {
+					self[i], inf[i], tlog[i] = make([][]float64, nm), make([][]float64, nm), make([][]float64, nm)
+					slots := make([][]float64, nm)
+					for m := range nm {
+						slots[m] = make([]float64, arch.EmbedDim)
+					}
+					for _, m := range held {
+						d := arch.InputDims[m]
+						var x []float64
+						for _, v := range b.X[m][i*d : (i+1)*d] {
+							x = append(x, float64(v))
+						}
+						self[i][m], inf[i][m] = local.forward(m, x)
+						slots[m] = self[i][m]
+						ts, _ := teacher.forward(m, x)
+						tlog[i][m] = teacher.classify(m, ts)
+						lm := logSoftmax(local.classify(m, self[i][m]), 1)
+						ce -= c1 * lm[y]
+						sums[m] += math.Exp(lm[y])
+					}
+					ce -= logSoftmax(local.fuse(slots...), 1)[y]
+				}
+				batchTeacher := held[0]
+				for _, m := range held {
+					if sums[m] >= sums[batchTeacher] {
+						batchTeacher = m
+					}
+				}
+				var linf float64
+				for i := range n {
+					tt := batchTeacher
+					if b.Dir != nil && b.Dir[i] != 0 {
+						tt = int(b.Dir[i]) - 1
+					}
+					for _, s := range held {
+						if s != tt {
+							temp := float64(b.Temp[(i*nm+tt)*nm+s])
+							linf += softCE(tlog[i][tt], local.classify(s, inf[i][s]), temp)
+						}
+					}
+				}
+				want := (ce + alpha*linf) / float64(n)
+				if math.Abs(got.Loss-want) > 1e-4*math.Max(1, math.Abs(want)) {
+					t.Errorf("seed %d, teachers %v: loss %.6f, reference %.6f", seed, b.Dir, got.Loss, want)
+				}
+				for m := range nm {
+					if math.Abs(got.SumP[m]-sums[m]) > 1e-4 {
+						t.Errorf("seed %d: sums %v, reference %v", seed, got.SumP, sums)
+					}
+				}
 			}
-			if toV {
-				linf += intoV[i]
-			} else {
-				linf += intoA[i]
-			}
-		}
-		want := (ce + alpha*linf) / float64(n)
-		if math.Abs(got.Loss-want) > 1e-4*math.Max(1, math.Abs(want)) {
-			t.Errorf("seed %d, directions %v: loss %.6f, reference %.6f", seed, b.Dir, got.Loss, want)
-		}
-		if math.Abs(got.SumPA-sumPA) > 1e-4 || math.Abs(got.SumPV-sumPV) > 1e-4 {
-			t.Errorf("seed %d: sums %v %v, reference %v %v", seed, got.SumPA, got.SumPV, sumPA, sumPV)
-		}
+		})
 	}
 }
 

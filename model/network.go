@@ -54,7 +54,7 @@ func (n *network) stack(layers []linearLayer, x *Node, reluLast bool) *Node {
 // encode returns h_m = E_m(x), [B, D]: every layer is followed by ReLU (a
 // CNN's pooled features are non-negative too).
 func (n *network) encode(m int, x *Node) *Node {
-	if n.arch.Encoders[m] == EncoderCNN {
+	if n.arch.Encoder(m) == EncoderCNN {
 		return n.encodeCNN(m, x)
 	}
 	return n.stack(n.arch.partLayers(m, PartEncoder), x, true)
@@ -237,24 +237,41 @@ func (n *network) classify(m int, z *Node) *Node {
 	return n.dense(n.arch.Modalities[m]+"/"+PartClassifier, z)
 }
 
-// fuse applies the fusion head F(x, y): x fills the modality-0 slot and y
-// the modality-1 slot.
-func (n *network) fuse(x, y *Node) *Node {
+// fuse applies the fusion head F to its M input slots, slot m for
+// modality m's embedding (a zero embedding for an absent modality).
+func (n *network) fuse(slots ...*Node) *Node {
 	switch n.arch.Fusion {
 	case FusionSum:
-		return Add(n.dense("fusion/x", x), n.dense("fusion/y", y))
-	case FusionFiLM:
+		out := n.dense(n.arch.fusionSlot(0), slots[0])
+		for m := 1; m < len(slots); m++ {
+			out = Add(out, n.dense(n.arch.fusionSlot(m), slots[m]))
+		}
+		return out
+	case FusionFiLM: // two slots
+		x, y := slots[0], slots[1]
 		d := n.arch.EmbedDim
 		gb := n.dense("fusion/film", x)
 		gamma := Slice(gb, AxisRange(), AxisRange(0, d))
 		beta := Slice(gb, AxisRange(), AxisRange(d, 2*d))
 		return n.dense("fusion/out", Add(Mul(gamma, y), beta))
-	case FusionGated:
-		gate := Sigmoid(n.dense("fusion/x", x))
-		return n.dense("fusion/out", Mul(gate, n.dense("fusion/y", y)))
+	case FusionGated: // two slots
+		gate := Sigmoid(n.dense("fusion/x", slots[0]))
+		return n.dense("fusion/out", Mul(gate, n.dense("fusion/y", slots[1])))
 	default:
-		return n.dense("fusion/out", Concatenate([]*Node{x, y}, -1))
+		return n.dense("fusion/out", Concatenate(slots, -1))
 	}
+}
+
+// fuseAlone returns F with self in slot m and fill in every other slot:
+// a unimodal client's head F(self, infiltration), or, with a zero fill,
+// the fused head with modality m alone.
+func (n *network) fuseAlone(m int, self, fill *Node) *Node {
+	slots := make([]*Node, n.arch.NumModalities())
+	for j := range slots {
+		slots[j] = fill
+	}
+	slots[m] = self
+	return n.fuse(slots...)
 }
 
 // embeddings of one modality: h, self projection, infiltration projection.

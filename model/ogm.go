@@ -58,6 +58,9 @@ const (
 
 // ogmSupported reports whether the fusion head has per-modality parts.
 func (a *Arch) ogmSupported() error {
+	if len(a.Modalities) != 2 {
+		return fmt.Errorf("model: OGM-GE is defined for 2 modalities (it modulates each by the ratio of their two scores), the model has %d", len(a.Modalities))
+	}
 	if a.Fusion != FusionConcat && a.Fusion != FusionSum {
 		return fmt.Errorf("model: OGM-GE needs a fusion head with a per-modality part (concat or sum), not %q", a.Fusion)
 	}

@@ -110,7 +110,7 @@ func checkOGMModulation(t *testing.T, fusion string) {
 	for seed := uint64(1); seed < 40 && len(seen) < 2; seed++ {
 		b := toyBatch(arch, 8, seed)
 		p := jitter(mustInit(t, arch, seed), seed)
-		cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2}
+		cfg := TrainConfig{Has: []bool{true, true}, C1: 2}
 		g, _ := gradientAt(t, e, p, p, cfg, b)
 		cfg.OGM = &OGM{Alpha: alpha, Seed: 1, NoNoise: true}
 		gm, st := gradientAt(t, e, p, p, cfg, b)
@@ -147,7 +147,7 @@ func checkOGMModulation(t *testing.T, fusion string) {
 // the encoders' weight matrices only; the same seed gives the same noise
 // and another seed other noise.
 func TestOGMNoise(t *testing.T) {
-	arch := DefaultArch([2]string{"audio", "visual"}, [2]int{40, 30}, 4)
+	arch := DefaultArch([]string{"audio", "visual"}, []int{40, 30}, 4)
 	arch.Hidden, arch.EmbedDim = []int{50}, 20
 	e, err := NewEngine(backend(t), arch, 16)
 	if err != nil {
@@ -155,9 +155,9 @@ func TestOGMNoise(t *testing.T) {
 	}
 	b := toyBatch(arch, 16, 3)
 	p := mustInit(t, arch, 3)
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2, OGM: &OGM{Alpha: 0.8, Seed: 7, NoNoise: true}}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, OGM: &OGM{Alpha: 0.8, Seed: 7, NoNoise: true}}
 	clean, st := gradientAt(t, e, p, p, cfg, b)
-	plain, _ := gradientAt(t, e, p, p, TrainConfig{Has: [2]bool{true, true}, C1: 2}, b)
+	plain, _ := gradientAt(t, e, p, p, TrainConfig{Has: []bool{true, true}, C1: 2}, b)
 	cfg.OGM = &OGM{Alpha: 0.8, Seed: 7}
 	noisy, _ := gradientAt(t, e, p, p, cfg, b)
 	again, _ := gradientAt(t, e, p, p, cfg, b)
@@ -211,11 +211,11 @@ func TestOGMRefusesFusionWithoutParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, OGM: &OGM{Alpha: 0.8}}); err == nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, OGM: &OGM{Alpha: 0.8}}); err == nil {
 		t.Fatal("OGM-GE with FiLM fusion accepted")
 	}
 	// Unimodal clients train as in FedAvg: no modulation, no error.
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, false}, OGM: &OGM{Alpha: 0.8}}); err != nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, false}, OGM: &OGM{Alpha: 0.8}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -232,7 +232,7 @@ func TestOGMCNNEncoder(t *testing.T) {
 	}
 	b := toyBatch(arch, 8, 4)
 	p := jitter(mustInit(t, arch, 2), 2)
-	cfg := TrainConfig{Has: [2]bool{true, true}, C1: 2}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2}
 	g, _ := gradientAt(t, e, p, p, cfg, b)
 	cfg.OGM = &OGM{Alpha: 0.8, Seed: 3, NoNoise: true}
 	gm, st := gradientAt(t, e, p, p, cfg, b)

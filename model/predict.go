@@ -10,57 +10,85 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// Inference heads, in the order of Prediction.Preds (method note, "Inference outputs").
-const (
-	HeadFused      = iota // F(aa, vv)
-	HeadFirstOnly         // F(aa, 0)
-	HeadSecondOnly        // F(0, vv)
-	HeadFirstBoth         // F(aa, av)
-	HeadSecondBoth        // F(va, vv)
-	NumHeads
-)
+// Inference heads, in the order of Prediction.Preds (method note,
+// "Inference outputs"): the fused head F over every modality's self
+// embedding; per modality m, F with m alone (zeros in the other slots,
+// HeadOnly); per modality m, F with m's self embedding in its slot and
+// its infiltration embedding in every other (HeadBoth), what a client
+// holding only m trains. With two modalities A, V: F(aa, vv), F(aa, 0),
+// F(0, vv), F(aa, av), F(va, vv).
+const HeadFused = 0
+
+// NumHeads is the number of inference heads for nm modalities: 1 + 2 nm.
+func NumHeads(nm int) int { return 1 + 2*nm }
+
+// HeadOnly is the index of the head reading modality m alone.
+func HeadOnly(m int) int { return 1 + m }
+
+// HeadBoth is the index of the head of modality m with its infiltration
+// embedding, for nm modalities.
+func HeadBoth(m, nm int) int { return 1 + nm + m }
 
 // HeadNames returns the metric names of the heads for the given modality
-// names: "fused", "<A>_only", "<V>_only", "<A>_both", "<V>_both".
-func HeadNames(modalities [2]string) [NumHeads]string {
-	a, v := modalities[0], modalities[1]
-	return [NumHeads]string{"fused", a + "_only", v + "_only", a + "_both", v + "_both"}
+// names: "fused", then "<m>_only" and "<m>_both" per modality, in head order.
+func HeadNames(modalities []string) []string {
+	out := []string{"fused"}
+	for _, m := range modalities {
+		out = append(out, m+"_only")
+	}
+	for _, m := range modalities {
+		out = append(out, m+"_both")
+	}
+	return out
 }
 
 // Prediction holds the outputs of Predict for n rows.
 type Prediction struct {
 	// Preds[h][i] is the argmax class of head h for row i.
-	Preds [NumHeads][]int
-	// ProbFirst and ProbSecond are the softmax outputs of the self heads
-	// C_A(aa) and C_V(vv), row-major [n, K].
-	ProbFirst, ProbSecond []float32
-	// LogitsFirst and LogitsSecond are the self heads' logits, [n, K]: the
-	// teacher's outputs when these parameters are a round's start model.
-	LogitsFirst, LogitsSecond []float32
-	// LogitsFused are the fused head F(aa, vv)'s logits, [n, K].
+	Preds [][]int
+	// Prob[m] holds the softmax outputs of modality m's self head
+	// C_m(S_m(E_m(x_m))), row-major [n, K].
+	Prob [][]float32
+	// Logits[m] holds the same head's logits, [n, K]: the teacher's
+	// outputs when these parameters are a round's start model.
+	Logits [][]float32
+	// LogitsFused are the fused head's logits, [n, K].
 	LogitsFused []float32
 }
 
 // evalExec returns the evaluation graph, compiled for a block of rows rows
-// (the engine's evalBatch or evalTail).
+// (the engine's evalBatch or evalTail). Outputs: the heads' argmax
+// classes, then per modality the self head's softmax, then its logits,
+// then the fused logits.
 func (e *Engine) evalExec(rows int) (*Exec, error) {
 	return e.evalGraph("eval", &e.eval, rows, func(net *network, in []*Node) []*Node {
-		ea := net.embed(0, in[0], true)
-		ev := net.embed(1, in[1], true)
-		zero := ZerosLike(ea.self)
-		heads := [NumHeads]*Node{
-			net.fuse(ea.self, ev.self),
-			net.fuse(ea.self, zero),
-			net.fuse(zero, ev.self),
-			net.fuse(ea.self, ea.inf),
-			net.fuse(ev.inf, ev.self),
+		nm := len(in)
+		emb := make([]embeddings, nm)
+		self := make([]*Node, nm)
+		for m := range nm {
+			emb[m] = net.embed(m, in[m], true)
+			self[m] = emb[m].self
 		}
-		out := make([]*Node, 0, NumHeads+5)
+		zero := ZerosLike(emb[0].self)
+		fused := net.fuse(self...)
+		heads := []*Node{fused}
+		for m := range nm {
+			heads = append(heads, net.fuseAlone(m, self[m], zero))
+		}
+		for m := range nm {
+			heads = append(heads, net.fuseAlone(m, self[m], emb[m].inf))
+		}
+		out := make([]*Node, 0, len(heads)+2*nm+1)
 		for _, h := range heads {
 			out = append(out, ArgMax(h, -1, dtypes.Int32))
 		}
-		la, lv := net.classify(0, ea.self), net.classify(1, ev.self)
-		return append(out, Softmax(la, -1), Softmax(lv, -1), la, lv, net.fuse(ea.self, ev.self))
+		logits := make([]*Node, nm)
+		for m := range nm {
+			logits[m] = net.classify(m, self[m])
+			out = append(out, Softmax(logits[m], -1))
+		}
+		out = append(out, logits...)
+		return append(out, fused)
 	})
 }
 
@@ -97,8 +125,8 @@ func (e *Engine) evalGraph(name string, cache *evalGraphs, rows int, build func(
 	for _, info := range e.layout {
 		in = append(in, shapes.Make(dtypes.Float32, info.Shape...))
 	}
-	for m := range 2 {
-		in = append(in, shapes.Make(dtypes.Float32, rows, e.arch.InputDims[m]))
+	for _, d := range e.arch.InputDims {
+		in = append(in, shapes.Make(dtypes.Float32, rows, d))
 	}
 	t0 := time.Now()
 	if err := compile(exec, in); err != nil {
@@ -120,34 +148,36 @@ func (e *Engine) evalBlock(rem int) int {
 }
 
 // Predict runs every inference head on n rows. x[m] holds the rows of
-// modality m, row-major [n, InputDims[m]]; a nil x[m] means the modality is
+// modality m, row-major [n, InputDims[m]]; a nil (or missing) x[m] means the modality is
 // absent and is fed as zeros (only the heads that do not read it are then
 // meaningful).
-func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
+func (e *Engine) Predict(p Params, x [][]float32, n int) (*Prediction, error) {
 	if err := e.checkEvalInput("predict", p, x, n); err != nil {
 		return nil, err
 	}
-	k := e.arch.NumClasses
-	pred := &Prediction{
-		ProbFirst: make([]float32, 0, n*k), ProbSecond: make([]float32, 0, n*k),
-		LogitsFirst: make([]float32, 0, n*k), LogitsSecond: make([]float32, 0, n*k), LogitsFused: make([]float32, 0, n*k),
-	}
-	for h := range NumHeads {
+	k, nm := e.arch.NumClasses, e.arch.NumModalities()
+	nh := NumHeads(nm)
+	pred := &Prediction{Preds: make([][]int, nh), Prob: make([][]float32, nm), Logits: make([][]float32, nm), LogitsFused: make([]float32, 0, n*k)}
+	for h := range nh {
 		pred.Preds[h] = make([]int, 0, n)
+	}
+	for m := range nm {
+		pred.Prob[m] = make([]float32, 0, n*k)
+		pred.Logits[m] = make([]float32, 0, n*k)
 	}
 	err := e.runEval("predict", e.evalExec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
 		rows := hi - lo
-		for h := range NumHeads {
+		for h := range nh {
 			cls := tensors.MustCopyFlatData[int32](outs[h])
 			for _, c := range cls[:rows] {
 				pred.Preds[h] = append(pred.Preds[h], int(c))
 			}
 		}
-		pred.ProbFirst = append(pred.ProbFirst, tensors.MustCopyFlatData[float32](outs[NumHeads])[:rows*k]...)
-		pred.ProbSecond = append(pred.ProbSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+1])[:rows*k]...)
-		pred.LogitsFirst = append(pred.LogitsFirst, tensors.MustCopyFlatData[float32](outs[NumHeads+2])[:rows*k]...)
-		pred.LogitsSecond = append(pred.LogitsSecond, tensors.MustCopyFlatData[float32](outs[NumHeads+3])[:rows*k]...)
-		pred.LogitsFused = append(pred.LogitsFused, tensors.MustCopyFlatData[float32](outs[NumHeads+4])[:rows*k]...)
+		for m := range nm {
+			pred.Prob[m] = append(pred.Prob[m], tensors.MustCopyFlatData[float32](outs[nh+m])[:rows*k]...)
+			pred.Logits[m] = append(pred.Logits[m], tensors.MustCopyFlatData[float32](outs[nh+nm+m])[:rows*k]...)
+		}
+		pred.LogitsFused = append(pred.LogitsFused, tensors.MustCopyFlatData[float32](outs[nh+2*nm])[:rows*k]...)
 	})
 	if err != nil {
 		return nil, err
@@ -163,15 +193,16 @@ func (e *Engine) Predict(p Params, x [2][]float32, n int) (*Prediction, error) {
 // is zero-padded. It calls use with each block's rows lo..hi and the
 // graph's outputs, which it finalizes after use returns; what names the
 // caller in errors.
-func (e *Engine) runEval(what string, graph func(rows int) (*Exec, error), p Params, x [2][]float32, n int, use func(lo, hi int, outs []*tensors.Tensor)) error {
+func (e *Engine) runEval(what string, graph func(rows int) (*Exec, error), p Params, x [][]float32, n int, use func(lo, hi int, outs []*tensors.Tensor)) error {
 	params := toTensors(p)
 	defer func() {
 		for _, t := range params {
 			t.FinalizeAll()
 		}
 	}()
-	var pad [2][]float32
-	for m := range 2 {
+	nm := e.arch.NumModalities()
+	pad := make([][]float32, nm)
+	for m := range nm {
 		pad[m] = make([]float32, e.evalBatch*e.arch.InputDims[m])
 	}
 	for lo := 0; lo < n; {
@@ -185,11 +216,11 @@ func (e *Engine) runEval(what string, graph func(rows int) (*Exec, error), p Par
 		for _, t := range params {
 			args = append(args, t)
 		}
-		for m := range 2 {
+		for m := range nm {
 			w := e.arch.InputDims[m]
 			block := pad[m][:rows*w]
 			clear(block)
-			if x[m] != nil {
+			if m < len(x) && x[m] != nil {
 				copy(block, x[m][lo*w:hi*w])
 			}
 			args = append(args, tensors.FromFlatDataAndDimensions(block, rows, w))
@@ -212,11 +243,14 @@ func (e *Engine) runEval(what string, graph func(rows int) (*Exec, error), p Par
 
 // checkEvalInput checks p against the architecture and that each given
 // x[m] holds n rows of its modality's width; what names the caller.
-func (e *Engine) checkEvalInput(what string, p Params, x [2][]float32, n int) error {
+func (e *Engine) checkEvalInput(what string, p Params, x [][]float32, n int) error {
 	if err := e.arch.Check(p); err != nil {
 		return err
 	}
-	for m := range 2 {
+	if len(x) > e.arch.NumModalities() {
+		return fmt.Errorf("model: %s: rows of %d modalities, the model has %d", what, len(x), e.arch.NumModalities())
+	}
+	for m := range x {
 		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
 			return fmt.Errorf("model: %s: modality %q: %d values for %d rows of width %d", what, e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
 		}

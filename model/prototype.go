@@ -113,7 +113,7 @@ func (e *Engine) protoInputShapes(key stepKey) []shapes.Shape {
 }
 
 // has reports whether a step of this key reads modality m.
-func (k stepKey) has(m int) bool { return k.kind == kindMulti || int(k.kind) == m+1 }
+func (k stepKey) has(m int) bool { return k.held.has(m) }
 
 // protoInputs splits the prototype inputs off rest (see protoInputShapes).
 func (k stepKey) protoInputs(rest []*Node) (centers, masks [2]*Node, hyper *Node, tail []*Node) {
@@ -268,26 +268,30 @@ func (l *Local) setProtoHyper(cfg *ProtoLoss) {
 // (aa, vv) of both modalities.
 func (e *Engine) embedExec(rows int) (*Exec, error) {
 	return e.evalGraph("embed", &e.embed, rows, func(net *network, in []*Node) []*Node {
-		return []*Node{net.embed(0, in[0], false).self, net.embed(1, in[1], false).self}
+		out := make([]*Node, len(in))
+		for m := range in {
+			out[m] = net.embed(m, in[m], false).self
+		}
+		return out
 	})
 }
 
 // Embed returns the self embeddings z^m = S_m(E_m(x^m)) of n rows, the
-// fusion inputs aa and vv, row-major [n, EmbedDim], for the modalities
-// whose rows x[m] are given (nil x[m] gives a nil result).
-func (e *Engine) Embed(p Params, x [2][]float32, n int) ([2][]float32, error) {
-	var out [2][]float32
+// fusion inputs, row-major [n, EmbedDim], for the modalities whose rows
+// x[m] are given (a nil or missing x[m] gives a nil result).
+func (e *Engine) Embed(p Params, x [][]float32, n int) ([][]float32, error) {
+	out := make([][]float32, e.arch.NumModalities())
 	if err := e.checkEvalInput("embed", p, x, n); err != nil {
 		return out, err
 	}
 	d := e.arch.EmbedDim
-	for m := range 2 {
+	for m := range x {
 		if x[m] != nil {
 			out[m] = make([]float32, 0, n*d)
 		}
 	}
 	err := e.runEval("embed", e.embedExec, p, x, n, func(lo, hi int, outs []*tensors.Tensor) {
-		for m := range 2 {
+		for m := range x {
 			if x[m] != nil {
 				out[m] = append(out[m], tensors.MustCopyFlatData[float32](outs[m])[:(hi-lo)*d]...)
 			}

@@ -35,8 +35,8 @@ func TestScaffoldCorrectedGradient(t *testing.T) {
 	corr := randomParams(arch, 3, 0.3)
 	for _, tc := range []struct {
 		name string
-		has  [2]bool
-	}{{"multimodal", [2]bool{true, true}}, {"first-only", [2]bool{true, false}}, {"second-only", [2]bool{false, true}}} {
+		has  []bool
+	}{{"multimodal", []bool{true, true}}, {"first-only", []bool{true, false}}, {"second-only", []bool{false, true}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mustInit(t, arch, 4)
 			cfg := TrainConfig{Has: tc.has, C1: 2}
@@ -72,7 +72,7 @@ func TestScaffoldCorrectionShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := randomParams(arch, 1, 1)[1:]
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: [2]bool{true, true}, Correction: bad}); err == nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, Correction: bad}); err == nil {
 		t.Fatal("a correction with a missing tensor was accepted")
 	}
 }

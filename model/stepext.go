@@ -37,9 +37,9 @@ func (k extKey) String() string {
 	return s
 }
 
-// extKeyOf returns the extension key of cfg for a client of kind k.
-func (e *Engine) extKeyOf(cfg TrainConfig, k kind) (extKey, error) {
-	key := extKey{scaffold: cfg.Correction != nil, ogm: cfg.OGM != nil && k == kindMulti, harmonyUni: cfg.HarmonyUnimodal}
+// extKeyOf returns the extension key of cfg for a client holding h.
+func (e *Engine) extKeyOf(cfg TrainConfig, h heldSet) (extKey, error) {
+	key := extKey{scaffold: cfg.Correction != nil, ogm: cfg.OGM != nil && h.multi(), harmonyUni: cfg.HarmonyUnimodal}
 	if key.scaffold {
 		if err := e.arch.checkShapes(cfg.Correction); err != nil {
 			return extKey{}, fmt.Errorf("model: SCAFFOLD correction: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 
 	"github.com/fedcmi/fedcmi/config"
@@ -92,16 +93,16 @@ func NewEngine(cfg *config.Config, arch model.Arch) (*model.Engine, error) {
 	return model.NewEngine(backend, arch, cfg.Train.BatchSize)
 }
 
-// Modalities returns the names of the data's two modalities.
-func (f *Federation) Modalities() [2]string {
-	return [2]string{f.Train.Modalities[0], f.Train.Modalities[1]}
+// Modalities returns the names of the data's modalities.
+func (f *Federation) Modalities() []string {
+	return slices.Clone(f.Train.Modalities)
 }
 
 // Schema returns the metrics schema of the federation's runs: the heads
 // named after the modalities and the classes 0..k-1.
 func (f *Federation) Schema() metrics.Schema {
 	heads := model.HeadNames(f.Modalities())
-	schema := metrics.Schema{Heads: heads[:]}
+	schema := metrics.Schema{Heads: heads}
 	for c := range f.Train.NumClasses {
 		schema.Classes = append(schema.Classes, strconv.Itoa(c))
 	}

@@ -66,9 +66,12 @@ func estimateMemory(arch *model.Arch, batch, parallel int) memoryEstimate {
 	}
 	d, k := float64(arch.EmbedDim), float64(arch.NumClasses)
 	var acts layerSizes
-	inputs := float64(arch.InputDims[0] + arch.InputDims[1])
-	for m := range 2 {
-		if arch.Encoders[m] == model.EncoderCNN {
+	inputs := 0.0
+	for _, w := range arch.InputDims {
+		inputs += float64(w)
+	}
+	for m := range arch.InputDims {
+		if arch.Encoder(m) == model.EncoderCNN {
 			cnnActivations(&arch.CNN[m], &acts)
 		} else {
 			for _, h := range arch.Hidden {
@@ -131,10 +134,10 @@ func checkMemory(cfg *config.Config, arch *model.Arch) error {
 		path = widestField(cfg, arch)
 	}
 	sizes := fmt.Sprintf("model.embed_dim %d, %d classes", cfg.Model.EmbedDim, arch.NumClasses)
-	if slices.Contains(arch.Encoders[:], model.EncoderMLP) {
+	if hasEncoder(arch, model.EncoderMLP) {
 		sizes = fmt.Sprintf("model.hidden %v, %s", cfg.Model.Hidden, sizes)
 	}
-	if slices.Contains(arch.Encoders[:], model.EncoderCNN) {
+	if hasEncoder(arch, model.EncoderCNN) {
 		sizes = fmt.Sprintf("model.cnn_channels %v, %s", cfg.Model.CNNChannels, sizes)
 	}
 	return &config.FieldError{Path: path, Err: fmt.Errorf(
@@ -142,16 +145,26 @@ func checkMemory(cfg *config.Config, arch *model.Arch) error {
 		bytesText(est.total()), bytesText(est.params), par, cfg.Train.BatchSize, bytesText(est.activations), bytesText(float64(limit)), sizes)}
 }
 
+// hasEncoder reports whether some modality of arch has the encoder kind.
+func hasEncoder(arch *model.Arch, kind string) bool {
+	for m := range arch.Modalities {
+		if arch.Encoder(m) == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // widestField names the size field with the largest value among those that
 // shape the parameters.
 func widestField(cfg *config.Config, arch *model.Arch) string {
 	path, width := "model.embed_dim", cfg.Model.EmbedDim
-	if len(cfg.Model.Hidden) > 0 && slices.Contains(arch.Encoders[:], model.EncoderMLP) {
+	if len(cfg.Model.Hidden) > 0 && hasEncoder(arch, model.EncoderMLP) {
 		if h := slices.Max(cfg.Model.Hidden); h > width {
 			path, width = "model.hidden", h
 		}
 	}
-	if slices.Contains(arch.Encoders[:], model.EncoderCNN) {
+	if hasEncoder(arch, model.EncoderCNN) {
 		if ch := slices.Max(cfg.Model.CNNChannels); ch > width {
 			path, width = "model.cnn_channels", ch
 		}

@@ -78,7 +78,7 @@ func TestSizeLimits(t *testing.T) {
 // TestEstimateMemory checks the estimate's arithmetic on a small MLP and a
 // small CNN counted by hand.
 func TestEstimateMemory(t *testing.T) {
-	mlp := model.DefaultArch([2]string{"a", "b"}, [2]int{3, 5}, 4)
+	mlp := model.DefaultArch([]string{"a", "b"}, []int{3, 5}, 4)
 	mlp.Hidden, mlp.EmbedDim = []int{10}, 2
 	// Parameters: encoders 3*10+10 + 10*2+2 = 62 and 5*10+10 + 22 = 82;
 	// self and infiltration projectors 2*(2*2+2) per modality = 24;

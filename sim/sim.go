@@ -128,7 +128,7 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sim: load data: %w", err)
 	}
-	if len(d.Modalities) == 2 {
+	if len(d.Modalities) >= 2 {
 		if train, err = train.Select(d.Modalities...); err != nil {
 			return nil, nil, nil, fmt.Errorf("sim: training set: %w", err)
 		}
@@ -136,8 +136,8 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 			return nil, nil, nil, fmt.Errorf("sim: test set: %w", err)
 		}
 	}
-	if len(train.Modalities) != 2 {
-		return nil, nil, nil, fmt.Errorf("sim: data has modalities %v; choose two with data.modalities", train.Modalities)
+	if len(train.Modalities) < 2 || len(train.Modalities) > model.MaxModalities {
+		return nil, nil, nil, fmt.Errorf("sim: data has modalities %v; choose 2 to %d with data.modalities", train.Modalities, model.MaxModalities)
 	}
 	if d.Validation > 0 {
 		// Tuning runs evaluate on a stratified slice of the training set and
@@ -171,17 +171,23 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 // A CNN encoder reads the modality's sample shape: [H, W], [C, H, W], or
 // [Frames, C, H, W] (frames averaged).
 func Arch(cfg *config.Config, set *data.Set) (model.Arch, error) {
+	nm := len(set.Modalities)
+	if len(cfg.Model.Encoders) > nm {
+		return model.Arch{}, fmt.Errorf("sim: model.encoders lists %d encoders for the data's %d modalities %v", len(cfg.Model.Encoders), nm, set.Modalities)
+	}
 	arch := model.Arch{
-		Modalities: [2]string{set.Modalities[0], set.Modalities[1]},
-		InputDims:  [2]int{set.Dims[0], set.Dims[1]},
+		Modalities: slices.Clone(set.Modalities),
+		InputDims:  slices.Clone(set.Dims),
+		Encoders:   make([]string, nm),
+		CNN:        make([]model.CNN, nm),
 		NumClasses: set.NumClasses,
 		Hidden:     cfg.Model.Hidden,
 		EmbedDim:   cfg.Model.EmbedDim,
 		Projector:  cfg.Model.Projector,
 		Fusion:     cfg.Model.Fusion,
 	}
-	for m := range 2 {
-		if cfg.Model.Encoders[m] != model.EncoderCNN {
+	for m := range nm {
+		if m >= len(cfg.Model.Encoders) || cfg.Model.Encoders[m] != model.EncoderCNN {
 			// "text" is an MLP over the hashed n-gram bag the loader computed.
 			arch.Encoders[m] = model.EncoderMLP
 			continue
@@ -226,7 +232,7 @@ func Partition(cfg *config.Config, train *data.Set) ([][]int, []data.Mask, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("sim: partition: %w", err)
 	}
-	masks, err := data.AllocateModalities(len(parts), cfg.Data.MultiRatio, rng(cfg.Seed, streamModalities))
+	masks, err := data.AllocateModalities(len(parts), len(train.Modalities), cfg.Data.MultiRatio, rng(cfg.Seed, streamModalities))
 	if err != nil {
 		return nil, nil, fmt.Errorf("sim: modalities: %w", err)
 	}
@@ -665,8 +671,8 @@ func WriteRunFiles(run *rundir.Run, cfg *config.Config, z *data.Standardizer) er
 
 // ModelSaver returns a function that writes a global model atomically to
 // run's model file, with the data's modalities and the method as metadata.
-func ModelSaver(run *rundir.Run, mods [2]string, method string) func(model.Params) error {
-	meta := map[string]string{"modalities": mods[0] + "," + mods[1], "method": method}
+func ModelSaver(run *rundir.Run, mods []string, method string) func(model.Params) error {
+	meta := map[string]string{"modalities": strings.Join(mods, ","), "method": method}
 	return func(p model.Params) error {
 		return run.WriteAtomic(rundir.ModelFile, func(w io.Writer) error { return model.WriteParams(w, p, meta) })
 	}

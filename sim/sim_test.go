@@ -77,7 +77,7 @@ func TestRunWritesRunDirectory(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mf.Close()
-			arch := model.DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+			arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
 			if _, _, err := model.ReadParams(mf, &arch); err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +216,7 @@ func TestThousandClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arch := model.DefaultArch([2]string{"audio", "visual"}, [2]int{32, 32}, 6)
+	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
 	engine, err := model.NewEngine(b, arch, 16)
 	if err != nil {
 		t.Fatal(err)

@@ -144,7 +144,7 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	mods := arch.Modalities
 	for _, d := range dropped {
 		if !slices.Contains(mods[:], d) {
-			return nil, &usageError{fmt.Sprintf("-drop %s: the model's modalities are %s and %s", d, mods[0], mods[1])}
+			return nil, &usageError{fmt.Sprintf("-drop %s: the model's modalities are %s", d, strings.Join(mods, ", "))}
 		}
 	}
 	set, missing, err := data.ReadNPZ(dataFile, mods[:])
@@ -196,8 +196,9 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	if err != nil {
 		return nil, err
 	}
-	var x [2][]float32
-	var has [2]bool
+	nm := len(mods)
+	x := make([][]float32, nm)
+	has := make([]bool, nm)
 	for m, name := range set.Modalities {
 		k := slices.Index(mods[:], name)
 		x[k], has[k] = set.Features[m], true
@@ -206,15 +207,17 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	if err != nil {
 		return nil, err
 	}
-	// The heads that read only the modalities present.
+	// The heads that read only the modalities present, in head order.
 	var heads []int
-	switch {
-	case has[0] && has[1]:
-		heads = []int{model.HeadFused, model.HeadFirstOnly, model.HeadSecondOnly, model.HeadFirstBoth, model.HeadSecondBoth}
-	case has[0]:
-		heads = []int{model.HeadFirstOnly, model.HeadFirstBoth}
-	default:
-		heads = []int{model.HeadSecondOnly, model.HeadSecondBoth}
+	if !slices.Contains(has, false) {
+		heads = append(heads, model.HeadFused)
+	}
+	for _, head := range []func(int) int{model.HeadOnly, func(m int) int { return model.HeadBoth(m, nm) }} {
+		for m := range nm {
+			if has[m] {
+				heads = append(heads, head(m))
+			}
+		}
 	}
 	names := model.HeadNames(mods)
 	res := &evalResult{Data: dataFile, Samples: set.Len(), Present: set.Modalities, Accuracy: map[string]float64{}}
@@ -259,13 +262,13 @@ func archOfModel(cfg *config.Config, buf []byte) (model.Arch, error) {
 	var mods []string
 	if m := meta["modalities"]; m != "" {
 		mods = strings.Split(m, ",")
-	} else if len(cfg.Data.Modalities) == 2 {
+	} else if len(cfg.Data.Modalities) >= 2 {
 		mods = cfg.Data.Modalities
 	} else {
 		mods = cfg.Data.Synthetic.Modalities
 	}
-	if len(mods) != 2 {
-		return model.Arch{}, fmt.Errorf("cannot tell the model's two modalities (metadata %q)", meta["modalities"])
+	if len(mods) < 2 {
+		return model.Arch{}, fmt.Errorf("cannot tell the model's modalities (metadata %q)", meta["modalities"])
 	}
 	shape := func(name string) ([]uint64, error) {
 		tv, ok := st.Tensor(name)
@@ -275,10 +278,9 @@ func archOfModel(cfg *config.Config, buf []byte) (model.Arch, error) {
 		return tv.Shape(), nil
 	}
 	arch := model.Arch{
-		Modalities: [2]string{mods[0], mods[1]},
-		Hidden:     cfg.Model.Hidden, EmbedDim: cfg.Model.EmbedDim,
+		Modalities: mods, InputDims: make([]int, len(mods)),
+		Hidden: cfg.Model.Hidden, EmbedDim: cfg.Model.EmbedDim,
 		Projector: cfg.Model.Projector, Fusion: cfg.Model.Fusion,
-		Encoders: [2]string{model.EncoderMLP, model.EncoderMLP},
 	}
 	for m, name := range mods {
 		s, err := shape(name + "/encoder/0/weights")

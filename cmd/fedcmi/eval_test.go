@@ -105,7 +105,7 @@ func TestEvalAndTensorBoard(t *testing.T) {
 		want string
 	}{
 		{[]string{"eval", "-data", both}, 2, "-run DIR is required"},
-		{[]string{"eval", "-run", runDir, "-data", both, "-drop", "video"}, 2, "-drop video: the model's modalities are audio and visual"},
+		{[]string{"eval", "-run", runDir, "-data", both, "-drop", "video"}, 2, "-drop video: the model's modalities are audio, visual"},
 		{[]string{"eval", "-run", runDir, "-data", audioOnly, "-drop", "audio"}, 2, "leaves no modality"},
 		{[]string{"eval", "-run", runDir, "-data", filepath.Join(dir, "missing.npz")}, 1, "missing.npz"},
 	} {

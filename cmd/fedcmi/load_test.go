@@ -70,7 +70,7 @@ data:
 		info := fed.Info(i)
 		p := &deploy.Participant{
 			Conn: conn, Name: name, Token: tokenOf(t, f.certs, name), Client: c,
-			ModelModalities: [2]string{fed.Train.Modalities[0], fed.Train.Modalities[1]},
+			ModelModalities: fed.Modalities(),
 			Holds:           info.Modalities, NumSamples: info.NumSamples, Layout: fed.Engine.Layout(),
 			Logger: discardLogger(),
 		}
