@@ -178,7 +178,7 @@ type FedRelearn struct {
 
 // Model holds the architecture.
 type Model struct {
-	Encoders    []string `yaml:"encoders" help:"encoder of each modality: mlp (feature vectors), text (an MLP over the hashed n-gram bag of a text modality) or cnn (images, spectrograms, frames)"`
+	Encoders    []string `yaml:"encoders" help:"encoder of each modality in order: mlp (feature vectors), text (an MLP over the hashed n-gram bag of a text modality) or cnn (images, spectrograms, frames); modalities past the list use mlp"`
 	Hidden      []int    `yaml:"hidden" help:"MLP encoder hidden layer widths (comma-separated on the command line), at most 16 layers of at most 16384"`
 	CNNChannels []int    `yaml:"cnn_channels" help:"CNN encoder stage widths, at most 8 stages of at most 4096; each stage after the first halves height and width"`
 	CNNBlocks   int      `yaml:"cnn_blocks" help:"residual blocks per CNN stage (at most 16)"`
@@ -204,7 +204,7 @@ type Data struct {
 	Limit             int       `yaml:"limit" help:"media sources: keep only the first N samples of each split list (quick trials; 0 = all)"`
 	Augment           []string  `yaml:"augment" help:"training augmentation of each modality: none, crop (random resized crop) or crop_flip (and horizontal flip); image-shaped data only"`
 	Media             Media     `yaml:"media"`
-	Modalities        []string  `yaml:"modalities" help:"the two modalities (npz array names or mfeat views, e.g. fac,zer); empty: synthetic's names"`
+	Modalities        []string  `yaml:"modalities" help:"the modalities, 2 to 8 (npz array names or mfeat views, e.g. fac,zer or fac,fou,zer); empty: synthetic's names"`
 	NumClasses        int       `yaml:"num_classes" help:"number of classes for npz, at most 1048576 (0: max label + 1, refused beyond 10000 or when fewer than half of the classes occur)"`
 	NPZMaxMB          int       `yaml:"npz_max_mb" help:"npz: the most MiB that the arrays of train.npz or test.npz may decompress to, checked before decompressing (a guard against zip bombs); at most 1048576"`
 	TestFraction      float64   `yaml:"test_fraction" help:"share of each class held out as the test set (mfeat)"`
@@ -212,7 +212,7 @@ type Data struct {
 	Partition         string    `yaml:"partition" help:"dirichlet (label skew), iid, or group (one client per group: npz groups, or the speakers of avdigits)"`
 	Alpha             float64   `yaml:"alpha" help:"Dirichlet concentration, in (0, 1e9]; small is skewed, 1e8 is about IID"`
 	MinSize           int       `yaml:"min_size" help:"smallest client allowed by the Dirichlet partition (redrawn otherwise)"`
-	MultiRatio        float64   `yaml:"multi_ratio" help:"share of multimodal clients; the rest are split between the two unimodal kinds"`
+	MultiRatio        float64   `yaml:"multi_ratio" help:"share of multimodal clients (holding every modality); the rest are split evenly between the unimodal kinds"`
 	MissingRate       float64   `yaml:"missing_rate" help:"each client loses each of its modalities with this probability, in [0, 1) (FedMultimodal's missing modalities; applied after multi_ratio, set multi_ratio: 1 for their setting); a client left with none is left out, with a log line"`
 	MissingSampleRate float64   `yaml:"missing_sample_rate" help:"inside each multimodal client, each sample loses each of its modalities with this probability, in [0, 1) (a sample left with none is left out); not with pmr, fedmdrop, ogm-ge or harmony"`
 	LabelNoise        float64   `yaml:"label_noise" help:"share of each client's training labels made wrong, in [0, 1): a label y becomes class c with the client's own probability (a per-client class-transition matrix, Dirichlet(1) over the wrong classes); the test set stays clean"`
@@ -236,12 +236,12 @@ type Media struct {
 
 // Synthetic configures the built-in audio-visual generator.
 type Synthetic struct {
-	Modalities    []string  `yaml:"modalities" help:"names of the strong and the weak modality"`
+	Modalities    []string  `yaml:"modalities" help:"names of the modalities, 2 to 8 (by default the strong and the weak one)"`
 	Dims          []int     `yaml:"dims" help:"feature dimension of each modality"`
 	NumClasses    int       `yaml:"num_classes" help:"number of classes"`
 	TrainPerClass int       `yaml:"train_per_class" help:"training samples per class"`
 	TestPerClass  int       `yaml:"test_per_class" help:"test samples per class"`
-	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak), each in [-1000, 1000]"`
+	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak, ...), each in [-1000, 1000]"`
 	Noise         float64   `yaml:"noise" help:"standard deviation of the Gaussian noise, in [0, 1000]"`
 }
 
@@ -443,6 +443,16 @@ func oneOf(path, v string, allowed []string) error {
 	return fieldErr(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
 }
 
+// hasDuplicate reports whether some name appears twice.
+func hasDuplicate(names []string) bool {
+	for i, n := range names {
+		if slices.Contains(names[:i], n) {
+			return true
+		}
+	}
+	return false
+}
+
 // Bounds of Validate. Beyond them a value is not an experiment but a typo
 // or an attack: a learning rate of 1e30, or a size that makes the
 // simulation allocate terabytes and die with an out-of-memory stack dump
@@ -453,6 +463,7 @@ const (
 	MaxWeight         = 1000 // loss weights and coefficients (fedcmi.alpha, mu, ...)
 	MaxDirichletAlpha = 1e9  // data.alpha (1e8 is already about IID)
 	MaxSignal         = 1000 // data.synthetic.signal and noise
+	MaxModalities     = 8    // data.modalities, model.encoders (model.MaxModalities)
 	MaxRounds         = 1_000_000
 	MaxEpochs         = 10_000
 	MaxClients        = 100_000
@@ -557,11 +568,12 @@ func (c *Config) Validate() error {
 		{c.Data.NumClasses >= 0 && c.Data.NumClasses <= MaxClasses, "data.num_classes", fmt.Sprintf("must be in [0, %d]", MaxClasses)},
 		{c.Data.NPZMaxMB >= 1 && c.Data.NPZMaxMB <= MaxNPZMB, "data.npz_max_mb", fmt.Sprintf("must be in [1, %d]", MaxNPZMB)},
 		{c.Data.Source == "synthetic" || c.Data.Dir != "", "data.dir", "is required for source " + c.Data.Source},
-		{c.Data.Source != "npz" && c.Data.Source != "mfeat" || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
+		{c.Data.Source != "npz" && c.Data.Source != "mfeat" || len(c.Data.Modalities) >= 2, "data.modalities", fmt.Sprintf("must name 2 to %d modalities", MaxModalities)},
 		{c.Data.Source != "avdigits" || c.Data.ImagesDir != "", "data.images_dir", "is required for avdigits (the MNIST folder)"},
 		{c.Data.CacheDir != "", "data.cache_dir", "must not be empty"},
 		{c.Data.Limit >= 0, "data.limit", "must be >= 0"},
-		{len(c.Data.Modalities) == 0 || len(c.Data.Modalities) == 2, "data.modalities", "must name two modalities"},
+		{len(c.Data.Modalities) == 0 || len(c.Data.Modalities) >= 2 && len(c.Data.Modalities) <= MaxModalities, "data.modalities", fmt.Sprintf("must name 2 to %d modalities", MaxModalities)},
+		{!hasDuplicate(c.Data.Modalities), "data.modalities", "names a modality twice"},
 		{c.Data.Partition != "group" || c.Data.Source == "npz" || c.Data.Source == "avdigits" || c.Data.Source == "cremad", "data.partition", "group needs per-sample groups (sources npz, avdigits, cremad)"},
 	}
 	for _, ch := range checks {
@@ -577,8 +589,8 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if len(c.Model.Encoders) != 2 {
-		return fieldErr("model.encoders", "must name two encoders, one per modality")
+	if len(c.Model.Encoders) == 0 || len(c.Model.Encoders) > MaxModalities {
+		return fieldErr("model.encoders", "must name 1 to %d encoders, one per modality in order (modalities past the list use mlp)", MaxModalities)
 	}
 	for _, e := range c.Model.Encoders {
 		if err := oneOf("model.encoders", e, []string{"mlp", "text", "cnn"}); err != nil {
@@ -623,8 +635,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Data.Source == "synthetic" {
 		s := c.Data.Synthetic
-		if len(s.Modalities) != 2 || len(s.Dims) != 2 || len(s.Signal) != 2 {
-			return fieldErr("data.synthetic", "modalities, dims and signal need two entries each")
+		if len(s.Modalities) < 2 || len(s.Modalities) > MaxModalities || len(s.Dims) != len(s.Modalities) || len(s.Signal) != len(s.Modalities) {
+			return fieldErr("data.synthetic", "modalities, dims and signal need one entry per modality each, 2 to %d modalities", MaxModalities)
+		}
+		if hasDuplicate(s.Modalities) {
+			return fieldErr("data.synthetic.modalities", "names a modality twice")
 		}
 		for i, x := range s.Signal {
 			if math.Abs(x) > MaxSignal {

@@ -416,9 +416,8 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 				met.Rounds.Inc()
 				met.RoundSeconds.Observe(m.Seconds)
 				if opt.Progress != nil {
-					fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  dominance %.3f  loss %.4f  clients %d  failures %d  %.2fs\n",
-						m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
-						m.Dominance, m.TrainLoss, m.Clients, m.Failures, m.Seconds)
+					fmt.Fprintf(opt.Progress, "round %3d/%d  %s  dominance %.3f  loss %.4f  clients %d  failures %d  %.2fs\n",
+						m.Round, cfg.Rounds, sim.ProgressHeads(heads, m.Heads), m.Dominance, m.TrainLoss, m.Clients, m.Failures, m.Seconds)
 				}
 				return nil
 			},

@@ -62,7 +62,7 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 	}
 	var multi []ClientInfo
 	for _, c := range clients {
-		if c.Modalities.Has(0) && c.Modalities.Has(1) {
+		if c.Modalities.Count() >= 2 {
 			multi = append(multi, c)
 		}
 	}

@@ -45,8 +45,19 @@ type Method struct {
 	// Relearn diagnoses each modality's learning state and softly
 	// re-initialises the encoders that learn too fast (relearn.go).
 	Relearn bool
+	// TwoModalities, if not empty, says why the method is defined for
+	// exactly two modalities (CheckModalities refuses others).
+	TwoModalities string
 	// Doc is a one-line description.
 	Doc string
+}
+
+// CheckModalities reports whether the method works with nm modalities.
+func (m Method) CheckModalities(nm int) error {
+	if nm != 2 && m.TwoModalities != "" {
+		return fmt.Errorf("fl: method %s needs exactly 2 modalities, the data has %d: %s", m.Name, nm, m.TwoModalities)
+	}
+	return nil
 }
 
 var methods = map[string]Method{
@@ -65,13 +76,21 @@ var methods = map[string]Method{
 		Doc: "FedCMI variant: direction and temperatures from per-class statistics pooled by the server over clients and rounds"},
 	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
 		Doc: "FedCMI variant: fedcmi-fedstats with the statistics measured on held-out slices"},
-	"scaffold":   {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
-	"ogm-ge":     {Name: "ogm-ge", OGM: true, Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
-	"harmony":    {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
-	"pmr":        {Name: "pmr", PMR: true, Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
-	"fedgb":      {Name: "fedgb", GB: true, Doc: "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"},
+	"scaffold": {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
+	"ogm-ge": {Name: "ogm-ge", OGM: true,
+		TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
+		Doc:           "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
+	"harmony": {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
+	"pmr": {Name: "pmr", PMR: true,
+		TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
+		Doc:           "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
+	"fedgb": {Name: "fedgb", GB: true,
+		TwoModalities: "fedcmi's gradient blending weights the fused head and two self heads; its state is not generalised to more heads yet",
+		Doc:           "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"},
 	"fedrelearn": {Name: "fedrelearn", Relearn: true, Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"},
-	"fedmdrop":   {Name: "fedmdrop", MDrop: true, Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
+	"fedmdrop": {Name: "fedmdrop", MDrop: true,
+		TwoModalities: "fedcmi's FedMDrop keeps prototypes, modality-pair distances and drop masks for two modalities; not generalised yet",
+		Doc:           "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }
 
 // LookupMethod returns the method of that name.

@@ -48,6 +48,13 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return nil, err
+	}
+	if err := method.CheckModalities(len(train.Modalities)); err != nil {
+		return nil, &config.FieldError{Path: "method", Err: err}
+	}
 	parts, masks, err := Partition(cfg, train)
 	if err != nil {
 		return nil, err

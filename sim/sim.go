@@ -491,9 +491,8 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 				if acct != nil {
 					eps = fmt.Sprintf("  epsilon %.3f", m.Epsilon)
 				}
-				fmt.Fprintf(opt.Progress, "round %3d/%d  %s %.4f  %s %.4f  %s %.4f  dominance %.3f  loss %.4f%s  %.2fs\n",
-					m.Round, cfg.Rounds, heads[0], m.Heads[0], heads[1], m.Heads[1], heads[2], m.Heads[2],
-					m.Dominance, m.TrainLoss, eps, m.Seconds)
+				fmt.Fprintf(opt.Progress, "round %3d/%d  %s  dominance %.3f  loss %.4f%s  %.2fs\n",
+					m.Round, cfg.Rounds, ProgressHeads(heads, m.Heads), m.Dominance, m.TrainLoss, eps, m.Seconds)
 			}
 			if err := saveModel(p); err != nil {
 				return err
@@ -667,6 +666,21 @@ func WriteRunFiles(run *rundir.Run, cfg *config.Config, z *data.Standardizer) er
 		return fmt.Errorf("sim: standardizer: %w", err)
 	}
 	return run.WriteFile(StandardizerFile, zj)
+}
+
+// ProgressHeads formats a round's accuracies for a progress line: the
+// fused head and each modality alone (the first 1 + M heads of
+// model.HeadNames), "fused 0.9800  audio_only 0.9300  ...".
+func ProgressHeads(names []string, acc []float64) string {
+	nm := (len(names) - 1) / 2
+	var b strings.Builder
+	for h := 0; h <= nm && h < len(acc); h++ {
+		if h > 0 {
+			b.WriteString("  ")
+		}
+		fmt.Fprintf(&b, "%s %.4f", names[h], acc[h])
+	}
+	return b.String()
 }
 
 // ModelSaver returns a function that writes a global model atomically to
