@@ -363,9 +363,10 @@ func (c *LocalClient) labels(idx []int) []int {
 }
 
 // Evaluate implements Client: the accuracy of the heads the client can
-// compute with the modalities it holds (fused and both "only" heads for
-// multimodal clients; its modality's "only" and "both" heads otherwise),
-// using its personal parts if it has any. Heads it cannot compute are NaN.
+// compute with the modalities it holds (the fused head with all of them;
+// a modality's "only" and "both" heads with it; the fused head without m
+// with all but m), using its personal parts if it has any. Heads it cannot
+// compute are NaN.
 func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evaluation, error) {
 	if err := ctx.Err(); err != nil {
 		return Evaluation{}, err
@@ -380,6 +381,9 @@ func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evalua
 		if !c.has.Has(m) {
 			ev.Heads[model.HeadOnly(m)] = math.NaN()
 			ev.Heads[model.HeadBoth(m, nm)] = math.NaN()
+		}
+		if c.has|1<<m != data.Full(nm) { // the others are not all held
+			ev.Heads[model.HeadWithout(m, nm)] = math.NaN()
 		}
 	}
 	if c.has != data.Full(nm) {

@@ -246,3 +246,68 @@ func TestSoftCrossEntropy(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictHeadsMatchReference checks every inference head of a
+// three-modality model (fused, each modality alone, each with its
+// infiltration embedding, the fused head without each modality) against
+// refNet's argmax.
+func TestPredictHeadsMatchReference(t *testing.T) {
+	arch := triArch()
+	e, err := NewEngine(backend(t), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nm, n := arch.NumModalities(), 20
+	b := toyBatch(arch, n, 9)
+	p := jitter(mustInit(t, arch, 3), 4)
+	pred, err := e.Predict(p, b.X, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pred.Preds) != NumHeads(nm) || len(HeadNames(arch.Modalities)) != NumHeads(nm) {
+		t.Fatalf("%d heads, %d names, want %d", len(pred.Preds), len(HeadNames(arch.Modalities)), NumHeads(nm))
+	}
+	ref := newRefNet(arch, p)
+	argmax := func(z []float64) int {
+		best := 0
+		for i := range z {
+			if z[i] > z[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	for i := range n {
+		self, inf := make([][]float64, nm), make([][]float64, nm)
+		for m := range nm {
+			d := arch.InputDims[m]
+			x := make([]float64, d)
+			for j := range d {
+				x[j] = float64(b.X[m][i*d+j])
+			}
+			self[m], inf[m] = ref.forward(m, x)
+		}
+		zero := make([]float64, arch.EmbedDim)
+		with := func(m int, v, fill []float64) []float64 {
+			slots := make([][]float64, nm)
+			for j := range slots {
+				slots[j] = fill
+			}
+			slots[m] = v
+			return ref.fuse(slots...)
+		}
+		want := map[int]int{HeadFused: argmax(ref.fuse(self...))}
+		for m := range nm {
+			want[HeadOnly(m)] = argmax(with(m, self[m], zero))
+			want[HeadBoth(m, nm)] = argmax(with(m, self[m], inf[m]))
+			without := append([][]float64(nil), self...)
+			without[m] = zero
+			want[HeadWithout(m, nm)] = argmax(ref.fuse(without...))
+		}
+		for h, c := range want {
+			if pred.Preds[h][i] != c {
+				t.Errorf("row %d head %s: class %d, reference %d", i, HeadNames(arch.Modalities)[h], pred.Preds[h][i], c)
+			}
+		}
+	}
+}

@@ -15,12 +15,30 @@ import (
 // embedding; per modality m, F with m alone (zeros in the other slots,
 // HeadOnly); per modality m, F with m's self embedding in its slot and
 // its infiltration embedding in every other (HeadBoth), what a client
-// holding only m trains. With two modalities A, V: F(aa, vv), F(aa, 0),
+// holding only m trains; with three or more modalities, per modality m,
+// F with every self embedding but m's (zeros in slot m, HeadWithout): the
+// fused accuracy when m is missing at test time (with two modalities that
+// is the other's HeadOnly). With two modalities A, V: F(aa, vv), F(aa, 0),
 // F(0, vv), F(aa, av), F(va, vv).
 const HeadFused = 0
 
-// NumHeads is the number of inference heads for nm modalities: 1 + 2 nm.
-func NumHeads(nm int) int { return 1 + 2*nm }
+// NumHeads is the number of inference heads for nm modalities: 1 + 2 nm,
+// and nm more (HeadWithout) for nm >= 3.
+func NumHeads(nm int) int {
+	if nm >= 3 {
+		return 1 + 3*nm
+	}
+	return 1 + 2*nm
+}
+
+// HeadWithout is the index of the fused head with modality m missing, for
+// nm modalities.
+func HeadWithout(m, nm int) int {
+	if nm == 2 {
+		return HeadOnly(1 - m)
+	}
+	return 1 + 2*nm + m
+}
 
 // HeadOnly is the index of the head reading modality m alone.
 func HeadOnly(m int) int { return 1 + m }
@@ -30,7 +48,8 @@ func HeadOnly(m int) int { return 1 + m }
 func HeadBoth(m, nm int) int { return 1 + nm + m }
 
 // HeadNames returns the metric names of the heads for the given modality
-// names: "fused", then "<m>_only" and "<m>_both" per modality, in head order.
+// names, in head order: "fused", "<m>_only" per modality, "<m>_both" per
+// modality, and with three or more modalities "no_<m>" per modality.
 func HeadNames(modalities []string) []string {
 	out := []string{"fused"}
 	for _, m := range modalities {
@@ -38,6 +57,11 @@ func HeadNames(modalities []string) []string {
 	}
 	for _, m := range modalities {
 		out = append(out, m+"_both")
+	}
+	if len(modalities) >= 3 {
+		for _, m := range modalities {
+			out = append(out, "no_"+m)
+		}
 	}
 	return out
 }
@@ -77,6 +101,13 @@ func (e *Engine) evalExec(rows int) (*Exec, error) {
 		}
 		for m := range nm {
 			heads = append(heads, net.fuseAlone(m, self[m], emb[m].inf))
+		}
+		if nm >= 3 {
+			for m := range nm {
+				slots := append([]*Node(nil), self...)
+				slots[m] = zero
+				heads = append(heads, net.fuse(slots...))
+			}
 		}
 		out := make([]*Node, 0, len(heads)+2*nm+1)
 		for _, h := range heads {

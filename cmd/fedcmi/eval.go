@@ -219,6 +219,15 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 			}
 		}
 	}
+	if nm >= 3 {
+		for m := range nm {
+			others := slices.Clone(has)
+			others[m] = true
+			if !slices.Contains(others, false) {
+				heads = append(heads, model.HeadWithout(m, nm))
+			}
+		}
+	}
 	names := model.HeadNames(mods)
 	res := &evalResult{Data: dataFile, Samples: set.Len(), Present: set.Modalities, Accuracy: map[string]float64{}}
 	for m, name := range mods {
