@@ -166,7 +166,7 @@ type FedMDrop struct {
 // fl.GradBlend).
 type FedGB struct {
 	Smoothing float64 `yaml:"smoothing" help:"fedgb: weight of the past rounds in the running generalisation and overfitting estimates, in [0, 1)"`
-	Floor     float64 `yaml:"floor" help:"fedgb: smallest share of the loss's total weight any head keeps, in [0, 1/3]"`
+	Floor     float64 `yaml:"floor" help:"fedgb: smallest share of the loss's total weight any head keeps, in [0, 1/3]; with M modalities 1 + M heads share it, so at most 1/(1 + M)"`
 }
 
 // FedRelearn holds the hyper-parameters of method fedrelearn (diagnosing

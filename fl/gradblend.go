@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
 
@@ -20,7 +22,7 @@ import (
 // generalising without overfitting more gets more weight.
 //
 // The heads are those of a multimodal client's loss: the fused head F and
-// the self heads C_A and C_V (model.TrainConfig.HeadWeights).
+// the self heads C_m of the M modalities (model.TrainConfig.HeadWeights).
 //
 // Federated choices (docs/methods.md, fedgb), with no data set aside:
 //   - A multimodal client reports, per head, its mean loss on its training
@@ -38,14 +40,16 @@ import (
 //     G is floored at 0 (a head whose validation loss rose gets the least
 //     weight), ΔO² at gbMinDO2, and every head keeps at least Floor of the
 //     total.
-//   - The weights scale the shared loss's terms (1, c1, c1) relative to
+//   - The weights scale the shared loss's terms (1, c1, ..., c1) relative to
 //     each other, the head of the largest share keeping its shared-loss
 //     weight: head k's term is multiplied by w_k / max_j w_j. No head is
 //     ever weighted above the shared loss (a fused head at 5 times its
 //     weight diverged at lr 0.02), so gradient blending here only takes
 //     weight away. Until three rounds have reported, clients train with
 //     exactly FedAvg's loss.
-//   - Unimodal clients keep their loss (one head); they report nothing.
+//   - Unimodal clients keep their loss (one head); they report nothing, and
+//     neither do clients missing some modality (with three or more), whose
+//     absent heads have no loss to measure.
 type GradBlend struct {
 	// Base samples clients, writes their instructions and aggregates.
 	Base *ModalityAware
@@ -53,7 +57,7 @@ type GradBlend struct {
 	// [0, 1).
 	Smoothing float64
 	// Floor is the smallest share of the total weight any head keeps, in
-	// [0, 1/3].
+	// [0, 1/(1+M)].
 	Floor float64
 
 	state gbState
@@ -63,24 +67,24 @@ type GradBlend struct {
 // at all would otherwise get all the weight.
 const gbMinDO2 = 1e-4
 
-// GBLosses is what a client measured for fedgb: per head (fused, modality
-// 0's self head, modality 1's), the mean cross-entropy on its N training
+// GBLosses is what a client measured for fedgb: per head (fused, then
+// each modality's self head), the mean cross-entropy on its N training
 // rows under the received model (Before) and after training (After).
 // N = 0: not measured.
 type GBLosses struct {
-	Before, After [3]float64
+	Before, After []float64
 	N             int
 }
 
-// gbState is what GradBlend carries across rounds.
+// gbState is what GradBlend carries across rounds, per head (1 + M).
 type gbState struct {
 	// V and T are the last reporting round's pooled losses; O its
 	// overfitting gap (HaveO), G and DO the running estimates (HaveGB).
-	V, T         [3]float64
-	O, G, DO     [3]float64
+	V, T         []float64
+	O, G, DO     []float64
 	Have, HaveO  bool
 	HaveGB       bool
-	Weights      [3]float64 // shares, sum 1; zero until HaveGB
+	Weights      []float64 // shares, sum 1; nil until HaveGB
 	RoundsPooled int
 }
 
@@ -93,29 +97,29 @@ func (g *GradBlend) ConfigureFit(round int, global model.Params, clients []Clien
 		c := &ins[k].Ins.Config
 		c.GB = true
 		if w != nil {
-			c.HeadWeights = w[:]
+			c.HeadWeights = w
 		}
 	}
 	return ins, err
 }
 
 // headWeights returns the factors of the next round's loss terms (fused,
-// first self head, second self head, relative to the shared loss's 1, c1,
-// c1): each head's share over the largest share. nil (the shared loss)
-// before the first estimate.
-func (g *GradBlend) headWeights() *[3]float64 {
-	if !g.state.HaveGB {
+// then each self head, relative to the shared loss's 1, c1, ..., c1): each
+// head's share over the largest share. nil (the shared loss) before the
+// first estimate.
+func (g *GradBlend) headWeights() []float64 {
+	if !g.state.HaveGB || len(g.state.Weights) == 0 {
 		return nil
 	}
-	top := max(g.state.Weights[0], g.state.Weights[1], g.state.Weights[2])
+	top := slices.Max(g.state.Weights)
 	if !(top > 0) {
 		return nil
 	}
-	var w [3]float64
+	w := make([]float64, len(g.state.Weights))
 	for k, s := range g.state.Weights {
 		w[k] = s / top
 	}
-	return &w
+	return w
 }
 
 // AggregateFit implements Strategy: Base's aggregate, and the round's
@@ -129,35 +133,37 @@ func (g *GradBlend) AggregateFit(round int, global model.Params, results []Resul
 	if log == nil {
 		log = slog.Default()
 	}
-	v, t, rows := pooledLosses(results, log, round)
+	v, t, rows := pooledLosses(results, 1+g.Base.numModalities(), log, round)
 	if rows == 0 {
 		return next, nil
 	}
 	g.state.update(v, t, g.Smoothing, g.Floor)
 	if g.state.HaveGB {
-		log.Info("fedgb: head weights", "round", round, "fused", g.state.Weights[0], "first", g.state.Weights[1], "second", g.state.Weights[2])
+		log.Info("fedgb: head weights", "round", round, "shares", g.state.Weights)
 	}
 	return next, nil
 }
 
 // update folds a round's pooled validation-like losses v and training
 // losses t into the state.
-func (s *gbState) update(v, t [3]float64, smoothing, floor float64) {
+func (s *gbState) update(v, t []float64, smoothing, floor float64) {
 	s.RoundsPooled++
 	if s.Have {
-		var o [3]float64
+		o := make([]float64, len(v))
 		for k := range o {
 			o[k] = v[k] - s.T[k]
 		}
 		if s.HaveO {
+			g, do := make([]float64, len(o)), make([]float64, len(o))
 			for k := range o {
 				gk, dk := s.V[k]-v[k], o[k]-s.O[k]
 				if s.HaveGB {
 					gk = smoothing*s.G[k] + (1-smoothing)*gk
 					dk = smoothing*s.DO[k] + (1-smoothing)*dk
 				}
-				s.G[k], s.DO[k] = gk, dk
+				g[k], do[k] = gk, dk
 			}
+			s.G, s.DO = g, do
 			s.HaveGB = true
 			s.Weights = blendWeights(s.G, s.DO, floor)
 		}
@@ -169,19 +175,19 @@ func (s *gbState) update(v, t [3]float64, smoothing, floor float64) {
 // blendWeights returns the shares w_k ∝ max(G_k, 0) / max(ΔO_k², gbMinDO2),
 // normalised to 1, each at least floor (then renormalised): all equal when
 // no head generalises.
-func blendWeights(g, do [3]float64, floor float64) [3]float64 {
-	var raw [3]float64
+func blendWeights(g, do []float64, floor float64) []float64 {
+	raw := make([]float64, len(g))
 	sum := 0.0
 	for k := range raw {
 		raw[k] = max(g[k], 0) / max(do[k]*do[k], gbMinDO2)
 		sum += raw[k]
 	}
-	var w [3]float64
+	w := make([]float64, len(g))
 	for k := range w {
 		if sum > 0 {
 			w[k] = raw[k] / sum
 		} else {
-			w[k] = 1.0 / 3
+			w[k] = 1.0 / float64(len(w))
 		}
 	}
 	// Raise the heads below the floor and take what they gain from the
@@ -209,28 +215,29 @@ func blendWeights(g, do [3]float64, floor float64) [3]float64 {
 // pooledLosses returns the row-weighted mean losses of the results that
 // measured them, and the rows behind them; impossible reports are left
 // out with a warning.
-func pooledLosses(results []Result, log *slog.Logger, round int) (v, t [3]float64, rows int) {
+func pooledLosses(results []Result, nh int, log *slog.Logger, round int) (v, t []float64, rows int) {
+	v, t = make([]float64, nh), make([]float64, nh)
 	for _, res := range results {
 		l := res.Res.Metrics.GB
 		if l.N == 0 {
 			continue
 		}
-		ok := l.N > 0 && l.N <= res.Res.NumSamples
-		for k := range 3 {
+		ok := l.N > 0 && l.N <= res.Res.NumSamples && len(l.Before) == nh && len(l.After) == nh
+		for k := range min(nh, len(l.Before), len(l.After)) {
 			ok = ok && l.Before[k] >= 0 && l.After[k] >= 0 && !math.IsInf(l.Before[k], 0) && !math.IsInf(l.After[k], 0)
 		}
 		if !ok {
 			log.Warn("fedgb: ignored a loss report", "round", round, "client", res.ClientID, "before", l.Before, "after", l.After, "n", l.N)
 			continue
 		}
-		for k := range 3 {
+		for k := range nh {
 			v[k] += float64(l.N) * l.Before[k]
 			t[k] += float64(l.N) * l.After[k]
 		}
 		rows += l.N
 	}
 	if rows > 0 {
-		for k := range 3 {
+		for k := range nh {
 			v[k] /= float64(rows)
 			t[k] /= float64(rows)
 		}
@@ -272,6 +279,13 @@ func (g *GradBlend) UnmarshalState(b []byte) error {
 			return fmt.Errorf("fl: fedgb state: head weight %v outside [0, 1]", w)
 		}
 	}
+	st := saved.State
+	nh := 1 + g.Base.numModalities()
+	for _, v := range [][]float64{st.V, st.T, st.O, st.G, st.DO, st.Weights} {
+		if v != nil && len(v) != nh {
+			return fmt.Errorf("fl: fedgb state: %d heads, the model has %d", len(v), nh)
+		}
+	}
 	if err := g.Base.UnmarshalState(saved.Base); err != nil {
 		return err
 	}
@@ -284,17 +298,18 @@ var (
 	_ Stateful = (*GradBlend)(nil)
 )
 
-// gbLosses returns the mean cross-entropy of the fused head and the two
-// self heads on the rows idx under params (fedgb).
-func (c *LocalClient) gbLosses(params model.Params, idx []int) ([3]float64, error) {
-	var out [3]float64
+// gbLosses returns the mean cross-entropy of the fused head and each self
+// head on the rows idx under params (fedgb).
+func (c *LocalClient) gbLosses(params model.Params, idx []int) ([]float64, error) {
 	b := c.gather(idx)
 	pred, err := c.engine.Predict(params, b.X, len(idx))
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	k := c.set.NumClasses
-	for h, logits := range [3][]float32{pred.LogitsFused, pred.Logits[0], pred.Logits[1]} {
+	heads := append([][]float32{pred.LogitsFused}, pred.Logits...)
+	out := make([]float64, len(heads))
+	for h, logits := range heads {
 		sum := 0.0
 		for i, y := range b.Labels {
 			sum += crossEntropyRow(logits[i*k:(i+1)*k], y)
@@ -318,19 +333,31 @@ func crossEntropyRow(logits []float32, y int) float64 {
 }
 
 // gbHook is fedgb's client side: the head weights, and each head's loss
-// before and after training.
+// before and after training on a client holding every modality.
 type gbHook struct{}
 
+// measures reports whether the client of r measures the heads' losses:
+// with every modality, so that every head reads real inputs.
+func (gbHook) measures(r *localRound) bool {
+	return r.has == data.Full(len(r.c.set.Modalities))
+}
+
 // prepare implements preparer.
-func (gbHook) prepare(r *localRound) error {
+func (h gbHook) prepare(r *localRound) error {
 	r.tc.HeadWeights = r.cfg.HeadWeights
+	if !h.measures(r) {
+		return nil
+	}
 	var err error
 	r.metrics.GB.Before, err = r.c.gbLosses(r.start, r.train)
 	return err
 }
 
 // finish implements finisher.
-func (gbHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+func (h gbHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	if !h.measures(r) {
+		return nil
+	}
 	var err error
 	res.Metrics.GB.After, err = r.c.gbLosses(trained, r.train)
 	res.Metrics.GB.N = len(r.train)

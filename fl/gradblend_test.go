@@ -10,7 +10,7 @@ import (
 	"github.com/fedcmi/fedcmi/data"
 )
 
-func near3(a, b [3]float64) bool {
+func near3(a, b []float64) bool {
 	for k := range a {
 		if math.Abs(a[k]-b[k]) > 1e-9 {
 			return false
@@ -22,19 +22,19 @@ func near3(a, b [3]float64) bool {
 func TestBlendWeights(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		g, do [3]float64
+		g, do []float64
 		floor float64
-		want  [3]float64
+		want  []float64
 	}{
 		// raw = 1/0.01, 0.5/0.25, 0 = 100, 2, 0: shares 100/102, 2/102, 0;
 		// the two below 0.05 are raised to it, the first gives 0.0804 of its
 		// 0.93 above the floor: 0.9.
-		{"floor", [3]float64{1, 0.5, -1}, [3]float64{0.1, 0.5, 0.2}, 0.05, [3]float64{0.9, 0.05, 0.05}},
-		{"no floor", [3]float64{1, 0.5, -1}, [3]float64{0.1, 0.5, 0.2}, 0, [3]float64{100.0 / 102, 2.0 / 102, 0}},
+		{"floor", []float64{1, 0.5, -1}, []float64{0.1, 0.5, 0.2}, 0.05, []float64{0.9, 0.05, 0.05}},
+		{"no floor", []float64{1, 0.5, -1}, []float64{0.1, 0.5, 0.2}, 0, []float64{100.0 / 102, 2.0 / 102, 0}},
 		// No head generalises: equal shares.
-		{"none generalises", [3]float64{-1, 0, -0.5}, [3]float64{0.1, 0.1, 0.1}, 0.05, [3]float64{1.0 / 3, 1.0 / 3, 1.0 / 3}},
+		{"none generalises", []float64{-1, 0, -0.5}, []float64{0.1, 0.1, 0.1}, 0.05, []float64{1.0 / 3, 1.0 / 3, 1.0 / 3}},
 		// ΔO = 0 is bounded by gbMinDO2: equal G, equal shares.
-		{"no overfitting change", [3]float64{1, 1, 1}, [3]float64{0, 0, 0}, 0, [3]float64{1.0 / 3, 1.0 / 3, 1.0 / 3}},
+		{"no overfitting change", []float64{1, 1, 1}, []float64{0, 0, 0}, 0, []float64{1.0 / 3, 1.0 / 3, 1.0 / 3}},
 	} {
 		if got := blendWeights(tc.g, tc.do, tc.floor); !near3(got, tc.want) {
 			t.Errorf("%s: weights %v, want %v", tc.name, got, tc.want)
@@ -46,25 +46,25 @@ func TestBlendWeights(t *testing.T) {
 // against values computed by hand (see the comments).
 func TestGBState(t *testing.T) {
 	var s gbState
-	s.update([3]float64{2, 2, 2}, [3]float64{1, 1, 1}, 0.5, 0.05)
-	s.update([3]float64{1.5, 1.8, 1.9}, [3]float64{0.8, 0.9, 1.0}, 0.5, 0.05)
+	s.update([]float64{2, 2, 2}, []float64{1, 1, 1}, 0.5, 0.05)
+	s.update([]float64{1.5, 1.8, 1.9}, []float64{0.8, 0.9, 1.0}, 0.5, 0.05)
 	// O_2 = V_2 - T_1 = (0.5, 0.8, 0.9); no ΔO yet.
-	if s.HaveGB || !s.HaveO || !near3(s.O, [3]float64{0.5, 0.8, 0.9}) {
+	if s.HaveGB || !s.HaveO || !near3(s.O, []float64{0.5, 0.8, 0.9}) {
 		t.Fatalf("after two rounds: %+v", s)
 	}
-	s.update([3]float64{1.2, 1.7, 1.9}, [3]float64{0.6, 0.8, 0.9}, 0.5, 0.05)
+	s.update([]float64{1.2, 1.7, 1.9}, []float64{0.6, 0.8, 0.9}, 0.5, 0.05)
 	// G = V_2 - V_3 = (0.3, 0.1, 0); O_3 = V_3 - T_2 = (0.4, 0.8, 0.9);
 	// ΔO = (-0.1, 0, 0): raw 0.3/0.01 = 30, 0.1/1e-4 = 1000, 0; shares
 	// 30/1030, 1000/1030, 0, floored: (0.05, 0.9, 0.05).
-	if !s.HaveGB || !near3(s.G, [3]float64{0.3, 0.1, 0}) || !near3(s.DO, [3]float64{-0.1, 0, 0}) {
+	if !s.HaveGB || !near3(s.G, []float64{0.3, 0.1, 0}) || !near3(s.DO, []float64{-0.1, 0, 0}) {
 		t.Fatalf("after three rounds: %+v", s)
 	}
-	if !near3(s.Weights, [3]float64{0.05, 0.9, 0.05}) {
+	if !near3(s.Weights, []float64{0.05, 0.9, 0.05}) {
 		t.Errorf("weights %v, want 0.05 0.9 0.05", s.Weights)
 	}
 	// Round 4 smooths: G = 0.5 G_old + 0.5 (V_3 - V_4).
-	s.update([3]float64{1.0, 1.7, 2.0}, [3]float64{0.5, 0.8, 0.9}, 0.5, 0.05)
-	if want := [3]float64{0.5*0.3 + 0.5*0.2, 0.5 * 0.1, 0.5*0 + 0.5*(-0.1)}; !near3(s.G, want) {
+	s.update([]float64{1.0, 1.7, 2.0}, []float64{0.5, 0.8, 0.9}, 0.5, 0.05)
+	if want := []float64{0.5*0.3 + 0.5*0.2, 0.5 * 0.1, 0.5*0 + 0.5*(-0.1)}; !near3(s.G, want) {
 		t.Errorf("smoothed G %v, want %v", s.G, want)
 	}
 }
@@ -85,17 +85,17 @@ func TestGradBlendStrategy(t *testing.T) {
 	}
 	// Two clients per round, rows 1 and 3, and a bad report that is left
 	// out; pooled losses as in TestGBState.
-	res := func(before, after [3]float64, n int) Result {
+	res := func(before, after []float64, n int) Result {
 		return Result{ClientID: "c", Res: FitRes{Params: global, NumSamples: max(n, 1), Modalities: data.Full(2),
 			Metrics: FitMetrics{GB: GBLosses{Before: before, After: after, N: n}}}}
 	}
-	rounds := [][2][3]float64{
+	rounds := [][2][]float64{
 		{{2, 2, 2}, {1, 1, 1}},
 		{{1.5, 1.8, 1.9}, {0.8, 0.9, 1.0}},
 		{{1.2, 1.7, 1.9}, {0.6, 0.8, 0.9}},
 	}
 	for r, vt := range rounds {
-		results := []Result{res(vt[0], vt[1], 1), res(vt[0], vt[1], 3), res([3]float64{-1, 0, 0}, vt[1], 3), res([3]float64{9, 9, 9}, vt[1], 7)}
+		results := []Result{res(vt[0], vt[1], 1), res(vt[0], vt[1], 3), res([]float64{-1, 0, 0}, vt[1], 3), res([]float64{9, 9, 9}, vt[1], 7)}
 		results[3].Res.NumSamples = 2 // reports more rows than it has
 		if _, err := g.AggregateFit(r+1, global, results, nil); err != nil {
 			t.Fatal(err)
@@ -105,7 +105,7 @@ func TestGradBlendStrategy(t *testing.T) {
 	c := ins[0].Ins.Config
 	// Shares (0.05, 0.9, 0.05) over the largest: the first self head keeps
 	// its shared-loss weight c1, the others get 1/18 of theirs.
-	if c.C1 != 2 || c.HeadWeights == nil || !near3([3]float64(c.HeadWeights), [3]float64{1.0 / 18, 1, 1.0 / 18}) {
+	if c.C1 != 2 || c.HeadWeights == nil || !near3(c.HeadWeights, []float64{1.0 / 18, 1, 1.0 / 18}) {
 		t.Fatalf("round 4: c1 %v, weights %v; want 2 and (1/18, 1, 1/18)", c.C1, c.HeadWeights)
 	}
 
@@ -117,7 +117,7 @@ func TestGradBlendStrategy(t *testing.T) {
 	if err := g2.UnmarshalState(b); err != nil {
 		t.Fatal(err)
 	}
-	if w := g2.headWeights(); w == nil || !near3(*w, [3]float64(c.HeadWeights)) {
+	if w := g2.headWeights(); w == nil || !near3(w, c.HeadWeights) {
 		t.Errorf("restored weights %v", w)
 	}
 	bad := strings.Replace(string(b), `"Weights":[0.05`, `"Weights":[2`, 1)

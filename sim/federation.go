@@ -55,6 +55,9 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err := method.CheckModalities(len(train.Modalities)); err != nil {
 		return nil, &config.FieldError{Path: "method", Err: err}
 	}
+	if nh := 1 + len(train.Modalities); method.GB && cfg.FedGB.Floor*float64(nh) > 1 {
+		return nil, &config.FieldError{Path: "fedgb.floor", Err: fmt.Errorf("%v: the %d heads of %d modalities cannot each keep that share; at most 1/%d", cfg.FedGB.Floor, nh, nh-1, nh)}
+	}
 	parts, masks, err := Partition(cfg, train)
 	if err != nil {
 		return nil, err
