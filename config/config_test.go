@@ -347,6 +347,12 @@ func TestBounds(t *testing.T) {
 		{"model.cnn_blocks", "1000", false, "[0, 16]"},
 		{"data.num_classes", "1000000000", false, "[0, 1048576]"},
 		{"data.npz_max_mb", "0", false, "[1, 1048576]"},
+		{"data.modalities", "fac", false, "2 to 8 modalities"},
+		{"data.modalities", "fac,zer,fac", false, "names a modality twice"},
+		{"data.modalities", "a,b,c,d,e,f,g,h,i", false, "2 to 8 modalities"},
+		{"data.modalities", "fac,fou,zer", true, ""},
+		{"model.encoders", "mlp,mlp,mlp", true, ""},
+		{"model.encoders", "mlp,mlp,mlp,mlp,mlp,mlp,mlp,mlp,mlp", false, "1 to 8 encoders"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path+"="+tc.value, func(t *testing.T) {

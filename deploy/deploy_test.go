@@ -204,6 +204,45 @@ func TestLargeModel(t *testing.T) {
 	t.Logf("model bytes sent %.1f MiB, received %.1f MiB", sent/(1<<20), value(met.BytesIn)/(1<<20))
 }
 
+// threeModalities makes cfg's synthetic data three modalities, the third
+// of middling signal, with multimodal clients holding all three.
+func threeModalities(cfg *config.Config) {
+	s := &cfg.Data.Synthetic
+	s.Modalities = []string{"audio", "visual", "text"}
+	s.Dims = []int{s.Dims[0], s.Dims[1], 12}
+	s.Signal = []float64{s.Signal[0], s.Signal[1], 0.6}
+}
+
+// TestThreeModalitiesEqualsSimulation: with three modalities, a
+// federation over loopback gRPC gives the simulation's metrics and final
+// model for the methods that take more than two (their per-modality
+// messages, reports and state travel).
+func TestThreeModalitiesEqualsSimulation(t *testing.T) {
+	for _, method := range []string{"fedavg", "fedcmi", "fedcmi-fedstats", "scaffold", "harmony", "fedgb", "fedrelearn"} {
+		t.Run(method, func(t *testing.T) {
+			cfg := smallConfig(t, 4, 3, 3)
+			cfg.Method = method
+			cfg.Harmony.UnimodalRounds = 1
+			threeModalities(&cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			want := simulate(t, cfg)
+			if n := len(want.Rounds[0].Heads); n != 10 {
+				t.Fatalf("%d heads, want 10 for three modalities", n)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			l := listen(t)
+			done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
+			for i := range cfg.Clients {
+				shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
+			}
+			sameRun(t, federated(t, done, nil), want)
+		})
+	}
+}
+
 // TestEveryMethodEqualsSimulation: for every method (with their recipes,
 // control variates, reports and strategy state), a federation over
 // loopback gRPC gives the simulation's metrics and final model.

@@ -73,6 +73,7 @@ func TestSecAggEqualsPlainAggregation(t *testing.T) {
 		{"fedavg", func(c *config.Config) {}},
 		{"fedcmi adam", func(c *config.Config) { c.Method, c.Server.Optimizer, c.Server.LR = "fedcmi", "adam", 0.01 }},
 		{"harmony", func(c *config.Config) { c.Method, c.Harmony.UnimodalRounds = "harmony", 1 }},
+		{"fedcmi three modalities", func(c *config.Config) { c.Method = "fedcmi"; threeModalities(c) }},
 		{"client dp", func(c *config.Config) {
 			c.DP.Clip, c.DP.NoiseMultiplier, c.DP.Noise = 0.5, 0.5, "client"
 			c.DP.Adaptive, c.DP.CountStd = true, 1
