@@ -198,9 +198,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	}
 	r.tc = model.TrainConfig{
 		Has:         has,
-		Alpha:       cfg.Alpha,
 		C1:          cfg.C1,
-		Mu:          cfg.Mu,
 		WeightDecay: cfg.WeightDecay,
 		Momentum:    cfg.Momentum,
 		PartialRows: c.partial && r.multi,

@@ -11,14 +11,14 @@ import (
 // multimodal client (docs/methods.md, docs/dominance.md): the held-out
 // slice, the per-class statistics measured with the received model, the
 // frozen teacher's logits, the class-wise temperatures and the
-// infiltration directions. The loss terms themselves are model.Engine's
-// (TrainConfig.Infiltration). For other methods it only measures what
+// infiltration directions. The loss term itself is model.Infiltration
+// (model/infiltration.go). For other methods it only measures what
 // fedcmi-fedstats pools.
 type fedcmiHook struct {
 	// teacher holds the frozen teacher's self-head logits of every train
 	// row (in r.train's order): without augmentation a row's inputs are
 	// the same in every epoch, so the teacher runs once per round, not in
-	// every step (model.TrainConfig.TeacherLogits).
+	// every step (model.Infiltration with teacher inputs).
 	teacher [][]float32
 	// classTmp[c] holds class c's temperature per (teacher, student)
 	// pair, [M*M] (model.Batch.Temp's layout for one row).
@@ -106,8 +106,9 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 			}
 		}
 	}
-	r.tc.Infiltration = infil
-	r.tc.TeacherLogits = useTeacher
+	if infil {
+		r.tc.Terms = append(r.tc.Terms, model.Infiltration(cfg.Alpha, useTeacher))
+	}
 	return nil
 }
 

@@ -16,7 +16,7 @@ import (
 //     clients are sampled from all clients as in Base; each trains every
 //     encoder it holds with that modality's unimodal head, minimising
 //     sum_m CE(C_m(S_m(E_m(x_m))), y) over its modalities (model.Engine,
-//     TrainConfig.HarmonyUnimodal), and the server averages each modality's
+//     model.HarmonyStage1), and the server averages each modality's
 //     encoder, self projector and classifier over the sampled clients that
 //     hold it (AggregateModalityAware; the fusion head is untouched).
 //   - Stage 2, federated fusion learning (the remaining rounds): only
@@ -92,6 +92,6 @@ type harmonyHook struct{}
 
 // prepare implements preparer.
 func (harmonyHook) prepare(r *localRound) error {
-	r.tc.HarmonyUnimodal = true
+	r.tc.Terms = append(r.tc.Terms, model.HarmonyStage1())
 	return nil
 }

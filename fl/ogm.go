@@ -46,7 +46,7 @@ type ogmHook struct{}
 
 // prepare implements preparer.
 func (ogmHook) prepare(r *localRound) error {
-	r.tc.OGM = &model.OGM{Alpha: r.cfg.OGMAlpha, Seed: r.cfg.Seed}
+	r.tc.Terms = append(r.tc.Terms, model.OGMGE(model.OGM{Alpha: r.cfg.OGMAlpha, Seed: r.cfg.Seed}))
 	return nil
 }
 

@@ -213,8 +213,11 @@ type protoHook struct {
 
 // prepare implements preparer.
 func (h *protoHook) prepare(r *localRound) error {
-	r.tc.Proto = protoLoss(r.cfg, r.has)
-	h.on = r.tc.Proto != nil
+	p := protoLoss(r.cfg, r.has)
+	h.on = p != nil
+	if h.on {
+		r.tc.Terms = append(r.tc.Terms, model.PrototypeLoss(*p))
+	}
 	return nil
 }
 

@@ -72,6 +72,7 @@ func roundHooks(cfg FitConfig, ins FitIns, multi bool) []roundHook {
 		}
 	}
 	add(multi, &fedcmiHook{})
+	add(cfg.Mu != 0, proxHook{})
 	add(ins.Control != nil, &scaffoldHook{})
 	add(true, &protoHook{})
 	add(cfg.OGM && multi, ogmHook{})

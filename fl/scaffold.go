@@ -400,7 +400,7 @@ func (scaffoldHook) prepare(r *localRound) error {
 	if err != nil {
 		return err
 	}
-	r.tc.Correction = corr
+	r.tc.Terms = append(r.tc.Terms, model.ScaffoldCorrection(corr))
 	return nil
 }
 

@@ -140,7 +140,7 @@ func BenchmarkCNNStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			batch := toyBatch(arch, 16, 1)
-			l, err := e.NewLocal(mustInit(b, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4})
+			l, err := e.NewLocal(mustInit(b, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4, Terms: []Term{Infiltration(1, false), Proximal(1)}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -227,7 +227,7 @@ func TestCNNChunksMatchWholeBatch(t *testing.T) {
 	arch := cnnArch()
 	b := toyBatch(arch, 7, 3) // 7 samples of 2 frames x 5 x 4: chunks of 2, 2, 2, 1
 	p := mustInit(t, arch, 1)
-	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Terms: []Term{Infiltration(1, false)}}
 	run := func(chunk int) (Params, StepStats) {
 		saved := cnnChunkPositions
 		defer func() { cnnChunkPositions = saved }()

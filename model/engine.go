@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/bits"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,12 +27,11 @@ const DefaultEvalBatch = 256
 const evalTail = 32
 
 // Hyper-parameter slots of the step graph's hyper input, so that changing a
-// value (a learning-rate schedule, say) never recompiles.
+// value (a learning-rate schedule, say) never recompiles. A term's own
+// coefficients are its own inputs (term.go).
 const (
 	hypLR = iota
 	hypC1
-	hypAlpha
-	hypMu
 	hypWeightDecay
 	hypMomentum
 	hypFused // weight of the fused head's CE on multimodal clients (1)
@@ -43,7 +43,8 @@ const (
 // numHyper is the length of the hyper input for M modalities.
 func numHyper(nm int) int { return hypSelf + nm }
 
-// TrainConfig says what one client's local training optimises.
+// TrainConfig says what one client's local training optimises: the base
+// losses every method shares, and the methods' terms.
 type TrainConfig struct {
 	// Has tells which modalities the client holds, one entry per modality.
 	// Two or more: the multimodal loss CE(F(held self embeddings, zeros
@@ -51,13 +52,6 @@ type TrainConfig struct {
 	// of F with that modality's self embedding in its slot and its
 	// infiltration embedding in every other.
 	Has []bool
-	// Infiltration adds Alpha * L_inf, the soft-target distillation from the
-	// frozen start-of-round model's dominant self head into the other
-	// held modalities' infiltration heads (multimodal clients only;
-	// infiltration.go).
-	Infiltration bool
-	// Alpha weights L_inf (method default 1).
-	Alpha float64
 	// C1 weights the unimodal self-head CE terms of multimodal clients (default 2).
 	C1 float64
 	// HeadWeights, if not nil, scales the multimodal loss's terms: the
@@ -67,35 +61,18 @@ type TrainConfig struct {
 	HeadWeights []float64
 	// PartialRows says that rows of this multimodal client may lack a
 	// modality (Batch.Present): a missing side's embedding enters the fused
-	// head as zeros, its self head's loss skips the row, and the
-	// infiltration loss and the dominance sums use the rows holding both.
-	// Not with OGM-GE, the prototype loss or Harmony's first stage.
+	// head as zeros, its self head's loss skips the row, and the terms and
+	// the dominance sums use the rows holding every held modality. Not
+	// with OGM-GE, the prototype loss or Harmony's first stage.
 	PartialRows bool
-	// Mu is the FedProx coefficient: grad += Mu * (w - w_start). Zero turns it off.
-	Mu float64
 	// WeightDecay is SGD's L2 coefficient (default 1e-4).
 	WeightDecay float64
 	// Momentum is SGD's momentum (default 0.9); buffers start at zero each round.
 	Momentum float64
-	// Correction, if not nil, is SCAFFOLD's c - c_i (Layout order), added to
-	// the gradient of every parameter the step trains (see scaffold.go).
-	Correction Params
-	// OGM, if not nil, turns on OGM-GE gradient modulation on multimodal
-	// clients (see ogm.go).
-	OGM *OGM
-	// HarmonyUnimodal trains Harmony's first stage: each held modality's
-	// encoder, self projector and classifier on its unimodal loss only
-	// (see harmony.go).
-	HarmonyUnimodal bool
-	// Proto adds the prototype-guided loss of PMR / FedMDrop (prototype.go);
-	// nil is off. Steps then need prototypes (Local.SetPrototypes).
-	Proto *ProtoLoss
-	// TeacherLogits makes infiltration steps take the frozen teacher's
-	// self-head logits from Batch.Teacher instead of running the teacher
-	// in every step: the teacher is fixed for the round, so a client whose
-	// inputs do not change between epochs (no augmentation) computes them
-	// once per round (Prediction.Logits of the start model).
-	TeacherLogits bool
+	// Terms are the methods' parts of the step (term.go), added in order:
+	// FedCMI's Infiltration, Proximal, ScaffoldCorrection, OGMGE,
+	// PrototypeLoss, HarmonyStage1.
+	Terms []Term
 }
 
 // heldSet is the set of modalities a client holds, bit m for modality m.
@@ -137,28 +114,25 @@ func (h heldSet) list() []int {
 
 // stepKey identifies one compiled training graph.
 type stepKey struct {
-	held  heldSet
-	infil bool
-	prox  bool
-	ext   extKey // baseline methods' variants (stepext.go)
-	proto bool   // prototype-guided loss (prototype.go)
-	// teacherIn: the teacher's self-head logits are inputs (infil only).
-	teacherIn bool
+	held heldSet
 	// partial: rows of a multimodal client may lack a modality
 	// (Batch.Present are inputs).
 	partial bool
+	// terms joins the active terms' keys, in order.
+	terms string
 }
-
-// needStart reports whether the step graph takes the start parameters: as
-// the proximal anchor, or to run the teacher in-graph.
-func (k stepKey) needStart() bool { return k.prox || k.infil && !k.teacherIn }
 
 func (k stepKey) String() string {
 	partial := ""
 	if k.partial {
 		partial = " partial_rows=true"
 	}
-	return fmt.Sprintf("step[held=%b infiltration=%v prox=%v proto=%v teacher_inputs=%v%s%s]", k.held, k.infil, k.prox, k.proto, k.teacherIn, k.ext, partial)
+	return fmt.Sprintf("step[held=%b terms=[%s]%s]", k.held, k.terms, partial)
+}
+
+// keyOf returns the graph key of a spec.
+func keyOf(s *stepSpec) stepKey {
+	return stepKey{held: s.held, partial: s.partial, terms: strings.Join(s.keys, ",")}
 }
 
 // Engine compiles and runs the training and evaluation graphs of one Arch
@@ -179,10 +153,12 @@ type Engine struct {
 	compiled map[string]time.Duration
 }
 
-// stepGraph is a compiled training step and the parameters it updates.
+// stepGraph is a compiled training step, the parameters it updates and
+// how many extra outputs each of its terms has.
 type stepGraph struct {
 	exec      *Exec
 	trainable []int // indices into layout
+	termOuts  []int
 }
 
 // NewEngine returns an engine for arch with training batches of batchSize
@@ -226,23 +202,20 @@ func (e *Engine) CompileTimes() map[string]time.Duration {
 	return out
 }
 
-// trainable lists the parameters a step of this key updates. A multimodal
-// client updates every parameter of its held modalities and the fusion
-// head: in the reference model both projectors of a modality feed its
-// classifier in one call, so the infiltration projectors get a (zero)
-// gradient, and with it weight decay and momentum, even when infiltration
-// is off. A unimodal client updates its modality's encoder and projectors
-// and the fusion head, what its loss CE(F(self, infiltration)) reaches; the
-// other modalities and its own classifier get no gradient and, as in
-// PyTorch's SGD, are left untouched.
-func (e *Engine) trainable(key stepKey) []int {
-	if key.ext.harmonyUni {
-		return e.harmonyTrainable(key)
-	}
+// trainable lists the parameters a step updates for a client holding h,
+// unless a term chooses (Harmony's first stage). A multimodal client
+// updates every parameter of its held modalities and the fusion head: in
+// the reference model both projectors of a modality feed its classifier in
+// one call, so the infiltration projectors get a (zero) gradient, and with
+// it weight decay and momentum, even without infiltration. A unimodal
+// client updates its modality's encoder and projectors and the fusion
+// head, what its loss CE(F(self, infiltration)) reaches; the other
+// modalities and its own classifier get no gradient and, as in PyTorch's
+// SGD, are left untouched.
+func (e *Engine) trainable(h heldSet) []int {
 	var idx []int
 	for i, info := range e.layout {
-		ok := info.Side == -1 || key.held.has(info.Side) && (key.held.multi() || info.Part != PartClassifier)
-		if ok {
+		if info.Side == -1 || h.has(info.Side) && (h.multi() || info.Part != PartClassifier) {
 			idx = append(idx, i)
 		}
 	}
@@ -250,218 +223,207 @@ func (e *Engine) trainable(key stepKey) []int {
 }
 
 // stepInputShapes lists the input shapes of a step graph, in order:
-// params, momentum (trainable), start params (if infiltration or prox),
-// held modality inputs, labels, mask, the held modalities' row presence
-// (if partial), temperatures [B, M, M] and teacher choices (if
-// infiltration), the teacher's logits of the held modalities (if
-// teacherIn), the baseline methods' extension inputs (stepext.go), the
-// prototype inputs (prototype.go), hyper.
-func (e *Engine) stepInputShapes(key stepKey, trainable []int) []shapes.Shape {
-	var s []shapes.Shape
+// params, momentum (trainable), start params (if a term reads them), held
+// modality inputs, labels, mask, the held modalities' row presence (if
+// partial), each term's inputs, hyper.
+func (e *Engine) stepInputShapes(s *stepSpec) []shapes.Shape {
+	var sh []shapes.Shape
 	for _, info := range e.layout {
-		s = append(s, shapes.Make(dtypes.Float32, info.Shape...))
+		sh = append(sh, shapes.Make(dtypes.Float32, info.Shape...))
 	}
-	for _, i := range trainable {
-		s = append(s, shapes.Make(dtypes.Float32, e.layout[i].Shape...))
+	for _, i := range s.trainable {
+		sh = append(sh, shapes.Make(dtypes.Float32, e.layout[i].Shape...))
 	}
-	if key.needStart() {
+	if s.readsStart() {
 		for _, info := range e.layout {
-			s = append(s, shapes.Make(dtypes.Float32, info.Shape...))
+			sh = append(sh, shapes.Make(dtypes.Float32, info.Shape...))
 		}
 	}
-	held := key.held.list()
+	held := s.held.list()
 	for _, m := range held {
-		s = append(s, shapes.Make(dtypes.Float32, e.batch, e.arch.InputDims[m]))
+		sh = append(sh, shapes.Make(dtypes.Float32, e.batch, e.arch.InputDims[m]))
 	}
-	s = append(s, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
-	if key.partial {
+	sh = append(sh, shapes.Make(dtypes.Int32, e.batch), shapes.Make(dtypes.Float32, e.batch))
+	if s.partial {
 		for range held {
-			s = append(s, shapes.Make(dtypes.Float32, e.batch))
+			sh = append(sh, shapes.Make(dtypes.Float32, e.batch))
 		}
 	}
-	nm := e.arch.NumModalities()
-	if key.infil {
-		s = append(s, shapes.Make(dtypes.Float32, e.batch, nm, nm), shapes.Make(dtypes.Float32, e.batch))
+	for _, t := range s.terms {
+		sh = append(sh, t.inputs(s)...)
 	}
-	if key.teacherIn {
-		for range held {
-			s = append(s, shapes.Make(dtypes.Float32, e.batch, e.arch.NumClasses))
-		}
-	}
-	s = append(s, e.extInputShapes(key, trainable)...)
-	s = append(s, e.protoInputShapes(key)...)
-	return append(s, shapes.Make(dtypes.Float32, numHyper(nm)))
+	return append(sh, shapes.Make(dtypes.Float32, numHyper(e.arch.NumModalities())))
 }
 
-// stepFn builds the training step graph of key: forward, loss, gradient and
-// SGD update (momentum, weight decay, optional proximal term), all in-graph.
-// Outputs: updated trainable params, their momentum, loss, then per
-// modality the sum of its self head's true-class probability p_m(y) over
-// the real rows holding every held modality (zero for a unimodal client),
-// then the prototype loss outputs (prototype.go) and the extension outputs
-// (stepext.go).
-func (e *Engine) stepFn(key stepKey, trainable []int) func(g *Graph, in []*Node) []*Node {
+// stepFn builds the training step graph of s: forward, the base losses and
+// the terms, gradient and SGD update (momentum, weight decay, the terms'
+// gradient hooks), all in-graph. Outputs: updated trainable params, their
+// momentum, loss, then per modality the sum of its self head's true-class
+// probability p_m(y) over the real rows holding every held modality (zero
+// for a unimodal client), then each term's extra outputs; termOuts gets
+// their counts.
+func (e *Engine) stepFn(s *stepSpec, termOuts *[]int) func(g *Graph, in []*Node) []*Node {
 	nm := e.arch.NumModalities()
-	held := key.held.list()
+	held := s.held.list()
+	trainable := s.trainable
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
-		params := in[:n]
+		b := &stepBuild{spec: s, g: g, params: in[:n]}
 		mom := in[n : n+len(trainable)]
 		rest := in[n+len(trainable):]
-		var start []*Node
-		if key.needStart() {
-			start, rest = rest[:n], rest[n:]
+		if s.readsStart() {
+			b.start, rest = rest[:n], rest[n:]
 		}
-		x := make([]*Node, nm)
+		b.x = make([]*Node, nm)
 		for _, m := range held {
-			x[m], rest = rest[0], rest[1:]
+			b.x[m], rest = rest[0], rest[1:]
 		}
-		labels, mask, rest := rest[0], rest[1], rest[2:]
-		pres := make([]*Node, nm)
-		if key.partial {
+		var labels *Node
+		labels, b.mask, rest = rest[0], rest[1], rest[2:]
+		b.pres = make([]*Node, nm)
+		if s.partial {
 			for _, m := range held {
-				pres[m], rest = rest[0], rest[1:]
+				b.pres[m], rest = rest[0], rest[1:]
 			}
 		}
-		var temp, dir *Node
-		if key.infil {
-			temp, dir, rest = rest[0], rest[1], rest[2:]
+		termIn := make([][]*Node, len(s.terms))
+		for k, t := range s.terms {
+			c := len(t.inputs(s))
+			termIn[k], rest = rest[:c], rest[c:]
 		}
-		teach := make([]*Node, nm)
-		if key.teacherIn {
-			for _, m := range held {
-				teach[m], rest = rest[0], rest[1:]
-			}
-		}
-		ext, rest := e.splitExtInputs(key, trainable, rest)
-		centers, pmasks, phyper, rest := key.protoInputs(rest)
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
 
-		net := newNetwork(&e.arch, e.layout, params)
-		onehot := OneHot(labels, e.arch.NumClasses, dtypes.Float32)
+		b.net = newNetwork(&e.arch, e.layout, b.params)
+		b.onehot = OneHot(labels, e.arch.NumClasses, dtypes.Float32)
 		zero := ScalarZero(g, dtypes.Float32)
-		var loss *Node
-		sums := make([]*Node, nm)
-		for m := range sums {
-			sums[m] = zero
+		b.sums = make([]*Node, nm)
+		for m := range b.sums {
+			b.sums[m] = zero
 		}
-		z := make([]*Node, nm) // self embeddings, for the prototype loss
-		switch {
-		case key.ext.harmonyUni:
-			loss, sums = harmonyUnimodalLoss(net, x, onehot, mask)
-		case key.held.multi():
-			emb := make([]embeddings, nm)
-			logits := make([]*Node, nm)
-			slots := make([]*Node, nm)
-			masks := make([]*Node, nm)
-			// maskAll: the real rows holding every held modality.
-			// Without partial rows every mask below is mask itself.
-			var maskAll *Node
-			for _, m := range held {
-				emb[m] = net.embed(m, x[m], key.infil)
-				z[m] = emb[m].self
-				logits[m] = net.classify(m, emb[m].self)
-				slots[m], masks[m] = emb[m].self, mask
-				if key.partial {
-					slots[m] = Mul(emb[m].self, Reshape(pres[m], e.batch, 1))
-					masks[m] = Mul(mask, pres[m])
-				}
-				switch {
-				case maskAll == nil:
-					maskAll = masks[m]
-				case key.partial:
-					maskAll = Mul(maskAll, pres[m])
-				}
-			}
-			for m := range slots {
-				if slots[m] == nil { // not held: an absent modality enters F as zeros
-					slots[m] = ZerosLike(emb[held[0]].self)
-				}
-			}
-			loss = Mul(hp(hypFused), maskedMean(crossEntropy(net.fuse(slots...), onehot), mask))
-			var uni *Node
-			for _, m := range held {
-				t := Mul(hp(hypSelf+m), maskedMean(crossEntropy(logits[m], onehot), masks[m]))
-				if uni == nil {
-					uni = t
-				} else {
-					uni = Add(uni, t)
-				}
-				sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(logits[m], onehot), maskAll)))
-			}
-			loss = Add(loss, Mul(hp(hypC1), uni))
-			if key.infil {
-				if !key.teacherIn {
-					teacher := newNetwork(&e.arch, e.layout, start)
-					for _, m := range held {
-						teach[m] = StopGradient(teacher.classify(m, teacher.embed(m, x[m], false).self))
-					}
-				}
-				linf := infiltrationLoss(net, held, emb, teach, temp, dir, sums, maskAll)
-				loss = Add(loss, Mul(hp(hypAlpha), linf))
-			}
-			if key.ext.ogm {
-				ext.ogmMeasure(net, emb[0].self, emb[1].self, onehot, mask)
-			}
+		b.z = make([]*Node, nm)
+		switch r := s.replacer(); {
+		case r != nil:
+			b.loss, b.sums = r.baseLoss(b)
+		case s.held.multi():
+			e.multimodalLoss(b, hp)
 		default:
 			m := held[0]
-			em := net.embed(m, x[m], true)
-			z[m] = em.self
-			loss = maskedMean(crossEntropy(net.fuseAlone(m, em.self, em.inf), onehot), mask)
+			em := b.net.embed(m, b.x[m], true)
+			b.z[m] = em.self
+			b.loss = maskedMean(crossEntropy(b.net.fuseAlone(m, em.self, em.inf), b.onehot), b.mask)
 		}
-		var protoOut []*Node
-		if key.proto {
-			pl, sa, sv := protoTerms([2]*Node{z[0], z[1]}, centers, pmasks, onehot, mask, phyper)
-			loss = Add(loss, pl)
-			protoOut = []*Node{sa, sv}
+		b.outs = make([][]*Node, len(s.terms))
+		for k, t := range s.terms {
+			b.cur = k
+			t.build(b, termIn[k])
 		}
 
 		wrt := make([]*Node, len(trainable))
 		for j, i := range trainable {
-			wrt[j] = params[i]
+			wrt[j] = b.params[i]
 		}
-		grads := ext.modulate(Gradient(loss, wrt...))
-		lr, wd, beta, mu := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum), hp(hypMu)
-		out := make([]*Node, 0, 2*len(trainable)+1+nm)
+		grads := Gradient(b.loss, wrt...)
+		for _, f := range b.gradMods {
+			grads = f(grads)
+		}
+		lr, wd, beta := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum)
+		out := make([]*Node, 0, 2*len(trainable)+1+nm+4)
 		newMom := make([]*Node, len(trainable))
 		for j, i := range trainable {
-			w := params[i]
-			grad := Add(ext.correct(j, grads[j]), Mul(wd, w))
-			if key.prox {
-				grad = Add(grad, Mul(mu, Sub(w, start[i])))
+			w := b.params[i]
+			grad := grads[j]
+			for _, f := range b.preDecay {
+				grad = f(j, grad)
+			}
+			grad = Add(grad, Mul(wd, w))
+			for _, f := range b.postDecay {
+				grad = f(j, i, w, grad)
 			}
 			newMom[j] = Add(Mul(beta, mom[j]), grad)
 			out = append(out, Sub(w, Mul(lr, newMom[j])))
 		}
 		out = append(out, newMom...)
-		out = append(out, loss)
-		out = append(out, sums...)
-		out = append(out, protoOut...)
-		return append(out, ext.outputs()...)
+		out = append(out, b.loss)
+		out = append(out, b.sums...)
+		*termOuts = (*termOuts)[:0]
+		for _, o := range b.outs {
+			out = append(out, o...)
+			*termOuts = append(*termOuts, len(o))
+		}
+		return out
 	}
 }
 
-// step returns the compiled graph for key, compiling it on first use.
-func (e *Engine) step(key stepKey) (*stepGraph, error) {
+// multimodalLoss builds the base losses of a multimodal client into b:
+// CE(F(held self embeddings, zeros elsewhere)) + C1 sum over held m of
+// CE(C_m(self_m)), each term at its head weight, and the dominance sums.
+func (e *Engine) multimodalLoss(b *stepBuild, hp func(int) *Node) {
+	s := b.spec
+	nm := e.arch.NumModalities()
+	held := s.held.list()
+	withInf := s.readsInfiltration()
+	b.emb = make([]embeddings, nm)
+	b.logits = make([]*Node, nm)
+	b.masks = make([]*Node, nm)
+	slots := make([]*Node, nm)
+	// Without partial rows every mask below is mask itself.
+	for _, m := range held {
+		b.emb[m] = b.net.embed(m, b.x[m], withInf)
+		b.z[m] = b.emb[m].self
+		b.logits[m] = b.net.classify(m, b.emb[m].self)
+		slots[m], b.masks[m] = b.emb[m].self, b.mask
+		if s.partial {
+			slots[m] = Mul(b.emb[m].self, Reshape(b.pres[m], e.batch, 1))
+			b.masks[m] = Mul(b.mask, b.pres[m])
+		}
+		switch {
+		case b.maskAll == nil:
+			b.maskAll = b.masks[m]
+		case s.partial:
+			b.maskAll = Mul(b.maskAll, b.pres[m])
+		}
+	}
+	for m := range slots {
+		if slots[m] == nil { // not held: an absent modality enters F as zeros
+			slots[m] = ZerosLike(b.emb[held[0]].self)
+		}
+	}
+	b.loss = Mul(hp(hypFused), maskedMean(crossEntropy(b.net.fuse(slots...), b.onehot), b.mask))
+	var uni *Node
+	for _, m := range held {
+		t := Mul(hp(hypSelf+m), maskedMean(crossEntropy(b.logits[m], b.onehot), b.masks[m]))
+		if uni == nil {
+			uni = t
+		} else {
+			uni = Add(uni, t)
+		}
+		b.sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(b.logits[m], b.onehot), b.maskAll)))
+	}
+	b.loss = Add(b.loss, Mul(hp(hypC1), uni))
+}
+
+// step returns the compiled graph of spec s, compiling it on first use.
+func (e *Engine) step(s *stepSpec) (*stepGraph, error) {
+	key := keyOf(s)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if sg, ok := e.steps[key]; ok {
 		return sg, nil
 	}
-	trainable := e.trainable(key)
-	exec, err := NewExec(e.backend, e.stepFn(key, trainable))
+	sg := &stepGraph{trainable: s.trainable}
+	exec, err := NewExec(e.backend, e.stepFn(s, &sg.termOuts))
 	if err != nil {
 		return nil, fmt.Errorf("model: %s: %w", key, err)
 	}
 	exec = exec.WithName(key.String()).SetMaxCache(1)
 	t0 := time.Now()
-	if err := compile(exec, e.stepInputShapes(key, trainable)); err != nil {
+	if err := compile(exec, e.stepInputShapes(s)); err != nil {
 		return nil, fmt.Errorf("model: compile %s: %w", key, err)
 	}
 	e.compiled[key.String()] = time.Since(t0)
 	slog.Debug("compiled training graph", "graph", key.String(), "took", time.Since(t0))
-	sg := &stepGraph{exec: exec, trainable: trainable}
+	sg.exec = exec
 	e.steps[key] = sg
 	return sg, nil
 }
@@ -473,11 +435,16 @@ type Batch struct {
 	X [][]float32
 	// Labels holds the n class labels.
 	Labels []int
+	// Present says, per modality and row, whether the row has that
+	// modality (1) or not (0; its features should be zeros), for sessions
+	// with TrainConfig.PartialRows; nil means every row has it.
+	Present [][]float32
+	// Temp, Dir and Teacher are FedCMI's per-row inputs (Infiltration):
 	// Temp holds per-row distillation temperatures for each (teacher,
-	// student) pair of modalities, row-major [n, M, M]: Temp[(i*M+t)*M+s]
-	// is row i's temperature when modality t's self head teaches modality
-	// s's infiltration head (the class-wise T_{y_i} of that pair). nil
-	// means 1.
+	// student) pair of modalities, row-major [n, M, M]:
+	// Temp[(i*M+t)*M+s] is row i's temperature when modality t's self
+	// head teaches modality s's infiltration head (the class-wise T_{y_i}
+	// of that pair); nil means 1.
 	Temp []float32
 	// Dir holds per-row teacher choices: m+1 makes modality m the row's
 	// teacher, 0 lets the batch's dominance decide (the method's rule:
@@ -485,13 +452,9 @@ type Batch struct {
 	// nil means all 0.
 	Dir []float32
 	// Teacher holds the frozen teacher's self-head logits of each held
-	// modality, row-major [n, NumClasses], for sessions with
-	// TrainConfig.TeacherLogits.
+	// modality, row-major [n, NumClasses], for Infiltration with teacher
+	// inputs.
 	Teacher [][]float32
-	// Present says, per modality and row, whether the row has that
-	// modality (1) or not (0; its features should be zeros), for sessions
-	// with TrainConfig.PartialRows; nil means every row has it.
-	Present [][]float32
 }
 
 // StepStats is what one training step measured on the real rows.
@@ -506,7 +469,7 @@ type StepStats struct {
 	// Rows is the number of real rows.
 	Rows int
 	// OGMCoef holds OGM-GE's modulation coefficients (k_A, k_V) of the
-	// batch when OGM is on, else zero.
+	// batch when OGMGE is on, else zero.
 	OGMCoef [2]float64
 	// Proto holds the prototype loss's measurements (zero without it).
 	Proto ProtoStats
@@ -517,25 +480,19 @@ type StepStats struct {
 // steps. It is not safe for concurrent use.
 type Local struct {
 	e      *Engine
+	spec   *stepSpec
 	key    stepKey
 	graph  *stepGraph
 	params []*tensors.Tensor
 	mom    []*tensors.Tensor
 	start  []*tensors.Tensor
 	hyper  []float32
+	terms  []termSession
 	// pads holds reusable host buffers for padded inputs.
 	padX     [][]float32
 	padY     []int32
 	padMask  []float32
-	padTemp  []float32
-	padDir   []float32
-	padTeach [][]float32
-	ext      *localExt // baseline methods' per-session inputs (stepext.go)
 	finished bool
-
-	// protos and protoHyper feed the prototype loss (prototype.go).
-	protos     *Prototypes
-	protoHyper []float32
 }
 
 // NewLocal starts local training from start (the model the client received
@@ -560,25 +517,24 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	if err != nil {
 		return nil, err
 	}
-	key := stepKey{held: h, infil: cfg.Infiltration && h.multi(), prox: cfg.Mu != 0, proto: cfg.Proto != nil}
-	key.teacherIn = key.infil && cfg.TeacherLogits
-	key.partial = cfg.PartialRows && h.multi()
-	if key.partial && (cfg.OGM != nil || cfg.Proto != nil || cfg.HarmonyUnimodal) {
-		return nil, errors.New("model: rows missing a modality (PartialRows) do not work with OGM-GE, the prototype loss or Harmony's unimodal stage")
-	}
-	if key.proto && nm != 2 {
-		return nil, fmt.Errorf("model: the prototype loss of PMR and FedMDrop is defined for 2 modalities (a prototype score ratio between them), the model has %d", nm)
-	}
-	if key.ext, err = e.extKeyOf(cfg, h); err != nil {
-		return nil, err
-	}
-	sg, err := e.step(key)
+	spec, err := e.newStepSpec(h, cfg.PartialRows && h.multi(), cfg.Terms)
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{e: e, key: key, graph: sg}
+	sg, err := e.step(spec)
+	if err != nil {
+		return nil, err
+	}
+	l := &Local{e: e, spec: spec, key: keyOf(spec), graph: sg}
+	for _, t := range spec.terms {
+		ts, err := t.session(spec)
+		if err != nil {
+			return nil, err
+		}
+		l.terms = append(l.terms, ts)
+	}
 	l.params = toTensors(params)
-	if key.needStart() {
+	if spec.readsStart() {
 		l.start = toTensors(start)
 	}
 	for _, i := range sg.trainable {
@@ -600,26 +556,14 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 			l.hyper[hypFused+i] = float32(v)
 		}
 	}
-	l.hyper[hypAlpha] = float32(cfg.Alpha)
-	l.hyper[hypMu] = float32(cfg.Mu)
 	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
 	l.hyper[hypMomentum] = float32(cfg.Momentum)
-	l.setProtoHyper(cfg.Proto)
 	l.padX = make([][]float32, nm)
-	l.padTeach = make([][]float32, nm)
 	for _, m := range h.list() {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
-		if key.teacherIn {
-			l.padTeach[m] = make([]float32, e.batch*e.arch.NumClasses)
-		}
 	}
 	l.padY = make([]int32, e.batch)
 	l.padMask = make([]float32, e.batch)
-	l.padTemp = make([]float32, e.batch*nm*nm)
-	l.padDir = make([]float32, e.batch)
-	if l.ext, err = e.newLocalExt(key, sg.trainable, cfg); err != nil {
-		return nil, err
-	}
 	return l, nil
 }
 
@@ -652,21 +596,10 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		return StepStats{}, fmt.Errorf("model: batch of %d rows, want 1..%d", n, e.batch)
 	}
 	nm := e.arch.NumModalities()
-	if b.Temp != nil && len(b.Temp) != n*nm*nm {
-		return StepStats{}, fmt.Errorf("model: %d temperatures for %d rows of %d modality pairs", len(b.Temp), n, nm*nm)
-	}
-	if b.Dir != nil && len(b.Dir) != n {
-		return StepStats{}, fmt.Errorf("model: %d teacher choices for %d rows", len(b.Dir), n)
-	}
-	for i, d := range b.Dir {
-		if d != 0 && (d != float32(int(d)) || !l.key.held.has(int(d)-1)) {
-			return StepStats{}, fmt.Errorf("model: row %d's teacher choice %v is not 0 or 1 + a held modality", i, d)
-		}
-	}
 	if len(b.X) > nm || len(b.Teacher) > nm || len(b.Present) > nm {
 		return StepStats{}, fmt.Errorf("model: batch for more than the model's %d modalities", nm)
 	}
-	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+6)
+	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+8)
 	// The trainable parameters and their momentum are replaced by the
 	// step's outputs: donating their buffers lets the backend update them
 	// in place instead of allocating (and zeroing) new ones every step.
@@ -698,50 +631,49 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	for _, t := range l.start {
 		args = append(args, t)
 	}
-	for _, m := range l.key.held.list() {
+	fixed := len(args)
+	// free releases the per-step inputs now rather than at the garbage
+	// collector's leisure (on an accelerator they hold device memory).
+	free := func() {
+		for _, a := range args[fixed:] {
+			a.(*tensors.Tensor).FinalizeAll()
+		}
+	}
+	fail := func(err error) (StepStats, error) {
+		free()
+		return StepStats{}, err
+	}
+	for _, m := range l.spec.held.list() {
 		d := e.arch.InputDims[m]
 		if m >= len(b.X) || len(b.X[m]) != n*d {
 			if m >= len(b.X) {
-				return StepStats{}, fmt.Errorf("model: modality %q: no rows", e.arch.Modalities[m])
+				return fail(fmt.Errorf("model: modality %q: no rows", e.arch.Modalities[m]))
 			}
-			return StepStats{}, fmt.Errorf("model: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(b.X[m]), n, d)
+			return fail(fmt.Errorf("model: modality %q: %d values for %d rows of width %d", e.arch.Modalities[m], len(b.X[m]), n, d))
 		}
 		copy(l.padX[m], b.X[m])
 		clear(l.padX[m][n*d:])
 		args = append(args, tensors.FromFlatDataAndDimensions(l.padX[m], e.batch, d))
 	}
 	for i := range e.batch {
-		l.padY[i], l.padMask[i], l.padDir[i] = 0, 0, 0
+		l.padY[i], l.padMask[i] = 0, 0
 		if i < n {
 			y := b.Labels[i]
 			if y < 0 || y >= e.arch.NumClasses {
-				return StepStats{}, fmt.Errorf("model: label %d of row %d outside 0..%d", y, i, e.arch.NumClasses-1)
+				return fail(fmt.Errorf("model: label %d of row %d outside 0..%d", y, i, e.arch.NumClasses-1))
 			}
 			l.padY[i], l.padMask[i] = int32(y), 1
-			if b.Dir != nil {
-				l.padDir[i] = b.Dir[i]
-			}
-		}
-	}
-	if b.Temp != nil {
-		copy(l.padTemp, b.Temp)
-		for i := len(b.Temp); i < len(l.padTemp); i++ {
-			l.padTemp[i] = 1
-		}
-	} else {
-		for i := range l.padTemp {
-			l.padTemp[i] = 1
 		}
 	}
 	args = append(args, tensors.FromFlatDataAndDimensions(l.padY, e.batch), tensors.FromFlatDataAndDimensions(l.padMask, e.batch))
-	if l.key.partial {
-		for _, m := range l.key.held.list() {
+	if l.spec.partial {
+		for _, m := range l.spec.held.list() {
 			var present []float32
 			if m < len(b.Present) {
 				present = b.Present[m]
 			}
 			if present != nil && len(present) != n {
-				return StepStats{}, fmt.Errorf("model: modality %q: presence of %d rows for %d", e.arch.Modalities[m], len(present), n)
+				return fail(fmt.Errorf("model: modality %q: presence of %d rows for %d", e.arch.Modalities[m], len(present), n))
 			}
 			pres := make([]float32, e.batch)
 			for i := range n {
@@ -753,39 +685,20 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 			args = append(args, tensors.FromFlatDataAndDimensions(pres, e.batch))
 		}
 	}
-	if l.key.infil {
-		args = append(args, tensors.FromFlatDataAndDimensions(l.padTemp, e.batch, nm, nm), tensors.FromFlatDataAndDimensions(l.padDir, e.batch))
-	}
-	if l.key.teacherIn {
-		k := e.arch.NumClasses
-		for _, m := range l.key.held.list() {
-			if m >= len(b.Teacher) || len(b.Teacher[m]) != n*k {
-				got := 0
-				if m < len(b.Teacher) {
-					got = len(b.Teacher[m])
-				}
-				return StepStats{}, fmt.Errorf("model: modality %q: %d teacher logits for %d rows of %d classes", e.arch.Modalities[m], got, n, k)
-			}
-			copy(l.padTeach[m], b.Teacher[m])
-			clear(l.padTeach[m][n*k:])
-			args = append(args, tensors.FromFlatDataAndDimensions(l.padTeach[m], e.batch, k))
+	for k, ts := range l.terms {
+		targs, err := ts.args(&b, n)
+		for _, t := range targs {
+			args = append(args, t)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("model: %s: %s: %w", l.key, l.spec.keys[k], err))
 		}
 	}
-	args = append(args, l.ext.args()...)
-	pargs, err := l.protoArgs()
-	if err != nil {
-		return StepStats{}, err
-	}
-	args = append(args, pargs...)
 	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, len(l.hyper)))
 
 	outs, err := l.graph.exec.Exec(args...)
-	// Free the per-step inputs now rather than at the garbage collector's
-	// leisure (on an accelerator they hold device memory).
-	for _, a := range args[len(l.params)+len(l.mom)+len(l.start):] {
-		a.(*tensors.Tensor).FinalizeAll()
-	}
+	free()
 	if err != nil {
 		return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
 	}
@@ -805,12 +718,11 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		st.SumP[m] = float64(tensors.ToScalar[float32](outs[2*nt+1+m]))
 	}
 	next := 2*nt + 1 + nm
-	if l.key.proto {
-		st.Proto.SumA = float64(tensors.ToScalar[float32](outs[next]))
-		st.Proto.SumV = float64(tensors.ToScalar[float32](outs[next+1]))
-		next += 2
+	for k, ts := range l.terms {
+		c := l.graph.termOuts[k]
+		ts.consume(outs[next:next+c], &st)
+		next += c
 	}
-	l.ext.consume(outs[next:], &st)
 	for _, t := range outs[2*nt:] {
 		t.FinalizeAll()
 	}

@@ -65,6 +65,16 @@ func toyBatch(arch Arch, n int, seed uint64) Batch {
 	return b
 }
 
+// hasInfiltration reports whether cfg has FedCMI's infiltration term.
+func hasInfiltration(cfg TrainConfig) bool {
+	for _, tm := range cfg.Terms {
+		if _, ok := tm.(*infiltrationTerm); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // rowTemps returns Batch.Temp for nm modalities with every pair of row i
 // at temps[i].
 func rowTemps(temps []float32, nm int) []float32 {
@@ -91,7 +101,14 @@ func mustInit(t testing.TB, a Arch, seed uint64) Params {
 // it and the step's statistics (measured before the update).
 func stepOnce(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b Batch, lr float64) (Params, StepStats) {
 	t.Helper()
-	cfg.Momentum, cfg.WeightDecay, cfg.Mu = 0, 0, 0
+	cfg.Momentum, cfg.WeightDecay = 0, 0
+	var terms []Term
+	for _, tm := range cfg.Terms {
+		if _, prox := tm.(*proximalTerm); !prox {
+			terms = append(terms, tm)
+		}
+	}
+	cfg.Terms = terms
 	l, err := e.newLocal(params, start, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +179,7 @@ func checkStepGradient(t *testing.T, arch Arch, b Batch) {
 	}
 	cases := []config{
 		{"multimodal", TrainConfig{Has: all, C1: 2}},
-		{"multimodal+infiltration", TrainConfig{Has: all, C1: 2, Infiltration: true, Alpha: 1.5}},
+		{"multimodal+infiltration", TrainConfig{Has: all, C1: 2, Terms: []Term{Infiltration(1.5, false)}}},
 	}
 	for m := range nm {
 		only := make([]bool, nm)
@@ -172,13 +189,13 @@ func checkStepGradient(t *testing.T, arch Arch, b Batch) {
 	if nm > 2 {
 		some := make([]bool, nm)
 		some[0], some[nm-1] = true, true
-		cases = append(cases, config{"first-and-last+infiltration", TrainConfig{Has: some, C1: 2, Infiltration: true, Alpha: 1.5}})
+		cases = append(cases, config{"first-and-last+infiltration", TrainConfig{Has: some, C1: 2, Terms: []Term{Infiltration(1.5, false)}}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := mustInit(t, arch, 8) // a different teacher, as after some local steps
 			seeds := []uint64{7}
-			if tc.cfg.Infiltration {
+			if hasInfiltration(tc.cfg) {
 				// Check every teacher: find initialisations where the
 				// batch is dominated by each held modality.
 				seeds = directionSeeds(t, e, start, tc.cfg, b)
@@ -310,7 +327,7 @@ func TestTrainableSets(t *testing.T) {
 	}{
 		{"multimodal", TrainConfig{Has: []bool{true, true}, C1: 2},
 			func(p ParamInfo) bool { return true }},
-		{"multimodal+infiltration", TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1},
+		{"multimodal+infiltration", TrainConfig{Has: []bool{true, true}, C1: 2, Terms: []Term{Infiltration(1, false)}},
 			func(p ParamInfo) bool { return true }},
 		{"first-only", TrainConfig{Has: []bool{true, false}},
 			func(p ParamInfo) bool { return p.Side == -1 || p.Side == 0 && p.Part != PartClassifier }},
@@ -335,7 +352,7 @@ func TestTrainableSets(t *testing.T) {
 	}
 	b3 := toyBatch(tri, 8, 4)
 	b3.X[1] = nil
-	changed := changedTensors(t, e3, mustInit(t, tri, 1), TrainConfig{Has: []bool{true, false, true}, C1: 2, Infiltration: true, Alpha: 1}, b3)
+	changed := changedTensors(t, e3, mustInit(t, tri, 1), TrainConfig{Has: []bool{true, false, true}, C1: 2, Terms: []Term{Infiltration(1, false)}}, b3)
 	for i, info := range tri.Layout() {
 		if want := info.Side != 1; changed[i] != want {
 			t.Errorf("three modalities, two held: %s: changed=%v, want %v", info.Name, changed[i], want)
@@ -384,7 +401,7 @@ func TestOptimizer(t *testing.T) {
 	}
 	b1, b2 := toyBatch(arch, 8, 5), toyBatch(arch, 7, 6)
 	const lr, mom, wd, mu = 0.05, 0.9, 0.01, 0.5
-	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: mom, WeightDecay: wd, Mu: mu}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: mom, WeightDecay: wd, Terms: []Term{Infiltration(1, false), Proximal(mu)}}
 	w0 := mustInit(t, arch, 2)
 	l, err := e.NewLocal(w0, cfg)
 	if err != nil {
@@ -436,7 +453,7 @@ func TestPartialBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := toyBatch(arch, 5, 9)
-	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9, WeightDecay: 1e-4, Mu: 0.1}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4, Terms: []Term{Infiltration(1, false), Proximal(0.1)}}
 	p := mustInit(t, arch, 3)
 	var got [2]Params
 	var stats [2]StepStats
@@ -478,7 +495,7 @@ func TestArchVariantsTrain(t *testing.T) {
 					t.Fatal(err)
 				}
 				b := toyBatch(arch, 16, 1)
-				l, err := e.NewLocal(mustInit(t, arch, 4), TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9})
+				l, err := e.NewLocal(mustInit(t, arch, 4), TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, Terms: []Term{Infiltration(1, false)}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -517,7 +534,7 @@ func TestStepRejectsBadBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 2})
+	l, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, C1: 2, Terms: []Term{Infiltration(1, false)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,6 +549,8 @@ func TestStepRejectsBadBatches(t *testing.T) {
 		{"label out of range", Batch{X: good.X, Labels: []int{0, 1, 3, 0}}},
 		{"short modality", Batch{X: [][]float32{good.X[0][:3], good.X[1]}, Labels: good.Labels}},
 		{"temperatures", Batch{X: good.X, Labels: good.Labels, Temp: []float32{1}}},
+		{"teacher choices", Batch{X: good.X, Labels: good.Labels, Dir: []float32{1, 2}}},
+		{"teacher not held", Batch{X: good.X, Labels: good.Labels, Dir: []float32{1, 2, 3, 0}}},
 	} {
 		if _, err := l.Step(tc.b, 0.1); err == nil {
 			t.Errorf("%s: no error", tc.name)
@@ -589,7 +608,7 @@ func BenchmarkStep(b *testing.B) {
 		cfg  TrainConfig
 	}{
 		{"fedavg", TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4}},
-		{"fedcmi", TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Mu: 1, Momentum: 0.9, WeightDecay: 1e-4}},
+		{"fedcmi", TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4, Terms: []Term{Infiltration(1, false), Proximal(1)}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			e, err := NewEngine(backend(b), arch, 16)
@@ -624,9 +643,9 @@ func TestTeacherLogitsInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Terms: []Term{Infiltration(1, false)}}
 	want, wst := stepOnce(t, e, params, start, cfg, b, 0.1)
-	cfg.TeacherLogits = true
+	cfg.Terms = []Term{Infiltration(1, true)}
 	fed := b
 	fed.Teacher = [][]float32{pred.Logits[0], pred.Logits[1]}
 	got, gst := stepOnce(t, e, params, start, cfg, fed, 0.1)
@@ -786,7 +805,7 @@ func TestPartialRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Infiltration: true, Alpha: 1, Momentum: 0.9}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, Terms: []Term{Infiltration(1, false)}}
 	loss := func(cfg TrainConfig, b Batch) float64 { return firstStepLoss(t, e, cfg, b) }
 	b := toyBatch(arch, 6, 7)
 	partial := cfg
@@ -814,8 +833,9 @@ func TestPartialRows(t *testing.T) {
 		t.Error("a present row's features did not change the loss")
 	}
 	for _, bad := range []TrainConfig{
-		{Has: []bool{true, true}, C1: 2, PartialRows: true, OGM: &OGM{Alpha: 0.1}},
-		{Has: []bool{true, true}, C1: 2, PartialRows: true, HarmonyUnimodal: true},
+		{Has: []bool{true, true}, C1: 2, PartialRows: true, Terms: []Term{OGMGE(OGM{Alpha: 0.1})}},
+		{Has: []bool{true, true}, C1: 2, PartialRows: true, Terms: []Term{HarmonyStage1()}},
+		{Has: []bool{true, true}, C1: 2, PartialRows: true, Terms: []Term{PrototypeLoss(ProtoLoss{Alpha: 1})}},
 	} {
 		if _, err := e.NewLocal(mustInit(t, arch, 1), bad); err == nil || !strings.Contains(err.Error(), "PartialRows") {
 			t.Errorf("%+v: %v", bad, err)

@@ -1,6 +1,9 @@
 package model
 
 import (
+	"fmt"
+
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 )
 
@@ -9,7 +12,7 @@ import (
 // code xmouyang/Harmony) trains in two stages. Its first stage,
 // modality-wise federated learning, trains each modality's unimodal network
 // on every client that holds the modality. Here a client's step in that
-// stage (TrainConfig.HarmonyUnimodal) minimises
+// stage (HarmonyStage1) minimises
 //
 //	sum over held modalities m of CE(C_m(S_m(E_m(x_m))), y)
 //
@@ -18,12 +21,37 @@ import (
 // The second stage (federated fusion learning on multimodal clients) is the
 // ordinary multimodal step; package fl switches between the two.
 
-// harmonyTrainable lists the parameters of Harmony's unimodal stage: the
+// HarmonyStage1 returns the term of Harmony's first stage: it replaces the
+// base losses by the held modalities' unimodal losses and trains their
+// encoders, self projectors and classifiers only.
+func HarmonyStage1() Term { return harmonyTerm{} }
+
+type harmonyTerm struct{}
+
+func (harmonyTerm) key(*stepSpec) string { return "harmony-unimodal" }
+
+func (harmonyTerm) check(s *stepSpec) error {
+	if s.partial {
+		return fmt.Errorf("model: rows missing a modality (PartialRows) do not work with Harmony's unimodal stage")
+	}
+	return nil
+}
+
+func (harmonyTerm) inputs(*stepSpec) []shapes.Shape { return nil }
+func (harmonyTerm) build(*stepBuild, []*Node)      {}
+
+func (harmonyTerm) session(*stepSpec) (termSession, error) { return constSession{}, nil }
+
+func (harmonyTerm) baseLoss(b *stepBuild) (*Node, []*Node) {
+	return harmonyUnimodalLoss(b.net, b.x, b.onehot, b.mask)
+}
+
+// trainable lists the parameters of Harmony's unimodal stage: the
 // encoder, self projector and classifier of every held modality.
-func (e *Engine) harmonyTrainable(key stepKey) []int {
+func (harmonyTerm) trainable(s *stepSpec) []int {
 	var idx []int
-	for i, info := range e.layout {
-		held := key.held.has(info.Side)
+	for i, info := range s.e.layout {
+		held := s.held.has(info.Side)
 		if held && (info.Part == PartEncoder || info.Part == PartSelf || info.Part == PartClassifier) {
 			idx = append(idx, i)
 		}

@@ -22,7 +22,7 @@ func TestHarmonyUnimodalStage(t *testing.T) {
 		has  []bool
 	}{{"multimodal", []bool{true, true}}, {"first-only", []bool{true, false}}, {"second-only", []bool{false, true}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := TrainConfig{Has: tc.has, C1: 2, HarmonyUnimodal: true}
+			cfg := TrainConfig{Has: tc.has, C1: 2, Terms: []Term{HarmonyStage1()}}
 			p := mustInit(t, arch, 5)
 			bb := b
 			bb.X = append([][]float32(nil), b.X...)

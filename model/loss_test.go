@@ -119,7 +119,7 @@ func TestMultimodalLossMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := TrainConfig{Has: tc.has, C1: c1, Infiltration: true, Alpha: alpha}
+			cfg := TrainConfig{Has: tc.has, C1: c1, Terms: []Term{Infiltration(alpha, false)}}
 			var held []int
 			for m, ok := range tc.has {
 				if ok {

@@ -2,11 +2,13 @@ package model
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // OGM configures OGM-GE, on-the-fly gradient modulation with generalisation
@@ -95,40 +97,100 @@ func ogmCoefficients(sA, sV, alpha *Node) (kA, kV *Node) {
 	return kA, kV
 }
 
-// ogmMeasure computes the batch's coefficients from the self embeddings
-// aa, vv that feed the fusion head.
-func (x *stepExt) ogmMeasure(net *network, aa, vv, onehot, mask *Node) {
-	outA, outV := net.ogmParts(aa, vv)
-	sA := StopGradient(ReduceAllSum(Mul(trueClassProb(outA, onehot), mask)))
-	sV := StopGradient(ReduceAllSum(Mul(trueClassProb(outV, onehot), mask)))
-	alpha := Reshape(Slice(x.ogmHyper, AxisRange(ogmAlpha, ogmAlpha+1)))
-	x.coef[0], x.coef[1] = ogmCoefficients(sA, sV, alpha)
+// OGMGE returns OGM-GE's gradient modulation term for multimodal clients
+// (a unimodal client's session drops it).
+func OGMGE(o OGM) Term { return &ogmTerm{o: o} }
+
+type ogmTerm struct{ o OGM }
+
+func (t *ogmTerm) key(s *stepSpec) string {
+	if !s.held.multi() {
+		return ""
+	}
+	return "ogm-ge"
+}
+
+func (t *ogmTerm) check(s *stepSpec) error {
+	if s.partial {
+		return fmt.Errorf("model: rows missing a modality (PartialRows) do not work with OGM-GE")
+	}
+	return s.e.arch.ogmSupported()
+}
+
+// inputs: the noise generator's state and [alpha, noise on].
+func (t *ogmTerm) inputs(*stepSpec) []shapes.Shape {
+	return []shapes.Shape{RNGStateShape, shapes.Make(dtypes.Float32, numOGMHyper)}
+}
+
+// build measures the batch's coefficients from the self embeddings that
+// feed the fusion head and modulates the encoders' gradients; outputs: the
+// generator's next state, k_A, k_V.
+func (t *ogmTerm) build(b *stepBuild, in []*Node) {
+	rng, hyper := in[0], in[1]
+	outA, outV := b.net.ogmParts(b.emb[0].self, b.emb[1].self)
+	sA := StopGradient(ReduceAllSum(Mul(trueClassProb(outA, b.onehot), b.mask)))
+	sV := StopGradient(ReduceAllSum(Mul(trueClassProb(outV, b.onehot), b.mask)))
+	alpha := Reshape(Slice(hyper, AxisRange(ogmAlpha, ogmAlpha+1)))
+	kA, kV := ogmCoefficients(sA, sV, alpha)
+	coef := [2]*Node{kA, kV}
+	noise := Reshape(Slice(hyper, AxisRange(ogmNoise, ogmNoise+1)))
+	e := b.spec.e
+	output := b.output()
+	b.gradMods = append(b.gradMods, func(grads []*Node) []*Node {
+		out := make([]*Node, len(grads))
+		for j, i := range b.spec.trainable {
+			info := e.layout[i]
+			g := grads[j]
+			if !ogmModulated(info) {
+				out[j] = g
+				continue
+			}
+			n := max(info.Size()-1, 1)
+			dev := Sub(g, ReduceAllMean(g))
+			std := AddScalar(Sqrt(DivScalar(ReduceAllSum(Mul(dev, dev)), float64(n))), 1e-8)
+			var z *Node
+			rng, z = RandomNormal(rng, shapes.Make(dtypes.Float32, info.Shape...))
+			out[j] = Add(Mul(coef[info.Side], g), Mul(Mul(noise, std), z))
+		}
+		output(rng, kA, kV)
+		return out
+	})
+}
+
+func (t *ogmTerm) session(*stepSpec) (termSession, error) {
+	x := &ogmSession{rng: make([]uint64, RNGStateShape.Size()), hyper: make([]float32, numOGMHyper)}
+	r := rand.New(rand.NewPCG(t.o.Seed, 0x6f676d))
+	for i := range x.rng {
+		x.rng[i] = r.Uint64()
+	}
+	x.hyper[ogmAlpha] = float32(t.o.Alpha)
+	if !t.o.NoNoise {
+		x.hyper[ogmNoise] = 1
+	}
+	return x, nil
+}
+
+// ogmSession carries the noise generator's state from step to step.
+type ogmSession struct {
+	rng   []uint64
+	hyper []float32
+}
+
+func (x *ogmSession) args(*Batch, int) ([]*tensors.Tensor, error) {
+	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(x.rng, RNGStateShape.Dimensions...),
+		tensors.FromFlatDataAndDimensions(x.hyper, numOGMHyper)}, nil
+}
+
+func (x *ogmSession) consume(outs []*tensors.Tensor, st *StepStats) {
+	tensors.MustConstFlatData(outs[0], func(flat []uint64) { copy(x.rng, flat) })
+	st.OGMCoef = [2]float64{
+		float64(tensors.ToScalar[float32](outs[1])),
+		float64(tensors.ToScalar[float32](outs[2])),
+	}
 }
 
 // ogmModulated reports whether OGM-GE modulates the parameter: a weight
 // matrix of an encoder.
 func ogmModulated(info ParamInfo) bool {
 	return info.Part == PartEncoder && strings.HasSuffix(info.Name, "/weights")
-}
-
-// ogmModulate scales the encoder weight gradients by their modality's k and
-// adds the generalisation-enhancement noise.
-func (x *stepExt) ogmModulate(grads []*Node) []*Node {
-	noise := Reshape(Slice(x.ogmHyper, AxisRange(ogmNoise, ogmNoise+1)))
-	out := make([]*Node, len(grads))
-	for j, i := range x.trainable {
-		info := x.e.layout[i]
-		g := grads[j]
-		if !ogmModulated(info) {
-			out[j] = g
-			continue
-		}
-		n := max(info.Size()-1, 1)
-		dev := Sub(g, ReduceAllMean(g))
-		std := AddScalar(Sqrt(DivScalar(ReduceAllSum(Mul(dev, dev)), float64(n))), 1e-8)
-		var z *Node
-		x.rng, z = RandomNormal(x.rng, shapes.Make(dtypes.Float32, info.Shape...))
-		out[j] = Add(Mul(x.coef[info.Side], g), Mul(Mul(noise, std), z))
-	}
-	return out
 }

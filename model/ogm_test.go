@@ -112,7 +112,7 @@ func checkOGMModulation(t *testing.T, fusion string) {
 		p := jitter(mustInit(t, arch, seed), seed)
 		cfg := TrainConfig{Has: []bool{true, true}, C1: 2}
 		g, _ := gradientAt(t, e, p, p, cfg, b)
-		cfg.OGM = &OGM{Alpha: alpha, Seed: 1, NoNoise: true}
+		cfg.Terms = []Term{OGMGE(OGM{Alpha: alpha, Seed: 1, NoNoise: true})}
 		gm, st := gradientAt(t, e, p, p, cfg, b)
 		kA, kV := hostOGM(arch, p, b, alpha)
 		if math.Abs(st.OGMCoef[0]-kA) > 1e-4 || math.Abs(st.OGMCoef[1]-kV) > 1e-4 {
@@ -155,13 +155,13 @@ func TestOGMNoise(t *testing.T) {
 	}
 	b := toyBatch(arch, 16, 3)
 	p := mustInit(t, arch, 3)
-	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, OGM: &OGM{Alpha: 0.8, Seed: 7, NoNoise: true}}
+	cfg := TrainConfig{Has: []bool{true, true}, C1: 2, Terms: []Term{OGMGE(OGM{Alpha: 0.8, Seed: 7, NoNoise: true})}}
 	clean, st := gradientAt(t, e, p, p, cfg, b)
 	plain, _ := gradientAt(t, e, p, p, TrainConfig{Has: []bool{true, true}, C1: 2}, b)
-	cfg.OGM = &OGM{Alpha: 0.8, Seed: 7}
+	cfg.Terms = []Term{OGMGE(OGM{Alpha: 0.8, Seed: 7})}
 	noisy, _ := gradientAt(t, e, p, p, cfg, b)
 	again, _ := gradientAt(t, e, p, p, cfg, b)
-	cfg.OGM = &OGM{Alpha: 0.8, Seed: 8}
+	cfg.Terms = []Term{OGMGE(OGM{Alpha: 0.8, Seed: 8})}
 	other, _ := gradientAt(t, e, p, p, cfg, b)
 	t.Logf("k = %v", st.OGMCoef)
 	checked := 0
@@ -211,11 +211,11 @@ func TestOGMRefusesFusionWithoutParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, OGM: &OGM{Alpha: 0.8}}); err == nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, Terms: []Term{OGMGE(OGM{Alpha: 0.8})}}); err == nil {
 		t.Fatal("OGM-GE with FiLM fusion accepted")
 	}
 	// Unimodal clients train as in FedAvg: no modulation, no error.
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, false}, OGM: &OGM{Alpha: 0.8}}); err != nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, false}, Terms: []Term{OGMGE(OGM{Alpha: 0.8})}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -234,7 +234,7 @@ func TestOGMCNNEncoder(t *testing.T) {
 	p := jitter(mustInit(t, arch, 2), 2)
 	cfg := TrainConfig{Has: []bool{true, true}, C1: 2}
 	g, _ := gradientAt(t, e, p, p, cfg, b)
-	cfg.OGM = &OGM{Alpha: 0.8, Seed: 3, NoNoise: true}
+	cfg.Terms = []Term{OGMGE(OGM{Alpha: 0.8, Seed: 3, NoNoise: true})}
 	gm, st := gradientAt(t, e, p, p, cfg, b)
 	modulated := 0
 	for i, info := range arch.Layout() {

@@ -59,8 +59,8 @@ const (
 	numProtoHyper
 )
 
-// ProtoLoss turns on the prototype-guided loss in local training (see the
-// formulas above). It is off when TrainConfig.Proto is nil.
+// ProtoLoss configures the prototype-guided loss (see the formulas above;
+// PrototypeLoss).
 type ProtoLoss struct {
 	// Alpha weights the prototypical cross-entropy of the slow modality
 	// (multimodal clients) or of the trained modality (unimodal clients).
@@ -90,47 +90,122 @@ type ProtoStats struct {
 	SumA, SumV float64
 }
 
-// protoInputShapes lists the prototype inputs of a step graph of key:
-// centres of the present modalities, then their class masks, then the
-// prototype hyper-parameters.
-func (e *Engine) protoInputShapes(key stepKey) []shapes.Shape {
-	if !key.proto {
-		return nil
+// PrototypeLoss returns the prototype-guided loss term of PMR and
+// FedMDrop; its sessions need prototypes (Local.SetPrototypes) before
+// their first step.
+func PrototypeLoss(p ProtoLoss) Term { return &protoTerm{p: p} }
+
+type protoTerm struct{ p ProtoLoss }
+
+func (t *protoTerm) key(*stepSpec) string { return "proto" }
+
+func (t *protoTerm) check(s *stepSpec) error {
+	if nm := s.e.arch.NumModalities(); nm != 2 {
+		return fmt.Errorf("model: the prototype loss of PMR and FedMDrop is defined for 2 modalities (a prototype score ratio between them), the model has %d", nm)
 	}
-	k, d := e.arch.NumClasses, e.arch.EmbedDim
-	var s []shapes.Shape
-	for m := range 2 {
-		if key.has(m) {
-			s = append(s, shapes.Make(dtypes.Float32, k, d))
-		}
+	if s.partial {
+		return fmt.Errorf("model: rows missing a modality (PartialRows) do not work with the prototype loss")
 	}
-	for m := range 2 {
-		if key.has(m) {
-			s = append(s, shapes.Make(dtypes.Float32, k))
-		}
-	}
-	return append(s, shapes.Make(dtypes.Float32, numProtoHyper))
+	return nil
 }
 
-// has reports whether a step of this key reads modality m.
-func (k stepKey) has(m int) bool { return k.held.has(m) }
+// inputs: centres of the held modalities, then their class masks, then
+// the prototype hyper-parameters.
+func (t *protoTerm) inputs(s *stepSpec) []shapes.Shape {
+	k, d := s.e.arch.NumClasses, s.e.arch.EmbedDim
+	var sh []shapes.Shape
+	for range s.held.list() {
+		sh = append(sh, shapes.Make(dtypes.Float32, k, d))
+	}
+	for range s.held.list() {
+		sh = append(sh, shapes.Make(dtypes.Float32, k))
+	}
+	return append(sh, shapes.Make(dtypes.Float32, numProtoHyper))
+}
 
-// protoInputs splits the prototype inputs off rest (see protoInputShapes).
-func (k stepKey) protoInputs(rest []*Node) (centers, masks [2]*Node, hyper *Node, tail []*Node) {
-	if !k.proto {
-		return centers, masks, nil, rest
+// build adds the prototype loss; outputs: the sums of the true-class
+// prototype probabilities of both modalities.
+func (t *protoTerm) build(b *stepBuild, in []*Node) {
+	var centers, masks [2]*Node
+	for _, m := range b.spec.held.list() {
+		centers[m], in = in[0], in[1:]
 	}
-	for m := range 2 {
-		if k.has(m) {
-			centers[m], rest = rest[0], rest[1:]
+	for _, m := range b.spec.held.list() {
+		masks[m], in = in[0], in[1:]
+	}
+	pl, sa, sv := protoTerms([2]*Node{b.z[0], b.z[1]}, centers, masks, b.onehot, b.mask, in[0])
+	b.addLoss(pl)
+	b.output()(sa, sv)
+}
+
+func (t *protoTerm) session(s *stepSpec) (termSession, error) {
+	x := &protoSession{spec: s, hyper: make([]float32, numProtoHyper)}
+	x.hyper[protoAlpha] = float32(t.p.Alpha)
+	x.hyper[protoGamma] = float32(t.p.Gamma)
+	if t.p.Binary {
+		x.hyper[protoBinary] = 1
+	}
+	return x, nil
+}
+
+// protoSession holds the prototypes the following steps use.
+type protoSession struct {
+	spec   *stepSpec
+	protos *Prototypes
+	hyper  []float32
+}
+
+func (x *protoSession) args(*Batch, int) ([]*tensors.Tensor, error) {
+	if x.protos == nil {
+		return nil, fmt.Errorf("no prototypes set (SetPrototypes)")
+	}
+	e := x.spec.e
+	k, d := e.arch.NumClasses, e.arch.EmbedDim
+	var out []*tensors.Tensor
+	for _, m := range x.spec.held.list() {
+		c := x.protos.Centers[m]
+		if len(c) != k*d {
+			return out, fmt.Errorf("prototypes of %q: %d values, want %d classes x %d", e.arch.Modalities[m], len(c), k, d)
+		}
+		out = append(out, tensors.FromFlatDataAndDimensions(c, k, d))
+	}
+	for _, m := range x.spec.held.list() {
+		p := x.protos.Present[m]
+		if len(p) != k {
+			return out, fmt.Errorf("prototype mask of %q: %d classes, want %d", e.arch.Modalities[m], len(p), k)
+		}
+		mask := make([]float32, k)
+		for c, ok := range p {
+			if ok {
+				mask[c] = 1
+			}
+		}
+		out = append(out, tensors.FromFlatDataAndDimensions(mask, k))
+	}
+	return append(out, tensors.FromFlatDataAndDimensions(x.hyper, numProtoHyper)), nil
+}
+
+func (x *protoSession) consume(outs []*tensors.Tensor, st *StepStats) {
+	st.Proto.SumA = float64(tensors.ToScalar[float32](outs[0]))
+	st.Proto.SumV = float64(tensors.ToScalar[float32](outs[1]))
+}
+
+// SetPrototypes sets the class prototypes the following steps use (the
+// session must have a PrototypeLoss term). Every class a batch's label
+// names must have a prototype of each modality the step reads.
+func (l *Local) SetPrototypes(p Prototypes) error {
+	for _, ts := range l.terms {
+		if x, ok := ts.(*protoSession); ok {
+			cp := Prototypes{}
+			for m := range 2 {
+				cp.Centers[m] = append([]float32(nil), p.Centers[m]...)
+				cp.Present[m] = append([]bool(nil), p.Present[m]...)
+			}
+			x.protos = &cp
+			return nil
 		}
 	}
-	for m := range 2 {
-		if k.has(m) {
-			masks[m], rest = rest[0], rest[1:]
-		}
-	}
-	return centers, masks, rest[0], rest[1:]
+	return fmt.Errorf("model: %s: prototypes set on a session without a prototype loss", l.key)
 }
 
 // protoLogits returns -d(z_i, c_k) for z [B, D] and centers [K, D], with
@@ -195,73 +270,6 @@ func protoTerms(z, centers, masks [2]*Node, onehot, mask, hyper *Node) (loss, su
 		loss = Mul(alpha, pce[1])
 	}
 	return loss, sum[0], sum[1]
-}
-
-// protoArgs returns the prototype inputs of a Local's steps as tensors.
-func (l *Local) protoArgs() ([]any, error) {
-	if !l.key.proto {
-		return nil, nil
-	}
-	if l.protos == nil {
-		return nil, fmt.Errorf("model: %s: no prototypes set (SetPrototypes)", l.key)
-	}
-	e := l.e
-	k, d := e.arch.NumClasses, e.arch.EmbedDim
-	var args []any
-	for m := range 2 {
-		if l.key.has(m) {
-			c := l.protos.Centers[m]
-			if len(c) != k*d {
-				return nil, fmt.Errorf("model: prototypes of %q: %d values, want %d classes x %d", e.arch.Modalities[m], len(c), k, d)
-			}
-			args = append(args, tensors.FromFlatDataAndDimensions(c, k, d))
-		}
-	}
-	for m := range 2 {
-		if l.key.has(m) {
-			p := l.protos.Present[m]
-			if len(p) != k {
-				return nil, fmt.Errorf("model: prototype mask of %q: %d classes, want %d", e.arch.Modalities[m], len(p), k)
-			}
-			mask := make([]float32, k)
-			for c, ok := range p {
-				if ok {
-					mask[c] = 1
-				}
-			}
-			args = append(args, tensors.FromFlatDataAndDimensions(mask, k))
-		}
-	}
-	return append(args, tensors.FromFlatDataAndDimensions(l.protoHyper, numProtoHyper)), nil
-}
-
-// SetPrototypes sets the class prototypes the following steps use (the
-// session must have been started with TrainConfig.Proto). Every class a
-// batch's label names must have a prototype of each modality the step reads.
-func (l *Local) SetPrototypes(p Prototypes) error {
-	if !l.key.proto {
-		return fmt.Errorf("model: %s: prototypes set on a session without a prototype loss", l.key)
-	}
-	cp := Prototypes{}
-	for m := range 2 {
-		cp.Centers[m] = append([]float32(nil), p.Centers[m]...)
-		cp.Present[m] = append([]bool(nil), p.Present[m]...)
-	}
-	l.protos = &cp
-	return nil
-}
-
-// setProtoHyper fills the prototype hyper-parameters from cfg.
-func (l *Local) setProtoHyper(cfg *ProtoLoss) {
-	if cfg == nil {
-		return
-	}
-	l.protoHyper = make([]float32, numProtoHyper)
-	l.protoHyper[protoAlpha] = float32(cfg.Alpha)
-	l.protoHyper[protoGamma] = float32(cfg.Gamma)
-	if cfg.Binary {
-		l.protoHyper[protoBinary] = 1
-	}
 }
 
 // embedExec returns the compiled graph computing the self embeddings

@@ -235,7 +235,7 @@ func TestPrototypesAndStepLoss(t *testing.T) {
 	for _, binary := range []bool{false, true} {
 		cfg := TrainConfig{Has: []bool{true, true}, C1: 2}
 		plain := lossAt(t, e, p, p, cfg, b).Loss
-		cfg.Proto = &ProtoLoss{Alpha: 1.5, Gamma: 0.3, Binary: binary}
+		cfg.Terms = []Term{PrototypeLoss(ProtoLoss{Alpha: 1.5, Gamma: 0.3, Binary: binary})}
 		l, err := e.newLocal(p, p, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -288,7 +288,7 @@ func TestProtoStepGradient(t *testing.T) {
 		protos.Present[m] = []bool{n[0] > 0, n[1] > 0, n[2] > 0}
 	}
 	for _, has := range [][]bool{{true, true}, {false, true}} {
-		cfg := TrainConfig{Has: has, C1: 2, Proto: &ProtoLoss{Alpha: 1.5, Gamma: 0.4, Binary: true}}
+		cfg := TrainConfig{Has: has, C1: 2, Terms: []Term{PrototypeLoss(ProtoLoss{Alpha: 1.5, Gamma: 0.4, Binary: true})}}
 		// step returns the loss and the proto sums at params after one
 		// step of lr (lr 1 gives the gradient as params - after).
 		step := func(params Params, lr float64) (Params, StepStats) {

@@ -41,7 +41,7 @@ func TestScaffoldCorrectedGradient(t *testing.T) {
 			p := mustInit(t, arch, 4)
 			cfg := TrainConfig{Has: tc.has, C1: 2}
 			g, _ := gradientAt(t, e, p, p, cfg, b)
-			cfg.Correction = corr
+			cfg.Terms = append(cfg.Terms, ScaffoldCorrection(corr))
 			gc, _ := gradientAt(t, e, p, p, cfg, b)
 			l, err := e.NewLocal(p, TrainConfig{Has: tc.has})
 			if err != nil {
@@ -72,7 +72,7 @@ func TestScaffoldCorrectionShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := randomParams(arch, 1, 1)[1:]
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, Correction: bad}); err == nil {
+	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, Terms: []Term{ScaffoldCorrection(bad)}}); err == nil {
 		t.Fatal("a correction with a missing tensor was accepted")
 	}
 }

@@ -1,0 +1,64 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Proximal returns FedProx's proximal term (Li et al., "Federated
+// Optimization in Heterogeneous Networks", MLSys 2020), which FedCMI uses
+// too: every trained parameter's gradient, after weight decay, gets
+// mu * (w - w_start), w_start the model the client received. mu 0 drops
+// the term.
+func Proximal(mu float64) Term { return &proximalTerm{mu: mu} }
+
+type proximalTerm struct{ mu float64 }
+
+func (t *proximalTerm) key(*stepSpec) string {
+	if t.mu == 0 {
+		return ""
+	}
+	return "prox"
+}
+
+func (t *proximalTerm) check(*stepSpec) error {
+	if math.IsNaN(t.mu) || math.IsInf(t.mu, 0) {
+		return fmt.Errorf("model: proximal coefficient %v", t.mu)
+	}
+	return nil
+}
+
+func (t *proximalTerm) readsStart(*stepSpec) bool { return true }
+
+func (t *proximalTerm) inputs(*stepSpec) []shapes.Shape {
+	return []shapes.Shape{shapes.Make(dtypes.Float32, 1)}
+}
+
+func (t *proximalTerm) build(b *stepBuild, in []*Node) {
+	mu := scalarInput(in[0])
+	b.postDecay = append(b.postDecay, func(_, i int, w, grad *Node) *Node {
+		return Add(grad, Mul(mu, Sub(w, b.start[i])))
+	})
+}
+
+func (t *proximalTerm) session(*stepSpec) (termSession, error) {
+	return constSession{[]float32{float32(t.mu)}}, nil
+}
+
+// constSession is the host side of a term whose only input is a constant
+// vector (or that has no input, v nil).
+type constSession struct{ v []float32 }
+
+func (c constSession) args(*Batch, int) ([]*tensors.Tensor, error) {
+	if c.v == nil {
+		return nil, nil
+	}
+	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(c.v, len(c.v))}, nil
+}
+
+func (constSession) consume([]*tensors.Tensor, *StepStats) {}
