@@ -725,32 +725,21 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 	return stream.SendAndClose(&fedcmipb.UploadResponse{Status: fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED})
 }
 
-// secAggMethods are the methods known to run under secure aggregation:
-// their servers read only the (weighted) mean of each modality group's
-// updates and the participants' training metrics.
-var secAggMethods = []string{"fedavg", "fedavg-fused", "fedgb", "fedrelearn", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
-	"fedcmi-teacher", "fedcmi-holdout", "ogm-ge", "pmr", "harmony"}
-
-// secAggRefused says why the methods whose servers need single updates
-// cannot run under secure aggregation.
-var secAggRefused = map[string]string{
-	"scaffold":                "its server averages each participant's control variate change, which travels beside the update in the clear",
-	"fedmdrop":                "its server selects participants and modalities from each participant's reported prototypes and modality ratio",
-	"fedcmi-fedstats":         "its server pools each participant's per-class statistics",
-	"fedcmi-fedstats-holdout": "its server pools each participant's per-class statistics",
-}
-
 // checkSecAgg refuses settings that need single updates, which secure
 // aggregation hides, naming the field or flag, and completes opt for
 // secure aggregation: weights unweighted under client-side privacy (as
 // DP-FedAvg averages), no weight cap.
 func checkSecAgg(cfg *config.Config, opt *ServeOptions) error {
 	sc := opt.SecAgg
-	if why, ok := secAggRefused[cfg.Method]; ok {
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return &config.FieldError{Path: "method", Err: err}
+	}
+	if why := method.SingleUpdates; why != "" {
 		return &config.FieldError{Path: "method", Err: fmt.Errorf("%s cannot run under secure aggregation (-secagg): %s", cfg.Method, why)}
 	}
-	if !slices.Contains(secAggMethods, cfg.Method) {
-		return &config.FieldError{Path: "method", Err: fmt.Errorf("%s is not known to run under secure aggregation (-secagg): its server may need single updates (known: %v)", cfg.Method, secAggMethods)}
+	if !method.SumsOnly {
+		return &config.FieldError{Path: "method", Err: fmt.Errorf("%s is not known to run under secure aggregation (-secagg): its server may need single updates", cfg.Method)}
 	}
 	if a := cfg.Server.Aggregator; a != "mean" {
 		return &config.FieldError{Path: "server.aggregator", Err: fmt.Errorf("%s needs single updates (per-coordinate order statistics or distances between updates), which secure aggregation (-secagg) hides: use mean", a)}

@@ -424,13 +424,16 @@ func TestRequireSecAgg(t *testing.T) {
 }
 
 // TestSecAggKnowsEveryMethod makes every method's author decide whether its
-// server can work from sums alone: each method is on exactly one of the
-// lists of allowed and refused methods.
+// server can work from sums alone: each method sets exactly one of
+// fl.Method's SumsOnly and SingleUpdates.
 func TestSecAggKnowsEveryMethod(t *testing.T) {
-	for _, m := range fl.MethodNames() {
-		_, refused := secAggRefused[m]
-		if allowed := slices.Contains(secAggMethods, m); allowed == refused {
-			t.Errorf("method %s: allowed %v, refused %v under secure aggregation; add it to exactly one of secAggMethods and secAggRefused", m, allowed, refused)
+	for _, name := range fl.MethodNames() {
+		m, err := fl.LookupMethod(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.SumsOnly == (m.SingleUpdates != "") {
+			t.Errorf("method %s: SumsOnly %v, SingleUpdates %q; set exactly one in fl/method.go", name, m.SumsOnly, m.SingleUpdates)
 		}
 	}
 }

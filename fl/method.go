@@ -48,6 +48,13 @@ type Method struct {
 	// TwoModalities, if not empty, says why the method is defined for
 	// exactly two modalities (CheckModalities refuses others).
 	TwoModalities string
+	// SumsOnly says that the method's server reads only the (weighted)
+	// mean of each modality group's updates and the clients' training
+	// metrics, so it runs under secure aggregation; SingleUpdates, if not
+	// empty, says why its server needs single updates instead. Every
+	// method sets exactly one of the two (a test insists).
+	SumsOnly      bool
+	SingleUpdates string
 	// Doc is a one-line description.
 	Doc string
 }
@@ -61,32 +68,32 @@ func (m Method) CheckModalities(nm int) error {
 }
 
 var methods = map[string]Method{
-	"fedavg":        {Name: "fedavg", Doc: "FedAvg with modality-aware averaging and the unimodal self-head losses (fedcmi.c1) on multimodal clients"},
-	"fedavg-fused":  {Name: "fedavg-fused", FusedOnly: true, Doc: "FedAvg as in the FedCMI paper and the authors' code: fused cross-entropy only on multimodal clients (fedcmi.c1 ignored, 0)"},
-	"fedprox":       {Name: "fedprox", Prox: true, Doc: "FedProx: FedAvg plus the proximal term mu"},
-	"fedcmi":        {Name: "fedcmi", Infiltration: true, ClassTemperature: true, Prox: true, Doc: "FedCMI: cross-modal infiltration with class-wise temperatures and the proximal term"},
-	"fedcmi-noinf":  {Name: "fedcmi-noinf", ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
-	"fedcmi-notemp": {Name: "fedcmi-notemp", Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
-	"fedcmi-noprox": {Name: "fedcmi-noprox", Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
-	"fedcmi-teacher": {Name: "fedcmi-teacher", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceTeacher,
+	"fedavg":        {Name: "fedavg", SumsOnly: true, Doc: "FedAvg with modality-aware averaging and the unimodal self-head losses (fedcmi.c1) on multimodal clients"},
+	"fedavg-fused":  {Name: "fedavg-fused", SumsOnly: true, FusedOnly: true, Doc: "FedAvg as in the FedCMI paper and the authors' code: fused cross-entropy only on multimodal clients (fedcmi.c1 ignored, 0)"},
+	"fedprox":       {Name: "fedprox", SumsOnly: true, Prox: true, Doc: "FedProx: FedAvg plus the proximal term mu"},
+	"fedcmi":        {Name: "fedcmi", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Doc: "FedCMI: cross-modal infiltration with class-wise temperatures and the proximal term"},
+	"fedcmi-noinf":  {Name: "fedcmi-noinf", SumsOnly: true, ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
+	"fedcmi-notemp": {Name: "fedcmi-notemp", SumsOnly: true, Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
+	"fedcmi-noprox": {Name: "fedcmi-noprox", SumsOnly: true, Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
+	"fedcmi-teacher": {Name: "fedcmi-teacher", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceTeacher,
 		Doc: "FedCMI variant: direction and temperatures from the received global model on the client's data, fixed per round"},
-	"fedcmi-holdout": {Name: "fedcmi-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceHoldout, Holdout: true,
+	"fedcmi-holdout": {Name: "fedcmi-holdout", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceHoldout, Holdout: true,
 		Doc: "FedCMI variant: direction and temperatures from the global model on a held-out slice the client never trains on"},
-	"fedcmi-fedstats": {Name: "fedcmi-fedstats", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated,
+	"fedcmi-fedstats": {Name: "fedcmi-fedstats", SingleUpdates: "its server pools each participant's per-class statistics", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated,
 		Doc: "FedCMI variant: direction and temperatures from per-class statistics pooled by the server over clients and rounds"},
-	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
+	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", SingleUpdates: "its server pools each participant's per-class statistics", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
 		Doc: "FedCMI variant: fedcmi-fedstats with the statistics measured on held-out slices"},
-	"scaffold": {Name: "scaffold", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
-	"ogm-ge": {Name: "ogm-ge", OGM: true,
+	"scaffold": {Name: "scaffold", SingleUpdates: "its server averages each participant's control variate change, which travels beside the update in the clear", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
+	"ogm-ge": {Name: "ogm-ge", SumsOnly: true, OGM: true,
 		TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
 		Doc:           "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
-	"harmony": {Name: "harmony", Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
-	"pmr": {Name: "pmr", PMR: true,
+	"harmony": {Name: "harmony", SumsOnly: true, Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
+	"pmr": {Name: "pmr", SumsOnly: true, PMR: true,
 		TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
 		Doc:           "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
-	"fedgb":      {Name: "fedgb", GB: true, Doc: "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"},
-	"fedrelearn": {Name: "fedrelearn", Relearn: true, Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"},
-	"fedmdrop": {Name: "fedmdrop", MDrop: true,
+	"fedgb":      {Name: "fedgb", SumsOnly: true, GB: true, Doc: "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"},
+	"fedrelearn": {Name: "fedrelearn", SumsOnly: true, Relearn: true, Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"},
+	"fedmdrop": {Name: "fedmdrop", SingleUpdates: "its server selects participants and modalities from each participant's reported prototypes and modality ratio", MDrop: true,
 		TwoModalities: "fedcmi's FedMDrop keeps prototypes, modality-pair distances and drop masks for two modalities; not generalised yet",
 		Doc:           "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
 }
