@@ -141,3 +141,67 @@ func TestEvalAndTensorBoard(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalThreeModalities scores a three-modality run's model: with every
+// modality eval reproduces the last round's ten accuracies; with one
+// dropped, the heads that read only the others, the fused head without
+// the dropped one included.
+func TestEvalThreeModalities(t *testing.T) {
+	dir := t.TempDir()
+	yml := "rounds: 2\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  synthetic:\n    modalities: [audio, visual, text]\n    dims: [8, 8, 6]\n    signal: [1, 0.35, 0.6]\n    train_per_class: 30\n    test_per_class: 10\n"
+	exp := filepath.Join(dir, "exp.yaml")
+	if err := os.WriteFile(exp, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "-c", exp, "-out_dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("simulate: exit %d\n%s", code, stderr.String())
+	}
+	runDir := filepath.Join(dir, "fedcmi-synthetic-seed1")
+	schema, rounds, err := rundir.ReadMetrics(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{}
+	for i, h := range schema.Heads {
+		want[h] = rounds[len(rounds)-1].Heads[i]
+	}
+	cfg := config.Default()
+	if err := cfg.LoadFile(exp); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Standardize = false
+	_, test, _, err := sim.LoadData(context.Background(), &cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := filepath.Join(dir, "test.npz")
+	writeSet(t, all, test, span(0, test.Len()))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		heads []string
+	}{
+		{"all", nil, schema.Heads},
+		{"visual dropped", []string{"-drop", "visual"}, []string{"audio_only", "text_only", "audio_both", "text_both", "no_visual"}},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		args := append([]string{"eval", "-run", runDir, "-json", "-data", all}, tc.args...)
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", tc.name, code, stderr.String())
+		}
+		var res evalResult
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.name, err, stdout.String())
+		}
+		if strings.Join(res.Heads, ",") != strings.Join(tc.heads, ",") {
+			t.Errorf("%s: heads %v, want %v", tc.name, res.Heads, tc.heads)
+		}
+		for _, h := range tc.heads {
+			if math.Abs(res.Accuracy[h]-want[h]) > 1e-12 {
+				t.Errorf("%s: %s accuracy %v, the run's last round measured %v", tc.name, h, res.Accuracy[h], want[h])
+			}
+		}
+	}
+}
