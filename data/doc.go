@@ -22,7 +22,8 @@
 //
 // [Synthetic] generates the project's default data set: two modalities, a
 // strong one that alone separates the classes well and a weak one that
-// alone does much worse, with an imbalance that differs between classes.
+// alone does much worse, with an imbalance that differs between classes
+// (or more modalities, each with its own signal strength).
 // It exists so that the modality-imbalance methods have something to act
 // on without any download, and so that tests run in milliseconds.
 //

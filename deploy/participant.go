@@ -49,7 +49,7 @@ type Participant struct {
 	Name, Token string
 	// Client trains and evaluates on the local data. Required.
 	Client fl.Client
-	// ModelModalities names the model's two modalities; Holds is the set
+	// ModelModalities names the model's modalities; Holds is the set
 	// the participant holds, NumSamples its training samples and Layout
 	// its model's parameters, all declared at registration.
 	ModelModalities []string

@@ -40,7 +40,7 @@ type Harmony struct {
 }
 
 // ErrNoMultimodalClients is returned by Harmony's ConfigureFit in stage 2
-// when no registered client holds both modalities.
+// when no registered client holds two or more modalities.
 var ErrNoMultimodalClients = errors.New("fl: harmony: federated fusion learning needs multimodal clients, and there are none")
 
 // Stage returns 1 (modality-wise) or 2 (fusion) for round.

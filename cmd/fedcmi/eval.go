@@ -40,6 +40,10 @@ accuracy of every head the data allows:
   only A            <A>_only and <A>_both (what a client holding A uses)
   only V            <V>_only and <V>_both
 
+With three or more modalities: the fused head with all of them; <m>_only
+and <m>_both of each modality present; and no_<m>, the fused head without
+m, for a missing (or dropped) modality m when all the others are present.
+
 A modality is missing when the file lacks its array or -drop names it
 (to see how the model copes without it). Features are standardised with the
 run's statistics, as in training. Labels must be classes of the model.
