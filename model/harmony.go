@@ -38,7 +38,7 @@ func (harmonyTerm) check(s *stepSpec) error {
 }
 
 func (harmonyTerm) inputs(*stepSpec) []shapes.Shape { return nil }
-func (harmonyTerm) build(*stepBuild, []*Node)      {}
+func (harmonyTerm) build(*stepBuild, []*Node)       {}
 
 func (harmonyTerm) session(*stepSpec) (termSession, error) { return constSession{}, nil }
 

@@ -46,7 +46,7 @@ func (t *infiltrationTerm) check(*stepSpec) error {
 }
 
 func (t *infiltrationTerm) readsStart(*stepSpec) bool { return !t.teacherIn }
-func (t *infiltrationTerm) readsInfiltration() bool  { return true }
+func (t *infiltrationTerm) readsInfiltration() bool   { return true }
 
 // inputs: temperatures [B, M, M], teacher choices [B], the teacher's
 // logits of each held modality [B, K] (teacher inputs only), alpha.
