@@ -15,34 +15,37 @@ import (
 )
 
 func toPBConfig(c fl.FitConfig) *fedcmipb.FitConfig {
+	f := c.FedCMI
 	return &fedcmipb.FitConfig{
 		Round: int64(c.Round), Epochs: int64(c.Epochs), Lr: c.LR, Seed: c.Seed,
-		Infiltration: c.Infiltration, ClassTemperature: c.ClassTemperature,
-		Alpha: c.Alpha, C1: c.C1, C3: c.C3, Temperature: c.Temperature,
-		Mu: c.Mu, WeightDecay: c.WeightDecay, Momentum: c.Momentum, Personalized: c.Personalized,
+		Infiltration: f.Infiltration, ClassTemperature: f.ClassTemperature,
+		Alpha: f.Alpha, C1: c.C1, C3: f.C3, Temperature: f.Temperature,
+		Mu: c.Mu, WeightDecay: c.WeightDecay, Momentum: c.Momentum, Personalized: f.Personalized,
 	}
 }
 
 func fromPBConfig(c *fedcmipb.FitConfig) fl.FitConfig {
 	return fl.FitConfig{
 		Round: int(c.GetRound()), Epochs: int(c.GetEpochs()), LR: c.GetLr(), Seed: c.GetSeed(),
-		Infiltration: c.GetInfiltration(), ClassTemperature: c.GetClassTemperature(),
-		Alpha: c.GetAlpha(), C1: c.GetC1(), C3: c.GetC3(), Temperature: c.GetTemperature(),
-		Mu: c.GetMu(), WeightDecay: c.GetWeightDecay(), Momentum: c.GetMomentum(), Personalized: c.GetPersonalized(),
+		C1: c.GetC1(), Mu: c.GetMu(), WeightDecay: c.GetWeightDecay(), Momentum: c.GetMomentum(),
+		FedCMI: fl.FedCMIFit{
+			Infiltration: c.GetInfiltration(), ClassTemperature: c.GetClassTemperature(),
+			Alpha: c.GetAlpha(), C3: c.GetC3(), Temperature: c.GetTemperature(), Personalized: c.GetPersonalized(),
+		},
 	}
 }
 
 func toPBMetrics(m fl.FitMetrics) *fedcmipb.FitMetrics {
 	return &fedcmipb.FitMetrics{
 		LossSum: m.LossSum, Batches: int64(m.Batches), RhoSum: m.RhoSum, RhoBatches: int64(m.RhoBatches),
-		FirstDominant: m.FirstDominant, Temperatures: m.Temperatures,
+		FirstDominant: m.FirstDominant, Temperatures: m.FedCMI.Temperatures,
 	}
 }
 
 func fromPBMetrics(m *fedcmipb.FitMetrics) fl.FitMetrics {
 	return fl.FitMetrics{
 		LossSum: m.GetLossSum(), Batches: int(m.GetBatches()), RhoSum: m.GetRhoSum(), RhoBatches: int(m.GetRhoBatches()),
-		FirstDominant: m.GetFirstDominant(), Temperatures: m.GetTemperatures(),
+		FirstDominant: m.GetFirstDominant(), FedCMI: fl.FedCMIReport{Temperatures: m.GetTemperatures()},
 	}
 }
 

@@ -28,9 +28,11 @@ import (
 	"github.com/fedcmi/fedcmi/model"
 )
 
-// ProtocolVersion is the version of the wire protocol (proto/fedcmi/v1).
-// Both sides refuse a peer speaking another.
-const ProtocolVersion = 1
+// ProtocolVersion is the version of the wire protocol (proto/fedcmi/v1
+// and the gob-encoded fl.FitConfig and fl.FitMetrics beside it). Both
+// sides refuse a peer speaking another. Version 2: any number of
+// modalities, and each method's recipe and report in its own struct.
+const ProtocolVersion = 2
 
 // ErrDeadline is returned (wrapped) by Coordinator.Fit when the round's
 // deadline passes before the participant's result arrives.

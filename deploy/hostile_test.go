@@ -48,7 +48,7 @@ func TestHostileResultBlobs(t *testing.T) {
 		cs.Sum[0][0], cs.Sum[1][0], cs.Count[0] = 1, 0.5, 2
 		return resultExtras{
 			Metrics: fl.FitMetrics{LossSum: 2, Batches: 2, RhoSum: 1, RhoBatches: 1, FirstDominant: 1,
-				Temperatures: make([]float64, k), ClassStats: &cs},
+				FedCMI: fl.FedCMIReport{Temperatures: make([]float64, k), ClassStats: &cs}},
 			Report: &fl.ModalityReport{
 				Prototypes: fl.PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}},
 				Accuracy:   [2]float64{0.5, math.NaN()},
@@ -57,8 +57,8 @@ func TestHostileResultBlobs(t *testing.T) {
 	}
 	with := func(edit func(*resultExtras)) []byte {
 		ex := honest()
-		for i := range ex.Metrics.Temperatures {
-			ex.Metrics.Temperatures[i] = 1
+		for i := range ex.Metrics.FedCMI.Temperatures {
+			ex.Metrics.FedCMI.Temperatures[i] = 1
 		}
 		edit(&ex)
 		return mustGob(t, ex)
@@ -66,9 +66,9 @@ func TestHostileResultBlobs(t *testing.T) {
 	// A slice length beyond the data: 256 temperatures (gob: FE 01 00)
 	// claimed as 65535 (FE FF FF), the blob's size unchanged.
 	long := with(func(ex *resultExtras) {
-		ex.Metrics.Temperatures = make([]float64, 256)
-		for i := range ex.Metrics.Temperatures {
-			ex.Metrics.Temperatures[i] = 1
+		ex.Metrics.FedCMI.Temperatures = make([]float64, 256)
+		for i := range ex.Metrics.FedCMI.Temperatures {
+			ex.Metrics.FedCMI.Temperatures[i] = 1
 		}
 	})
 	if bytes.Count(long, []byte{0xfe, 0x01, 0x00}) != 1 {
@@ -88,17 +88,17 @@ func TestHostileResultBlobs(t *testing.T) {
 		{"metrics of another type", mustGob(t, struct{ Metrics []string }{[]string{"x"}}), "format"},
 		{"a length beyond the data", long, "format"},
 		{"over the size limit", with(func(ex *resultExtras) { // about 150 KB
-			ex.Metrics.Temperatures = make([]float64, 1<<14)
-			for i := range ex.Metrics.Temperatures {
-				ex.Metrics.Temperatures[i] = float64(i) + 0.1
+			ex.Metrics.FedCMI.Temperatures = make([]float64, 1<<14)
+			for i := range ex.Metrics.FedCMI.Temperatures {
+				ex.Metrics.FedCMI.Temperatures[i] = float64(i) + 0.1
 			}
 		}), "size"},
 		{"NaN loss", with(func(ex *resultExtras) { ex.Metrics.LossSum = math.NaN() }), "metrics"},
 		{"infinite rho", with(func(ex *resultExtras) { ex.Metrics.RhoSum = math.Inf(1) }), "metrics"},
 		{"negative batches", with(func(ex *resultExtras) { ex.Metrics.Batches = -5 }), "metrics"},
-		{"temperatures of other classes", with(func(ex *resultExtras) { ex.Metrics.Temperatures = []float64{1} }), "metrics"},
-		{"class stats of other classes", with(func(ex *resultExtras) { cs := fl.NewClassStats(2, k+2); ex.Metrics.ClassStats = &cs }), "metrics"},
-		{"negative class count", with(func(ex *resultExtras) { ex.Metrics.ClassStats.Count[1] = -1 }), "metrics"},
+		{"temperatures of other classes", with(func(ex *resultExtras) { ex.Metrics.FedCMI.Temperatures = []float64{1} }), "metrics"},
+		{"class stats of other classes", with(func(ex *resultExtras) { cs := fl.NewClassStats(2, k+2); ex.Metrics.FedCMI.ClassStats = &cs }), "metrics"},
+		{"negative class count", with(func(ex *resultExtras) { ex.Metrics.FedCMI.ClassStats.Count[1] = -1 }), "metrics"},
 		{"prototypes of other classes", with(func(ex *resultExtras) {
 			ex.Report.Prototypes.Centers[0] = make([]float32, (k+1)*d)
 			ex.Report.Prototypes.Counts[0] = make([]int, k+1)
@@ -130,7 +130,7 @@ func TestHostileResultBlobs(t *testing.T) {
 				if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED || r.err != nil {
 					t.Fatalf("honest blob: %v %q, fit error %v", resp.GetStatus(), resp.GetReason(), r.err)
 				}
-				if r.res.Report == nil || r.res.Metrics.ClassStats == nil {
+				if r.res.Report == nil || r.res.Metrics.FedCMI.ClassStats == nil {
 					t.Fatalf("the extras were not delivered: %+v", r.res)
 				}
 				return
@@ -164,14 +164,14 @@ func TestParticipantRefusesBadRecipe(t *testing.T) {
 	name := coord.Available()[0].ID
 	layout := coord.cfg.Layout
 	global := zeroParams(layout)
-	good := fl.FitConfig{Round: 1, Epochs: 1, LR: 0.01, Temperature: 1}
+	good := fl.FitConfig{Round: 1, Epochs: 1, LR: 0.01, FedCMI: fl.FedCMIFit{Temperature: 1}}
 	for i, tc := range []struct {
 		name string
 		edit func(*fl.FitConfig)
 		want string // in Fit's error; "" for success
 	}{
 		{"NaN lr", func(c *fl.FitConfig) { c.LR = math.NaN() }, "lr is NaN"},
-		{"table of other classes", func(c *fl.FitConfig) { c.Table = &fl.DominanceTable{P: [][]float64{[]float64{1}, []float64{1}}} }, "dominance table"},
+		{"table of other classes", func(c *fl.FitConfig) { c.FedCMI.Table = &fl.DominanceTable{P: [][]float64{[]float64{1}, []float64{1}}} }, "dominance table"},
 		{"endless epochs", func(c *fl.FitConfig) { c.Epochs = math.MaxInt32 }, "epochs"},
 		{"good", func(*fl.FitConfig) {}, ""},
 	} {

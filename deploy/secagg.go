@@ -648,7 +648,7 @@ func (in *saInputs) add(ch *fedcmipb.MaskedChunk) error {
 // without what secure aggregation must hide (the per-class statistics and
 // the privacy indicator travel only masked, or not at all).
 func saMetricsValid(m fl.FitMetrics, nm, k int) error {
-	if m.ClassStats != nil || m.DPUnclipped != 0 {
+	if m.FedCMI.ClassStats != nil || m.DPUnclipped != 0 {
 		return errors.New("the metrics of a masked input carry per-participant statistics (class statistics or the privacy indicator) in the clear")
 	}
 	return m.Validate(nm, k)

@@ -193,7 +193,7 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 		}
 	}
 	m := out.res.Metrics
-	m.ClassStats, m.DPUnclipped = nil, 0 // never in the clear
+	m.FedCMI.ClassStats, m.DPUnclipped = nil, 0 // never in the clear
 	up, err := p.uploadMasked(ctx, rpc, session, h, m, vecs)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -152,7 +153,7 @@ func TestRefused(t *testing.T) {
 	// Another protocol version is refused with a message naming both.
 	req.ProtocolVersion = ProtocolVersion + 1
 	_, err = rpc.Register(context.Background(), req)
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "protocol version mismatch: participant speaks 2, coordinator speaks 1") {
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), fmt.Sprintf("protocol version mismatch: participant speaks %d, coordinator speaks %d", ProtocolVersion+1, ProtocolVersion)) {
 		t.Errorf("another protocol version: %v", err)
 	}
 }
@@ -211,7 +212,7 @@ func TestBadUpdatesRejected(t *testing.T) {
 		func(r *fl.FitRes) { r.NumSamples *= 10 },
 		func(r *fl.FitRes) { r.Params[0].Data[0] += 1e4 },
 		func(r *fl.FitRes) { r.Metrics.LossSum = math.Inf(-1) },
-		func(r *fl.FitRes) { cs := fl.NewClassStats(2, 50); r.Metrics.ClassStats = &cs },
+		func(r *fl.FitRes) { cs := fl.NewClassStats(2, 50); r.Metrics.FedCMI.ClassStats = &cs },
 		func(r *fl.FitRes) {
 			r.Report = &fl.ModalityReport{Prototypes: fl.PrototypeSet{
 				Centers: [2][]float32{{float32(math.NaN())}}, Counts: [2][]int{{-1}},

@@ -189,7 +189,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		c.control, c.personal = c.before.control, c.before.personal
 	}
 	c.lastRound, c.before = cfg.Round, clientState{control: c.control, personal: c.personal}
-	r := &localRound{c: c, ins: ins, cfg: cfg, start: c.startParams(ins.Params, cfg.Personalized), train: c.index}
+	r := &localRound{c: c, ins: ins, cfg: cfg, start: c.startParams(ins.Params, cfg.FedCMI.Personalized), train: c.index}
 	r.has = c.trainedModalities(cfg)
 	r.multi = r.has.Count() >= 2
 	has := make([]bool, len(c.set.Modalities))

@@ -33,8 +33,8 @@ func testEngine(t *testing.T) (*model.Engine, *data.Set) {
 
 func fitConfig(round int) FitConfig {
 	return FitConfig{
-		Round: round, Epochs: 2, LR: 0.05, Seed: 3, Infiltration: true, ClassTemperature: true,
-		Alpha: 1, C1: 2, C3: 2, Temperature: 1, Mu: 0.1, WeightDecay: 1e-4, Momentum: 0.9,
+		Round: round, Epochs: 2, LR: 0.05, Seed: 3, C1: 2, Mu: 0.1, WeightDecay: 1e-4, Momentum: 0.9,
+		FedCMI: FedCMIFit{Infiltration: true, ClassTemperature: true, Alpha: 1, C3: 2, Temperature: 1},
 	}
 }
 
@@ -63,10 +63,10 @@ func TestLocalClientFit(t *testing.T) {
 			if err := CheckUpdate(e.Layout(), res); err != nil {
 				t.Fatal(err)
 			}
-			if (res.Metrics.Temperatures != nil) != tc.temps {
-				t.Fatalf("temperatures %v", res.Metrics.Temperatures)
+			if (res.Metrics.FedCMI.Temperatures != nil) != tc.temps {
+				t.Fatalf("temperatures %v", res.Metrics.FedCMI.Temperatures)
 			}
-			for _, T := range res.Metrics.Temperatures {
+			for _, T := range res.Metrics.FedCMI.Temperatures {
 				if !(T >= MinTemperature && T <= 1) {
 					t.Fatalf("temperature %v outside [%v, 1]", T, MinTemperature)
 				}
@@ -121,7 +121,7 @@ func TestPersonalizedBranches(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := fitConfig(2)
-	cfg.Personalized = true
+	cfg.FedCMI.Personalized = true
 	res, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestTeacherOncePerRound(t *testing.T) {
 	for _, holdout := range []float64{0, 0.2} {
 		cfg := fitConfig(2)
 		if holdout > 0 {
-			cfg.Holdout, cfg.Dominance, cfg.HoldoutSeed = holdout, DominanceHoldout, 4
+			cfg.FedCMI.Holdout, cfg.FedCMI.Dominance, cfg.FedCMI.HoldoutSeed = holdout, DominanceHoldout, 4
 		}
 		fit := func(augment bool) model.Params {
 			c, err := NewLocalClient(e, train, idx, 3)

@@ -215,7 +215,7 @@ func TestFitDominanceSources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fitConfig(2)
-			cfg.Dominance, cfg.Holdout, cfg.HoldoutSeed, cfg.Table = tc.dom, tc.holdout, 5, tc.table
+			cfg.FedCMI.Dominance, cfg.FedCMI.Holdout, cfg.FedCMI.HoldoutSeed, cfg.FedCMI.Table = tc.dom, tc.holdout, 5, tc.table
 			res, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
 			if err != nil {
 				t.Fatal(err)
@@ -227,11 +227,11 @@ func TestFitDominanceSources(t *testing.T) {
 			if share := m.FirstDominant / float64(m.RhoBatches); !math.IsNaN(tc.first) && share != tc.first {
 				t.Errorf("share of A->V rows %v, want %v", share, tc.first)
 			}
-			if m.ClassStats == nil {
+			if m.FedCMI.ClassStats == nil {
 				t.Fatal("no class statistics reported")
 			}
 			n := 0.0
-			for _, v := range m.ClassStats.Count {
+			for _, v := range m.FedCMI.ClassStats.Count {
 				n += v
 			}
 			if want := float64(30 - tc.trainRows); tc.holdout > 0 && n != want {
@@ -240,8 +240,8 @@ func TestFitDominanceSources(t *testing.T) {
 				t.Errorf("statistics over %v samples, want 30", n)
 			}
 			if tc.dom == DominanceTeacher {
-				if !nearAll(m.ClassStats.Sum[0], full.Sum[0]) {
-					t.Errorf("teacher statistics %v, want %v", m.ClassStats.Sum[0], full.Sum[0])
+				if !nearAll(m.FedCMI.ClassStats.Sum[0], full.Sum[0]) {
+					t.Errorf("teacher statistics %v, want %v", m.FedCMI.ClassStats.Sum[0], full.Sum[0])
 				}
 			}
 		})
@@ -259,12 +259,12 @@ func TestModalityAwarePoolsDominance(t *testing.T) {
 	clients := []ClientInfo{{ID: "a", Modalities: 3, NumSamples: 2}, {ID: "b", Modalities: 3, NumSamples: 2}}
 	global := model.Params{{Name: "w", Shape: []int{1}, Data: []float32{0}}}
 	ins, err := s.ConfigureFit(1, global, clients)
-	if err != nil || len(ins) != 2 || ins[0].Ins.Config.Table != nil || ins[0].Ins.Config.Dominance != DominanceFederated {
+	if err != nil || len(ins) != 2 || ins[0].Ins.Config.FedCMI.Table != nil || ins[0].Ins.Config.FedCMI.Dominance != DominanceFederated {
 		t.Fatalf("round 1: %+v, %v", ins, err)
 	}
 	res := func(id string, w float32, st ClassStats) Result {
 		return Result{ClientID: id, Res: FitRes{Params: model.Params{{Name: "w", Shape: []int{1}, Data: []float32{w}}}, NumSamples: 2, Modalities: 3,
-			Metrics: FitMetrics{ClassStats: &st}}}
+			Metrics: FitMetrics{FedCMI: FedCMIReport{ClassStats: &st}}}}
 	}
 	results := []Result{
 		res("a", 1, ClassStats{Sum: [][]float64{[]float64{1.6, 0}, []float64{0.4, 0}}, Count: []float64{2, 0}}),
@@ -283,10 +283,10 @@ func TestModalityAwarePoolsDominance(t *testing.T) {
 		t.Fatalf("table %+v", tab)
 	}
 	ins, _ = s.ConfigureFit(2, next, clients)
-	if got := ins[1].Ins.Config.Table; got == nil || !nearAll(got.P[0], tab.P[0]) {
+	if got := ins[1].Ins.Config.FedCMI.Table; got == nil || !nearAll(got.P[0], tab.P[0]) {
 		t.Fatalf("round 2 broadcast %+v", got)
 	}
-	ins[1].Ins.Config.Table.P[0][0] = 0 // a client must not be able to change the server's table
+	ins[1].Ins.Config.FedCMI.Table.P[0][0] = 0 // a client must not be able to change the server's table
 	state, err := s.MarshalState()
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,108 @@ package fl
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
+
+// FedCMIFit is FedCMI's part of a round's recipe (FitConfig.FedCMI): the
+// infiltration loss, its temperatures, where the dominance comes from,
+// and personalisation.
+type FedCMIFit struct {
+	// Infiltration turns on FedCMI's cross-modal infiltration (multimodal
+	// clients only).
+	Infiltration bool
+	// ClassTemperature uses class-wise temperatures (needs Infiltration);
+	// otherwise every sample uses Temperature.
+	ClassTemperature bool
+	// Alpha weights the infiltration loss; C3 the class-wise temperature
+	// formula; Temperature is the global distillation temperature.
+	Alpha, C3, Temperature float64
+	// Personalized keeps the infiltration projectors and classifiers on the
+	// client between rounds.
+	Personalized bool
+	// Dominance says where the infiltration direction and the class-wise
+	// temperatures come from (DominanceBatch: the method's own rule).
+	Dominance Dominance
+	// Holdout is the fraction of each class a multimodal client sets aside
+	// (never trained on) to measure dominance, for DominanceHoldout and
+	// optionally DominanceFederated; HoldoutSeed picks the slice and stays
+	// the same every round.
+	Holdout     float64
+	HoldoutSeed uint64
+	// ClassDirection gives every class its own infiltration direction
+	// (from its own ratio) instead of one per round; not for DominanceBatch.
+	ClassDirection bool
+	// Table is the server's pooled dominance table (DominanceFederated;
+	// nil until the first round has been pooled).
+	Table *DominanceTable
+}
+
+// validate checks the recipe for a model of nm modalities and k classes:
+// finite coefficients, Holdout in [0, 1), a known Dominance, Table nil or
+// of nm modalities and k classes with means in [0, 1] or NaN (no report
+// yet).
+func (c *FedCMIFit) validate(nm, k int) error {
+	if err := finite("alpha", c.Alpha, "c3", c.C3, "temperature", c.Temperature, "holdout", c.Holdout); err != nil {
+		return err
+	}
+	switch {
+	case c.Holdout < 0 || c.Holdout >= 1:
+		return fmt.Errorf("fl: recipe: holdout %v outside [0, 1)", c.Holdout)
+	case c.Dominance < DominanceBatch || c.Dominance > DominanceFederated:
+		return fmt.Errorf("fl: recipe: unknown dominance source %v", c.Dominance)
+	}
+	if t := c.Table; t != nil {
+		if len(t.P) != nm || t.Rounds < 0 {
+			return fmt.Errorf("fl: recipe: dominance table of %d modalities after %d rounds, want %d modalities", len(t.P), t.Rounds, nm)
+		}
+		for m := range t.P {
+			if len(t.P[m]) != k {
+				return fmt.Errorf("fl: recipe: dominance table of %d classes for modality %d, want %d", len(t.P[m]), m, k)
+			}
+			for cl, v := range t.P[m] {
+				if !math.IsNaN(v) && !(v >= 0 && v <= 1) {
+					return fmt.Errorf("fl: recipe: dominance table class %d holds %v", cl, v)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// FedCMIReport is what FedCMI's client side measured (FitMetrics.FedCMI).
+type FedCMIReport struct {
+	// Temperatures holds the class-wise temperatures used (nil if none;
+	// with more than two modalities those of modalities 0 and 1).
+	Temperatures []float64
+	// ClassStats are the per-class self-head statistics the client
+	// measured before training (nil if none); DominanceFederated pools them.
+	ClassStats *ClassStats
+}
+
+// validate checks a report for a model of nm modalities and k classes:
+// Temperatures nil or k finite positive values; ClassStats nil or valid
+// (ClassStats.Validate).
+func (m *FedCMIReport) validate(nm, k int) error {
+	if m.Temperatures != nil {
+		if len(m.Temperatures) != k {
+			return fmt.Errorf("fl: metrics: %d temperatures for %d classes", len(m.Temperatures), k)
+		}
+		for c, t := range m.Temperatures {
+			if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
+				return fmt.Errorf("fl: metrics: temperature of class %d is %v", c, t)
+			}
+		}
+	}
+	if m.ClassStats != nil {
+		if err := m.ClassStats.Validate(nm, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // fedcmiHook is the client side of FedCMI and its dominance variants on a
 // multimodal client (docs/methods.md, docs/dominance.md): the held-out
@@ -29,10 +127,10 @@ type fedcmiHook struct {
 // prepare implements preparer.
 func (h *fedcmiHook) prepare(r *localRound) error {
 	c, cfg := r.c, r.cfg
-	infil := cfg.Infiltration
+	infil := cfg.FedCMI.Infiltration
 	var held []int
-	if cfg.Holdout > 0 && (cfg.Dominance == DominanceHoldout || cfg.Dominance == DominanceFederated) {
-		train, hold := HoldoutSplit(c.index, c.labels(c.index), cfg.Holdout, cfg.HoldoutSeed)
+	if cfg.FedCMI.Holdout > 0 && (cfg.FedCMI.Dominance == DominanceHoldout || cfg.FedCMI.Dominance == DominanceFederated) {
+		train, hold := HoldoutSplit(c.index, c.labels(c.index), cfg.FedCMI.Holdout, cfg.FedCMI.HoldoutSeed)
 		if len(hold) > 0 && len(train) > 0 { // else too few samples of every class to set any aside
 			r.train, held = train, hold
 		}
@@ -41,7 +139,7 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 	// come from; measured only where something uses them.
 	var stats ClassStats
 	useTeacher := infil && c.augment == nil
-	if cfg.Dominance == DominanceFederated || infil && (cfg.ClassTemperature || cfg.Dominance != DominanceBatch) {
+	if cfg.FedCMI.Dominance == DominanceFederated || infil && (cfg.FedCMI.ClassTemperature || cfg.FedCMI.Dominance != DominanceBatch) {
 		measure := r.train
 		if held != nil {
 			measure = held
@@ -54,14 +152,14 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 			h.teacher = pred.Logits
 		}
 		if r.has == data.Full(len(c.set.Modalities)) { // else some sums are of absent inputs
-			r.metrics.ClassStats = &measured
+			r.metrics.FedCMI.ClassStats = &measured
 		}
 		stats = measured
-		if cfg.Dominance == DominanceFederated && cfg.Table != nil {
-			if len(cfg.Table.P) != len(stats.Sum) || cfg.Table.Len() != stats.Len() {
-				return fmt.Errorf("fl: dominance table of %d modalities for %d classes, data has %d and %d", len(cfg.Table.P), cfg.Table.Len(), len(stats.Sum), stats.Len())
+		if cfg.FedCMI.Dominance == DominanceFederated && cfg.FedCMI.Table != nil {
+			if len(cfg.FedCMI.Table.P) != len(stats.Sum) || cfg.FedCMI.Table.Len() != stats.Len() {
+				return fmt.Errorf("fl: dominance table of %d modalities for %d classes, data has %d and %d", len(cfg.FedCMI.Table.P), cfg.FedCMI.Table.Len(), len(stats.Sum), stats.Len())
 			}
-			stats = cfg.Table.Stats()
+			stats = cfg.FedCMI.Table.Stats()
 		}
 	}
 	if useTeacher && h.teacher == nil {
@@ -75,30 +173,30 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 	if infil {
 		nm := len(c.set.Modalities)
 		var pairs [][]float64
-		if cfg.ClassTemperature {
-			pairs = PairTemperatures(stats.Means(), cfg.C3)
+		if cfg.FedCMI.ClassTemperature {
+			pairs = PairTemperatures(stats.Means(), cfg.FedCMI.C3)
 		} else {
 			pairs = make([][]float64, c.set.NumClasses)
 			for k := range pairs {
 				pairs[k] = make([]float64, nm*nm)
 				for i := range pairs[k] {
-					pairs[k][i] = GuardTemperature(cfg.Temperature)
+					pairs[k][i] = GuardTemperature(cfg.FedCMI.Temperature)
 				}
 			}
 		}
 		// The report: modality 0 and 1's temperatures, the two
 		// modalities' of the method.
-		r.metrics.Temperatures = make([]float64, len(pairs))
+		r.metrics.FedCMI.Temperatures = make([]float64, len(pairs))
 		h.classTmp = make([][]float32, len(pairs))
 		for k, p := range pairs {
-			r.metrics.Temperatures[k] = p[1]
+			r.metrics.FedCMI.Temperatures[k] = p[1]
 			h.classTmp[k] = make([]float32, len(p))
 			for i, t := range p {
 				h.classTmp[k][i] = float32(t)
 			}
 		}
-		if cfg.Dominance != DominanceBatch {
-			h.classDir = Directions(stats, cfg.ClassDirection)
+		if cfg.FedCMI.Dominance != DominanceBatch {
+			h.classDir = Directions(stats, cfg.FedCMI.ClassDirection)
 			for k, d := range h.classDir {
 				if !r.has.Has(int(d) - 1) { // a teacher the client lacks: the batch's choice
 					h.classDir[k] = 0
@@ -107,7 +205,7 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 		}
 	}
 	if infil {
-		r.tc.Terms = append(r.tc.Terms, model.Infiltration(cfg.Alpha, useTeacher))
+		r.tc.Terms = append(r.tc.Terms, model.Infiltration(cfg.FedCMI.Alpha, useTeacher))
 	}
 	return nil
 }

@@ -79,6 +79,24 @@ type MDropFit struct {
 	Drop data.Mask
 }
 
+// validate checks the recipe for a model of nm modalities, k classes and
+// embeddings of width d: a finite alpha, a drop mask of the model's
+// modalities, and Global nil or valid (PrototypeSet.Validate).
+func (c *MDropFit) validate(nm, k, d int) error {
+	if err := finite("FedMDrop alpha", c.Alpha); err != nil {
+		return err
+	}
+	if c.Drop&^data.Full(nm) != 0 {
+		return fmt.Errorf("fl: recipe: drop mask %b names no modality of the model", c.Drop)
+	}
+	if g := c.Global; g != nil {
+		if err := g.Validate(k, d, data.Full(nm), MaxMetricCount); err != nil {
+			return fmt.Errorf("fl: recipe: global prototypes: %w", err)
+		}
+	}
+	return nil
+}
+
 // PrototypeSet is a set of class prototypes of both modalities with the
 // number of samples behind each (global ones, or one client's).
 type PrototypeSet struct {

@@ -67,6 +67,29 @@ type GradBlend struct {
 // at all would otherwise get all the weight.
 const gbMinDO2 = 1e-4
 
+// GBFit is fedgb's part of a round's recipe (FitConfig.GB).
+type GBFit struct {
+	// On asks clients holding every modality for the heads' losses.
+	On bool
+	// HeadWeights, if not nil, weights the loss's heads
+	// (model.TrainConfig.HeadWeights): the fused head, then each self head.
+	HeadWeights []float64
+}
+
+// validate checks the head weights of a model of nm modalities: none, or
+// 1 + nm finite, non-negative values.
+func (c *GBFit) validate(nm int) error {
+	if c.HeadWeights != nil && len(c.HeadWeights) != 1+nm {
+		return fmt.Errorf("fl: recipe: %d head weights, want %d", len(c.HeadWeights), 1+nm)
+	}
+	for i, w := range c.HeadWeights {
+		if !(w >= 0) || math.IsInf(w, 0) {
+			return fmt.Errorf("fl: recipe: head weight %d is %v", i, w)
+		}
+	}
+	return nil
+}
+
 // GBLosses is what a client measured for fedgb: per head (fused, then
 // each modality's self head), the mean cross-entropy on its N training
 // rows under the received model (Before) and after training (After).
@@ -95,10 +118,7 @@ func (g *GradBlend) ConfigureFit(round int, global model.Params, clients []Clien
 	w := g.headWeights()
 	for k := range ins {
 		c := &ins[k].Ins.Config
-		c.GB = true
-		if w != nil {
-			c.HeadWeights = w
-		}
+		c.GB = GBFit{On: true, HeadWeights: w}
 	}
 	return ins, err
 }
@@ -344,7 +364,7 @@ func (gbHook) measures(r *localRound) bool {
 
 // prepare implements preparer.
 func (h gbHook) prepare(r *localRound) error {
-	r.tc.HeadWeights = r.cfg.HeadWeights
+	r.tc.HeadWeights = r.cfg.GB.HeadWeights
 	if !h.measures(r) {
 		return nil
 	}

@@ -80,8 +80,8 @@ func TestGradBlendStrategy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := ins[0].Ins.Config; !c.GB || c.HeadWeights != nil {
-		t.Fatalf("round 1 config: GB %v, weights %v, c1 %v; want the shared loss", c.GB, c.HeadWeights, c.C1)
+	if c := ins[0].Ins.Config; !c.GB.On || c.GB.HeadWeights != nil {
+		t.Fatalf("round 1 config: GB %v, weights %v, c1 %v; want the shared loss", c.GB.On, c.GB.HeadWeights, c.C1)
 	}
 	// Two clients per round, rows 1 and 3, and a bad report that is left
 	// out; pooled losses as in TestGBState.
@@ -105,8 +105,8 @@ func TestGradBlendStrategy(t *testing.T) {
 	c := ins[0].Ins.Config
 	// Shares (0.05, 0.9, 0.05) over the largest: the first self head keeps
 	// its shared-loss weight c1, the others get 1/18 of theirs.
-	if c.C1 != 2 || c.HeadWeights == nil || !near3(c.HeadWeights, []float64{1.0 / 18, 1, 1.0 / 18}) {
-		t.Fatalf("round 4: c1 %v, weights %v; want 2 and (1/18, 1, 1/18)", c.C1, c.HeadWeights)
+	if c.C1 != 2 || c.GB.HeadWeights == nil || !near3(c.GB.HeadWeights, []float64{1.0 / 18, 1, 1.0 / 18}) {
+		t.Fatalf("round 4: c1 %v, weights %v; want 2 and (1/18, 1, 1/18)", c.C1, c.GB.HeadWeights)
 	}
 
 	b, err := g.MarshalState()
@@ -117,7 +117,7 @@ func TestGradBlendStrategy(t *testing.T) {
 	if err := g2.UnmarshalState(b); err != nil {
 		t.Fatal(err)
 	}
-	if w := g2.headWeights(); w == nil || !near3(w, c.HeadWeights) {
+	if w := g2.headWeights(); w == nil || !near3(w, c.GB.HeadWeights) {
 		t.Errorf("restored weights %v", w)
 	}
 	bad := strings.Replace(string(b), `"Weights":[0.05`, `"Weights":[2`, 1)

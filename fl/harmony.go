@@ -56,7 +56,7 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 	if h.Stage(round) == 1 {
 		ins, err := h.Base.ConfigureFit(round, global, clients)
 		for k := range ins {
-			ins[k].Ins.Config.HarmonyUnimodal = true
+			ins[k].Ins.Config.Harmony.Unimodal = true
 		}
 		return ins, err
 	}
@@ -85,6 +85,13 @@ func (h *Harmony) AggregateFit(round int, global model.Params, results []Result,
 }
 
 var _ Strategy = (*Harmony)(nil)
+
+// HarmonyFit is Harmony's part of a round's recipe (FitConfig.Harmony).
+type HarmonyFit struct {
+	// Unimodal trains Harmony's first stage: each held modality's encoder,
+	// self projector and classifier on its unimodal loss only.
+	Unimodal bool
+}
 
 // harmonyHook is Harmony's first stage on a client: unimodal training of
 // each held modality's encoder, projector and classifier.

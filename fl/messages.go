@@ -18,7 +18,9 @@ type ClientInfo struct {
 	NumSamples int
 }
 
-// FitConfig is the client's recipe for one round of local training.
+// FitConfig is the client's recipe for one round of local training: the
+// settings every method shares, then each method's own recipe (defined
+// in the method's file), zero when the method does not run.
 type FitConfig struct {
 	// Round is the 1-based round number.
 	Round int
@@ -28,58 +30,30 @@ type FitConfig struct {
 	LR float64
 	// Seed drives the client's shuffling this round.
 	Seed uint64
-	// Infiltration turns on FedCMI's cross-modal infiltration (multimodal
-	// clients only).
-	Infiltration bool
-	// ClassTemperature uses class-wise temperatures (needs Infiltration);
-	// otherwise every sample uses Temperature.
-	ClassTemperature bool
-	// Alpha weights the infiltration loss; C1 the unimodal self-head
-	// losses; C3 the class-wise temperature formula; Temperature is the
-	// global distillation temperature.
-	Alpha, C1, C3, Temperature float64
-	// Mu is the proximal coefficient (0 = off); WeightDecay and Momentum
-	// configure SGD.
+	// C1 weights the unimodal self-head losses.
+	C1 float64
+	// Mu is the proximal coefficient of FedProx and FedCMI (0 = off;
+	// prox.go); WeightDecay and Momentum configure SGD.
 	Mu, WeightDecay, Momentum float64
-	// Personalized keeps the infiltration projectors and classifiers on the
-	// client between rounds.
-	Personalized bool
-	// Dominance says where the infiltration direction and the class-wise
-	// temperatures come from (DominanceBatch: the method's own rule).
-	Dominance Dominance
-	// Holdout is the fraction of each class a multimodal client sets aside
-	// (never trained on) to measure dominance, for DominanceHoldout and
-	// optionally DominanceFederated; HoldoutSeed picks the slice and stays
-	// the same every round.
-	Holdout     float64
-	HoldoutSeed uint64
-	// ClassDirection gives every class its own infiltration direction
-	// (from its own ratio) instead of one per round; not for DominanceBatch.
-	ClassDirection bool
-	// Table is the server's pooled dominance table (DominanceFederated;
-	// nil until the first round has been pooled).
-	Table *DominanceTable
-	// OGM turns on OGM-GE gradient modulation with strength OGMAlpha
-	// (multimodal clients only; the noise is seeded by Seed).
-	OGM      bool
-	OGMAlpha float64
-	// HarmonyUnimodal trains Harmony's first stage: each held modality's
-	// encoder, self projector and classifier on its unimodal loss only.
-	HarmonyUnimodal bool
+
+	// FedCMI is FedCMI's recipe and its variants' (fedcmi.go).
+	FedCMI FedCMIFit
+	// OGM is OGM-GE's recipe (ogm.go).
+	OGM OGMFit
+	// Harmony is Harmony's recipe (harmony.go).
+	Harmony HarmonyFit
 	// PMR is the round's PMR recipe (pmr.go).
 	PMR PMRFit
 	// MDrop is the round's FedMDrop recipe (fedmdrop.go).
 	MDrop MDropFit
+	// GB is fedgb's recipe (gradblend.go).
+	GB GBFit
+	// Relearn is fedrelearn's recipe (relearn.go).
+	Relearn RelearnFit
 	// DP is the client's share of client-side differential privacy (nil:
-	// none): it clips its update and adds its part of the noise.
+	// none): it clips its update and adds its part of the noise
+	// (serverside.go).
 	DP *DPFit
-	// Relearn asks for the clustering purities of fedrelearn (relearn.go).
-	Relearn bool
-	// GB asks multimodal clients for fedgb's losses (gradblend.go);
-	// HeadWeights, if not nil, weights their loss's heads
-	// (model.TrainConfig.HeadWeights).
-	GB          bool
-	HeadWeights []float64
 }
 
 // FitIns is a client's instruction for one round.
@@ -106,25 +80,21 @@ type FitMetrics struct {
 	RhoSum        float64
 	RhoBatches    int
 	FirstDominant float64
-	// Temperatures holds the class-wise temperatures used (nil if none).
-	Temperatures []float64
-	// ClassStats are the per-class self-head statistics the client
-	// measured before training (nil if none); DominanceFederated pools them.
-	ClassStats *ClassStats
-	// OGMCoefSum sums OGM-GE's coefficients (k_A, k_V) over the OGMBatches
-	// modulated batches.
-	OGMCoefSum [2]float64
-	OGMBatches int
-	// Proto summarises the prototype loss (PMR, FedMDrop).
+
+	// FedCMI is what FedCMI's client side measured (fedcmi.go).
+	FedCMI FedCMIReport
+	// OGM sums OGM-GE's coefficients (ogm.go).
+	OGM OGMReport
+	// Proto summarises the prototype loss (PMR, FedMDrop; pmr.go).
 	Proto ProtoMetrics
 	// DPUnclipped is, under client-side privacy, 1 if the update was
 	// within the clip bound (else 0) plus the client's share of the count
-	// noise, for adaptive clipping.
+	// noise, for adaptive clipping (serverside.go).
 	DPUnclipped float64
 	// Relearn holds fedrelearn's purities per modality (N = 0: not
-	// measured).
+	// measured; relearn.go).
 	Relearn []RelearnPurity
-	// GB holds fedgb's losses (N = 0: not measured).
+	// GB holds fedgb's losses (N = 0: not measured; gradblend.go).
 	GB GBLosses
 }
 
@@ -177,20 +147,11 @@ const MaxMetricCount = 1 << 40
 // ClassStats nil or valid for nm modalities and k classes
 // (ClassStats.Validate).
 func (m *FitMetrics) Validate(nm, k int) error {
-	for _, c := range []struct {
-		name string
-		v    int
-		max  int
-	}{
-		{"batches", m.Batches, MaxMetricCount},
-		{"rho batches", m.RhoBatches, m.Batches},
-		{"OGM batches", m.OGMBatches, m.Batches},
-		{"prototype batches", m.Proto.Batches, m.Batches},
-		{"prototype first-fast batches", m.Proto.FirstFast, m.Proto.Batches},
-	} {
-		if c.v < 0 || c.v > c.max {
-			return fmt.Errorf("fl: metrics: %s %d, want 0..%d", c.name, c.v, c.max)
-		}
+	if err := count("batches", m.Batches, MaxMetricCount); err != nil {
+		return err
+	}
+	if err := count("rho batches", m.RhoBatches, m.Batches); err != nil {
+		return err
 	}
 	for _, s := range []struct {
 		name     string
@@ -201,9 +162,6 @@ func (m *FitMetrics) Validate(nm, k int) error {
 		{"loss sum", m.LossSum, false, false},
 		{"rho sum", m.RhoSum, true, false},
 		{"first-dominant sum", m.FirstDominant, true, true},
-		{"OGM coefficient sum (modality 0)", m.OGMCoefSum[0], true, false},
-		{"OGM coefficient sum (modality 1)", m.OGMCoefSum[1], true, false},
-		{"prototype rho sum", m.Proto.RhoSum, false, false},
 	} {
 		switch {
 		case math.IsNaN(s.v) || math.IsInf(s.v, 0):
@@ -214,20 +172,30 @@ func (m *FitMetrics) Validate(nm, k int) error {
 			return fmt.Errorf("fl: metrics: %s %v exceeds the %d rho batches", s.name, s.v, m.RhoBatches)
 		}
 	}
-	if m.Temperatures != nil {
-		if len(m.Temperatures) != k {
-			return fmt.Errorf("fl: metrics: %d temperatures for %d classes", len(m.Temperatures), k)
-		}
-		for c, t := range m.Temperatures {
-			if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
-				return fmt.Errorf("fl: metrics: temperature of class %d is %v", c, t)
-			}
-		}
-	}
-	if m.ClassStats != nil {
-		if err := m.ClassStats.Validate(nm, k); err != nil {
+	for _, err := range []error{m.OGM.validate(m.Batches), m.Proto.validate(m.Batches), m.FedCMI.validate(nm, k)} {
+		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// count checks that a count of a client's metrics is in 0..max.
+func count(name string, v, max int) error {
+	if v < 0 || v > max {
+		return fmt.Errorf("fl: metrics: %s %d, want 0..%d", name, v, max)
+	}
+	return nil
+}
+
+// sum checks that a sum of a client's metrics is finite, and not negative
+// when nonNeg.
+func sum(name string, v float64, nonNeg bool) error {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Errorf("fl: metrics: %s is %v", name, v)
+	case nonNeg && v < 0:
+		return fmt.Errorf("fl: metrics: %s %v is negative", name, v)
 	}
 	return nil
 }
@@ -247,54 +215,26 @@ func (c *FitConfig) Validate(nm, k, d int) error {
 	if c.Round < 0 || c.Epochs < 0 || c.Epochs > MaxEpochs {
 		return fmt.Errorf("fl: recipe: round %d, epochs %d (want 0..%d)", c.Round, c.Epochs, MaxEpochs)
 	}
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{
-		{"lr", c.LR}, {"alpha", c.Alpha}, {"c1", c.C1}, {"c3", c.C3}, {"temperature", c.Temperature},
-		{"mu", c.Mu}, {"weight decay", c.WeightDecay}, {"momentum", c.Momentum}, {"holdout", c.Holdout},
-		{"OGM alpha", c.OGMAlpha}, {"PMR alpha", c.PMR.Alpha}, {"PMR gamma", c.PMR.Gamma},
-		{"PMR momentum", c.PMR.Momentum}, {"FedMDrop alpha", c.MDrop.Alpha},
-	} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return fmt.Errorf("fl: recipe: %s is %v", f.name, f.v)
-		}
+	if err := finite("lr", c.LR, "c1", c.C1, "mu", c.Mu, "weight decay", c.WeightDecay, "momentum", c.Momentum); err != nil {
+		return err
 	}
-	switch {
-	case c.LR < 0:
+	if c.LR < 0 {
 		return fmt.Errorf("fl: recipe: negative lr %v", c.LR)
-	case c.Holdout < 0 || c.Holdout >= 1:
-		return fmt.Errorf("fl: recipe: holdout %v outside [0, 1)", c.Holdout)
-	case c.Dominance < DominanceBatch || c.Dominance > DominanceFederated:
-		return fmt.Errorf("fl: recipe: unknown dominance source %v", c.Dominance)
-	case c.MDrop.Drop&^data.Full(nm) != 0:
-		return fmt.Errorf("fl: recipe: drop mask %b names no modality of the model", c.MDrop.Drop)
-	case c.HeadWeights != nil && len(c.HeadWeights) != 1+nm:
-		return fmt.Errorf("fl: recipe: %d head weights, want %d", len(c.HeadWeights), 1+nm)
 	}
-	for i, w := range c.HeadWeights {
-		if !(w >= 0) || math.IsInf(w, 0) {
-			return fmt.Errorf("fl: recipe: head weight %d is %v", i, w)
+	for _, err := range []error{c.FedCMI.validate(nm, k), c.OGM.validate(), c.PMR.validate(), c.MDrop.validate(nm, k, d), c.GB.validate(nm)} {
+		if err != nil {
+			return err
 		}
 	}
-	if t := c.Table; t != nil {
-		if len(t.P) != nm || t.Rounds < 0 {
-			return fmt.Errorf("fl: recipe: dominance table of %d modalities after %d rounds, want %d modalities", len(t.P), t.Rounds, nm)
-		}
-		for m := range t.P {
-			if len(t.P[m]) != k {
-				return fmt.Errorf("fl: recipe: dominance table of %d classes for modality %d, want %d", len(t.P[m]), m, k)
-			}
-			for cl, v := range t.P[m] {
-				if !math.IsNaN(v) && !(v >= 0 && v <= 1) {
-					return fmt.Errorf("fl: recipe: dominance table class %d holds %v", cl, v)
-				}
-			}
-		}
-	}
-	if g := c.MDrop.Global; g != nil {
-		if err := g.Validate(k, d, data.Full(nm), MaxMetricCount); err != nil {
-			return fmt.Errorf("fl: recipe: global prototypes: %w", err)
+	return nil
+}
+
+// finite checks that each named value of a recipe (name, value, name,
+// value, ...) is finite.
+func finite(pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if v := pairs[i+1].(float64); math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("fl: recipe: %s is %v", pairs[i], v)
 		}
 	}
 	return nil

@@ -31,13 +31,41 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 	var sum [2]float64
 	n := 0
 	for _, r := range results {
-		sum[0] += r.Res.Metrics.OGMCoefSum[0]
-		sum[1] += r.Res.Metrics.OGMCoefSum[1]
-		n += r.Res.Metrics.OGMBatches
+		sum[0] += r.Res.Metrics.OGM.CoefSum[0]
+		sum[1] += r.Res.Metrics.OGM.CoefSum[1]
+		n += r.Res.Metrics.OGM.Batches
 	}
 	if n > 0 {
 		log.Debug("ogm-ge coefficients", "round", round, "mean_k_first", sum[0]/float64(n), "mean_k_second", sum[1]/float64(n), "batches", n)
 	}
+}
+
+// OGMFit is OGM-GE's part of a round's recipe (FitConfig.OGM).
+type OGMFit struct {
+	// On turns on OGM-GE gradient modulation with strength Alpha
+	// (multimodal clients only; the noise is seeded by FitConfig.Seed).
+	On    bool
+	Alpha float64
+}
+
+func (c *OGMFit) validate() error { return finite("OGM alpha", c.Alpha) }
+
+// OGMReport sums OGM-GE's coefficients (k_A, k_V) over the Batches
+// modulated batches (FitMetrics.OGM).
+type OGMReport struct {
+	CoefSum [2]float64
+	Batches int
+}
+
+// validate checks a report of a client that ran batches steps.
+func (m *OGMReport) validate(batches int) error {
+	if err := count("OGM batches", m.Batches, batches); err != nil {
+		return err
+	}
+	if err := sum("OGM coefficient sum (modality 0)", m.CoefSum[0], true); err != nil {
+		return err
+	}
+	return sum("OGM coefficient sum (modality 1)", m.CoefSum[1], true)
 }
 
 // ogmHook is OGM-GE's client side: the modulation's settings and its
@@ -46,13 +74,13 @@ type ogmHook struct{}
 
 // prepare implements preparer.
 func (ogmHook) prepare(r *localRound) error {
-	r.tc.Terms = append(r.tc.Terms, model.OGMGE(model.OGM{Alpha: r.cfg.OGMAlpha, Seed: r.cfg.Seed}))
+	r.tc.Terms = append(r.tc.Terms, model.OGMGE(model.OGM{Alpha: r.cfg.OGM.Alpha, Seed: r.cfg.Seed}))
 	return nil
 }
 
 // recordStep implements stepRecorder.
 func (ogmHook) recordStep(r *localRound, st model.StepStats) {
-	r.metrics.OGMCoefSum[0] += st.OGMCoef[0]
-	r.metrics.OGMCoefSum[1] += st.OGMCoef[1]
-	r.metrics.OGMBatches++
+	r.metrics.OGM.CoefSum[0] += st.OGMCoef[0]
+	r.metrics.OGM.CoefSum[1] += st.OGMCoef[1]
+	r.metrics.OGM.Batches++
 }

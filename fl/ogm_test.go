@@ -39,7 +39,7 @@ func TestOGMClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, in := range ins {
-			if in.Ins.Config.OGM != want || (want && in.Ins.Config.OGMAlpha != 0.8) {
+			if in.Ins.Config.OGM.On != want || (want && in.Ins.Config.OGM.Alpha != 0.8) {
 				t.Fatalf("round %d: config %+v", round, in.Ins.Config)
 			}
 		}
@@ -52,16 +52,16 @@ func TestOGMClients(t *testing.T) {
 		}
 		m := res.Metrics
 		if !(res.Modalities.Has(0) && res.Modalities.Has(1)) {
-			if m.OGMBatches != 0 {
-				t.Fatalf("unimodal client %s modulated %d batches", in.ClientID, m.OGMBatches)
+			if m.OGM.Batches != 0 {
+				t.Fatalf("unimodal client %s modulated %d batches", in.ClientID, m.OGM.Batches)
 			}
 			continue
 		}
-		if m.OGMBatches != m.Batches || m.Batches == 0 {
-			t.Fatalf("multimodal client: %d of %d batches modulated", m.OGMBatches, m.Batches)
+		if m.OGM.Batches != m.Batches || m.Batches == 0 {
+			t.Fatalf("multimodal client: %d of %d batches modulated", m.OGM.Batches, m.Batches)
 		}
-		kA, kV := m.OGMCoefSum[0]/float64(m.OGMBatches), m.OGMCoefSum[1]/float64(m.OGMBatches)
-		t.Logf("mean k_A %.3f, k_V %.3f over %d batches", kA, kV, m.OGMBatches)
+		kA, kV := m.OGM.CoefSum[0]/float64(m.OGM.Batches), m.OGM.CoefSum[1]/float64(m.OGM.Batches)
+		t.Logf("mean k_A %.3f, k_V %.3f over %d batches", kA, kV, m.OGM.Batches)
 		if kA < 0 || kA > 1 || kV < 0 || kV > 1 || min(kA, kV) >= 1 {
 			t.Fatalf("mean coefficients k_A %.3f, k_V %.3f", kA, kV)
 		}

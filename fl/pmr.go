@@ -52,6 +52,10 @@ type PMRFit struct {
 	Binary                 bool
 }
 
+func (c *PMRFit) validate() error {
+	return finite("PMR alpha", c.Alpha, "PMR gamma", c.Gamma, "PMR momentum", c.Momentum)
+}
+
 // pmrFit returns round's PMR recipe of a strategy running method m.
 func pmrFit(m Method, o PMROptions, round int) PMRFit {
 	if !m.PMR {
@@ -72,6 +76,17 @@ type ProtoMetrics struct {
 	RhoSum    float64
 	Batches   int
 	FirstFast int
+}
+
+// validate checks the metrics of a client that ran batches steps.
+func (p *ProtoMetrics) validate(batches int) error {
+	if err := count("prototype batches", p.Batches, batches); err != nil {
+		return err
+	}
+	if err := count("prototype first-fast batches", p.FirstFast, p.Batches); err != nil {
+		return err
+	}
+	return sum("prototype rho sum", p.RhoSum, false)
 }
 
 // add records one step's prototype statistics (multimodal steps only).

@@ -59,6 +59,12 @@ type Relearn struct {
 	Alpha []float64
 }
 
+// RelearnFit is fedrelearn's part of a round's recipe (FitConfig.Relearn).
+type RelearnFit struct {
+	// On asks for the clustering purities (a diagnosis round).
+	On bool
+}
+
 // RelearnPurity is one modality's clustering purity on a client's training
 // rows under the received model (Before) and the trained one (After), over
 // N rows; N = 0: not measured.
@@ -87,7 +93,7 @@ func (r *Relearn) ConfigureFit(round int, global model.Params, clients []ClientI
 	ins, err := r.Base.ConfigureFit(round, global, clients)
 	if r.Diagnoses(round) {
 		for k := range ins {
-			ins[k].Ins.Config.Relearn = true
+			ins[k].Ins.Config.Relearn = RelearnFit{On: true}
 		}
 	}
 	return ins, err

@@ -94,11 +94,11 @@ func TestRelearnAggregate(t *testing.T) {
 	init := relearnParams(0, 0, 0, 0, 0)
 	clients := []ClientInfo{{ID: "c0", Modalities: data.Full(2), NumSamples: 1}, {ID: "c1", Modalities: data.Full(2), NumSamples: 3}}
 	ins, err := r.ConfigureFit(1, init, clients)
-	if err != nil || len(ins) != 2 || ins[0].Ins.Config.Relearn {
+	if err != nil || len(ins) != 2 || ins[0].Ins.Config.Relearn.On {
 		t.Fatalf("round 1: %v %+v", err, ins)
 	}
 	ins, _ = r.ConfigureFit(5, init, clients)
-	if !ins[0].Ins.Config.Relearn {
+	if !ins[0].Ins.Config.Relearn.On {
 		t.Fatal("round 5 does not ask for purities")
 	}
 	trained := relearnParams(8, 8, 4, 2, 1)

@@ -75,12 +75,12 @@ func roundHooks(cfg FitConfig, ins FitIns, multi bool) []roundHook {
 	add(cfg.Mu != 0, proxHook{})
 	add(ins.Control != nil, &scaffoldHook{})
 	add(true, &protoHook{})
-	add(cfg.OGM && multi, ogmHook{})
-	add(cfg.HarmonyUnimodal, harmonyHook{})
-	add(cfg.GB && multi, gbHook{})
-	add(cfg.Relearn, relearnHook{})
+	add(cfg.OGM.On && multi, ogmHook{})
+	add(cfg.Harmony.Unimodal, harmonyHook{})
+	add(cfg.GB.On && multi, gbHook{})
+	add(cfg.Relearn.On, relearnHook{})
 	add(cfg.MDrop.On, mdropHook{})
-	add(cfg.Personalized, personalHook{})
+	add(cfg.FedCMI.Personalized, personalHook{})
 	add(cfg.DP != nil, privacyHook{})
 	return hooks
 }

@@ -141,19 +141,21 @@ func (s *ModalityAware) ConfigureFit(round int, global model.Params, clients []C
 // (without their seeds).
 func (s *ModalityAware) fitConfig(round int) FitConfig {
 	cfg := FitConfig{
-		Round:            round,
-		Epochs:           s.Schedule.Epochs,
-		LR:               s.Schedule.LearningRate(round),
-		Infiltration:     s.Method.Infiltration && round > s.Options.Warmup,
-		ClassTemperature: s.Method.ClassTemperature,
-		Alpha:            s.Options.Alpha,
-		C1:               s.Options.C1,
-		C3:               s.Options.C3,
-		Temperature:      s.Options.Temperature,
-		WeightDecay:      s.Schedule.WeightDecay,
-		Momentum:         s.Schedule.Momentum,
-		Personalized:     s.Options.Personalized,
-		PMR:              pmrFit(s.Method, s.PMR, round),
+		Round:       round,
+		Epochs:      s.Schedule.Epochs,
+		LR:          s.Schedule.LearningRate(round),
+		C1:          s.Options.C1,
+		WeightDecay: s.Schedule.WeightDecay,
+		Momentum:    s.Schedule.Momentum,
+		FedCMI: FedCMIFit{
+			Infiltration:     s.Method.Infiltration && round > s.Options.Warmup,
+			ClassTemperature: s.Method.ClassTemperature,
+			Alpha:            s.Options.Alpha,
+			C3:               s.Options.C3,
+			Temperature:      s.Options.Temperature,
+			Personalized:     s.Options.Personalized,
+		},
+		PMR: pmrFit(s.Method, s.PMR, round),
 	}
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
@@ -162,16 +164,16 @@ func (s *ModalityAware) fitConfig(round int) FitConfig {
 		cfg.C1 = 0
 	}
 	if s.Method.Dominance != DominanceBatch {
-		cfg.Dominance = s.Method.Dominance
-		cfg.ClassDirection = s.Options.ClassDirection
-		cfg.Table = s.table.Clone()
+		cfg.FedCMI.Dominance = s.Method.Dominance
+		cfg.FedCMI.ClassDirection = s.Options.ClassDirection
+		cfg.FedCMI.Table = s.table.Clone()
 	}
 	if s.Method.Holdout {
-		cfg.Holdout = s.Options.Holdout
-		cfg.HoldoutSeed = rand.New(rand.NewPCG(s.Seed^0x686f6c646f7574, 0)).Uint64()
+		cfg.FedCMI.Holdout = s.Options.Holdout
+		cfg.FedCMI.HoldoutSeed = rand.New(rand.NewPCG(s.Seed^0x686f6c646f7574, 0)).Uint64()
 	}
 	if s.Method.OGM && s.OGM.Active(round) {
-		cfg.OGM, cfg.OGMAlpha = true, s.OGM.Alpha
+		cfg.OGM = OGMFit{On: true, Alpha: s.OGM.Alpha}
 	}
 	return cfg
 }
@@ -195,8 +197,8 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 			log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
 		}
-		if s.Method.Dominance == DominanceFederated && r.Res.Metrics.ClassStats != nil {
-			cs := *r.Res.Metrics.ClassStats
+		if s.Method.Dominance == DominanceFederated && r.Res.Metrics.FedCMI.ClassStats != nil {
+			cs := *r.Res.Metrics.FedCMI.ClassStats
 			k := cs.Len()
 			if s.table != nil {
 				k = s.table.Len()

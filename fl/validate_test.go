@@ -29,7 +29,7 @@ func TestFitMetricsValidate(t *testing.T) {
 		cs := NewClassStats(2, k)
 		cs.Sum[0][0], cs.Sum[1][0], cs.Count[0] = 1.5, 0.5, 2
 		return FitMetrics{LossSum: 4.2, Batches: 6, RhoSum: 3, RhoBatches: 3, FirstDominant: 2.5,
-			Temperatures: []float64{1, 0.5, 1}, ClassStats: &cs, OGMCoefSum: [2]float64{1, 2}, OGMBatches: 4,
+			FedCMI: FedCMIReport{Temperatures: []float64{1, 0.5, 1}, ClassStats: &cs}, OGM: OGMReport{CoefSum: [2]float64{1, 2}, Batches: 4},
 			Proto: ProtoMetrics{RhoSum: 2, Batches: 2, FirstFast: 1}}
 	}
 	for _, tc := range []struct {
@@ -47,16 +47,16 @@ func TestFitMetricsValidate(t *testing.T) {
 		{"huge batches", func(m *FitMetrics) { m.Batches = MaxMetricCount + 1 }, "batches"},
 		{"rho batches beyond batches", func(m *FitMetrics) { m.RhoBatches = 7 }, "rho batches 7"},
 		{"first dominant beyond rho batches", func(m *FitMetrics) { m.FirstDominant = 3.5 }, "exceeds the 3 rho batches"},
-		{"negative OGM batches", func(m *FitMetrics) { m.OGMBatches = -2 }, "OGM batches"},
-		{"NaN OGM", func(m *FitMetrics) { m.OGMCoefSum[1] = math.NaN() }, "OGM coefficient"},
+		{"negative OGM batches", func(m *FitMetrics) { m.OGM.Batches = -2 }, "OGM batches"},
+		{"NaN OGM", func(m *FitMetrics) { m.OGM.CoefSum[1] = math.NaN() }, "OGM coefficient"},
 		{"first fast beyond batches", func(m *FitMetrics) { m.Proto.FirstFast = 3 }, "first-fast"},
 		{"infinite prototype rho", func(m *FitMetrics) { m.Proto.RhoSum = math.Inf(-1) }, "prototype rho sum"},
-		{"temperatures of more classes", func(m *FitMetrics) { m.Temperatures = make([]float64, 1000) }, "1000 temperatures for 3 classes"},
-		{"NaN temperature", func(m *FitMetrics) { m.Temperatures[1] = math.NaN() }, "temperature of class 1"},
-		{"zero temperature", func(m *FitMetrics) { m.Temperatures[2] = 0 }, "temperature of class 2"},
-		{"class stats of other classes", func(m *FitMetrics) { cs := NewClassStats(2, k+1); m.ClassStats = &cs }, "want 2 and 3"},
-		{"negative class count", func(m *FitMetrics) { m.ClassStats.Count[1] = -1 }, "class 1"},
-		{"NaN class sum", func(m *FitMetrics) { m.ClassStats.Sum[1][0] = math.NaN() }, "class 0"},
+		{"temperatures of more classes", func(m *FitMetrics) { m.FedCMI.Temperatures = make([]float64, 1000) }, "1000 temperatures for 3 classes"},
+		{"NaN temperature", func(m *FitMetrics) { m.FedCMI.Temperatures[1] = math.NaN() }, "temperature of class 1"},
+		{"zero temperature", func(m *FitMetrics) { m.FedCMI.Temperatures[2] = 0 }, "temperature of class 2"},
+		{"class stats of other classes", func(m *FitMetrics) { cs := NewClassStats(2, k+1); m.FedCMI.ClassStats = &cs }, "want 2 and 3"},
+		{"negative class count", func(m *FitMetrics) { m.FedCMI.ClassStats.Count[1] = -1 }, "class 1"},
+		{"NaN class sum", func(m *FitMetrics) { m.FedCMI.ClassStats.Sum[1][0] = math.NaN() }, "class 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := honest()
@@ -129,16 +129,16 @@ func TestFitConfigValidate(t *testing.T) {
 		{"endless epochs", func(c *FitConfig) { c.Epochs = MaxEpochs + 1 }, "epochs"},
 		{"NaN lr", func(c *FitConfig) { c.LR = math.NaN() }, "lr is NaN"},
 		{"negative lr", func(c *FitConfig) { c.LR = -0.1 }, "negative lr"},
-		{"infinite temperature", func(c *FitConfig) { c.Temperature = math.Inf(1) }, "temperature is +Inf"},
-		{"holdout 1", func(c *FitConfig) { c.Holdout = 1 }, "holdout"},
-		{"unknown dominance", func(c *FitConfig) { c.Dominance = 9 }, "dominance"},
+		{"infinite temperature", func(c *FitConfig) { c.FedCMI.Temperature = math.Inf(1) }, "temperature is +Inf"},
+		{"holdout 1", func(c *FitConfig) { c.FedCMI.Holdout = 1 }, "holdout"},
+		{"unknown dominance", func(c *FitConfig) { c.FedCMI.Dominance = 9 }, "dominance"},
 		{"drop of a third modality", func(c *FitConfig) { c.MDrop.Drop = 4 }, "drop mask"},
-		{"table of other classes", func(c *FitConfig) { c.Table = &DominanceTable{P: [][]float64{make([]float64, 5), make([]float64, 5)}} }, "of 5 classes for modality 0, want 3"},
+		{"table of other classes", func(c *FitConfig) { c.FedCMI.Table = &DominanceTable{P: [][]float64{make([]float64, 5), make([]float64, 5)}} }, "of 5 classes for modality 0, want 3"},
 		{"table above 1", func(c *FitConfig) {
-			c.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 3}, []float64{0.5, math.NaN(), 0.5}}}
+			c.FedCMI.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 3}, []float64{0.5, math.NaN(), 0.5}}}
 		}, "class 2 holds 3"},
 		{"table with NaN (no report yet)", func(c *FitConfig) {
-			c.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 1}, []float64{0.5, math.NaN(), 0}}}
+			c.FedCMI.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 1}, []float64{0.5, math.NaN(), 0}}}
 		}, ""},
 		{"global prototypes of NaN", func(c *FitConfig) {
 			c.MDrop.Global = &PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}}
@@ -146,7 +146,7 @@ func TestFitConfigValidate(t *testing.T) {
 		}, "global prototypes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := FitConfig{Round: 2, Epochs: 1, LR: 0.01, Alpha: 1, C1: 2, C3: 2, Temperature: 1, Holdout: 0.2, Dominance: DominanceFederated}
+			c := FitConfig{Round: 2, Epochs: 1, LR: 0.01, C1: 2, FedCMI: FedCMIFit{Alpha: 1, C3: 2, Temperature: 1, Holdout: 0.2, Dominance: DominanceFederated}}
 			tc.corrupt(&c)
 			wantErr(t, c.Validate(2, k, d), tc.want)
 		})
