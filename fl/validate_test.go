@@ -133,7 +133,9 @@ func TestFitConfigValidate(t *testing.T) {
 		{"holdout 1", func(c *FitConfig) { c.FedCMI.Holdout = 1 }, "holdout"},
 		{"unknown dominance", func(c *FitConfig) { c.FedCMI.Dominance = 9 }, "dominance"},
 		{"drop of a third modality", func(c *FitConfig) { c.MDrop.Drop = 4 }, "drop mask"},
-		{"table of other classes", func(c *FitConfig) { c.FedCMI.Table = &DominanceTable{P: [][]float64{make([]float64, 5), make([]float64, 5)}} }, "of 5 classes for modality 0, want 3"},
+		{"table of other classes", func(c *FitConfig) {
+			c.FedCMI.Table = &DominanceTable{P: [][]float64{make([]float64, 5), make([]float64, 5)}}
+		}, "of 5 classes for modality 0, want 3"},
 		{"table above 1", func(c *FitConfig) {
 			c.FedCMI.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 3}, []float64{0.5, math.NaN(), 0.5}}}
 		}, "class 2 holds 3"},
