@@ -302,8 +302,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 // the teacher: by the rows' choices (dir, if given) or, without them, by
 // the batch's sums (the largest; ties to the later modality).
 func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
-	if len(st.SumP) < 2 {
-		return
+	if len(st.SumP) < 2 || len(st.SumP) > 2 && !(st.SumP[0] > 0 && st.SumP[1] > 0) {
+		return // with more modalities, a client without modality 0 or 1 has no ratio
 	}
 	rho := DominanceRatio(st.SumP[0], st.SumP[1])
 	if math.IsNaN(rho) || math.IsInf(rho, 0) {
