@@ -345,7 +345,7 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 	)
 	switch kind {
 	case "accuracy", "dominance":
-		panels := []int{0, 1, 2} // fused and the two single-modality heads
+		panels := singleHeads(heads) // fused and each single-modality head
 		ylabel := "test accuracy"
 		if kind == "dominance" {
 			panels = []int{-1}
@@ -414,10 +414,15 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 			which = "best-round"
 		}
 		if kind == "bars" {
-			n := min(3, len(heads))
-			categories = heads[:n]
+			for _, hd := range singleHeads(heads) {
+				categories = append(categories, heads[hd])
+			}
 			for i, r := range rows {
-				stats[i] = r.Acc[:n]
+				for _, hd := range singleHeads(heads) {
+					if hd < len(r.Acc) {
+						stats[i] = append(stats[i], r.Acc[hd])
+					}
+				}
 			}
 			p := barChart(title, fmt.Sprintf("%s test accuracy", which), categories, methods, colors, stats)
 			if accLo != 0 || accHi != 1 {
