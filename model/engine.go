@@ -27,13 +27,11 @@ const DefaultEvalBatch = 256
 const evalTail = 32
 
 // Hyper-parameter slots of the step graph's hyper input, so that changing a
-// value (a learning-rate schedule, say) never recompiles. A term's own
-// coefficients are its own inputs (term.go).
+// value never recompiles. A term's own coefficients are its own inputs
+// (term.go); the optimiser's (learning rate, weight decay, momentum) are
+// the host's (sgd.go).
 const (
-	hypLR = iota
-	hypC1
-	hypWeightDecay
-	hypMomentum
+	hypC1    = iota
 	hypFused // weight of the fused head's CE on multimodal clients (1)
 	// hypSelf + m is the extra weight of modality m's self-head CE, times
 	// C1 (1); the hyper input has hypSelf + M slots.
@@ -223,16 +221,13 @@ func (e *Engine) trainable(h heldSet) []int {
 }
 
 // stepInputShapes lists the input shapes of a step graph, in order:
-// params, momentum (trainable), start params (if a term reads them), held
+// params, start params (if a term reads them), held
 // modality inputs, labels, mask, the held modalities' row presence (if
 // partial), each term's inputs, hyper.
 func (e *Engine) stepInputShapes(s *stepSpec) []shapes.Shape {
 	var sh []shapes.Shape
 	for _, info := range e.layout {
 		sh = append(sh, shapes.Make(dtypes.Float32, info.Shape...))
-	}
-	for _, i := range s.trainable {
-		sh = append(sh, shapes.Make(dtypes.Float32, e.layout[i].Shape...))
 	}
 	if s.readsStart() {
 		for _, info := range e.layout {
@@ -256,9 +251,9 @@ func (e *Engine) stepInputShapes(s *stepSpec) []shapes.Shape {
 }
 
 // stepFn builds the training step graph of s: forward, the base losses and
-// the terms, gradient and SGD update (momentum, weight decay, the terms'
-// gradient hooks), all in-graph. Outputs: updated trainable params, their
-// momentum, loss, then per modality the sum of its self head's true-class
+// the terms, and the gradient with the terms' hooks. The optimiser step is
+// the host's (Local.Step, sgd.go). Outputs: the gradient of each trainable
+// parameter, loss, then per modality the sum of its self head's true-class
 // probability p_m(y) over the real rows holding every held modality (zero
 // for a unimodal client), then each term's extra outputs; termOuts gets
 // their counts.
@@ -269,8 +264,7 @@ func (e *Engine) stepFn(s *stepSpec, termOuts *[]int) func(g *Graph, in []*Node)
 	return func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
 		b := &stepBuild{spec: s, g: g, params: in[:n]}
-		mom := in[n : n+len(trainable)]
-		rest := in[n+len(trainable):]
+		rest := in[n:]
 		if s.readsStart() {
 			b.start, rest = rest[:n], rest[n:]
 		}
@@ -327,23 +321,14 @@ func (e *Engine) stepFn(s *stepSpec, termOuts *[]int) func(g *Graph, in []*Node)
 		for _, f := range b.gradMods {
 			grads = f(grads)
 		}
-		lr, wd, beta := hp(hypLR), hp(hypWeightDecay), hp(hypMomentum)
-		out := make([]*Node, 0, 2*len(trainable)+1+nm+4)
-		newMom := make([]*Node, len(trainable))
-		for j, i := range trainable {
-			w := b.params[i]
+		out := make([]*Node, 0, len(trainable)+1+nm+4)
+		for j := range trainable {
 			grad := grads[j]
 			for _, f := range b.preDecay {
 				grad = f(j, grad)
 			}
-			grad = Add(grad, Mul(wd, w))
-			for _, f := range b.postDecay {
-				grad = f(j, i, w, grad)
-			}
-			newMom[j] = Add(Mul(beta, mom[j]), grad)
-			out = append(out, Sub(w, Mul(lr, newMom[j])))
+			out = append(out, grad)
 		}
-		out = append(out, newMom...)
 		out = append(out, b.loss)
 		out = append(out, b.sums...)
 		*termOuts = (*termOuts)[:0]
@@ -479,15 +464,23 @@ type StepStats struct {
 // state and the frozen start-of-round model live in the engine between
 // steps. It is not safe for concurrent use.
 type Local struct {
-	e      *Engine
-	spec   *stepSpec
-	key    stepKey
-	graph  *stepGraph
+	e     *Engine
+	spec  *stepSpec
+	key   stepKey
+	graph *stepGraph
+	// params are the parameters, in buffers the backend reads in place
+	// and the optimiser (sgd.go) updates in place where it can share them.
 	params []*tensors.Tensor
-	mom    []*tensors.Tensor
-	start  []*tensors.Tensor
-	hyper  []float32
-	terms  []termSession
+	// mom is the momentum of each trainable parameter.
+	mom   [][]float32
+	start []*tensors.Tensor
+	// anchors[i] is the proximal term's anchor of layout tensor i (nil
+	// without the term) and mu its coefficient.
+	anchors      [][]float32
+	mu           float32
+	hyper        []float32
+	lr, wd, beta float32
+	terms        []termSession
 	// pads holds reusable host buffers for padded inputs.
 	padX     [][]float32
 	padY     []int32
@@ -533,12 +526,23 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 		}
 		l.terms = append(l.terms, ts)
 	}
-	l.params = toTensors(params)
+	if l.params, err = e.sharedTensors(params); err != nil {
+		return nil, err
+	}
 	if spec.readsStart() {
 		l.start = toTensors(start)
 	}
+	for _, ts := range l.terms {
+		if a, ok := ts.(anchorer); ok {
+			l.mu = a.coefficient()
+			l.anchors = make([][]float32, len(start))
+			for i := range start {
+				l.anchors[i] = start[i].Data
+			}
+		}
+	}
 	for _, i := range sg.trainable {
-		l.mom = append(l.mom, tensors.FromShape(shapes.Make(dtypes.Float32, e.layout[i].Shape...)))
+		l.mom = append(l.mom, make([]float32, e.layout[i].Size()))
 	}
 	l.hyper = make([]float32, numHyper(nm))
 	l.hyper[hypC1] = float32(cfg.C1)
@@ -556,8 +560,7 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 			l.hyper[hypFused+i] = float32(v)
 		}
 	}
-	l.hyper[hypWeightDecay] = float32(cfg.WeightDecay)
-	l.hyper[hypMomentum] = float32(cfg.Momentum)
+	l.wd, l.beta = float32(cfg.WeightDecay), float32(cfg.Momentum)
 	l.padX = make([][]float32, nm)
 	for _, m := range h.list() {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
@@ -599,34 +602,9 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	if len(b.X) > nm || len(b.Teacher) > nm || len(b.Present) > nm {
 		return StepStats{}, fmt.Errorf("model: batch for more than the model's %d modalities", nm)
 	}
-	args := make([]any, 0, len(l.params)+len(l.mom)+len(l.start)+8)
-	// The trainable parameters and their momentum are replaced by the
-	// step's outputs: donating their buffers lets the backend update them
-	// in place instead of allocating (and zeroing) new ones every step.
-	donate := func(t *tensors.Tensor) (any, error) {
-		return DonateTensorBuffer(t, e.backend, 0)
-	}
-	trained := make([]bool, len(l.params))
-	for _, i := range l.graph.trainable {
-		trained[i] = true
-	}
-	for i, t := range l.params {
-		if !trained[i] {
-			args = append(args, t)
-			continue
-		}
-		d, err := donate(t)
-		if err != nil {
-			return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
-		}
-		args = append(args, d)
-	}
-	for _, t := range l.mom {
-		d, err := donate(t)
-		if err != nil {
-			return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
-		}
-		args = append(args, d)
+	args := make([]any, 0, len(l.params)+len(l.start)+8)
+	for _, t := range l.params {
+		args = append(args, t)
 	}
 	for _, t := range l.start {
 		args = append(args, t)
@@ -694,7 +672,6 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 			return fail(fmt.Errorf("model: %s: %s: %w", l.key, l.spec.keys[k], err))
 		}
 	}
-	l.hyper[hypLR] = float32(lr)
 	args = append(args, tensors.FromFlatDataAndDimensions(l.hyper, len(l.hyper)))
 
 	outs, err := l.graph.exec.Exec(args...)
@@ -702,34 +679,83 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	if err != nil {
 		return StepStats{}, fmt.Errorf("model: %s: %w", l.key, err)
 	}
+	defer func() {
+		for _, t := range outs {
+			t.FinalizeAll()
+		}
+	}()
 	nt := len(l.graph.trainable)
 	for j, i := range l.graph.trainable {
-		l.params[i].FinalizeAll()
-		l.params[i] = outs[j]
-		l.mom[j].FinalizeAll()
-		l.mom[j] = outs[nt+j]
+		if err := l.update(j, i, outs[j], float32(lr)); err != nil {
+			return StepStats{}, fmt.Errorf("model: %s: %s: %w", l.key, e.layout[i].Name, err)
+		}
 	}
 	st := StepStats{
-		Loss: float64(tensors.ToScalar[float32](outs[2*nt])),
+		Loss: float64(tensors.ToScalar[float32](outs[nt])),
 		SumP: make([]float64, nm),
 		Rows: n,
 	}
 	for m := range nm {
-		st.SumP[m] = float64(tensors.ToScalar[float32](outs[2*nt+1+m]))
+		st.SumP[m] = float64(tensors.ToScalar[float32](outs[nt+1+m]))
 	}
-	next := 2*nt + 1 + nm
+	next := nt + 1 + nm
 	for k, ts := range l.terms {
 		c := l.graph.termOuts[k]
 		ts.consume(outs[next:next+c], &st)
 		next += c
 	}
-	for _, t := range outs[2*nt:] {
-		t.FinalizeAll()
-	}
 	if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 		return st, fmt.Errorf("model: training loss is %v (diverged; try a lower learning rate or standardised features)", st.Loss)
 	}
 	return st, nil
+}
+
+// update applies the optimiser step to trainable parameter j (layout
+// index i) with its gradient grad (sgd.go), in place where the backend
+// shares its buffers with the host.
+func (l *Local) update(j, i int, grad *tensors.Tensor, lr float32) error {
+	g, err := flatData(l.e, grad)
+	if err != nil {
+		return err
+	}
+	var anchor []float32
+	if l.anchors != nil {
+		anchor = l.anchors[i]
+	}
+	return tensors.MutableFlatData(l.params[i], func(w []float32) {
+		sgdStep(w, l.mom[j], g, anchor, lr, l.wd, l.beta, l.mu)
+	})
+}
+
+// flatData returns the values of an output tensor: the backend's buffer
+// itself where it shares its memory with the host, else a copy.
+func flatData(e *Engine, t *tensors.Tensor) ([]float32, error) {
+	if e.backend.HasSharedBuffers() {
+		if buf, err := t.Buffer(e.backend, 0); err == nil {
+			if flat, err := buf.Data(); err == nil {
+				if f, ok := flat.([]float32); ok {
+					return f, nil
+				}
+			}
+		}
+	}
+	return tensors.CopyFlatData[float32](t)
+}
+
+// sharedTensors returns p as tensors in buffers the backend shares with the
+// host where it can (the optimiser then updates them in place), else as
+// host tensors.
+func (e *Engine) sharedTensors(p Params) ([]*tensors.Tensor, error) {
+	out := make([]*tensors.Tensor, len(p))
+	for i, t := range p {
+		st, err := tensors.FromShapeForBackend(e.backend, 0, shapes.Make(dtypes.Float32, t.Shape...))
+		if err != nil {
+			return nil, fmt.Errorf("model: parameter %s: %w", t.Name, err)
+		}
+		tensors.MustMutableFlatData(st, func(flat []float32) { copy(flat, t.Data) })
+		out[i] = st
+	}
+	return out, nil
 }
 
 // Params downloads the current parameters.
@@ -751,7 +777,7 @@ func (l *Local) Close() {
 		return
 	}
 	l.finished = true
-	for _, ts := range [][]*tensors.Tensor{l.params, l.mom, l.start} {
+	for _, ts := range [][]*tensors.Tensor{l.params, l.start} {
 		for _, t := range ts {
 			t.FinalizeAll()
 		}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
@@ -33,22 +32,25 @@ func (t *proximalTerm) check(*stepSpec) error {
 	return nil
 }
 
-func (t *proximalTerm) readsStart(*stepSpec) bool { return true }
-
-func (t *proximalTerm) inputs(*stepSpec) []shapes.Shape {
-	return []shapes.Shape{shapes.Make(dtypes.Float32, 1)}
-}
-
-func (t *proximalTerm) build(b *stepBuild, in []*Node) {
-	mu := scalarInput(in[0])
-	b.postDecay = append(b.postDecay, func(_, i int, w, grad *Node) *Node {
-		return Add(grad, Mul(mu, Sub(w, b.start[i])))
-	})
-}
+// The term lives on the host: the optimiser (sgd.go) adds mu * (w -
+// w_start) after weight decay, so the graph neither takes the start
+// parameters for it nor changes.
+func (t *proximalTerm) inputs(*stepSpec) []shapes.Shape { return nil }
+func (t *proximalTerm) build(*stepBuild, []*Node)       {}
 
 func (t *proximalTerm) session(*stepSpec) (termSession, error) {
-	return constSession{[]float32{float32(t.mu)}}, nil
+	return proxSession{mu: float32(t.mu)}, nil
 }
+
+// anchorer is a term session that adds a proximal term to the optimiser's
+// step: coefficient * (w - the start parameters).
+type anchorer interface{ coefficient() float32 }
+
+type proxSession struct{ mu float32 }
+
+func (proxSession) args(*Batch, int) ([]*tensors.Tensor, error) { return nil, nil }
+func (proxSession) consume([]*tensors.Tensor, *StepStats)       {}
+func (p proxSession) coefficient() float32                      { return p.mu }
 
 // constSession is the host side of a term whose only input is a constant
 // vector (or that has no input, v nil).
