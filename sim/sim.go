@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -262,6 +263,13 @@ type Options struct {
 	// Status, if not nil, shows the run's progress (Tracker, or a tracker
 	// of its own) live while it runs.
 	Status *StatusLine
+	// TuneGC lets a small run trade memory for speed: unless GOGC or
+	// GOMEMLIMIT is set, a run whose training features and round's
+	// updates take less than GCSmallData bytes lets the heap grow 5x
+	// between collections (GOGC=400), others keep Go's default
+	// (GOGC=100). It sets the process's garbage collector: for commands,
+	// not libraries.
+	TuneGC bool
 
 	// checkpointEvery, if > 0, writes a checkpoint after every
 	// checkpointEvery-th round instead of by checkpointSpacing (tests).
@@ -333,6 +341,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	train, test, z, engine := fed.Train, fed.Test, fed.Standardizer, fed.Engine
 	mods := fed.Modalities()
+	if opt.TuneGC {
+		tuneGC(train, min(cfg.ClientsPerRound, len(fed.Parts))*fed.Global.NumElements(), log)
+	}
 	strategy, err := NewStrategy(&cfg, engine.Layout(), log)
 	if err != nil {
 		return nil, err
@@ -666,6 +677,34 @@ func WriteRunFiles(run *rundir.Run, cfg *config.Config, z *data.Standardizer) er
 		return fmt.Errorf("sim: standardizer: %w", err)
 	}
 	return run.WriteFile(StandardizerFile, zj)
+}
+
+// GCSmallData is the size of a run's training features and a round's
+// updates (float32 values, each update held twice) under which
+// Options.TuneGC raises GOGC to 400. The engine allocates a buffer per
+// graph operation from pools that every collection empties, so a small
+// model's run spends a quarter of its time allocating and clearing
+// memory; with GOGC=400 the 26-class stand-in of the README ran 20-35%
+// faster in about 3x the peak memory (about 300 MB). Large federations
+// keep Go's default, and their small footprint.
+const GCSmallData = 64 << 20
+
+// tuneGC sets the garbage collector's target for a run on set whose rounds
+// return updateValues values in all (see Options.TuneGC).
+func tuneGC(set *data.Set, updateValues int, log *slog.Logger) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	n := 8 * updateValues
+	for _, f := range set.Features {
+		n += 4 * len(f)
+	}
+	percent := 100
+	if n < GCSmallData {
+		percent = 400
+	}
+	debug.SetGCPercent(percent)
+	log.Debug("garbage collector", "gogc", percent, "feature_bytes", n)
 }
 
 // ProgressHeads formats a round's accuracies for a progress line: the

@@ -273,6 +273,8 @@ type Options struct {
 	// differs from the sweep's; without it, Run refuses such a sweep
 	// (ErrChangedCells).
 	RerunChanged bool
+	// TuneGC is each cell's sim.Options.TuneGC.
+	TuneGC bool
 }
 
 // ErrChangedCells is wrapped by Run's error when completed cells were run
@@ -387,7 +389,7 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 				c := cells[i]
 				label := cellLabel(i, len(cells), c)
 				clog := log.With("setting", c.Setting, "method", c.Method, "seed", c.Seed)
-				so := sim.Options{Logger: clog, Resume: resume[i]}
+				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC}
 				if opt.Rounds != nil {
 					so.Progress = &prefixWriter{mu: &mu, w: opt.Status.Writer(opt.Rounds), prefix: label + ": "}
 				}

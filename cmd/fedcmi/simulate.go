@@ -47,7 +47,7 @@ run; logs and pipes get no status line.`,
 		status := terminalStatus(stderr)
 		out := status.Writer(stdout)
 		res, err := sim.Run(ctx, cfg, sim.Options{
-			Logger: newLogger(status.Writer(stderr), *x.verbose), Progress: out, Resume: *resume, Status: status,
+			Logger: newLogger(status.Writer(stderr), *x.verbose), Progress: out, Resume: *resume, Status: status, TuneGC: true,
 		})
 		writeResult(out, res)
 		return err

@@ -120,7 +120,7 @@ experiment field.`,
 		status := terminalStatus(stderr)
 		logw := status.Writer(stderr)
 		log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		opt := sweep.Options{Logger: log, Progress: stdout, Status: status, RerunChanged: *rerun}
+		opt := sweep.Options{Logger: log, Progress: stdout, Status: status, RerunChanged: *rerun, TuneGC: true}
 		if *verbose {
 			opt.Logger, opt.Rounds = newLogger(logw, true), stderr
 		}
