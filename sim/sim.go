@@ -695,16 +695,23 @@ func tuneGC(set *data.Set, updateValues int, log *slog.Logger) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
+	percent, n := gcPercent(set, updateValues)
+	debug.SetGCPercent(percent)
+	log.Debug("garbage collector", "gogc", percent, "bytes", n)
+}
+
+// gcPercent returns the GOGC Options.TuneGC chooses for a run on set whose
+// rounds return updateValues values in all, and the bytes it counted:
+// 400 under GCSmallData, else Go's default 100.
+func gcPercent(set *data.Set, updateValues int) (percent, bytes int) {
 	n := 8 * updateValues
 	for _, f := range set.Features {
 		n += 4 * len(f)
 	}
-	percent := 100
 	if n < GCSmallData {
-		percent = 400
+		return 400, n
 	}
-	debug.SetGCPercent(percent)
-	log.Debug("garbage collector", "gogc", percent, "feature_bytes", n)
+	return 100, n
 }
 
 // ProgressHeads formats a round's accuracies for a progress line: the

@@ -483,3 +483,24 @@ func TestFedAvgFusedIsFedAvgWithoutHeads(t *testing.T) {
 		t.Error("fedavg-fused equals fedavg with c1 2: the self-head losses are not off")
 	}
 }
+
+// TestGCPercent: small runs get GOGC=400, a large data set or a round of
+// many large updates Go's default.
+func TestGCPercent(t *testing.T) {
+	small := &data.Set{Features: [][]float32{make([]float32, 1000), make([]float32, 1000)}}
+	large := &data.Set{Features: [][]float32{make([]float32, GCSmallData/4), nil}}
+	for _, tc := range []struct {
+		name    string
+		set     *data.Set
+		updates int
+		want    int
+	}{
+		{"small", small, 10 * 30000, 400},
+		{"large data", large, 0, 100},
+		{"many updates", small, 1000 * 30000, 100},
+	} {
+		if got, _ := gcPercent(tc.set, tc.updates); got != tc.want {
+			t.Errorf("%s: GOGC %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
