@@ -581,8 +581,8 @@ func (c *Config) Validate() error {
 			return fieldErr(ch.path, "%s", ch.msg)
 		}
 	}
-	if len(c.Data.Augment) != 2 {
-		return fieldErr("data.augment", "must name two augmentations, one per modality")
+	if len(c.Data.Augment) == 0 || len(c.Data.Augment) > MaxModalities {
+		return fieldErr("data.augment", "must name 1 to %d augmentations, one per modality in order (modalities past the list get none)", MaxModalities)
 	}
 	for _, a := range c.Data.Augment {
 		if err := oneOf("data.augment", a, []string{"none", "crop", "crop_flip"}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +85,7 @@ func (s *Server) Run(ctx context.Context, global model.Params, first, last int) 
 		} else {
 			global = next
 		}
-		m := roundMetrics(round, results, failures)
+		m := roundMetrics(round, results, failures, model.NumHeads(paramModalities(global)))
 		if s.Evaluate != nil {
 			ev, err := s.Evaluate(ctx, global)
 			if err != nil {
@@ -137,8 +138,21 @@ func (s *Server) fitAll(ctx context.Context, ins []Instruction) ([]Result, []Fai
 	return results, failures
 }
 
+// paramModalities counts the modalities of a model from its parameter
+// names ("<modality>/...", "fusion/..."); at least 2.
+func paramModalities(p model.Params) int {
+	seen := map[string]bool{}
+	for _, t := range p {
+		if name, _, ok := strings.Cut(t.Name, "/"); ok && name != model.PartFusion {
+			seen[name] = true
+		}
+	}
+	return max(2, len(seen))
+}
+
 // roundMetrics condenses the clients' training measurements.
-func roundMetrics(round int, results []Result, failures []Failure) metrics.Round {
+// Accuracies are NaN, one per head of heads, until evaluated.
+func roundMetrics(round int, results []Result, failures []Failure, heads int) metrics.Round {
 	var loss, rho, first float64
 	var batches, rhoBatches int
 	for _, r := range results {
@@ -153,7 +167,10 @@ func roundMetrics(round int, results []Result, failures []Failure) metrics.Round
 	out := metrics.Round{
 		Round: round, TrainLoss: nan, Dominance: nan, FirstDominant: nan,
 		Clients: len(results), Failures: len(failures),
-		Heads: []float64{nan, nan, nan, nan, nan},
+		Heads: make([]float64, heads),
+	}
+	for h := range out.Heads {
+		out.Heads[h] = nan
 	}
 	if batches > 0 {
 		out.TrainLoss = loss / float64(batches)

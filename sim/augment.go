@@ -19,10 +19,14 @@ const (
 // as torchvision's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) and
 // RandomHorizontalFlip, which the reference applies to video frames. Each
 // frame of a [frames, C, H, W] sample is transformed on its own. Shapes of
-// rank 2 are [H, W]; rank 1 (vectors) cannot be augmented.
-func augmenter(kinds []string, shapes [2][]int) (fl.Augmenter, error) {
-	var pipes [2]vision.Pipeline
-	var imgShape [2][3]int
+// rank 2 are [H, W]; rank 1 (vectors) cannot be augmented. kinds[m] is
+// modality m's augmentation; modalities past the list are not augmented.
+func augmenter(kinds []string, shapes [][]int) (fl.Augmenter, error) {
+	if len(kinds) > len(shapes) {
+		return nil, fmt.Errorf("sim: data.augment names %d augmentations for %d modalities", len(kinds), len(shapes))
+	}
+	pipes := make([]vision.Pipeline, len(shapes))
+	imgShape := make([][3]int, len(shapes))
 	active := false
 	for m, kind := range kinds {
 		if kind == augmentNone || kind == "" {
@@ -50,7 +54,7 @@ func augmenter(kinds []string, shapes [2][]int) (fl.Augmenter, error) {
 		return nil, nil
 	}
 	return func(m int, rows []float32, n int, rng *rand.Rand) error {
-		if pipes[m] == nil {
+		if m < 0 || m >= len(pipes) || pipes[m] == nil {
 			return nil
 		}
 		c, h, w := imgShape[m][0], imgShape[m][1], imgShape[m][2]

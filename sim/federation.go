@@ -78,7 +78,11 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
-	augment, err := augmenter(cfg.Data.Augment, [2][]int{train.Shape(0), train.Shape(1)})
+	shapes := make([][]int, len(train.Modalities))
+	for m := range shapes {
+		shapes[m] = train.Shape(m)
+	}
+	augment, err := augmenter(cfg.Data.Augment, shapes)
 	if err != nil {
 		return nil, err
 	}

@@ -715,16 +715,18 @@ func gcPercent(set *data.Set, updateValues int) (percent, bytes int) {
 }
 
 // ProgressHeads formats a round's accuracies for a progress line: the
-// fused head and each modality alone (the first 1 + M heads of
+// fused head (the first) and each modality alone (the "<m>_only" heads of
 // model.HeadNames), "fused 0.9800  audio_only 0.9300  ...".
 func ProgressHeads(names []string, acc []float64) string {
-	nm := (len(names) - 1) / 2
 	var b strings.Builder
-	for h := 0; h <= nm && h < len(acc); h++ {
-		if h > 0 {
+	for h, name := range names {
+		if h >= len(acc) || h > 0 && !strings.HasSuffix(name, "_only") {
+			continue
+		}
+		if b.Len() > 0 {
 			b.WriteString("  ")
 		}
-		fmt.Fprintf(&b, "%s %.4f", names[h], acc[h])
+		fmt.Fprintf(&b, "%s %.4f", name, acc[h])
 	}
 	return b.String()
 }

@@ -504,3 +504,24 @@ func TestGCPercent(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressHeads: the progress line shows the fused head and every
+// single-modality head, whatever the number of modalities.
+func TestProgressHeads(t *testing.T) {
+	for _, tc := range []struct {
+		mods []string
+		want string
+	}{
+		{[]string{"a", "v"}, "fused 0.0000  a_only 0.0100  v_only 0.0200"},
+		{[]string{"a", "v", "t"}, "fused 0.0000  a_only 0.0100  v_only 0.0200  t_only 0.0300"},
+	} {
+		names := model.HeadNames(tc.mods)
+		acc := make([]float64, len(names))
+		for h := range acc {
+			acc[h] = float64(h) / 100
+		}
+		if got := ProgressHeads(names, acc); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.mods, got, tc.want)
+		}
+	}
+}

@@ -273,7 +273,8 @@ type Options struct {
 	// differs from the sweep's; without it, Run refuses such a sweep
 	// (ErrChangedCells).
 	RerunChanged bool
-	// TuneGC is each cell's sim.Options.TuneGC.
+	// TuneGC is each cell's sim.Options.TuneGC when cells run one at a
+	// time (parallel 1); parallel cells keep the process's setting.
 	TuneGC bool
 }
 
@@ -389,7 +390,9 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 				c := cells[i]
 				label := cellLabel(i, len(cells), c)
 				clog := log.With("setting", c.Setting, "method", c.Method, "seed", c.Seed)
-				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC}
+				// The garbage collector's target is the process's: only
+				// cells run one at a time set it, each for itself.
+				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC && s.Parallel <= 1}
 				if opt.Rounds != nil {
 					so.Progress = &prefixWriter{mu: &mu, w: opt.Status.Writer(opt.Rounds), prefix: label + ": "}
 				}
