@@ -25,6 +25,8 @@ func (t *proximalTerm) key(*stepSpec) string {
 	return "prox"
 }
 
+func (t *proximalTerm) gradientOnly() {}
+
 func (t *proximalTerm) check(*stepSpec) error {
 	if math.IsNaN(t.mu) || math.IsInf(t.mu, 0) {
 		return fmt.Errorf("model: proximal coefficient %v", t.mu)

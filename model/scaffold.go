@@ -29,6 +29,7 @@ func ScaffoldCorrection(correction Params) Term { return &scaffoldTerm{corr: cor
 type scaffoldTerm struct{ corr Params }
 
 func (t *scaffoldTerm) key(*stepSpec) string { return "scaffold" }
+func (t *scaffoldTerm) gradientOnly()        {}
 
 func (t *scaffoldTerm) check(s *stepSpec) error {
 	if err := s.e.arch.checkShapes(t.corr); err != nil {

@@ -61,6 +61,10 @@ type (
 		baseLoss(b *stepBuild) (loss *Node, sums []*Node)
 		trainable(s *stepSpec) []int
 	}
+	// gradientOnly is a Term that adds no loss, only changes gradients
+	// (SCAFFOLD's correction, the proximal term): it combines with a
+	// baseReplacer.
+	gradientOnly interface{ gradientOnly() }
 )
 
 // stepSpec is what a step graph is built for: the engine, the client's
@@ -145,11 +149,11 @@ func (e *Engine) newStepSpec(h heldSet, partial bool, terms []Term) (*stepSpec, 
 }
 
 // onlyGradientTerms reports whether every term beside the base replacer
-// only transforms gradients (SCAFFOLD's correction, the proximal term).
+// only transforms gradients.
 func onlyGradientTerms(s *stepSpec) bool {
 	for _, t := range s.terms {
 		switch t.(type) {
-		case baseReplacer, *scaffoldTerm, *proximalTerm:
+		case baseReplacer, gradientOnly:
 		default:
 			return false
 		}
