@@ -32,9 +32,9 @@ func TestOGMClients(t *testing.T) {
 	base := st.Base
 	base.Method = methods["ogm-ge"]
 	base.PerRound = 3
-	base.OGM = OGMOptions{Alpha: 0.8, StartRound: 2, EndRound: 2}
+	ogm := &OGMGE{Base: base, Options: OGMOptions{Alpha: 0.8, StartRound: 2, EndRound: 2}}
 	for round, want := range map[int]bool{1: false, 2: true, 3: false} {
-		ins, err := base.ConfigureFit(round, global, srv.Clients)
+		ins, err := ogm.ConfigureFit(round, global, srv.Clients)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestOGMClients(t *testing.T) {
 			}
 		}
 	}
-	ins, _ := base.ConfigureFit(2, global, srv.Clients)
+	ins, _ := ogm.ConfigureFit(2, global, srv.Clients)
 	for _, in := range ins {
 		res, err := locals[in.ClientID].Fit(context.Background(), in.Ins)
 		if err != nil {

@@ -11,18 +11,28 @@ import (
 func TestPMRFitSchedule(t *testing.T) {
 	o := PMROptions{Alpha: 2, Gamma: 0.3, EntropyRounds: 2, Binary: true, Momentum: 0.2}
 	for _, tc := range []struct {
-		method string
-		round  int
-		want   PMRFit
+		round int
+		want  PMRFit
 	}{
-		{"pmr", 1, PMRFit{On: true, Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
-		{"pmr", 2, PMRFit{On: true, Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
-		{"pmr", 3, PMRFit{On: true, Alpha: 2, Gamma: 0, Momentum: 0.2, Binary: true}}, // entropy only early
-		{"fedavg", 1, PMRFit{}},
+		{1, PMRFit{On: true, Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
+		{2, PMRFit{On: true, Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
+		{3, PMRFit{On: true, Alpha: 2, Gamma: 0, Momentum: 0.2, Binary: true}}, // entropy only early
 	} {
-		if got := pmrFit(methods[tc.method], o, tc.round); got != tc.want {
-			t.Errorf("%s round %d: %+v, want %+v", tc.method, tc.round, got, tc.want)
+		if got := pmrFit(o, tc.round); got != tc.want {
+			t.Errorf("round %d: %+v, want %+v", tc.round, got, tc.want)
 		}
+	}
+	// The strategy puts the round's recipe into every instruction; the
+	// plain strategy into none.
+	base := &ModalityAware{Method: methods["pmr"], PerRound: 2, Seed: 1, Layout: aggLayout}
+	clients := []ClientInfo{{ID: "a", Modalities: 3, NumSamples: 2}, {ID: "b", Modalities: 3, NumSamples: 2}}
+	global := aggParams(0, 0, 0, 0)
+	ins, err := (&PMR{Base: base, Options: o}).ConfigureFit(3, global, clients)
+	if err != nil || len(ins) != 2 || ins[1].Ins.Config.PMR != pmrFit(o, 3) {
+		t.Fatalf("PMR strategy: %+v, %v", ins, err)
+	}
+	if ins, _ := base.ConfigureFit(3, global, clients); ins[0].Ins.Config.PMR.On {
+		t.Fatal("the plain strategy sent a PMR recipe")
 	}
 }
 
@@ -36,7 +46,7 @@ func TestPMRClientFit(t *testing.T) {
 	idx := []int{0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 20, 21, 22, 30, 31, 40, 41, 50, 51}
 	plain := FitConfig{Round: 1, Epochs: 2, LR: 0.05, Seed: 3, C1: 2, WeightDecay: 1e-4, Momentum: 0.9}
 	pmr := plain
-	pmr.PMR = pmrFit(methods["pmr"], PMROptions{Alpha: 1, Gamma: 0.1, EntropyRounds: 5, Momentum: 0.2}, 1)
+	pmr.PMR = pmrFit(PMROptions{Alpha: 1, Gamma: 0.1, EntropyRounds: 5, Momentum: 0.2}, 1)
 	fit := func(has data.Mask, cfg FitConfig) FitRes {
 		c, err := NewLocalClient(e, train, idx, has)
 		if err != nil {

@@ -71,10 +71,6 @@ type ModalityAware struct {
 	Method   Method
 	Schedule Schedule
 	Options  FedCMIOptions
-	// PMR holds PMR's hyper-parameters (method pmr).
-	PMR PMROptions
-	// OGM configures OGM-GE when Method.OGM is set.
-	OGM OGMOptions
 	// PerRound is K, the number of clients sampled each round (all if
 	// larger than the number available).
 	PerRound int
@@ -155,7 +151,6 @@ func (s *ModalityAware) fitConfig(round int) FitConfig {
 			Temperature:      s.Options.Temperature,
 			Personalized:     s.Options.Personalized,
 		},
-		PMR: pmrFit(s.Method, s.PMR, round),
 	}
 	if s.Method.Prox {
 		cfg.Mu = s.Options.Mu
@@ -172,9 +167,6 @@ func (s *ModalityAware) fitConfig(round int) FitConfig {
 		cfg.FedCMI.Holdout = s.Options.Holdout
 		cfg.FedCMI.HoldoutSeed = rand.New(rand.NewPCG(s.Seed^0x686f6c646f7574, 0)).Uint64()
 	}
-	if s.Method.OGM && s.OGM.Active(round) {
-		cfg.OGM = OGMFit{On: true, Alpha: s.OGM.Alpha}
-	}
 	return cfg
 }
 
@@ -185,9 +177,6 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 	log := s.Logger
 	if log == nil {
 		log = slog.Default()
-	}
-	if s.Method.OGM {
-		logOGM(log, round, results)
 	}
 	var updates []Update
 	var stats []ClassStats

@@ -7,8 +7,8 @@ import (
 
 // baselineStrategy wraps base in the strategy of a baseline method that
 // has its own server side (SCAFFOLD's control variates, Harmony's stages,
-// FedMDrop's client and modality selection); every other method uses base
-// itself.
+// OGM-GE's and PMR's recipes, FedMDrop's client and modality selection,
+// ...); every other method uses base itself.
 func baselineStrategy(method fl.Method, base *fl.ModalityAware, cfg *config.Config) fl.Strategy {
 	switch {
 	case method.Scaffold:
@@ -17,6 +17,10 @@ func baselineStrategy(method fl.Method, base *fl.ModalityAware, cfg *config.Conf
 		return &fl.Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
 	case method.GB:
 		return &fl.GradBlend{Base: base, Smoothing: cfg.FedGB.Smoothing, Floor: cfg.FedGB.Floor}
+	case method.OGM:
+		return &fl.OGMGE{Base: base, Options: fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound}}
+	case method.PMR:
+		return &fl.PMR{Base: base, Options: pmrOptions(cfg)}
 	case method.Relearn:
 		return &fl.Relearn{Base: base, Lambda: cfg.FedRelearn.Lambda, Every: cfg.FedRelearn.Every, Rounds: cfg.Rounds}
 	case method.MDrop:

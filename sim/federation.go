@@ -174,12 +174,10 @@ func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger)
 			Warmup: cfg.FedCMI.Warmup, Mu: cfg.FedCMI.Mu, Personalized: cfg.FedCMI.Personalized,
 			Holdout: cfg.FedCMI.Holdout, Smoothing: cfg.FedCMI.Smoothing, ClassDirection: cfg.FedCMI.ClassDirection,
 		},
-		PMR:      pmrOptions(cfg),
 		PerRound: cfg.ClientsPerRound,
 		Seed:     cfg.Seed,
 		Layout:   layout,
 		Logger:   log,
-		OGM:      fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound},
 	}
 	side, err := serverSide(cfg, layout, log)
 	if err != nil {
