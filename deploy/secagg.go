@@ -53,16 +53,6 @@ func DefaultThreshold(n int) int { return max(2, (2*n+2)/3) }
 // privacy.
 const saScalars = 2
 
-// saModalities is the number of modalities M of a layout; group M is the
-// fusion head's.
-func saModalities(layout []model.ParamInfo) int {
-	nm := 0
-	for _, info := range layout {
-		nm = max(nm, info.Side+1)
-	}
-	return nm
-}
-
 // saGroup is the group of a parameter of a model of nm modalities.
 func saGroup(info model.ParamInfo, nm int) int {
 	if info.Side < 0 {
@@ -73,7 +63,7 @@ func saGroup(info model.ParamInfo, nm int) int {
 
 // saLengths returns the length of an input to each group.
 func saLengths(layout []model.ParamInfo) []int {
-	nm := saModalities(layout)
+	nm := fl.LayoutModalities(layout)
 	l := make([]int, nm+1)
 	for _, info := range layout {
 		l[saGroup(info, nm)] += info.Size()
@@ -167,7 +157,7 @@ func (c *Coordinator) openSecAgg(round int, global model.Params, ids []string) e
 		}
 		sa.mods[name] = p.mods
 		total += float64(p.samples)
-		m := secagg.Member{Name: name, Groups: saMemberGroups(p.mods, saModalities(c.cfg.Layout))}
+		m := secagg.Member{Name: name, Groups: saMemberGroups(p.mods, fl.LayoutModalities(c.cfg.Layout))}
 		sa.r.Members = append(sa.r.Members, m)
 		setup.Members = append(setup.Members, &fedcmipb.SecAggMember{Name: name, Groups: m.Groups})
 	}
@@ -360,7 +350,7 @@ func (c *Coordinator) saResults(sa *saRound, sums [][]uint64) (map[string]fl.Fit
 	out := sa.global.Clone()
 	var revealed data.Mask
 	unclipped := 0.0
-	nm := saModalities(c.cfg.Layout)
+	nm := fl.LayoutModalities(c.cfg.Layout)
 	off := make([]int, nm+1)
 	weights := make([]float64, nm+1)
 	for g, sum := range sums {

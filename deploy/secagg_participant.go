@@ -78,7 +78,7 @@ func saEncode(s *fedcmipb.SecAggSetup, layout []model.ParamInfo, groups uint32, 
 		return u
 	}
 	lengths := saLengths(layout)
-	nm := saModalities(layout)
+	nm := fl.LayoutModalities(layout)
 	out := make([][]uint64, len(lengths))
 	for g := range out {
 		if groups&(1<<g) == 0 {
@@ -126,7 +126,7 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 	// aborted tells a round that went on without this participant (the
 	// task is reported failed) from a lost connection (returned).
 	aborted := func(err error) bool { return status.Code(err) == codes.Aborted }
-	holds := saMemberGroups(p.Holds, saModalities(p.Layout))
+	holds := saMemberGroups(p.Holds, fl.LayoutModalities(p.Layout))
 	r, err := saRoundOf(s, p.Layout, holds)
 	if err != nil {
 		return fail(fmt.Errorf("deploy: task %s: %w", h.GetTaskId(), err))
