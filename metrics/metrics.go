@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Schema names the columns that vary by experiment.
@@ -12,6 +13,22 @@ type Schema struct {
 	Classes []string // class names, e.g. {"0","1",...}
 	// Privacy adds the epsilon column (runs with differential privacy).
 	Privacy bool
+}
+
+// SingleHeads returns the indices of the fused head (the first) and of the
+// single-modality heads ("<m>_only") among heads: what progress lines and
+// the report's accuracy figures show.
+func SingleHeads(heads []string) []int {
+	if len(heads) == 0 {
+		return nil
+	}
+	out := []int{0}
+	for i, h := range heads {
+		if i > 0 && strings.HasSuffix(h, "_only") {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // Validate reports the first problem with s: an empty or duplicate head

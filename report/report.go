@@ -345,7 +345,7 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 	)
 	switch kind {
 	case "accuracy", "dominance":
-		panels := singleHeads(heads) // fused and each single-modality head
+		panels := metrics.SingleHeads(heads) // fused and each single-modality head
 		ylabel := "test accuracy"
 		if kind == "dominance" {
 			panels = []int{-1}
@@ -414,11 +414,11 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 			which = "best-round"
 		}
 		if kind == "bars" {
-			for _, hd := range singleHeads(heads) {
+			for _, hd := range metrics.SingleHeads(heads) {
 				categories = append(categories, heads[hd])
 			}
 			for i, r := range rows {
-				for _, hd := range singleHeads(heads) {
+				for _, hd := range metrics.SingleHeads(heads) {
 					if hd < len(r.Acc) {
 						stats[i] = append(stats[i], r.Acc[hd])
 					}

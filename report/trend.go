@@ -63,7 +63,7 @@ func trendFigure(field string, settings []string, xs []float64, rows []metrics.R
 	}
 	accLo, accHi := opt.accuracyRange()
 	var plots []*plot.Plot
-	for _, hd := range singleHeads(heads) {
+	for _, hd := range metrics.SingleHeads(heads) {
 		p := newPlot(heads[hd], field, which+" test accuracy")
 		p.Add(plotter.NewGrid())
 		for _, m := range methods {
@@ -107,19 +107,4 @@ func trendSeries(rows []metrics.Row, xOf map[string]float64, method string, hd i
 	}
 	slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.X, b.X) })
 	return pts
-}
-
-// singleHeads returns the indices of the fused head (the first) and of the
-// single-modality heads ("<m>_only"), the panels of the accuracy figures.
-func singleHeads(heads []string) []int {
-	out := []int{0}
-	for i, h := range heads {
-		if i > 0 && strings.HasSuffix(h, "_only") {
-			out = append(out, i)
-		}
-	}
-	if len(heads) == 0 {
-		return nil
-	}
-	return out
 }

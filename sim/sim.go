@@ -719,14 +719,14 @@ func gcPercent(set *data.Set, updateValues int) (percent, bytes int) {
 // model.HeadNames), "fused 0.9800  audio_only 0.9300  ...".
 func ProgressHeads(names []string, acc []float64) string {
 	var b strings.Builder
-	for h, name := range names {
-		if h >= len(acc) || h > 0 && !strings.HasSuffix(name, "_only") {
+	for _, h := range metrics.SingleHeads(names) {
+		if h >= len(acc) {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteString("  ")
 		}
-		fmt.Fprintf(&b, "%s %.4f", name, acc[h])
+		fmt.Fprintf(&b, "%s %.4f", names[h], acc[h])
 	}
 	return b.String()
 }
