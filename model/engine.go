@@ -476,11 +476,11 @@ type Local struct {
 	start []*tensors.Tensor
 	// anchors[i] is the proximal term's anchor of layout tensor i (nil
 	// without the term) and mu its coefficient.
-	anchors      [][]float32
-	mu           float32
-	hyper        []float32
-	lr, wd, beta float32
-	terms        []termSession
+	anchors  [][]float32
+	mu       float32
+	hyper    []float32
+	wd, beta float32
+	terms    []termSession
 	// pads holds reusable host buffers for padded inputs.
 	padX     [][]float32
 	padY     []int32

@@ -40,7 +40,7 @@ func (harmonyTerm) check(s *stepSpec) error {
 func (harmonyTerm) inputs(*stepSpec) []shapes.Shape { return nil }
 func (harmonyTerm) build(*stepBuild, []*Node)       {}
 
-func (harmonyTerm) session(*stepSpec) (termSession, error) { return constSession{}, nil }
+func (harmonyTerm) session(*stepSpec) (termSession, error) { return noInputs{}, nil }
 
 func (harmonyTerm) baseLoss(b *stepBuild) (*Node, []*Node) {
 	return harmonyUnimodalLoss(b.net, b.x, b.onehot, b.mask)

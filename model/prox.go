@@ -6,7 +6,6 @@ import (
 
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
-	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // Proximal returns FedProx's proximal term (Li et al., "Federated
@@ -48,21 +47,9 @@ func (t *proximalTerm) session(*stepSpec) (termSession, error) {
 // step: coefficient * (w - the start parameters).
 type anchorer interface{ coefficient() float32 }
 
-type proxSession struct{ mu float32 }
-
-func (proxSession) args(*Batch, int) ([]*tensors.Tensor, error) { return nil, nil }
-func (proxSession) consume([]*tensors.Tensor, *StepStats)       {}
-func (p proxSession) coefficient() float32                      { return p.mu }
-
-// constSession is the host side of a term whose only input is a constant
-// vector (or that has no input, v nil).
-type constSession struct{ v []float32 }
-
-func (c constSession) args(*Batch, int) ([]*tensors.Tensor, error) {
-	if c.v == nil {
-		return nil, nil
-	}
-	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(c.v, len(c.v))}, nil
+type proxSession struct {
+	noInputs
+	mu float32
 }
 
-func (constSession) consume([]*tensors.Tensor, *StepStats) {}
+func (p proxSession) coefficient() float32 { return p.mu }

@@ -47,6 +47,13 @@ type termSession interface {
 	consume(outs []*tensors.Tensor, st *StepStats)
 }
 
+// noInputs is the host side of a term without per-step inputs or
+// outputs.
+type noInputs struct{}
+
+func (noInputs) args(*Batch, int) ([]*tensors.Tensor, error) { return nil, nil }
+func (noInputs) consume([]*tensors.Tensor, *StepStats)       {}
+
 // Optional parts of a Term.
 type (
 	// startReader is a Term that reads the start-of-round parameters.
