@@ -149,10 +149,7 @@ func (g *GradBlend) AggregateFit(round int, global model.Params, results []Resul
 	if err != nil {
 		return next, err
 	}
-	log := g.Base.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := g.Base.logger()
 	v, t, rows := pooledLosses(results, 1+g.Base.numModalities(), log, round)
 	if rows == 0 {
 		return next, nil

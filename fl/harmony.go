@@ -2,7 +2,6 @@ package fl
 
 import (
 	"errors"
-	"log/slog"
 
 	"github.com/fedcmi/fedcmi/model"
 )
@@ -70,10 +69,7 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 		return nil, ErrNoMultimodalClients
 	}
 	if round == h.UnimodalRounds+1 {
-		log := h.Base.Logger
-		if log == nil {
-			log = slog.Default()
-		}
+		log := h.Base.logger()
 		log.Info("harmony: federated fusion learning starts", "round", round, "multimodal_clients", len(multi))
 	}
 	return h.Base.ConfigureFit(round, global, multi)

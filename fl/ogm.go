@@ -40,17 +40,17 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 	}
 }
 
-// OGMGE is OGM-GE's server side: Base's instructions, telling clients to
-// modulate in the rounds Options makes active, and a log of the
-// coefficients the clients report.
+// OGMGE is OGM-GE's server side: ModalityAware, telling clients to
+// modulate in the rounds Options makes active and logging the coefficients
+// the clients report.
 type OGMGE struct {
-	Base    *ModalityAware
+	*ModalityAware
 	Options OGMOptions
 }
 
 // ConfigureFit implements Strategy.
 func (o *OGMGE) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
-	ins, err := o.Base.ConfigureFit(round, global, clients)
+	ins, err := o.ModalityAware.ConfigureFit(round, global, clients)
 	if o.Options.Active(round) {
 		for k := range ins {
 			ins[k].Ins.Config.OGM = OGMFit{On: true, Alpha: o.Options.Alpha}
@@ -59,22 +59,12 @@ func (o *OGMGE) ConfigureFit(round int, global model.Params, clients []ClientInf
 	return ins, err
 }
 
-// AggregateFit implements Strategy: Base's, after logging the round's
-// mean coefficients.
+// AggregateFit implements Strategy: ModalityAware's, after logging the
+// round's mean coefficients.
 func (o *OGMGE) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
-	log := o.Base.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	logOGM(log, round, results)
-	return o.Base.AggregateFit(round, global, results, failures)
+	logOGM(o.logger(), round, results)
+	return o.ModalityAware.AggregateFit(round, global, results, failures)
 }
-
-// MarshalState implements Stateful: Base's state.
-func (o *OGMGE) MarshalState() ([]byte, error) { return o.Base.MarshalState() }
-
-// UnmarshalState implements Stateful.
-func (o *OGMGE) UnmarshalState(b []byte) error { return o.Base.UnmarshalState(b) }
 
 var (
 	_ Strategy = (*OGMGE)(nil)

@@ -32,7 +32,7 @@ func TestOGMClients(t *testing.T) {
 	base := st.Base
 	base.Method = methods["ogm-ge"]
 	base.PerRound = 3
-	ogm := &OGMGE{Base: base, Options: OGMOptions{Alpha: 0.8, StartRound: 2, EndRound: 2}}
+	ogm := &OGMGE{ModalityAware: base, Options: OGMOptions{Alpha: 0.8, StartRound: 2, EndRound: 2}}
 	for round, want := range map[int]bool{1: false, 2: true, 3: false} {
 		ins, err := ogm.ConfigureFit(round, global, srv.Clients)
 		if err != nil {

@@ -56,32 +56,21 @@ func (c *PMRFit) validate() error {
 	return finite("PMR alpha", c.Alpha, "PMR gamma", c.Gamma, "PMR momentum", c.Momentum)
 }
 
-// PMR is PMR's server side: Base's instructions, with the round's PMR
-// recipe (the entropy regulariser only in the first EntropyRounds).
+// PMR is PMR's server side: ModalityAware, with the round's PMR recipe
+// (the entropy regulariser only in the first EntropyRounds).
 type PMR struct {
-	Base    *ModalityAware
+	*ModalityAware
 	Options PMROptions
 }
 
 // ConfigureFit implements Strategy.
 func (p *PMR) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
-	ins, err := p.Base.ConfigureFit(round, global, clients)
+	ins, err := p.ModalityAware.ConfigureFit(round, global, clients)
 	for k := range ins {
 		ins[k].Ins.Config.PMR = pmrFit(p.Options, round)
 	}
 	return ins, err
 }
-
-// AggregateFit implements Strategy: Base's.
-func (p *PMR) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
-	return p.Base.AggregateFit(round, global, results, failures)
-}
-
-// MarshalState implements Stateful: Base's state.
-func (p *PMR) MarshalState() ([]byte, error) { return p.Base.MarshalState() }
-
-// UnmarshalState implements Stateful.
-func (p *PMR) UnmarshalState(b []byte) error { return p.Base.UnmarshalState(b) }
 
 var (
 	_ Strategy = (*PMR)(nil)

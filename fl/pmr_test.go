@@ -27,7 +27,7 @@ func TestPMRFitSchedule(t *testing.T) {
 	base := &ModalityAware{Method: methods["pmr"], PerRound: 2, Seed: 1, Layout: aggLayout}
 	clients := []ClientInfo{{ID: "a", Modalities: 3, NumSamples: 2}, {ID: "b", Modalities: 3, NumSamples: 2}}
 	global := aggParams(0, 0, 0, 0)
-	ins, err := (&PMR{Base: base, Options: o}).ConfigureFit(3, global, clients)
+	ins, err := (&PMR{ModalityAware: base, Options: o}).ConfigureFit(3, global, clients)
 	if err != nil || len(ins) != 2 || ins[1].Ins.Config.PMR != pmrFit(o, 3) {
 		t.Fatalf("PMR strategy: %+v, %v", ins, err)
 	}

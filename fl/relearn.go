@@ -107,10 +107,7 @@ func (r *Relearn) AggregateFit(round int, global model.Params, results []Result,
 	if err != nil || next == nil || !r.Diagnoses(round) {
 		return next, err
 	}
-	log := r.Base.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := r.Base.logger()
 	nm := r.Base.numModalities()
 	gaps, n := pooledGaps(results, nm, log, round)
 	next = next.Clone()

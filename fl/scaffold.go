@@ -5,7 +5,6 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
 
@@ -86,10 +85,7 @@ func (s *Scaffold) ConfigureFit(round int, global model.Params, clients []Client
 // AggregateFit implements Strategy. A result whose parameters or control
 // update do not match the layout is rejected and logged, for both x and c.
 func (s *Scaffold) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
-	log := s.Base.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := s.Base.logger()
 	var updates []Update
 	var deltas []ControlUpdate
 	for _, r := range results {

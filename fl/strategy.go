@@ -89,6 +89,14 @@ type ModalityAware struct {
 	table *DominanceTable
 }
 
+// logger is Logger, or slog.Default() without one.
+func (s *ModalityAware) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
 // numModalities is the model's number of modalities, M.
 func (s *ModalityAware) numModalities() int { return LayoutModalities(s.Layout) }
 
@@ -174,10 +182,7 @@ func (s *ModalityAware) fitConfig(round int) FitConfig {
 // (names, shapes, non-finite values) or claim no samples are rejected and
 // logged, never averaged in.
 func (s *ModalityAware) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := s.logger()
 	var updates []Update
 	var stats []ClassStats
 	var unclipped []float64

@@ -18,9 +18,9 @@ func baselineStrategy(method fl.Method, base *fl.ModalityAware, cfg *config.Conf
 	case method.GB:
 		return &fl.GradBlend{Base: base, Smoothing: cfg.FedGB.Smoothing, Floor: cfg.FedGB.Floor}
 	case method.OGM:
-		return &fl.OGMGE{Base: base, Options: fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound}}
+		return &fl.OGMGE{ModalityAware: base, Options: fl.OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound}}
 	case method.PMR:
-		return &fl.PMR{Base: base, Options: pmrOptions(cfg)}
+		return &fl.PMR{ModalityAware: base, Options: pmrOptions(cfg)}
 	case method.Relearn:
 		return &fl.Relearn{Base: base, Lambda: cfg.FedRelearn.Lambda, Every: cfg.FedRelearn.Every, Rounds: cfg.Rounds}
 	case method.MDrop:
