@@ -204,6 +204,20 @@ func TestLargeModel(t *testing.T) {
 	t.Logf("model bytes sent %.1f MiB, received %.1f MiB", sent/(1<<20), value(met.BytesIn)/(1<<20))
 }
 
+// loopback runs cfg as a federation over loopback gRPC without TLS: the
+// coordinator and one participant per client, each on its shard.
+func loopback(t *testing.T, cfg config.Config) *sim.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
+	for i := range cfg.Clients {
+		shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
+	}
+	return federated(t, done, nil)
+}
+
 // threeModalities makes cfg's synthetic data three modalities, the third
 // of middling signal, with multimodal clients holding all three.
 func threeModalities(cfg *config.Config) {
@@ -231,14 +245,7 @@ func TestThreeModalitiesEqualsSimulation(t *testing.T) {
 			if n := len(want.Rounds[0].Heads); n != 10 {
 				t.Fatalf("%d heads, want 10 for three modalities", n)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			l := listen(t)
-			done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
-			for i := range cfg.Clients {
-				shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
-			}
-			sameRun(t, federated(t, done, nil), want)
+			sameRun(t, loopback(t, cfg), want)
 		})
 	}
 }
@@ -253,14 +260,7 @@ func TestEveryMethodEqualsSimulation(t *testing.T) {
 			cfg.Method = method
 			cfg.Harmony.UnimodalRounds = 1
 			want := simulate(t, cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			l := listen(t)
-			done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
-			for i := range cfg.Clients {
-				shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
-			}
-			sameRun(t, federated(t, done, nil), want)
+			sameRun(t, loopback(t, cfg), want)
 		})
 	}
 }

@@ -60,14 +60,7 @@ func TestClientPrivacyOverTheWire(t *testing.T) {
 	cfg.DP.Clip, cfg.DP.NoiseMultiplier, cfg.DP.Noise = 0.5, 0.5, "client"
 	cfg.DP.Adaptive, cfg.DP.CountStd = true, 1
 	want := simulate(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l := listen(t)
-	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
-	for i := range cfg.Clients {
-		shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", nil)
-	}
-	got := federated(t, done, nil)
+	got := loopback(t, cfg)
 	sameRun(t, got, want)
 	for _, r := range got.Rounds {
 		if !(r.Epsilon > 0) || math.IsInf(r.Epsilon, 0) {

@@ -11,20 +11,19 @@ import (
 	"testing"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
+	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
 	"github.com/fedcmi/fedcmi/tensorboard"
 )
 
-// TestEvalAndTensorBoard runs a small simulation with tensorboard: true,
-// then scores its saved model with eval on the simulation's own test set,
-// written as npz files: with both modalities eval must reproduce the last
-// round's five accuracies, without one (missing from the file, or
-// dropped) the two heads that read only the other. The event file must
-// hold every round's fused accuracy.
-func TestEvalAndTensorBoard(t *testing.T) {
-	dir := t.TempDir()
-	yml := "rounds: 2\nclients: 4\nclients_per_round: 2\ntensorboard: true\ndata:\n  min_size: 5\n  synthetic:\n    train_per_class: 30\n    test_per_class: 10\n"
+// simulatedRun runs `fedcmi simulate` on the experiment yml in a temporary
+// directory and returns the directory, the run's directory, its metrics
+// and the experiment's raw (unstandardised) test set.
+func simulatedRun(t *testing.T, yml string) (dir, runDir string, schema metrics.Schema, rounds []metrics.Round, test *data.Set) {
+	t.Helper()
+	dir = t.TempDir()
 	exp := filepath.Join(dir, "exp.yaml")
 	if err := os.WriteFile(exp, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
@@ -33,23 +32,33 @@ func TestEvalAndTensorBoard(t *testing.T) {
 	if code := run(context.Background(), []string{"simulate", "-c", exp, "-out_dir", dir}, &stdout, &stderr); code != 0 {
 		t.Fatalf("simulate: exit %d\n%s", code, stderr.String())
 	}
-	runDir := filepath.Join(dir, "fedcmi-synthetic-seed1")
+	runDir = filepath.Join(dir, "fedcmi-synthetic-seed1")
 	schema, rounds, err := rundir.ReadMetrics(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := rounds[len(rounds)-1]
-
-	// The raw (unstandardised) test set of the same experiment.
 	cfg := config.Default()
 	if err := cfg.LoadFile(exp); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Data.Standardize = false
-	_, test, _, err := sim.LoadData(context.Background(), &cfg, nil)
+	_, test, _, err = sim.LoadData(context.Background(), &cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, runDir, schema, rounds, test
+}
+
+// TestEvalAndTensorBoard runs a small simulation with tensorboard: true,
+// then scores its saved model with eval on the simulation's own test set,
+// written as npz files: with both modalities eval must reproduce the last
+// round's five accuracies, without one (missing from the file, or
+// dropped) the two heads that read only the other. The event file must
+// hold every round's fused accuracy.
+func TestEvalAndTensorBoard(t *testing.T) {
+	dir, runDir, schema, rounds, test := simulatedRun(t, "rounds: 2\nclients: 4\nclients_per_round: 2\ntensorboard: true\ndata:\n  min_size: 5\n  synthetic:\n    train_per_class: 30\n    test_per_class: 10\n")
+	last := rounds[len(rounds)-1]
+	var stdout, stderr bytes.Buffer
 	all := span(0, test.Len())
 	both := filepath.Join(dir, "test.npz")
 	writeSet(t, both, test, all)
@@ -147,34 +156,12 @@ func TestEvalAndTensorBoard(t *testing.T) {
 // dropped, the heads that read only the others, the fused head without
 // the dropped one included.
 func TestEvalThreeModalities(t *testing.T) {
-	dir := t.TempDir()
-	yml := "rounds: 2\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  synthetic:\n    modalities: [audio, visual, text]\n    dims: [8, 8, 6]\n    signal: [1, 0.35, 0.6]\n    train_per_class: 30\n    test_per_class: 10\n"
-	exp := filepath.Join(dir, "exp.yaml")
-	if err := os.WriteFile(exp, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"simulate", "-c", exp, "-out_dir", dir}, &stdout, &stderr); code != 0 {
-		t.Fatalf("simulate: exit %d\n%s", code, stderr.String())
-	}
-	runDir := filepath.Join(dir, "fedcmi-synthetic-seed1")
-	schema, rounds, err := rundir.ReadMetrics(runDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, runDir, schema, rounds, test := simulatedRun(t, "rounds: 2\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  synthetic:\n    modalities: [audio, visual, text]\n    dims: [8, 8, 6]\n    signal: [1, 0.35, 0.6]\n    train_per_class: 30\n    test_per_class: 10\n")
 	want := map[string]float64{}
 	for i, h := range schema.Heads {
 		want[h] = rounds[len(rounds)-1].Heads[i]
 	}
-	cfg := config.Default()
-	if err := cfg.LoadFile(exp); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Data.Standardize = false
-	_, test, _, err := sim.LoadData(context.Background(), &cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var stdout, stderr bytes.Buffer
 	all := filepath.Join(dir, "test.npz")
 	writeSet(t, all, test, span(0, test.Len()))
 	for _, tc := range []struct {
