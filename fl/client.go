@@ -311,10 +311,7 @@ func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
 	}
 	m.RhoSum += rho
 	m.RhoBatches++
-	first := true
-	for _, v := range st.SumP[1:] {
-		first = first && st.SumP[0] > v
-	}
+	first := teacherOf(st.SumP) == 0
 	switch {
 	case dir != nil:
 		n := 0

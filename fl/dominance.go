@@ -92,14 +92,23 @@ func (s ClassStats) Means() [][]float64 {
 // teacher (ties, and statistics without samples, go to the later modality,
 // as the method's rule rho > 1 gives modality 1 a tie between two).
 func (s ClassStats) Teacher() int {
-	best, bestSum := 0, math.Inf(-1)
+	totals := make([]float64, len(s.Sum))
 	for m := range s.Sum {
-		var v float64
 		for c := range s.Len() {
-			v += s.Sum[m][c]
+			totals[m] += s.Sum[m][c]
 		}
-		if v >= bestSum {
-			best, bestSum = m, v
+	}
+	return teacherOf(totals)
+}
+
+// teacherOf returns the modality of the largest of sums, the infiltration
+// teacher of the method's rule (model.Batch.Dir 0): ties go to the later
+// modality, as rho > 1 gives modality 1 a tie between two.
+func teacherOf(sums []float64) int {
+	best := 0
+	for m, v := range sums {
+		if v >= sums[best] {
+			best = m
 		}
 	}
 	return best

@@ -52,6 +52,7 @@ func (s *Server) Run(ctx context.Context, global model.Params, first, last int) 
 	if log == nil {
 		log = slog.Default()
 	}
+	heads := model.NumHeads(paramModalities(global))
 	start := time.Now()
 	for round := first; round <= last; round++ {
 		if err := ctx.Err(); err != nil {
@@ -85,7 +86,7 @@ func (s *Server) Run(ctx context.Context, global model.Params, first, last int) 
 		} else {
 			global = next
 		}
-		m := roundMetrics(round, results, failures, model.NumHeads(paramModalities(global)))
+		m := roundMetrics(round, results, failures, heads)
 		if s.Evaluate != nil {
 			ev, err := s.Evaluate(ctx, global)
 			if err != nil {
