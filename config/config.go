@@ -287,14 +287,6 @@ func Default() Config {
 	}
 }
 
-// Methods lists the method names Validate accepts. Package fl defines the
-// methods; a test in package sim keeps the two lists equal.
-var Methods = []string{
-	"fedavg-fused", "fedavg", "fedprox", "fedcmi", "fedcmi-noinf", "fedcmi-notemp", "fedcmi-noprox",
-	"fedcmi-teacher", "fedcmi-holdout", "fedcmi-fedstats", "fedcmi-fedstats-holdout",
-	"scaffold", "ogm-ge", "harmony", "pmr", "fedmdrop", "fedgb", "fedrelearn",
-}
-
 // FieldError is a configuration error located at a field.
 type FieldError struct {
 	// Path is the dotted YAML path of the field, e.g. "train.lr".
@@ -429,7 +421,6 @@ func (c *Config) checkName() error {
 var weightRange = fmt.Sprintf("must be in [0, %d]", MaxWeight)
 
 var (
-	methodNames    = Methods
 	sourceNames    = []string{"synthetic", "npz", "mfeat", "avdigits", "cremad", "ave", "crisismmd"}
 	partitionNames = []string{"dirichlet", "iid", "group"}
 )
@@ -500,7 +491,10 @@ func (c *Config) checkFinite() error {
 	return nil
 }
 
-// Validate reports the first invalid field.
+// Validate reports the first invalid field. The method's name, and the
+// settings only its definition can judge, are checked by
+// fl.CheckConfig, which calls Validate first: package fl holds the
+// method registry.
 func (c *Config) Validate() error {
 	if err := c.checkFinite(); err != nil {
 		return err
@@ -620,7 +614,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, e := range []error{
-		oneOf("method", c.Method, methodNames),
 		oneOf("data.source", c.Data.Source, sourceNames),
 		oneOf("data.partition", c.Data.Partition, partitionNames),
 		oneOf("model.projector", c.Model.Projector, []string{"linear", "mlp"}),
@@ -651,17 +644,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// dpRefused are the methods whose clients send more than their model
-// update (control variates, statistics, prototypes) or whose sampling is
-// not uniform, so that the DP-FedAvg guarantee would not hold.
-var dpRefused = map[string]string{
-	"scaffold":                "its control variates reveal the unclipped update",
-	"fedmdrop":                "its clients send prototypes and its server selects clients by their statistics",
-	"harmony":                 "its fusion stage samples only multimodal clients",
-	"fedcmi-fedstats":         "its clients send per-class statistics",
-	"fedcmi-fedstats-holdout": "its clients send per-class statistics",
 }
 
 // validateServer checks the server, dp and attack sections.
@@ -711,9 +693,6 @@ func (c *Config) validateServer() error {
 		}
 	}
 	if d.Clip > 0 {
-		if why, ok := dpRefused[c.Method]; ok {
-			return fieldErr("dp.clip", "differential privacy is not available for method %s: %s", c.Method, why)
-		}
 		if d.Adaptive && d.NoiseMultiplier > 0 && !(d.NoiseMultiplier < 2*c.DPCountStd()) {
 			return fieldErr("dp.noise_multiplier", "must be < 2 * dp.count_std = %v with adaptive clipping (the noise is split between the updates and the count; raise dp.count_std)", 2*c.DPCountStd())
 		}

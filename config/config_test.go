@@ -63,7 +63,6 @@ func TestErrors(t *testing.T) {
 		mut  func(*Config)
 		path string
 	}{
-		{func(c *Config) { c.Method = "fedsgd" }, "method"},
 		{func(c *Config) { c.Train.LR = 0 }, "train.lr"},
 		{func(c *Config) { c.Train.LRMin = 1 }, "train.lr_min"},
 		{func(c *Config) { c.FedCMI.C3 = -1 }, "fedcmi.c3"},

@@ -42,7 +42,6 @@ func TestServerSettings(t *testing.T) {
 		{"delta 0", func(c *Config) { dp(c); c.DP.Delta = 0 }, "dp.delta", ""},
 		{"noise where", func(c *Config) { dp(c); c.DP.Noise = "both" }, "dp.noise", ""},
 		{"dp median", func(c *Config) { dp(c); c.Server.Aggregator = "median" }, "server.aggregator", "needs mean"},
-		{"dp scaffold", func(c *Config) { dp(c); c.Method = "scaffold" }, "dp.clip", "not available for method scaffold"},
 		{"dp fedavg", func(c *Config) { dp(c); c.Method = "fedavg" }, "", ""},
 		// 10 per round: count std 0.5, z must be < 1.
 		{"adaptive split", func(c *Config) { dp(c); c.DP.Adaptive = true }, "dp.noise_multiplier", "2 * dp.count_std"},

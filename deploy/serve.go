@@ -162,7 +162,7 @@ func beforeFirstSave(dir, digest string) error {
 // every round. Given the same config, seed and participants (fedcmi join
 // -shard), the metrics equal the simulation's.
 func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Result, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := fl.CheckConfig(&cfg); err != nil {
 		return nil, err
 	}
 	if cfg.Attack.Clients > 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fedcmi/fedcmi/config"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -12,6 +13,17 @@ import (
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
+
+// mdropMethod registers FedMDrop (methods).
+var mdropMethod = Method{Name: "fedmdrop",
+	SingleUpdates: "its server selects participants and modalities from each participant's reported prototypes and modality ratio",
+	NoDP:          "its clients send prototypes and its server selects clients by their statistics",
+	TwoModalities: "fedcmi's FedMDrop keeps prototypes, modality-pair distances and drop masks for two modalities; not generalised yet",
+	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
+		o := cfg.FedMDrop
+		return &FedMDrop{ModalityAware: *base, Options: FedMDropOptions{Alpha: o.Alpha, Threshold: o.Threshold, Subsample: o.Subsample}}
+	},
+	Doc: "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"}
 
 // FedMDrop is balanced modality selection for multimodal FL (Fan, Xu, Wang,
 // Huo, Chen, Guo, "Overcome Modal Bias in Multi-modal Federated Learning via

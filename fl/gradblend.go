@@ -3,6 +3,7 @@ package fl
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/fedcmi/fedcmi/config"
 	"log/slog"
 	"math"
 	"slices"
@@ -10,6 +11,19 @@ import (
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
+
+// gbMethod registers fedgb (methods).
+var gbMethod = Method{Name: "fedgb", SumsOnly: true,
+	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
+		return &GradBlend{Base: base, Smoothing: cfg.FedGB.Smoothing, Floor: cfg.FedGB.Floor}
+	},
+	Check: func(cfg *config.Config, nm int) error {
+		if nh := 1 + nm; cfg.FedGB.Floor*float64(nh) > 1 {
+			return &config.FieldError{Path: "fedgb.floor", Err: fmt.Errorf("%v: the %d heads of %d modalities cannot each keep that share; at most 1/%d", cfg.FedGB.Floor, nh, nm, nh)}
+		}
+		return nil
+	},
+	Doc: "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"}
 
 // GradBlend is fedgb, gradient blending (Wang, Tran, Feiszli, "What Makes
 // Training Multi-Modal Classification Networks Hard?", CVPR 2020) in

@@ -71,7 +71,7 @@ func TestGBState(t *testing.T) {
 
 func TestGradBlendStrategy(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	base := &ModalityAware{Method: Method{Name: "fedgb", GB: true}, PerRound: 2, Layout: aggLayout,
+	base := &ModalityAware{Method: gbMethod, PerRound: 2, Layout: aggLayout,
 		Schedule: Schedule{Rounds: 10, Epochs: 1, LR: 0.1}, Options: FedCMIOptions{C1: 2}, Logger: quiet}
 	g := &GradBlend{Base: base, Smoothing: 0.5, Floor: 0.05}
 	global := aggParams(0, 0, 0, 0)

@@ -2,9 +2,18 @@ package fl
 
 import (
 	"errors"
+	"github.com/fedcmi/fedcmi/config"
 
 	"github.com/fedcmi/fedcmi/model"
 )
+
+// harmonyMethod registers Harmony (methods).
+var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
+	NoDP: "its fusion stage samples only multimodal clients",
+	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
+		return &Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
+	},
+	Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"}
 
 // Harmony is the two-stage schedule of Harmony (Ouyang, Xie, Fu, Cheng,
 // Pan, Ling, Xing, Zhou, Huang, "Harmony: Heterogeneous Multi-Modal

@@ -4,10 +4,16 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/fedcmi/fedcmi/config"
 )
 
-// Method says what clients optimise; every method shares the server side
-// (modality-aware averaging).
+// Method is one entry of the method registry (methods, below): what
+// clients optimise under the shared FedCMI recipe (the flags up to
+// Holdout), and the method's own server side (Server), which chooses its
+// clients' recipe (FitConfig.Recipe) and through it their share of a round
+// (Recipe.hooks). A method's code lives in its own file; its entry in
+// methods is the one line that registers it.
 type Method struct {
 	// Name is the name users select it by.
 	Name string
@@ -28,23 +34,21 @@ type Method struct {
 	// Holdout makes multimodal clients set a slice of their data aside to
 	// measure dominance on (FedCMIOptions.Holdout of each class).
 	Holdout bool
-	// Scaffold uses SCAFFOLD's control variates (strategy Scaffold).
-	Scaffold bool
-	// OGM modulates encoder gradients with OGM-GE (multimodal clients).
-	OGM bool
-	// Harmony trains in Harmony's two stages (strategy Harmony).
-	Harmony bool
-	// PMR adds PMR's prototype loss on multimodal clients (pmr.go).
-	PMR bool
-	// MDrop runs FedMDrop's server (client and modality selection, global
-	// prototypes) and its modal enhancement loss (fedmdrop.go).
-	MDrop bool
-	// GB weights the multimodal loss's heads by gradient blending
-	// (gradblend.go).
-	GB bool
-	// Relearn diagnoses each modality's learning state and softly
-	// re-initialises the encoders that learn too fast (relearn.go).
-	Relearn bool
+	// Server builds the method's own server side around base, the shared
+	// modality-aware strategy, from the experiment's settings (its config
+	// block); nil means base itself.
+	Server func(base *ModalityAware, cfg *config.Config) Strategy
+	// Check, if set, checks the experiment's settings against the data's
+	// nm modalities beyond what config.Validate can (errors name the
+	// field, config.FieldError).
+	Check func(cfg *config.Config, nm int) error
+	// ClientState says that clients carry state from round to round
+	// (SCAFFOLD's control variates), which a checkpoint must hold.
+	ClientState bool
+	// NoDP, if not empty, says why client-level differential privacy
+	// (dp.clip) does not hold for the method: its clients send more than
+	// their clipped update, or its sampling is not uniform.
+	NoDP string
 	// TwoModalities, if not empty, says why the method is defined for
 	// exactly two modalities (CheckModalities refuses others).
 	TwoModalities string
@@ -67,35 +71,74 @@ func (m Method) CheckModalities(nm int) error {
 	return nil
 }
 
-var methods = map[string]Method{
-	"fedavg":        {Name: "fedavg", SumsOnly: true, Doc: "FedAvg with modality-aware averaging and the unimodal self-head losses (fedcmi.c1) on multimodal clients"},
-	"fedavg-fused":  {Name: "fedavg-fused", SumsOnly: true, FusedOnly: true, Doc: "FedAvg as in the FedCMI paper and the authors' code: fused cross-entropy only on multimodal clients (fedcmi.c1 ignored, 0)"},
-	"fedprox":       {Name: "fedprox", SumsOnly: true, Prox: true, Doc: "FedProx: FedAvg plus the proximal term mu"},
-	"fedcmi":        {Name: "fedcmi", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Doc: "FedCMI: cross-modal infiltration with class-wise temperatures and the proximal term"},
-	"fedcmi-noinf":  {Name: "fedcmi-noinf", SumsOnly: true, ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
-	"fedcmi-notemp": {Name: "fedcmi-notemp", SumsOnly: true, Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
-	"fedcmi-noprox": {Name: "fedcmi-noprox", SumsOnly: true, Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
-	"fedcmi-teacher": {Name: "fedcmi-teacher", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceTeacher,
+// methods is the registry: one line per method. Entries with a server side
+// of their own are defined in the method's file.
+var methods = register(
+	Method{Name: "fedavg", SumsOnly: true, Doc: "FedAvg with modality-aware averaging and the unimodal self-head losses (fedcmi.c1) on multimodal clients"},
+	Method{Name: "fedavg-fused", SumsOnly: true, FusedOnly: true, Doc: "FedAvg as in the FedCMI paper and the authors' code: fused cross-entropy only on multimodal clients (fedcmi.c1 ignored, 0)"},
+	Method{Name: "fedprox", SumsOnly: true, Prox: true, Doc: "FedProx: FedAvg plus the proximal term mu"},
+	Method{Name: "fedcmi", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Doc: "FedCMI: cross-modal infiltration with class-wise temperatures and the proximal term"},
+	Method{Name: "fedcmi-noinf", SumsOnly: true, ClassTemperature: true, Prox: true, Doc: "FedCMI ablation without infiltration (model and proximal term kept)"},
+	Method{Name: "fedcmi-notemp", SumsOnly: true, Infiltration: true, Prox: true, Doc: "FedCMI ablation with the global temperature instead of class-wise ones"},
+	Method{Name: "fedcmi-noprox", SumsOnly: true, Infiltration: true, ClassTemperature: true, Doc: "FedCMI ablation without the proximal term"},
+	Method{Name: "fedcmi-teacher", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceTeacher,
 		Doc: "FedCMI variant: direction and temperatures from the received global model on the client's data, fixed per round"},
-	"fedcmi-holdout": {Name: "fedcmi-holdout", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceHoldout, Holdout: true,
+	Method{Name: "fedcmi-holdout", SumsOnly: true, Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceHoldout, Holdout: true,
 		Doc: "FedCMI variant: direction and temperatures from the global model on a held-out slice the client never trains on"},
-	"fedcmi-fedstats": {Name: "fedcmi-fedstats", SingleUpdates: "its server pools each participant's per-class statistics", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated,
+	Method{Name: "fedcmi-fedstats", SingleUpdates: "its server pools each participant's per-class statistics", NoDP: "its clients send per-class statistics", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated,
 		Doc: "FedCMI variant: direction and temperatures from per-class statistics pooled by the server over clients and rounds"},
-	"fedcmi-fedstats-holdout": {Name: "fedcmi-fedstats-holdout", SingleUpdates: "its server pools each participant's per-class statistics", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
+	Method{Name: "fedcmi-fedstats-holdout", SingleUpdates: "its server pools each participant's per-class statistics", NoDP: "its clients send per-class statistics", Infiltration: true, ClassTemperature: true, Prox: true, Dominance: DominanceFederated, Holdout: true,
 		Doc: "FedCMI variant: fedcmi-fedstats with the statistics measured on held-out slices"},
-	"scaffold": {Name: "scaffold", SingleUpdates: "its server averages each participant's control variate change, which travels beside the update in the clear", Scaffold: true, Doc: "SCAFFOLD (option II) with modality-aware control variates"},
-	"ogm-ge": {Name: "ogm-ge", SumsOnly: true, OGM: true,
-		TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
-		Doc:           "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"},
-	"harmony": {Name: "harmony", SumsOnly: true, Harmony: true, Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"},
-	"pmr": {Name: "pmr", SumsOnly: true, PMR: true,
-		TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
-		Doc:           "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"},
-	"fedgb":      {Name: "fedgb", SumsOnly: true, GB: true, Doc: "fedgb: gradient blending (Wang et al., CVPR 2020): the fused and self heads' loss weights from their generalisation and overfitting, measured on the clients' data before and after local training and pooled by the server"},
-	"fedrelearn": {Name: "fedrelearn", SumsOnly: true, Relearn: true, Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"},
-	"fedmdrop": {Name: "fedmdrop", SingleUpdates: "its server selects participants and modalities from each participant's reported prototypes and modality ratio", MDrop: true,
-		TwoModalities: "fedcmi's FedMDrop keeps prototypes, modality-pair distances and drop masks for two modalities; not generalised yet",
-		Doc:           "FedMDrop / balanced modality selection (Fan et al., ECCV 2024): global prototypes, modal enhancement loss, submodular client selection dropping dominant modalities"},
+	scaffoldMethod, // scaffold.go
+	ogmMethod,      // ogm.go
+	harmonyMethod,  // harmony.go
+	pmrMethod,      // pmr.go
+	gbMethod,       // gradblend.go
+	relearnMethod,  // relearn.go
+	mdropMethod,    // fedmdrop.go
+)
+
+// register indexes the methods by name.
+func register(ms ...Method) map[string]Method {
+	out := make(map[string]Method, len(ms))
+	for _, m := range ms {
+		if _, dup := out[m.Name]; dup {
+			panic("fl: method " + m.Name + " registered twice")
+		}
+		out[m.Name] = m
+	}
+	return out
+}
+
+// NewStrategy returns the method's server side around base (Server), or
+// base itself.
+func (m Method) NewStrategy(base *ModalityAware, cfg *config.Config) Strategy {
+	if m.Server == nil {
+		return base
+	}
+	return m.Server(base, cfg)
+}
+
+// CheckConfig checks cfg (config.Validate) and what only the method
+// registry knows: that the method exists, that client-level differential
+// privacy holds for it (NoDP), and that a method measuring dominance on
+// held-out data has some (fedcmi.holdout). The checks against the data
+// (CheckModalities, Check) come when it is loaded.
+func CheckConfig(cfg *config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m, ok := methods[cfg.Method]
+	if !ok {
+		return &config.FieldError{Path: "method", Err: fmt.Errorf("%q is not one of %s", cfg.Method, strings.Join(MethodNames(), ", "))}
+	}
+	if cfg.DP.Clip > 0 && m.NoDP != "" {
+		return &config.FieldError{Path: "dp.clip", Err: fmt.Errorf("differential privacy is not available for method %s: %s", m.Name, m.NoDP)}
+	}
+	if m.Holdout && cfg.FedCMI.Holdout <= 0 {
+		return &config.FieldError{Path: "fedcmi.holdout", Err: fmt.Errorf("must be > 0 for method %s", m.Name)}
+	}
+	return nil
 }
 
 // LookupMethod returns the method of that name.

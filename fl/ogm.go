@@ -1,6 +1,7 @@
 package fl
 
 import (
+	"github.com/fedcmi/fedcmi/config"
 	"log/slog"
 
 	"github.com/fedcmi/fedcmi/model"
@@ -39,6 +40,14 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 		log.Debug("ogm-ge coefficients", "round", round, "mean_k_first", sum[0]/float64(n), "mean_k_second", sum[1]/float64(n), "batches", n)
 	}
 }
+
+// ogmMethod registers OGM-GE (methods).
+var ogmMethod = Method{Name: "ogm-ge", SumsOnly: true,
+	TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
+	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
+		return &OGMGE{ModalityAware: base, Options: OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound}}
+	},
+	Doc: "OGM-GE: on-the-fly gradient modulation with generalisation enhancement"}
 
 // OGMGE is OGM-GE's server side: ModalityAware, telling clients to
 // modulate in the rounds Options makes active and logging the coefficients

@@ -2,6 +2,7 @@ package fl
 
 import (
 	"fmt"
+	"github.com/fedcmi/fedcmi/config"
 	"math"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -55,6 +56,18 @@ type PMRFit struct {
 func (c *PMRFit) validate() error {
 	return finite("PMR alpha", c.Alpha, "PMR gamma", c.Gamma, "PMR momentum", c.Momentum)
 }
+
+// pmrMethod registers PMR (methods).
+var pmrMethod = Method{Name: "pmr", SumsOnly: true,
+	TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
+	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
+		p := cfg.PMR
+		return &PMR{ModalityAware: base, Options: PMROptions{
+			Alpha: p.Alpha, Gamma: p.Gamma, EntropyRounds: p.EntropyRounds,
+			Binary: p.Coefficient == "binary", Momentum: p.Momentum,
+		}}
+	},
+	Doc: "PMR (Fan et al., CVPR 2023): prototypical cross-entropy on the slow modality, entropy regulariser on the fast one"}
 
 // PMR is PMR's server side: ModalityAware, with the round's PMR recipe
 // (the entropy regulariser only in the first EntropyRounds).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"github.com/fedcmi/fedcmi/config"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -11,6 +12,13 @@ import (
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
+
+// relearnMethod registers fedrelearn (methods).
+var relearnMethod = Method{Name: "fedrelearn", SumsOnly: true,
+	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
+		return &Relearn{Base: base, Lambda: cfg.FedRelearn.Lambda, Every: cfg.FedRelearn.Every, Rounds: cfg.Rounds}
+	},
+	Doc: "fedrelearn: diagnosing and re-learning (Wei et al., ECCV 2024): clustering purity of each modality's features before and after local training, pooled by the server, softly re-initialises the encoders that learn too fast"}
 
 // Relearn is fedrelearn, diagnosing and re-learning (Wei, Li, Hu,
 // "Diagnosing and Re-learning for Balanced Multimodal Learning", ECCV

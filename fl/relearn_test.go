@@ -88,7 +88,7 @@ func TestRelearnDiagnoses(t *testing.T) {
 // encoder), 2 (v's classifier), 1 (fusion).
 func TestRelearnAggregate(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	base := &ModalityAware{Method: Method{Name: "fedrelearn", Relearn: true}, PerRound: 2, Layout: relearnLayout,
+	base := &ModalityAware{Method: relearnMethod, PerRound: 2, Layout: relearnLayout,
 		Schedule: Schedule{Rounds: 10, Epochs: 1, LR: 0.1}, Logger: quiet}
 	r := &Relearn{Base: base, Lambda: 2, Every: 5, Rounds: 10}
 	init := relearnParams(0, 0, 0, 0, 0)

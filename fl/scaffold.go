@@ -5,12 +5,21 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"github.com/fedcmi/fedcmi/config"
 	"math"
 	"slices"
 
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
+
+// scaffoldMethod registers SCAFFOLD (methods).
+var scaffoldMethod = Method{Name: "scaffold",
+	SingleUpdates: "its server averages each participant's control variate change, which travels beside the update in the clear",
+	NoDP:          "its control variates reveal the unclipped update",
+	ClientState:   true,
+	Server:        func(base *ModalityAware, _ *config.Config) Strategy { return &Scaffold{Base: base} },
+	Doc:           "SCAFFOLD (option II) with modality-aware control variates"}
 
 // Scaffold is SCAFFOLD (Karimireddy, Kale, Mohri, Reddi, Stich, Suresh,
 // "SCAFFOLD: Stochastic Controlled Averaging for Federated Learning", ICML

@@ -55,8 +55,10 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err := method.CheckModalities(len(train.Modalities)); err != nil {
 		return nil, &config.FieldError{Path: "method", Err: err}
 	}
-	if nh := 1 + len(train.Modalities); method.GB && cfg.FedGB.Floor*float64(nh) > 1 {
-		return nil, &config.FieldError{Path: "fedgb.floor", Err: fmt.Errorf("%v: the %d heads of %d modalities cannot each keep that share; at most 1/%d", cfg.FedGB.Floor, nh, nh-1, nh)}
+	if method.Check != nil {
+		if err := method.Check(cfg, len(train.Modalities)); err != nil {
+			return nil, err
+		}
 	}
 	parts, masks, err := Partition(cfg, train)
 	if err != nil {
@@ -152,7 +154,7 @@ func (f *Federation) Info(i int) fl.ClientInfo {
 
 // NewStrategy returns the server-side strategy of cfg's method for a model
 // of the given layout: modality-aware averaging, wrapped by the baselines
-// that have their own server side (baselineStrategy); with server options
+// that have their own server side (fl.Method.NewStrategy); with server options
 // (server.*, dp.*) other than plain FedAvg, every method aggregates
 // through one fl.ServerSide (fl.WithServerSide).
 func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger) (fl.Strategy, error) {
@@ -160,8 +162,8 @@ func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	if method.Holdout && cfg.FedCMI.Holdout <= 0 {
-		return nil, &config.FieldError{Path: "fedcmi.holdout", Err: fmt.Errorf("must be > 0 for method %s", method.Name)}
+	if err := fl.CheckConfig(cfg); err != nil {
+		return nil, err
 	}
 	base := &fl.ModalityAware{
 		Method: method,
@@ -184,9 +186,9 @@ func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger)
 		return nil, err
 	}
 	if side == nil {
-		return baselineStrategy(method, base, cfg), nil
+		return method.NewStrategy(base, cfg), nil
 	}
-	// Set before baselineStrategy: FedMDrop copies base.
+	// Set before NewStrategy: FedMDrop copies base.
 	base.Server = side
-	return fl.WithServerSide(baselineStrategy(method, base, cfg), side), nil
+	return fl.WithServerSide(method.NewStrategy(base, cfg), side), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestThreeModalities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if method.TwoModalities == "" && !method.PMR && !method.OGM && !method.Harmony {
+			if method.TwoModalities == "" && !slices.Contains([]string{"pmr", "ogm-ge", "harmony"}, name) {
 				cfg.Data.MissingSampleRate = 0.2
 			}
 			if err := cfg.Validate(); err != nil {

@@ -310,7 +310,7 @@ func (c *trackedClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, erro
 // branches), which the checkpoint must then hold.
 func clientsKeepState(cfg *config.Config) bool {
 	m, err := fl.LookupMethod(cfg.Method)
-	return err == nil && m.Scaffold || cfg.FedCMI.Personalized
+	return err == nil && m.ClientState || cfg.FedCMI.Personalized
 }
 
 // Run runs the experiment cfg and writes its run directory. If ctx is
@@ -318,7 +318,7 @@ func clientsKeepState(cfg *config.Config) bool {
 // summary are kept on disk, with a checkpoint to resume from (see
 // Options.Resume), and Run returns them with ctx's error.
 func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := fl.CheckConfig(&cfg); err != nil {
 		return nil, err
 	}
 	log := opt.Logger

@@ -419,15 +419,6 @@ func TestDominanceVariants(t *testing.T) {
 	}
 }
 
-// TestConfigKnowsEveryMethod keeps config's list of method names equal to
-// the methods package fl implements.
-func TestConfigKnowsEveryMethod(t *testing.T) {
-	got := slices.Sorted(slices.Values(config.Methods))
-	if want := fl.MethodNames(); !slices.Equal(got, want) {
-		t.Errorf("config.Methods %v, fl methods %v", got, want)
-	}
-}
-
 // TestValidationSplit: with data.validation the evaluation set is a
 // stratified slice of the training set, and the two parts add up to it.
 func TestValidationSplit(t *testing.T) {

@@ -78,6 +78,7 @@ import (
 	"time"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
@@ -246,7 +247,7 @@ func (s *Spec) Cells() ([]Cell, error) {
 				cfg.Name = fmt.Sprintf("%s-seed%d", method, seed)
 				cfg.Overwrite = true // only unfinished cells are run, see Run
 				cfg.Parallel = max(1, cfg.Parallel/max(1, s.Parallel))
-				if err := cfg.Validate(); err != nil {
+				if err := fl.CheckConfig(&cfg); err != nil {
 					return nil, fmt.Errorf("sweep: cell %s %s seed %d: %w", setting, method, seed, err)
 				}
 				cells = append(cells, Cell{Setting: setting, Method: method, Seed: seed, Config: cfg,
