@@ -109,10 +109,9 @@ func namesOf(m data.Mask, modalities []string) []string {
 }
 
 // resultExtras is what a result carries beyond the protobuf fields, in
-// Go's gob encoding: the complete metrics and a method's report.
+// Go's gob encoding: the complete metrics, with the method's report.
 type resultExtras struct {
 	Metrics fl.FitMetrics
-	Report  *fl.ModalityReport
 }
 
 func gobEncode(v any) ([]byte, error) {

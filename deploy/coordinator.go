@@ -31,8 +31,10 @@ import (
 // ProtocolVersion is the version of the wire protocol (proto/fedcmi/v1
 // and the gob-encoded fl.FitConfig and fl.FitMetrics beside it). Both
 // sides refuse a peer speaking another. Version 2: any number of
-// modalities, and each method's recipe and report in its own struct.
-const ProtocolVersion = 2
+// modalities, and each method's recipe and report in its own struct;
+// version 3: the running method's recipe and report travel as one
+// gob-registered interface value each (fl.Recipe, fl.Report).
+const ProtocolVersion = 3
 
 // ErrDeadline is returned (wrapped) by Coordinator.Fit when the round's
 // deadline passes before the participant's result arrives.
@@ -727,7 +729,7 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 			}
 			return reject("format", err)
 		}
-		res.Metrics, res.Report = ex.Metrics, ex.Report
+		res.Metrics = ex.Metrics
 	}
 	if reason, err := c.validate(p, t, res); err != nil {
 		return reject(reason, err)
@@ -766,8 +768,8 @@ func (c *Coordinator) deliver(stream fedcmipb.Federation_UploadServer, t *task, 
 // validate checks an update before it may reach aggregation: the layout
 // and finite values (fl.CheckUpdate), the sample count and modalities
 // declared at registration, the training metrics (fl.FitMetrics.Validate)
-// and method report (fl.ModalityReport.Validate, against the registered
-// modalities and samples), and the norm bound. It returns the rejection
+// with the method's report (against the registered modalities and
+// samples), and the norm bound. It returns the rejection
 // reason (the rejections metric's label) with the error.
 func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, error) {
 	if err := fl.CheckUpdate(c.cfg.Layout, res); err != nil {
@@ -790,13 +792,8 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 		return "samples", fmt.Errorf("update claims %d samples, %d declared at registration", res.NumSamples, declared)
 	}
 	k, d := fl.PrototypeShape(c.cfg.Layout)
-	if err := res.Metrics.Validate(len(c.cfg.Modalities), k); err != nil {
+	if err := res.Metrics.Validate(fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: mods, Samples: declared}); err != nil {
 		return "metrics", err
-	}
-	if res.Report != nil {
-		if err := res.Report.Validate(k, d, mods, declared); err != nil {
-			return "report", err
-		}
 	}
 	if res.Modalities&^mods != 0 {
 		return "modalities", fmt.Errorf("update trains modalities %v, registration declared %v",

@@ -32,8 +32,8 @@
 // Every update is checked before it can reach aggregation: tensors against
 // the layout while they stream in (names, dtype, shapes, sizes), then
 // fl.CheckUpdate (finite values), the sample count and modalities declared
-// at registration, the metrics and method report (fl.FitMetrics.Validate,
-// fl.ModalityReport.Validate: finite values, counts in range, per-class
+// at registration, the metrics with the method's report
+// (fl.FitMetrics.Validate: finite values, counts in range, per-class
 // fields of the model's number of classes), and the optional norm bound.
 // A refused update is answered REJECTED, logged with the participant's
 // name and the reason, and counted by reason in the rejections metric;

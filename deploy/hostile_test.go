@@ -48,13 +48,15 @@ func TestHostileResultBlobs(t *testing.T) {
 		cs.Sum[0][0], cs.Sum[1][0], cs.Count[0] = 1, 0.5, 2
 		return resultExtras{
 			Metrics: fl.FitMetrics{LossSum: 2, Batches: 2, RhoSum: 1, RhoBatches: 1, FirstDominant: 1,
-				FedCMI: fl.FedCMIReport{Temperatures: make([]float64, k), ClassStats: &cs}},
-			Report: &fl.ModalityReport{
-				Prototypes: fl.PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}},
-				Accuracy:   [2]float64{0.5, math.NaN()},
-			},
+				FedCMI: fl.FedCMIReport{Temperatures: make([]float64, k), ClassStats: &cs},
+				Report: &fl.MDropReport{Selection: &fl.ModalityReport{
+					Prototypes: fl.PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}},
+					Accuracy:   [2]float64{0.5, math.NaN()},
+				}}},
 		}
 	}
+	// sel is the FedMDrop report of the extras.
+	sel := func(ex *resultExtras) *fl.ModalityReport { return ex.Metrics.Report.(*fl.MDropReport).Selection }
 	with := func(edit func(*resultExtras)) []byte {
 		ex := honest()
 		for i := range ex.Metrics.FedCMI.Temperatures {
@@ -100,14 +102,14 @@ func TestHostileResultBlobs(t *testing.T) {
 		{"class stats of other classes", with(func(ex *resultExtras) { cs := fl.NewClassStats(2, k+2); ex.Metrics.FedCMI.ClassStats = &cs }), "metrics"},
 		{"negative class count", with(func(ex *resultExtras) { ex.Metrics.FedCMI.ClassStats.Count[1] = -1 }), "metrics"},
 		{"prototypes of other classes", with(func(ex *resultExtras) {
-			ex.Report.Prototypes.Centers[0] = make([]float32, (k+1)*d)
-			ex.Report.Prototypes.Counts[0] = make([]int, k+1)
-		}), "report"},
-		{"NaN prototype", with(func(ex *resultExtras) { ex.Report.Prototypes.Centers[0][1] = float32(math.NaN()) }), "report"},
-		{"negative prototype count", with(func(ex *resultExtras) { ex.Report.Prototypes.Counts[0][0] = -3 }), "report"},
-		{"more counts than samples", with(func(ex *resultExtras) { ex.Report.Prototypes.Counts[0][0] = 11 }), "report"},
-		{"accuracy above 1", with(func(ex *resultExtras) { ex.Report.Accuracy[0] = 1.5 }), "report"},
-		{"NaN accuracy with prototypes", with(func(ex *resultExtras) { ex.Report.Accuracy[0] = math.NaN() }), "report"},
+			sel(ex).Prototypes.Centers[0] = make([]float32, (k+1)*d)
+			sel(ex).Prototypes.Counts[0] = make([]int, k+1)
+		}), "metrics"},
+		{"NaN prototype", with(func(ex *resultExtras) { sel(ex).Prototypes.Centers[0][1] = float32(math.NaN()) }), "metrics"},
+		{"negative prototype count", with(func(ex *resultExtras) { sel(ex).Prototypes.Counts[0][0] = -3 }), "metrics"},
+		{"more counts than samples", with(func(ex *resultExtras) { sel(ex).Prototypes.Counts[0][0] = 11 }), "metrics"},
+		{"accuracy above 1", with(func(ex *resultExtras) { sel(ex).Accuracy[0] = 1.5 }), "metrics"},
+		{"NaN accuracy with prototypes", with(func(ex *resultExtras) { sel(ex).Accuracy[0] = math.NaN() }), "metrics"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "hostile-" + strings.ReplaceAll(tc.name, " ", "-")
@@ -130,7 +132,7 @@ func TestHostileResultBlobs(t *testing.T) {
 				if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED || r.err != nil {
 					t.Fatalf("honest blob: %v %q, fit error %v", resp.GetStatus(), resp.GetReason(), r.err)
 				}
-				if r.res.Report == nil || r.res.Metrics.FedCMI.ClassStats == nil {
+				if r.res.Metrics.Report == nil || r.res.Metrics.FedCMI.ClassStats == nil {
 					t.Fatalf("the extras were not delivered: %+v", r.res)
 				}
 				return

@@ -473,7 +473,7 @@ func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationCli
 		rh.NumTensors = int32(len(params))
 		control = out.res.ControlDelta
 		rh.NumControlTensors = int32(len(control))
-		if rh.ResultGob, err = gobEncode(resultExtras{Metrics: out.res.Metrics, Report: out.res.Report}); err != nil {
+		if rh.ResultGob, err = gobEncode(resultExtras{Metrics: out.res.Metrics}); err != nil {
 			return nil, err
 		}
 	}

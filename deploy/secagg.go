@@ -635,13 +635,13 @@ func (in *saInputs) add(ch *fedcmipb.MaskedChunk) error {
 }
 
 // saMetricsValid checks the metrics beside a masked input: valid, and
-// without what secure aggregation must hide (the per-class statistics and
-// the privacy indicator travel only masked, or not at all).
-func saMetricsValid(m fl.FitMetrics, nm, k int) error {
-	if m.FedCMI.ClassStats != nil || m.DPUnclipped != 0 {
-		return errors.New("the metrics of a masked input carry per-participant statistics (class statistics or the privacy indicator) in the clear")
+// without what secure aggregation must hide (fl.FitMetrics.PerClient:
+// per-participant statistics travel only masked, or not at all).
+func saMetricsValid(m fl.FitMetrics, b fl.MetricBounds) error {
+	if what := m.PerClient(); what != "" {
+		return fmt.Errorf("the metrics of a masked input carry per-participant statistics (%s) in the clear", what)
 	}
-	return m.Validate(nm, k)
+	return m.Validate(b)
 }
 
 // uploadMasked receives the masked input of a secure aggregation task
@@ -685,11 +685,11 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 			return reject("format", err)
 		}
 	}
-	if ex.Report != nil {
-		return reject("report", errors.New("a masked input carries no method report"))
-	}
-	k, _ := fl.PrototypeShape(c.cfg.Layout)
-	if err := saMetricsValid(ex.Metrics, len(c.cfg.Modalities), k); err != nil {
+	k, d := fl.PrototypeShape(c.cfg.Layout)
+	c.mu.Lock()
+	bounds := fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: p.mods, Samples: p.samples}
+	c.mu.Unlock()
+	if err := saMetricsValid(ex.Metrics, bounds); err != nil {
 		return reject("metrics", err)
 	}
 	c.mu.Lock()

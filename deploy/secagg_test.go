@@ -437,3 +437,29 @@ func TestSecAggKnowsEveryMethod(t *testing.T) {
 		}
 	}
 }
+
+// TestSAMetricsValid: the metrics beside a masked input may carry a
+// method's sums (OGM-GE's coefficients) but no per-participant statistics
+// in the clear: class statistics, the privacy indicator, FedMDrop's
+// prototypes.
+func TestSAMetricsValid(t *testing.T) {
+	b := fl.MetricBounds{Modalities: 2, Classes: 3, Width: 2, Holds: 3, Samples: 10}
+	cs := fl.NewClassStats(2, 3)
+	for _, tc := range []struct {
+		name string
+		m    fl.FitMetrics
+		want string // in the error; "" for accepted
+	}{
+		{"plain", fl.FitMetrics{Batches: 2}, ""},
+		{"OGM-GE sums", fl.FitMetrics{Batches: 2, Report: &fl.OGMReport{CoefSum: [2]float64{1, 1}, Batches: 2}}, ""},
+		{"class statistics", fl.FitMetrics{FedCMI: fl.FedCMIReport{ClassStats: &cs}}, "class statistics"},
+		{"privacy indicator", fl.FitMetrics{DPUnclipped: 1}, "privacy indicator"},
+		{"FedMDrop prototypes", fl.FitMetrics{Report: &fl.MDropReport{Selection: &fl.ModalityReport{}}}, "FedMDrop's prototypes"},
+		{"invalid", fl.FitMetrics{Batches: -1}, "batches -1"},
+	} {
+		err := saMetricsValid(tc.m, b)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -214,9 +214,9 @@ func TestBadUpdatesRejected(t *testing.T) {
 		func(r *fl.FitRes) { r.Metrics.LossSum = math.Inf(-1) },
 		func(r *fl.FitRes) { cs := fl.NewClassStats(2, 50); r.Metrics.FedCMI.ClassStats = &cs },
 		func(r *fl.FitRes) {
-			r.Report = &fl.ModalityReport{Prototypes: fl.PrototypeSet{
+			r.Metrics.Report = &fl.MDropReport{Selection: &fl.ModalityReport{Prototypes: fl.PrototypeSet{
 				Centers: [2][]float32{{float32(math.NaN())}}, Counts: [2][]int{{-1}},
-			}}
+			}}}
 		},
 	}
 	var parts []<-chan error
@@ -250,7 +250,7 @@ func TestBadUpdatesRejected(t *testing.T) {
 	if len(res.Rounds) != cfg.Rounds {
 		t.Errorf("%d rounds, want %d", len(res.Rounds), cfg.Rounds)
 	}
-	for reason, n := range map[string]int{"values": 1, "tensor": 1, "size": 1, "samples": 1, "norm": 1, "metrics": 2, "report": 1} {
+	for reason, n := range map[string]int{"values": 1, "tensor": 1, "size": 1, "samples": 1, "norm": 1, "metrics": 3} {
 		if got := counterValue(t, met, "fedcmi_update_rejections_total", reason); got != float64(n*cfg.Rounds) {
 			t.Errorf("%s rejections: %v, want %d", reason, got, n*cfg.Rounds)
 		}

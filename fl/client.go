@@ -203,7 +203,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		Momentum:    cfg.Momentum,
 		PartialRows: c.partial && r.multi,
 	}
-	hooks := roundHooks(cfg, ins, r.multi)
+	hooks := roundHooks(cfg, r.multi)
 	for _, h := range hooks {
 		if p, ok := h.(preparer); ok {
 			if err := p.prepare(r); err != nil {

@@ -19,6 +19,8 @@ var mdropMethod = Method{Name: "fedmdrop",
 	SingleUpdates: "its server selects participants and modalities from each participant's reported prototypes and modality ratio",
 	NoDP:          "its clients send prototypes and its server selects clients by their statistics",
 	TwoModalities: "fedcmi's FedMDrop keeps prototypes, modality-pair distances and drop masks for two modalities; not generalised yet",
+	Recipe:        MDropFit{},
+	Report:        &MDropReport{},
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		o := cfg.FedMDrop
 		return &FedMDrop{ModalityAware: *base, Options: FedMDropOptions{Alpha: o.Alpha, Threshold: o.Threshold, Subsample: o.Subsample}}
@@ -78,10 +80,10 @@ type FedMDropOptions struct {
 	Subsample float64
 }
 
-// MDropFit is a client's FedMDrop recipe for one round (FitConfig.MDrop).
+// MDropFit is a client's FedMDrop recipe for one round
+// (FitConfig.Recipe): the modal enhancement loss, the modalities left out,
+// and the report of the client's prototypes and modality accuracies.
 type MDropFit struct {
-	// On makes the client report its prototypes and modality accuracies.
-	On bool
 	// Alpha weights the modal enhancement loss.
 	Alpha float64
 	// Global holds the global prototypes (nil before the first
@@ -94,7 +96,7 @@ type MDropFit struct {
 // validate checks the recipe for a model of nm modalities, k classes and
 // embeddings of width d: a finite alpha, a drop mask of the model's
 // modalities, and Global nil or valid (PrototypeSet.Validate).
-func (c *MDropFit) validate(nm, k, d int) error {
+func (c MDropFit) validate(nm, k, d int) error {
 	if err := finite("FedMDrop alpha", c.Alpha); err != nil {
 		return err
 	}
@@ -107,6 +109,67 @@ func (c *MDropFit) validate(nm, k, d int) error {
 		}
 	}
 	return nil
+}
+
+// hooks implements Recipe: the modal enhancement loss, then the report.
+func (c MDropFit) hooks(multi bool) []roundHook {
+	rep := &MDropReport{}
+	return []roundHook{&protoHook{recipe: c, rep: &rep.Proto}, &mdropHook{rep: rep}}
+}
+
+// dropped implements modalityDropper.
+func (c MDropFit) dropped() data.Mask { return c.Drop }
+
+// protoLoss implements protoRecipe: the modal enhancement loss (binary
+// coefficient, no entropy term) on every client once there are global
+// prototypes of the modalities it trains.
+func (c MDropFit) protoLoss(has data.Mask) *model.ProtoLoss {
+	g := c.Global
+	if g == nil {
+		return nil
+	}
+	for m := range 2 {
+		if has.Has(m) && g.Centers[m] == nil {
+			return nil
+		}
+	}
+	return &model.ProtoLoss{Alpha: c.Alpha, Binary: true}
+}
+
+// setPrototypes implements protoRecipe: the global prototypes, set once.
+func (c MDropFit) setPrototypes(_ *LocalClient, local *model.Local, _ data.Mask, ep int, _ *model.Prototypes) error {
+	if ep > 0 {
+		return nil
+	}
+	return local.SetPrototypes(c.Global.model())
+}
+
+// MDropReport is a FedMDrop client's report (FitMetrics.Report): its
+// modal enhancement loss's statistics, and what the server selects
+// clients and modalities by (nil only from a client that failed to
+// measure it, which the server rejects).
+type MDropReport struct {
+	Proto     ProtoMetrics
+	Selection *ModalityReport
+}
+
+// private implements privateReport.
+func (r *MDropReport) private() string {
+	if r.Selection == nil {
+		return ""
+	}
+	return "FedMDrop's prototypes and modality accuracies"
+}
+
+// validate implements Report.
+func (r *MDropReport) validate(b MetricBounds, batches int) error {
+	if err := r.Proto.validate(b, batches); err != nil {
+		return err
+	}
+	if r.Selection == nil {
+		return nil
+	}
+	return r.Selection.Validate(b.Classes, b.Width, b.Holds, b.Samples)
 }
 
 // PrototypeSet is a set of class prototypes of both modalities with the
@@ -223,20 +286,8 @@ func PrototypeShape(layout []model.ParamInfo) (k, d int) {
 	return 0, 0
 }
 
-// trainedModalities returns the modalities the client trains this round:
-// those it holds minus the ones FedMDrop dropped (never all of them).
-func (c *LocalClient) trainedModalities(cfg FitConfig) data.Mask {
-	if kept := c.has &^ cfg.MDrop.Drop; kept != 0 {
-		return kept
-	}
-	return c.has
-}
-
 // mdropReport measures the client's ModalityReport under params.
-func (c *LocalClient) mdropReport(cfg FitConfig, params model.Params) (*ModalityReport, error) {
-	if !cfg.MDrop.On {
-		return nil, nil
-	}
+func (c *LocalClient) mdropReport(params model.Params) (*ModalityReport, error) {
 	p, acc, err := c.prototypes(params, c.has)
 	if err != nil {
 		return nil, err
@@ -482,7 +533,7 @@ func (s *FedMDrop) ConfigureFit(round int, global model.Params, clients []Client
 		return nil, errors.New("fl: no clients available")
 	}
 	cfg := s.fitConfig(round)
-	cfg.MDrop = MDropFit{On: true, Alpha: s.Options.Alpha, Global: s.state.Global}
+	recipe := MDropFit{Alpha: s.Options.Alpha, Global: s.state.Global}
 	probe := false
 	for _, c := range clients {
 		if s.state.Clients[c.ID] == nil {
@@ -523,7 +574,9 @@ func (s *FedMDrop) ConfigureFit(round int, global model.Params, clients []Client
 	for _, x := range sel {
 		c := cfg
 		c.Seed = clientSeed(s.Seed, round, x.Client)
-		c.MDrop.Drop = x.Drop
+		rc := recipe
+		rc.Drop = x.Drop
+		c.Recipe = rc
 		if x.Drop != 0 {
 			dropped++
 		}
@@ -623,11 +676,12 @@ func (s *FedMDrop) AggregateFit(round int, global model.Params, results []Result
 			s.logger().Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
 		}
-		if r.Res.Report == nil {
+		sel := selection(r)
+		if sel == nil {
 			s.logger().Warn("rejected update", "round", round, "client", r.ClientID, "err", "no modality report")
 			continue
 		}
-		if err := r.Res.Report.Validate(k, d, data.Full(2), MaxMetricCount); err != nil {
+		if err := sel.Validate(k, d, data.Full(2), MaxMetricCount); err != nil {
 			s.logger().Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
 		}
@@ -661,12 +715,12 @@ func (s *FedMDrop) AggregateFit(round int, global model.Params, results []Result
 			st.Update[m] = u
 			s.forget(m, r.ClientID)
 		}
-		st.Ratio, st.Samples = r.Res.Report.Ratio(), r.Res.NumSamples
+		st.Ratio, st.Samples = selection(r).Ratio(), r.Res.NumSamples
 		st.Known = !math.IsNaN(st.Ratio)
 		if !st.Known {
 			st.Ratio = 0
 		}
-		sets = append(sets, r.Res.Report.Prototypes)
+		sets = append(sets, selection(r).Prototypes)
 	}
 	g, err := AggregatePrototypes(sets, s.state.Global, k, d)
 	if err != nil {
@@ -753,13 +807,30 @@ var (
 	_ Stateful = (*FedMDrop)(nil)
 )
 
+// selection returns the ModalityReport of a FedMDrop client's result, or
+// nil.
+func selection(r Result) *ModalityReport {
+	if rep, ok := r.Res.Metrics.Report.(*MDropReport); ok {
+		return rep.Selection
+	}
+	return nil
+}
+
 // mdropHook is FedMDrop's client report (prototypes and per-modality
 // accuracy under the trained model).
-type mdropHook struct{}
+type mdropHook struct {
+	rep *MDropReport
+}
+
+// prepare implements preparer.
+func (h *mdropHook) prepare(r *localRound) error {
+	r.metrics.Report = h.rep
+	return nil
+}
 
 // finish implements finisher.
-func (mdropHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+func (h *mdropHook) finish(r *localRound, trained model.Params, res *FitRes) error {
 	var err error
-	res.Report, err = r.c.mdropReport(r.cfg, trained)
+	h.rep.Selection, err = r.c.mdropReport(trained)
 	return err
 }

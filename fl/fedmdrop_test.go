@@ -173,8 +173,8 @@ func TestFedMDropConfigure(t *testing.T) {
 		t.Fatalf("probe round: %d instructions, %v", len(ins), err)
 	}
 	for _, in := range ins {
-		if !in.Ins.Config.MDrop.On || in.Ins.Config.MDrop.Drop != 0 || in.Ins.Config.MDrop.Global != nil {
-			t.Fatalf("probe instruction %+v", in.Ins.Config.MDrop)
+		if rc, ok := in.Ins.Config.Recipe.(MDropFit); !ok || rc.Drop != 0 || rc.Global != nil {
+			t.Fatalf("probe instruction %+v", in.Ins.Config.Recipe)
 		}
 	}
 	vec := func(m int, v float32) []float32 {
@@ -194,7 +194,7 @@ func TestFedMDropConfigure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ins) != 1 || ins[0].ClientID != "c1" || ins[0].Ins.Config.MDrop.Drop != 1 || ins[0].Ins.Config.MDrop.Alpha != 2 {
+		if rc, ok := ins[0].Ins.Config.Recipe.(MDropFit); len(ins) != 1 || ins[0].ClientID != "c1" || !ok || rc.Drop != 1 || rc.Alpha != 2 {
 			t.Fatalf("instructions %+v", ins)
 		}
 	}
@@ -228,12 +228,13 @@ func TestFedMDropClientDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := FitConfig{Round: 1, Epochs: 1, LR: 0.05, Seed: 3, C1: 2, Momentum: 0.9, MDrop: MDropFit{On: true, Alpha: 2}}
+	recipe := MDropFit{Alpha: 2}
+	cfg := FitConfig{Round: 1, Epochs: 1, LR: 0.05, Seed: 3, C1: 2, Momentum: 0.9, Recipe: recipe}
 	probe, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := probe.Report
+	r := selection(Result{Res: probe})
 	if r == nil || math.IsNaN(r.Accuracy[0]) || math.IsNaN(r.Accuracy[1]) || r.Prototypes.Centers[1] == nil {
 		t.Fatalf("report %+v", r)
 	}
@@ -248,18 +249,20 @@ func TestFedMDropClientDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MDrop.Drop = 1
+	recipe.Drop = 1
+	cfg.Recipe = recipe
 	plain, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MDrop.Global = g
+	recipe.Global = g
+	cfg.Recipe = recipe
 	enhanced, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if enhanced.Modalities != 2 || enhanced.Report == nil || math.IsNaN(enhanced.Report.Accuracy[0]) {
-		t.Fatalf("trained %v, report %+v", enhanced.Modalities, enhanced.Report)
+	if sel := selection(Result{Res: enhanced}); enhanced.Modalities != 2 || sel == nil || math.IsNaN(sel.Accuracy[0]) {
+		t.Fatalf("trained %v, report %+v", enhanced.Modalities, sel)
 	}
 	changedV := false
 	for i, info := range e.Layout() {

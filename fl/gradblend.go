@@ -14,6 +14,8 @@ import (
 
 // gbMethod registers fedgb (methods).
 var gbMethod = Method{Name: "fedgb", SumsOnly: true,
+	Recipe: GBFit{},
+	Report: &GBLosses{},
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &GradBlend{Base: base, Smoothing: cfg.FedGB.Smoothing, Floor: cfg.FedGB.Floor}
 	},
@@ -81,18 +83,25 @@ type GradBlend struct {
 // at all would otherwise get all the weight.
 const gbMinDO2 = 1e-4
 
-// GBFit is fedgb's part of a round's recipe (FitConfig.GB).
+// GBFit is fedgb's recipe (FitConfig.Recipe): it asks clients holding
+// every modality for the heads' losses.
 type GBFit struct {
-	// On asks clients holding every modality for the heads' losses.
-	On bool
 	// HeadWeights, if not nil, weights the loss's heads
 	// (model.TrainConfig.HeadWeights): the fused head, then each self head.
 	HeadWeights []float64
 }
 
-// validate checks the head weights of a model of nm modalities: none, or
-// 1 + nm finite, non-negative values.
-func (c *GBFit) validate(nm int) error {
+// hooks implements Recipe: gradient blending weights multimodal steps.
+func (c GBFit) hooks(multi bool) []roundHook {
+	if !multi {
+		return nil
+	}
+	return []roundHook{&gbHook{weights: c.HeadWeights}}
+}
+
+// validate implements Recipe: the head weights of a model of nm
+// modalities are none, or 1 + nm finite, non-negative values.
+func (c GBFit) validate(nm, k, d int) error {
 	if c.HeadWeights != nil && len(c.HeadWeights) != 1+nm {
 		return fmt.Errorf("fl: recipe: %d head weights, want %d", len(c.HeadWeights), 1+nm)
 	}
@@ -113,6 +122,19 @@ type GBLosses struct {
 	N             int
 }
 
+// validate implements Report: N in 0..the client's samples and, if
+// measured, 1 + nm losses before and after. Their values are checked
+// where they are pooled (pooledLosses ignores impossible ones).
+func (l *GBLosses) validate(b MetricBounds, _ int) error {
+	if err := count("fedgb rows", l.N, b.Samples); err != nil {
+		return err
+	}
+	if nh := 1 + b.Modalities; l.N > 0 && (len(l.Before) != nh || len(l.After) != nh) {
+		return fmt.Errorf("fl: metrics: fedgb losses of %d and %d heads, want %d", len(l.Before), len(l.After), nh)
+	}
+	return nil
+}
+
 // gbState is what GradBlend carries across rounds, per head (1 + M).
 type gbState struct {
 	// V and T are the last reporting round's pooled losses; O its
@@ -131,8 +153,7 @@ func (g *GradBlend) ConfigureFit(round int, global model.Params, clients []Clien
 	ins, err := g.Base.ConfigureFit(round, global, clients)
 	w := g.headWeights()
 	for k := range ins {
-		c := &ins[k].Ins.Config
-		c.GB = GBFit{On: true, HeadWeights: w}
+		ins[k].Ins.Config.Recipe = GBFit{HeadWeights: w}
 	}
 	return ins, err
 }
@@ -249,11 +270,11 @@ func blendWeights(g, do []float64, floor float64) []float64 {
 func pooledLosses(results []Result, nh int, log *slog.Logger, round int) (v, t []float64, rows int) {
 	v, t = make([]float64, nh), make([]float64, nh)
 	for _, res := range results {
-		l := res.Res.Metrics.GB
-		if l.N == 0 {
+		l, ok := res.Res.Metrics.Report.(*GBLosses)
+		if !ok || l.N == 0 {
 			continue
 		}
-		ok := l.N > 0 && l.N <= res.Res.NumSamples && len(l.Before) == nh && len(l.After) == nh
+		ok = l.N > 0 && l.N <= res.Res.NumSamples && len(l.Before) == nh && len(l.After) == nh
 		for k := range min(nh, len(l.Before), len(l.After)) {
 			ok = ok && l.Before[k] >= 0 && l.After[k] >= 0 && !math.IsInf(l.Before[k], 0) && !math.IsInf(l.After[k], 0)
 		}
@@ -365,32 +386,37 @@ func crossEntropyRow(logits []float32, y int) float64 {
 
 // gbHook is fedgb's client side: the head weights, and each head's loss
 // before and after training on a client holding every modality.
-type gbHook struct{}
+type gbHook struct {
+	weights []float64
+	rep     *GBLosses // nil: not measured
+}
 
 // measures reports whether the client of r measures the heads' losses:
 // with every modality, so that every head reads real inputs.
-func (gbHook) measures(r *localRound) bool {
+func (*gbHook) measures(r *localRound) bool {
 	return r.has == data.Full(len(r.c.set.Modalities))
 }
 
 // prepare implements preparer.
-func (h gbHook) prepare(r *localRound) error {
-	r.tc.HeadWeights = r.cfg.GB.HeadWeights
+func (h *gbHook) prepare(r *localRound) error {
+	r.tc.HeadWeights = h.weights
 	if !h.measures(r) {
 		return nil
 	}
+	h.rep = &GBLosses{}
+	r.metrics.Report = h.rep
 	var err error
-	r.metrics.GB.Before, err = r.c.gbLosses(r.start, r.train)
+	h.rep.Before, err = r.c.gbLosses(r.start, r.train)
 	return err
 }
 
 // finish implements finisher.
-func (h gbHook) finish(r *localRound, trained model.Params, res *FitRes) error {
-	if !h.measures(r) {
+func (h *gbHook) finish(r *localRound, trained model.Params, res *FitRes) error {
+	if h.rep == nil {
 		return nil
 	}
 	var err error
-	res.Metrics.GB.After, err = r.c.gbLosses(trained, r.train)
-	res.Metrics.GB.N = len(r.train)
+	h.rep.After, err = r.c.gbLosses(trained, r.train)
+	h.rep.N = len(r.train)
 	return err
 }

@@ -80,14 +80,14 @@ func TestGradBlendStrategy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := ins[0].Ins.Config; !c.GB.On || c.GB.HeadWeights != nil {
-		t.Fatalf("round 1 config: GB %v, weights %v, c1 %v; want the shared loss", c.GB.On, c.GB.HeadWeights, c.C1)
+	if rc, ok := ins[0].Ins.Config.Recipe.(GBFit); !ok || rc.HeadWeights != nil {
+		t.Fatalf("round 1 recipe %+v; want fedgb's with the shared loss", ins[0].Ins.Config.Recipe)
 	}
 	// Two clients per round, rows 1 and 3, and a bad report that is left
 	// out; pooled losses as in TestGBState.
 	res := func(before, after []float64, n int) Result {
 		return Result{ClientID: "c", Res: FitRes{Params: global, NumSamples: max(n, 1), Modalities: data.Full(2),
-			Metrics: FitMetrics{GB: GBLosses{Before: before, After: after, N: n}}}}
+			Metrics: FitMetrics{Report: &GBLosses{Before: before, After: after, N: n}}}}
 	}
 	rounds := [][2][]float64{
 		{{2, 2, 2}, {1, 1, 1}},
@@ -103,10 +103,11 @@ func TestGradBlendStrategy(t *testing.T) {
 	}
 	ins, _ = g.ConfigureFit(4, global, clients)
 	c := ins[0].Ins.Config
+	rc, _ := c.Recipe.(GBFit)
 	// Shares (0.05, 0.9, 0.05) over the largest: the first self head keeps
 	// its shared-loss weight c1, the others get 1/18 of theirs.
-	if c.C1 != 2 || c.GB.HeadWeights == nil || !near3(c.GB.HeadWeights, []float64{1.0 / 18, 1, 1.0 / 18}) {
-		t.Fatalf("round 4: c1 %v, weights %v; want 2 and (1/18, 1, 1/18)", c.C1, c.GB.HeadWeights)
+	if c.C1 != 2 || rc.HeadWeights == nil || !near3(rc.HeadWeights, []float64{1.0 / 18, 1, 1.0 / 18}) {
+		t.Fatalf("round 4: c1 %v, weights %v; want 2 and (1/18, 1, 1/18)", c.C1, rc.HeadWeights)
 	}
 
 	b, err := g.MarshalState()
@@ -117,7 +118,7 @@ func TestGradBlendStrategy(t *testing.T) {
 	if err := g2.UnmarshalState(b); err != nil {
 		t.Fatal(err)
 	}
-	if w := g2.headWeights(); w == nil || !near3(w, c.GB.HeadWeights) {
+	if w := g2.headWeights(); w == nil || !near3(w, rc.HeadWeights) {
 		t.Errorf("restored weights %v", w)
 	}
 	bad := strings.Replace(string(b), `"Weights":[0.05`, `"Weights":[2`, 1)

@@ -9,7 +9,8 @@ import (
 
 // harmonyMethod registers Harmony (methods).
 var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
-	NoDP: "its fusion stage samples only multimodal clients",
+	NoDP:   "its fusion stage samples only multimodal clients",
+	Recipe: HarmonyFit{},
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
 	},
@@ -64,7 +65,7 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 	if h.Stage(round) == 1 {
 		ins, err := h.Base.ConfigureFit(round, global, clients)
 		for k := range ins {
-			ins[k].Ins.Config.Harmony.Unimodal = true
+			ins[k].Ins.Config.Recipe = HarmonyFit{Unimodal: true}
 		}
 		return ins, err
 	}
@@ -91,12 +92,23 @@ func (h *Harmony) AggregateFit(round int, global model.Params, results []Result,
 
 var _ Strategy = (*Harmony)(nil)
 
-// HarmonyFit is Harmony's part of a round's recipe (FitConfig.Harmony).
+// HarmonyFit is Harmony's recipe (FitConfig.Recipe) in its first stage.
 type HarmonyFit struct {
 	// Unimodal trains Harmony's first stage: each held modality's encoder,
 	// self projector and classifier on its unimodal loss only.
 	Unimodal bool
 }
+
+// hooks implements Recipe.
+func (c HarmonyFit) hooks(multi bool) []roundHook {
+	if !c.Unimodal {
+		return nil
+	}
+	return []roundHook{harmonyHook{}}
+}
+
+// validate implements Recipe: a flag, nothing to check.
+func (c HarmonyFit) validate(nm, k, d int) error { return nil }
 
 // harmonyHook is Harmony's first stage on a client: unimodal training of
 // each held modality's encoder, projector and classifier.

@@ -33,8 +33,8 @@ func TestHarmonyStages(t *testing.T) {
 		var ids []string
 		for _, in := range ins {
 			ids = append(ids, in.ClientID)
-			if in.Ins.Config.Harmony.Unimodal != tc.uni {
-				t.Fatalf("round %d: %s unimodal stage %v", tc.round, in.ClientID, in.Ins.Config.Harmony.Unimodal)
+			if rc, _ := in.Ins.Config.Recipe.(HarmonyFit); rc.Unimodal != tc.uni {
+				t.Fatalf("round %d: %s unimodal stage %v", tc.round, in.ClientID, rc.Unimodal)
 			}
 		}
 		if len(ids) != len(tc.clients) {

@@ -19,8 +19,9 @@ type ClientInfo struct {
 }
 
 // FitConfig is the client's recipe for one round of local training: the
-// settings every method shares, then each method's own recipe (defined
-// in the method's file), zero when the method does not run.
+// settings every method shares, FedCMI's (the framework's own method,
+// whose recipe every method's clients follow in part), and the running
+// method's own recipe (Recipe, defined in the method's file).
 type FitConfig struct {
 	// Round is the 1-based round number.
 	Round int
@@ -38,18 +39,9 @@ type FitConfig struct {
 
 	// FedCMI is FedCMI's recipe and its variants' (fedcmi.go).
 	FedCMI FedCMIFit
-	// OGM is OGM-GE's recipe (ogm.go).
-	OGM OGMFit
-	// Harmony is Harmony's recipe (harmony.go).
-	Harmony HarmonyFit
-	// PMR is the round's PMR recipe (pmr.go).
-	PMR PMRFit
-	// MDrop is the round's FedMDrop recipe (fedmdrop.go).
-	MDrop MDropFit
-	// GB is fedgb's recipe (gradblend.go).
-	GB GBFit
-	// Relearn is fedrelearn's recipe (relearn.go).
-	Relearn RelearnFit
+	// Recipe is the running method's own part of the round (nil: none):
+	// its settings and, through them, its share of the client's round.
+	Recipe Recipe
 	// DP is the client's share of client-side differential privacy (nil:
 	// none): it clips its update and adds its part of the noise
 	// (serverside.go).
@@ -65,6 +57,64 @@ type FitIns struct {
 	// Control is SCAFFOLD's server control variate c (Layout order); nil
 	// for every other method.
 	Control model.Params
+}
+
+// A Recipe is a method's part of a round's instruction (FitConfig.Recipe),
+// chosen by the method's server side. Its concrete type travels by gob
+// and is registered with the method (Method.Recipe).
+type Recipe interface {
+	// hooks returns the method's share of a client's round (round.go),
+	// in the order they run; multi says the client trains more than one
+	// modality this round.
+	hooks(multi bool) []roundHook
+	// validate checks a recipe received from a server that may be
+	// hostile, for a model of nm modalities, k classes and embeddings of
+	// width d.
+	validate(nm, k, d int) error
+}
+
+// A Report is what a method's client side measured for its server
+// (FitMetrics.Report). Its concrete type travels by gob and is registered
+// with the method (Method.Report).
+type Report interface {
+	// validate checks a report received from a client that may be
+	// hostile (MetricBounds), of metrics of batches steps.
+	validate(b MetricBounds, batches int) error
+}
+
+// privateReport is a Report that holds per-client statistics (class
+// prototypes, ...), which secure aggregation must not see in the clear.
+type privateReport interface {
+	// private names them, or returns "" for a report without them.
+	private() string
+}
+
+// PerClient names what per-client statistics the metrics carry (class
+// statistics, the privacy indicator, a method's per-class report), or
+// returns "": secure aggregation hides each client's contribution, so
+// a masked input must carry none of these in the clear.
+func (m *FitMetrics) PerClient() string {
+	switch {
+	case m.FedCMI.ClassStats != nil:
+		return "class statistics"
+	case m.DPUnclipped != 0:
+		return "the privacy indicator"
+	}
+	if p, ok := m.Report.(privateReport); ok {
+		return p.private()
+	}
+	return ""
+}
+
+// MetricBounds is what a client's metrics are checked against.
+type MetricBounds struct {
+	// Modalities, Classes and Width are the model's number of
+	// modalities, of classes and its embeddings' width.
+	Modalities, Classes, Width int
+	// Holds is the set of modalities the client holds; Samples the
+	// number of samples it holds.
+	Holds   data.Mask
+	Samples int
 }
 
 // FitMetrics is what local training measured.
@@ -83,19 +133,13 @@ type FitMetrics struct {
 
 	// FedCMI is what FedCMI's client side measured (fedcmi.go).
 	FedCMI FedCMIReport
-	// OGM sums OGM-GE's coefficients (ogm.go).
-	OGM OGMReport
-	// Proto summarises the prototype loss (PMR, FedMDrop; pmr.go).
-	Proto ProtoMetrics
+	// Report is what the running method's client side measured for its
+	// server (nil: nothing), a struct in the method's file.
+	Report Report
 	// DPUnclipped is, under client-side privacy, 1 if the update was
 	// within the clip bound (else 0) plus the client's share of the count
 	// noise, for adaptive clipping (serverside.go).
 	DPUnclipped float64
-	// Relearn holds fedrelearn's purities per modality (N = 0: not
-	// measured; relearn.go).
-	Relearn []RelearnPurity
-	// GB holds fedgb's losses (N = 0: not measured; gradblend.go).
-	GB GBLosses
 }
 
 // FitRes is a client's answer to FitIns.
@@ -112,8 +156,6 @@ type FitRes struct {
 	// parameters the client did not train), answering a FitIns with a
 	// Control; nil otherwise.
 	ControlDelta model.Params
-	// Report holds FedMDrop's client statistics (nil for other methods).
-	Report *ModalityReport
 }
 
 // Instruction pairs a client with its FitIns.
@@ -138,15 +180,14 @@ type Failure struct {
 // server's sums over many clients cannot overflow.
 const MaxMetricCount = 1 << 40
 
-// Validate checks metrics received from a client that may be hostile, for
-// a model of nm modalities and k classes, before the server uses them: finite sums (RhoSum,
-// a sum of probability ratios, and OGMCoefSum also non-negative); counts in
-// 0..MaxMetricCount, with RhoBatches, OGMBatches and Proto.Batches at most
-// Batches; FirstDominant in [0, RhoBatches] and Proto.FirstFast in
-// [0, Proto.Batches]; Temperatures nil or k finite positive values; and
-// ClassStats nil or valid for nm modalities and k classes
-// (ClassStats.Validate).
-func (m *FitMetrics) Validate(nm, k int) error {
+// Validate checks metrics received from a client that may be hostile,
+// before the server uses them: finite sums (RhoSum, a sum of probability
+// ratios, also non-negative); counts in 0..MaxMetricCount, with RhoBatches
+// at most Batches; FirstDominant in [0, RhoBatches]; FedCMI's report
+// (Temperatures nil or k finite positive values, ClassStats nil or valid
+// for the model's modalities and classes); and the method's Report, if
+// any, as its type says.
+func (m *FitMetrics) Validate(b MetricBounds) error {
 	if err := count("batches", m.Batches, MaxMetricCount); err != nil {
 		return err
 	}
@@ -172,10 +213,11 @@ func (m *FitMetrics) Validate(nm, k int) error {
 			return fmt.Errorf("fl: metrics: %s %v exceeds the %d rho batches", s.name, s.v, m.RhoBatches)
 		}
 	}
-	for _, err := range []error{m.OGM.validate(m.Batches), m.Proto.validate(m.Batches), m.FedCMI.validate(nm, k)} {
-		if err != nil {
-			return err
-		}
+	if err := m.FedCMI.validate(b.Modalities, b.Classes); err != nil {
+		return err
+	}
+	if m.Report != nil {
+		return m.Report.validate(b, m.Batches)
 	}
 	return nil
 }
@@ -206,11 +248,10 @@ const MaxEpochs = 1 << 20
 // Validate checks a recipe received from a server, for a model of nm
 // modalities, k classes and embeddings of width d, before a client trains
 // with it: Round and Epochs (at most MaxEpochs) not negative; finite
-// coefficients and a non-negative LR; Holdout in [0, 1); a known
-// Dominance; Table nil or of nm modalities and k classes with means in
-// [0, 1] or NaN (no report yet); HeadWeights nil or 1 + nm finite,
-// non-negative values; a Drop mask of the model's modalities; and
-// MDrop.Global nil or valid (PrototypeSet.Validate).
+// coefficients and a non-negative LR; FedCMI's recipe (Holdout in [0, 1);
+// a known Dominance; Table nil or of nm modalities and k classes with
+// means in [0, 1] or NaN, no report yet); and the method's Recipe, if
+// any, as its type says.
 func (c *FitConfig) Validate(nm, k, d int) error {
 	if c.Round < 0 || c.Epochs < 0 || c.Epochs > MaxEpochs {
 		return fmt.Errorf("fl: recipe: round %d, epochs %d (want 0..%d)", c.Round, c.Epochs, MaxEpochs)
@@ -221,10 +262,11 @@ func (c *FitConfig) Validate(nm, k, d int) error {
 	if c.LR < 0 {
 		return fmt.Errorf("fl: recipe: negative lr %v", c.LR)
 	}
-	for _, err := range []error{c.FedCMI.validate(nm, k), c.OGM.validate(), c.PMR.validate(), c.MDrop.validate(nm, k, d), c.GB.validate(nm)} {
-		if err != nil {
-			return err
-		}
+	if err := c.FedCMI.validate(nm, k); err != nil {
+		return err
+	}
+	if c.Recipe != nil {
+		return c.Recipe.validate(nm, k, d)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package fl
 
 import (
+	"encoding/gob"
 	"fmt"
 	"sort"
 	"strings"
@@ -38,6 +39,11 @@ type Method struct {
 	// modality-aware strategy, from the experiment's settings (its config
 	// block); nil means base itself.
 	Server func(base *ModalityAware, cfg *config.Config) Strategy
+	// Recipe and Report are zero values of the types the method's
+	// recipe and report have (nil: none), registered with encoding/gob
+	// so that they travel in FitConfig.Recipe and FitMetrics.Report.
+	Recipe Recipe
+	Report Report
 	// Check, if set, checks the experiment's settings against the data's
 	// nm modalities beyond what config.Validate can (errors name the
 	// field, config.FieldError).
@@ -98,7 +104,8 @@ var methods = register(
 	mdropMethod,    // fedmdrop.go
 )
 
-// register indexes the methods by name.
+// register indexes the methods by name and registers their recipes' and
+// reports' types with encoding/gob.
 func register(ms ...Method) map[string]Method {
 	out := make(map[string]Method, len(ms))
 	for _, m := range ms {
@@ -106,6 +113,12 @@ func register(ms ...Method) map[string]Method {
 			panic("fl: method " + m.Name + " registered twice")
 		}
 		out[m.Name] = m
+		if m.Recipe != nil {
+			gob.Register(m.Recipe)
+		}
+		if m.Report != nil {
+			gob.Register(m.Report)
+		}
 	}
 	return out
 }

@@ -32,9 +32,11 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 	var sum [2]float64
 	n := 0
 	for _, r := range results {
-		sum[0] += r.Res.Metrics.OGM.CoefSum[0]
-		sum[1] += r.Res.Metrics.OGM.CoefSum[1]
-		n += r.Res.Metrics.OGM.Batches
+		if rep, ok := r.Res.Metrics.Report.(*OGMReport); ok {
+			sum[0] += rep.CoefSum[0]
+			sum[1] += rep.CoefSum[1]
+			n += rep.Batches
+		}
 	}
 	if n > 0 {
 		log.Debug("ogm-ge coefficients", "round", round, "mean_k_first", sum[0]/float64(n), "mean_k_second", sum[1]/float64(n), "batches", n)
@@ -44,6 +46,8 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 // ogmMethod registers OGM-GE (methods).
 var ogmMethod = Method{Name: "ogm-ge", SumsOnly: true,
 	TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
+	Recipe:        OGMFit{},
+	Report:        &OGMReport{},
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &OGMGE{ModalityAware: base, Options: OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound}}
 	},
@@ -62,7 +66,7 @@ func (o *OGMGE) ConfigureFit(round int, global model.Params, clients []ClientInf
 	ins, err := o.ModalityAware.ConfigureFit(round, global, clients)
 	if o.Options.Active(round) {
 		for k := range ins {
-			ins[k].Ins.Config.OGM = OGMFit{On: true, Alpha: o.Options.Alpha}
+			ins[k].Ins.Config.Recipe = OGMFit{Alpha: o.Options.Alpha}
 		}
 	}
 	return ins, err
@@ -80,25 +84,32 @@ var (
 	_ Stateful = (*OGMGE)(nil)
 )
 
-// OGMFit is OGM-GE's part of a round's recipe (FitConfig.OGM).
+// OGMFit is OGM-GE's recipe (FitConfig.Recipe) in a modulated round:
+// gradient modulation with strength Alpha on multimodal clients, the
+// noise seeded by FitConfig.Seed.
 type OGMFit struct {
-	// On turns on OGM-GE gradient modulation with strength Alpha
-	// (multimodal clients only; the noise is seeded by FitConfig.Seed).
-	On    bool
 	Alpha float64
 }
 
-func (c *OGMFit) validate() error { return finite("OGM alpha", c.Alpha) }
+func (c OGMFit) validate(nm, k, d int) error { return finite("OGM alpha", c.Alpha) }
+
+// hooks implements Recipe: OGM-GE modulates multimodal steps only.
+func (c OGMFit) hooks(multi bool) []roundHook {
+	if !multi {
+		return nil
+	}
+	return []roundHook{&ogmHook{alpha: c.Alpha}}
+}
 
 // OGMReport sums OGM-GE's coefficients (k_A, k_V) over the Batches
-// modulated batches (FitMetrics.OGM).
+// modulated batches (FitMetrics.Report).
 type OGMReport struct {
 	CoefSum [2]float64
 	Batches int
 }
 
-// validate checks a report of a client that ran batches steps.
-func (m *OGMReport) validate(batches int) error {
+// validate implements Report.
+func (m *OGMReport) validate(_ MetricBounds, batches int) error {
 	if err := count("OGM batches", m.Batches, batches); err != nil {
 		return err
 	}
@@ -110,17 +121,22 @@ func (m *OGMReport) validate(batches int) error {
 
 // ogmHook is OGM-GE's client side: the modulation's settings and its
 // coefficients' sums.
-type ogmHook struct{}
+type ogmHook struct {
+	alpha float64
+	rep   *OGMReport
+}
 
 // prepare implements preparer.
-func (ogmHook) prepare(r *localRound) error {
-	r.tc.Terms = append(r.tc.Terms, model.OGMGE(model.OGM{Alpha: r.cfg.OGM.Alpha, Seed: r.cfg.Seed}))
+func (h *ogmHook) prepare(r *localRound) error {
+	r.tc.Terms = append(r.tc.Terms, model.OGMGE(model.OGM{Alpha: h.alpha, Seed: r.cfg.Seed}))
+	h.rep = &OGMReport{}
+	r.metrics.Report = h.rep
 	return nil
 }
 
 // recordStep implements stepRecorder.
-func (ogmHook) recordStep(r *localRound, st model.StepStats) {
-	r.metrics.OGM.CoefSum[0] += st.OGMCoef[0]
-	r.metrics.OGM.CoefSum[1] += st.OGMCoef[1]
-	r.metrics.OGM.Batches++
+func (h *ogmHook) recordStep(r *localRound, st model.StepStats) {
+	h.rep.CoefSum[0] += st.OGMCoef[0]
+	h.rep.CoefSum[1] += st.OGMCoef[1]
+	h.rep.Batches++
 }

@@ -39,7 +39,7 @@ func TestOGMClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, in := range ins {
-			if in.Ins.Config.OGM.On != want || (want && in.Ins.Config.OGM.Alpha != 0.8) {
+			if rc, on := in.Ins.Config.Recipe.(OGMFit); on != want || (want && rc.Alpha != 0.8) {
 				t.Fatalf("round %d: config %+v", round, in.Ins.Config)
 			}
 		}
@@ -51,17 +51,18 @@ func TestOGMClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := res.Metrics
+		rep, _ := m.Report.(*OGMReport)
 		if !(res.Modalities.Has(0) && res.Modalities.Has(1)) {
-			if m.OGM.Batches != 0 {
-				t.Fatalf("unimodal client %s modulated %d batches", in.ClientID, m.OGM.Batches)
+			if rep != nil {
+				t.Fatalf("unimodal client %s modulated %d batches", in.ClientID, rep.Batches)
 			}
 			continue
 		}
-		if m.OGM.Batches != m.Batches || m.Batches == 0 {
-			t.Fatalf("multimodal client: %d of %d batches modulated", m.OGM.Batches, m.Batches)
+		if rep == nil || rep.Batches != m.Batches || m.Batches == 0 {
+			t.Fatalf("multimodal client: report %+v of %d batches", rep, m.Batches)
 		}
-		kA, kV := m.OGM.CoefSum[0]/float64(m.OGM.Batches), m.OGM.CoefSum[1]/float64(m.OGM.Batches)
-		t.Logf("mean k_A %.3f, k_V %.3f over %d batches", kA, kV, m.OGM.Batches)
+		kA, kV := rep.CoefSum[0]/float64(rep.Batches), rep.CoefSum[1]/float64(rep.Batches)
+		t.Logf("mean k_A %.3f, k_V %.3f over %d batches", kA, kV, rep.Batches)
 		if kA < 0 || kA > 1 || kV < 0 || kV > 1 || min(kA, kV) >= 1 {
 			t.Fatalf("mean coefficients k_A %.3f, k_V %.3f", kA, kV)
 		}

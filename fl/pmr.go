@@ -43,23 +43,63 @@ type PMROptions struct {
 	Momentum float64
 }
 
-// PMRFit is a client's PMR recipe for one round (FitConfig.PMR).
+// PMRFit is a client's PMR recipe for one round (FitConfig.Recipe): the
+// prototype loss on multimodal clients.
 type PMRFit struct {
-	// On turns PMR on for multimodal clients.
-	On bool
 	// Alpha, Gamma (0 after the entropy rounds), Binary and Momentum as in
 	// PMROptions.
 	Alpha, Gamma, Momentum float64
 	Binary                 bool
 }
 
-func (c *PMRFit) validate() error {
+func (c PMRFit) validate(nm, k, d int) error {
 	return finite("PMR alpha", c.Alpha, "PMR gamma", c.Gamma, "PMR momentum", c.Momentum)
+}
+
+// hooks implements Recipe: the prototype loss, whose statistics are the
+// round's report.
+func (c PMRFit) hooks(multi bool) []roundHook {
+	rep := &ProtoMetrics{}
+	return []roundHook{&protoHook{recipe: c, rep: rep, report: rep}}
+}
+
+// protoLoss implements protoRecipe: PMR's loss on multimodal clients.
+func (c PMRFit) protoLoss(has data.Mask) *model.ProtoLoss {
+	if !(has.Has(0) && has.Has(1)) {
+		return nil
+	}
+	return &model.ProtoLoss{Alpha: c.Alpha, Gamma: c.Gamma, Binary: c.Binary}
+}
+
+// setPrototypes implements protoRecipe: PMR recomputes the client's own
+// prototypes from the current local model every epoch, blended with the
+// previous epoch's (prev) by Momentum.
+func (c PMRFit) setPrototypes(cl *LocalClient, local *model.Local, has data.Mask, ep int, prev *model.Prototypes) error {
+	params, err := local.Params()
+	if err != nil {
+		return err
+	}
+	own, _, err := cl.prototypes(params, has)
+	if err != nil {
+		return err
+	}
+	if ep > 0 && c.Momentum > 0 {
+		mom := float32(c.Momentum)
+		for m := range 2 {
+			for i := range own.Centers[m] {
+				own.Centers[m][i] = (1-mom)*own.Centers[m][i] + mom*prev.Centers[m][i]
+			}
+		}
+	}
+	*prev = own
+	return local.SetPrototypes(own)
 }
 
 // pmrMethod registers PMR (methods).
 var pmrMethod = Method{Name: "pmr", SumsOnly: true,
 	TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
+	Recipe:        PMRFit{},
+	Report:        &ProtoMetrics{},
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		p := cfg.PMR
 		return &PMR{ModalityAware: base, Options: PMROptions{
@@ -80,7 +120,7 @@ type PMR struct {
 func (p *PMR) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
 	ins, err := p.ModalityAware.ConfigureFit(round, global, clients)
 	for k := range ins {
-		ins[k].Ins.Config.PMR = pmrFit(p.Options, round)
+		ins[k].Ins.Config.Recipe = pmrFit(p.Options, round)
 	}
 	return ins, err
 }
@@ -92,7 +132,7 @@ var (
 
 // pmrFit returns round's PMR recipe.
 func pmrFit(o PMROptions, round int) PMRFit {
-	f := PMRFit{On: true, Alpha: o.Alpha, Binary: o.Binary, Momentum: o.Momentum}
+	f := PMRFit{Alpha: o.Alpha, Binary: o.Binary, Momentum: o.Momentum}
 	if round <= o.EntropyRounds {
 		f.Gamma = o.Gamma
 	}
@@ -109,8 +149,8 @@ type ProtoMetrics struct {
 	FirstFast int
 }
 
-// validate checks the metrics of a client that ran batches steps.
-func (p *ProtoMetrics) validate(batches int) error {
+// validate implements Report.
+func (p *ProtoMetrics) validate(_ MetricBounds, batches int) error {
 	if err := count("prototype batches", p.Batches, batches); err != nil {
 		return err
 	}
@@ -133,53 +173,15 @@ func (p *ProtoMetrics) add(st model.StepStats, has data.Mask) {
 	}
 }
 
-// protoLoss returns the prototype loss of local training on the modalities
-// has, or nil: PMR on multimodal clients; FedMDrop's modal enhancement loss
-// (binary coefficient, no entropy term) on every client once there are
-// global prototypes of the modalities it trains.
-func protoLoss(cfg FitConfig, has data.Mask) *model.ProtoLoss {
-	if cfg.PMR.On && has.Has(0) && has.Has(1) {
-		return &model.ProtoLoss{Alpha: cfg.PMR.Alpha, Gamma: cfg.PMR.Gamma, Binary: cfg.PMR.Binary}
-	}
-	if g := cfg.MDrop.Global; cfg.MDrop.On && g != nil {
-		for m := range 2 {
-			if has.Has(m) && g.Centers[m] == nil {
-				return nil
-			}
-		}
-		return &model.ProtoLoss{Alpha: cfg.MDrop.Alpha, Binary: true}
-	}
-	return nil
-}
-
-// epochPrototypes sets the prototypes of local epoch ep: PMR recomputes
-// the client's own from the current local model (blended with prev, the
-// previous epoch's); FedMDrop sets the global ones once.
-func (c *LocalClient) epochPrototypes(local *model.Local, cfg FitConfig, has data.Mask, ep int, prev *model.Prototypes) error {
-	if !cfg.PMR.On {
-		if ep > 0 {
-			return nil
-		}
-		return local.SetPrototypes(cfg.MDrop.Global.model())
-	}
-	params, err := local.Params()
-	if err != nil {
-		return err
-	}
-	own, _, err := c.prototypes(params, has)
-	if err != nil {
-		return err
-	}
-	if ep > 0 && cfg.PMR.Momentum > 0 {
-		mom := float32(cfg.PMR.Momentum)
-		for m := range 2 {
-			for i := range own.Centers[m] {
-				own.Centers[m][i] = (1-mom)*own.Centers[m][i] + mom*prev.Centers[m][i]
-			}
-		}
-	}
-	*prev = own
-	return local.SetPrototypes(own)
+// protoRecipe is a recipe with a prototype loss (PMR's, FedMDrop's modal
+// enhancement loss), run by protoHook.
+type protoRecipe interface {
+	// protoLoss returns the loss of local training on the modalities has,
+	// or nil.
+	protoLoss(has data.Mask) *model.ProtoLoss
+	// setPrototypes sets the prototypes of local epoch ep; prev holds the
+	// previous epoch's.
+	setPrototypes(c *LocalClient, local *model.Local, has data.Mask, ep int, prev *model.Prototypes) error
 }
 
 // prototypes returns the client's class prototypes of the modalities has
@@ -253,13 +255,21 @@ func nan() float64 { return math.NaN() }
 // protoHook is the prototype loss of PMR and FedMDrop: the loss's settings,
 // the prototypes at each epoch's start, and the loss's measurements.
 type protoHook struct {
-	on   bool
-	prev model.Prototypes // the previous epoch's, for PMR's momentum
+	recipe protoRecipe
+	// rep collects the loss's statistics; report, if set, is the round's
+	// report (FitMetrics.Report).
+	rep    *ProtoMetrics
+	report Report
+	on     bool
+	prev   model.Prototypes // the previous epoch's, for PMR's momentum
 }
 
 // prepare implements preparer.
 func (h *protoHook) prepare(r *localRound) error {
-	p := protoLoss(r.cfg, r.has)
+	if h.report != nil {
+		r.metrics.Report = h.report
+	}
+	p := h.recipe.protoLoss(r.has)
 	h.on = p != nil
 	if h.on {
 		r.tc.Terms = append(r.tc.Terms, model.PrototypeLoss(*p))
@@ -272,10 +282,10 @@ func (h *protoHook) startEpoch(r *localRound, ep int) error {
 	if !h.on {
 		return nil
 	}
-	return r.c.epochPrototypes(r.local, r.cfg, r.has, ep, &h.prev)
+	return h.recipe.setPrototypes(r.c, r.local, r.has, ep, &h.prev)
 }
 
 // recordStep implements stepRecorder.
 func (h *protoHook) recordStep(r *localRound, st model.StepStats) {
-	r.metrics.Proto.add(st, r.has)
+	h.rep.add(st, r.has)
 }

@@ -14,9 +14,9 @@ func TestPMRFitSchedule(t *testing.T) {
 		round int
 		want  PMRFit
 	}{
-		{1, PMRFit{On: true, Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
-		{2, PMRFit{On: true, Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
-		{3, PMRFit{On: true, Alpha: 2, Gamma: 0, Momentum: 0.2, Binary: true}}, // entropy only early
+		{1, PMRFit{Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
+		{2, PMRFit{Alpha: 2, Gamma: 0.3, Momentum: 0.2, Binary: true}},
+		{3, PMRFit{Alpha: 2, Gamma: 0, Momentum: 0.2, Binary: true}}, // entropy only early
 	} {
 		if got := pmrFit(o, tc.round); got != tc.want {
 			t.Errorf("round %d: %+v, want %+v", tc.round, got, tc.want)
@@ -28,10 +28,10 @@ func TestPMRFitSchedule(t *testing.T) {
 	clients := []ClientInfo{{ID: "a", Modalities: 3, NumSamples: 2}, {ID: "b", Modalities: 3, NumSamples: 2}}
 	global := aggParams(0, 0, 0, 0)
 	ins, err := (&PMR{ModalityAware: base, Options: o}).ConfigureFit(3, global, clients)
-	if err != nil || len(ins) != 2 || ins[1].Ins.Config.PMR != pmrFit(o, 3) {
+	if err != nil || len(ins) != 2 || ins[1].Ins.Config.Recipe != Recipe(pmrFit(o, 3)) {
 		t.Fatalf("PMR strategy: %+v, %v", ins, err)
 	}
-	if ins, _ := base.ConfigureFit(3, global, clients); ins[0].Ins.Config.PMR.On {
+	if ins, _ := base.ConfigureFit(3, global, clients); ins[0].Ins.Config.Recipe != nil {
 		t.Fatal("the plain strategy sent a PMR recipe")
 	}
 }
@@ -46,7 +46,7 @@ func TestPMRClientFit(t *testing.T) {
 	idx := []int{0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 20, 21, 22, 30, 31, 40, 41, 50, 51}
 	plain := FitConfig{Round: 1, Epochs: 2, LR: 0.05, Seed: 3, C1: 2, WeightDecay: 1e-4, Momentum: 0.9}
 	pmr := plain
-	pmr.PMR = pmrFit(PMROptions{Alpha: 1, Gamma: 0.1, EntropyRounds: 5, Momentum: 0.2}, 1)
+	pmr.Recipe = pmrFit(PMROptions{Alpha: 1, Gamma: 0.1, EntropyRounds: 5, Momentum: 0.2}, 1)
 	fit := func(has data.Mask, cfg FitConfig) FitRes {
 		c, err := NewLocalClient(e, train, idx, has)
 		if err != nil {
@@ -76,8 +76,8 @@ func TestPMRClientFit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := fit(tc.has, plain), fit(tc.has, pmr)
 			if tc.multi {
-				m := b.Metrics.Proto
-				if m.Batches != b.Metrics.Batches || m.Batches == 0 || !(m.RhoSum > 0) {
+				m, _ := b.Metrics.Report.(*ProtoMetrics)
+				if m == nil || m.Batches != b.Metrics.Batches || m.Batches == 0 || !(m.RhoSum > 0) {
 					t.Fatalf("prototype metrics %+v over %d batches", m, b.Metrics.Batches)
 				}
 				if same(a.Params, b.Params) {
@@ -85,8 +85,8 @@ func TestPMRClientFit(t *testing.T) {
 				}
 				return
 			}
-			if b.Metrics.Proto.Batches != 0 || !same(a.Params, b.Params) {
-				t.Fatalf("unimodal PMR client differs from FedAvg (prototype batches %d)", b.Metrics.Proto.Batches)
+			if m, _ := b.Metrics.Report.(*ProtoMetrics); m == nil || m.Batches != 0 || !same(a.Params, b.Params) {
+				t.Fatalf("unimodal PMR client differs from FedAvg (prototype metrics %+v)", m)
 			}
 		})
 	}

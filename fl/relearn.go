@@ -15,6 +15,8 @@ import (
 
 // relearnMethod registers fedrelearn (methods).
 var relearnMethod = Method{Name: "fedrelearn", SumsOnly: true,
+	Recipe: RelearnFit{},
+	Report: &RelearnReport{},
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &Relearn{Base: base, Lambda: cfg.FedRelearn.Lambda, Every: cfg.FedRelearn.Every, Rounds: cfg.Rounds}
 	},
@@ -67,10 +69,41 @@ type Relearn struct {
 	Alpha []float64
 }
 
-// RelearnFit is fedrelearn's part of a round's recipe (FitConfig.Relearn).
+// RelearnFit is fedrelearn's recipe (FitConfig.Recipe).
 type RelearnFit struct {
 	// On asks for the clustering purities (a diagnosis round).
 	On bool
+}
+
+// hooks implements Recipe.
+func (c RelearnFit) hooks(multi bool) []roundHook {
+	if !c.On {
+		return nil
+	}
+	return []roundHook{relearnHook{}}
+}
+
+// validate implements Recipe: a flag, nothing to check.
+func (c RelearnFit) validate(nm, k, d int) error { return nil }
+
+// RelearnReport holds a client's purities, per modality (FitMetrics.Report).
+type RelearnReport struct {
+	Purity []RelearnPurity
+}
+
+// validate implements Report: at most one purity per modality of the
+// model, each over 0..the client's samples. Their values are checked where
+// they are pooled (pooledGaps ignores impossible ones).
+func (r *RelearnReport) validate(b MetricBounds, _ int) error {
+	if len(r.Purity) > b.Modalities {
+		return fmt.Errorf("fl: metrics: fedrelearn purities of %d modalities, the model has %d", len(r.Purity), b.Modalities)
+	}
+	for m, p := range r.Purity {
+		if err := count(fmt.Sprintf("fedrelearn rows of modality %d", m), p.N, b.Samples); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RelearnPurity is one modality's clustering purity on a client's training
@@ -101,7 +134,7 @@ func (r *Relearn) ConfigureFit(round int, global model.Params, clients []ClientI
 	ins, err := r.Base.ConfigureFit(round, global, clients)
 	if r.Diagnoses(round) {
 		for k := range ins {
-			ins[k].Ins.Config.Relearn = RelearnFit{On: true}
+			ins[k].Ins.Config.Recipe = RelearnFit{On: true}
 		}
 	}
 	return ins, err
@@ -146,7 +179,11 @@ func (r *Relearn) AggregateFit(round int, global model.Params, results []Result,
 func pooledGaps(results []Result, nm int, log *slog.Logger, round int) (gaps []float64, rows []int) {
 	gaps, rows = make([]float64, nm), make([]int, nm)
 	for _, res := range results {
-		for m, p := range res.Res.Metrics.Relearn {
+		rep, ok := res.Res.Metrics.Report.(*RelearnReport)
+		if !ok {
+			continue
+		}
+		for m, p := range rep.Purity {
 			if p.N == 0 {
 				continue
 			}
@@ -393,7 +430,7 @@ type relearnHook struct{}
 
 // finish implements finisher.
 func (relearnHook) finish(r *localRound, trained model.Params, res *FitRes) error {
-	var err error
-	res.Metrics.Relearn, err = r.c.relearnPurity(r.start, trained, r.train, r.has, r.cfg.Seed)
+	p, err := r.c.relearnPurity(r.start, trained, r.train, r.has, r.cfg.Seed)
+	res.Metrics.Report = &RelearnReport{Purity: p}
 	return err
 }

@@ -94,17 +94,17 @@ func TestRelearnAggregate(t *testing.T) {
 	init := relearnParams(0, 0, 0, 0, 0)
 	clients := []ClientInfo{{ID: "c0", Modalities: data.Full(2), NumSamples: 1}, {ID: "c1", Modalities: data.Full(2), NumSamples: 3}}
 	ins, err := r.ConfigureFit(1, init, clients)
-	if err != nil || len(ins) != 2 || ins[0].Ins.Config.Relearn.On {
+	if err != nil || len(ins) != 2 || ins[0].Ins.Config.Recipe != nil {
 		t.Fatalf("round 1: %v %+v", err, ins)
 	}
 	ins, _ = r.ConfigureFit(5, init, clients)
-	if !ins[0].Ins.Config.Relearn.On {
+	if rc, _ := ins[0].Ins.Config.Recipe.(RelearnFit); !rc.On {
 		t.Fatal("round 5 does not ask for purities")
 	}
 	trained := relearnParams(8, 8, 4, 2, 1)
 	res := func(n int, pa, pv RelearnPurity) Result {
 		return Result{ClientID: "c", Res: FitRes{Params: trained, NumSamples: n, Modalities: data.Full(2),
-			Metrics: FitMetrics{Relearn: []RelearnPurity{pa, pv}}}}
+			Metrics: FitMetrics{Report: &RelearnReport{Purity: []RelearnPurity{pa, pv}}}}}
 	}
 	results := []Result{
 		// gap a: (1*|0.9-0.5| + 3*|0.6-0.6|)/4 = 0.1; v: (1*0.2 + 3*0.2)/4 = 0.2.

@@ -60,11 +60,13 @@ type finisher interface {
 	finish(r *localRound, trained model.Params, res *FitRes) error
 }
 
-// roundHooks returns the hooks a round with cfg runs, in order. Order
-// matters where hooks share state: FedCMI's holdout split comes first (it
-// chooses the training rows), the measurements on the trained model come
-// before client-side privacy changes what leaves the client.
-func roundHooks(cfg FitConfig, ins FitIns, multi bool) []roundHook {
+// roundHooks returns the hooks a round with cfg runs, in order: FedCMI's
+// and the proximal term's, the running method's (cfg.Recipe.hooks), then
+// personalisation's and client-side privacy's. Order matters where hooks
+// share state: FedCMI's holdout split comes first (it chooses the training
+// rows), the measurements on the trained model come before client-side
+// privacy changes what leaves the client.
+func roundHooks(cfg FitConfig, multi bool) []roundHook {
 	var hooks []roundHook
 	add := func(on bool, h roundHook) {
 		if on {
@@ -73,14 +75,29 @@ func roundHooks(cfg FitConfig, ins FitIns, multi bool) []roundHook {
 	}
 	add(multi, &fedcmiHook{})
 	add(cfg.Mu != 0, proxHook{})
-	add(ins.Control != nil, &scaffoldHook{})
-	add(true, &protoHook{})
-	add(cfg.OGM.On && multi, ogmHook{})
-	add(cfg.Harmony.Unimodal, harmonyHook{})
-	add(cfg.GB.On && multi, gbHook{})
-	add(cfg.Relearn.On, relearnHook{})
-	add(cfg.MDrop.On, mdropHook{})
+	if cfg.Recipe != nil {
+		hooks = append(hooks, cfg.Recipe.hooks(multi)...)
+	}
 	add(cfg.FedCMI.Personalized, personalHook{})
 	add(cfg.DP != nil, privacyHook{})
 	return hooks
+}
+
+// modalityDropper is a recipe that leaves some of a client's modalities
+// out of the round (FedMDrop's).
+type modalityDropper interface {
+	dropped() data.Mask
+}
+
+// trainedModalities returns the modalities the client trains this round:
+// those it holds minus the ones its recipe drops (never all of them).
+func (c *LocalClient) trainedModalities(cfg FitConfig) data.Mask {
+	d, ok := cfg.Recipe.(modalityDropper)
+	if !ok {
+		return c.has
+	}
+	if kept := c.has &^ d.dropped(); kept != 0 {
+		return kept
+	}
+	return c.has
 }

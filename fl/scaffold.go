@@ -18,6 +18,7 @@ var scaffoldMethod = Method{Name: "scaffold",
 	SingleUpdates: "its server averages each participant's control variate change, which travels beside the update in the clear",
 	NoDP:          "its control variates reveal the unclipped update",
 	ClientState:   true,
+	Recipe:        ScaffoldFit{},
 	Server:        func(base *ModalityAware, _ *config.Config) Strategy { return &Scaffold{Base: base} },
 	Doc:           "SCAFFOLD (option II) with modality-aware control variates"}
 
@@ -87,6 +88,7 @@ func (s *Scaffold) ConfigureFit(round int, global model.Params, clients []Client
 	}
 	for k := range ins {
 		ins[k].Ins.Control = s.control
+		ins[k].Ins.Config.Recipe = ScaffoldFit{Corrected: true}
 	}
 	return ins, nil
 }
@@ -395,12 +397,35 @@ var (
 	_ Strategy       = (*Scaffold)(nil)
 )
 
+// ScaffoldFit is SCAFFOLD's recipe (FitConfig.Recipe): corrected steps
+// with the server control variate, which travels beside the model as
+// tensors (FitIns.Control; the answer's FitRes.ControlDelta).
+type ScaffoldFit struct {
+	// Corrected is always true (gob sends no struct without a field).
+	Corrected bool
+}
+
+// hooks implements Recipe.
+func (c ScaffoldFit) hooks(multi bool) []roundHook {
+	if !c.Corrected {
+		return nil
+	}
+	return []roundHook{scaffoldHook{}}
+}
+
+// validate implements Recipe: a flag, nothing to check (the control
+// variate is checked against the model's layout when used).
+func (c ScaffoldFit) validate(nm, k, d int) error { return nil }
+
 // scaffoldHook is SCAFFOLD's client side: the correction c − c_i added to
 // every step's gradient, and the control variate's change after training.
 type scaffoldHook struct{}
 
 // prepare implements preparer.
 func (scaffoldHook) prepare(r *localRound) error {
+	if r.ins.Control == nil {
+		return errors.New("fl: SCAFFOLD's recipe without the server control variate")
+	}
 	corr, err := r.c.scaffoldCorrection(r.ins.Control)
 	if err != nil {
 		return err

@@ -29,8 +29,17 @@ func TestFitMetricsValidate(t *testing.T) {
 		cs := NewClassStats(2, k)
 		cs.Sum[0][0], cs.Sum[1][0], cs.Count[0] = 1.5, 0.5, 2
 		return FitMetrics{LossSum: 4.2, Batches: 6, RhoSum: 3, RhoBatches: 3, FirstDominant: 2.5,
-			FedCMI: FedCMIReport{Temperatures: []float64{1, 0.5, 1}, ClassStats: &cs}, OGM: OGMReport{CoefSum: [2]float64{1, 2}, Batches: 4},
-			Proto: ProtoMetrics{RhoSum: 2, Batches: 2, FirstFast: 1}}
+			FedCMI: FedCMIReport{Temperatures: []float64{1, 0.5, 1}, ClassStats: &cs}, Report: &OGMReport{CoefSum: [2]float64{1, 2}, Batches: 4}}
+	}
+	proto := func(m *FitMetrics) *ProtoMetrics {
+		p := &ProtoMetrics{RhoSum: 2, Batches: 2, FirstFast: 1}
+		m.Report = p
+		return p
+	}
+	selection := func(m *FitMetrics) *ModalityReport {
+		r := &ModalityReport{Prototypes: PrototypeSet{Centers: [2][]float32{make([]float32, k*2)}, Counts: [2][]int{make([]int, k)}}, Accuracy: [2]float64{0.5, math.NaN()}}
+		m.Report = &MDropReport{Selection: r}
+		return r
 	}
 	for _, tc := range []struct {
 		name    string
@@ -47,10 +56,28 @@ func TestFitMetricsValidate(t *testing.T) {
 		{"huge batches", func(m *FitMetrics) { m.Batches = MaxMetricCount + 1 }, "batches"},
 		{"rho batches beyond batches", func(m *FitMetrics) { m.RhoBatches = 7 }, "rho batches 7"},
 		{"first dominant beyond rho batches", func(m *FitMetrics) { m.FirstDominant = 3.5 }, "exceeds the 3 rho batches"},
-		{"negative OGM batches", func(m *FitMetrics) { m.OGM.Batches = -2 }, "OGM batches"},
-		{"NaN OGM", func(m *FitMetrics) { m.OGM.CoefSum[1] = math.NaN() }, "OGM coefficient"},
-		{"first fast beyond batches", func(m *FitMetrics) { m.Proto.FirstFast = 3 }, "first-fast"},
-		{"infinite prototype rho", func(m *FitMetrics) { m.Proto.RhoSum = math.Inf(-1) }, "prototype rho sum"},
+		{"negative OGM batches", func(m *FitMetrics) { m.Report.(*OGMReport).Batches = -2 }, "OGM batches"},
+		{"OGM batches beyond batches", func(m *FitMetrics) { m.Report.(*OGMReport).Batches = 7 }, "OGM batches"},
+		{"NaN OGM", func(m *FitMetrics) { m.Report.(*OGMReport).CoefSum[1] = math.NaN() }, "OGM coefficient"},
+		{"prototype metrics", func(m *FitMetrics) { proto(m) }, ""},
+		{"first fast beyond batches", func(m *FitMetrics) { proto(m).FirstFast = 3 }, "first-fast"},
+		{"infinite prototype rho", func(m *FitMetrics) { proto(m).RhoSum = math.Inf(-1) }, "prototype rho sum"},
+		{"fedgb losses", func(m *FitMetrics) {
+			m.Report = &GBLosses{Before: []float64{1, 1, 1}, After: []float64{1, 1, 1}, N: 10}
+		}, ""},
+		{"fedgb losses of other heads", func(m *FitMetrics) { m.Report = &GBLosses{Before: []float64{1, 1}, After: []float64{1, 1}, N: 10} }, "fedgb losses of 2 and 2 heads, want 3"},
+		{"fedgb rows beyond samples", func(m *FitMetrics) {
+			m.Report = &GBLosses{Before: []float64{1, 1, 1}, After: []float64{1, 1, 1}, N: 11}
+		}, "fedgb rows 11"},
+		{"fedrelearn purities", func(m *FitMetrics) {
+			m.Report = &RelearnReport{Purity: []RelearnPurity{{0.5, 0.6, 10}, {0.4, 0.4, 10}}}
+		}, ""},
+		{"fedrelearn purities of 3 modalities", func(m *FitMetrics) { m.Report = &RelearnReport{Purity: make([]RelearnPurity, 3)} }, "purities of 3 modalities"},
+		{"fedrelearn rows beyond samples", func(m *FitMetrics) { m.Report = &RelearnReport{Purity: []RelearnPurity{{0.5, 0.6, 12}}} }, "rows of modality 0 12"},
+		{"FedMDrop report", func(m *FitMetrics) { selection(m) }, ""},
+		{"FedMDrop NaN prototype", func(m *FitMetrics) { selection(m).Prototypes.Centers[0][1] = float32(math.NaN()) }, "prototype value 1"},
+		{"FedMDrop counts beyond samples", func(m *FitMetrics) { selection(m).Prototypes.Counts[0][0] = 11 }, "report"},
+		{"FedMDrop prototypes of a modality not held", func(m *FitMetrics) { selection(m).Prototypes.Centers[1] = make([]float32, k*2) }, "not held"},
 		{"temperatures of more classes", func(m *FitMetrics) { m.FedCMI.Temperatures = make([]float64, 1000) }, "1000 temperatures for 3 classes"},
 		{"NaN temperature", func(m *FitMetrics) { m.FedCMI.Temperatures[1] = math.NaN() }, "temperature of class 1"},
 		{"zero temperature", func(m *FitMetrics) { m.FedCMI.Temperatures[2] = 0 }, "temperature of class 2"},
@@ -61,7 +88,7 @@ func TestFitMetricsValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := honest()
 			tc.corrupt(&m)
-			wantErr(t, m.Validate(2, k), tc.want)
+			wantErr(t, m.Validate(MetricBounds{Modalities: 2, Classes: k, Width: 2, Holds: 1, Samples: 10}), tc.want)
 		})
 	}
 }
@@ -132,7 +159,9 @@ func TestFitConfigValidate(t *testing.T) {
 		{"infinite temperature", func(c *FitConfig) { c.FedCMI.Temperature = math.Inf(1) }, "temperature is +Inf"},
 		{"holdout 1", func(c *FitConfig) { c.FedCMI.Holdout = 1 }, "holdout"},
 		{"unknown dominance", func(c *FitConfig) { c.FedCMI.Dominance = 9 }, "dominance"},
-		{"drop of a third modality", func(c *FitConfig) { c.MDrop.Drop = 4 }, "drop mask"},
+		{"drop of a third modality", func(c *FitConfig) { c.Recipe = MDropFit{Drop: 4} }, "drop mask"},
+		{"NaN OGM alpha", func(c *FitConfig) { c.Recipe = OGMFit{Alpha: math.NaN()} }, "OGM alpha"},
+		{"head weights of other heads", func(c *FitConfig) { c.Recipe = GBFit{HeadWeights: []float64{1, 1}} }, "2 head weights, want 3"},
 		{"table of other classes", func(c *FitConfig) {
 			c.FedCMI.Table = &DominanceTable{P: [][]float64{make([]float64, 5), make([]float64, 5)}}
 		}, "of 5 classes for modality 0, want 3"},
@@ -143,8 +172,9 @@ func TestFitConfigValidate(t *testing.T) {
 			c.FedCMI.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 1}, []float64{0.5, math.NaN(), 0}}}
 		}, ""},
 		{"global prototypes of NaN", func(c *FitConfig) {
-			c.MDrop.Global = &PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}}
-			c.MDrop.Global.Centers[0][0] = float32(math.NaN())
+			g := &PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}}
+			g.Centers[0][0] = float32(math.NaN())
+			c.Recipe = MDropFit{Global: g}
 		}, "global prototypes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
