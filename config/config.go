@@ -554,8 +554,6 @@ func (c *Config) Validate() error {
 		{c.Data.Validation >= 0 && c.Data.Validation <= 0.5, "data.validation", "must be in [0, 0.5]"},
 		{c.Data.MissingRate >= 0 && c.Data.MissingRate < 1, "data.missing_rate", "must be in [0, 1)"},
 		{c.Data.MissingSampleRate >= 0 && c.Data.MissingSampleRate < 1, "data.missing_sample_rate", "must be in [0, 1)"},
-		{c.Data.MissingSampleRate == 0 || !slices.Contains([]string{"pmr", "fedmdrop", "ogm-ge", "harmony"}, c.Method), "data.missing_sample_rate",
-			"must be 0 for " + c.Method + " (its prototypes, modulation or unimodal stage assume every sample of a multimodal client has both modalities)"},
 		{c.Data.LabelNoise >= 0 && c.Data.LabelNoise < 1, "data.label_noise", "must be in [0, 1)"},
 		{c.Data.MissingLabels >= 0 && c.Data.MissingLabels < 1, "data.missing_labels", "must be in [0, 1)"},
 		{c.Data.TestFraction > 0 && c.Data.TestFraction < 1, "data.test_fraction", "must be in (0, 1)"},

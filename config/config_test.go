@@ -72,7 +72,6 @@ func TestErrors(t *testing.T) {
 		{func(c *Config) { c.Data.MissingRate = -0.1 }, "data.missing_rate"},
 		{func(c *Config) { c.Data.LabelNoise = 1 }, "data.label_noise"},
 		{func(c *Config) { c.Data.MissingSampleRate = 1 }, "data.missing_sample_rate"},
-		{func(c *Config) { c.Method, c.Data.MissingSampleRate = "pmr", 0.2 }, "data.missing_sample_rate"},
 		{func(c *Config) { c.Data.MissingLabels = 1.2 }, "data.missing_labels"},
 		{func(c *Config) { c.Model.Hidden = []int{4, 0} }, "model.hidden"},
 		{func(c *Config) { c.Data.Partition = "group" }, "data.partition"},

@@ -9,8 +9,9 @@ import (
 
 // harmonyMethod registers Harmony (methods).
 var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
-	NoDP:   "its fusion stage samples only multimodal clients",
-	Recipe: HarmonyFit{},
+	NoDP:         "its fusion stage samples only multimodal clients",
+	Recipe:       HarmonyFit{},
+	WholeSamples: "its unimodal stage assumes that every sample of a multimodal client has each modality",
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
 	},

@@ -51,6 +51,10 @@ type Method struct {
 	// ClientState says that clients carry state from round to round
 	// (SCAFFOLD's control variates), which a checkpoint must hold.
 	ClientState bool
+	// WholeSamples, if not empty, says why the method needs every sample
+	// of a multimodal client to hold each of the client's modalities
+	// (data.missing_sample_rate must be 0).
+	WholeSamples string
 	// NoDP, if not empty, says why client-level differential privacy
 	// (dp.clip) does not hold for the method: its clients send more than
 	// their clipped update, or its sampling is not uniform.
@@ -134,7 +138,8 @@ func (m Method) NewStrategy(base *ModalityAware, cfg *config.Config) Strategy {
 
 // CheckConfig checks cfg (config.Validate) and what only the method
 // registry knows: that the method exists, that client-level differential
-// privacy holds for it (NoDP), and that a method measuring dominance on
+// privacy holds for it (NoDP), that it can train on samples missing a
+// modality if the data has them (WholeSamples), and that a method measuring dominance on
 // held-out data has some (fedcmi.holdout). The checks against the data
 // (CheckModalities, Check) come when it is loaded.
 func CheckConfig(cfg *config.Config) error {
@@ -147,6 +152,9 @@ func CheckConfig(cfg *config.Config) error {
 	}
 	if cfg.DP.Clip > 0 && m.NoDP != "" {
 		return &config.FieldError{Path: "dp.clip", Err: fmt.Errorf("differential privacy is not available for method %s: %s", m.Name, m.NoDP)}
+	}
+	if cfg.Data.MissingSampleRate > 0 && m.WholeSamples != "" {
+		return &config.FieldError{Path: "data.missing_sample_rate", Err: fmt.Errorf("must be 0 for method %s: %s", m.Name, m.WholeSamples)}
 	}
 	if m.Holdout && cfg.FedCMI.Holdout <= 0 {
 		return &config.FieldError{Path: "fedcmi.holdout", Err: fmt.Errorf("must be > 0 for method %s", m.Name)}

@@ -26,6 +26,8 @@ func TestCheckConfig(t *testing.T) {
 		{"dp fedmdrop", func(c *config.Config) { dp(c); c.Method = "fedmdrop" }, "dp.clip", "not available for method fedmdrop"},
 		{"dp harmony", func(c *config.Config) { dp(c); c.Method = "harmony" }, "dp.clip", "not available for method harmony"},
 		{"dp fedstats", func(c *config.Config) { dp(c); c.Method = "fedcmi-fedstats" }, "dp.clip", "per-class statistics"},
+		{"missing samples", func(c *config.Config) { c.Method, c.Data.MissingSampleRate = "fedcmi", 0.2 }, "", ""},
+		{"missing samples pmr", func(c *config.Config) { c.Method, c.Data.MissingSampleRate = "pmr", 0.2 }, "data.missing_sample_rate", "must be 0 for method pmr: its prototypes"},
 		{"holdout", func(c *config.Config) { c.Method = "fedcmi-holdout" }, "", ""},
 		{"no holdout", func(c *config.Config) { c.Method, c.FedCMI.Holdout = "fedcmi-holdout", 0 }, "fedcmi.holdout", "must be > 0"},
 	} {

@@ -48,6 +48,7 @@ var ogmMethod = Method{Name: "ogm-ge", SumsOnly: true,
 	TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
 	Recipe:        OGMFit{},
 	Report:        &OGMReport{},
+	WholeSamples:  "its modulation compares the modalities' scores on the same samples",
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &OGMGE{ModalityAware: base, Options: OGMOptions{Alpha: cfg.OGM.Alpha, StartRound: cfg.OGM.StartRound, EndRound: cfg.OGM.EndRound}}
 	},

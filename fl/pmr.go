@@ -100,6 +100,7 @@ var pmrMethod = Method{Name: "pmr", SumsOnly: true,
 	TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
 	Recipe:        PMRFit{},
 	Report:        &ProtoMetrics{},
+	WholeSamples:  "its prototypes assume that every sample of a multimodal client has both modalities",
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		p := cfg.PMR
 		return &PMR{ModalityAware: base, Options: PMROptions{

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 
@@ -39,7 +38,7 @@ func TestThreeModalities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if method.TwoModalities == "" && !slices.Contains([]string{"pmr", "ogm-ge", "harmony"}, name) {
+			if method.TwoModalities == "" && method.WholeSamples == "" {
 				cfg.Data.MissingSampleRate = 0.2
 			}
 			if err := cfg.Validate(); err != nil {
