@@ -27,17 +27,14 @@ func TestBaselineSettings(t *testing.T) {
 		{"scaffold", func(c *Config) { c.Method = "scaffold" }, ""},
 		{"ogm-ge", func(c *Config) { c.Method = "ogm-ge" }, ""},
 		{"ogm-ge sum fusion", func(c *Config) { c.Method, c.Model.Fusion = "ogm-ge", "sum" }, ""},
-		{"ogm-ge film fusion", func(c *Config) { c.Method, c.Model.Fusion = "ogm-ge", "film" }, "model.fusion"},
 		{"film fusion without ogm-ge", func(c *Config) { c.Model.Fusion = "film" }, ""},
 		{"ogm alpha", func(c *Config) { c.OGM.Alpha = 0 }, "ogm.alpha"},
 		{"ogm start", func(c *Config) { c.OGM.StartRound = 0 }, "ogm.start_round"},
 		{"ogm span", func(c *Config) { c.OGM.StartRound, c.OGM.EndRound = 5, 4 }, "ogm.end_round"},
 		{"ogm span ok", func(c *Config) { c.OGM.StartRound, c.OGM.EndRound = 5, 5 }, ""},
 		{"harmony", func(c *Config) { c.Method = "harmony" }, ""},
-		{"harmony no fusion round", func(c *Config) { c.Method, c.Harmony.UnimodalRounds = "harmony", c.Rounds }, "harmony.unimodal_rounds"},
 		{"harmony setting unused", func(c *Config) { c.Harmony.UnimodalRounds = c.Rounds }, ""},
 		{"harmony negative", func(c *Config) { c.Harmony.UnimodalRounds = -1 }, "harmony.unimodal_rounds"},
-		{"harmony unimodal clients only", func(c *Config) { c.Method, c.Data.MultiRatio = "harmony", 0 }, "data.multi_ratio"},
 		{"ablation", func(c *Config) { c.Method = "fedcmi-noinf" }, ""},
 	} {
 		c := Default()

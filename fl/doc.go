@@ -14,15 +14,19 @@
 //
 // # Methods
 //
-// FedAvg, FedProx and FedCMI differ in what clients optimise (see Method)
-// and share the server side: modality-aware weighted averaging
-// (AggregateModalityAware), where each modality's parameters are averaged
-// over the sampled clients that hold that modality and the fusion head over
-// all of them. OGM-GE (OGMOptions) also only changes local training. Two
-// baselines wrap ModalityAware with a strategy of their own: Scaffold
-// (control variates, state kept by the strategy and the clients; see
-// Stateful and ClientStateful) and Harmony (a unimodal stage on all
-// clients, then a fusion stage on multimodal clients).
+// A method is one entry of the registry (Method, LookupMethod,
+// CheckConfig) and its own file. FedAvg, FedProx, FedCMI and its variants
+// are settings of the shared FedCMI recipe (FedCMIFit) and share the
+// server side, modality-aware weighted averaging (ModalityAware,
+// AggregateModalityAware): each modality's parameters are averaged over
+// the sampled clients that hold that modality and the fusion head over
+// all of them. The baselines (SCAFFOLD, OGM-GE, Harmony, PMR, FedMDrop,
+// fedgb, fedrelearn) wrap ModalityAware in a Strategy of their own
+// (Method.Server), which sends each client the method's Recipe
+// (FitConfig.Recipe); the recipe gives the client's share of the round
+// (round hooks, round.go), and the client answers with the method's
+// Report (FitMetrics.Report). State kept across rounds by a strategy or
+// its clients is checkpointed (Stateful, ClientStateful).
 //
 // # Determinism
 //

@@ -2,12 +2,13 @@ package fl
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/fedcmi/fedcmi/config"
 	"log/slog"
 	"math"
 	"slices"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
@@ -19,7 +20,13 @@ var gbMethod = Method{Name: "fedgb", SumsOnly: true,
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &GradBlend{Base: base, Smoothing: cfg.FedGB.Smoothing, Floor: cfg.FedGB.Floor}
 	},
-	Check: func(cfg *config.Config, nm int) error {
+	CheckSettings: func(cfg *config.Config) error {
+		if cfg.FedCMI.C1 <= 0 {
+			return &config.FieldError{Path: "fedcmi.c1", Err: errors.New("fedgb scales the self heads' losses, and with c1 = 0 they have none to compare: must be > 0")}
+		}
+		return nil
+	},
+	CheckData: func(cfg *config.Config, nm int) error {
 		if nh := 1 + nm; cfg.FedGB.Floor*float64(nh) > 1 {
 			return &config.FieldError{Path: "fedgb.floor", Err: fmt.Errorf("%v: the %d heads of %d modalities cannot each keep that share; at most 1/%d", cfg.FedGB.Floor, nh, nm, nh)}
 		}

@@ -2,13 +2,23 @@ package fl
 
 import (
 	"errors"
-	"github.com/fedcmi/fedcmi/config"
+	"fmt"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/model"
 )
 
 // harmonyMethod registers Harmony (methods).
 var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
+	CheckSettings: func(cfg *config.Config) error {
+		if cfg.Harmony.UnimodalRounds >= cfg.Rounds {
+			return &config.FieldError{Path: "harmony.unimodal_rounds", Err: fmt.Errorf("%d: must be < rounds (%d): the fusion stage needs at least one round", cfg.Harmony.UnimodalRounds, cfg.Rounds)}
+		}
+		if cfg.Data.MultiRatio <= 0 {
+			return &config.FieldError{Path: "data.multi_ratio", Err: errors.New("harmony's fusion stage needs multimodal clients (> 0)")}
+		}
+		return nil
+	},
 	NoDP:         "its fusion stage samples only multimodal clients",
 	Recipe:       HarmonyFit{},
 	WholeSamples: "its unimodal stage assumes that every sample of a multimodal client has each modality",

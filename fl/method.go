@@ -44,10 +44,12 @@ type Method struct {
 	// so that they travel in FitConfig.Recipe and FitMetrics.Report.
 	Recipe Recipe
 	Report Report
-	// Check, if set, checks the experiment's settings against the data's
-	// nm modalities beyond what config.Validate can (errors name the
-	// field, config.FieldError).
-	Check func(cfg *config.Config, nm int) error
+	// CheckSettings, if set, checks the experiment's settings beyond what
+	// config.Validate can, for this method (its needs of other sections);
+	// CheckData checks them against the data's nm modalities. Errors name
+	// the field (config.FieldError).
+	CheckSettings func(cfg *config.Config) error
+	CheckData     func(cfg *config.Config, nm int) error
 	// ClientState says that clients carry state from round to round
 	// (SCAFFOLD's control variates), which a checkpoint must hold.
 	ClientState bool
@@ -140,8 +142,9 @@ func (m Method) NewStrategy(base *ModalityAware, cfg *config.Config) Strategy {
 // registry knows: that the method exists, that client-level differential
 // privacy holds for it (NoDP), that it can train on samples missing a
 // modality if the data has them (WholeSamples), and that a method measuring dominance on
-// held-out data has some (fedcmi.holdout). The checks against the data
-// (CheckModalities, Check) come when it is loaded.
+// held-out data has some (fedcmi.holdout), and the method's own
+// CheckSettings. The checks against the data (CheckModalities, CheckData)
+// come when it is loaded.
 func CheckConfig(cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -158,6 +161,9 @@ func CheckConfig(cfg *config.Config) error {
 	}
 	if m.Holdout && cfg.FedCMI.Holdout <= 0 {
 		return &config.FieldError{Path: "fedcmi.holdout", Err: fmt.Errorf("must be > 0 for method %s", m.Name)}
+	}
+	if m.CheckSettings != nil {
+		return m.CheckSettings(cfg)
 	}
 	return nil
 }

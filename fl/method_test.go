@@ -28,6 +28,12 @@ func TestCheckConfig(t *testing.T) {
 		{"dp fedstats", func(c *config.Config) { dp(c); c.Method = "fedcmi-fedstats" }, "dp.clip", "per-class statistics"},
 		{"missing samples", func(c *config.Config) { c.Method, c.Data.MissingSampleRate = "fedcmi", 0.2 }, "", ""},
 		{"missing samples pmr", func(c *config.Config) { c.Method, c.Data.MissingSampleRate = "pmr", 0.2 }, "data.missing_sample_rate", "must be 0 for method pmr: its prototypes"},
+		{"ogm-ge sum fusion", func(c *config.Config) { c.Method, c.Model.Fusion = "ogm-ge", "sum" }, "", ""},
+		{"ogm-ge film fusion", func(c *config.Config) { c.Method, c.Model.Fusion = "ogm-ge", "film" }, "model.fusion", "ogm-ge needs concat or sum"},
+		{"harmony no fusion round", func(c *config.Config) { c.Method, c.Harmony.UnimodalRounds = "harmony", c.Rounds }, "harmony.unimodal_rounds", "fusion stage"},
+		{"harmony unimodal clients only", func(c *config.Config) { c.Method, c.Data.MultiRatio = "harmony", 0 }, "data.multi_ratio", "multimodal clients"},
+		{"fedgb without self heads", func(c *config.Config) { c.Method, c.FedCMI.C1 = "fedgb", 0 }, "fedcmi.c1", "must be > 0"},
+		{"fedgb", func(c *config.Config) { c.Method = "fedgb" }, "", ""},
 		{"holdout", func(c *config.Config) { c.Method = "fedcmi-holdout" }, "", ""},
 		{"no holdout", func(c *config.Config) { c.Method, c.FedCMI.Holdout = "fedcmi-holdout", 0 }, "fedcmi.holdout", "must be > 0"},
 	} {

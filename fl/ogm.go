@@ -1,9 +1,10 @@
 package fl
 
 import (
-	"github.com/fedcmi/fedcmi/config"
+	"fmt"
 	"log/slog"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/model"
 )
 
@@ -45,6 +46,12 @@ func logOGM(log *slog.Logger, round int, results []Result) {
 
 // ogmMethod registers OGM-GE (methods).
 var ogmMethod = Method{Name: "ogm-ge", SumsOnly: true,
+	CheckSettings: func(cfg *config.Config) error {
+		if f := cfg.Model.Fusion; f != "concat" && f != "sum" {
+			return &config.FieldError{Path: "model.fusion", Err: fmt.Errorf("%s: ogm-ge needs concat or sum fusion (a head with one additive part per modality, from which it measures each modality's confidence)", f)}
+		}
+		return nil
+	},
 	TwoModalities: "OGM-GE slows each encoder by the ratio of its score to the other modality's (Peng et al., CVPR 2022, two modalities)",
 	Recipe:        OGMFit{},
 	Report:        &OGMReport{},

@@ -2,9 +2,9 @@ package fl
 
 import (
 	"fmt"
-	"github.com/fedcmi/fedcmi/config"
 	"math"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )

@@ -55,8 +55,8 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err := method.CheckModalities(len(train.Modalities)); err != nil {
 		return nil, &config.FieldError{Path: "method", Err: err}
 	}
-	if method.Check != nil {
-		if err := method.Check(cfg, len(train.Modalities)); err != nil {
+	if method.CheckData != nil {
+		if err := method.CheckData(cfg, len(train.Modalities)); err != nil {
 			return nil, err
 		}
 	}

@@ -129,6 +129,8 @@ func TestConfigResolved(t *testing.T) {
 	}{
 		{[]string{"config", "-c", bad}, 1, `bad.yaml: line 3: "fast" is not a number`},
 		{[]string{"config", "-c", good, "-train.lr", "0"}, 1, "train.lr: must be in (0, 10]"},
+		{[]string{"config", "-c", good, "-method", "fedsgd"}, 1, `method: "fedsgd" is not one of`},
+		{[]string{"config", "-c", good, "-method", "scaffold", "-dp.clip", "1"}, 1, "dp.clip: differential privacy is not available for method scaffold"},
 		{[]string{"config", "-markdown", "-c", good}, 2, "does not go with"},
 	} {
 		stdout.Reset()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/sim"
 )
@@ -73,7 +74,7 @@ func loadConfig(file string, overrides *config.Overrides) (config.Config, error)
 	if err := cfg.AbsPaths(); err != nil {
 		return cfg, err
 	}
-	return cfg, cfg.Validate()
+	return cfg, fl.CheckConfig(&cfg)
 }
 
 // writeResult prints the end of an experiment's run: the last round's test
