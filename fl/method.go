@@ -139,12 +139,12 @@ func (m Method) NewStrategy(base *ModalityAware, cfg *config.Config) Strategy {
 }
 
 // CheckConfig checks cfg (config.Validate) and what only the method
-// registry knows: that the method exists, that client-level differential
-// privacy holds for it (NoDP), that it can train on samples missing a
-// modality if the data has them (WholeSamples), and that a method measuring dominance on
-// held-out data has some (fedcmi.holdout), and the method's own
-// CheckSettings. The checks against the data (CheckModalities, CheckData)
-// come when it is loaded.
+// registry knows: that the method exists; that client-level differential
+// privacy holds for it (NoDP); that it can train on samples missing a
+// modality if the data has them (WholeSamples); that a method measuring
+// dominance on held-out data has some (fedcmi.holdout); and the method's
+// own CheckSettings. The checks against the data (CheckModalities,
+// CheckData) come when it is loaded.
 func CheckConfig(cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
