@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
 
@@ -75,8 +76,12 @@ func sideOf(info model.ParamInfo) int {
 	return info.Side
 }
 
+// inGroup reports whether a client holding the modalities mask takes
+// part in group g: the fusion head's, or that of a modality it holds.
+func inGroup(mask data.Mask, g int) bool { return g == fusionGroup || mask.Has(g) }
+
 // holds reports whether update u takes part in group g.
-func holds(u Update, g int) bool { return g == fusionGroup || u.Modalities.Has(g) }
+func holds(u Update, g int) bool { return inGroup(u.Modalities, g) }
 
 // AggregateRobust returns the robust aggregate of the updates, per
 // modality group: the parameters of modality m's side over the updates

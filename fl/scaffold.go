@@ -177,14 +177,10 @@ func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []C
 	}
 	out := c.Clone()
 	for i, info := range layout {
-		side := info.Side
-		if side < 0 {
-			side = fusionGroup
-		}
-		holds := func(u ControlUpdate) bool { return side == fusionGroup || u.Modalities.Has(side) }
+		side := sideOf(info)
 		total := 0
 		for _, u := range updates {
-			if holds(u) {
+			if inGroup(u.Modalities, side) {
 				total += u.NumSamples
 			}
 		}
@@ -194,7 +190,7 @@ func ScaffoldServerControl(layout []model.ParamInfo, c model.Params, updates []C
 		frac := float64(sampled[side]) / float64(population[side])
 		acc := make([]float64, len(out[i].Data))
 		for _, u := range updates {
-			if !holds(u) {
+			if !inGroup(u.Modalities, side) {
 				continue
 			}
 			w := float64(u.NumSamples) / float64(total)

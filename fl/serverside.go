@@ -234,7 +234,7 @@ func groupsHeld(updates []Update) [numGroups]int {
 func updateNorm(layout []model.ParamInfo, global, p model.Params, mask data.Mask) float64 {
 	var sq float64
 	for i, info := range layout {
-		if g := sideOf(info); g == fusionGroup || mask.Has(g) {
+		if inGroup(mask, sideOf(info)) {
 			for j, v := range p[i].Data {
 				d := float64(v) - float64(global[i].Data[j])
 				sq += d * d
@@ -396,7 +396,7 @@ func (s *ServerSide) clientDP(ins []Instruction, clients []ClientInfo) *DPFit {
 	var n [numGroups]int
 	for _, in := range ins {
 		for g := range numGroups {
-			if g == fusionGroup || mask[in.ClientID].Has(g) {
+			if inGroup(mask[in.ClientID], g) {
 				n[g]++
 			}
 		}
@@ -436,7 +436,7 @@ func ClientPrivacy(layout []model.ParamInfo, global, params model.Params, has da
 	out := params.Clone()
 	for i, info := range layout {
 		g := sideOf(info)
-		if g != fusionGroup && !has.Has(g) {
+		if !inGroup(has, g) {
 			continue
 		}
 		for j, v := range params[i].Data {
