@@ -322,13 +322,7 @@ func (e *Engine) stepFn(s *stepSpec, termOuts *[]int) func(g *Graph, in []*Node)
 			grads = f(grads)
 		}
 		out := make([]*Node, 0, len(trainable)+1+nm+4)
-		for j := range trainable {
-			grad := grads[j]
-			for _, f := range b.preDecay {
-				grad = f(j, grad)
-			}
-			out = append(out, grad)
-		}
+		out = append(out, grads...)
 		out = append(out, b.loss)
 		out = append(out, b.sums...)
 		*termOuts = (*termOuts)[:0]
@@ -476,8 +470,11 @@ type Local struct {
 	start []*tensors.Tensor
 	// anchors[i] is the proximal term's anchor of layout tensor i (nil
 	// without the term) and mu its coefficient.
-	anchors  [][]float32
-	mu       float32
+	anchors [][]float32
+	mu      float32
+	// corr[j] is added to trainable parameter j's gradient before the
+	// optimiser (SCAFFOLD's correction; nil without it).
+	corr     [][]float32
 	hyper    []float32
 	wd, beta float32
 	terms    []termSession
@@ -533,6 +530,9 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 		l.start = toTensors(start)
 	}
 	for _, ts := range l.terms {
+		if c, ok := ts.(corrector); ok {
+			l.corr = c.corrections()
+		}
 		if a, ok := ts.(anchorer); ok {
 			l.mu = a.coefficient()
 			l.anchors = make([][]float32, len(start))
@@ -717,6 +717,11 @@ func (l *Local) update(j, i int, grad *tensors.Tensor, lr float32) error {
 	g, err := flatData(l.e, grad)
 	if err != nil {
 		return err
+	}
+	if l.corr != nil {
+		for k, c := range l.corr[j] {
+			g[k] += c
+		}
 	}
 	var anchor []float32
 	if l.anchors != nil {

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
-	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // SCAFFOLD (Karimireddy et al., "SCAFFOLD: Stochastic Controlled Averaging
@@ -16,7 +14,7 @@ import (
 //
 //	y <- y - lr * (g(y) + c - c_i)
 //
-// ScaffoldCorrection carries c - c_i for the whole layout; the step graph
+// ScaffoldCorrection carries c - c_i for the whole layout; the optimiser
 // adds its entries to the gradients of the parameters the step trains,
 // before weight decay and momentum. The control variates themselves are
 // kept and updated by package fl.
@@ -38,42 +36,30 @@ func (t *scaffoldTerm) check(s *stepSpec) error {
 	return nil
 }
 
-// inputs: the correction of every trainable parameter.
-func (t *scaffoldTerm) inputs(s *stepSpec) []shapes.Shape {
-	var sh []shapes.Shape
-	for _, i := range s.trainable {
-		sh = append(sh, shapes.Make(dtypes.Float32, s.e.layout[i].Shape...))
-	}
-	return sh
-}
-
-func (t *scaffoldTerm) build(b *stepBuild, in []*Node) {
-	b.preDecay = append(b.preDecay, func(j int, grad *Node) *Node { return Add(grad, in[j]) })
-}
+// The correction lives on the host: the optimiser adds it to each
+// trained parameter's gradient before weight decay (Local.update), so the
+// graph neither takes it as an input every step nor changes.
+func (t *scaffoldTerm) inputs(*stepSpec) []shapes.Shape { return nil }
+func (t *scaffoldTerm) build(*stepBuild, []*Node)       {}
 
 func (t *scaffoldTerm) session(s *stepSpec) (termSession, error) {
 	x := &scaffoldSession{}
 	for _, i := range s.trainable {
 		x.corr = append(x.corr, t.corr[i].Data)
-		x.dims = append(x.dims, s.e.layout[i].Shape)
 	}
 	return x, nil
 }
 
+// corrector is a term session that adds a constant to every trained
+// parameter's gradient: corrections()[j] for trainable parameter j.
+type corrector interface{ corrections() [][]float32 }
+
 type scaffoldSession struct {
+	noInputs
 	corr [][]float32
-	dims [][]int
 }
 
-func (x *scaffoldSession) args(*Batch, int) ([]*tensors.Tensor, error) {
-	out := make([]*tensors.Tensor, len(x.corr))
-	for k, c := range x.corr {
-		out[k] = tensors.FromFlatDataAndDimensions(c, x.dims[k]...)
-	}
-	return out, nil
-}
-
-func (*scaffoldSession) consume([]*tensors.Tensor, *StepStats) {}
+func (x *scaffoldSession) corrections() [][]float32 { return x.corr }
 
 // Trainable lists the layout indices of the parameters this session's
 // steps update (which depends on the client's modalities and the method).

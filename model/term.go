@@ -201,9 +201,6 @@ type stepBuild struct {
 	// gradMods transform the loss gradients of the trainable parameters,
 	// in order, before the optimiser.
 	gradMods []func(grads []*Node) []*Node
-	// preDecay add to the gradient of trainable parameter j before the
-	// optimiser (which adds weight decay and the proximal term, sgd.go).
-	preDecay []func(j int, grad *Node) *Node
 	// outs[k] are term k's extra outputs; cur is the term being built.
 	outs [][]*Node
 	cur  int
