@@ -102,7 +102,7 @@ func (h heldSet) multi() bool { return bits.OnesCount8(uint8(h)) >= 2 }
 // list returns the held modalities in order.
 func (h heldSet) list() []int {
 	var out []int
-	for m := range 8 {
+	for m := range MaxModalities {
 		if h.has(m) {
 			out = append(out, m)
 		}
@@ -343,22 +343,23 @@ func (e *Engine) multimodalLoss(b *stepBuild, hp func(int) *Node) {
 	held := s.held.list()
 	withInf := s.readsInfiltration()
 	b.emb = make([]embeddings, nm)
-	b.logits = make([]*Node, nm)
-	b.masks = make([]*Node, nm)
+	// logits[m] are modality m's self-head logits; masks[m] the real
+	// rows holding it.
+	logits, masks := make([]*Node, nm), make([]*Node, nm)
 	slots := make([]*Node, nm)
 	// Without partial rows every mask below is mask itself.
 	for _, m := range held {
 		b.emb[m] = b.net.embed(m, b.x[m], withInf)
 		b.z[m] = b.emb[m].self
-		b.logits[m] = b.net.classify(m, b.emb[m].self)
-		slots[m], b.masks[m] = b.emb[m].self, b.mask
+		logits[m] = b.net.classify(m, b.emb[m].self)
+		slots[m], masks[m] = b.emb[m].self, b.mask
 		if s.partial {
 			slots[m] = Mul(b.emb[m].self, Reshape(b.pres[m], e.batch, 1))
-			b.masks[m] = Mul(b.mask, b.pres[m])
+			masks[m] = Mul(b.mask, b.pres[m])
 		}
 		switch {
 		case b.maskAll == nil:
-			b.maskAll = b.masks[m]
+			b.maskAll = masks[m]
 		case s.partial:
 			b.maskAll = Mul(b.maskAll, b.pres[m])
 		}
@@ -371,13 +372,13 @@ func (e *Engine) multimodalLoss(b *stepBuild, hp func(int) *Node) {
 	b.loss = Mul(hp(hypFused), maskedMean(crossEntropy(b.net.fuse(slots...), b.onehot), b.mask))
 	var uni *Node
 	for _, m := range held {
-		t := Mul(hp(hypSelf+m), maskedMean(crossEntropy(b.logits[m], b.onehot), b.masks[m]))
+		t := Mul(hp(hypSelf+m), maskedMean(crossEntropy(logits[m], b.onehot), masks[m]))
 		if uni == nil {
 			uni = t
 		} else {
 			uni = Add(uni, t)
 		}
-		b.sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(b.logits[m], b.onehot), b.maskAll)))
+		b.sums[m] = StopGradient(ReduceAllSum(Mul(trueClassProb(logits[m], b.onehot), b.maskAll)))
 	}
 	b.loss = Add(b.loss, Mul(hp(hypC1), uni))
 }

@@ -183,16 +183,13 @@ type stepBuild struct {
 	// pres their row presence (partial sessions only).
 	x, pres      []*Node
 	onehot, mask *Node
-	// masks[m] are the real rows holding modality m, maskAll those
-	// holding every held modality (multimodal clients).
-	masks   []*Node
+	// maskAll are the real rows holding every held modality (multimodal
+	// clients).
 	maskAll *Node
-	// emb and logits are the held modalities' embeddings and self-head
-	// logits of a multimodal client; z the self embeddings of every
-	// client (the fusion inputs).
-	emb    []embeddings
-	logits []*Node
-	z      []*Node
+	// emb are the held modalities' embeddings of a multimodal client; z
+	// the self embeddings of every client (the fusion inputs).
+	emb []embeddings
+	z   []*Node
 	// sums[m] is the detached sum of p_m(y) over maskAll (zero unless
 	// multimodal).
 	sums []*Node
