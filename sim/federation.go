@@ -156,13 +156,11 @@ func (f *Federation) Info(i int) fl.ClientInfo {
 // of the given layout: modality-aware averaging, wrapped by the baselines
 // that have their own server side (fl.Method.NewStrategy); with server options
 // (server.*, dp.*) other than plain FedAvg, every method aggregates
-// through one fl.ServerSide (fl.WithServerSide).
+// through one fl.ServerSide (fl.WithServerSide). cfg has passed
+// fl.CheckConfig (Run and deploy.Serve check it first).
 func NewStrategy(cfg *config.Config, layout []model.ParamInfo, log *slog.Logger) (fl.Strategy, error) {
 	method, err := fl.LookupMethod(cfg.Method)
 	if err != nil {
-		return nil, err
-	}
-	if err := fl.CheckConfig(cfg); err != nil {
 		return nil, err
 	}
 	base := &fl.ModalityAware{
