@@ -22,6 +22,16 @@ func (k Mask) Has(m int) bool {
 	return m >= 0 && m < maxMaskModalities && k&(1<<m) != 0
 }
 
+// Bools returns, for modalities 0..n-1, whether each is in k (the form
+// package model takes).
+func (k Mask) Bools(n int) []bool {
+	out := make([]bool, n)
+	for m := range out {
+		out[m] = k.Has(m)
+	}
+	return out
+}
+
 // Count returns the number of modalities in k.
 func (k Mask) Count() int { return bits.OnesCount8(uint8(k)) }
 

@@ -32,6 +32,13 @@ func TestMask(t *testing.T) {
 		if !slices.Equal(has, tc.has) {
 			t.Errorf("Mask %08b: has %v, want %v", uint8(tc.k), has, tc.has)
 		}
+		bools := tc.k.Bools(4)
+		for m := range 4 {
+			if bools[m] != slices.Contains(tc.has, m) {
+				t.Errorf("Mask %08b: Bools(4) = %v", uint8(tc.k), bools)
+				break
+			}
+		}
 		if got := tc.k.Count(); got != len(tc.has) {
 			t.Errorf("Mask %08b: Count = %d, want %d", uint8(tc.k), got, len(tc.has))
 		}

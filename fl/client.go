@@ -192,12 +192,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	r := &localRound{c: c, ins: ins, cfg: cfg, start: c.startParams(ins.Params, cfg.FedCMI.Personalized), train: c.index}
 	r.has = c.trainedModalities(cfg)
 	r.multi = r.has.Count() >= 2
-	has := make([]bool, len(c.set.Modalities))
-	for m := range has {
-		has[m] = r.has.Has(m)
-	}
 	r.tc = model.TrainConfig{
-		Has:         has,
+		Has:         r.has.Bools(len(c.set.Modalities)),
 		C1:          cfg.C1,
 		WeightDecay: cfg.WeightDecay,
 		Momentum:    cfg.Momentum,
@@ -371,18 +367,11 @@ func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evalua
 	if err != nil {
 		return Evaluation{}, err
 	}
-	nm := len(c.set.Modalities)
-	for m := range nm {
-		if !c.has.Has(m) {
-			ev.Heads[model.HeadOnly(m)] = math.NaN()
-			ev.Heads[model.HeadBoth(m, nm)] = math.NaN()
+	computable := model.HeadsWith(c.has.Bools(len(c.set.Modalities)))
+	for h := range ev.Heads {
+		if !slices.Contains(computable, h) {
+			ev.Heads[h] = math.NaN()
 		}
-		if c.has|1<<m != data.Full(nm) { // the others are not all held
-			ev.Heads[model.HeadWithout(m, nm)] = math.NaN()
-		}
-	}
-	if c.has != data.Full(nm) {
-		ev.Heads[model.HeadFused] = math.NaN()
 	}
 	return ev, nil
 }

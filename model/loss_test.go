@@ -1,6 +1,8 @@
 package model
 
 import (
+	"slices"
+
 	"math"
 	"testing"
 
@@ -308,6 +310,27 @@ func TestPredictHeadsMatchReference(t *testing.T) {
 			if pred.Preds[h][i] != c {
 				t.Errorf("row %d head %s: class %d, reference %d", i, HeadNames(arch.Modalities)[h], pred.Preds[h][i], c)
 			}
+		}
+	}
+}
+
+// TestHeadsWith: the heads computable from the modalities present, in
+// head order, listed by hand for two and three modalities.
+func TestHeadsWith(t *testing.T) {
+	for _, tc := range []struct {
+		has  []bool
+		want []int
+	}{
+		{[]bool{true, true}, []int{0, 1, 2, 3, 4}},
+		{[]bool{true, false}, []int{1, 3}},
+		{[]bool{false, true}, []int{2, 4}},
+		// Three modalities: fused 0, only 1-3, both 4-6, without 7-9.
+		{[]bool{true, true, true}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{[]bool{true, false, true}, []int{1, 3, 4, 6, 8}},
+		{[]bool{false, false, true}, []int{3, 6}},
+	} {
+		if got := HeadsWith(tc.has); !slices.Equal(got, tc.want) {
+			t.Errorf("HeadsWith(%v) = %v, want %v", tc.has, got, tc.want)
 		}
 	}
 }

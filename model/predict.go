@@ -1,6 +1,8 @@
 package model
 
 import (
+	"slices"
+
 	"fmt"
 	"time"
 
@@ -61,6 +63,35 @@ func HeadNames(modalities []string) []string {
 	if len(modalities) >= 3 {
 		for _, m := range modalities {
 			out = append(out, "no_"+m)
+		}
+	}
+	return out
+}
+
+// HeadsWith returns the inference heads that read only the modalities
+// present (has[m] for modality m), in head order: the fused head with all
+// of them, a modality's "only" and "both" heads with it, and with three or
+// more modalities the fused head without m with all but m.
+func HeadsWith(has []bool) []int {
+	nm := len(has)
+	var out []int
+	if !slices.Contains(has, false) {
+		out = append(out, HeadFused)
+	}
+	for _, head := range []func(m int) int{HeadOnly, func(m int) int { return HeadBoth(m, nm) }} {
+		for m := range nm {
+			if has[m] {
+				out = append(out, head(m))
+			}
+		}
+	}
+	if nm >= 3 {
+		for m := range nm {
+			others := slices.Clone(has)
+			others[m] = true
+			if !slices.Contains(others, false) {
+				out = append(out, HeadWithout(m, nm))
+			}
 		}
 	}
 	return out

@@ -211,27 +211,7 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	if err != nil {
 		return nil, err
 	}
-	// The heads that read only the modalities present, in head order.
-	var heads []int
-	if !slices.Contains(has, false) {
-		heads = append(heads, model.HeadFused)
-	}
-	for _, head := range []func(int) int{model.HeadOnly, func(m int) int { return model.HeadBoth(m, nm) }} {
-		for m := range nm {
-			if has[m] {
-				heads = append(heads, head(m))
-			}
-		}
-	}
-	if nm >= 3 {
-		for m := range nm {
-			others := slices.Clone(has)
-			others[m] = true
-			if !slices.Contains(others, false) {
-				heads = append(heads, model.HeadWithout(m, nm))
-			}
-		}
-	}
+	heads := model.HeadsWith(has)
 	names := model.HeadNames(mods)
 	res := &evalResult{Data: dataFile, Samples: set.Len(), Present: set.Modalities, Accuracy: map[string]float64{}}
 	for m, name := range mods {
