@@ -50,7 +50,7 @@ func fromPBMetrics(m *fedcmipb.FitMetrics) fl.FitMetrics {
 }
 
 func toPBEvaluation(e fl.Evaluation) *fedcmipb.Evaluation {
-	return &fedcmipb.Evaluation{Heads: e.Heads[:], PerClass: e.PerClass, N: int64(e.N)}
+	return &fedcmipb.Evaluation{Heads: e.Heads, PerClass: e.PerClass, N: int64(e.N)}
 }
 
 // fromPBEvaluation converts a participant's evaluation of a model of nm

@@ -765,6 +765,15 @@ func (c *Coordinator) deliver(stream fedcmipb.Federation_UploadServer, t *task, 
 	return stream.SendAndClose(&fedcmipb.UploadResponse{Status: fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED})
 }
 
+// metricBounds is what participant p's metrics are checked against: the
+// model's shape and the modalities and samples p declared at registration.
+func (c *Coordinator) metricBounds(p *participant) fl.MetricBounds {
+	k, d := fl.PrototypeShape(c.cfg.Layout)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: p.mods, Samples: p.samples}
+}
+
 // validate checks an update before it may reach aggregation: the layout
 // and finite values (fl.CheckUpdate), the sample count and modalities
 // declared at registration, the training metrics (fl.FitMetrics.Validate)
@@ -785,14 +794,12 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 			}
 		}
 	}
-	c.mu.Lock()
-	declared, mods := p.samples, p.mods
-	c.mu.Unlock()
+	b := c.metricBounds(p)
+	declared, mods := b.Samples, b.Holds
 	if res.NumSamples < 0 || res.NumSamples > declared {
 		return "samples", fmt.Errorf("update claims %d samples, %d declared at registration", res.NumSamples, declared)
 	}
-	k, d := fl.PrototypeShape(c.cfg.Layout)
-	if err := res.Metrics.Validate(fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: mods, Samples: declared}); err != nil {
+	if err := res.Metrics.Validate(b); err != nil {
 		return "metrics", err
 	}
 	if res.Modalities&^mods != 0 {

@@ -150,6 +150,7 @@ func (c *Coordinator) openSecAgg(round int, global model.Params, ids []string) e
 	for _, l := range sa.r.Lengths {
 		setup.Lengths = append(setup.Lengths, int64(l))
 	}
+	nm := len(c.cfg.Modalities)
 	for _, name := range names {
 		p, ok := c.parts[name]
 		if !ok {
@@ -157,7 +158,7 @@ func (c *Coordinator) openSecAgg(round int, global model.Params, ids []string) e
 		}
 		sa.mods[name] = p.mods
 		total += float64(p.samples)
-		m := secagg.Member{Name: name, Groups: saMemberGroups(p.mods, fl.LayoutModalities(c.cfg.Layout))}
+		m := secagg.Member{Name: name, Groups: saMemberGroups(p.mods, nm)}
 		sa.r.Members = append(sa.r.Members, m)
 		setup.Members = append(setup.Members, &fedcmipb.SecAggMember{Name: name, Groups: m.Groups})
 	}
@@ -350,7 +351,7 @@ func (c *Coordinator) saResults(sa *saRound, sums [][]uint64) (map[string]fl.Fit
 	out := sa.global.Clone()
 	var revealed data.Mask
 	unclipped := 0.0
-	nm := fl.LayoutModalities(c.cfg.Layout)
+	nm := len(c.cfg.Modalities)
 	off := make([]int, nm+1)
 	weights := make([]float64, nm+1)
 	for g, sum := range sums {
@@ -685,11 +686,7 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 			return reject("format", err)
 		}
 	}
-	k, d := fl.PrototypeShape(c.cfg.Layout)
-	c.mu.Lock()
-	bounds := fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: p.mods, Samples: p.samples}
-	c.mu.Unlock()
-	if err := saMetricsValid(ex.Metrics, bounds); err != nil {
+	if err := saMetricsValid(ex.Metrics, c.metricBounds(p)); err != nil {
 		return reject("metrics", err)
 	}
 	c.mu.Lock()

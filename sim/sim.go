@@ -392,7 +392,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		tracked[i] = &trackedClient{LocalClient: c, id: id}
 		clients[id] = tracked[i]
 		samples[id] = infos[i].NumSamples
-		kinds[fed.Masks[i].Format(mods[:])]++
+		kinds[fed.Masks[i].Format(mods)]++
 	}
 	byzantine(&cfg, clients)
 	var store *clientStore // nil: the clients keep no state

@@ -147,11 +147,11 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	}
 	mods := arch.Modalities
 	for _, d := range dropped {
-		if !slices.Contains(mods[:], d) {
+		if !slices.Contains(mods, d) {
 			return nil, &usageError{fmt.Sprintf("-drop %s: the model's modalities are %s", d, strings.Join(mods, ", "))}
 		}
 	}
-	set, missing, err := data.ReadNPZ(dataFile, mods[:])
+	set, missing, err := data.ReadNPZ(dataFile, mods)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	}
 	set.NumClasses = arch.NumClasses
 	for m, name := range set.Modalities {
-		k := slices.Index(mods[:], name)
+		k := slices.Index(mods, name)
 		if set.Dims[m] != arch.InputDims[k] {
 			return nil, fmt.Errorf("%s: modality %q has %d features per sample, the model takes %d", dataFile, name, set.Dims[m], arch.InputDims[k])
 		}
@@ -204,7 +204,7 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	x := make([][]float32, nm)
 	has := make([]bool, nm)
 	for m, name := range set.Modalities {
-		k := slices.Index(mods[:], name)
+		k := slices.Index(mods, name)
 		x[k], has[k] = set.Features[m], true
 	}
 	pred, err := engine.Predict(params, x, set.Len())
