@@ -121,7 +121,7 @@ func (s *stepSpec) replacer() baseReplacer {
 // whose key is empty for it dropped), checked.
 func (e *Engine) newStepSpec(h heldSet, partial bool, terms []Term) (*stepSpec, error) {
 	s := &stepSpec{e: e, held: h, partial: partial}
-	replacers := 0
+	var replacers []string // the keys of terms replacing the base loss
 	for _, t := range terms {
 		if t == nil {
 			return nil, errors.New("model: nil term")
@@ -136,11 +136,11 @@ func (e *Engine) newStepSpec(h heldSet, partial bool, terms []Term) (*stepSpec, 
 		s.terms = append(s.terms, t)
 		s.keys = append(s.keys, k)
 		if _, ok := t.(baseReplacer); ok {
-			replacers++
+			replacers = append(replacers, k)
 		}
 	}
-	if replacers > 1 || replacers == 1 && len(s.terms) > 1 && !onlyGradientTerms(s) {
-		return nil, fmt.Errorf("model: terms %s: a term that replaces the base loss (%s) cannot be combined with loss terms", strings.Join(s.keys, ", "), s.keys[0])
+	if len(replacers) > 1 || len(replacers) == 1 && !onlyGradientTerms(s) {
+		return nil, fmt.Errorf("model: terms %s: a term that replaces the base loss (%s) cannot be combined with loss terms", strings.Join(s.keys, ", "), strings.Join(replacers, ", "))
 	}
 	for _, t := range s.terms {
 		if err := t.check(s); err != nil {

@@ -414,11 +414,12 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 			which = "best-round"
 		}
 		if kind == "bars" {
-			for _, hd := range metrics.SingleHeads(heads) {
+			single := metrics.SingleHeads(heads)
+			for _, hd := range single {
 				categories = append(categories, heads[hd])
 			}
 			for i, r := range rows {
-				for _, hd := range metrics.SingleHeads(heads) {
+				for _, hd := range single {
 					if hd < len(r.Acc) {
 						stats[i] = append(stats[i], r.Acc[hd])
 					}
