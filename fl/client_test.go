@@ -18,11 +18,11 @@ func testEngine(t *testing.T) (*model.Engine, *data.Set) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := model.NewBackend("")
+	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
+	b, err := model.NewBackend("", arch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
 	arch.Hidden, arch.EmbedDim = []int{16}, 8
 	e, err := model.NewEngine(b, arch, 8)
 	if err != nil {

@@ -116,6 +116,11 @@ func (a *Arch) Encoder(m int) string {
 	return EncoderMLP
 }
 
+// hasCNN reports whether some modality has a CNN encoder.
+func (a *Arch) hasCNN() bool {
+	return slices.Contains(a.Encoders, EncoderCNN)
+}
+
 // Clone returns a deep copy of a.
 func (a Arch) Clone() Arch {
 	a.Modalities = slices.Clone(a.Modalities)

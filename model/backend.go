@@ -19,22 +19,26 @@ import (
 const BackendEnv = compute.ConfigEnvVar
 
 // NewBackend returns the compute backend named by config ("go", "xla:cuda",
-// ...). An empty config uses $GOMLX_BACKEND if set, else the pure-Go backend.
-func NewBackend(config string) (b compute.Backend, err error) {
+// ...) for models of architecture arch. An empty config uses $GOMLX_BACKEND
+// if set, else the pure-Go backend.
+//
+// The Go backend runs the graph nodes of a CNN (arch has a CNN encoder) in
+// parallel when only one graph executes at a time, and one after another
+// otherwise (compute's default); it runs an MLP's nodes one after another.
+// Each matrix product uses every core either way. Running nodes at once
+// lets a lone client's independent work (the teacher beside the student,
+// the two encoders, the batch's chunks) overlap the single-threaded
+// copies of the patch matrices: BenchmarkCNNStep/small-stem2 takes about
+// half the time. An MLP's nodes are too small to gain: its steps take
+// 10-20% longer. Options given in config ("go:ops_parallel", ...) win.
+func NewBackend(config string, arch Arch) (b compute.Backend, err error) {
 	if config == "" {
 		config = os.Getenv(BackendEnv)
 	}
 	if config == "" {
 		config = "go"
 	}
-	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") {
-		// compute's Go backend (v0.1.2, and still v0.1.14) deadlocks when it
-		// runs two graph nodes at once that each fan a matrix product out
-		// over the worker pool (all workers then wait for free workers:
-		// seen with the CNN encoders on 2 cores, and at v0.1.14 with the
-		// simulation tests and two clients trained at once). Nodes in
-		// sequence, each product still parallel, avoid it;
-		// "go:ops_parallel" restores the default.
+	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && !arch.hasCNN() {
 		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
 	}
 	if name, _, _ := strings.Cut(config, ":"); name == "xla" && !slices.Contains(compute.List(), name) {

@@ -102,7 +102,7 @@ func NewEngine(cfg *config.Config, arch model.Arch) (*model.Engine, error) {
 	if err := checkMemory(cfg, &arch); err != nil {
 		return nil, err
 	}
-	backend, err := model.NewBackend(cfg.Backend)
+	backend, err := model.NewBackend(cfg.Backend, arch)
 	if err != nil {
 		return nil, err
 	}

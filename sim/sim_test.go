@@ -212,11 +212,11 @@ func TestThousandClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := model.NewBackend("")
+	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
+	b, err := model.NewBackend("", arch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
 	engine, err := model.NewEngine(b, arch, 16)
 	if err != nil {
 		t.Fatal(err)
