@@ -3,7 +3,6 @@ package model
 import (
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -78,63 +77,51 @@ func TestConvMatchesDirect(t *testing.T) {
 	}
 }
 
-// TestCustomGradients checks the convolution's own gradients (see
-// withGradient) against GoMLX's autodiff of the ops they replace, for the
-// loss sum(c * out) with random c: the same sums, maybe in another order,
-// so equal to float32 rounding.
-func TestCustomGradients(t *testing.T) {
+// TestPatchProductGradient checks patchProduct's own gradient against
+// GoMLX's autodiff of the fused dense it replaces, for the loss sum(c * y)
+// with random c: the same sums in another order, so equal to float32
+// rounding.
+func TestPatchProductGradient(t *testing.T) {
 	const cout, k, q = 5, 19, 70
 	rng := rand.New(rand.NewPCG(3, 4))
 	randn := func(dims ...int) *tensors.Tensor {
-		n := 1
-		for _, d := range dims {
-			n *= d
-		}
-		v := make([]float32, n)
+		v := make([]float32, dims[0]*dims[1])
 		for i := range v {
 			v[i] = float32(rng.NormFloat64())
 		}
 		return tensors.FromFlatDataAndDimensions(v, dims...)
 	}
 	w, p, c := randn(cout, k), randn(k, q), randn(cout, q)
-	dense := func(act activation.Type) func(in []*Node) *Node {
-		return func(in []*Node) *Node { return nn.Dense(in[0], in[1], nil, compute.DenseLayoutInputOutputs, act) }
-	}
-	for _, tc := range []struct {
-		name       string
-		in         []*tensors.Tensor
-		c          *tensors.Tensor
-		got, plain func(in []*Node) *Node
-	}{
-		{"patchProduct", []*tensors.Tensor{w, p}, c,
-			func(in []*Node) *Node { return patchProduct(in[0], in[1], activation.TypeNone) }, dense(activation.TypeNone)},
-		{"patchProduct-relu", []*tensors.Tensor{w, p}, c,
-			func(in []*Node) *Node { return patchProduct(in[0], in[1], activation.TypeRelu) }, dense(activation.TypeRelu)},
-	} {
-		grads := func(f func(in []*Node) *Node) [][]float32 {
-			exec := MustNewExec(backend(t), func(g *Graph, in []*Node) []*Node {
-				params := in[:len(in)-1]
-				return Gradient(ReduceAllSum(Mul(f(params), in[len(in)-1])), params...)
+	for _, act := range []activation.Type{activation.TypeNone, activation.TypeRelu} {
+		grads := func(custom bool) [][]float32 {
+			exec := MustNewExec(backend(t), func(wn, pn, cn *Node) []*Node {
+				var y *Node
+				if custom {
+					y = patchProduct(wn, pn, act)
+				} else {
+					y = nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, act)
+				}
+				return Gradient(ReduceAllSum(Mul(y, cn)), wn, pn)
 			})
 			var out [][]float32
-			for _, g := range exec.MustExec(append(slices.Clone(tc.in), tc.c)) {
+			for _, g := range exec.MustExec(w, p, c) {
 				out = append(out, tensors.MustCopyFlatData[float32](g))
 			}
 			return out
 		}
-		got, want := grads(tc.got), grads(tc.plain)
-		for i := range want {
+		got, want := grads(true), grads(false)
+		for i, name := range []string{"w", "p"} {
 			zero := 0
 			for j := range want[i] {
 				if want[i][j] == 0 {
 					zero++
 				}
 				if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1+math.Abs(float64(want[i][j]))) {
-					t.Fatalf("%s: gradient %d [%d] = %v, autodiff %v", tc.name, i, j, got[i][j], want[i][j])
+					t.Fatalf("%s: d%s[%d] = %v, autodiff %v", act, name, j, got[i][j], want[i][j])
 				}
 			}
 			if zero == len(want[i]) {
-				t.Fatalf("%s: gradient %d is all zeros", tc.name, i)
+				t.Fatalf("%s: d%s is all zeros", act, name)
 			}
 		}
 	}

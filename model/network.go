@@ -213,7 +213,7 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 }
 
 // patchProduct returns act(w p) for the weights w [Cout, K] and the patch
-// matrix p [K, positions], act ReLU or none.
+// matrix p [K, positions], act ReLU or none, with a gradient of its own.
 //
 // The forward pass is the backend's fused dense, with the small weights as
 // its input and the patch matrix as its weights. The fused dense's
@@ -225,45 +225,30 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 // positions] is packed transposed. The patch matrix's gradient is wᵀ dz,
 // as before, and the ReLU's mask is a graph op whose buffer comes from the
 // backend's pool (the fused gradient allocates it afresh every step).
+//
+// GoMLX has no custom gradient for an op with several inputs, so the
+// identities on w, p and the output share one: autodiff reaches the
+// output's identity before the inputs' (they come before it in the graph),
+// and there it builds both input gradients; the inputs' identities return
+// them, which leaves the fused dense's own gradient unused, and the
+// backend does not run unused nodes.
 func patchProduct(w, p *Node, act activation.Type) *Node {
-	return withGradient([]*Node{w, p}, func(in []*Node) *Node {
-		return nn.Dense(in[0], in[1], nil, compute.DenseLayoutInputOutputs, act)
-	}, func(y, dy *Node) []*Node {
+	var dw, dp *Node
+	w = IdentityWithCustomGradient(w, func(_, v *Node) *Node { return cmp.Or(dw, v) })
+	p = IdentityWithCustomGradient(p, func(_, v *Node) *Node { return cmp.Or(dp, v) })
+	y := nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act)
+	return IdentityWithCustomGradient(y, func(y, dy *Node) *Node {
 		dz := dy
 		switch act {
 		case activation.TypeNone:
 		case activation.TypeRelu:
-			zero := ScalarZero(y.Graph(), y.DType())
-			dz = Where(GreaterThan(y, zero), dy, zero)
+			dz = Where(GreaterThan(y, ScalarZero(y.Graph(), y.DType())), dy, ScalarZero(y.Graph(), y.DType()))
 		default:
 			panic(fmt.Sprintf("model: patchProduct: activation %s has no gradient here", act))
 		}
-		return []*Node{
-			TransposeAllAxes(DotGeneral(p, []int{1}, nil, dz, []int{1}, nil), 1, 0),
-			DotGeneral(TransposeAllAxes(w, 1, 0), []int{1}, nil, dz, []int{0}, nil),
-		}
-	})
-}
-
-// withGradient returns f(in) with the gradient grad instead of autodiff's
-// of f: grad gets f's output and its gradient and returns the gradients of
-// in (nil for autodiff's).
-//
-// GoMLX has custom gradients for identities only, so identities on in and
-// on f's output share one: autodiff reaches the output's identity before
-// the inputs' (they come before it in the graph), and there grad builds
-// the inputs' gradients, which the inputs' identities return in place of
-// what autodiff built for f. That is then unused, and the backend does
-// not run unused nodes.
-func withGradient(in []*Node, f func(in []*Node) *Node, grad func(out, dout *Node) []*Node) *Node {
-	d := make([]*Node, len(in))
-	ids := make([]*Node, len(in))
-	for i, x := range in {
-		ids[i] = IdentityWithCustomGradient(x, func(_, v *Node) *Node { return cmp.Or(d[i], v) })
-	}
-	return IdentityWithCustomGradient(f(ids), func(out, dout *Node) *Node {
-		copy(d, grad(out, dout))
-		return dout
+		dw = TransposeAllAxes(DotGeneral(p, []int{1}, nil, dz, []int{1}, nil), 1, 0)
+		dp = DotGeneral(TransposeAllAxes(w, 1, 0), []int{1}, nil, dz, []int{0}, nil)
+		return dy
 	})
 }
 
