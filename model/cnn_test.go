@@ -5,11 +5,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
-	"github.com/gomlx/gomlx/ml/nn"
 )
 
 // TestConvMatchesDirect checks the im2col convolution against a direct
@@ -77,56 +75,6 @@ func TestConvMatchesDirect(t *testing.T) {
 	}
 }
 
-// TestPatchProductGradient checks patchProduct's own gradient against
-// GoMLX's autodiff of the fused dense it replaces, for the loss sum(c * y)
-// with random c: the same sums in another order, so equal to float32
-// rounding.
-func TestPatchProductGradient(t *testing.T) {
-	const cout, k, q = 5, 19, 70
-	rng := rand.New(rand.NewPCG(3, 4))
-	randn := func(dims ...int) *tensors.Tensor {
-		v := make([]float32, dims[0]*dims[1])
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(v, dims...)
-	}
-	w, p, c := randn(cout, k), randn(k, q), randn(cout, q)
-	for _, act := range []activation.Type{activation.TypeNone, activation.TypeRelu} {
-		grads := func(custom bool) [][]float32 {
-			exec := MustNewExec(backend(t), func(wn, pn, cn *Node) []*Node {
-				var y *Node
-				if custom {
-					y = patchProduct(wn, pn, act)
-				} else {
-					y = nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, act)
-				}
-				return Gradient(ReduceAllSum(Mul(y, cn)), wn, pn)
-			})
-			var out [][]float32
-			for _, g := range exec.MustExec(w, p, c) {
-				out = append(out, tensors.MustCopyFlatData[float32](g))
-			}
-			return out
-		}
-		got, want := grads(true), grads(false)
-		for i, name := range []string{"w", "p"} {
-			zero := 0
-			for j := range want[i] {
-				if want[i][j] == 0 {
-					zero++
-				}
-				if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1+math.Abs(float64(want[i][j]))) {
-					t.Fatalf("%s: d%s[%d] = %v, autodiff %v", act, name, j, got[i][j], want[i][j])
-				}
-			}
-			if zero == len(want[i]) {
-				t.Fatalf("%s: d%s is all zeros", act, name)
-			}
-		}
-	}
-}
-
 // cnnArch has a two-frame CNN on modality 0 and an MLP on modality 1.
 func cnnArch() Arch {
 	a := tinyArch()
@@ -187,7 +135,7 @@ func BenchmarkCNNStep(b *testing.B) {
 			arch := DefaultArch([]string{"audio", "visual"}, dims, 10)
 			arch.Encoders = []string{EncoderCNN, EncoderCNN}
 			arch.CNN = cnn
-			e, err := NewEngine(backendFor(b, arch), arch, 16)
+			e, err := NewEngine(backend(b), arch, 16)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -284,7 +232,7 @@ func TestCNNChunksMatchWholeBatch(t *testing.T) {
 		saved := cnnChunkPositions
 		defer func() { cnnChunkPositions = saved }()
 		cnnChunkPositions = chunk
-		e, err := NewEngine(backendFor(t, arch), arch, 8)
+		e, err := NewEngine(backend(t), arch, 8)
 		if err != nil {
 			t.Fatal(err)
 		}
