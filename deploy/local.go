@@ -57,7 +57,7 @@ func DataLocal(ctx context.Context, cfg *config.Config, dir, name string, holds 
 	if err != nil {
 		return nil, err
 	}
-	engine, err := sim.NewEngine(cfg, arch)
+	engine, err := sim.NewEngine(cfg, arch, 1)
 	if err != nil {
 		return nil, err
 	}

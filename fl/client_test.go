@@ -19,7 +19,7 @@ func testEngine(t *testing.T) (*model.Engine, *data.Set) {
 		t.Fatal(err)
 	}
 	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
-	b, err := model.NewBackend("", arch)
+	b, err := model.NewBackend("", arch, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,26 +19,27 @@ import (
 const BackendEnv = compute.ConfigEnvVar
 
 // NewBackend returns the compute backend named by config ("go", "xla:cuda",
-// ...) for models of architecture arch. An empty config uses $GOMLX_BACKEND
-// if set, else the pure-Go backend.
+// ...) for models of architecture arch, trained clients at a time. An
+// empty config uses $GOMLX_BACKEND if set, else the pure-Go backend.
 //
-// The Go backend runs the graph nodes of a CNN (arch has a CNN encoder) in
-// parallel when only one graph executes at a time, and one after another
-// otherwise (compute's default); it runs an MLP's nodes one after another.
+// The Go backend runs the graph nodes of a CNN (arch has a CNN encoder)
+// trained one client at a time in parallel while its graph executes alone
+// (compute's default), and any other graph's nodes one after another.
 // Each matrix product uses every core either way. Running nodes at once
 // lets a lone client's independent work (the teacher beside the student,
 // the two encoders, the batch's chunks) overlap the single-threaded
 // copies of the patch matrices: BenchmarkCNNStep/small-stem2 takes about
-// half the time. An MLP's nodes are too small to gain: its steps take
-// 10-20% longer. Options given in config ("go:ops_parallel", ...) win.
-func NewBackend(config string, arch Arch) (b compute.Backend, err error) {
+// half the time. An MLP's nodes are too small to gain (its steps take
+// 10-20% longer), and clients trained at once keep the cores busy
+// already. Options given in config ("go:ops_parallel", ...) win.
+func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err error) {
 	if config == "" {
 		config = os.Getenv(BackendEnv)
 	}
 	if config == "" {
 		config = "go"
 	}
-	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && !arch.hasCNN() {
+	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && (!arch.hasCNN() || clients > 1) {
 		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
 	}
 	if name, _, _ := strings.Cut(config, ":"); name == "xla" && !slices.Contains(compute.List(), name) {

@@ -25,7 +25,7 @@ func backendFor(t testing.TB, arch Arch) compute.Backend {
 		i = 1
 	}
 	if testBackends[i] == nil {
-		b, err := NewBackend("", arch)
+		b, err := NewBackend("", arch, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,7 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
-	engine, err := NewEngine(cfg, arch)
+	engine, err := NewEngine(cfg, arch, clientsAtOnce(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -95,14 +95,15 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 }
 
 // NewEngine returns an engine running arch on cfg's backend with cfg's
-// training batch size. An experiment whose training would need more than
-// the machine's memory (a rough estimate of parameters and activations)
-// is an error naming the field to change.
-func NewEngine(cfg *config.Config, arch model.Arch) (*model.Engine, error) {
+// training batch size, for a caller that trains clients clients at once
+// (see model.NewBackend). An experiment whose training would need more
+// than the machine's memory (a rough estimate of parameters and
+// activations) is an error naming the field to change.
+func NewEngine(cfg *config.Config, arch model.Arch, clients int) (*model.Engine, error) {
 	if err := checkMemory(cfg, &arch); err != nil {
 		return nil, err
 	}
-	backend, err := model.NewBackend(cfg.Backend, arch)
+	backend, err := model.NewBackend(cfg.Backend, arch, clients)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +124,11 @@ func (f *Federation) Schema() metrics.Schema {
 		schema.Classes = append(schema.Classes, strconv.Itoa(c))
 	}
 	return schema
+}
+
+// clientsAtOnce is how many clients a simulation of cfg trains at once.
+func clientsAtOnce(cfg *config.Config) int {
+	return min(cfg.Parallel, cfg.ClientsPerRound, cfg.Clients)
 }
 
 // ClientID is the ID of the i-th client (0-based): client-0000, ... The

@@ -123,7 +123,7 @@ func cnnActivations(c *model.CNN, acts *layerSizes) {
 // naming the field most likely at fault: the batch size when activations
 // dominate, else the widest of the model's sizes.
 func checkMemory(cfg *config.Config, arch *model.Arch) error {
-	par := min(cfg.Parallel, cfg.ClientsPerRound, cfg.Clients)
+	par := clientsAtOnce(cfg)
 	est := estimateMemory(arch, cfg.Train.BatchSize, par)
 	limit := machineMemory()
 	if est.total() <= float64(limit) {

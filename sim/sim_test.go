@@ -213,7 +213,7 @@ func TestThousandClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	arch := model.DefaultArch([]string{"audio", "visual"}, []int{32, 32}, 6)
-	b, err := model.NewBackend("", arch)
+	b, err := model.NewBackend("", arch, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

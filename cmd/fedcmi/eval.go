@@ -196,7 +196,7 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 			return nil, fmt.Errorf("%s: %w", zf, err)
 		}
 	}
-	engine, err := sim.NewEngine(&cfg, arch)
+	engine, err := sim.NewEngine(&cfg, arch, 1)
 	if err != nil {
 		return nil, err
 	}
