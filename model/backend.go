@@ -39,6 +39,11 @@ func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err e
 	if config == "" {
 		config = "go"
 	}
+	// Never two graphs with nodes in parallel at once: compute's Go
+	// backend (v0.1.2, still v0.1.14) deadlocks when all its workers wait
+	// for free workers (the simulation tests hang under go:ops_parallel
+	// with two clients training at once). Its default runs a graph's
+	// nodes in parallel only while no other graph executes.
 	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && (!arch.hasCNN() || clients > 1) {
 		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
 	}

@@ -135,7 +135,7 @@ func BenchmarkCNNStep(b *testing.B) {
 			arch := DefaultArch([]string{"audio", "visual"}, dims, 10)
 			arch.Encoders = []string{EncoderCNN, EncoderCNN}
 			arch.CNN = cnn
-			e, err := NewEngine(backend(b), arch, 16)
+			e, err := NewEngine(backendFor(b, arch), arch, 16)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -232,7 +232,7 @@ func TestCNNChunksMatchWholeBatch(t *testing.T) {
 		saved := cnnChunkPositions
 		defer func() { cnnChunkPositions = saved }()
 		cnnChunkPositions = chunk
-		e, err := NewEngine(backend(t), arch, 8)
+		e, err := NewEngine(backendFor(t, arch), arch, 8)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -325,7 +325,7 @@ func checkGradientAt(t *testing.T, e *Engine, params, start Params, cfg TrainCon
 // client kind's loss reaches.
 func TestTrainableSets(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func changedTensors(t *testing.T, e *Engine, p Params, cfg TrainConfig, b Batch)
 //	buf2 = m buf1 + g1 + wd w1 + mu (w1 - w0); w2 = w1 - lr buf2
 func TestOptimizer(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,11 +454,11 @@ func TestOptimizer(t *testing.T) {
 // in a graph of size B > n train exactly like a graph of size n.
 func TestPartialBatch(t *testing.T) {
 	arch := tinyArch()
-	small, err := NewEngine(backendFor(t, arch), arch, 5)
+	small, err := NewEngine(backend(t), arch, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	big, err := NewEngine(backendFor(t, arch), arch, 16)
+	big, err := NewEngine(backend(t), arch, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestArchVariantsTrain(t *testing.T) {
 			t.Run(fusion+"/"+proj, func(t *testing.T) {
 				arch := tinyArch()
 				arch.Fusion, arch.Projector = fusion, proj
-				e, err := NewEngine(backendFor(t, arch), arch, 16)
+				e, err := NewEngine(backend(t), arch, 16)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -540,7 +540,7 @@ func TestArchVariantsTrain(t *testing.T) {
 
 func TestStepRejectsBadBatches(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 4)
+	e, err := NewEngine(backend(t), arch, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +573,7 @@ func TestStepRejectsBadBatches(t *testing.T) {
 
 func TestPredictManyRows(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 4)
+	e, err := NewEngine(backend(t), arch, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,7 +621,7 @@ func BenchmarkStep(b *testing.B) {
 		{"fedcmi", TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9, WeightDecay: 1e-4, Terms: []Term{Infiltration(1, false), Proximal(1)}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			e, err := NewEngine(backendFor(b, arch), arch, 16)
+			e, err := NewEngine(backend(b), arch, 16)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -641,7 +641,7 @@ func BenchmarkStep(b *testing.B) {
 // that missing logits are refused.
 func TestTeacherLogitsInput(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,7 +717,7 @@ func TestCheckNonFinite(t *testing.T) {
 // its own, for row counts on both sides of each block boundary.
 func TestEvalBlocks(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 4)
+	e, err := NewEngine(backend(t), arch, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -781,7 +781,7 @@ func TestEvalBlocks(t *testing.T) {
 // (1, 1, 1) exactly; a negative weight is refused.
 func TestHeadWeights(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -811,7 +811,7 @@ func TestHeadWeights(t *testing.T) {
 // support partial rows are refused.
 func TestPartialRows(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // classifiers.
 func TestHarmonyUnimodalStage(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

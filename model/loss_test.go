@@ -117,7 +117,7 @@ func TestMultimodalLossMatchesReference(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			arch := tc.arch
 			nm := arch.NumModalities()
-			e, err := NewEngine(backendFor(t, arch), arch, 8)
+			e, err := NewEngine(backend(t), arch, 8)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +255,7 @@ func TestSoftCrossEntropy(t *testing.T) {
 // refNet's argmax.
 func TestPredictHeadsMatchReference(t *testing.T) {
 	arch := triArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func TestOGMModulatesDominantEncoder(t *testing.T) {
 func checkOGMModulation(t *testing.T, fusion string) {
 	arch := tinyArch()
 	arch.Fusion = fusion
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func checkOGMModulation(t *testing.T, fusion string) {
 func TestOGMNoise(t *testing.T) {
 	arch := DefaultArch([]string{"audio", "visual"}, []int{40, 30}, 4)
 	arch.Hidden, arch.EmbedDim = []int{50}, 20
-	e, err := NewEngine(backendFor(t, arch), arch, 16)
+	e, err := NewEngine(backend(t), arch, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestOGMNoise(t *testing.T) {
 func TestOGMRefusesFusionWithoutParts(t *testing.T) {
 	arch := tinyArch()
 	arch.Fusion = FusionFiLM
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func refProtoTerm(z [2][][]float64, centers [2][][]float64, labels []int, alpha,
 // plain loss.
 func TestPrototypesAndStepLoss(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestPrototypesAndStepLoss(t *testing.T) {
 // finite differences, for a multimodal and a unimodal step.
 func TestProtoStepGradient(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

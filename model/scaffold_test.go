@@ -27,7 +27,7 @@ func randomParams(arch Arch, seed uint64, scale float64) Params {
 // correction says.
 func TestScaffoldCorrectedGradient(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestScaffoldCorrectedGradient(t *testing.T) {
 
 func TestScaffoldCorrectionShape(t *testing.T) {
 	arch := tinyArch()
-	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

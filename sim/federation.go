@@ -41,6 +41,11 @@ type Federation struct {
 // Prepare loads the data cfg names, partitions it, and builds the network
 // and its initial parameters, every random choice drawn from cfg.Seed.
 func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federation, error) {
+	return prepare(ctx, cfg, log, clientsAtOnce(cfg))
+}
+
+// prepare is Prepare for a process that trains clients clients at once.
+func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger, clients int) (*Federation, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -72,7 +77,7 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 	if err != nil {
 		return nil, err
 	}
-	engine, err := NewEngine(cfg, arch, clientsAtOnce(cfg))
+	engine, err := NewEngine(cfg, arch, clients)
 	if err != nil {
 		return nil, err
 	}

@@ -270,6 +270,11 @@ type Options struct {
 	// (GOGC=100). It sets the process's garbage collector: for commands,
 	// not libraries.
 	TuneGC bool
+	// Runs is how many runs share the process at once, as a sweep's cells
+	// run in parallel (0 means 1). A CNN's graph nodes run in parallel
+	// only where one client of one run trains at a time (see
+	// model.NewBackend).
+	Runs int
 
 	// checkpointEvery, if > 0, writes a checkpoint after every
 	// checkpointEvery-th round instead of by checkpointSpacing (tests).
@@ -332,7 +337,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	fed, err := Prepare(ctx, &cfg, log)
+	fed, err := prepare(ctx, &cfg, log, clientsAtOnce(&cfg)*max(1, opt.Runs))
 	if err != nil {
 		return nil, err
 	}

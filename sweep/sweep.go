@@ -382,7 +382,8 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 	var firstErr error
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(max(1, s.Parallel), len(todo)) {
+	runs := min(max(1, s.Parallel), len(todo))
+	for range runs {
 		wg.Go(func() {
 			for i := range work {
 				if runCtx.Err() != nil {
@@ -393,7 +394,7 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 				clog := log.With("setting", c.Setting, "method", c.Method, "seed", c.Seed)
 				// The garbage collector's target is the process's: only
 				// cells run one at a time set it, each for itself.
-				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC && s.Parallel <= 1}
+				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC && s.Parallel <= 1, Runs: runs}
 				if opt.Rounds != nil {
 					so.Progress = &prefixWriter{mu: &mu, w: opt.Status.Writer(opt.Rounds), prefix: label + ": "}
 				}
