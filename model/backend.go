@@ -36,17 +36,7 @@ func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err e
 	if config == "" {
 		config = os.Getenv(BackendEnv)
 	}
-	if config == "" {
-		config = "go"
-	}
-	// Never two graphs with nodes in parallel at once: compute's Go
-	// backend (v0.1.2, still v0.1.14) deadlocks when all its workers wait
-	// for free workers (the simulation tests hang under go:ops_parallel
-	// with two clients training at once). Its default runs a graph's
-	// nodes in parallel only while no other graph executes.
-	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && (!arch.hasCNN() || clients > 1) {
-		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
-	}
+	config = goOpsMode(config, arch, clients)
 	if name, _, _ := strings.Cut(config, ":"); name == "xla" && !slices.Contains(compute.List(), name) {
 		return nil, fmt.Errorf("model: backend %q: this fedcmi was built without the XLA backend; "+
 			"build it with -tags xla (GOTOOLCHAIN=go1.27.3 go build -tags xla ./cmd/fedcmi), or use backend go", config)
@@ -67,4 +57,22 @@ func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err e
 		return nil, fmt.Errorf("model: backend %q does not work (for xla: is its PJRT plugin installed?): %v", config, err)
 	}
 	return b, nil
+}
+
+// goOpsMode returns config (empty: "go") with the Go backend's node
+// execution mode NewBackend chooses: ops_sequential unless arch has a CNN
+// encoder and one client trains at a time, or config names a mode.
+func goOpsMode(config string, arch Arch, clients int) string {
+	if config == "" {
+		config = "go"
+	}
+	// Never two graphs with nodes in parallel at once: compute's Go
+	// backend (v0.1.2, still v0.1.14) deadlocks when all its workers wait
+	// for free workers (the simulation tests hang under go:ops_parallel
+	// with two clients training at once). Its default runs a graph's
+	// nodes in parallel only while no other graph executes.
+	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && (!arch.hasCNN() || clients > 1) {
+		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
+	}
+	return config
 }

@@ -1,0 +1,30 @@
+package model
+
+import "testing"
+
+// TestGoOpsMode checks which graphs run their nodes in parallel: only a
+// CNN's, trained one client at a time, and never against an explicit mode.
+func TestGoOpsMode(t *testing.T) {
+	mlp := tinyArch()
+	cnn := cnnArch()
+	for _, tc := range []struct {
+		config  string
+		arch    Arch
+		clients int
+		want    string
+	}{
+		{"", mlp, 1, "go:ops_sequential"},
+		{"go", mlp, 2, "go:ops_sequential"},
+		{"", cnn, 1, "go"},
+		{"go", cnn, 2, "go:ops_sequential"},
+		{"go:parallelism=4", cnn, 2, "go:parallelism=4,ops_sequential"},
+		{"go:parallelism=4", cnn, 1, "go:parallelism=4"},
+		{"go:ops_parallel", mlp, 2, "go:ops_parallel"},
+		{"go:ops_sequential", cnn, 1, "go:ops_sequential"},
+		{"xla:cuda", mlp, 2, "xla:cuda"},
+	} {
+		if got := goOpsMode(tc.config, tc.arch, tc.clients); got != tc.want {
+			t.Errorf("goOpsMode(%q, cnn=%v, %d) = %q, want %q", tc.config, tc.arch.hasCNN(), tc.clients, got, tc.want)
+		}
+	}
+}
