@@ -41,11 +41,13 @@ type Federation struct {
 // Prepare loads the data cfg names, partitions it, and builds the network
 // and its initial parameters, every random choice drawn from cfg.Seed.
 func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federation, error) {
-	return prepare(ctx, cfg, log, clientsAtOnce(cfg))
+	return PrepareFor(ctx, cfg, log, clientsAtOnce(cfg))
 }
 
-// prepare is Prepare for a process that trains clients clients at once.
-func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger, clients int) (*Federation, error) {
+// PrepareFor is Prepare for a process that trains clients clients at
+// once, which decides how the engine runs its graphs (see
+// model.NewBackend): a deployed participant trains one.
+func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clients int) (*Federation, error) {
 	if log == nil {
 		log = slog.Default()
 	}

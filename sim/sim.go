@@ -337,7 +337,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	fed, err := prepare(ctx, &cfg, log, clientsAtOnce(&cfg)*max(1, opt.Runs))
+	fed, err := PrepareFor(ctx, &cfg, log, clientsAtOnce(&cfg)*max(1, opt.Runs))
 	if err != nil {
 		return nil, err
 	}
