@@ -203,7 +203,8 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if opt.Insecure {
 		log.Warn("INSECURE: serving participants over plain text without authentication of the coordinator or certificates of participants; use only on a trusted network")
 	}
-	fed, err := sim.Prepare(ctx, &cfg, log)
+	// The coordinator trains no client; it evaluates, one graph at a time.
+	fed, err := sim.PrepareFor(ctx, &cfg, log, 1)
 	if err != nil {
 		return nil, err
 	}

@@ -23,14 +23,15 @@ const BackendEnv = compute.ConfigEnvVar
 // empty config uses $GOMLX_BACKEND if set, else the pure-Go backend.
 //
 // The Go backend runs the graph nodes of a CNN (arch has a CNN encoder)
-// trained one client at a time in parallel while its graph executes alone
-// (compute's default), and any other graph's nodes one after another.
-// Each matrix product uses every core either way. Running nodes at once
+// trained one client at a time on two goroutines when its execution
+// starts with no other live on the backend (compute's default mode, with
+// two node executors instead of eight), and every other graph's nodes one
+// after another; a matrix product fans out over the worker-pool slots
+// (two per core) that the executors leave free. Running nodes at once
 // lets a lone client's independent work (the teacher beside the student,
 // the two encoders, the batch's chunks) overlap the single-threaded
-// copies of the patch matrices: BenchmarkCNNStep/small-stem2 takes about
-// half the time. An MLP's nodes are too small to gain (its steps take
-// 10-20% longer), and clients trained at once keep the cores busy
+// copies of the patch matrices (see goOpsMode). An MLP's nodes are too
+// small to gain, and clients trained at once keep the cores busy
 // already. Options given in config ("go:ops_parallel", ...) win.
 func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err error) {
 	if config == "" {
@@ -60,19 +61,38 @@ func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err e
 }
 
 // goOpsMode returns config (empty: "go") with the Go backend's node
-// execution mode NewBackend chooses: ops_sequential unless arch has a CNN
-// encoder and one client trains at a time, or config names a mode.
+// execution options NewBackend chooses: ops_sequential unless arch has a
+// CNN encoder and at most one client trains at a time; then compute's
+// default mode with num_executors=2. Options that config gives win.
+//
+// Measured on 2 cores (BenchmarkCNNStep, three interleaved rounds): the
+// default mode's eight executors hold three of the pool's four slots for
+// the whole execution, leaving one worker to every matrix product, and
+// gain only where single-threaded copies dominate (small-stem2 42-53 ->
+// 21-27 ms, large unchanged); two executors leave three slots to the
+// products and gain everywhere (large 287-342 -> 202-216 ms, small
+// 116-137 -> 95-102 ms against the eight). An MLP's step took 10-20%
+// longer with eight executors and about the same with two.
 func goOpsMode(config string, arch Arch, clients int) string {
 	if config == "" {
 		config = "go"
 	}
+	name, opts, _ := strings.Cut(config, ":")
+	if name != "go" || strings.Contains(opts, "ops_") {
+		return config
+	}
 	// Never two graphs with nodes in parallel at once: compute's Go
 	// backend (v0.1.2, still v0.1.14) deadlocks when all its workers wait
 	// for free workers (the simulation tests hang under go:ops_parallel
-	// with two clients training at once). Its default runs a graph's
-	// nodes in parallel only while no other graph executes.
-	if name, opts, _ := strings.Cut(config, ":"); name == "go" && !strings.Contains(opts, "ops_") && (!arch.hasCNN() || clients > 1) {
-		config = "go:" + strings.TrimPrefix(opts+",ops_sequential", ",")
+	// with two clients training at once). Its default mode runs an
+	// execution's nodes in parallel only if it starts with no other
+	// execution live on the backend.
+	add := "ops_sequential"
+	if arch.hasCNN() && clients <= 1 {
+		if strings.Contains(opts, "num_executors") {
+			return config
+		}
+		add = "num_executors=2"
 	}
-	return config
+	return "go:" + strings.TrimPrefix(opts+","+add, ",")
 }

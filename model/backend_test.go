@@ -15,10 +15,11 @@ func TestGoOpsMode(t *testing.T) {
 	}{
 		{"", mlp, 1, "go:ops_sequential"},
 		{"go", mlp, 2, "go:ops_sequential"},
-		{"", cnn, 1, "go"},
+		{"", cnn, 1, "go:num_executors=2"},
 		{"go", cnn, 2, "go:ops_sequential"},
 		{"go:parallelism=4", cnn, 2, "go:parallelism=4,ops_sequential"},
-		{"go:parallelism=4", cnn, 1, "go:parallelism=4"},
+		{"go:parallelism=4", cnn, 1, "go:parallelism=4,num_executors=2"},
+		{"go:num_executors=4", cnn, 1, "go:num_executors=4"},
 		{"go:ops_parallel", mlp, 2, "go:ops_parallel"},
 		{"go:ops_sequential", cnn, 1, "go:ops_sequential"},
 		{"xla:cuda", mlp, 2, "xla:cuda"},

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
@@ -248,6 +249,55 @@ func TestCNNChunksMatchWholeBatch(t *testing.T) {
 			if d := math.Abs(float64(whole[i].Data[j] - chunked[i].Data[j])); d > 1e-5 {
 				t.Fatalf("%s[%d]: gradient %v in chunks, %v whole", arch.Layout()[i].Name, j, chunked[i].Data[j], whole[i].Data[j])
 			}
+		}
+	}
+}
+
+// TestCNNConcurrentSteps trains two clients at once on the backend a CNN
+// trained one client at a time gets (nodes in parallel while an execution
+// starts alone): compute's Go backend deadlocks when two executions run
+// their nodes in parallel at once, which its default mode must never do.
+// A hang fails the test after a minute instead of at go test's timeout.
+func TestCNNConcurrentSteps(t *testing.T) {
+	// Products large enough for the backend to fan them out over its
+	// workers (the tiny cnnArch's never deadlock, even under
+	// go:ops_parallel).
+	arch := DefaultArch([]string{"audio", "visual"}, []int{64 * 48, 28 * 28}, 10)
+	arch.Encoders = []string{EncoderCNN, EncoderCNN}
+	arch.CNN = []CNN{
+		{Input: [3]int{1, 64, 48}, Frames: 1, Channels: []int{8, 16}, Blocks: 1, StemStride: 2},
+		{Input: [3]int{1, 28, 28}, Frames: 1, Channels: []int{8, 16}, Blocks: 1, StemStride: 2},
+	}
+	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	for c := range 2 {
+		l, err := e.NewLocal(mustInit(t, arch, uint64(c+1)), TrainConfig{Has: []bool{true, true}, C1: 2, Momentum: 0.9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		b := toyBatch(arch, 8, uint64(c+1))
+		go func() {
+			for range 20 {
+				if _, err := l.Step(b, 0.01); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("two clients' steps did not finish in a minute: deadlocked?")
 		}
 	}
 }

@@ -107,7 +107,7 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 // than the machine's memory (a rough estimate of parameters and
 // activations) is an error naming the field to change.
 func NewEngine(cfg *config.Config, arch model.Arch, clients int) (*model.Engine, error) {
-	if err := checkMemory(cfg, &arch); err != nil {
+	if err := checkMemory(cfg, &arch, clients); err != nil {
 		return nil, err
 	}
 	backend, err := model.NewBackend(cfg.Backend, arch, clients)

@@ -121,9 +121,10 @@ func cnnActivations(c *model.CNN, acts *layerSizes) {
 // checkMemory refuses an experiment whose model cannot fit in the
 // machine's memory (the smaller of physical memory and a cgroup limit),
 // naming the field most likely at fault: the batch size when activations
-// dominate, else the widest of the model's sizes.
-func checkMemory(cfg *config.Config, arch *model.Arch) error {
-	par := clientsAtOnce(cfg)
+// dominate, else the widest of the model's sizes. clients is how many
+// clients the process trains at once.
+func checkMemory(cfg *config.Config, arch *model.Arch, clients int) error {
+	par := max(1, clients)
 	est := estimateMemory(arch, cfg.Train.BatchSize, par)
 	limit := machineMemory()
 	if est.total() <= float64(limit) {
