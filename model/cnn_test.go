@@ -109,6 +109,21 @@ func TestCNNValidate(t *testing.T) {
 	}
 }
 
+// twoCNNArch has a CNN encoder (one frame, one block per stage, 10
+// classes) on each of two modalities, of images shaped in[m].
+func twoCNNArch(in [2][3]int, channels []int, stem int) Arch {
+	dims := make([]int, 2)
+	cnn := make([]CNN, 2)
+	for m := range 2 {
+		dims[m] = in[m][0] * in[m][1] * in[m][2]
+		cnn[m] = CNN{Input: in[m], Frames: 1, Channels: channels, Blocks: 1, StemStride: stem}
+	}
+	arch := DefaultArch([]string{"audio", "visual"}, dims, 10)
+	arch.Encoders = []string{EncoderCNN, EncoderCNN}
+	arch.CNN = cnn
+	return arch
+}
+
 // BenchmarkCNNStep is one FedCMI training step (infiltration and proximal
 // term on) of CNN encoders on both sides, batch 16, at two sizes: "small"
 // is the audio-visual digits scale (a 1x64x48 pooled spectrogram, a 1x28x28
@@ -127,15 +142,7 @@ func BenchmarkCNNStep(b *testing.B) {
 		{"large-stem2", [2][3]int{{1, 64, 64}, {1, 28, 28}}, []int{16, 32, 64}, 2},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			dims := make([]int, 2)
-			cnn := make([]CNN, 2)
-			for m := range 2 {
-				dims[m] = tc.in[m][0] * tc.in[m][1] * tc.in[m][2]
-				cnn[m] = CNN{Input: tc.in[m], Frames: 1, Channels: tc.channels, Blocks: 1, StemStride: tc.stem}
-			}
-			arch := DefaultArch([]string{"audio", "visual"}, dims, 10)
-			arch.Encoders = []string{EncoderCNN, EncoderCNN}
-			arch.CNN = cnn
+			arch := twoCNNArch(tc.in, tc.channels, tc.stem)
 			e, err := NewEngine(backendFor(b, arch), arch, 16)
 			if err != nil {
 				b.Fatal(err)
@@ -262,12 +269,7 @@ func TestCNNConcurrentSteps(t *testing.T) {
 	// Products large enough for the backend to fan them out over its
 	// workers (the tiny cnnArch's never deadlock, even under
 	// go:ops_parallel).
-	arch := DefaultArch([]string{"audio", "visual"}, []int{64 * 48, 28 * 28}, 10)
-	arch.Encoders = []string{EncoderCNN, EncoderCNN}
-	arch.CNN = []CNN{
-		{Input: [3]int{1, 64, 48}, Frames: 1, Channels: []int{8, 16}, Blocks: 1, StemStride: 2},
-		{Input: [3]int{1, 28, 28}, Frames: 1, Channels: []int{8, 16}, Blocks: 1, StemStride: 2},
-	}
+	arch := twoCNNArch([2][3]int{{1, 64, 48}, {1, 28, 28}}, []int{8, 16}, 2)
 	e, err := NewEngine(backendFor(t, arch), arch, 8)
 	if err != nil {
 		t.Fatal(err)
