@@ -21,7 +21,7 @@ var mdropMethod = Method{Name: "fedmdrop",
 	TwoModalities: "fedcmi's FedMDrop keeps prototypes, modality-pair distances and drop masks for two modalities; not generalised yet",
 	Recipe:        MDropFit{},
 	Report:        &MDropReport{},
-	WholeSamples:  "its prototypes assume that every sample of a multimodal client has both modalities",
+	WholeSamples:  prototypesWholeSamples,
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		o := cfg.FedMDrop
 		return &FedMDrop{ModalityAware: *base, Options: FedMDropOptions{Alpha: o.Alpha, Threshold: o.Threshold, Subsample: o.Subsample}}

@@ -95,12 +95,16 @@ func (c PMRFit) setPrototypes(cl *LocalClient, local *model.Local, has data.Mask
 	return local.SetPrototypes(own)
 }
 
+// prototypesWholeSamples is the Method.WholeSamples reason of the
+// methods built on class prototypes (PMR, FedMDrop).
+const prototypesWholeSamples = "its prototypes assume that every sample of a multimodal client has both modalities"
+
 // pmrMethod registers PMR (methods).
 var pmrMethod = Method{Name: "pmr", SumsOnly: true,
 	TwoModalities: "PMR weights its prototype losses by the ratio of the two modalities' prototype scores (Fan et al., CVPR 2023, two modalities)",
 	Recipe:        PMRFit{},
 	Report:        &ProtoMetrics{},
-	WholeSamples:  "its prototypes assume that every sample of a multimodal client has both modalities",
+	WholeSamples:  prototypesWholeSamples,
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		p := cfg.PMR
 		return &PMR{ModalityAware: base, Options: PMROptions{
