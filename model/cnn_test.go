@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // see network.go
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/nn"
 )
 
 // TestConvMatchesDirect checks the im2col convolution against a direct
@@ -71,6 +73,58 @@ func TestConvMatchesDirect(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestPatchProductGradient checks patchProduct's own gradient against
+// GoMLX's autodiff of the fused dense it replaces, for the loss sum(c * y)
+// with random c: the same sums in another order, so equal to float32
+// rounding. (TestCNNStepGradient checks a whole CNN step against finite
+// differences.)
+func TestPatchProductGradient(t *testing.T) {
+	const cout, k, q = 5, 19, 70
+	rng := rand.New(rand.NewPCG(3, 4))
+	randn := func(rows, cols int) *tensors.Tensor {
+		v := make([]float32, rows*cols)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return tensors.FromFlatDataAndDimensions(v, rows, cols)
+	}
+	w, p, c := randn(cout, k), randn(k, q), randn(cout, q)
+	for _, act := range []activation.Type{activation.TypeNone, activation.TypeRelu} {
+		grads := func(custom bool) [][]float32 {
+			exec := MustNewExec(backend(t), func(wn, pn, cn *Node) []*Node {
+				var y *Node
+				if custom {
+					y = patchProduct(wn, pn, act)
+				} else {
+					y = nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, act)
+				}
+				return Gradient(ReduceAllSum(Mul(y, cn)), wn, pn)
+			})
+			defer exec.Finalize()
+			var out [][]float32
+			for _, g := range exec.MustExec(w, p, c) {
+				out = append(out, tensors.MustCopyFlatData[float32](g))
+			}
+			return out
+		}
+		got, want := grads(true), grads(false)
+		for i, name := range []string{"w", "p"} {
+			zero := 0
+			for j := range want[i] {
+				if want[i][j] == 0 {
+					zero++
+				}
+				if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1+math.Abs(float64(want[i][j]))) {
+					t.Fatalf("%s: d%s[%d] = %v, autodiff %v", act, name, j, got[i][j], want[i][j])
+				}
+			}
+			if zero == len(want[i]) {
+				t.Fatalf("%s: d%s is all zeros", act, name)
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"cmp"
+
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph code reads like the maths with a dot import, as in GoMLX itself.
 	"github.com/gomlx/gomlx/core/tensors"
@@ -206,11 +208,45 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 	p := GatherSlices(src, []int{0}, Const(gr, tensors.FromFlatDataAndDimensions(starts, len(starts), 1)), []int{q}, true)
 	// [Cout, 9*Cin+1]: the weights transposed, then the biases.
 	w := Concatenate([]*Node{TransposeAllAxes(n.p[prefix+"/weights"], 1, 0), InsertAxes(n.p[prefix+"/biases"], -1)}, 1)
-	// The fused dense with the small weights as its input and the patch
-	// matrix as its weights: its gradient transposes neither the patch
-	// matrix nor the output (DotGeneral's would, for the patch matrix).
+	return Mul(patchProduct(w, p, act), Const(gr, out.mask())), out
+}
+
+// patchProduct returns act(w p) for the weights w [Cout, K] and the patch
+// matrix p [K, positions], act ReLU or none, with a gradient of its own.
+//
+// The forward pass is the backend's fused dense, with the small weights as
+// its input and the patch matrix as its weights. The fused dense's
+// gradient computes the weights' gradient dz pᵀ with the patch matrix as
+// the transposed right operand, which the backend packs with a generic,
+// non-vectorised loop, and allocates its ReLU mask afresh every step.
+// Here it is (p dzᵀ)ᵀ: the patch matrix is the left operand, packed by
+// vectorised code, and only the small dz [Cout, positions] is packed
+// transposed; the mask is a graph op whose buffer comes from the backend's
+// pool. The patch matrix's gradient is wᵀ dz, as before.
+//
+// GoMLX has custom gradients for identities only, so identities on w, p
+// and the output share one: autodiff reaches the output's identity before
+// the inputs' (they come before it in the graph), and there it builds both
+// input gradients, which the inputs' identities return in place of what
+// autodiff built for the fused dense; that is then unused, and the backend
+// does not run unused nodes. The gradients read the identities' outputs,
+// not their inputs: an identity whose input has no other reader hands its
+// buffer on, where it would otherwise copy it (the patch matrix is large).
+func patchProduct(w, p *Node, act activation.Type) *Node {
+	var dw, dp *Node
+	w = IdentityWithCustomGradient(w, func(_, v *Node) *Node { return cmp.Or(dw, v) })
+	p = IdentityWithCustomGradient(p, func(_, v *Node) *Node { return cmp.Or(dp, v) })
 	y := nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act)
-	return Mul(y, Const(gr, out.mask())), out
+	return IdentityWithCustomGradient(y, func(y, dy *Node) *Node {
+		dz := dy
+		if act == activation.TypeRelu {
+			zero := ScalarZero(y.Graph(), y.DType())
+			dz = Where(GreaterThan(y, zero), dy, zero)
+		}
+		dw = TransposeAllAxes(DotGeneral(p, []int{1}, nil, dz, []int{1}, nil), 1, 0)
+		dp = DotGeneral(TransposeAllAxes(w, 1, 0), []int{1}, nil, dz, []int{0}, nil)
+		return dy
+	})
 }
 
 // parityPlanes splits the feature map x [C, g.positions()] into the four
