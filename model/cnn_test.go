@@ -84,7 +84,13 @@ func TestConvMatchesDirect(t *testing.T) {
 // rounding. (TestCNNStepGradient checks a whole CNN step against finite
 // differences.)
 func TestPatchProductGradient(t *testing.T) {
-	const cout, k, q = 5, 19, 70
+	for _, cout := range []int{5, dzLeftMaxCout + 3} { // both forms of dw
+		checkPatchProductGradient(t, cout)
+	}
+}
+
+func checkPatchProductGradient(t *testing.T, cout int) {
+	const k, q = 19, 70
 	rng := rand.New(rand.NewPCG(3, 4))
 	randn := func(rows, cols int) *tensors.Tensor {
 		v := make([]float32, rows*cols)
@@ -120,11 +126,11 @@ func TestPatchProductGradient(t *testing.T) {
 					zero++
 				}
 				if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1+math.Abs(float64(want[i][j]))) {
-					t.Fatalf("%s: d%s[%d] = %v, autodiff %v", act, name, j, got[i][j], want[i][j])
+					t.Fatalf("Cout %d, %s: d%s[%d] = %v, autodiff %v", cout, act, name, j, got[i][j], want[i][j])
 				}
 			}
 			if zero == len(want[i]) {
-				t.Fatalf("%s: d%s is all zeros", act, name)
+				t.Fatalf("Cout %d, %s: d%s is all zeros", cout, act, name)
 			}
 		}
 	}

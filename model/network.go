@@ -211,6 +211,13 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 	return Mul(patchProduct(w, p, act), Const(gr, out.mask())), out
 }
 
+// dzLeftMaxCout is the largest number of output channels for which a
+// convolution's weights' gradient is dz pᵀ, dz the left operand: its Cout
+// rows fit one of the backend's 8-row matrix kernels, where as the right
+// operand of (p dzᵀ)ᵀ they would be padded to its 32-column kernels.
+// Measured: 8 channels gain 5-10% a step this way, 16 lose.
+const dzLeftMaxCout = 8
+
 // patchProduct returns act(w p) for the weights w [Cout, K] and the patch
 // matrix p [K, positions], act ReLU or none, with a gradient of its own.
 //
@@ -221,8 +228,9 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 // non-vectorised loop, and allocates its ReLU mask afresh every step.
 // Here it is (p dzᵀ)ᵀ: the patch matrix is the left operand, packed by
 // vectorised code, and only the small dz [Cout, positions] is packed
-// transposed; the mask is a graph op whose buffer comes from the backend's
-// pool. The patch matrix's gradient is wᵀ dz, as before.
+// transposed (for few output channels it stays dz pᵀ, see dzLeftMaxCout);
+// the mask is a graph op whose buffer comes from the backend's pool. The
+// patch matrix's gradient is wᵀ dz, as before.
 //
 // GoMLX has custom gradients for identities only, so identities on w, p
 // and the output share one: autodiff reaches the output's identity before
@@ -243,7 +251,11 @@ func patchProduct(w, p *Node, act activation.Type) *Node {
 			zero := ScalarZero(y.Graph(), y.DType())
 			dz = Where(GreaterThan(y, zero), dy, zero)
 		}
-		dw = TransposeAllAxes(DotGeneral(p, []int{1}, nil, dz, []int{1}, nil), 1, 0)
+		if w.Shape().Dimensions[0] <= dzLeftMaxCout {
+			dw = DotGeneral(dz, []int{1}, nil, p, []int{1}, nil)
+		} else {
+			dw = TransposeAllAxes(DotGeneral(p, []int{1}, nil, dz, []int{1}, nil), 1, 0)
+		}
 		dp = DotGeneral(TransposeAllAxes(w, 1, 0), []int{1}, nil, dz, []int{0}, nil)
 		return dy
 	})
