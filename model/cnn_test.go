@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -81,58 +82,63 @@ func TestConvMatchesDirect(t *testing.T) {
 // TestPatchProductGradient checks patchProduct's own gradient against
 // GoMLX's autodiff of the fused dense it replaces, for the loss sum(c * y)
 // with random c: the same sums in another order, so equal to float32
-// rounding. (TestCNNStepGradient checks a whole CNN step against finite
-// differences.)
+// rounding. Both forms of the weights' gradient are covered (Cout at most
+// dzLeftMaxCout and above it). (TestCNNStepGradient checks a whole CNN step
+// against finite differences.)
 func TestPatchProductGradient(t *testing.T) {
-	for _, cout := range []int{5, dzLeftMaxCout + 3} { // both forms of dw
-		checkPatchProductGradient(t, cout)
-	}
-}
-
-func checkPatchProductGradient(t *testing.T, cout int) {
 	const k, q = 19, 70
-	rng := rand.New(rand.NewPCG(3, 4))
-	randn := func(rows, cols int) *tensors.Tensor {
-		v := make([]float32, rows*cols)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(v, rows, cols)
-	}
-	w, p, c := randn(cout, k), randn(k, q), randn(cout, q)
-	for _, act := range []activation.Type{activation.TypeNone, activation.TypeRelu} {
-		grads := func(custom bool) [][]float32 {
-			exec := MustNewExec(backend(t), func(wn, pn, cn *Node) []*Node {
-				var y *Node
-				if custom {
-					y = patchProduct(wn, pn, act)
-				} else {
-					y = nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, act)
+	for _, tc := range []struct {
+		cout int
+		act  activation.Type
+	}{
+		{5, activation.TypeNone},
+		{5, activation.TypeRelu},
+		{dzLeftMaxCout + 3, activation.TypeNone},
+		{dzLeftMaxCout + 3, activation.TypeRelu},
+	} {
+		t.Run(fmt.Sprintf("cout%d-%s", tc.cout, tc.act), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			randn := func(rows, cols int) *tensors.Tensor {
+				v := make([]float32, rows*cols)
+				for i := range v {
+					v[i] = float32(rng.NormFloat64())
 				}
-				return Gradient(ReduceAllSum(Mul(y, cn)), wn, pn)
-			})
-			defer exec.Finalize()
-			var out [][]float32
-			for _, g := range exec.MustExec(w, p, c) {
-				out = append(out, tensors.MustCopyFlatData[float32](g))
+				return tensors.FromFlatDataAndDimensions(v, rows, cols)
 			}
-			return out
-		}
-		got, want := grads(true), grads(false)
-		for i, name := range []string{"w", "p"} {
-			zero := 0
-			for j := range want[i] {
-				if want[i][j] == 0 {
-					zero++
+			w, p, c := randn(tc.cout, k), randn(k, q), randn(tc.cout, q)
+			grads := func(custom bool) [][]float32 {
+				exec := MustNewExec(backend(t), func(wn, pn, cn *Node) []*Node {
+					var y *Node
+					if custom {
+						y = patchProduct(wn, pn, tc.act)
+					} else {
+						y = nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, tc.act)
+					}
+					return Gradient(ReduceAllSum(Mul(y, cn)), wn, pn)
+				})
+				defer exec.Finalize()
+				var out [][]float32
+				for _, g := range exec.MustExec(w, p, c) {
+					out = append(out, tensors.MustCopyFlatData[float32](g))
 				}
-				if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1+math.Abs(float64(want[i][j]))) {
-					t.Fatalf("Cout %d, %s: d%s[%d] = %v, autodiff %v", cout, act, name, j, got[i][j], want[i][j])
+				return out
+			}
+			got, want := grads(true), grads(false)
+			for i, name := range []string{"w", "p"} {
+				zero := 0
+				for j := range want[i] {
+					if want[i][j] == 0 {
+						zero++
+					}
+					if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1+math.Abs(float64(want[i][j]))) {
+						t.Fatalf("d%s[%d] = %v, autodiff %v", name, j, got[i][j], want[i][j])
+					}
+				}
+				if zero == len(want[i]) {
+					t.Fatalf("d%s is all zeros", name)
 				}
 			}
-			if zero == len(want[i]) {
-				t.Fatalf("Cout %d, %s: d%s is all zeros", cout, act, name)
-			}
-		}
+		})
 	}
 }
 
