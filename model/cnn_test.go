@@ -277,7 +277,7 @@ func TestCNNInputLayout(t *testing.T) {
 	encode := func(params Params, x []float32) []float32 {
 		layout := a.Layout()
 		exec := MustNewExec(backend(t), func(g *Graph, in []*Node) *Node {
-			return newNetwork(&a, layout, in[:len(layout)]).encode(0, in[len(layout)])
+			return newNetwork(&a, layout, in[:len(layout)], false).encode(0, in[len(layout)])
 		})
 		args := []any{}
 		for _, tn := range toTensors(params) {

@@ -288,7 +288,7 @@ func (e *Engine) stepFn(s *stepSpec, termOuts *[]int) func(g *Graph, in []*Node)
 		hyper := rest[0]
 		hp := func(i int) *Node { return Reshape(Slice(hyper, AxisRange(i, i+1))) }
 
-		b.net = newNetwork(&e.arch, e.layout, b.params)
+		b.net = newNetwork(&e.arch, e.layout, b.params, true)
 		b.onehot = OneHot(labels, e.arch.NumClasses, dtypes.Float32)
 		zero := ScalarZero(g, dtypes.Float32)
 		b.sums = make([]*Node, nm)

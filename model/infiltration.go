@@ -70,7 +70,7 @@ func (t *infiltrationTerm) build(b *stepBuild, in []*Node) {
 			teach[m], in = in[0], in[1:]
 		}
 	} else {
-		teacher := newNetwork(&b.spec.e.arch, b.spec.e.layout, b.start)
+		teacher := newNetwork(&b.spec.e.arch, b.spec.e.layout, b.start, false)
 		for _, m := range held {
 			teach[m] = StopGradient(teacher.classify(m, teacher.embed(m, b.x[m], false).self))
 		}

@@ -15,14 +15,19 @@ import (
 type network struct {
 	arch *Arch
 	p    map[string]*Node // parameter nodes by name
+	// grad says that the graph differentiates this network: only then do
+	// convolutions carry their own gradient (patchProduct), whose identity
+	// nodes in a forward-only graph would just stand between each patch
+	// matrix and its product and let more patch matrices live at once.
+	grad bool
 }
 
-func newNetwork(arch *Arch, layout []ParamInfo, nodes []*Node) *network {
+func newNetwork(arch *Arch, layout []ParamInfo, nodes []*Node, grad bool) *network {
 	p := make(map[string]*Node, len(layout))
 	for i, info := range layout {
 		p[info.Name] = nodes[i]
 	}
-	return &network{arch: arch, p: p}
+	return &network{arch: arch, p: p, grad: grad}
 }
 
 // dense applies x W + b for the layer with the given prefix.
@@ -208,7 +213,13 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 	p := GatherSlices(src, []int{0}, Const(gr, tensors.FromFlatDataAndDimensions(starts, len(starts), 1)), []int{q}, true)
 	// [Cout, 9*Cin+1]: the weights transposed, then the biases.
 	w := Concatenate([]*Node{TransposeAllAxes(n.p[prefix+"/weights"], 1, 0), InsertAxes(n.p[prefix+"/biases"], -1)}, 1)
-	return Mul(patchProduct(w, p, act), Const(gr, out.mask())), out
+	var y *Node
+	if n.grad {
+		y = patchProduct(w, p, act)
+	} else {
+		y = nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act)
+	}
+	return Mul(y, Const(gr, out.mask())), out
 }
 
 // dzLeftMaxCout is the largest number of output channels for which a

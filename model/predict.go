@@ -177,7 +177,7 @@ func (e *Engine) evalGraph(name string, cache *evalGraphs, rows int, build func(
 	}
 	exec, err := NewExec(e.backend, func(g *Graph, in []*Node) []*Node {
 		n := len(e.layout)
-		return build(newNetwork(&e.arch, e.layout, in[:n]), in[n:])
+		return build(newNetwork(&e.arch, e.layout, in[:n], false), in[n:])
 	})
 	if err != nil {
 		return nil, fmt.Errorf("model: %s graph: %w", name, err)
