@@ -80,9 +80,9 @@ func TestConvMatchesDirect(t *testing.T) {
 }
 
 // TestPatchProductGradient checks patchProduct's own gradient against
-// GoMLX's autodiff of the fused dense it replaces, for the loss sum(c * y)
-// with random c: the same sums in another order, so equal to float32
-// rounding. Both forms of the weights' gradient are covered (Cout at most
+// GoMLX's autodiff of the fused dense and border mask it replaces, for the
+// loss sum(c * y) with random c and a random 0/1 mask: the same sums in
+// another order, so equal to float32 rounding. Both forms of the weights' gradient are covered (Cout at most
 // dzLeftMaxCout and above it). (TestCNNStepGradient checks a whole CNN step
 // against finite differences.)
 func TestPatchProductGradient(t *testing.T) {
@@ -106,19 +106,24 @@ func TestPatchProductGradient(t *testing.T) {
 				return tensors.FromFlatDataAndDimensions(v, rows, cols)
 			}
 			w, p, c := randn(tc.cout, k), randn(k, q), randn(tc.cout, q)
+			m := make([]float32, q)
+			for i := range m {
+				m[i] = float32(rng.IntN(2))
+			}
+			mask := tensors.FromFlatDataAndDimensions(m, 1, q)
 			grads := func(custom bool) [][]float32 {
-				exec := MustNewExec(backend(t), func(wn, pn, cn *Node) []*Node {
+				exec := MustNewExec(backend(t), func(wn, pn, cn, mn *Node) []*Node {
 					var y *Node
 					if custom {
-						y = patchProduct(wn, pn, tc.act)
+						y = patchProduct(wn, pn, mn, tc.act)
 					} else {
-						y = nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, tc.act)
+						y = Mul(nn.Dense(wn, pn, nil, compute.DenseLayoutInputOutputs, tc.act), mn)
 					}
 					return Gradient(ReduceAllSum(Mul(y, cn)), wn, pn)
 				})
 				defer exec.Finalize()
 				var out [][]float32
-				for _, g := range exec.MustExec(w, p, c) {
+				for _, g := range exec.MustExec(w, p, c, mask) {
 					out = append(out, tensors.MustCopyFlatData[float32](g))
 				}
 				return out

@@ -213,13 +213,11 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 	p := GatherSlices(src, []int{0}, Const(gr, tensors.FromFlatDataAndDimensions(starts, len(starts), 1)), []int{q}, true)
 	// [Cout, 9*Cin+1]: the weights transposed, then the biases.
 	w := Concatenate([]*Node{TransposeAllAxes(n.p[prefix+"/weights"], 1, 0), InsertAxes(n.p[prefix+"/biases"], -1)}, 1)
-	var y *Node
+	mask := Const(gr, out.mask())
 	if n.grad {
-		y = patchProduct(w, p, act)
-	} else {
-		y = nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act)
+		return patchProduct(w, p, mask, act), out
 	}
-	return Mul(y, Const(gr, out.mask())), out
+	return Mul(nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act), mask), out
 }
 
 // dzLeftMaxCout is the largest number of output channels for which a
@@ -230,8 +228,9 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 // it is not faster.
 const dzLeftMaxCout = 8
 
-// patchProduct returns act(w p) for the weights w [Cout, K] and the patch
-// matrix p [K, positions], act ReLU or none, with a gradient of its own.
+// patchProduct returns act(w p) * mask for the weights w [Cout, K], the
+// patch matrix p [K, positions] and the border mask [1, positions], act
+// ReLU or none, with a gradient of its own.
 //
 // The forward pass is the backend's fused dense, with the small weights as
 // its input and the patch matrix as its weights. The fused dense's
@@ -241,8 +240,10 @@ const dzLeftMaxCout = 8
 // Here it is (p dzᵀ)ᵀ: the patch matrix is the left operand, packed by
 // vectorised code, and only the small dz [Cout, positions] is packed
 // transposed (for few output channels it stays dz pᵀ, see dzLeftMaxCout);
-// the mask is a graph op whose buffer comes from the backend's pool. The
-// patch matrix's gradient is wᵀ dz, as before.
+// the ReLU's mask is taken from the masked output (positive only inside
+// the images and where the ReLU passes), so one pass of the backend's
+// fused ReLU gradient stands for the border mask's product, a comparison
+// and a select. The patch matrix's gradient is wᵀ dz, as before.
 //
 // GoMLX has custom gradients for identities only, so identities on w, p
 // and the output share one: autodiff reaches the output's identity before
@@ -255,17 +256,22 @@ const dzLeftMaxCout = 8
 // gradients read the identities' outputs, not their inputs: an identity
 // whose input has no other reader hands its buffer on, where it would
 // otherwise copy it (the patch matrix is large).
-func patchProduct(w, p *Node, act activation.Type) *Node {
+func patchProduct(w, p, mask *Node, act activation.Type) *Node {
 	if act != activation.TypeNone && act != activation.TypeRelu {
 		panic(fmt.Sprintf("model: patchProduct: no gradient for activation %s", act))
 	}
 	var dw, dp *Node
 	w = IdentityWithCustomGradient(w, func(_, _ *Node) *Node { return takeGrad(&dw, "patchProduct") })
 	p = IdentityWithCustomGradient(p, func(_, _ *Node) *Node { return takeGrad(&dp, "patchProduct") })
-	y := nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act)
+	y := Mul(nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act), mask)
 	return IdentityWithCustomGradient(y, func(y, dy *Node) *Node {
-		dz := dy
-		if act == activation.TypeRelu {
+		var dz *Node
+		switch {
+		case act == activation.TypeNone:
+			dz = Mul(dy, mask)
+		case y.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedActivationVJP]:
+			dz = BackendFusedActivationVJP(y, nil, dy, compute.ActivationConfig{Type: compute.ActivationRelu})
+		default:
 			zero := ScalarZero(y.Graph(), y.DType())
 			dz = Where(GreaterThan(y, zero), dy, zero)
 		}
