@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,9 +83,9 @@ func TestConvMatchesDirect(t *testing.T) {
 // TestPatchProductGradient checks patchProduct's own gradient against
 // GoMLX's autodiff of the fused dense and border mask it replaces, for the
 // loss sum(c * y) with random c and a random 0/1 mask: the same sums in
-// another order, so equal to float32 rounding. Both forms of the weights' gradient are covered (Cout at most
-// dzLeftMaxCout and above it). (TestCNNStepGradient checks a whole CNN step
-// against finite differences.)
+// another order, so equal to float32 rounding. Both forms of the weights'
+// gradient are covered (Cout at most dzLeftMaxCout and above it).
+// (TestCNNStepGradient checks a whole CNN step against finite differences.)
 func TestPatchProductGradient(t *testing.T) {
 	const k, q = 19, 70
 	for _, tc := range []struct {
@@ -142,6 +143,59 @@ func TestPatchProductGradient(t *testing.T) {
 				if zero == len(want[i]) {
 					t.Fatalf("d%s is all zeros", name)
 				}
+			}
+		})
+	}
+}
+
+// TestPadGradient checks pad's own gradient against GoMLX's autodiff of
+// Pad, for the loss sum(c * pad(x)) with random c: both copy the same
+// values, so they must be equal exactly.
+func TestPadGradient(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dims []int
+		axes []PadAxis
+	}{
+		{"1d margins", []int{11}, []PadAxis{{Start: 3, End: 5}}},
+		{"3d end only", []int{2, 3, 4}, []PadAxis{{}, {End: 1}, {End: 2}}},
+		{"2d both", []int{3, 5}, []PadAxis{{Start: 1, End: 2}, {Start: 2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			randn := func(dims ...int) *tensors.Tensor {
+				size := 1
+				for _, d := range dims {
+					size *= d
+				}
+				v := make([]float32, size)
+				for i := range v {
+					v[i] = float32(rng.NormFloat64())
+				}
+				return tensors.FromFlatDataAndDimensions(v, dims...)
+			}
+			padded := slices.Clone(tc.dims)
+			for i, a := range tc.axes {
+				padded[i] += a.Start + a.End
+			}
+			x, c := randn(tc.dims...), randn(padded...)
+			grad := func(custom bool) []float32 {
+				exec := MustNewExec(backend(t), func(xn, cn *Node) *Node {
+					fill := ScalarOne(xn.Graph(), xn.DType())
+					var y *Node
+					if custom {
+						y = pad(xn, fill, tc.axes...)
+					} else {
+						y = Pad(xn, fill, tc.axes...)
+					}
+					return Gradient(ReduceAllSum(Mul(y, cn)), xn)[0]
+				})
+				defer exec.Finalize()
+				return tensors.MustCopyFlatData[float32](exec.MustExec(x, c)[0])
+			}
+			got, want := grad(true), grad(false)
+			if !slices.Equal(got, want) {
+				t.Fatalf("gradient %v, autodiff of Pad %v", got, want)
 			}
 		})
 	}
