@@ -169,7 +169,7 @@ func toFeatureMap(x *Node) *Node {
 // out.positions()] (borders zeroed) and its geometry.
 //
 // The patch matrix is one GatherSlices of 9*Cin contiguous slices, each a
-// whole shifted channel (the flattened input gets a zero margin at both
+// whole shifted channel (the flattened input gets a margin of ones at both
 // ends so that every shift stays in range; what a border position reads is
 // discarded by the mask), so the gradient is one scatter-add of whole
 // rows. A stride-2 convolution first splits the input into its four
