@@ -229,8 +229,8 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 const dzLeftMaxCout = 8
 
 // patchProduct returns act(w p) * mask for the weights w [Cout, K], the
-// patch matrix p [K, positions] and the border mask [1, positions], act
-// ReLU or none, with a gradient of its own.
+// patch matrix p [K, positions] and the 0/1 border mask [1, positions],
+// act ReLU or none, with a gradient of its own.
 //
 // The forward pass is the backend's fused dense, with the small weights as
 // its input and the patch matrix as its weights. The fused dense's
@@ -240,10 +240,10 @@ const dzLeftMaxCout = 8
 // Here it is (p dzᵀ)ᵀ: the patch matrix is the left operand, packed by
 // vectorised code, and only the small dz [Cout, positions] is packed
 // transposed (for few output channels it stays dz pᵀ, see dzLeftMaxCout);
-// the ReLU's mask is taken from the masked output (positive only inside
-// the images and where the ReLU passes), so one pass of the backend's
-// fused ReLU gradient stands for the border mask's product, a comparison
-// and a select. The patch matrix's gradient is wᵀ dz, as before.
+// the ReLU's gradient is taken from the masked output (positive only
+// inside the images and where the ReLU passes; this needs the mask to be
+// 0/1), so one pass of the backend's fused ReLU gradient stands for the
+// product with the border mask, a comparison and a select. The patch matrix's gradient is wᵀ dz, as before.
 //
 // GoMLX has custom gradients for identities only, so identities on w, p
 // and the output share one: autodiff reaches the output's identity before
@@ -296,16 +296,20 @@ func takeGrad(d **Node, op string) *Node {
 	return g
 }
 
-// pad is Pad with non-negative start and end padding only (no interior),
-// with a gradient of its own: the padded gradient's inner part taken by
-// one GatherSlices, which copies whole contiguous runs, where Pad's own
-// gradient is the backend's Slice, which copies element by element (5.5%
-// of a `large` step's CPU profile). The identities share it as in
-// patchProduct.
+// pad is Pad with non-negative start and end padding (no interior) given
+// for every axis of x, with a gradient of its own: the padded gradient's
+// inner part taken by one GatherSlices, which copies whole contiguous
+// runs, where Pad's own gradient is the backend's Slice, which copies
+// element by element (5.5% of a `large` step's CPU profile). The
+// identities share it as in patchProduct. (GoMLX still builds Pad's own
+// gradient, unused, and that fails for axes left unconfigured.)
 func pad(x, fill *Node, axes ...PadAxis) *Node {
+	if len(axes) != x.Rank() {
+		panic(fmt.Sprintf("model: pad: %d axes configured for a rank-%d tensor, want every axis", len(axes), x.Rank()))
+	}
 	for _, a := range axes {
 		if a.Start < 0 || a.End < 0 || a.Interior != 0 {
-			panic(fmt.Sprintf("model: pad: only non-negative start and end padding, got %+v", a))
+			panic(fmt.Sprintf("model: pad: want Start, End >= 0 and Interior 0, got %+v", a))
 		}
 	}
 	var dx *Node
@@ -317,9 +321,7 @@ func pad(x, fill *Node, axes ...PadAxis) *Node {
 		starts := make([]int32, len(dims))
 		for i := range dims {
 			axesAll[i] = i
-			if i < len(axes) {
-				starts[i] = int32(axes[i].Start)
-			}
+			starts[i] = int32(axes[i].Start)
 		}
 		dx = GatherSlices(dy, axesAll, Const(y.Graph(), starts), dims, true)
 		return dy
