@@ -99,14 +99,7 @@ func TestPatchProductGradient(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("cout%d-%s", tc.cout, tc.act), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(3, 4))
-			randn := func(rows, cols int) *tensors.Tensor {
-				v := make([]float32, rows*cols)
-				for i := range v {
-					v[i] = float32(rng.NormFloat64())
-				}
-				return tensors.FromFlatDataAndDimensions(v, rows, cols)
-			}
-			w, p, c := randn(tc.cout, k), randn(k, q), randn(tc.cout, q)
+			w, p, c := randnTensor(rng, tc.cout, k), randnTensor(rng, k, q), randnTensor(rng, tc.cout, q)
 			m := make([]float32, q)
 			for i := range m {
 				m[i] = float32(rng.IntN(2))
@@ -148,6 +141,20 @@ func TestPatchProductGradient(t *testing.T) {
 	}
 }
 
+// randnTensor returns a float32 tensor of the given dimensions with
+// standard normal values drawn from rng.
+func randnTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	v := make([]float32, size)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(v, dims...)
+}
+
 // TestPadGradient checks pad's own gradient against GoMLX's autodiff of
 // Pad, for the loss sum(c * pad(x)) with random c: both copy the same
 // values, so they must be equal exactly.
@@ -163,22 +170,11 @@ func TestPadGradient(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(5, 6))
-			randn := func(dims ...int) *tensors.Tensor {
-				size := 1
-				for _, d := range dims {
-					size *= d
-				}
-				v := make([]float32, size)
-				for i := range v {
-					v[i] = float32(rng.NormFloat64())
-				}
-				return tensors.FromFlatDataAndDimensions(v, dims...)
-			}
 			padded := slices.Clone(tc.dims)
 			for i, a := range tc.axes {
 				padded[i] += a.Start + a.End
 			}
-			x, c := randn(tc.dims...), randn(padded...)
+			x, c := randnTensor(rng, tc.dims...), randnTensor(rng, padded...)
 			grad := func(custom bool) []float32 {
 				exec := MustNewExec(backend(t), func(xn, cn *Node) *Node {
 					fill := ScalarOne(xn.Graph(), xn.DType())
