@@ -243,7 +243,8 @@ const dzLeftMaxCout = 8
 // the ReLU's gradient is taken from the masked output (positive only
 // inside the images and where the ReLU passes; this needs the mask to be
 // 0/1), so one pass of the backend's fused ReLU gradient stands for the
-// product with the border mask, a comparison and a select. The patch matrix's gradient is wᵀ dz, as before.
+// product with the border mask, a comparison and a select. The patch
+// matrix's gradient is wᵀ dz, as before.
 //
 // GoMLX has custom gradients for identities only, so identities on w, p
 // and the output share one: autodiff reaches the output's identity before
