@@ -275,7 +275,8 @@ type Options struct {
 	// (ErrChangedCells).
 	RerunChanged bool
 	// TuneGC is each cell's sim.Options.TuneGC when cells run one at a
-	// time (parallel 1); parallel cells keep the process's setting.
+	// time (parallel 1, or one cell left to run); parallel cells keep the
+	// process's setting.
 	TuneGC bool
 }
 
@@ -394,7 +395,7 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 				clog := log.With("setting", c.Setting, "method", c.Method, "seed", c.Seed)
 				// The garbage collector's target is the process's: only
 				// cells run one at a time set it, each for itself.
-				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC && s.Parallel <= 1, Runs: runs}
+				so := sim.Options{Logger: clog, Resume: resume[i], TuneGC: opt.TuneGC && runs == 1, Runs: runs}
 				if opt.Rounds != nil {
 					so.Progress = &prefixWriter{mu: &mu, w: opt.Status.Writer(opt.Rounds), prefix: label + ": "}
 				}
