@@ -268,22 +268,38 @@ func unmarshalTable(data []byte) (*DominanceTable, error) {
 	}
 	t := &DominanceTable{P: make([][]float64, len(raw.P)), Rounds: raw.Rounds}
 	for m, v := range raw.P {
-		if len(v) != len(raw.P[0]) {
-			return nil, fmt.Errorf("fl: dominance table: modality %d has %d classes, modality 0 %d", m, len(v), len(raw.P[0]))
-		}
 		t.P[m] = make([]float64, len(v))
 		for i, p := range v {
-			switch {
-			case p == nil:
-				t.P[m][i] = math.NaN()
-			case !(*p >= 0 && *p <= 1):
-				return nil, fmt.Errorf("fl: dominance table probability %v outside [0, 1]", *p)
-			default:
+			t.P[m][i] = math.NaN()
+			if p != nil {
 				t.P[m][i] = *p
 			}
 		}
 	}
+	if err := t.validate(len(raw.P), len(raw.P[0])); err != nil {
+		return nil, fmt.Errorf("fl: %w", err)
+	}
 	return t, nil
+}
+
+// validate checks that t holds nm modalities of k classes after a
+// non-negative number of rounds, every mean in [0, 1] or NaN (no report
+// yet).
+func (t *DominanceTable) validate(nm, k int) error {
+	if len(t.P) != nm || t.Rounds < 0 {
+		return fmt.Errorf("dominance table of %d modalities after %d rounds, want %d modalities", len(t.P), t.Rounds, nm)
+	}
+	for m := range t.P {
+		if len(t.P[m]) != k {
+			return fmt.Errorf("dominance table of %d classes for modality %d, want %d", len(t.P[m]), m, k)
+		}
+		for cl, v := range t.P[m] {
+			if !math.IsNaN(v) && !(v >= 0 && v <= 1) {
+				return fmt.Errorf("dominance table: modality %d class %d holds %v, outside [0, 1]", m, cl, v)
+			}
+		}
+	}
+	return nil
 }
 
 // Directions returns the infiltration teacher of every class derived from

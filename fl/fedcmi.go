@@ -55,19 +55,9 @@ func (c *FedCMIFit) validate(nm, k int) error {
 	case c.Dominance < DominanceBatch || c.Dominance > DominanceFederated:
 		return fmt.Errorf("fl: recipe: unknown dominance source %v", c.Dominance)
 	}
-	if t := c.Table; t != nil {
-		if len(t.P) != nm || t.Rounds < 0 {
-			return fmt.Errorf("fl: recipe: dominance table of %d modalities after %d rounds, want %d modalities", len(t.P), t.Rounds, nm)
-		}
-		for m := range t.P {
-			if len(t.P[m]) != k {
-				return fmt.Errorf("fl: recipe: dominance table of %d classes for modality %d, want %d", len(t.P[m]), m, k)
-			}
-			for cl, v := range t.P[m] {
-				if !math.IsNaN(v) && !(v >= 0 && v <= 1) {
-					return fmt.Errorf("fl: recipe: dominance table class %d holds %v", cl, v)
-				}
-			}
+	if c.Table != nil {
+		if err := c.Table.validate(nm, k); err != nil {
+			return fmt.Errorf("fl: recipe: %w", err)
 		}
 	}
 	return nil
