@@ -22,17 +22,16 @@ const BackendEnv = compute.ConfigEnvVar
 // ...) for models of architecture arch, trained clients at a time. An
 // empty config uses $GOMLX_BACKEND if set, else the pure-Go backend.
 //
-// The Go backend runs the graph nodes of a CNN (arch has a CNN encoder)
-// trained one client at a time on two goroutines when its execution
-// starts with no other live on the backend (compute's default mode, with
-// two node executors instead of eight), and every other graph's nodes one
-// after another; a matrix product fans out over the worker-pool slots
-// (two per core) that the executors leave free. Running nodes at once
-// lets a lone client's independent work (the teacher beside the student,
-// the two encoders, the batch's chunks) overlap the single-threaded
-// copies of the patch matrices (see goOpsMode). An MLP's nodes are too
-// small to gain, and clients trained at once keep the cores busy
-// already. Options given in config ("go:ops_parallel", ...) win.
+// For the Go backend it also chooses how graph nodes run (goOpsMode): a
+// CNN trained one client at a time runs independent nodes on two
+// goroutines, so that its independent work (the teacher beside the
+// student, the two encoders, the batch's chunks) overlaps the
+// single-threaded copies of the patch matrices; every other graph runs its
+// nodes one after another, an MLP's nodes being too small to gain and
+// clients trained at once keeping the cores busy already. A matrix product
+// fans out over the worker-pool slots (two per core) that the node
+// executors leave free. Options given in config ("go:ops_parallel", ...)
+// win.
 func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err error) {
 	if config == "" {
 		config = os.Getenv(BackendEnv)
@@ -40,7 +39,7 @@ func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err e
 	config = goOpsMode(config, arch, clients)
 	if name, _, _ := strings.Cut(config, ":"); name == "xla" && !slices.Contains(compute.List(), name) {
 		return nil, fmt.Errorf("model: backend %q: this fedcmi was built without the XLA backend; "+
-			"build it with -tags xla (GOTOOLCHAIN=go1.27.3 go build -tags xla ./cmd/fedcmi), or use backend go", config)
+			"build it with -tags xla (GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -tags xla ./cmd/fedcmi), or use backend go", config)
 	}
 	// compute.NewWithConfig panics on an unknown backend name.
 	err = tryCatch(func() { b, err = compute.NewWithConfig(config) })

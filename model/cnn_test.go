@@ -141,6 +141,26 @@ func TestPatchProductGradient(t *testing.T) {
 	}
 }
 
+// TestReluVJP checks both forms of patchProduct's ReLU gradient (the Go
+// backend always takes the fused one) against dy * (y > 0) computed here,
+// on outputs with exact zeros, where the gradient must be 0.
+func TestReluVJP(t *testing.T) {
+	y := []float32{-2, 0, 0.5, 0, 3, -0.1, 1e-30, 7}
+	dy := []float32{1, 2, 3, 4, 5, 6, 7, 8}
+	want := []float32{0, 0, 3, 0, 5, 0, 7, 8}
+	for _, fused := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fused=%v", fused), func(t *testing.T) {
+			if fused && !backend(t).Capabilities().Operations[compute.OpTypeFusedActivationVJP] {
+				t.Skip("the backend has no fused activation gradient")
+			}
+			got := MustExecOnce(backend(t), func(yn, dyn *Node) *Node { return reluVJP(yn, dyn, fused) }, y, dy)
+			if g := tensors.MustCopyFlatData[float32](got); !slices.Equal(g, want) {
+				t.Errorf("got %v, want %v", g, want)
+			}
+		})
+	}
+}
+
 // randnTensor returns a float32 tensor of the given dimensions with
 // standard normal values drawn from rng.
 func randnTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {

@@ -267,14 +267,10 @@ func patchProduct(w, p, mask *Node, act activation.Type) *Node {
 	y := Mul(nn.Dense(w, p, nil, compute.DenseLayoutInputOutputs, act), mask)
 	return IdentityWithCustomGradient(y, func(y, dy *Node) *Node {
 		var dz *Node
-		switch {
-		case act == activation.TypeNone:
+		if act == activation.TypeRelu {
+			dz = reluVJP(y, dy, y.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedActivationVJP])
+		} else {
 			dz = Mul(dy, mask)
-		case y.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedActivationVJP]:
-			dz = BackendFusedActivationVJP(y, nil, dy, compute.ActivationConfig{Type: compute.ActivationRelu})
-		default:
-			zero := ScalarZero(y.Graph(), y.DType())
-			dz = Where(GreaterThan(y, zero), dy, zero)
 		}
 		if w.Shape().Dimensions[0] <= dzLeftMaxCout {
 			dw = DotGeneral(dz, []int{1}, nil, p, []int{1}, nil)
@@ -284,6 +280,17 @@ func patchProduct(w, p, mask *Node, act activation.Type) *Node {
 		dp = DotGeneral(TransposeAllAxes(w, 1, 0), []int{1}, nil, dz, []int{0}, nil)
 		return dy
 	})
+}
+
+// reluVJP is a ReLU's gradient dy * (y > 0) from its output y: one pass of
+// the backend's fused ReLU gradient if fused (the backend has one), else a
+// comparison and a select.
+func reluVJP(y, dy *Node, fused bool) *Node {
+	if fused {
+		return BackendFusedActivationVJP(y, nil, dy, compute.ActivationConfig{Type: compute.ActivationRelu})
+	}
+	zero := ScalarZero(y.Graph(), y.DType())
+	return Where(GreaterThan(y, zero), dy, zero)
 }
 
 // takeGrad returns the gradient that an output's custom gradient left in
