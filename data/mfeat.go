@@ -89,12 +89,18 @@ func LoadMfeat(dir string, views []string, testFraction float64, rng *rand.Rand)
 	if err != nil {
 		return nil, nil, err
 	}
+	k, _, row, distinct, ok := labelSpace(labels)
+	if !ok {
+		return nil, nil, &ParseError{File: labelsPath, Line: row + 1, Column: 1, Err: detail(ErrLabel,
+			"label %d would make %d classes, but only %d distinct labels occur (at least half of the classes must occur, and at most %d)",
+			k-1, k, distinct, MaxInferredClasses)}
+	}
 	all := &Set{
 		Modalities: slices.Clone(views),
 		Dims:       dims,
 		Features:   make([][]float32, len(views)),
 		Labels:     labels,
-		NumClasses: slices.Max(labels) + 1,
+		NumClasses: k,
 	}
 	for j, name := range views {
 		path := filepath.Join(dir, "mfeat-"+name)

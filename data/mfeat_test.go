@@ -185,6 +185,20 @@ func TestLoadMfeatErrors(t *testing.T) {
 			is: ErrLabel, want: []string{"labels:7:1:", "negative"},
 		},
 		{
+			name: "huge label",
+			edit: func(t *testing.T, dir string) {
+				editLine(t, filepath.Join(dir, "labels"), 4, func(string) string { return "4611686018427387904" })
+			},
+			is: ErrLabel, want: []string{"labels:4:1:", "would make 4611686018427387905 classes"},
+		},
+		{
+			name: "sparse labels",
+			edit: func(t *testing.T, dir string) {
+				editLine(t, filepath.Join(dir, "labels"), 4, func(string) string { return "9" })
+			},
+			is: ErrLabel, want: []string{"labels:4:1:", "would make 10 classes, but only 4 distinct"},
+		},
+		{
 			name: "two labels on a line",
 			edit: func(t *testing.T, dir string) {
 				editLine(t, filepath.Join(dir, "labels"), 1, func(string) string { return "0 0" })

@@ -157,30 +157,36 @@ func LoadNPZWith(dir string, modalities []string, opts NPZOptions) (train, test 
 }
 
 // inferClasses returns the largest label + 1 of both files' labels, or an
-// error naming the file and row of the largest label when that count is
-// beyond MaxInferredClasses or more than twice the number of distinct
-// labels: a sparse label space is more often a corrupt label than classes
-// that never occur.
+// error naming the file and row of the largest label when labelSpace
+// refuses that count.
 func inferClasses(trainPath string, train []int, testPath string, test []int) (int, error) {
-	distinct := make(map[int]bool)
-	path, row, top := "", -1, -1
-	for _, f := range []struct {
-		path   string
-		labels []int
-	}{{trainPath, train}, {testPath, test}} {
-		for i, y := range f.labels {
-			distinct[y] = true
+	k, file, row, distinct, ok := labelSpace(train, test)
+	if !ok {
+		return 0, &ParseError{File: []string{trainPath, testPath}[file], Array: labelsArray, Err: detail(ErrLabel,
+			"row %d has label %d, which would make %d classes, but only %d distinct labels occur in both files (at least half of the classes must occur, and at most %d are inferred); if the label is right, set the number of classes (data.num_classes)",
+			row, k-1, k, distinct, MaxInferredClasses)}
+	}
+	return k, nil
+}
+
+// labelSpace returns the largest label + 1 over the given lists of
+// non-negative labels, which list and row hold that label, and how many
+// distinct labels occur. ok is false when that count is beyond
+// MaxInferredClasses or more than twice the number of distinct labels: a
+// sparse label space is more often a corrupt label than classes that
+// never occur (and a huge one would be allocated per class).
+func labelSpace(lists ...[]int) (k, list, row, distinct int, ok bool) {
+	seen := make(map[int]bool)
+	top := -1
+	for l, labels := range lists {
+		for i, y := range labels {
+			seen[y] = true
 			if y > top {
-				path, row, top = f.path, i, y
+				list, row, top = l, i, y
 			}
 		}
 	}
-	if top >= MaxInferredClasses || top+1 > 2*len(distinct) {
-		return 0, &ParseError{File: path, Array: labelsArray, Err: detail(ErrLabel,
-			"row %d has label %d, which would make %d classes, but only %d distinct labels occur in both files (at least half of the classes must occur, and at most %d are inferred); if the label is right, set the number of classes (data.num_classes)",
-			row, top, top+1, len(distinct), MaxInferredClasses)}
-	}
-	return top + 1, nil
+	return top + 1, list, row, len(seen), top < MaxInferredClasses && top+1 <= 2*len(seen)
 }
 
 // readNPZSet reads one .npz file into a Set without NumClasses. Labels are
