@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,11 @@ const (
 	// renamed into place when complete.
 	tempMarker = ".tmp-"
 )
+
+// tempName matches the names writeAtomic gives the files it writes, and
+// only those: the cache deletes them as leftovers of interrupted writes,
+// so that a user's file that merely contains tempMarker is never one.
+var tempName = regexp.MustCompile(`^(` + regexp.QuoteMeta(manifestName) + `|[A-Za-z0-9_]+-[0-9]{5,}\.shard)` + regexp.QuoteMeta(tempMarker) + `[0-9]+$`)
 
 // manifest describes a cache folder. It is written when a cache is begun
 // and rewritten, with the counts of kept samples, when it is complete.
@@ -280,8 +286,8 @@ func (have *manifest) compatible(want *manifest, dir string) error {
 	case have.Samples != want.Samples:
 		return refuse("it was built from other samples (other split lists, media folders, Limit or pairing seed): samples %s, now %s",
 			have.Samples, want.Samples)
-	case have.ShardSize < 1:
-		return refuse("the manifest's shard size %d is not positive", have.ShardSize)
+	case have.ShardSize < 1 || have.ShardSize > maxShardSize:
+		return refuse("the manifest's shard size %d is not in 1..%d", have.ShardSize, maxShardSize)
 	case !slices.Equal(have.Modalities, want.Modalities) || have.Groups != want.Groups || have.NumClasses != want.NumClasses:
 		return refuse("modalities %v, groups %v, %d classes; now %v, %v, %d",
 			have.Modalities, have.Groups, have.NumClasses, want.Modalities, want.Groups, want.NumClasses)
@@ -352,7 +358,7 @@ func checkFresh(dir string) error {
 		return fmt.Errorf("data: cache: %w", err)
 	}
 	for _, e := range entries {
-		if !strings.Contains(e.Name(), tempMarker) {
+		if !tempName.MatchString(e.Name()) || e.IsDir() {
 			return fmt.Errorf("data: cache %s: %w: the folder holds %q but no %s, so it is not a cache; choose an empty or new folder",
 				dir, ErrCacheMismatch, e.Name(), manifestName)
 		}
@@ -367,7 +373,7 @@ func removeTemps(dir string) error {
 		return fmt.Errorf("data: cache: %w", err)
 	}
 	for _, e := range entries {
-		if strings.Contains(e.Name(), tempMarker) && !e.IsDir() {
+		if tempName.MatchString(e.Name()) && !e.IsDir() {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("data: cache: %w", err)
 			}
@@ -442,7 +448,10 @@ func (s *Source) writeShard(path string, blk *block) error {
 		for _, y := range blk.labels {
 			u32(y)
 		}
-		for _, g := range blk.groups {
+		for i, g := range blk.groups {
+			if g < 0 || g > math.MaxInt32 {
+				return fmt.Errorf("group %d of sample %d does not fit the cache's int32", g, i)
+			}
 			u32(g)
 		}
 		if _, err := w.Write(b); err != nil {

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -166,6 +167,10 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 	notCache := t.TempDir()
 	writeMedia(t, filepath.Join(notCache, "notes.txt"), []byte("my files"))
+	// A user's file whose name merely contains the temporary marker is not
+	// a leftover of the cache's: the folder is refused and the file kept.
+	tmpLike := t.TempDir()
+	writeMedia(t, filepath.Join(tmpLike, "thesis.tmp-final.docx"), []byte("my thesis"))
 
 	tests := []struct {
 		name string
@@ -178,6 +183,7 @@ func TestPrepareRefuses(t *testing.T) {
 		{"other samples", limited, cache, []string{"other samples", "Limit"}},
 		{"other frames folder", otherFrames, cache, []string{"other samples", "media folders"}},
 		{"not a cache", src, notCache, []string{`"notes.txt"`, "not a cache"}},
+		{"a user's file named like a temporary one", src, tmpLike, []string{`"thesis.tmp-final.docx"`, "not a cache"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +191,19 @@ func TestPrepareRefuses(t *testing.T) {
 			checkError(t, err, ErrCacheMismatch, tt.want...)
 		})
 	}
+	if _, err := os.Stat(filepath.Join(tmpLike, "thesis.tmp-final.docx")); err != nil {
+		t.Errorf("the user's file is gone: %v", err)
+	}
+	// A manifest edited to an absurd shard size (the shard count would
+	// overflow) is refused, not a panic.
+	mpath := filepath.Join(cache, manifestName)
+	b, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeMedia(t, mpath, bytes.Replace(b, []byte(`"shard_size": 4`), []byte(`"shard_size": 9223372036854775807`), 1))
+	_, _, err = Prepare(context.Background(), src, cache)
+	checkError(t, err, ErrCacheMismatch, "shard size 9223372036854775807")
 	if _, _, err := Prepare(context.Background(), nil, cache); err == nil {
 		t.Error("nil source accepted")
 	}

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -88,8 +89,8 @@ func readCremaDList(file, root string, o MediaOptions) ([]item, error) {
 			return nil, fail(1, detail(ErrFormat, "clip name %q is not ActorID_Sentence_EMOTION_Level", clip))
 		}
 		actor, err := strconv.Atoi(parts[0])
-		if err != nil || actor < 0 {
-			return nil, fail(1, detail(ErrFormat, "clip name %q: actor ID %q is not a number", clip, parts[0]))
+		if err != nil || actor < 0 || actor > math.MaxInt32 {
+			return nil, fail(1, detail(ErrFormat, "clip name %q: actor ID %q is not a number from 0 to %d", clip, parts[0], math.MaxInt32))
 		}
 		label := indexOf(cremaDClasses, parts[2])
 		if label < 0 {

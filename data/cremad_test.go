@@ -155,6 +155,9 @@ func TestMediaErrors(t *testing.T) {
 		{"WAV without samples", func(t *testing.T, root, _ string) {
 			writeMedia(t, wavOf(root, clip), wavBytes(t, 16000, 1, 0, 440, audio.WAVFormat{Bits: 16}))
 		}, audio.ErrTruncated, []string{clip, "no samples"}},
+		{"WAV header at 10 Hz", func(t *testing.T, root, _ string) {
+			writeMedia(t, wavOf(root, clip), wavBytes(t, 10, 1, 2, 1, audio.WAVFormat{Bits: 16}))
+		}, audio.ErrUnsupported, []string{clip, "sample rate 10 Hz"}},
 		{"not a WAV", func(t *testing.T, root, _ string) {
 			writeMedia(t, wavOf(root, clip), []byte("ID3\x03 this is an mp3"))
 		}, audio.ErrNotWAV, []string{wavOf("", clip)}},
@@ -185,6 +188,10 @@ func TestMediaErrors(t *testing.T) {
 		{"malformed line", func(t *testing.T, _, splitDir string) {
 			writeMedia(t, filepath.Join(splitDir, "train.csv"), []byte("1001_DFA_ANG_XX ANG\n"))
 		}, ErrFormat, []string{"train.csv:1", "want clipname,EMOTION"}},
+		{"actor ID beyond int32", func(t *testing.T, _, splitDir string) {
+			// The cache stores groups as int32: 4294968297 would come back as 1001.
+			writeMedia(t, filepath.Join(splitDir, "train.csv"), []byte("1001_DFA_ANG_XX,ANG\n4294968297_DFA_ANG_XX,ANG\n"))
+		}, ErrFormat, []string{"train.csv:2:1", `actor ID "4294968297"`}},
 		{"path in clip name", func(t *testing.T, _, splitDir string) {
 			writeMedia(t, filepath.Join(splitDir, "train.csv"), []byte("../1001_DFA_ANG_XX,ANG\n"))
 		}, ErrFormat, []string{"train.csv:1:1", "path separator"}},
@@ -259,7 +266,7 @@ func TestLoadCancel(t *testing.T) {
 
 func TestMediaOptions(t *testing.T) {
 	root, splitDir := cremaDTree(t)
-	for _, o := range []*MediaOptions{{TestSplit: "val"}, {Limit: -1}, {Workers: -3}, {ShardSize: -1}} {
+	for _, o := range []*MediaOptions{{TestSplit: "val"}, {Limit: -1}, {Workers: -3}, {ShardSize: -1}, {ShardSize: maxShardSize + 1}} {
 		if _, err := OpenCremaD(root, splitDir, MediaSpec{}, o); err == nil || !strings.HasPrefix(err.Error(), "data: cremad: ") {
 			t.Errorf("%+v: got %v", *o, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,6 +70,11 @@ func FuzzReadShard(f *testing.F) {
 	}
 	if got, err := src.readShard(good, 3); err != nil || !setsEqual(blockSet(src, got), blockSet(src, blk)) || got.skipped[0] != "bad" {
 		f.Fatalf("round trip: %v", err)
+	}
+	// Groups beyond int32 would come back changed: writing them fails.
+	wide := &block{feats: [][]float32{{1, 2, 3}, {4, 5}}, labels: []int{0}, groups: []int{1<<32 + 1001}}
+	if err := src.writeShard(filepath.Join(dir, "wide.shard"), wide); err == nil || !strings.Contains(err.Error(), "4294968297") {
+		f.Fatalf("a group beyond int32 written: %v", err)
 	}
 	f.Add(b[:len(b)-4])
 	f.Add(b[:len(b)-9])

@@ -24,6 +24,9 @@ import (
 const (
 	defaultWorkers   = 2
 	defaultShardSize = 256
+	// maxShardSize bounds a shard's samples (and keeps a corrupt
+	// manifest's shard count from overflowing).
+	maxShardSize = 1 << 20
 	// maxReported is how many missing or broken samples an error or a log
 	// line names before it only counts the rest.
 	maxReported = 3
@@ -74,8 +77,8 @@ type MediaOptions struct {
 	SkipBroken bool
 
 	// ShardSize is the number of samples in each file of a cache written
-	// by [Prepare]. Default 256. A cache keeps the shard size it was begun
-	// with, whatever later calls set.
+	// by [Prepare]. Default 256, at most 1048576. A cache keeps the shard
+	// size it was begun with, whatever later calls set.
 	ShardSize int
 
 	// Logf receives reports of skipped samples and of cache preparation.
@@ -121,8 +124,8 @@ func (o *MediaOptions) resolve(name, audioDir, framesDir string, testSplits ...s
 		return r, fmt.Errorf("data: %s: limit %d, want >= 0", name, r.Limit)
 	case r.Workers < 0:
 		return r, fmt.Errorf("data: %s: workers %d, want >= 1 (0 for %d)", name, r.Workers, defaultWorkers)
-	case r.ShardSize < 0:
-		return r, fmt.Errorf("data: %s: shard size %d, want >= 1 (0 for %d)", name, r.ShardSize, defaultShardSize)
+	case r.ShardSize < 0 || r.ShardSize > maxShardSize:
+		return r, fmt.Errorf("data: %s: shard size %d, want 1 to %d (0 for %d)", name, r.ShardSize, maxShardSize, defaultShardSize)
 	}
 	return r, nil
 }
