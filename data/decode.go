@@ -112,6 +112,17 @@ func (w *worker) audio(it *item, dst []float32) error {
 	if c.Frames() == 0 {
 		return fmt.Errorf("%s: %w: the file holds no samples", it.audio, audio.ErrTruncated)
 	}
+	// Resampling multiplies a clip's samples by the ratio of the rates
+	// before it is cut to length: a header claiming 10 Hz would make a small
+	// file gigabytes.
+	if c.Rate < minSourceRate || c.Rate > maxSampleRate {
+		return fmt.Errorf("%s: %w: sample rate %d Hz, want %d to %d Hz (a corrupt header?)",
+			it.audio, audio.ErrUnsupported, c.Rate, minSourceRate, maxSampleRate)
+	}
+	if s := c.Seconds(); s > maxSourceSeconds {
+		return fmt.Errorf("%s: %w: %.0f s long, want at most %d s (split long recordings)",
+			it.audio, audio.ErrUnsupported, s, maxSourceSeconds)
+	}
 	x := c.Mono()
 	if c.Rate != sp.SampleRate {
 		r := w.rs[c.Rate]

@@ -30,10 +30,15 @@ const mediaPipelineVersion = 1
 // Limits that keep a mistyped spec from asking for absurd amounts of memory
 // per sample.
 const (
-	maxSampleRate  = 384000
-	maxClipSeconds = 600
-	maxImageSize   = 1024
-	maxVideoFrames = 64
+	maxSampleRate = 384000
+	// minSourceRate and maxSourceSeconds bound the audio files a data set
+	// may hold (telephone audio is 8 kHz; clips are cut to at most
+	// maxClipSeconds).
+	minSourceRate    = 1000
+	maxSourceSeconds = 3600
+	maxClipSeconds   = 600
+	maxImageSize     = 1024
+	maxVideoFrames   = 64
 )
 
 // MediaSpec says how the media of a data set become features: how audio is
