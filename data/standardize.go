@@ -147,6 +147,12 @@ func (z *Standardizer) Apply(s *Set) (*Set, error) {
 		for i, v := range x {
 			j := i % d
 			y[i] = float32((float64(v) - mean[j]) / std[j])
+			if math.IsInf(float64(y[i]), 0) {
+				// A tiny but valid std (a nearly constant training column)
+				// can take a finite value beyond float32.
+				return nil, fmt.Errorf("data: standardize: %w: modality %q row %d column %d: %v standardises to %v (mean %g, std %g)",
+					ErrNonFinite, name, i/d, j+1, v, y[i], mean[j], std[j])
+			}
 		}
 		out.Features[m] = y
 	}

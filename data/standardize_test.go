@@ -166,6 +166,16 @@ func TestStandardizerErrors(t *testing.T) {
 			is: ErrNonFinite, want: `modality "a" row 1 column 1`,
 		},
 		{
+			name: "std too small for float32",
+			z: func() *Standardizer {
+				z := fit()
+				z.Std[1][0] = 1e-300
+				return z
+			},
+			s:  standardizeFixture,
+			is: ErrNonFinite, want: `modality "b" row 0 column 1`,
+		},
+		{
 			name: "zero std",
 			z: func() *Standardizer {
 				z := fit()
