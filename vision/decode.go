@@ -69,14 +69,20 @@ func (d Decoder) Decode(r io.Reader) (*Image, error) {
 // the file, and a missing file gives an error for which
 // errors.Is(err, fs.ErrNotExist) holds.
 func (d Decoder) DecodeFile(path string) (*Image, error) {
+	// Checked before opening: opening a named pipe blocks until a writer
+	// comes, which may be never.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		what := "a folder"
+		if !fi.IsDir() {
+			what = "a " + fi.Mode().Type().String() + " file"
+		}
+		return nil, &Error{Path: path, Err: errorf(ErrInvalid, "is %s, not an image file", what)}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{Path: path, Err: openError(err)}
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return nil, &Error{Path: path, Err: errorf(ErrInvalid, "is a folder, not an image file")}
-	}
 	m, err := d.decode(f)
 	if err != nil {
 		return nil, wrap(path, err)
