@@ -197,7 +197,8 @@ func (t *DominanceTable) Stats() ClassStats {
 // clients, sum_k Sum_k(c) / sum_k n_k(c); the table keeps smoothing *
 // previous + (1 - smoothing) * estimate, or the estimate alone for a class
 // it has not seen, and the previous value for a class nobody reported this
-// round. It returns prev unchanged if no client reported anything.
+// round, clamped into [0, 1]. It returns prev unchanged if no client
+// reported anything.
 func PoolStats(prev *DominanceTable, round []ClassStats, nm, k int, smoothing float64) *DominanceTable {
 	pooled := NewClassStats(nm, k)
 	any := false
@@ -214,6 +215,7 @@ func PoolStats(prev *DominanceTable, round []ClassStats, nm, k int, smoothing fl
 		return prev
 	}
 	next := &DominanceTable{P: pooled.Means(), Rounds: 1}
+	clampTable(next)
 	if prev == nil {
 		return next
 	}
@@ -228,7 +230,21 @@ func PoolStats(prev *DominanceTable, round []ClassStats, nm, k int, smoothing fl
 			}
 		}
 	}
+	clampTable(next) // smoothing two values of [0, 1] may round above 1
 	return next
+}
+
+// clampTable clamps t's means into [0, 1], NaN (no report yet) aside:
+// ClassStats.Validate lets sums exceed their counts by float rounding,
+// and clients refuse a table with a mean above 1 (DominanceTable.validate).
+func clampTable(t *DominanceTable) {
+	for _, p := range t.P {
+		for c, v := range p {
+			if !math.IsNaN(v) {
+				p[c] = min(max(v, 0), 1)
+			}
+		}
+	}
 }
 
 // marshalTable encodes a table as JSON; NaN (no report yet) is null.

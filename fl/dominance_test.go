@@ -83,6 +83,26 @@ func TestPoolStats(t *testing.T) {
 	if t3 := PoolStats(t1, round2, 2, 3, 0); !near(t3.P[0][0], 0.2) || !near(t3.P[1][0], 0.5) {
 		t.Errorf("smoothing 0: %+v", t3)
 	}
+	// Sums a little above their counts (within ClassStats.Validate's
+	// rounding tolerance) pool to 1, not above: clients refuse a table
+	// with a mean above 1 (DominanceTable.validate).
+	over := []ClassStats{{Sum: [][]float64{[]float64{1e12 * (1 + 5e-7), 0, 0}, []float64{0, 0, 0}}, Count: []float64{1e12, 0, 0}}}
+	for _, tc := range []struct {
+		prev *DominanceTable
+		want float64 // modality 0's class 0
+	}{
+		{nil, 1},
+		{t1, 0.3*0.6 + 0.7},
+		{&DominanceTable{P: [][]float64{{1, 1, 1}, {0, 0, 0}}, Rounds: 1}, 1},
+	} {
+		tab := PoolStats(tc.prev, over, 2, 3, 0.3)
+		if !near(tab.P[0][0], tc.want) || tab.P[0][0] > 1 {
+			t.Errorf("from %+v: mean %v, want %v", tc.prev, tab.P[0][0], tc.want)
+		}
+		if err := tab.validate(2, 3); err != nil {
+			t.Errorf("from %+v: a participant would refuse the table: %v", tc.prev, err)
+		}
+	}
 	if t4 := PoolStats(t1, []ClassStats{NewClassStats(2, 3)}, 2, 3, 0.5); t4 != t1 {
 		t.Errorf("an empty round changed the table: %+v", t4)
 	}

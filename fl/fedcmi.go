@@ -73,10 +73,13 @@ type FedCMIReport struct {
 	ClassStats *ClassStats
 }
 
-// validate checks a report for a model of nm modalities and k classes:
-// Temperatures nil or k finite positive values; ClassStats nil or valid
-// (ClassStats.Validate).
-func (m *FedCMIReport) validate(nm, k int) error {
+// validate checks a report for a model of b.Modalities modalities and
+// b.Classes classes: Temperatures nil or k finite positive values;
+// ClassStats nil or valid (ClassStats.Validate) with counts summing to at
+// most the client's b.Samples, so that no client outweighs its data in
+// the pooled table (PoolStats).
+func (m *FedCMIReport) validate(b MetricBounds) error {
+	nm, k := b.Modalities, b.Classes
 	if m.Temperatures != nil {
 		if len(m.Temperatures) != k {
 			return fmt.Errorf("fl: metrics: %d temperatures for %d classes", len(m.Temperatures), k)
@@ -90,6 +93,13 @@ func (m *FedCMIReport) validate(nm, k int) error {
 	if m.ClassStats != nil {
 		if err := m.ClassStats.Validate(nm, k); err != nil {
 			return err
+		}
+		total := 0.0
+		for _, n := range m.ClassStats.Count {
+			total += n
+		}
+		if total > float64(b.Samples) {
+			return fmt.Errorf("fl: metrics: class statistics of %v samples, more than the client's %d", total, b.Samples)
 		}
 	}
 	return nil

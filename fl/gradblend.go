@@ -129,15 +129,44 @@ type GBLosses struct {
 	N             int
 }
 
+// gbMaxLoss bounds each loss of a GBLosses. A mean cross-entropy is at
+// least 0 and, for any model still worth averaging, a few units (log k at
+// chance); above 1e6 the logits are a million apart, a diverged model or
+// a forged report. The bound also keeps the pooled row-weighted sums far
+// from overflowing (rows * 1e6).
+const gbMaxLoss = 1e6
+
 // validate implements Report: N in 0..the client's samples and, if
-// measured, 1 + nm losses before and after. Their values are checked
-// where they are pooled (pooledLosses ignores impossible ones).
+// measured, 1 + nm losses before and after, each in [0, gbMaxLoss].
 func (l *GBLosses) validate(b MetricBounds, _ int) error {
-	if err := count("fedgb rows", l.N, b.Samples); err != nil {
-		return err
+	if err := l.check(1+b.Modalities, b.Samples); err != nil {
+		return fmt.Errorf("fl: metrics: %w", err)
 	}
-	if nh := 1 + b.Modalities; l.N > 0 && (len(l.Before) != nh || len(l.After) != nh) {
-		return fmt.Errorf("fl: metrics: fedgb losses of %d and %d heads, want %d", len(l.Before), len(l.After), nh)
+	return nil
+}
+
+// check returns why l, from a client of n samples, is not a report of nh
+// heads' losses: N outside 0..n or, if measured (N > 0), other than nh
+// losses before and after, or one outside [0, gbMaxLoss].
+func (l *GBLosses) check(nh, n int) error {
+	if l.N < 0 || l.N > n {
+		return fmt.Errorf("fedgb rows %d, want 0..%d", l.N, n)
+	}
+	if l.N == 0 {
+		return nil
+	}
+	if len(l.Before) != nh || len(l.After) != nh {
+		return fmt.Errorf("fedgb losses of %d and %d heads, want %d", len(l.Before), len(l.After), nh)
+	}
+	for k := range nh {
+		for _, x := range [...]struct {
+			when string
+			v    float64
+		}{{"before", l.Before[k]}, {"after", l.After[k]}} {
+			if !(x.v >= 0 && x.v <= gbMaxLoss) {
+				return fmt.Errorf("fedgb loss of head %d %s training is %v, want 0..%g", k, x.when, x.v, gbMaxLoss)
+			}
+		}
 	}
 	return nil
 }
@@ -272,8 +301,10 @@ func blendWeights(g, do []float64, floor float64) []float64 {
 }
 
 // pooledLosses returns the row-weighted mean losses of the results that
-// measured them, and the rows behind them; impossible reports are left
-// out with a warning.
+// measured them, and the rows behind them; impossible reports (GBLosses
+// check, against the rows trained on) are left out with a warning. The
+// check's bound on each loss is what keeps the sums finite: they are
+// saved with the state, and JSON has no infinity.
 func pooledLosses(results []Result, nh int, log *slog.Logger, round int) (v, t []float64, rows int) {
 	v, t = make([]float64, nh), make([]float64, nh)
 	for _, res := range results {
@@ -281,12 +312,8 @@ func pooledLosses(results []Result, nh int, log *slog.Logger, round int) (v, t [
 		if !ok || l.N == 0 {
 			continue
 		}
-		ok = l.N > 0 && l.N <= res.Res.NumSamples && len(l.Before) == nh && len(l.After) == nh
-		for k := range min(nh, len(l.Before), len(l.After)) {
-			ok = ok && l.Before[k] >= 0 && l.After[k] >= 0 && !math.IsInf(l.Before[k], 0) && !math.IsInf(l.After[k], 0)
-		}
-		if !ok {
-			log.Warn("fedgb: ignored a loss report", "round", round, "client", res.ClientID, "before", l.Before, "after", l.After, "n", l.N)
+		if err := l.check(nh, res.Res.NumSamples); err != nil {
+			log.Warn("fedgb: ignored a loss report", "round", round, "client", res.ClientID, "err", err)
 			continue
 		}
 		for k := range nh {

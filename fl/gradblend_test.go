@@ -127,6 +127,59 @@ func TestGradBlendStrategy(t *testing.T) {
 	}
 }
 
+// TestPooledLossesBounds: reports with a loss outside [0, gbMaxLoss]
+// are left out of the pool, so the sums stay finite and the state, with
+// them, can be saved (JSON has no infinity).
+func TestPooledLossesBounds(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	res := func(before, after []float64, n int) Result {
+		return Result{ClientID: "c", Res: FitRes{NumSamples: n, Metrics: FitMetrics{Report: &GBLosses{Before: before, After: after, N: n}}}}
+	}
+	one := []float64{1, 1, 1}
+	for _, tc := range []struct {
+		name string
+		bad  Result
+	}{
+		{"huge before", res([]float64{1e308, 1, 1}, one, 10)},
+		{"huge after", res(one, []float64{1, 1, 2e6}, 10)},
+		{"infinite", res([]float64{1, math.Inf(1), 1}, one, 10)},
+		{"NaN", res(one, []float64{math.NaN(), 1, 1}, 10)},
+		{"negative", res([]float64{1, 1, -1}, one, 10)},
+		{"rows beyond samples", func() Result { r := res([]float64{5, 5, 5}, one, 10); r.Res.NumSamples = 9; return r }()},
+		{"other heads", res([]float64{1, 1}, []float64{1, 1}, 10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The huge report twice: 2 * 10 * 1e308 overflows.
+			v, tr, rows := pooledLosses([]Result{res([]float64{2, 2, 2}, one, 5), tc.bad, tc.bad}, 3, quiet, 1)
+			if rows != 5 || !near3(v, []float64{2, 2, 2}) || !near3(tr, one) {
+				t.Errorf("pooled %v, %v over %d rows; want the honest report alone", v, tr, rows)
+			}
+		})
+	}
+	// At the bound, a report is pooled.
+	if v, _, rows := pooledLosses([]Result{res([]float64{gbMaxLoss, 0, 1}, one, 4)}, 3, quiet, 1); rows != 4 || v[0] != gbMaxLoss {
+		t.Errorf("a report at the bound: %v over %d rows", v, rows)
+	}
+
+	// Through the strategy: the run's state can still be saved.
+	base := &ModalityAware{Method: gbMethod, PerRound: 2, Layout: aggLayout,
+		Schedule: Schedule{Rounds: 10, Epochs: 1, LR: 0.1}, Options: FedCMIOptions{C1: 2}, Logger: quiet}
+	g := &GradBlend{Base: base, Smoothing: 0.5, Floor: 0.05}
+	global := aggParams(0, 0, 0, 0)
+	for r := range 3 {
+		huge := Result{ClientID: "evil", Res: FitRes{Params: global, NumSamples: 10, Modalities: data.Full(2),
+			Metrics: FitMetrics{Report: &GBLosses{Before: []float64{1e308, 1e308, 1e308}, After: one, N: 10}}}}
+		honest := Result{ClientID: "c", Res: FitRes{Params: global, NumSamples: 10, Modalities: data.Full(2),
+			Metrics: FitMetrics{Report: &GBLosses{Before: []float64{2 - 0.1*float64(r), 2, 2}, After: one, N: 10}}}}
+		if _, err := g.AggregateFit(r+1, global, []Result{honest, huge}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := g.MarshalState(); err != nil {
+		t.Fatalf("state: %v", err)
+	}
+}
+
 func TestCrossEntropyRow(t *testing.T) {
 	// softmax(0, ln 3) = (1/4, 3/4).
 	if got := crossEntropyRow([]float32{0, float32(math.Log(3))}, 1); math.Abs(got-math.Log(4.0/3)) > 1e-6 {

@@ -115,6 +115,11 @@ type MetricBounds struct {
 	// number of samples it holds.
 	Holds   data.Mask
 	Samples int
+	// DP is the client's share of client-side privacy this round, as its
+	// instruction said (FitConfig.DP), or nil if the caller does not know
+	// it: its unclipped indicator is then only checked against
+	// MaxMetricCount, not against its count noise.
+	DP *DPFit
 }
 
 // FitMetrics is what local training measured.
@@ -183,10 +188,11 @@ const MaxMetricCount = 1 << 40
 // Validate checks metrics received from a client that may be hostile,
 // before the server uses them: finite sums (RhoSum, a sum of probability
 // ratios, also non-negative); counts in 0..MaxMetricCount, with RhoBatches
-// at most Batches; FirstDominant in [0, RhoBatches]; FedCMI's report
-// (Temperatures nil or k finite positive values, ClassStats nil or valid
-// for the model's modalities and classes); and the method's Report, if
-// any, as its type says.
+// at most Batches; FirstDominant in [0, RhoBatches]; DPUnclipped as
+// checkUnclipped says; FedCMI's report (Temperatures nil or k finite
+// positive values, ClassStats nil or valid for the model's modalities and
+// classes, with counts summing to at most the client's samples); and the
+// method's Report, if any, as its type says.
 func (m *FitMetrics) Validate(b MetricBounds) error {
 	if err := count("batches", m.Batches, MaxMetricCount); err != nil {
 		return err
@@ -213,11 +219,39 @@ func (m *FitMetrics) Validate(b MetricBounds) error {
 			return fmt.Errorf("fl: metrics: %s %v exceeds the %d rho batches", s.name, s.v, m.RhoBatches)
 		}
 	}
-	if err := m.FedCMI.validate(b.Modalities, b.Classes); err != nil {
+	if err := checkUnclipped(m.DPUnclipped, b.DP); err != nil {
+		return fmt.Errorf("fl: metrics: %w", err)
+	}
+	if err := m.FedCMI.validate(b); err != nil {
 		return err
 	}
 	if m.Report != nil {
 		return m.Report.validate(b, m.Batches)
+	}
+	return nil
+}
+
+// unclippedSigmas is how many standard deviations of its count noise a
+// client's unclipped indicator (1 or 0, plus that noise) may lie outside
+// [0, 1]: an honest client's lies further with probability below 2e-23.
+const unclippedSigmas = 10
+
+// checkUnclipped checks a client's unclipped indicator v (DPUnclipped):
+// finite and, under dp (the client's share of privacy), within
+// unclippedSigmas of dp.CountStd of [0, 1]; without dp, only within
+// ±MaxMetricCount, so that the server's count over many clients stays
+// finite. The adaptive clip also clamps the fraction it derives (see
+// privateMean), so a value in range can bias it, never break it.
+func checkUnclipped(v float64, dp *DPFit) error {
+	lo, hi := -float64(MaxMetricCount), float64(MaxMetricCount)
+	if dp != nil {
+		lo, hi = 0-unclippedSigmas*dp.CountStd, 1+unclippedSigmas*dp.CountStd // 0-: not -0 in messages
+	}
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Errorf("unclipped indicator is %v", v)
+	case v < lo || v > hi:
+		return fmt.Errorf("unclipped indicator %v outside [%v, %v]", v, lo, hi)
 	}
 	return nil
 }
@@ -248,10 +282,10 @@ const MaxEpochs = 1 << 20
 // Validate checks a recipe received from a server, for a model of nm
 // modalities, k classes and embeddings of width d, before a client trains
 // with it: Round and Epochs (at most MaxEpochs) not negative; finite
-// coefficients and a non-negative LR; FedCMI's recipe (Holdout in [0, 1);
-// a known Dominance; Table nil or of nm modalities and k classes with
-// means in [0, 1] or NaN, no report yet); and the method's Recipe, if
-// any, as its type says.
+// coefficients and a non-negative LR; DP nil or valid (DPFit.validate);
+// FedCMI's recipe (Holdout in [0, 1); a known Dominance; Table nil or of
+// nm modalities and k classes with means in [0, 1] or NaN, no report
+// yet); and the method's Recipe, if any, as its type says.
 func (c *FitConfig) Validate(nm, k, d int) error {
 	if c.Round < 0 || c.Epochs < 0 || c.Epochs > MaxEpochs {
 		return fmt.Errorf("fl: recipe: round %d, epochs %d (want 0..%d)", c.Round, c.Epochs, MaxEpochs)
@@ -261,6 +295,11 @@ func (c *FitConfig) Validate(nm, k, d int) error {
 	}
 	if c.LR < 0 {
 		return fmt.Errorf("fl: recipe: negative lr %v", c.LR)
+	}
+	if c.DP != nil {
+		if err := c.DP.validate(); err != nil {
+			return err
+		}
 	}
 	if err := c.FedCMI.validate(nm, k); err != nil {
 		return err

@@ -157,6 +157,25 @@ type DPFit struct {
 	CountStd float64
 }
 
+// validate checks a share received from a server that may be hostile:
+// a finite positive Clip and finite non-negative standard deviations (0:
+// no noise). A NaN there would have the client send a NaN model, for
+// which the server would then blame the client.
+func (dp *DPFit) validate() error {
+	if !(dp.Clip > 0) || math.IsInf(dp.Clip, 0) {
+		return fmt.Errorf("fl: recipe: dp clip %v, want finite and > 0", dp.Clip)
+	}
+	for g, std := range dp.NoiseStd {
+		if !(std >= 0) || math.IsInf(std, 0) {
+			return fmt.Errorf("fl: recipe: dp noise std of the %s group is %v, want finite and >= 0", groupName(g), std)
+		}
+	}
+	if !(dp.CountStd >= 0) || math.IsInf(dp.CountStd, 0) {
+		return fmt.Errorf("fl: recipe: dp count noise std %v, want finite and >= 0", dp.CountStd)
+	}
+	return nil
+}
+
 // ServerSide applies ServerOptions to a round's updates. A strategy with
 // a ServerSide (ModalityAware.Server) aggregates through it; the strategy
 // returned by WithServerSide carries its state and the clients' share of
@@ -269,6 +288,9 @@ func (s *ServerSide) privateMean(round int, global model.Params, updates []Updat
 		}
 		factor := 1.0
 		if o.ClientNoise {
+			if err := s.checkUnclipped(unclipped[k]); err != nil {
+				return nil, fmt.Errorf("fl: client-side privacy: update %d: %w", k, err)
+			}
 			count += unclipped[k]
 		} else {
 			norm := updateNorm(s.Layout, global, u.Params, u.Modalities)
@@ -311,10 +333,30 @@ func (s *ServerSide) privateMean(round int, global model.Params, updates []Updat
 		if !o.ClientNoise && o.CountStd > 0 {
 			frac = (count + o.CountStd*rng.NormFloat64()) / float64(len(updates))
 		}
+		// The count noise can take the fraction outside [0, 1]; a true
+		// fraction never is, and clamping it keeps each step of the
+		// clip within exp(±ClipLR), never 0 or +Inf.
+		frac = min(max(frac, 0), 1)
 		s.clip = clip * math.Exp(-o.ClipLR*(frac-o.TargetQuantile))
 	}
 	s.logger().Info("dp", "round", round, "clip", clip, "next_clip", s.Clip(), "unclipped", frac, "updates", len(updates))
 	return out, nil
+}
+
+// checkUnclipped checks a client's unclipped indicator under client-side
+// privacy (FitMetrics.DPUnclipped) against the count noise of its share,
+// which is at most the whole CountStd (clientDP); nil without client-side
+// privacy, where the server counts by itself and ignores it.
+func (s *ServerSide) checkUnclipped(v float64) error {
+	o := s.Options.DP
+	if !o.Enabled() || !o.ClientNoise {
+		return nil
+	}
+	dp := &DPFit{}
+	if o.Adaptive {
+		dp.CountStd = o.CountStd
+	}
+	return checkUnclipped(v, dp)
 }
 
 // step applies the server optimizer with pseudo-gradient agg - global on

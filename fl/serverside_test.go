@@ -1,6 +1,8 @@
 package fl
 
 import (
+	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -355,5 +357,74 @@ func TestServerOptionsValidate(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestClientIndicators: under client-side privacy with adaptive clipping
+// the clip moves by the clients' noisy indicators, their fraction clamped
+// into [0, 1] (a true fraction's range), so no in-range noise can take
+// the clip to 0 or +Inf; a non-finite or implausible indicator is an
+// error, never a NaN clip.
+func TestClientIndicators(t *testing.T) {
+	o := serverOptions(OptimizerSGD)
+	o.LR = 1
+	o.DP = DPOptions{Clip: 1, NoiseMultiplier: 0.5, ClientNoise: true, Adaptive: true, TargetQuantile: 0.5, ClipLR: 0.2, CountStd: 1, Delta: 1e-5}
+	for _, tc := range []struct {
+		name      string
+		unclipped []float64
+		clip      float64 // after the round
+		want      string  // in the error
+	}{
+		{"honest", []float64{1, 0}, 1, ""},
+		{"noisy above 1", []float64{3, 3}, math.Exp(-0.2 * 0.5), ""},
+		{"noisy below 0", []float64{-3, -3}, math.Exp(0.2 * 0.5), ""},
+		{"NaN", []float64{math.NaN(), 1}, 1, "update 0: unclipped indicator is NaN"},
+		{"huge", []float64{1, -1e300}, 1, "update 1: unclipped indicator -1e+300 outside [-10, 11]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := NewServerSide(o, aggLayout, 2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := aggParams(0, 0, 0, 0)
+			ups := []Update{{aggParams(0.1, 0, 0, 0), 1, data.Mask(3)}, {aggParams(0, 0.1, 0, 0), 1, data.Mask(3)}}
+			_, err = s.Aggregate(1, g, ups, tc.unclipped)
+			wantErr(t, err, tc.want)
+			if math.Abs(s.Clip()-tc.clip) > 1e-12 {
+				t.Errorf("clip %v, want %v", s.Clip(), tc.clip)
+			}
+		})
+	}
+}
+
+// TestStrategyRejectsIndicators: a participant's NaN or huge unclipped
+// indicator has its update rejected by the strategy, so the round goes on
+// without it and the next clip stays finite.
+func TestStrategyRejectsIndicators(t *testing.T) {
+	o := serverOptions(OptimizerSGD)
+	o.LR = 1
+	o.DP = DPOptions{Clip: 1, NoiseMultiplier: 0.5, ClientNoise: true, Adaptive: true, TargetQuantile: 0.5, ClipLR: 0.2, CountStd: 1, Delta: 1e-5}
+	side, err := NewServerSide(o, aggLayout, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	method, _ := LookupMethod("fedavg")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &ModalityAware{Method: method, PerRound: 4, Layout: aggLayout, Logger: quiet, Server: side}
+	global := aggParams(0, 0, 0, 0)
+	res := func(id string, f, unclipped float64) Result {
+		return Result{ClientID: id, Res: FitRes{Params: aggParams(0, 0, 0, float32(f)), NumSamples: 1, Modalities: data.Mask(3),
+			Metrics: FitMetrics{DPUnclipped: unclipped}}}
+	}
+	results := []Result{res("a", 0.2, 1), res("b", 0.4, 1), res("nan", 100, math.NaN()), res("huge", 100, 1e300)}
+	next, err := s.AggregateFit(1, global, results, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := next[2].Data[0]; math.Abs(float64(got)-0.3) > 1e-6 {
+		t.Errorf("fusion %v, want 0.3 (the two honest updates alone)", got)
+	}
+	if want := math.Exp(-0.2 * 0.5); math.Abs(side.Clip()-want) > 1e-12 {
+		t.Errorf("clip %v, want %v", side.Clip(), want)
 	}
 }

@@ -179,8 +179,9 @@ func (s *ModalityAware) fitConfig(round int) FitConfig {
 }
 
 // AggregateFit implements Strategy. Results that do not match the layout
-// (names, shapes, non-finite values) or claim no samples are rejected and
-// logged, never averaged in.
+// (names, shapes, non-finite values), claim no samples or carry an
+// implausible privacy indicator (ServerSide.checkUnclipped) are rejected
+// and logged, never averaged in.
 func (s *ModalityAware) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
 	log := s.logger()
 	var updates []Update
@@ -190,6 +191,14 @@ func (s *ModalityAware) AggregateFit(round int, global model.Params, results []R
 		if err := CheckUpdate(s.Layout, r.Res); err != nil {
 			log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
 			continue
+		}
+		if s.Server != nil {
+			// A NaN or huge indicator would ruin the adaptive clip of
+			// every later round.
+			if err := s.Server.checkUnclipped(r.Res.Metrics.DPUnclipped); err != nil {
+				log.Warn("rejected update", "round", round, "client", r.ClientID, "err", err)
+				continue
+			}
 		}
 		if s.Method.Dominance == DominanceFederated && r.Res.Metrics.FedCMI.ClassStats != nil {
 			cs := *r.Res.Metrics.FedCMI.ClassStats

@@ -84,11 +84,63 @@ func TestFitMetricsValidate(t *testing.T) {
 		{"class stats of other classes", func(m *FitMetrics) { cs := NewClassStats(2, k+1); m.FedCMI.ClassStats = &cs }, "want 2 and 3"},
 		{"negative class count", func(m *FitMetrics) { m.FedCMI.ClassStats.Count[1] = -1 }, "class 1"},
 		{"NaN class sum", func(m *FitMetrics) { m.FedCMI.ClassStats.Sum[1][0] = math.NaN() }, "class 0"},
+		// Counts beyond the samples would outweigh every other client in
+		// the pooled table, and rounding of their sums push its means
+		// above 1, which every participant refuses.
+		{"class counts beyond samples", func(m *FitMetrics) {
+			m.FedCMI.ClassStats.Count[0], m.FedCMI.ClassStats.Sum[0][0] = 1e12, 1e12*(1+5e-7)
+		}, "class statistics of 1e+12 samples, more than the client's 10"},
+		{"class counts summing beyond samples", func(m *FitMetrics) { m.FedCMI.ClassStats.Count[1] = 9 }, "of 11 samples"},
+		{"class counts of all samples", func(m *FitMetrics) { m.FedCMI.ClassStats.Count[1] = 8 }, ""},
+		// fedgb losses whose pooled sums would overflow to +Inf, which
+		// the coordinator's state cannot be saved with.
+		{"huge fedgb loss", func(m *FitMetrics) {
+			m.Report = &GBLosses{Before: []float64{1e308, 1, 1}, After: []float64{1, 1, 1}, N: 10}
+		}, "fedgb loss of head 0 before training is 1e+308"},
+		{"NaN fedgb loss", func(m *FitMetrics) {
+			m.Report = &GBLosses{Before: []float64{1, 1, 1}, After: []float64{1, 1, math.NaN()}, N: 10}
+		}, "fedgb loss of head 2 after training is NaN"},
+		{"negative fedgb loss", func(m *FitMetrics) {
+			m.Report = &GBLosses{Before: []float64{1, -1, 1}, After: []float64{1, 1, 1}, N: 10}
+		}, "head 1 before training is -1"},
+		{"fedgb loss at the bound", func(m *FitMetrics) {
+			m.Report = &GBLosses{Before: []float64{gbMaxLoss, 0, 1}, After: []float64{1, 1, 1}, N: 10}
+		}, ""},
+		// The unclipped indicator: 1 or 0 plus count noise.
+		{"NaN unclipped", func(m *FitMetrics) { m.DPUnclipped = math.NaN() }, "unclipped indicator is NaN"},
+		{"infinite unclipped", func(m *FitMetrics) { m.DPUnclipped = math.Inf(-1) }, "unclipped indicator is -Inf"},
+		{"huge unclipped, share unknown", func(m *FitMetrics) { m.DPUnclipped = -1e300 }, "unclipped indicator -1e+300 outside"},
+		{"noisy unclipped, share unknown", func(m *FitMetrics) { m.DPUnclipped = 1e6 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := honest()
 			tc.corrupt(&m)
 			wantErr(t, m.Validate(MetricBounds{Modalities: 2, Classes: k, Width: 2, Holds: 1, Samples: 10}), tc.want)
+		})
+	}
+}
+
+// TestUnclippedAgainstShare: with the client's share of privacy known
+// (MetricBounds.DP), its unclipped indicator may lie at most
+// unclippedSigmas count-noise deviations outside [0, 1].
+func TestUnclippedAgainstShare(t *testing.T) {
+	noisy, exact := &DPFit{Clip: 1, CountStd: 0.5}, &DPFit{Clip: 1}
+	for _, tc := range []struct {
+		name string
+		dp   *DPFit
+		v    float64
+		want string
+	}{
+		{"noisy", noisy, -4.9, ""},
+		{"beyond its count noise", noisy, 6.5, "unclipped indicator 6.5 outside [-5, 6]"},
+		{"NaN", noisy, math.NaN(), "unclipped indicator is NaN"},
+		{"without count noise", exact, 1, ""},
+		{"2 without count noise", exact, 2, "unclipped indicator 2 outside [0, 1]"},
+		{"negative without count noise", exact, -0.1, "unclipped indicator -0.1 outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := FitMetrics{DPUnclipped: tc.v}
+			wantErr(t, m.Validate(MetricBounds{Modalities: 2, Classes: 3, Width: 2, Holds: 1, Samples: 10, DP: tc.dp}), tc.want)
 		})
 	}
 }
@@ -171,6 +223,16 @@ func TestFitConfigValidate(t *testing.T) {
 		{"table with NaN (no report yet)", func(c *FitConfig) {
 			c.FedCMI.Table = &DominanceTable{P: [][]float64{[]float64{0.5, math.NaN(), 1}, []float64{0.5, math.NaN(), 0}}}
 		}, ""},
+		{"dp", func(c *FitConfig) { c.DP = &DPFit{Clip: 1, NoiseStd: [numGroups]float64{0.1, 0, 0.2}, CountStd: 0.5} }, ""},
+		{"dp without noise", func(c *FitConfig) { c.DP = &DPFit{Clip: 1} }, ""},
+		{"dp NaN noise", func(c *FitConfig) { c.DP = &DPFit{Clip: 1, NoiseStd: [numGroups]float64{fusionGroup: math.NaN()}} }, "dp noise std of the fusion group is NaN"},
+		{"dp negative noise", func(c *FitConfig) { c.DP = &DPFit{Clip: 1, NoiseStd: [numGroups]float64{1: -0.1}} }, "modality 1 group is -0.1"},
+		{"dp infinite noise", func(c *FitConfig) { c.DP = &DPFit{Clip: 1, NoiseStd: [numGroups]float64{math.Inf(1)}} }, "modality 0 group is +Inf"},
+		{"dp infinite count noise", func(c *FitConfig) { c.DP = &DPFit{Clip: 1, CountStd: math.Inf(1)} }, "dp count noise std +Inf"},
+		{"dp NaN count noise", func(c *FitConfig) { c.DP = &DPFit{Clip: 1, CountStd: math.NaN()} }, "dp count noise std NaN"},
+		{"dp zero clip", func(c *FitConfig) { c.DP = &DPFit{} }, "dp clip 0"},
+		{"dp NaN clip", func(c *FitConfig) { c.DP = &DPFit{Clip: math.NaN()} }, "dp clip NaN"},
+		{"dp infinite clip", func(c *FitConfig) { c.DP = &DPFit{Clip: math.Inf(1)} }, "dp clip +Inf"},
 		{"global prototypes of NaN", func(c *FitConfig) {
 			g := &PrototypeSet{Centers: [2][]float32{make([]float32, k*d)}, Counts: [2][]int{make([]int, k)}}
 			g.Centers[0][0] = float32(math.NaN())
