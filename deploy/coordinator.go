@@ -155,6 +155,9 @@ type task struct {
 	err     error
 	started time.Time
 	sa      *saRound // the secure aggregation round of a fit task
+	// uploading is set while an upload of the task's result runs: one at
+	// a time.
+	uploading bool
 }
 
 // NewCoordinator returns a coordinator with cfg.
@@ -322,14 +325,21 @@ func (c *Coordinator) queue(name string, kind fedcmipb.TaskKind, ins fl.FitIns) 
 	return t, nil
 }
 
+// taskDeadline is when the coordinator stops waiting for t's result: the
+// round's deadline, or RoundTimeout after t was queued outside a round;
+// c.mu is held.
+func (c *Coordinator) taskDeadline(t *task) time.Time {
+	if d := c.deadline; !d.IsZero() && !d.Before(t.started) {
+		return d
+	}
+	return t.started.Add(c.cfg.RoundTimeout)
+}
+
 // await waits for t's result, the round's deadline or ctx.
 func (c *Coordinator) await(ctx context.Context, t *task) error {
 	c.mu.Lock()
-	deadline := c.deadline
+	deadline := c.taskDeadline(t)
 	c.mu.Unlock()
-	if deadline.IsZero() || deadline.Before(t.started) {
-		deadline = t.started.Add(c.cfg.RoundTimeout)
-	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	var why error
@@ -630,10 +640,64 @@ func (c *Coordinator) lastProgress() time.Time {
 	return c.progress
 }
 
-// Upload implements the Federation service.
+// errTaskClosed ends an upload whose task closed meanwhile (its deadline
+// passed, its round failed, the coordinator closed): it is answered as
+// the task's outcome.
+var errTaskClosed = errors.New("deploy: the task closed during its upload")
+
+// uploadStream receives an upload's messages in a goroutine, so that Recv
+// returns when ctx ends even if the participant sends nothing more: the
+// handler then returns, which ends the stream and the goroutine's pending
+// Recv with it. Recv returns context.Cause(ctx) then.
+type uploadStream struct {
+	fedcmipb.Federation_UploadServer
+	ctx  context.Context
+	msgs chan received
+	quit chan struct{}
+}
+
+type received struct {
+	msg *fedcmipb.UploadChunk
+	err error
+}
+
+// newUploadStream starts receiving stream; close stops it.
+func newUploadStream(stream fedcmipb.Federation_UploadServer) *uploadStream {
+	s := &uploadStream{Federation_UploadServer: stream, ctx: stream.Context(), msgs: make(chan received), quit: make(chan struct{})}
+	go func() {
+		for {
+			m, err := stream.Recv()
+			select {
+			case s.msgs <- received{m, err}:
+			case <-s.quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *uploadStream) Recv() (*fedcmipb.UploadChunk, error) {
+	select {
+	case r := <-s.msgs:
+		return r.msg, r.err
+	case <-s.ctx.Done():
+		return nil, context.Cause(s.ctx)
+	}
+}
+
+func (s *uploadStream) close() { close(s.quit) }
+
+// Upload implements the Federation service. An upload runs while its task
+// is open, and at most uploadGrace after the task's deadline; a second
+// upload of a task while one runs is refused.
 func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
-	ctx := stream.Context()
-	first, err := stream.Recv()
+	in := newUploadStream(stream)
+	defer in.close()
+	first, err := in.Recv()
 	if err != nil {
 		return err
 	}
@@ -641,7 +705,7 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "upload must start with a result header")
 	}
-	p, err := c.lookup(ctx, h.GetProtocolVersion(), h.GetSession())
+	p, err := c.lookup(stream.Context(), h.GetProtocolVersion(), h.GetSession())
 	if err != nil {
 		return err
 	}
@@ -654,6 +718,43 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	if resp := c.closedResponse(t); resp != nil {
 		return stream.SendAndClose(resp)
 	}
+	c.mu.Lock()
+	busy := t.uploading
+	t.uploading = true
+	end := c.taskDeadline(t).Add(uploadGrace)
+	c.mu.Unlock()
+	if busy {
+		return c.refuse("concurrent", codes.Aborted, "participant %q: task %s: another upload of its result is in progress (one at a time)", p.name, t.id)
+	}
+	defer func() {
+		c.mu.Lock()
+		t.uploading = false
+		c.mu.Unlock()
+	}()
+	ctx, cancelDeadline := context.WithDeadlineCause(stream.Context(), end,
+		status.Errorf(codes.DeadlineExceeded, "task %s: upload unfinished %v after the task's deadline", t.id, uploadGrace))
+	defer cancelDeadline()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-t.done:
+			cancel(errTaskClosed)
+		case <-ctx.Done():
+		}
+	}()
+	in.ctx = ctx
+	err = c.receive(in, p, t, h)
+	if errors.Is(err, errTaskClosed) {
+		c.log.Debug("upload cut short: its task closed", "participant", p.name, "task", t.id)
+		return stream.SendAndClose(c.closedResponse(t))
+	}
+	return err
+}
+
+// receive reads the rest of an upload (after its header h) of task t of
+// participant p, validates the result and delivers it.
+func (c *Coordinator) receive(stream *uploadStream, p *participant, t *task, h *fedcmipb.ResultHeader) error {
 	reject := func(reason string, err error) error {
 		c.met.Rejections.WithLabelValues(reason).Inc()
 		c.log.Warn("rejected update", "participant", p.name, "task", t.id, "round", t.round, "reason", reason, "err", err)
@@ -674,6 +775,9 @@ func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	}
 	if t.kind == fedcmipb.TaskKind_TASK_KIND_EVALUATE {
 		if _, err := stream.Recv(); err != io.EOF {
+			if stream.ctx.Err() != nil { // the upload's end, not the participant's fault
+				return err
+			}
 			return reject("format", fmt.Errorf("an evaluation carries no tensors (%v)", err))
 		}
 		k, _ := fl.PrototypeShape(c.cfg.Layout)
@@ -765,13 +869,14 @@ func (c *Coordinator) deliver(stream fedcmipb.Federation_UploadServer, t *task, 
 	return stream.SendAndClose(&fedcmipb.UploadResponse{Status: fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED})
 }
 
-// metricBounds is what participant p's metrics are checked against: the
-// model's shape and the modalities and samples p declared at registration.
-func (c *Coordinator) metricBounds(p *participant) fl.MetricBounds {
+// metricBounds is what participant p's metrics for task t are checked
+// against: the model's shape, the modalities and samples p declared at
+// registration, and the share of client-side privacy t gave it.
+func (c *Coordinator) metricBounds(p *participant, t *task) fl.MetricBounds {
 	k, d := fl.PrototypeShape(c.cfg.Layout)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: p.mods, Samples: p.samples}
+	return fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: p.mods, Samples: p.samples, DP: t.ins.Config.DP}
 }
 
 // validate checks an update before it may reach aggregation: the layout
@@ -794,7 +899,7 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 			}
 		}
 	}
-	b := c.metricBounds(p)
+	b := c.metricBounds(p, t)
 	declared, mods := b.Samples, b.Holds
 	if res.NumSamples < 0 || res.NumSamples > declared {
 		return "samples", fmt.Errorf("update claims %d samples, %d declared at registration", res.NumSamples, declared)

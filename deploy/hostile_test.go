@@ -368,3 +368,114 @@ func TestMaxSamples(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledUploads: a participant that opens many uploads of its open
+// task, each sending only its header and never closing, gets one upload
+// at a time: the others are refused at once (and counted), and the one
+// ends when the task closes at the round's deadline, answered late,
+// instead of holding its handler and buffers for ever.
+func TestStalledUploads(t *testing.T) {
+	met := NewMetrics()
+	// The deadline leaves time to open every upload before it.
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 2 * time.Second, Metrics: met}, nil)
+	layout := coord.cfg.Layout
+	raw := registerRaw(t, addr, "staller", layout)
+	coord.BeginRound(1)
+	fit := make(chan error, 1)
+	go func() {
+		_, err := coord.Fit(context.Background(), "staller", fl.FitIns{Params: zeroParams(layout), Config: fl.FitConfig{Round: 1, Epochs: 1}})
+		fit <- err
+	}()
+	h, _ := raw.pull(t, layout)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // ends streams left blocked
+	defer cancel()
+	const n = 20
+	type answer struct {
+		resp *fedcmipb.UploadResponse
+		err  error
+	}
+	answers := make(chan answer, n)
+	for range n {
+		stream, err := raw.rpc.Upload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rh := &fedcmipb.ResultHeader{ProtocolVersion: ProtocolVersion, Session: raw.session, TaskId: h.GetTaskId(), Round: h.GetRound(),
+			NumSamples: 10, Modalities: []string{"audio", "visual"}, NumTensors: int32(len(layout))}
+		if err := stream.Send(&fedcmipb.UploadChunk{Part: &fedcmipb.UploadChunk_Header{Header: rh}}); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			var resp fedcmipb.UploadResponse
+			err := stream.RecvMsg(&resp) // the coordinator's answer, the stream left open
+			answers <- answer{&resp, err}
+		}()
+	}
+	refused, late := 0, 0
+	for range n {
+		switch a := <-answers; {
+		case status.Code(a.err) == codes.Aborted && strings.Contains(a.err.Error(), "another upload of its result is in progress"):
+			refused++
+		case a.err == nil && a.resp.GetStatus() == fedcmipb.UploadStatus_UPLOAD_STATUS_LATE:
+			late++
+		default:
+			t.Errorf("an upload ended with %v, %v", a.resp, a.err)
+		}
+	}
+	if refused != n-1 || late != 1 {
+		t.Errorf("%d uploads refused and %d answered late, want %d and 1", refused, late, n-1)
+	}
+	if got := counterValue(t, met, "fedcmi_update_rejections_total", "concurrent"); got != n-1 {
+		t.Errorf("%v concurrent uploads counted, want %d", got, n-1)
+	}
+	if err := <-fit; !errors.Is(err, ErrDeadline) {
+		t.Errorf("fit: %v, want the deadline", err)
+	}
+}
+
+// forgedIndicator trains honestly and then reports unclipped as its
+// client-side privacy indicator.
+type forgedIndicator struct {
+	fl.Client
+	unclipped float64
+}
+
+func (f forgedIndicator) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, error) {
+	res, err := f.Client.Fit(ctx, ins)
+	res.Metrics.DPUnclipped = f.unclipped
+	return res, err
+}
+
+// TestForgedPrivacyIndicator: under client-side privacy with an adaptive
+// clip, a participant's unclipped indicator (0 or 1 plus count noise of
+// std 1) far outside that range is refused by the coordinator, which
+// checks it against the share of privacy its task gave: the run goes on
+// with the honest participants and a finite clip, where a forged 50 in
+// every round would have moved the clip by the participant's wish.
+func TestForgedPrivacyIndicator(t *testing.T) {
+	cfg := smallConfig(t, 4, 4, 2)
+	cfg.DP.Clip, cfg.DP.NoiseMultiplier, cfg.DP.Noise = 0.5, 0.5, "client"
+	cfg.DP.Adaptive, cfg.DP.CountStd = true, 1
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	met := NewMetrics()
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second})
+	var parts []<-chan error
+	for i := range cfg.Clients {
+		var wrap func(fl.Client) fl.Client
+		if i == 0 {
+			wrap = func(c fl.Client) fl.Client { return forgedIndicator{c, 50} }
+		}
+		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
+	}
+	res := federated(t, done, parts)
+	for _, r := range res.Rounds {
+		if r.Clients != cfg.Clients-1 {
+			t.Errorf("round %d aggregated %d results, want the %d honest ones", r.Round, r.Clients, cfg.Clients-1)
+		}
+	}
+	if n := value(met.Rejections.WithLabelValues("metrics")); n != float64(cfg.Rounds) {
+		t.Errorf("%v results refused for their metrics, want %d", n, cfg.Rounds)
+	}
+}

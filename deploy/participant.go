@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,7 +31,20 @@ const (
 	// uploadGrace is how long after a task's deadline an upload may still
 	// run (to be answered LATE rather than hang).
 	uploadGrace = 30 * time.Second
+	// heartbeatFailures is how many heartbeats in a row may fail or go
+	// unanswered before a participant takes the coordinator for gone: it
+	// ends the session (a task in progress with it) and reconnects, or
+	// gives up per GiveUpAfter. The coordinator stops sampling a
+	// participant after as many missed heartbeats (its default).
+	heartbeatFailures = 3
+	// minHeartbeatTimeout is the least time one heartbeat is given, so that
+	// a short interval on a busy machine does not end sessions.
+	minHeartbeatTimeout = 500 * time.Millisecond
 )
+
+// errCoordinatorSilent ends a session whose coordinator stopped answering
+// heartbeats.
+var errCoordinatorSilent = errors.New("deploy: the coordinator stopped answering")
 
 // ErrRefused is returned (wrapped) by Participant.Run when the coordinator
 // refuses the participant for good: unknown, revoked, wrong token or
@@ -67,8 +81,11 @@ type Participant struct {
 	// attempts (defaults 200ms and 10s).
 	MinBackoff, MaxBackoff time.Duration
 	// GiveUpAfter, if > 0, stops Run with an error after this long without
-	// reaching the coordinator; by default a participant waits for it for
-	// ever (it may be restarting).
+	// an answer of the coordinator (a heartbeat, a poll or an upload
+	// answered; a registration alone does not count), checked whenever
+	// the participant would reconnect; by default a participant waits for
+	// it for ever (it may be restarting). A session ends, and so
+	// reconnects, when heartbeatFailures heartbeats in a row fail.
 	GiveUpAfter time.Duration
 	// Plaintext tells that Conn speaks plain text (no TLS). A plain-text
 	// participant whose connections are closed before the coordinator
@@ -186,11 +203,16 @@ func (p *Participant) Run(ctx context.Context) error {
 	}
 	rpc := fedcmipb.NewFederationClient(p.Conn)
 	backoff := p.MinBackoff
-	lastContact := time.Now()
+	// lastContact is when the coordinator last answered (UnixNano); a
+	// session's heartbeats update it from their own goroutine.
+	var lastContact atomic.Int64
+	lastContact.Store(time.Now().UnixNano())
+	seen := func() { lastContact.Store(time.Now().UnixNano()) }
 	earlyCloses := 0 // plain-text connections closed before the server preface, in a row
-	wait := func() error {
-		if p.GiveUpAfter > 0 && time.Since(lastContact) > p.GiveUpAfter {
-			return fmt.Errorf("deploy: no contact with the coordinator for %v; giving up", p.GiveUpAfter.Round(time.Second))
+	wait := func(last error) error {
+		if since := time.Since(time.Unix(0, lastContact.Load())); p.GiveUpAfter > 0 && since > p.GiveUpAfter {
+			return fmt.Errorf("deploy: no answer from the coordinator for %v (more than %v); giving up: %w",
+				since.Round(time.Millisecond), p.GiveUpAfter, last)
 		}
 		d := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(2*backoff, p.MaxBackoff)
@@ -232,7 +254,7 @@ func (p *Participant) Run(ctx context.Context) error {
 				return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
 			}
 			log.Warn("cannot register; retrying", "err", err)
-			if err := wait(); err != nil {
+			if err := wait(err); err != nil {
 				return err
 			}
 			continue
@@ -243,8 +265,7 @@ func (p *Participant) Run(ctx context.Context) error {
 		}
 		log.Info("registered", "name", p.Name, "modalities", namesOf(p.Holds, p.ModelModalities), "samples", p.NumSamples)
 		backoff = p.MinBackoff
-		stop, err := p.session(ctx, rpc, resp, log)
-		lastContact = time.Now()
+		stop, err := p.session(ctx, rpc, resp, seen, log)
 		switch {
 		case stop:
 			log.Info("the federation is over")
@@ -255,45 +276,68 @@ func (p *Participant) Run(ctx context.Context) error {
 			return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
 		}
 		log.Warn("lost the coordinator; reconnecting", "err", err)
-		if err := wait(); err != nil {
+		if err := wait(err); err != nil {
 			return err
 		}
 	}
 }
 
 // session pulls and runs tasks until the coordinator says stop (true) or a
-// call fails.
-func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient, reg *fedcmipb.RegisterResponse, log *slog.Logger) (bool, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// call fails. Heartbeats go on meanwhile; after heartbeatFailures failures
+// in a row the session ends with errCoordinatorSilent, whatever it was
+// waiting for. seen records an answer of the coordinator.
+func (p *Participant) session(parent context.Context, rpc fedcmipb.FederationClient, reg *fedcmipb.RegisterResponse, seen func(), log *slog.Logger) (bool, error) {
+	ctx, cancel := context.WithCancelCause(parent)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer cancel()
+	defer cancel(nil)
+	// end returns err, or why the heartbeats ended the session.
+	end := func(err error) (bool, error) {
+		if cause := context.Cause(ctx); parent.Err() == nil && errors.Is(cause, errCoordinatorSilent) {
+			return false, cause
+		}
+		return false, err
+	}
 	wg.Add(1)
 	go func() { // heartbeats
 		defer wg.Done()
 		every := max(time.Duration(reg.GetHeartbeatIntervalMs())*time.Millisecond, 10*time.Millisecond)
 		tick := time.NewTicker(every)
 		defer tick.Stop()
+		failed := 0
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				hctx, hcancel := context.WithTimeout(ctx, every)
-				_, err := rpc.Heartbeat(hctx, &fedcmipb.HeartbeatRequest{ProtocolVersion: ProtocolVersion, Session: reg.GetSession()})
-				hcancel()
-				if err != nil && ctx.Err() == nil {
-					log.Debug("heartbeat failed", "err", err)
-				}
+			}
+			hctx, hcancel := context.WithTimeout(ctx, max(every, minHeartbeatTimeout))
+			_, err := rpc.Heartbeat(hctx, &fedcmipb.HeartbeatRequest{ProtocolVersion: ProtocolVersion, Session: reg.GetSession()})
+			hcancel()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err == nil:
+				failed = 0
+				seen()
+				continue
+			}
+			failed++
+			log.Debug("heartbeat failed", "failures", failed, "err", err)
+			if failed >= heartbeatFailures {
+				err = fmt.Errorf("%w: %d heartbeats in a row failed, the last: %v", errCoordinatorSilent, failed, status.Convert(err).Message())
+				log.Warn("ending the session", "err", err)
+				cancel(err)
+				return
 			}
 		}
 	}()
 	for {
 		h, ins, bad, err := p.pull(ctx, rpc, reg.GetSession())
 		if err != nil {
-			return false, err
+			return end(err)
 		}
+		seen()
 		switch h.GetKind() {
 		case fedcmipb.TaskKind_TASK_KIND_NONE:
 			continue
@@ -303,7 +347,7 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 		if h.GetKind() == fedcmipb.TaskKind_TASK_KIND_FIT && bad == nil {
 			if h.GetSecagg() != nil {
 				if err := p.secAggTask(ctx, rpc, reg.GetSession(), h, ins, log); err != nil {
-					return false, err
+					return end(err)
 				}
 				continue
 			}
@@ -319,10 +363,10 @@ func (p *Participant) session(ctx context.Context, rpc fedcmipb.FederationClient
 			out = p.run(ctx, h, ins, log)
 		}
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return end(ctx.Err())
 		}
 		if err := p.upload(ctx, rpc, reg.GetSession(), h, out, log); err != nil {
-			return false, err
+			return end(err)
 		}
 	}
 }
@@ -436,19 +480,28 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 	return err
 }
 
-// uploadContext bounds an upload by the task's deadline: after it the
-// coordinator discards the result anyway (at least uploadGrace from now,
-// whatever the clocks' skew).
+// uploadContext bounds an upload by the task's deadline (taskEnd).
 func uploadContext(ctx context.Context, h *fedcmipb.TaskHeader) (context.Context, context.CancelFunc) {
+	end, ok := taskEnd(h)
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, end)
+}
+
+// taskEnd returns when the coordinator has discarded task h's result
+// anyway: its deadline plus uploadGrace, at least uploadGrace from now
+// whatever the clocks' skew; false if h has no deadline.
+func taskEnd(h *fedcmipb.TaskHeader) (time.Time, bool) {
 	d := h.GetDeadlineUnixMs()
 	if d <= 0 {
-		return ctx, func() {}
+		return time.Time{}, false
 	}
 	end := time.UnixMilli(d)
 	if now := time.Now(); end.Before(now) {
 		end = now
 	}
-	return context.WithDeadline(ctx, end.Add(uploadGrace))
+	return end.Add(uploadGrace), true
 }
 
 func (p *Participant) uploadOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome) (*fedcmipb.UploadResponse, error) {

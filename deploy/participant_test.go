@@ -5,11 +5,16 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
 	"github.com/fedcmi/fedcmi/fl"
+	"github.com/fedcmi/fedcmi/internal/fedcmipb"
 	"github.com/fedcmi/fedcmi/sim"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -188,4 +193,109 @@ func value(m prometheus.Metric) float64 {
 		return d.GetGauge().GetValue()
 	}
 	return d.GetCounter().GetValue()
+}
+
+// silentCoordinator registers participants and then stops answering: its
+// polls and heartbeats block until the caller gives up.
+type silentCoordinator struct {
+	fedcmipb.UnimplementedFederationServer
+	registrations atomic.Int32
+}
+
+func (s *silentCoordinator) Register(context.Context, *fedcmipb.RegisterRequest) (*fedcmipb.RegisterResponse, error) {
+	s.registrations.Add(1)
+	return &fedcmipb.RegisterResponse{ProtocolVersion: ProtocolVersion, Session: "s", HeartbeatIntervalMs: 50}, nil
+}
+
+func (s *silentCoordinator) Heartbeat(ctx context.Context, _ *fedcmipb.HeartbeatRequest) (*fedcmipb.HeartbeatResponse, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (s *silentCoordinator) PullWork(_ *fedcmipb.PullRequest, stream fedcmipb.Federation_PullWorkServer) error {
+	<-stream.Context().Done()
+	return stream.Context().Err()
+}
+
+// TestParticipantLeavesSilentCoordinator: a coordinator that stops
+// answering after registration ends the participant's session once its
+// heartbeats fail: the participant registers again, and gives up after
+// GiveUpAfter without an answer.
+func TestParticipantLeavesSilentCoordinator(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		giveUp time.Duration
+	}{
+		{"gives up", time.Second},
+		{"reconnects", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := &silentCoordinator{}
+			gs := grpc.NewServer()
+			fedcmipb.RegisterFederationServer(gs, srv)
+			l := listen(t)
+			go gs.Serve(l)
+			defer gs.Stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p := &Participant{Conn: dial(t, l.Addr().String(), nil), Name: "p", Client: struct{ fl.Client }{},
+				MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, GiveUpAfter: tc.giveUp}
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			if tc.giveUp == 0 {
+				for srv.registrations.Load() < 2 && ctx.Err() == nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if ctx.Err() != nil {
+					t.Fatal("the participant never left its silent session")
+				}
+				cancel()
+			}
+			err := <-done
+			switch {
+			case tc.giveUp == 0 && !errors.Is(err, context.Canceled):
+				t.Errorf("Run: %v, want context.Canceled", err)
+			case tc.giveUp > 0 && (!errors.Is(err, errCoordinatorSilent) || !strings.Contains(err.Error(), "giving up")):
+				t.Errorf("Run: %v, want it to give up on a coordinator that stopped answering", err)
+			}
+		})
+	}
+}
+
+// quickRPC answers a secure aggregation call at once, not ready, or never
+// (block).
+type quickRPC struct {
+	fedcmipb.FederationClient
+	block bool
+	calls atomic.Int32
+}
+
+func (q *quickRPC) SecAgg(ctx context.Context, _ *fedcmipb.SecAggRequest, _ ...grpc.CallOption) (*fedcmipb.SecAggResponse, error) {
+	q.calls.Add(1)
+	if q.block {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return &fedcmipb.SecAggResponse{}, nil
+}
+
+// TestSecAggCallBounded: a secure aggregation step the coordinator never
+// completes, answering not ready at once or not at all, ends at the
+// task's end as a round gone on without the participant, and quick
+// answers are not asked again at once.
+func TestSecAggCallBounded(t *testing.T) {
+	p := &Participant{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	for _, rpc := range []*quickRPC{{}, {block: true}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := p.secAggCall(ctx, rpc, &fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_ADVERTISE}, time.Now().Add(400*time.Millisecond))
+		cancel()
+		if !errors.Is(err, errSecAggTimeout) {
+			t.Errorf("block %v: %v, want the step's timeout", rpc.block, err)
+		}
+		// With backoff from 50ms, at most a handful of calls in 400ms.
+		if n := rpc.calls.Load(); n < 1 || n > 20 {
+			t.Errorf("block %v: %d calls, want a few", rpc.block, n)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -120,5 +122,62 @@ func TestResumeEdges(t *testing.T) {
 	sameRun(t, got.res, want)
 	if _, err := os.Stat(filepath.Join(dir, "."+StateFile+".tmp4242")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the partial state file is still there (%v)", err)
+	}
+}
+
+// TestInterruptedResumeKeepsRun: a resumed run stopped (Ctrl-C) while it
+// waits for participants finishes as a stopped run: its summary is
+// rewritten with the rounds saved before, and its metrics and model are
+// kept.
+func TestInterruptedResumeKeepsRun(t *testing.T) {
+	cfg := smallConfig(t, 2, 2, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Round 1 of 2, then a stop.
+	first, stop := context.WithCancel(ctx)
+	defer stop()
+	l := listen(t)
+	done := serve(first, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second,
+		AfterRound: func(int) { stop() }})
+	for i := range cfg.Clients {
+		shardParticipant(first, t, cfg, i, l.Addr().String(), nil, "", nil)
+	}
+	if s := <-done; !errors.Is(s.err, context.Canceled) || len(s.res.Rounds) != 1 {
+		t.Fatalf("the first run: %v, want it stopped after round 1", s.err)
+	}
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	model, err := os.ReadFile(filepath.Join(dir, rundir.ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Resumed without participants, and stopped while it waits for them.
+	quick, stopQuick := context.WithCancel(ctx)
+	time.AfterFunc(300*time.Millisecond, stopQuick)
+	if _, err := Serve(quick, cfg, ServeOptions{Listener: listen(t), Insecure: true, Resume: true}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the interrupted resume: %v, want context.Canceled", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, rundir.SummaryFile))
+	if err != nil {
+		t.Fatalf("no summary after an interrupted resume: %v", err)
+	}
+	var sum struct {
+		Rounds int
+		Extra  struct {
+			Completed bool
+			Stopped   string
+		}
+	}
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Rounds != 1 || sum.Extra.Completed || !strings.Contains(sum.Extra.Stopped, "canceled") {
+		t.Errorf("summary %s, want round 1, not completed, stopped by the cancellation", raw)
+	}
+	if _, rounds, err := rundir.ReadMetrics(dir); err != nil || len(rounds) != 1 {
+		t.Errorf("metrics after an interrupted resume: %d rounds, %v; want round 1", len(rounds), err)
+	}
+	if after, err := os.ReadFile(filepath.Join(dir, rundir.ModelFile)); err != nil || !bytes.Equal(after, model) {
+		t.Errorf("the saved model changed (%v)", err)
 	}
 }

@@ -600,7 +600,9 @@ func (s secAggStrategy) ConfigureFit(round int, global model.Params, clients []f
 }
 
 // saInputs collects a member's masked input from its upload's chunks,
-// checking each against the round's lengths and the member's groups.
+// checking each against the round's lengths and the member's groups. A
+// group's buffer is made on its first piece, so that an upload that stops
+// after its header holds no memory.
 type saInputs struct {
 	lengths []int
 	groups  uint32
@@ -609,13 +611,7 @@ type saInputs struct {
 }
 
 func newSAInputs(sa *saRound, name string) *saInputs {
-	in := &saInputs{lengths: sa.r.Lengths, groups: saMemberGroups(sa.mods[name], len(sa.r.Lengths)-1), vecs: make([][]uint64, len(sa.r.Lengths))}
-	for g, l := range in.lengths {
-		if in.groups&(1<<g) != 0 {
-			in.vecs[g] = make([]uint64, 0, l)
-		}
-	}
-	return in
+	return &saInputs{lengths: sa.r.Lengths, groups: saMemberGroups(sa.mods[name], len(sa.r.Lengths)-1), vecs: make([][]uint64, len(sa.r.Lengths))}
 }
 
 func (in *saInputs) add(ch *fedcmipb.MaskedChunk) error {
@@ -624,6 +620,9 @@ func (in *saInputs) add(ch *fedcmipb.MaskedChunk) error {
 		return fmt.Errorf("masked input to group %d, not one of the participant's", ch.GetGroup())
 	}
 	v := in.vecs[g]
+	if v == nil {
+		v = make([]uint64, 0, in.lengths[g])
+	}
 	if ch.GetOffset() != int64(len(v)) {
 		return fmt.Errorf("masked input to group %d: piece at %d out of order (have %d values)", g, ch.GetOffset(), len(v))
 	}
@@ -673,7 +672,7 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 	}
 	c.met.BytesIn.Add(float64(in.bytes))
 	for g, v := range in.vecs {
-		if v != nil && len(v) != in.lengths[g] {
+		if in.groups&(1<<g) != 0 && len(v) != in.lengths[g] {
 			return reject("secagg", fmt.Errorf("masked input to group %d incomplete: %d of %d values", g, len(v), in.lengths[g]))
 		}
 	}
@@ -686,7 +685,7 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 			return reject("format", err)
 		}
 	}
-	if err := saMetricsValid(ex.Metrics, c.metricBounds(p)); err != nil {
+	if err := saMetricsValid(ex.Metrics, c.metricBounds(p, t)); err != nil {
 		return reject("metrics", err)
 	}
 	c.mu.Lock()

@@ -23,6 +23,54 @@ import (
 // sent to a participant that requires it (Participant.RequireSecAgg).
 var ErrNeedSecAgg = errors.New("deploy: this participant requires secure aggregation (join -secagg), and the coordinator does not run it (serve -secagg)")
 
+// errSecAggTimeout ends a secure aggregation step the coordinator did not
+// complete by the task's end (taskEnd): the round went on without this
+// participant, or failed.
+var errSecAggTimeout = errors.New("deploy: secure aggregation step not complete by the task's end")
+
+// Bounds of the secure aggregation calls of a participant.
+const (
+	// secAggCallTimeout bounds one call: well above the coordinator's long
+	// poll (PollTimeout, default 30s), after which it answers not ready.
+	secAggCallTimeout = 2 * time.Minute
+	// secAggMaxWait bounds a step of a task without a deadline.
+	secAggMaxWait = 30 * time.Minute
+)
+
+// secAggCall sends req until the coordinator answers that its step is
+// complete (Ready), with backoff when it answers not ready at once and a
+// deadline per call, until end: then it fails with errSecAggTimeout.
+func (p *Participant) secAggCall(ctx context.Context, rpc fedcmipb.FederationClient, req *fedcmipb.SecAggRequest, end time.Time) (*fedcmipb.SecAggResponse, error) {
+	bctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+	backoff := max(p.MinBackoff, time.Millisecond)
+	for {
+		t0 := time.Now()
+		cctx, ccancel := context.WithTimeout(bctx, secAggCallTimeout)
+		resp, err := rpc.SecAgg(cctx, req)
+		ccancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case bctx.Err() != nil:
+			return nil, fmt.Errorf("%w (step %v, task %s, until %s)", errSecAggTimeout, req.GetStep(), req.GetTaskId(), end.Format(time.RFC3339))
+		case err != nil && status.Code(err) != codes.DeadlineExceeded: // that call's own deadline: ask again
+			return nil, err
+		case err == nil && resp.GetReady():
+			return resp, nil
+		}
+		// A coordinator answers not ready after its long poll; one that
+		// answers at once is not asked again at once.
+		if d := backoff - time.Since(t0); d > 0 {
+			select {
+			case <-bctx.Done():
+			case <-time.After(d):
+			}
+			backoff = min(2*backoff, max(p.MaxBackoff, backoff))
+		}
+	}
+}
+
 // saRoundOf checks a task's secure aggregation setup against the
 // participant's model and holdings and returns the round.
 func saRoundOf(s *fedcmipb.SecAggSetup, layout []model.ParamInfo, holds uint32) (secagg.Round, error) {
@@ -114,18 +162,17 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 		log.Warn("secure aggregation task failed", "err", err)
 		return p.upload(ctx, rpc, session, h, outcome{err: err}, runLog)
 	}
+	end, ok := taskEnd(h)
+	if !ok {
+		end = time.Now().Add(secAggMaxWait)
+	}
 	call := func(req *fedcmipb.SecAggRequest) (*fedcmipb.SecAggResponse, error) {
 		req.ProtocolVersion, req.Session, req.TaskId = ProtocolVersion, session, h.GetTaskId()
-		for {
-			resp, err := rpc.SecAgg(ctx, req)
-			if err != nil || resp.GetReady() {
-				return resp, err
-			}
-		}
+		return p.secAggCall(ctx, rpc, req, end)
 	}
 	// aborted tells a round that went on without this participant (the
 	// task is reported failed) from a lost connection (returned).
-	aborted := func(err error) bool { return status.Code(err) == codes.Aborted }
+	aborted := func(err error) bool { return status.Code(err) == codes.Aborted || errors.Is(err, errSecAggTimeout) }
 	holds := saMemberGroups(p.Holds, fl.LayoutModalities(p.Layout))
 	r, err := saRoundOf(s, p.Layout, holds)
 	if err != nil {

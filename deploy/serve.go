@@ -257,26 +257,32 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		return nil, err
 	}
 	defer run.Close()
+	saveModel := sim.ModelSaver(run, mods, cfg.Method)
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
+	// Create removed the summary (and, resuming, the metrics, replayed
+	// below from the state): from here on, every return finishes the run,
+	// which writes the summary of the rounds so far.
+	fail := func(err error) (*sim.Result, error) {
+		return sim.Finish(run, dir, schema, extra, err, global, saveModel)
+	}
 	if stale := run.StaleTemps(); len(stale) > 0 {
 		log.Info("removed temporary files of an interrupted write", "dir", dir, "files", stale)
 	}
 	if cfg.Overwrite && !opt.Resume || scratch {
 		for _, name := range []string{rundir.ModelFile, StateFile, sim.StandardizerFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("deploy: overwrite: %w", err)
+				return fail(fmt.Errorf("deploy: overwrite: %w", err))
 			}
 		}
 	}
 	for _, r := range done {
 		if err := run.AppendRound(r); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	if err := sim.WriteRunFiles(run, &cfg, fed.Standardizer); err != nil {
-		return nil, err
+		return fail(err)
 	}
-	saveModel := sim.ModelSaver(run, mods, cfg.Method)
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
 	if first > cfg.Rounds {
 		// Nothing to wait for: close the listeners and restate the summary
 		// (the coordinator may have died between its last save and it).
@@ -293,7 +299,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if cfg.TensorBoard {
 		// After the replayed rounds: the log is written anew with them.
 		if err := run.LogTensorBoard(); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 
@@ -307,7 +313,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		NormBound: opt.NormBound, MaxSamples: opt.MaxSamples, Metrics: met, Logger: log, SecAgg: opt.SecAgg,
 	})
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	maxMsg := opt.MaxMessageBytes
 	if maxMsg <= 0 {
@@ -368,11 +374,11 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}()
 
 	log.Info("waiting for participants", "want", waitFor)
+	var runErr error
 	if err := coord.WaitParticipants(ctx, waitFor); err != nil {
-		return nil, err
+		runErr = fmt.Errorf("deploy: waiting for %d participants: %w", waitFor, err)
 	}
 	start := time.Now()
-	var runErr error
 	for r := first; r <= cfg.Rounds && runErr == nil; r++ {
 		hl.set(phaseWaiting, r, minResults, nil)
 		if err := coord.WaitParticipants(ctx, minResults); err != nil {
@@ -445,5 +451,5 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	case <-time.After(5 * time.Second):
 		gs.Stop()
 	}
-	return sim.Finish(run, dir, schema, extra, runErr, global, saveModel)
+	return fail(runErr)
 }
