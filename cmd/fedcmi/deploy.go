@@ -233,7 +233,7 @@ Local data is either
 		token := fs.String("token", "", "participant token (default: <certs>/<name>.token if present)")
 		serverName := fs.String("server_name", "", "`name` the coordinator's certificate must hold (default: the host of -server)")
 		stateFile := fs.String("state", "", "keep the client's state across restarts in `file` (for methods whose clients have one)")
-		giveUp := fs.Duration("give_up", 0, "exit after this long without reaching the coordinator (0: keep trying, it may be restarting)")
+		giveUp := fs.Duration("give_up", 0, "exit after this long without an answer from the coordinator (0: keep trying, it may be restarting)")
 		secAgg := fs.Bool("secagg", false, "refuse to train outside secure aggregation (serve -secagg), so this participant's update never reaches the coordinator in the clear (without it: follow the coordinator)")
 		alias(fs, stderr, "server_name", "server-name")
 		alias(fs, stderr, "give_up", "give-up")
