@@ -29,6 +29,10 @@ import (
 // default); models travel in chunks well below it.
 const DefaultMaxMessageBytes = 4 << 20
 
+// MinMessageBytes is the smallest message bound that carries a model
+// chunk (DefaultChunkBytes) with its header.
+const MinMessageBytes = DefaultChunkBytes + 64<<10
+
 // ServeOptions are a coordinator's deployment settings; the experiment
 // itself is the config. Zero values mean the documented defaults.
 type ServeOptions struct {
@@ -186,6 +190,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		if err := checkSecAgg(&cfg, &opt); err != nil {
 			return nil, err
 		}
+	}
+	if opt.MaxMessageBytes != 0 && opt.MaxMessageBytes < MinMessageBytes {
+		return nil, fmt.Errorf("deploy: the largest gRPC message, %d bytes, is below %d: models travel in chunks of %d bytes", opt.MaxMessageBytes, MinMessageBytes, DefaultChunkBytes)
 	}
 	if opt.MaxWeightShare == 0 {
 		opt.MaxWeightShare = DefaultMaxWeightShare

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,15 @@ func TestServeRefusesMissingModalities(t *testing.T) {
 	var fe *config.FieldError
 	if !errors.As(err, &fe) || fe.Path != "data.missing_rate" {
 		t.Fatalf("serve with data.missing_rate: %v", err)
+	}
+}
+
+// TestServeRefusesSmallMessages: a message bound below a model chunk
+// would refuse every chunk of every upload; Serve says so at once.
+func TestServeRefusesSmallMessages(t *testing.T) {
+	cfg := smallConfig(t, 4, 3, 1)
+	_, err := Serve(context.Background(), cfg, ServeOptions{Listener: listen(t), Insecure: true, MaxMessageBytes: 1 << 20})
+	if err == nil || !strings.Contains(err.Error(), "models travel in chunks") {
+		t.Fatalf("serve with 1 MiB messages: %v", err)
 	}
 }

@@ -62,7 +62,7 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 		maxSamples := fs.Int("max_samples", 0, "refuse participants declaring more than this many training samples, the weight of their results (0: no bound; a roster line's max_samples=N bounds one participant)")
 		maxShare := fs.Float64("max_weight_share", deploy.DefaultMaxWeightShare, "largest share of a round's aggregation weight one result takes, in (0, 1] (default: no participant outweighs all others together; 1: plain sample weights); applies to rounds of 3 or more results")
 		stuckAfter := fs.Duration("stuck_after", 0, "/healthz answers 503 when a round (or a wait between rounds) makes no progress this long (0: twice -round_timeout)")
-		maxMsg := fs.Int("max_message", deploy.DefaultMaxMessageBytes, "largest gRPC message in bytes")
+		maxMsg := fs.Int("max_message", deploy.DefaultMaxMessageBytes, "largest gRPC message in bytes (participants need the same -max_message when it is raised)")
 		secAgg := fs.Bool("secagg", false, "secure aggregation: participants mask their updates, the coordinator learns only each modality group's weighted sum (refuses settings that need single updates; -max_weight_share then defaults to 1)")
 		secAggThreshold := fs.Int("secagg_threshold", 0, "with -secagg: participants whose shares unmask a round; a round fails once fewer are left (0: ceil(2n/3) of the round's n, at least 2)")
 		secAggTimeout := fs.Duration("secagg_timeout", time.Minute, "with -secagg: how long each key step and the unmasking step wait for participants")
@@ -78,6 +78,9 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 		}
 		if *maxSamples < 0 {
 			return &usageError{fmt.Sprintf("-max_samples %d: want a positive number, or 0 for no bound", *maxSamples)}
+		}
+		if *maxMsg < deploy.MinMessageBytes {
+			return &usageError{fmt.Sprintf("-max_message %d is below %d: models travel in chunks of %d bytes", *maxMsg, deploy.MinMessageBytes, deploy.DefaultChunkBytes)}
 		}
 		if !(*maxShare > 0 && *maxShare <= 1) {
 			return &usageError{fmt.Sprintf("-max_weight_share %v: want a share in (0, 1]", *maxShare)}
@@ -234,15 +237,19 @@ Local data is either
 		serverName := fs.String("server_name", "", "`name` the coordinator's certificate must hold (default: the host of -server)")
 		stateFile := fs.String("state", "", "keep the client's state across restarts in `file` (for methods whose clients have one)")
 		giveUp := fs.Duration("give_up", 0, "exit after this long without an answer from the coordinator (0: keep trying, it may be restarting)")
+		maxMsg := fs.Int("max_message", deploy.DefaultMaxMessageBytes, "largest gRPC message in bytes the coordinator may send (as its serve -max_message)")
 		secAgg := fs.Bool("secagg", false, "refuse to train outside secure aggregation (serve -secagg), so this participant's update never reaches the coordinator in the clear (without it: follow the coordinator)")
 		alias(fs, stderr, "server_name", "server-name")
 		alias(fs, stderr, "give_up", "give-up")
+		alias(fs, stderr, "max_message", "max-message")
 		if err := x.parse(args); err != nil {
 			return err
 		}
 		switch {
 		case *server == "":
 			return &usageError{"-server is required"}
+		case *maxMsg < deploy.MinMessageBytes:
+			return &usageError{fmt.Sprintf("-max_message %d is below %d: models travel in chunks of %d bytes", *maxMsg, deploy.MinMessageBytes, deploy.DefaultChunkBytes)}
 		case (*shard >= 0) == (*dataDir != ""):
 			return &usageError{"give either -shard or -data"}
 		case *dataDir != "" && *name == "":
@@ -293,7 +300,7 @@ Local data is either
 			creds = credentials.NewTLS(tc)
 		}
 		conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(deploy.DefaultMaxMessageBytes)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(*maxMsg)),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))
 		if err != nil {
 			return fmt.Errorf("dial %s: %w", *server, err)

@@ -469,6 +469,8 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"serve", "-insecure", "-max_weight_share", "1.5"}, 2, "-max_weight_share 1.5"},
 		{[]string{"serve", "-insecure", "-max_weight_share", "NaN"}, 2, "-max_weight_share NaN"},
 		{[]string{"serve", "-insecure", "-max_samples", "-1"}, 2, "-max_samples -1"},
+		{[]string{"serve", "-insecure", "-max_message", "1000"}, 2, "-max_message 1000 is below 1114112"},
+		{[]string{"join", "-server", "x:1", "-shard", "0", "-max_message", "1000"}, 2, "-max_message 1000 is below"},
 		{[]string{"help", "serve"}, 0, "-secagg_threshold"},
 		{[]string{"serve", "-insecure", "-secagg_threshold", "3"}, 2, "-secagg_threshold needs -secagg"},
 		{[]string{"serve", "-insecure", "-secagg", "-secagg_threshold", "30", "-clients", "20", "-listen", "127.0.0.1:0", "-out_dir", out}, 1,
