@@ -467,6 +467,9 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 				lvl = slog.LevelWarn
 			}
 			log.Log(ctx, lvl, "result uploaded", "task", h.GetTaskId(), "status", resp.GetStatus(), "reason", resp.GetReason())
+			if st := resp.GetStatus(); st == fedcmipb.UploadStatus_UPLOAD_STATUS_LATE || st == fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED {
+				return p.discard(h, log)
+			}
 			return nil
 		}
 		if code := status.Code(err); code == codes.Unauthenticated || code == codes.Canceled || permanent(err) {
@@ -474,10 +477,22 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 		}
 		if status.Code(err) == codes.ResourceExhausted {
 			log.Warn("result refused as too large", "task", h.GetTaskId(), "err", err)
-			return nil
+			return p.discard(h, log)
 		}
 	}
 	return err
+}
+
+// discard undoes what training task h did to the client's state, if the
+// client keeps one (fl.LocalClient.Discard), and saves the state: the
+// coordinator did not aggregate the result.
+func (p *Participant) discard(h *fedcmipb.TaskHeader, log *slog.Logger) error {
+	d, ok := p.Client.(interface{ Discard(round int) bool })
+	if !ok || h.GetKind() != fedcmipb.TaskKind_TASK_KIND_FIT || !d.Discard(int(h.GetRound())) {
+		return nil
+	}
+	log.Info("result not aggregated: the client's state is back to before the round", "task", h.GetTaskId())
+	return p.save()
 }
 
 // uploadContext bounds an upload by the task's deadline (taskEnd).

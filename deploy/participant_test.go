@@ -3,8 +3,10 @@ package deploy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -296,6 +298,66 @@ func TestSecAggCallBounded(t *testing.T) {
 		// With backoff from 50ms, at most a handful of calls in 400ms.
 		if n := rpc.calls.Load(); n < 1 || n > 20 {
 			t.Errorf("block %v: %d calls, want a few", rpc.block, n)
+		}
+	}
+}
+
+// answeringRPC answers every upload with status.
+type answeringRPC struct {
+	fedcmipb.FederationClient
+	status fedcmipb.UploadStatus
+}
+
+func (a answeringRPC) Upload(context.Context, ...grpc.CallOption) (fedcmipb.Federation_UploadClient, error) {
+	return answeringStream{status: a.status}, nil
+}
+
+// answeringStream takes every chunk and answers with status.
+type answeringStream struct {
+	grpc.ClientStream
+	status fedcmipb.UploadStatus
+}
+
+func (answeringStream) Send(*fedcmipb.UploadChunk) error { return nil }
+func (a answeringStream) CloseAndRecv() (*fedcmipb.UploadResponse, error) {
+	return &fedcmipb.UploadResponse{Status: a.status}, nil
+}
+
+// discardingClient records the rounds it is told to discard.
+type discardingClient struct {
+	fl.Client
+	discarded []int
+}
+
+func (d *discardingClient) Discard(round int) bool {
+	d.discarded = append(d.discarded, round)
+	return true
+}
+
+// TestUploadNotAggregatedDiscards: a training result answered late or
+// rejected makes the client undo that round's state (SCAFFOLD's control
+// variate would otherwise drift from the server's); an accepted or
+// duplicate one, or an evaluation, does not.
+func TestUploadNotAggregatedDiscards(t *testing.T) {
+	for _, tc := range []struct {
+		status fedcmipb.UploadStatus
+		kind   fedcmipb.TaskKind
+		want   []int
+	}{
+		{fedcmipb.UploadStatus_UPLOAD_STATUS_LATE, fedcmipb.TaskKind_TASK_KIND_FIT, []int{4}},
+		{fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED, fedcmipb.TaskKind_TASK_KIND_FIT, []int{4}},
+		{fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED, fedcmipb.TaskKind_TASK_KIND_FIT, nil},
+		{fedcmipb.UploadStatus_UPLOAD_STATUS_DUPLICATE, fedcmipb.TaskKind_TASK_KIND_FIT, nil},
+		{fedcmipb.UploadStatus_UPLOAD_STATUS_LATE, fedcmipb.TaskKind_TASK_KIND_EVALUATE, nil},
+	} {
+		c := &discardingClient{}
+		p := &Participant{Client: c, MinBackoff: time.Millisecond}
+		h := &fedcmipb.TaskHeader{TaskId: "t", Round: 4, Kind: tc.kind}
+		if err := p.upload(context.Background(), answeringRPC{status: tc.status}, "s", h, outcome{}, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatalf("%v %v: %v", tc.status, tc.kind, err)
+		}
+		if !slices.Equal(c.discarded, tc.want) {
+			t.Errorf("%v %v: discarded rounds %v, want %v", tc.status, tc.kind, c.discarded, tc.want)
 		}
 	}
 }

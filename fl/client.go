@@ -174,6 +174,20 @@ func (c *LocalClient) startParams(global model.Params, personalized bool) model.
 	return p
 }
 
+// Discard undoes what the Fit of round did to the client's state
+// (SCAFFOLD's control variate, personal parts) when its result never
+// reached an aggregate (answered late or rejected): the server's control
+// variate, which sums only aggregated changes, stays the mean of the
+// clients' ones. It reports whether the latest Fit was of round.
+func (c *LocalClient) Discard(round int) bool {
+	if round <= 0 || round != c.lastRound {
+		return false
+	}
+	c.control, c.personal = c.before.control, c.before.personal
+	c.lastRound = 0
+	return true
+}
+
 // Fit implements Client: the plain local training loop. What a method or
 // option adds (FedCMI's teacher and temperatures, SCAFFOLD's correction,
 // prototypes, privacy, ...) comes from the round's hooks (round.go), each

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -267,3 +268,60 @@ func TestScaffoldRounds(t *testing.T) {
 }
 
 var quietLog = slog.New(slog.DiscardHandler)
+
+// TestScaffoldDiscard: a client whose round-3 result never reached the
+// aggregate (late, rejected) discards what that round did to its control
+// variate, and only for the latest round.
+func TestScaffoldDiscard(t *testing.T) {
+	ctx := context.Background()
+	srv, _, locals, global := scaffoldSetup(t)
+	mid, err := srv.Run(ctx, global, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]model.Params{}
+	for id, c := range locals {
+		before[id] = c.control.Clone()
+	}
+	if _, err := srv.Run(ctx, mid, 3, 3); err != nil {
+		t.Fatal(err)
+	}
+	trained := 0
+	for id, c := range locals {
+		if c.lastRound != 3 {
+			if c.Discard(3) {
+				t.Errorf("client %s not trained in round 3 discarded it", id)
+			}
+			continue
+		}
+		trained++
+		if sameParams(c.control, before[id]) {
+			t.Fatalf("client %s: round 3 left its control variate as it was; the test shows nothing", id)
+		}
+		if c.Discard(2) {
+			t.Errorf("client %s discarded round 2, not its latest", id)
+		}
+		if !c.Discard(3) || !sameParams(c.control, before[id]) {
+			t.Errorf("client %s: control variate not back to round 2's after discarding round 3", id)
+		}
+		if c.Discard(3) {
+			t.Errorf("client %s discarded round 3 twice", id)
+		}
+	}
+	if trained == 0 {
+		t.Fatal("no client trained in round 3")
+	}
+}
+
+// sameParams reports whether a and b hold the same values (nil: none).
+func sameParams(a, b model.Params) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !slices.Equal(a[i].Data, b[i].Data) {
+			return false
+		}
+	}
+	return true
+}
