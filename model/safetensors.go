@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -54,6 +55,14 @@ func ReadParams(r io.Reader, arch *Arch) (Params, map[string]string, error) {
 	if len(buf) > maxModelFile {
 		return nil, nil, fmt.Errorf("model: read params: file larger than %d bytes", maxModelFile)
 	}
+	layout := arch.Layout()
+	n, err := CheckHeader(buf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model: read params: %w", err)
+	}
+	if n != len(layout) {
+		return nil, nil, fmt.Errorf("model: read params: file has %d tensors, architecture has %d", n, len(layout))
+	}
 	st, err := safetensors.Deserialize(buf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: read params: not a safetensors file: %w", err)
@@ -61,10 +70,6 @@ func ReadParams(r io.Reader, arch *Arch) (Params, map[string]string, error) {
 	_, meta, err := safetensors.ReadMetadata(buf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: read params: %w", err)
-	}
-	layout := arch.Layout()
-	if st.Len() != len(layout) {
-		return nil, nil, fmt.Errorf("model: read params: file has %d tensors, architecture has %d", st.Len(), len(layout))
 	}
 	p := make(Params, len(layout))
 	for i, info := range layout {
@@ -93,4 +98,47 @@ func ReadParams(r io.Reader, arch *Arch) (Params, map[string]string, error) {
 		return nil, nil, fmt.Errorf("model: read params: %w", err)
 	}
 	return p, meta.Metadata(), nil
+}
+
+// Limits of CheckHeader: a tensor's entry in a safetensors header (dtype,
+// a shape of a few dimensions, two offsets) takes well under a kilobyte.
+const (
+	maxHeaderEntry   = 4 << 10
+	maxHeaderTensors = 1 << 16
+)
+
+// CheckHeader checks the header of the safetensors file buf before it is
+// decoded in full, and returns its number of tensors. The safetensors
+// library decodes every header value into generic JSON values, at about
+// fifty times their size in memory: a 47 MB file whose one tensor has a
+// shape of 25 million dimensions took 2.7 GB and half a minute before
+// any check could refuse it. CheckHeader decodes the header into raw
+// entries only, and refuses a tensor entry beyond 4 KiB, more than 65536
+// tensors, and a header longer than the file.
+func CheckHeader(buf []byte) (int, error) {
+	if len(buf) < 8 {
+		return 0, fmt.Errorf("not a safetensors file: %d bytes", len(buf))
+	}
+	n := binary.LittleEndian.Uint64(buf[:8])
+	if n > uint64(len(buf)-8) {
+		return 0, fmt.Errorf("not a safetensors file: a header of %d bytes in a file of %d", n, len(buf))
+	}
+	var entries map[string]json.RawMessage
+	if err := json.Unmarshal(buf[8:8+n], &entries); err != nil {
+		return 0, fmt.Errorf("not a safetensors file: header: %w", err)
+	}
+	tensors := 0
+	for name, e := range entries {
+		if name == "__metadata__" {
+			continue // strings only, which decode compactly
+		}
+		if len(e) > maxHeaderEntry {
+			return 0, fmt.Errorf("safetensors header: tensor %.64q has an entry of %d bytes, more than %d", name, len(e), maxHeaderEntry)
+		}
+		tensors++
+	}
+	if tensors > maxHeaderTensors {
+		return 0, fmt.Errorf("safetensors header: %d tensors, more than %d", tensors, maxHeaderTensors)
+	}
+	return tensors, nil
 }

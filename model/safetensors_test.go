@@ -2,6 +2,8 @@ package model
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -51,6 +53,10 @@ func TestParamsRoundTrip(t *testing.T) {
 		{"garbage", []byte("hello world, not a model"), arch, "not a safetensors file"},
 		{"other architecture", raw, other, "shape"},
 		{"nan", nanBuf.Bytes(), arch, "NaN"},
+		// Costly headers are refused before the library decodes them.
+		{"huge shape", safetensorsFile(`{"w":{"dtype":"F32","shape":[` + strings.Repeat("1,", 3000) + `1],"data_offsets":[0,4]}}`), arch, `tensor "w" has an entry of 6048 bytes`},
+		{"many tensors", safetensorsFile(`{` + manyTensors(maxHeaderTensors+1) + `}`), arch, "65537 tensors, more than 65536"},
+		{"header beyond the file", append([]byte{0, 0, 0, 0, 0, 1, 0, 0}, `{}`...), arch, "a header of 1099511627776 bytes in a file of 10"},
 	} {
 		_, _, err := ReadParams(bytes.NewReader(tc.data), &tc.arch)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -87,4 +93,23 @@ func TestArchLayout(t *testing.T) {
 	if bad.Validate() == nil {
 		t.Error("unknown fusion accepted")
 	}
+}
+
+// safetensorsFile returns a safetensors file of the given header and 4
+// bytes of data.
+func safetensorsFile(header string) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	return append(append(b, header...), 0, 0, 0, 0)
+}
+
+// manyTensors returns n header entries of one float each.
+func manyTensors(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"t%d":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}`, i)
+	}
+	return b.String()
 }
