@@ -545,6 +545,15 @@ func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error)
 	for _, i := range sg.trainable {
 		l.mom = append(l.mom, make([]float32, e.layout[i].Size()))
 	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"C1", cfg.C1}, {"weight decay", cfg.WeightDecay}, {"momentum", cfg.Momentum}} {
+		// A NaN here turns every parameter NaN at the first step.
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return nil, fmt.Errorf("model: %s is %v, want a finite number", f.name, f.v)
+		}
+	}
 	l.hyper = make([]float32, numHyper(nm))
 	l.hyper[hypC1] = float32(cfg.C1)
 	for i := hypFused; i < len(l.hyper); i++ {
@@ -598,6 +607,9 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 	n := len(b.Labels)
 	if n < 1 || n > e.batch {
 		return StepStats{}, fmt.Errorf("model: batch of %d rows, want 1..%d", n, e.batch)
+	}
+	if !(lr >= 0) || math.IsInf(lr, 0) {
+		return StepStats{}, fmt.Errorf("model: learning rate %v, want finite and >= 0", lr)
 	}
 	nm := e.arch.NumModalities()
 	if len(b.X) > nm || len(b.Teacher) > nm || len(b.Present) > nm {
@@ -686,15 +698,20 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		}
 	}()
 	nt := len(l.graph.trainable)
-	for j, i := range l.graph.trainable {
-		if err := l.update(j, i, outs[j], float32(lr)); err != nil {
-			return StepStats{}, fmt.Errorf("model: %s: %s: %w", l.key, e.layout[i].Name, err)
-		}
-	}
 	st := StepStats{
 		Loss: float64(tensors.ToScalar[float32](outs[nt])),
 		SumP: make([]float64, nm),
 		Rows: n,
+	}
+	// Checked before the update: a NaN gradient would leave every
+	// parameter NaN, and the session useless after one bad batch.
+	if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+		return st, fmt.Errorf("model: training loss is %v, parameters left as they were (diverged; try a lower learning rate or standardised features)", st.Loss)
+	}
+	for j, i := range l.graph.trainable {
+		if err := l.update(j, i, outs[j], float32(lr)); err != nil {
+			return StepStats{}, fmt.Errorf("model: %s: %s: %w", l.key, e.layout[i].Name, err)
+		}
 	}
 	for m := range nm {
 		st.SumP[m] = float64(tensors.ToScalar[float32](outs[nt+1+m]))
@@ -704,9 +721,6 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		c := l.graph.termOuts[k]
 		ts.consume(outs[next:next+c], &st)
 		next += c
-	}
-	if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
-		return st, fmt.Errorf("model: training loss is %v (diverged; try a lower learning rate or standardised features)", st.Loss)
 	}
 	return st, nil
 }

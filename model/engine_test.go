@@ -561,13 +561,82 @@ func TestStepRejectsBadBatches(t *testing.T) {
 		{"temperatures", Batch{X: good.X, Labels: good.Labels, Temp: []float32{1}}},
 		{"teacher choices", Batch{X: good.X, Labels: good.Labels, Dir: []float32{1, 2}}},
 		{"teacher not held", Batch{X: good.X, Labels: good.Labels, Dir: []float32{1, 2, 3, 0}}},
+		{"zero temperatures", Batch{X: good.X, Labels: good.Labels, Temp: make([]float32, 4*2*2)}},
 	} {
 		if _, err := l.Step(tc.b, 0.1); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
+	for _, lr := range []float64{math.NaN(), math.Inf(1), -0.1} {
+		if _, err := l.Step(good, lr); err == nil || !strings.Contains(err.Error(), "learning rate") {
+			t.Errorf("learning rate %v: %v", lr, err)
+		}
+	}
 	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{}); err == nil {
 		t.Error("a client without modalities was accepted")
+	}
+	for _, cfg := range []TrainConfig{{C1: math.NaN()}, {Momentum: math.Inf(1)}, {WeightDecay: math.NaN()}} {
+		cfg.Has = []bool{true, true}
+		if _, err := e.NewLocal(mustInit(t, arch, 1), cfg); err == nil || !strings.Contains(err.Error(), "want a finite number") {
+			t.Errorf("%+v: %v", cfg, err)
+		}
+	}
+
+	// A batch whose loss is not finite leaves the parameters as they were,
+	// and the session goes on.
+	before, err := l.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf := Batch{X: [][]float32{append([]float32{float32(math.Inf(1))}, good.X[0][1:]...), good.X[1]}, Labels: good.Labels}
+	if _, err := l.Step(inf, 0.1); err == nil || !strings.Contains(err.Error(), "parameters left as they were") {
+		t.Fatalf("infinite input: %v", err)
+	}
+	after, err := l.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before {
+		for j, v := range before[i].Data {
+			if after[i].Data[j] != v {
+				t.Fatalf("%s[%d] changed from %v to %v by a step with a non-finite loss", before[i].Name, j, v, after[i].Data[j])
+			}
+		}
+	}
+	if st, err := l.Step(good, 0.1); err != nil || math.IsNaN(st.Loss) {
+		t.Fatalf("the step after: loss %v, %v", st.Loss, err)
+	}
+}
+
+// TestEvalInputRows: row counts that nothing bounds (no modality's
+// values given, negative, or overflowing rows x width) are refused by
+// Predict and Embed instead of allocating or looping without end.
+func TestEvalInputRows(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backend(t), arch, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustInit(t, arch, 1)
+	for _, tc := range []struct {
+		name string
+		x    [][]float32
+		n    int
+		want string
+	}{
+		{"negative", nil, -1, "-1 rows"},
+		{"no values", [][]float32{nil, nil}, 1 << 50, "but no modality's values"},
+		{"overflow", [][]float32{make([]float32, 5)}, math.MaxInt/2 + 1, "values for"},
+	} {
+		if _, err := e.Predict(p, tc.x, tc.n); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("predict %s: %v, want %q", tc.name, err, tc.want)
+		}
+		if _, err := e.Embed(p, tc.x, tc.n); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("embed %s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if pred, err := e.Predict(p, nil, 0); err != nil || len(pred.Preds[0]) != 0 {
+		t.Errorf("no rows: %v", err)
 	}
 }
 

@@ -109,6 +109,11 @@ func (x *infiltrationSession) args(b *Batch, n int) ([]*tensors.Tensor, error) {
 	if b.Dir != nil && len(b.Dir) != n {
 		return nil, fmt.Errorf("%d teacher choices for %d rows", len(b.Dir), n)
 	}
+	for i, v := range b.Temp {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("temperature %d (row %d) is %v, want finite and > 0", i, i/(nm*nm), v)
+		}
+	}
 	for i, d := range b.Dir {
 		if d != 0 && (d != float32(int(d)) || !x.spec.held.has(int(d)-1)) {
 			return nil, fmt.Errorf("row %d's teacher choice %v is not 0 or 1 + a held modality", i, d)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"slices"
 
 	"fmt"
@@ -312,8 +313,19 @@ func (e *Engine) checkEvalInput(what string, p Params, x [][]float32, n int) err
 	if len(x) > e.arch.NumModalities() {
 		return fmt.Errorf("model: %s: rows of %d modalities, the model has %d", what, len(x), e.arch.NumModalities())
 	}
+	if n < 0 {
+		return fmt.Errorf("model: %s: %d rows", what, n)
+	}
+	given := false
 	for m := range x {
-		if x[m] != nil && len(x[m]) != n*e.arch.InputDims[m] {
+		given = given || x[m] != nil
+	}
+	if !given && n > 0 {
+		// Nothing bounds n then: a huge one would allocate or loop for ever.
+		return fmt.Errorf("model: %s: %d rows, but no modality's values", what, n)
+	}
+	for m := range x {
+		if x[m] != nil && (n > math.MaxInt/e.arch.InputDims[m] || len(x[m]) != n*e.arch.InputDims[m]) {
 			return fmt.Errorf("model: %s: modality %q: %d values for %d rows of width %d", what, e.arch.Modalities[m], len(x[m]), n, e.arch.InputDims[m])
 		}
 	}
