@@ -15,8 +15,21 @@ import (
 // others. NumClasses is the largest label + 1 (callers scoring a model set
 // it to the model's). A file holding none of the modalities is an error.
 // Errors are those of LoadNPZ; the arrays may decompress to at most
-// DefaultNPZMaxBytes.
+// DefaultNPZMaxBytes (see ReadNPZLimit).
 func ReadNPZ(path string, modalities []string) (set *Set, missing []string, err error) {
+	return ReadNPZLimit(path, modalities, 0)
+}
+
+// ReadNPZLimit is ReadNPZ with the arrays it reads allowed to decompress to
+// at most maxBytes, as NPZOptions.MaxBytes (a run's data.npz_max_mb); 0
+// means DefaultNPZMaxBytes.
+func ReadNPZLimit(path string, modalities []string, maxBytes int64) (set *Set, missing []string, err error) {
+	if maxBytes < 0 {
+		return nil, nil, fmt.Errorf("data: load %s: maxBytes = %d, want >= 0", path, maxBytes)
+	}
+	if maxBytes == 0 {
+		maxBytes = DefaultNPZMaxBytes
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data: load %s: %w", path, err)
@@ -48,7 +61,7 @@ func ReadNPZ(path string, modalities []string) (set *Set, missing []string, err 
 		return nil, nil, &ParseError{File: path, Err: detail(ErrUnknownModality, "holds none of the modalities %s (has %s)",
 			strings.Join(modalities, ", "), strings.Join(have, ", "))}
 	}
-	set, err = readNPZSet(path, present, DefaultNPZMaxBytes)
+	set, err = readNPZSet(path, present, maxBytes)
 	if err != nil {
 		return nil, nil, err
 	}

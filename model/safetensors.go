@@ -11,9 +11,9 @@ import (
 	"github.com/nlpodyssey/safetensors"
 )
 
-// maxModelFile bounds what ReadParams accepts (1 GiB): a larger file is not
+// MaxModelFile bounds what ReadParams accepts (1 GiB): a larger file is not
 // a model of this project and is refused before it is held in memory.
-const maxModelFile = 1 << 30
+const MaxModelFile = 1 << 30
 
 // WriteParams writes p as a safetensors file (float32, little-endian),
 // readable by the Hugging Face safetensors libraries. metadata goes into the
@@ -48,12 +48,12 @@ func WriteParams(w io.Writer, p Params, metadata map[string]string) error {
 // float32 safetensors file) and returns its tensors in the order of arch's
 // layout, checked against it (names, shapes, finite values).
 func ReadParams(r io.Reader, arch *Arch) (Params, map[string]string, error) {
-	buf, err := io.ReadAll(io.LimitReader(r, maxModelFile+1))
+	buf, err := io.ReadAll(io.LimitReader(r, MaxModelFile+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: read params: %w", err)
 	}
-	if len(buf) > maxModelFile {
-		return nil, nil, fmt.Errorf("model: read params: file larger than %d bytes", maxModelFile)
+	if len(buf) > MaxModelFile {
+		return nil, nil, fmt.Errorf("model: read params: file larger than %d bytes", MaxModelFile)
 	}
 	layout := arch.Layout()
 	n, err := CheckHeader(buf)

@@ -76,7 +76,7 @@ Runs with cnn encoders are not supported (npz sets hold feature vectors).`,
 				dropped = append(dropped, strings.TrimSpace(d))
 			}
 		}
-		res, err := evaluateRun(*runDir, *modelFile, *dataFile, dropped)
+		res, err := evaluateRun(ctx, *runDir, *modelFile, *dataFile, dropped)
 		if err != nil {
 			var ue *usageError
 			if errors.As(err, &ue) {
@@ -121,9 +121,18 @@ func (r *evalResult) write(w io.Writer) {
 	tw.Flush()
 }
 
+// evalChunk is how many rows eval predicts between checks of its context:
+// a multiple of the engine's evaluation block, so that chunking adds no
+// padded blocks.
+const evalChunk = 16 * model.DefaultEvalBatch
+
 // evaluateRun scores the model of runDir (read from modelFile) on the npz
-// file, without the dropped modalities.
-func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalResult, error) {
+// file, without the dropped modalities. It stops with ctx's error when ctx
+// ends (Ctrl-C).
+func evaluateRun(ctx context.Context, runDir, modelFile, dataFile string, dropped []string) (*evalResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cfg := config.Default()
 	if err := cfg.LoadFile(filepath.Join(runDir, rundir.ConfigFile)); err != nil {
 		return nil, err
@@ -133,8 +142,11 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 			return nil, fmt.Errorf("the run's modality %d has a cnn encoder, whose image shape an npz set does not carry; eval supports mlp and text encoders", m)
 		}
 	}
-	buf, err := os.ReadFile(modelFile)
+	buf, err := readModelFile(modelFile)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	arch, err := archOfModel(&cfg, buf)
@@ -151,8 +163,15 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 			return nil, &usageError{fmt.Sprintf("-drop %s: the model's modalities are %s", d, strings.Join(mods, ", "))}
 		}
 	}
-	set, missing, err := data.ReadNPZ(dataFile, mods)
+	if err := checkRegular(dataFile); err != nil {
+		return nil, err
+	}
+	// The run's own bound, as the simulation applies it (0 means the default).
+	set, missing, err := data.ReadNPZLimit(dataFile, mods, int64(cfg.Data.NPZMaxMB)<<20)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var keep []string
@@ -181,10 +200,14 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	}
 	if cfg.Data.Standardize {
 		zf := filepath.Join(runDir, sim.StandardizerFile)
-		zb, err := os.ReadFile(zf)
+		err := checkRegular(zf)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s is missing, but the run standardised its features (data.standardize)", zf)
 		}
+		if err != nil {
+			return nil, err
+		}
+		zb, err := os.ReadFile(zf)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +230,7 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 		k := slices.Index(mods, name)
 		x[k], has[k] = set.Features[m], true
 	}
-	pred, err := engine.Predict(params, x, set.Len())
+	preds, err := predictHeads(ctx, engine, params, x, set.Len())
 	if err != nil {
 		return nil, err
 	}
@@ -221,12 +244,12 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	}
 	_ = missing // every modality not present is listed, dropped or absent
 	for _, h := range heads {
-		acc, err := metrics.Accuracy(pred.Preds[h], set.Labels)
+		acc, err := metrics.Accuracy(preds[h], set.Labels)
 		if err != nil {
 			return nil, err
 		}
 		correct := 0
-		for i, p := range pred.Preds[h] {
+		for i, p := range preds[h] {
 			if p == set.Labels[i] {
 				correct++
 			}
@@ -238,11 +261,91 @@ func evaluateRun(runDir, modelFile, dataFile string, dropped []string) (*evalRes
 	return res, nil
 }
 
+// predictHeads returns every head's predicted classes for the n rows of x
+// (as model.Engine.Predict takes them; a nil x[m] is an absent modality),
+// predicting evalChunk rows at a time and checking ctx before each chunk,
+// since Predict itself cannot be interrupted.
+func predictHeads(ctx context.Context, engine *model.Engine, params model.Params, x [][]float32, n int) ([][]int, error) {
+	arch := engine.Arch()
+	dims := arch.InputDims
+	preds := make([][]int, model.NumHeads(arch.NumModalities()))
+	for lo := 0; lo < n; lo += evalChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+evalChunk, n)
+		xs := make([][]float32, len(x))
+		for m := range x {
+			if x[m] != nil {
+				xs[m] = x[m][lo*dims[m] : hi*dims[m]]
+			}
+		}
+		pred, err := engine.Predict(params, xs, hi-lo)
+		if err != nil {
+			return nil, err
+		}
+		for h := range pred.Preds {
+			preds[h] = append(preds[h], pred.Preds[h]...)
+		}
+	}
+	return preds, nil
+}
+
+// checkRegular refuses path unless it is a regular file (after symlinks),
+// before it is opened: opening a FIFO blocks until a writer comes, and a
+// device such as /dev/zero never ends.
+func checkRegular(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file (mode %v)", path, info.Mode().Type())
+	}
+	return nil
+}
+
+// readModelFile reads the model file at path, refusing anything but a
+// regular file of at most model.MaxModelFile bytes before reading it.
+func readModelFile(path string) ([]byte, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Stat the opened file: path may have been replaced since checkRegular.
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (mode %v)", path, info.Mode().Type())
+	}
+	if info.Size() > model.MaxModelFile {
+		return nil, fmt.Errorf("%s: %d bytes, larger than a model file may be (%d bytes); is -model the run's model.safetensors?", path, info.Size(), model.MaxModelFile)
+	}
+	// The limit also holds if the file grows while it is read.
+	buf, err := io.ReadAll(io.LimitReader(f, model.MaxModelFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) > model.MaxModelFile {
+		return nil, fmt.Errorf("%s: larger than a model file may be (%d bytes)", path, model.MaxModelFile)
+	}
+	return buf, nil
+}
+
 // archOfModel returns the network of a run with mlp encoders: the layer
 // widths from its config, the input widths and the number of classes from
 // the shapes of the model file's first encoder layers and classifiers,
 // and the modalities from the file's metadata (else the config's).
 func archOfModel(cfg *config.Config, buf []byte) (model.Arch, error) {
+	if _, err := model.CheckHeader(buf); err != nil {
+		return model.Arch{}, err
+	}
 	st, err := safetensors.Deserialize(buf)
 	if err != nil {
 		return model.Arch{}, fmt.Errorf("not a safetensors file: %w", err)
