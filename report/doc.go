@@ -36,12 +36,16 @@
 // A round's mean and band use the runs that measured it (an interrupted run
 // stops contributing after its last round; NaN and infinite values are
 // skipped). Each method keeps one colour (Okabe–Ito palette) in every
-// figure.
+// figure. The runs of one setting must share their heads and classes; a
+// figure without data (a history with no accuracy or no per_class) is
+// left out.
 //
 // # HTML
 //
 // report.html shows the table, the figures of each setting (embedded as
 // PNG data URIs, so the page stands alone and fetches nothing) with
 // captions and links to the files, and the list of runs with their round
-// counts and whether they completed.
+// counts and whether they completed. Every file of a report is written
+// atomically once all figures are drawn, so a failed or cancelled build
+// leaves the previous report whole.
 package report

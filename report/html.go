@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"path/filepath"
+	"slices"
 
 	"github.com/fedcmi/fedcmi/metrics"
 )
@@ -116,10 +117,16 @@ func writeHTML(w io.Writer, runs []*Run, res *Result, opt Options) error {
 	if opt.Pick == metrics.PickBest {
 		p.Pick = "best"
 	}
-	if len(res.Rows) > 0 {
-		p.Heads = res.Rows[0].Heads
-		p.First = metrics.FirstModality(p.Heads)
+	// The columns are the heads of all rows, as they first appear: settings
+	// may differ in their heads, and a row without a head shows "-" there.
+	for _, r := range res.Rows {
+		for _, h := range r.Heads {
+			if !slices.Contains(p.Heads, h) {
+				p.Heads = append(p.Heads, h)
+			}
+		}
 	}
+	p.First = metrics.FirstModality(p.Heads)
 	for _, r := range res.Rows {
 		p.WithSetting = p.WithSetting || r.Setting != ""
 		row := pageRow{Setting: r.Setting, Method: r.Method, Runs: r.Runs,

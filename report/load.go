@@ -114,7 +114,8 @@ func findRuns(p string) ([]string, error) {
 }
 
 // LoadRun reads one run directory: config.yaml, metrics.jsonl and
-// summary.json (whose absence means not completed).
+// summary.json (whose absence means not completed). A round number outside
+// 1..config.MaxRounds is an error naming metrics.jsonl: no run has one.
 func LoadRun(dir string) (*Run, error) {
 	r := &Run{Dir: dir, Config: config.Default()}
 	// A run's config.yaml is a record: its paths are kept as written, not
@@ -131,6 +132,14 @@ func LoadRun(dir string) (*Run, error) {
 	}
 	if r.Schema, r.Rounds, err = rundir.ReadMetrics(dir); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
+	}
+	// Figures place rounds on a float axis; a corrupt number (negative,
+	// or near 2^63) would only draw nonsense.
+	for i, m := range r.Rounds {
+		if m.Round < 1 || m.Round > config.MaxRounds {
+			return nil, fmt.Errorf("report: %s: round %d (record %d) outside 1..%d",
+				filepath.Join(dir, rundir.MetricsJSONL), m.Round, i+1, config.MaxRounds)
+		}
 	}
 	r.Completed = rundir.Completed(dir)
 	return r, nil

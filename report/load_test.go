@@ -59,6 +59,57 @@ func writeRun(t *testing.T, root string, f fixture) string {
 	return dir
 }
 
+// writeRawRun writes a run directory below root holding a config.yaml of
+// method and alpha and jsonl as its metrics.jsonl, for histories that
+// rundir would not write.
+func writeRawRun(t *testing.T, root, dir, method string, alpha float64, jsonl string) string {
+	t.Helper()
+	dir = filepath.Join(root, dir)
+	cfg := config.Default()
+	cfg.Method, cfg.Data.Alpha = method, alpha
+	cfg.OutDir, cfg.Name = filepath.Dir(dir), filepath.Base(dir)
+	y, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{rundir.ConfigFile: y, rundir.MetricsJSONL: []byte(jsonl)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestLoadRoundRange: a round number no run can have is an error naming
+// the file, not a figure with an axis to 2^63 (or a loop over every round
+// below it).
+func TestLoadRoundRange(t *testing.T) {
+	for _, tc := range []struct {
+		name, jsonl, want string
+	}{
+		{"max int", `{"round":9223372036854775807,"accuracy":{"fused":0.5}}`, "round 9223372036854775807 (record 1) outside 1..1000000"},
+		{"above MaxRounds", `{"round":1}` + "\n" + `{"round":1000001}`, "round 1000001 (record 2) outside"},
+		{"zero", `{"round":0}`, "round 0 (record 1) outside"},
+		{"negative", `{"round":-3}`, "round -3 (record 1) outside"},
+		{"MaxRounds", `{"round":1}` + "\n" + `{"round":1000000}`, ""},
+	} {
+		dir := writeRawRun(t, t.TempDir(), "run", "fedavg", 1, tc.jsonl+"\n")
+		_, err := LoadRun(dir)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Join(dir, rundir.MetricsJSONL)) {
+			t.Errorf("%s: error %v, want one naming %s and containing %q", tc.name, err, rundir.MetricsJSONL, tc.want)
+		}
+	}
+}
+
 // sweepFixture is a small sweep: two settings (alpha 1 and 100), fedcmi
 // and fedavg, two seeds each, three rounds, and a run without rounds.
 func sweepFixture(t *testing.T) string {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/fedcmi/fedcmi/metrics"
@@ -51,7 +53,6 @@ type point struct {
 // Rounds without any finite value are left out.
 func aggregate(runs []*Run, value func(metrics.Round) float64, band Band) []point {
 	byRound := map[int][]float64{}
-	maxRound := 0
 	for _, r := range runs {
 		for _, m := range r.Rounds {
 			v := value(m)
@@ -59,15 +60,13 @@ func aggregate(runs []*Run, value func(metrics.Round) float64, band Band) []poin
 				continue
 			}
 			byRound[m.Round] = append(byRound[m.Round], v)
-			maxRound = max(maxRound, m.Round)
 		}
 	}
+	// The rounds present, not 0..max: a run's round numbers need not be
+	// dense, and a huge one must not cost a loop over every number below.
 	var pts []point
-	for rd := 0; rd <= maxRound; rd++ {
+	for _, rd := range slices.Sorted(maps.Keys(byRound)) {
 		vs := byRound[rd]
-		if len(vs) == 0 {
-			continue
-		}
 		mean, std, n := metrics.MeanStd(vs)
 		p := point{X: float64(rd), Mean: mean, Lo: mean - std, Hi: mean + std, N: n}
 		if band == BandMinMax {
@@ -341,8 +340,12 @@ func (roundTicks) Ticks(lo, hi float64) []plot.Tick {
 	for i := 0; count(step) > 8; i++ {
 		step = []float64{1, 2, 5}[(i+1)%3] * math.Pow(10, float64((i+1)/3))
 	}
+	// Counted, not x += step until past hi: beyond 2^53 adding step to a
+	// float may leave it unchanged.
+	first := math.Ceil(lo / step)
 	var ticks []plot.Tick
-	for x := math.Ceil(lo/step) * step; x <= hi; x += step {
+	for i := range int(count(step)) {
+		x := (first + float64(i)) * step
 		ticks = append(ticks, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'f', 0, 64)})
 	}
 	return ticks

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/rundir"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/text"
@@ -133,7 +134,14 @@ func groupRuns(runs []*Run) []group {
 // trend figure (accuracy against the field's value per method), and
 // report.html, one self-contained page (figures embedded as
 // data URIs) with the table and the figures. Runs must be sorted by
-// SortRuns. It stops between figures when ctx is done.
+// SortRuns. The runs of one setting must share their heads and classes
+// (an error names the first run that differs); a figure with nothing to
+// show (no heads, no classes, no dominance measured) is left out. It stops
+// between figures when ctx is done.
+//
+// Every file is written atomically, and only once all figures are drawn,
+// so that a failed or cancelled build leaves an earlier report in dir
+// as it was.
 func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, error) {
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("report: no runs")
@@ -142,21 +150,14 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
+	groups := groupRuns(runs)
+	if err := checkSchemas(groups); err != nil {
+		return nil, err
+	}
 	if err := checkNotSource(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
 	res := &Result{Dir: dir, HTML: filepath.Join(dir, HTMLFile), Rows: rows}
-	for _, f := range []struct {
-		name  string
-		write func(io.Writer, []metrics.Row) error
-	}{{MarkdownFile, metrics.WriteComparison}, {CSVFile, metrics.WriteComparisonCSV}} {
-		if err := writeFile(filepath.Join(dir, f.name), func(w io.Writer) error { return f.write(w, rows) }); err != nil {
-			return nil, err
-		}
-	}
 
 	// Colours follow the methods of all settings, so a method keeps its
 	// colour across figures.
@@ -169,7 +170,6 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 	slices.SortFunc(methods, MethodOrder)
 	styleOf := func(m string) seriesStyle { return styleAt(slices.Index(methods, m)) }
 
-	groups := groupRuns(runs)
 	var settings []string
 	for _, g := range groups {
 		if !slices.Contains(settings, g.setting) {
@@ -177,15 +177,9 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 		}
 	}
 	used := map[string]bool{}
-	save := func(fig *Figure, base string) error {
+	add := func(fig *Figure, base string) {
 		fig.PNG, fig.SVG = base+".png", base+".svg"
-		for name, data := range map[string][]byte{fig.PNG: fig.pngData, fig.SVG: fig.svgData} {
-			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-				return fmt.Errorf("report: %w", err)
-			}
-		}
 		res.Figures = append(res.Figures, *fig)
-		return nil
 	}
 	for _, setting := range settings {
 		var gs []group
@@ -203,11 +197,8 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 			if err != nil {
 				return nil, fmt.Errorf("report: %s figure of %s: %w", kind, settingTitle(setting), err)
 			}
-			if fig == nil {
-				continue
-			}
-			if err := save(fig, kind+"-"+slug); err != nil {
-				return nil, err
+			if fig != nil {
+				add(fig, kind+"-"+slug)
 			}
 		}
 	}
@@ -216,28 +207,71 @@ func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, 
 		if err != nil {
 			return nil, fmt.Errorf("report: trend figure of %s: %w", field, err)
 		}
-		if err := save(fig, "trend-"+fileSlug(field, used)); err != nil {
+		if fig != nil {
+			add(fig, "trend-"+fileSlug(field, used))
+		}
+	}
+
+	// Everything is drawn: write, the page last, so that it never refers
+	// to figures not yet written.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer, []metrics.Row) error
+	}{{MarkdownFile, metrics.WriteComparison}, {CSVFile, metrics.WriteComparisonCSV}} {
+		if err := writeFile(dir, f.name, func(w io.Writer) error { return f.write(w, rows) }); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeFile(res.HTML, func(w io.Writer) error { return writeHTML(w, runs, res, opt) }); err != nil {
+	for _, fig := range res.Figures {
+		for _, file := range []struct {
+			name string
+			data []byte
+		}{{fig.PNG, fig.pngData}, {fig.SVG, fig.svgData}} {
+			if err := writeFile(dir, file.name, func(w io.Writer) error { _, err := w.Write(file.data); return err }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := writeFile(dir, HTMLFile, func(w io.Writer) error { return writeHTML(w, runs, res, opt) }); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// writeFile writes path through write, naming path in errors.
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
+// writeFile replaces dir/name with what write writes, atomically: a
+// failed write leaves the old file, never a truncated one.
+func writeFile(dir, name string, write func(io.Writer) error) error {
+	if err := rundir.WriteFileAtomic(dir, name, write); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("report: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("report: %w", err)
+	return nil
+}
+
+// checkSchemas returns an error naming the first run whose heads or
+// classes differ from those of the first run of its setting: a setting's
+// figures put its methods side by side head by head and class by class.
+// Settings may differ from each other (the table handles that).
+func checkSchemas(groups []group) error {
+	first := map[string]*Run{}
+	for _, g := range groups {
+		for _, r := range g.runs {
+			f, ok := first[g.setting]
+			if !ok {
+				first[g.setting] = r
+				continue
+			}
+			if !slices.Equal(r.Schema.Heads, f.Schema.Heads) || !slices.Equal(r.Schema.Classes, f.Schema.Classes) {
+				return fmt.Errorf("report: %s: heads %q and classes %q differ from those of %s (%q and %q), a run of the same setting (%s)",
+					filepath.Join(r.Dir, rundir.MetricsJSONL), r.Schema.Heads, r.Schema.Classes,
+					filepath.Join(f.Dir, rundir.MetricsJSONL), f.Schema.Heads, f.Schema.Classes, settingTitle(g.setting))
+			}
+		}
 	}
 	return nil
 }
@@ -314,8 +348,10 @@ func fitTitle(title string, sty text.Style, width vg.Length) string {
 	return strings.Join(append(lines, line), "\n")
 }
 
-// makeFigure draws one kind of figure for the groups of one setting; nil
-// when there is nothing to draw (no dominance measured).
+// makeFigure draws one kind of figure for the groups of one setting,
+// which share one schema (checkSchemas); nil when there is nothing to draw
+// (no dominance measured, no heads for accuracy or bars, no classes for
+// per-class).
 func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesStyle, opt Options) (*Figure, error) {
 	heads := gs[0].runs[0].Schema.Heads
 	methods := make([]string, len(gs))
@@ -395,7 +431,7 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 			w, h = vg.Length(len(plots))*vg.Inch*2.6+vg.Inch*1.3, vg.Inch*3
 		} else {
 			caption = fmt.Sprintf("Dominance: the mean dominance ratio ρ of the round's multimodal training batches vs round (%s; ρ > 1: %s dominates; dashed grey line: ρ = 1): line = mean, band = %s over %s.",
-				title, strings.TrimSuffix(heads[min(1, len(heads)-1)], "_only"), opt.Band, seeds)
+				title, metrics.FirstModality(heads), opt.Band, seeds)
 			w, h = vg.Inch*5.5, vg.Inch*3.2
 		}
 	case "bars", "per-class":
@@ -418,6 +454,9 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 			for _, hd := range single {
 				categories = append(categories, heads[hd])
 			}
+			if len(categories) == 0 { // no accuracy recorded
+				return nil, nil
+			}
 			for i, r := range rows {
 				for _, hd := range single {
 					if hd < len(r.Acc) {
@@ -435,6 +474,9 @@ func makeFigure(kind, setting string, gs []group, styleOf func(string) seriesSty
 			w, h = vg.Inch*5.5, vg.Inch*3.2
 		} else {
 			categories = gs[0].runs[0].Schema.Classes
+			if len(categories) == 0 { // no per_class recorded
+				return nil, nil
+			}
 			for i, r := range rows {
 				stats[i] = r.PerClass
 			}

@@ -6,15 +6,19 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	stdhtml "html"
 	"image/png"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedcmi/fedcmi/metrics"
 )
@@ -50,6 +54,50 @@ func TestAggregate(t *testing.T) {
 		}
 		if !ok {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// within fails t if f does not return within a few seconds (a hang would
+// otherwise only end with the test binary's timeout).
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no answer after 10 s", what)
+	}
+}
+
+// TestAggregateSparse: rounds are aggregated as they occur, whatever
+// their numbers, in increasing order; none is made up in between.
+func TestAggregateSparse(t *testing.T) {
+	run := func(rounds ...int) *Run {
+		r := &Run{}
+		for _, rd := range rounds {
+			r.Rounds = append(r.Rounds, metrics.Round{Round: rd, Dominance: float64(rd % 7)})
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		runs []*Run
+		want []float64 // X of the points
+	}{
+		{"gaps", []*Run{run(1, 5, 1000), run(3, 5)}, []float64{1, 3, 5, 1000}},
+		{"huge", []*Run{run(2, math.MaxInt)}, []float64{2, math.MaxInt}},
+		{"billion", []*Run{run(1e9)}, []float64{1e9}},
+	} {
+		var got []point
+		within(t, tc.name, func() { got = aggregate(tc.runs, func(m metrics.Round) float64 { return m.Dominance }, BandStd) })
+		var xs []float64
+		for _, p := range got {
+			xs = append(xs, p.X)
+		}
+		if !slices.Equal(xs, tc.want) {
+			t.Errorf("%s: rounds %v, want %v", tc.name, xs, tc.want)
 		}
 	}
 }
@@ -215,13 +263,201 @@ func TestRoundTicks(t *testing.T) {
 		{1, 30, "5 10 15 20 25 30"},
 		{1, 200, "50 100 150 200"},
 		{0, 1000, "0 200 400 600 800 1000"},
+		// Past 2^53, x + step == x for small steps.
+		{1e20, 1e20, "100000000000000000000"},
+		{0x1p60, 0x1p60 + 256, "*"}, // steps of 50 at a spacing of 256: any 1 to 8 ticks
 	} {
 		var got []string
-		for _, tk := range (roundTicks{}).Ticks(tc.lo, tc.hi) {
-			got = append(got, tk.Label)
-		}
-		if strings.Join(got, " ") != tc.want {
+		within(t, fmt.Sprintf("ticks %v..%v", tc.lo, tc.hi), func() {
+			for _, tk := range (roundTicks{}).Ticks(tc.lo, tc.hi) {
+				got = append(got, tk.Label)
+			}
+		})
+		if tc.want == "*" {
+			if len(got) < 1 || len(got) > 8 {
+				t.Errorf("ticks %v..%v: %v, want 1 to 8", tc.lo, tc.hi, got)
+			}
+		} else if strings.Join(got, " ") != tc.want {
 			t.Errorf("ticks %v..%v: %v, want %s", tc.lo, tc.hi, got, tc.want)
+		}
+	}
+}
+
+// TestBuildSchemas: runs whose metrics.jsonl lacks accuracy or per_class
+// (which metrics.ReadJSONL accepts) get the figures they have data for;
+// runs of one setting that disagree on heads or classes are an error
+// naming both files. Settings may differ.
+func TestBuildSchemas(t *testing.T) {
+	const (
+		full    = `{"round":1,"accuracy":{"fused":0.5,"audio_only":0.4},"per_class":{"0":0.4,"1":0.6},"dominance":1.2}`
+		noClass = `{"round":1,"accuracy":{"fused":0.5,"audio_only":0.4},"dominance":1.2}`
+		noAcc   = `{"round":1,"dominance":1.2}`
+		three   = `{"round":1,"accuracy":{"fused":0.5,"audio_only":0.4},"per_class":{"0":0.4,"1":0.6,"2":0.5},"dominance":1.2}`
+		fused   = `{"round":1,"accuracy":{"fused":0.5},"per_class":{"0":0.4,"1":0.6},"dominance":1.2}`
+	)
+	type run struct {
+		dir, method string
+		alpha       float64
+		jsonl       string
+	}
+	for _, tc := range []struct {
+		name    string
+		runs    []run
+		figures string // kinds and settings, or
+		err     []string
+	}{
+		{"no per_class", []run{{"a", "fedcmi", 1, noClass}}, "accuracy,bars,dominance", nil},
+		{"no accuracy", []run{{"a", "fedcmi", 1, noAcc}}, "dominance", nil},
+		{"no accuracy, three settings", []run{{"a1", "fedcmi", 1, noAcc}, {"a2", "fedcmi", 2, noAcc}, {"a4", "fedcmi", 4, noAcc}},
+			"dominance data.alpha=1,dominance data.alpha=2,dominance data.alpha=4", nil}, // and no trend
+		{"classes differ", []run{{"a", "fedcmi", 1, three}, {"b", "fedavg", 1, full}}, "", []string{"a/metrics.jsonl", "b/metrics.jsonl", `["0" "1" "2"]`}},
+		{"heads differ", []run{{"a", "fedcmi", 1, full}, {"b", "fedavg", 1, fused}}, "", []string{"a/metrics.jsonl", "b/metrics.jsonl", `["fused"]`}},
+		{"per_class missing in one", []run{{"a", "fedcmi", 1, full}, {"b", "fedavg", 1, noClass}}, "", []string{"a/metrics.jsonl", "b/metrics.jsonl", "[]"}},
+		{"settings differ", []run{{"a1", "fedcmi", 1, noAcc}, {"a2", "fedcmi", 2, full}},
+			"dominance data.alpha=1,accuracy data.alpha=2,bars data.alpha=2,per-class data.alpha=2,dominance data.alpha=2", nil},
+	} {
+		root := t.TempDir()
+		for _, r := range tc.runs {
+			writeRawRun(t, root, r.dir, r.method, r.alpha, r.jsonl+"\n")
+		}
+		runs, err := Load(root)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		out := filepath.Join(t.TempDir(), "report")
+		var res *Result
+		within(t, tc.name, func() { res, err = Build(context.Background(), runs, out, Options{}) })
+		if tc.err != nil {
+			for _, want := range tc.err {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: error %v, want one containing %s", tc.name, err, want)
+				}
+			}
+			if _, serr := os.Stat(out); serr == nil {
+				t.Errorf("%s: the failed build wrote %s", tc.name, out)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var kinds []string
+		for _, f := range res.Figures {
+			kinds = append(kinds, strings.TrimSpace(f.Kind+" "+f.Setting))
+		}
+		if got := strings.Join(kinds, ","); got != tc.figures {
+			t.Errorf("%s: figures %s, want %s", tc.name, got, tc.figures)
+		}
+	}
+}
+
+// TestBuildTableHeads: the page's table has a column for every head of any
+// setting, "-" where a setting lacks it.
+func TestBuildTableHeads(t *testing.T) {
+	root := t.TempDir()
+	writeRawRun(t, root, "a1", "fedcmi", 1, `{"round":1,"dominance":1.2}`+"\n")
+	writeRawRun(t, root, "a2", "fedcmi", 2, `{"round":1,"accuracy":{"fused":0.5,"audio_only":0.25},"dominance":1.2}`+"\n")
+	runs, err := Load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), runs, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(res.HTML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"<th>runs</th><th>fused</th><th>audio_only</th><th>dominance</th><th>audio dominant</th>",
+		`<td class="text">data.alpha=1</td><td class="text">fedcmi</td><td>1</td><td>-</td><td>-</td><td>1.20</td>`,
+		`<td class="text">data.alpha=2</td><td class="text">fedcmi</td><td>1</td><td>0.500 ± 0.000</td><td>0.250 ± 0.000</td><td>1.20</td>`,
+	} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the page lacks\n%s", want)
+		}
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, HTMLFile), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		write func(io.Writer) error
+		want  string
+	}{
+		{"failed", func(w io.Writer) error { io.WriteString(w, "partial"); return errors.New("disk full") }, "old"},
+		{"done", func(w io.Writer) error { _, err := io.WriteString(w, "new"); return err }, "new"},
+	} {
+		err := writeFile(dir, HTMLFile, tc.write)
+		if (err != nil) != (tc.want == "old") {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), filepath.Join(dir, HTMLFile)) {
+			t.Errorf("%s: error %v does not name the file", tc.name, err)
+		}
+		got, _ := os.ReadFile(filepath.Join(dir, HTMLFile))
+		if string(got) != tc.want {
+			t.Errorf("%s: file holds %q, want %q", tc.name, got, tc.want)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("%s: %d files, want 1 (no temporary file left)", tc.name, len(ents))
+		}
+	}
+}
+
+// cancelAfter is a context whose Err reports cancellation from its n+1-th
+// call on: a build cancelled after n figures.
+type cancelAfter struct {
+	context.Context
+	n int
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestBuildCancelKeepsReport: a build cancelled midway leaves the earlier
+// report as it was, not a mix of old and new files.
+func TestBuildCancelKeepsReport(t *testing.T) {
+	runs, err := Load(sweepFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "report")
+	if _, err := Build(context.Background(), runs[:2], out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		ents, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(out, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[e.Name()] = string(b)
+		}
+		return m
+	}
+	before := snapshot()
+	for _, n := range []int{1, 5} {
+		if _, err := Build(&cancelAfter{context.Background(), n}, runs, out, Options{Title: "new"}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled after %d figures: %v", n, err)
+		}
+		if !maps.Equal(snapshot(), before) {
+			t.Errorf("cancelled after %d figures: the report directory changed", n)
 		}
 	}
 }

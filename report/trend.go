@@ -43,7 +43,8 @@ func trendField(settings []string) (field string, xs []float64, ok bool) {
 
 // trendFigure draws, for a sweep over one numeric field, the picked test
 // accuracy of the fused and the single-modality heads against the field's
-// value: one line per method (mean), band ± std over seeds.
+// value: one line per method (mean), band ± std over seeds; nil when no
+// run recorded accuracy.
 func trendFigure(field string, settings []string, xs []float64, rows []metrics.Row, styleOf func(string) seriesStyle, opt Options) (*Figure, error) {
 	xOf := map[string]float64{}
 	for i, s := range settings {
@@ -56,7 +57,19 @@ func trendFigure(field string, settings []string, xs []float64, rows []metrics.R
 		}
 	}
 	slices.SortFunc(methods, MethodOrder)
-	heads := rows[0].Heads
+	// Settings may differ in their heads (checkSchemas allows it): the
+	// panels are the first row's that has heads, and each row is read by
+	// head name.
+	var heads []string
+	for _, r := range rows {
+		if len(r.Heads) > 0 {
+			heads = r.Heads
+			break
+		}
+	}
+	if len(heads) == 0 { // no accuracy recorded
+		return nil, nil
+	}
 	which := "final"
 	if opt.Pick == metrics.PickBest {
 		which = "best-round"
@@ -67,7 +80,7 @@ func trendFigure(field string, settings []string, xs []float64, rows []metrics.R
 		p := newPlot(heads[hd], field, which+" test accuracy")
 		p.Add(plotter.NewGrid())
 		for _, m := range methods {
-			pts := trendSeries(rows, xOf, m, hd)
+			pts := trendSeries(rows, xOf, m, heads[hd])
 			if err := addSeries(p, pts, styleOf(m)); err != nil {
 				return nil, fmt.Errorf("%s: %w", m, err)
 			}
@@ -90,12 +103,14 @@ func trendFigure(field string, settings []string, xs []float64, rows []metrics.R
 		Width: int(math.Round(w.Points() / 72 * 96)), Height: int(math.Round(h.Points() / 72 * 96))}, nil
 }
 
-// trendSeries returns method's points of head hd, one per setting (at its
-// value xOf[setting]) in increasing x: mean ± std of the picked accuracy.
-func trendSeries(rows []metrics.Row, xOf map[string]float64, method string, hd int) []point {
+// trendSeries returns method's points of the named head, one per setting
+// (at its value xOf[setting]) in increasing x: mean ± std of the picked
+// accuracy. Rows without that head are left out.
+func trendSeries(rows []metrics.Row, xOf map[string]float64, method, head string) []point {
 	var pts []point
 	for _, r := range rows {
-		if r.Method != method || hd >= len(r.Acc) || r.Acc[hd].N == 0 {
+		hd := slices.Index(r.Heads, head)
+		if r.Method != method || hd < 0 || hd >= len(r.Acc) || r.Acc[hd].N == 0 {
 			continue
 		}
 		st := r.Acc[hd]

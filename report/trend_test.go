@@ -58,7 +58,7 @@ func TestBuildTrend(t *testing.T) {
 		t.Errorf("%d figures, want 13", n)
 	}
 	// The fused line: the final rounds' 0.6, 0.7, 0.8 at alpha 1, 2, 4.
-	pts := trendSeries(res.Rows, map[string]float64{"data.alpha=1": 1, "data.alpha=2": 2, "data.alpha=4": 4}, "fedavg", 0)
+	pts := trendSeries(res.Rows, map[string]float64{"data.alpha=1": 1, "data.alpha=2": 2, "data.alpha=4": 4}, "fedavg", "fused")
 	var got [][2]float64
 	for _, p := range pts {
 		got = append(got, [2]float64{p.X, math.Round(p.Mean*1e9) / 1e9})

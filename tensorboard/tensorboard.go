@@ -79,13 +79,15 @@ func NewWriter(w io.Writer, now time.Time) (*Writer, error) {
 	return tw, nil
 }
 
-// WriteScalars appends one event holding scalars at step. Non-finite
-// values are left out (TensorBoard would draw them as gaps or spikes); a
-// step without any finite value writes nothing.
+// WriteScalars appends one event holding scalars at step. Values that are
+// not finite as the float32 the format stores are left out (TensorBoard
+// would draw them as gaps or spikes), so a finite float64 beyond float32's
+// range is dropped too; a step without any such value writes nothing.
 func (w *Writer) WriteScalars(step int64, wall time.Time, scalars []Scalar) error {
 	var kept []Scalar
 	for _, s := range scalars {
-		if !math.IsNaN(s.Value) && !math.IsInf(s.Value, 0) {
+		// Checked after the conversion encodeEvent does: 1e50 becomes +Inf.
+		if v := float64(float32(s.Value)); !math.IsNaN(v) && !math.IsInf(v, 0) {
 			kept = append(kept, s)
 		}
 	}

@@ -64,8 +64,10 @@ func TestWriteRead(t *testing.T) {
 	}
 	steps := [][]Scalar{
 		{{"accuracy/fused", 0.75}, {"dominance", math.NaN()}, {"train_loss", 1.25}},
-		{{"dominance", math.Inf(1)}}, // nothing finite: no event
+		{{"dominance", math.Inf(1)}},           // nothing finite: no event
+		{{"a", 1e50}, {"b", -math.MaxFloat64}}, // finite, but not as float32: no event
 		{{"accuracy/fused", 0.875}, {"dominance", 2}},
+		{{"big", math.MaxFloat32}, {"huge", 1e39}}, // float32's largest is kept
 	}
 	for i, s := range steps {
 		if err := w.WriteScalars(int64(i+1), t0.Add(time.Duration(i+1)*time.Second), s); err != nil {
@@ -76,7 +78,7 @@ func TestWriteRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 3 || events[0].FileVersion != FileVersion || !events[0].WallTime.Equal(t0) {
+	if len(events) != 4 || events[0].FileVersion != FileVersion || !events[0].WallTime.Equal(t0) {
 		t.Fatalf("events = %+v", events)
 	}
 	for _, tc := range []struct {
@@ -85,7 +87,8 @@ func TestWriteRead(t *testing.T) {
 		want []Scalar
 	}{
 		{1, 1, []Scalar{{"accuracy/fused", 0.75}, {"train_loss", 1.25}}},
-		{2, 3, []Scalar{{"accuracy/fused", 0.875}, {"dominance", 2}}},
+		{2, 4, []Scalar{{"accuracy/fused", 0.875}, {"dominance", 2}}},
+		{3, 5, []Scalar{{"big", math.MaxFloat32}}},
 	} {
 		e := events[tc.i]
 		if e.Step != tc.step || len(e.Scalars) != len(tc.want) {
