@@ -79,6 +79,10 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	if err != nil {
 		return nil, err
 	}
+	// The server holds a round's updates until it aggregates them.
+	if err := checkMemory(cfg, &arch, clients, min(cfg.ClientsPerRound, cfg.Clients)); err != nil {
+		return nil, err
+	}
 	engine, err := NewEngine(cfg, arch, clients)
 	if err != nil {
 		return nil, err
@@ -107,7 +111,7 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 // than the machine's memory (a rough estimate of parameters and
 // activations) is an error naming the field to change.
 func NewEngine(cfg *config.Config, arch model.Arch, clients int) (*model.Engine, error) {
-	if err := checkMemory(cfg, &arch, clients); err != nil {
+	if err := checkMemory(cfg, &arch, clients, 0); err != nil {
 		return nil, err
 	}
 	backend, err := model.NewBackend(cfg.Backend, arch, clients)

@@ -46,6 +46,11 @@ func TestSizeLimits(t *testing.T) {
 			c.Clients, c.ClientsPerRound, c.Parallel, c.Data.Partition = 400, 400, 400, "iid"
 			c.Data.Synthetic.TrainPerClass = 400
 		}, "model.embed_dim", []string{"of memory here"}},
+		{"a round's updates", func(c *config.Config) {
+			c.Model.Hidden = []int{4096, 4096}
+			c.Clients, c.ClientsPerRound, c.Data.MinSize, c.Data.Partition = 2000, 2000, 1, "iid"
+			c.Data.Synthetic.TrainPerClass = 400
+		}, "clients_per_round", []string{"holding the updates of 2000 clients for aggregation needs about", "GiB", "sample fewer clients"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,15 +92,19 @@ func TestEstimateMemory(t *testing.T) {
 	// Per sample: inputs 3+5; per modality hidden 10, four embeddings of 2
 	// and logits 2*4; fusion 2*2+4: 60 in all, the largest 10.
 	const inputs, sum, largest = 8, 60, 10
-	est := estimateMemory(&mlp, 16, 2)
+	est := estimateMemory(&mlp, 16, 2, 0)
 	if want := 4.0 * nParams * (2 + 4*2); est.params != want {
 		t.Errorf("params %v bytes, want %v", est.params, want)
 	}
 	if want := 4.0 * (inputs + 2*largest) * model.DefaultEvalBatch * 2; est.activations != want {
 		t.Errorf("activations %v bytes, want %v (the eval batch dominates)", est.activations, want)
 	}
-	if got, want := estimateMemory(&mlp, 1000, 1).activations, 4.0*2*(inputs+sum)*1000; got != want {
+	if got, want := estimateMemory(&mlp, 1000, 1, 0).activations, 4.0*2*(inputs+sum)*1000; got != want {
 		t.Errorf("batch 1000: activations %v, want %v", got, want)
+	}
+	// A round's 50 updates held for aggregation, 8 bytes a parameter each.
+	if got, want := estimateMemory(&mlp, 16, 2, 50).updates, 8.0*nParams*50; got != want {
+		t.Errorf("50 updates held: %v bytes, want %v", got, want)
 	}
 
 	// A 1x8x8 image, stem stride 2 to 4x4x2 (patches 16*9*1 = 144, output

@@ -134,8 +134,18 @@ func flattenYAML(b []byte) (map[string]string, error) {
 }
 
 // ConfigDigest identifies the experiment of a checkpoint: the hash of the
-// resolved config less the fields that do not change a run's numbers.
+// resolved config less the fields that do not change a run's numbers
+// (runLocal).
 func ConfigDigest(cfg config.Config) (string, error) {
+	cfg.TensorBoard = false
+	return legacyConfigDigest(cfg)
+}
+
+// legacyConfigDigest is ConfigDigest as checkpoints written before
+// 2026-12-06 hold it, with tensorboard in the hash (so that turning it on
+// for a resume was refused, though it is in runLocal); a resume accepts
+// both.
+func legacyConfigDigest(cfg config.Config) (string, error) {
 	cfg.Name, cfg.OutDir, cfg.Overwrite, cfg.Parallel, cfg.Backend = "", "", false, 0, ""
 	cfg.Data.CacheDir = ""
 	b, err := cfg.YAML()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,11 +251,60 @@ func TestResumeRefusals(t *testing.T) {
 		t.Fatalf("resume of a complete run: %v, %+v", err, again)
 	}
 
+	// A completed run whose summary is unreadable has no checkpoint left:
+	// resuming it must not start again and replace its rounds.
+	sum := filepath.Join(dir, rundir.SummaryFile)
+	if err := os.WriteFile(sum, []byte(`{"trunc`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err == nil ||
+		!strings.Contains(err.Error(), "metrics of 3 rounds but no "+CheckpointFile) {
+		t.Errorf("resume of a completed run without its summary: %v", err)
+	}
+	if _, rounds, err := rundir.ReadMetrics(dir); err != nil || len(rounds) != 3 {
+		t.Errorf("the refused resume left %d rounds (%v), want 3", len(rounds), err)
+	}
+
 	// Nothing to resume: the run starts from round 1.
 	fresh := cfg
 	fresh.OutDir = t.TempDir()
 	res, err = Run(context.Background(), fresh, Options{Logger: quiet, Resume: true})
 	if err != nil || len(res.Rounds) != 3 {
 		t.Fatalf("resume without a run: %v", err)
+	}
+}
+
+// TestResumeWithTensorBoard: tensorboard does not change a run's numbers
+// (runLocal), so an interrupted run resumes with it turned on; and a run
+// started anew with -overwrite leaves no event file of the old run.
+func TestResumeWithTensorBoard(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Rounds = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	part, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &lineHook{f: func(n int) {
+		if n == 1 {
+			cancel()
+		}
+	}}})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	on := cfg
+	on.TensorBoard = true
+	if res, err := Run(context.Background(), on, Options{Logger: quiet, Resume: true}); err != nil || len(res.Rounds) != 3 {
+		t.Fatalf("resume with tensorboard: %v", err)
+	}
+	events := filepath.Join(part.Dir, rundir.TensorBoardFile)
+	if _, err := os.Stat(events); err != nil {
+		t.Fatalf("no event file after the resume: %v", err)
+	}
+	again := cfg
+	again.Overwrite = true
+	if _, err := Run(context.Background(), again, Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(events); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the old run's event file is still there after -overwrite: %v", err)
 	}
 }

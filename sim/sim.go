@@ -367,10 +367,17 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			log.Info("the run is complete: nothing to resume", "dir", dir)
 			return storedResult(dir)
 		}
-		if ck, err = loadResumable(dir, fed, digest); err != nil {
+		legacy, err := legacyConfigDigest(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if ck, err = loadResumable(dir, fed, digest, legacy); err != nil {
 			return nil, err
 		}
 		if ck == nil {
+			if err := noCheckpointNoRounds(dir); err != nil {
+				return nil, err
+			}
 			log.Info("no checkpoint to resume from: starting from round 1", "dir", dir)
 		}
 	}
@@ -590,7 +597,7 @@ func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, cl
 
 // loadResumable returns the checkpoint of the run in dir (nil: none, the
 // run starts anew), checked against the experiment's digest.
-func loadResumable(dir string, fed *Federation, digest string) (*Checkpoint, error) {
+func loadResumable(dir string, fed *Federation, digest, legacy string) (*Checkpoint, error) {
 	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile), &fed.Arch)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -598,11 +605,25 @@ func loadResumable(dir string, fed *Federation, digest string) (*Checkpoint, err
 	if err != nil {
 		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
 	}
-	if ck.ConfigDigest != digest {
+	if ck.ConfigDigest != digest && ck.ConfigDigest != legacy {
 		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
 			dir, ErrConfigChanged, rundir.ConfigFile)
 	}
 	return ck, nil
+}
+
+// noCheckpointNoRounds refuses to start the run in dir again from round 1
+// when its metrics hold more than one round: a run saves its checkpoint
+// after round 1, so such a run completed (and removed its checkpoint,
+// but its summary is unreadable) or lost its checkpoint, and starting it
+// again would replace the rounds it has.
+func noCheckpointNoRounds(dir string) error {
+	_, rounds, err := rundir.ReadMetrics(dir)
+	if err != nil || len(rounds) <= 1 {
+		return nil // nothing worth keeping, or nothing readable
+	}
+	return fmt.Errorf("sim: resume: %s holds the metrics of %d rounds but no %s: resuming would start again from round 1 and replace them; "+
+		"start anew with -overwrite, or check %s (a completed run's summary)", dir, len(rounds), CheckpointFile, rundir.SummaryFile)
 }
 
 // restoreClients gives each client the state saved in store with the
@@ -627,7 +648,7 @@ func restoreClients(store *clientStore, round int, clients []*trackedClient) err
 // removeRunFiles removes the files of an earlier run this package wrote
 // into dir besides the metrics.
 func removeRunFiles(dir string) error {
-	for _, name := range []string{rundir.ModelFile, StandardizerFile} {
+	for _, name := range []string{rundir.ModelFile, StandardizerFile, rundir.TensorBoardFile} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
