@@ -308,3 +308,27 @@ func TestResumeWithTensorBoard(t *testing.T) {
 		t.Errorf("the old run's event file is still there after -overwrite: %v", err)
 	}
 }
+
+// TestResumeWithoutClientStates: a SCAFFOLD run copied or restored
+// without its clients' states is refused, not resumed with fresh control
+// variates (which would not give the uninterrupted run's result).
+func TestResumeWithoutClientStates(t *testing.T) {
+	cfg := small(t, "scaffold")
+	cfg.Rounds = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	part, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &lineHook{f: func(n int) {
+		if n == 1 {
+			cancel()
+		}
+	}}})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(part.Dir, ClientStateDir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), "no client states") {
+		t.Fatalf("resume without the clients' states: %v", err)
+	}
+}

@@ -633,6 +633,11 @@ func restoreClients(store *clientStore, round int, clients []*trackedClient) err
 	if err != nil {
 		return fmt.Errorf("sim: resume: %w", err)
 	}
+	if len(states) == 0 && round >= 1 {
+		// Every checkpoint after round 1 has some trained client's state.
+		return fmt.Errorf("sim: resume: no client states in %s for the checkpoint of round %d: this method's clients keep state between rounds, "+
+			"and resuming without it would not give the uninterrupted run's result; restore the folder, or start anew with -overwrite", store.dir, round)
+	}
 	for _, c := range clients {
 		b, ok := states[c.id]
 		if !ok {
