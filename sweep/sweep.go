@@ -21,7 +21,11 @@
 // field (dotted path) can be set. It runs in
 // <out_dir>/<setting>/<method>-seed<seed>, where <setting> names its values
 // ("data.alpha=1,data.multi_ratio=0.5", the setting's own fields first, or
-// "default" without settings and grid).
+// "default" without settings and grid; path separators in values become
+// "_", so every cell stays one directory below out_dir). Methods and seeds
+// must not repeat, and no two cells may share a directory. Grid and
+// settings must not set method, seed, name, out_dir or overwrite: the
+// sweep sets them per cell. A sweep has at most MaxCells cells.
 //
 // # Resuming
 //
@@ -69,6 +73,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,6 +141,44 @@ type Cell struct {
 // assignment is one config path and the value a setting gives it.
 type assignment struct{ path, value string }
 
+// MaxCells bounds a sweep's cells, so that a grid too large to ever run is
+// refused before it is expanded rather than running out of memory; even
+// 10000 cells take seconds to expand and validate.
+const MaxCells = 10000
+
+// perCell says what the sweep sets per cell, in place of a grid or
+// settings value for these paths, which would be silently replaced.
+var perCell = map[string]string{
+	"method":    "the sweep sets it per cell from its methods field; list the methods there",
+	"seed":      "the sweep sets it per cell from its seeds field; list the seeds there",
+	"name":      "the sweep sets it per cell (<method>-seed<seed>)",
+	"out_dir":   "the sweep sets it per cell; set the sweep's out_dir field instead",
+	"overwrite": "the sweep sets it per cell",
+}
+
+// checkCount refuses a sweep of more than MaxCells cells, counted exactly
+// (the product may overflow an int).
+func (s *Spec) checkCount(paths []string) error {
+	combos := big.NewInt(1)
+	for _, p := range paths {
+		combos.Mul(combos, big.NewInt(int64(len(s.Grid[p]))))
+	}
+	settings := max(1, len(s.Settings))
+	n := new(big.Int).Set(combos)
+	for _, k := range []int{len(s.Methods), len(s.Seeds), settings} {
+		n.Mul(n, big.NewInt(int64(k)))
+	}
+	if n.Cmp(big.NewInt(MaxCells)) <= 0 {
+		return nil
+	}
+	plural := "s"
+	if settings == 1 {
+		plural = ""
+	}
+	return fmt.Errorf("sweep: %s cells (%d methods x %d seeds x %d setting%s x %s grid combinations): more than %d; split the sweep or shorten its lists",
+		n, len(s.Methods), len(s.Seeds), settings, plural, combos, MaxCells)
+}
+
 // settings expands the spec's settings and grid into the settings of its
 // cells, each a list of assignments, in a fixed order: settings in file
 // order, each crossed with the grid combinations (sorted paths, first path
@@ -149,6 +192,21 @@ func (s *Spec) settings() ([][]assignment, error) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
+	for _, p := range paths {
+		if why, ok := perCell[p]; ok {
+			return nil, fmt.Errorf("sweep: grid sets %s: %s", p, why)
+		}
+	}
+	for i, set := range s.Settings {
+		for _, p := range slices.Sorted(maps.Keys(set)) {
+			if why, ok := perCell[p]; ok {
+				return nil, fmt.Errorf("sweep: settings entry %d sets %s: %s", i+1, p, why)
+			}
+		}
+	}
+	if err := s.checkCount(paths); err != nil {
+		return nil, err
+	}
 	combos := [][]assignment{nil}
 	for _, p := range paths {
 		var next [][]assignment
@@ -197,6 +255,15 @@ func settingName(a []assignment) string {
 	return strings.Join(parts, ",")
 }
 
+// settingDir names a setting's directory: its name with path separators
+// replaced, so that values such as "../x" or "a/b" make one directory
+// below out_dir. The name holds "=" unless it is "default", so it is never
+// "." or "..". Different names may map to one directory: Cells refuses
+// cells that share one.
+func settingDir(name string) string {
+	return strings.NewReplacer("/", "_", `\`, "_").Replace(name)
+}
+
 // Cells expands the spec into its experiments, in a fixed order (settings,
 // then methods, then seeds), each config validated. Each cell's parallel
 // field is divided among the cells that run at once (see the package
@@ -210,6 +277,13 @@ func (s *Spec) Cells() ([]Cell, error) {
 	}
 	if s.Parallel < 0 {
 		return nil, fmt.Errorf("sweep: parallel %d: must be >= 0", s.Parallel)
+	}
+	// A repeated method or seed would run its cells in one directory.
+	if err := repeated("methods", s.Methods); err != nil {
+		return nil, err
+	}
+	if err := repeated("seeds", s.Seeds); err != nil {
+		return nil, err
 	}
 	base := config.Default()
 	if s.Base != "" {
@@ -227,6 +301,7 @@ func (s *Spec) Cells() ([]Cell, error) {
 		return nil, err
 	}
 	seen := map[string]bool{}
+	dirs := map[string]string{} // cell directory -> the cell's label
 	var cells []Cell
 	for _, set := range settings {
 		setting := settingName(set)
@@ -243,19 +318,36 @@ func (s *Spec) Cells() ([]Cell, error) {
 					}
 				}
 				cfg.Method, cfg.Seed = method, seed
-				cfg.OutDir = filepath.Join(s.OutDir, setting)
+				cfg.OutDir = filepath.Join(s.OutDir, settingDir(setting))
 				cfg.Name = fmt.Sprintf("%s-seed%d", method, seed)
 				cfg.Overwrite = true // only unfinished cells are run, see Run
 				cfg.Parallel = max(1, cfg.Parallel/max(1, s.Parallel))
 				if err := fl.CheckConfig(&cfg); err != nil {
 					return nil, fmt.Errorf("sweep: cell %s %s seed %d: %w", setting, method, seed, err)
 				}
-				cells = append(cells, Cell{Setting: setting, Method: method, Seed: seed, Config: cfg,
-					Dir: filepath.Join(cfg.OutDir, cfg.Name)})
+				dir := filepath.Join(cfg.OutDir, cfg.Name)
+				label := fmt.Sprintf("%s %s seed %d", setting, method, seed)
+				if other, ok := dirs[dir]; ok {
+					return nil, fmt.Errorf("sweep: cells %s and %s would share the run directory %s (path separators in values become _)", other, label, dir)
+				}
+				dirs[dir] = label
+				cells = append(cells, Cell{Setting: setting, Method: method, Seed: seed, Config: cfg, Dir: dir})
 			}
 		}
 	}
 	return cells, nil
+}
+
+// repeated refuses a list (methods, seeds) with a value twice.
+func repeated[T comparable](field string, list []T) error {
+	seen := make(map[T]bool, len(list))
+	for _, v := range list {
+		if seen[v] {
+			return fmt.Errorf("sweep: %s lists %v twice", field, v)
+		}
+		seen[v] = true
+	}
+	return nil
 }
 
 // Options are a sweep's run settings.

@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -106,12 +107,89 @@ func TestCellsErrors(t *testing.T) {
 		}, "appears twice"},
 		{"negative parallel", func(s *Spec) { s.Parallel = -1 }, "parallel -1"},
 		{"no seeds", func(s *Spec) { s.Seeds = nil }, "seeds"},
+		// Repeated methods or seeds would run cells in one directory.
+		{"repeated method", func(s *Spec) { s.Methods = []string{"fedavg", "fedcmi", "fedavg"} }, "methods lists fedavg twice"},
+		{"repeated seed", func(s *Spec) { s.Seeds = []uint64{1, 1} }, "seeds lists 1 twice"},
+		// The sweep sets these per cell: a grid or setting would be ignored.
+		{"grid method", func(s *Spec) { s.Grid["method"] = []string{"fedprox", "scaffold"} }, "grid sets method: the sweep sets it per cell from its methods field"},
+		{"grid seed", func(s *Spec) { s.Grid["seed"] = []string{"7", "8"} }, "grid sets seed: the sweep sets it per cell from its seeds field"},
+		{"setting name", func(s *Spec) { s.Settings = []map[string]string{{"name": "x"}} }, "settings entry 1 sets name: the sweep sets it per cell"},
+		{"setting out_dir", func(s *Spec) { s.Settings = []map[string]string{{"data.partition": "iid"}, {"out_dir": "x"}} }, "settings entry 2 sets out_dir: the sweep sets it per cell; set the sweep's out_dir"},
+		{"grid overwrite", func(s *Spec) { s.Grid["overwrite"] = []string{"false"} }, "grid sets overwrite"},
+		// Too many cells are refused before any is built; 8 fields x 10
+		// values ran out of memory; 30 fields overflow an int.
+		{"huge grid", func(s *Spec) { s.Grid = bigGrid(8, 10) }, "400000000 cells (2 methods x 2 seeds x 1 setting x 100000000 grid combinations): more than 10000;"},
+		{"overflowing grid", func(s *Spec) { s.Grid = bigGrid(30, 10) }, "4000000000000000000000000000000 cells"},
+		{"huge settings", func(s *Spec) {
+			s.Grid = bigGrid(3, 10)
+			s.Settings = make([]map[string]string, 3)
+		}, "12000 cells (2 methods x 2 seeds x 3 settings x 1000 grid combinations)"},
+		// Values that look alike once made a directory name.
+		{"same directory", func(s *Spec) {
+			s.Grid = map[string][]string{"data.split_dir": {"a/b", "a_b"}}
+		}, "cells data.split_dir=a/b fedavg seed 1 and data.split_dir=a_b fedavg seed 1 would share the run directory"},
 	} {
 		s := writeSpec(t, t.TempDir())
 		tc.edit(s)
 		if _, err := s.Cells(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// bigGrid is a grid of n fields (that need not exist) of k values each.
+func bigGrid(n, k int) map[string][]string {
+	g := map[string][]string{}
+	for i := range n {
+		vals := make([]string, k)
+		for j := range vals {
+			vals[j] = fmt.Sprint(j)
+		}
+		g[fmt.Sprintf("f%02d", i)] = vals
+	}
+	return g
+}
+
+// TestCellDirs: values with separators or dots make one directory below
+// out_dir, never a nested one or one outside it; the setting keeps them.
+func TestCellDirs(t *testing.T) {
+	for _, tc := range []struct{ value, dir string }{
+		{"1", "data.split_dir=1"},
+		{"../../../x", "data.split_dir=.._.._.._x"},
+		{"/abs/path", "data.split_dir=_abs_path"},
+		{`a\b`, "data.split_dir=a_b"},
+		{"..", "data.split_dir=.."},
+	} {
+		out := t.TempDir()
+		s := writeSpec(t, out)
+		s.Grid = map[string][]string{"data.split_dir": {tc.value}}
+		s.Methods, s.Seeds = []string{"fedavg"}, []uint64{1}
+		cells, err := s.Cells()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.value, err)
+		}
+		c := cells[0]
+		if want := filepath.Join(out, tc.dir, "fedavg-seed1"); c.Dir != want || c.Config.OutDir != filepath.Dir(want) {
+			t.Errorf("%s: dir %s, out_dir %s, want %s", tc.value, c.Dir, c.Config.OutDir, want)
+		}
+		if c.Setting != "data.split_dir="+tc.value || c.Config.Data.SplitDir != tc.value {
+			t.Errorf("%s: setting %s, split_dir %s", tc.value, c.Setting, c.Config.Data.SplitDir)
+		}
+	}
+}
+
+// TestRepeatedSeedRunsOnce is the reported case: seeds [1, 1] ran the
+// cell twice and the summary counted it as two runs.
+func TestRepeatedSeedRunsOnce(t *testing.T) {
+	out := t.TempDir()
+	s := writeSpec(t, out)
+	s.Grid, s.Methods, s.Seeds = nil, []string{"fedavg"}, []uint64{1, 1}
+	err := Run(context.Background(), s, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "seeds lists 1 twice") {
+		t.Fatalf("error %v", err)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("refused sweep wrote %d entries in out_dir", len(entries))
 	}
 }
 
