@@ -1,8 +1,10 @@
 package fl
 
 import (
+	"fmt"
 	"math"
 	"testing"
+	"time"
 )
 
 // The expected values are TensorFlow Privacy's own test values:
@@ -114,5 +116,91 @@ func TestSubsampledGaussianRDPFractional(t *testing.T) {
 		if math.Abs(got-c.want) > 1e-9*max(1, c.want) {
 			t.Errorf("rdp(q=%v, sigma=%v, order=%v) = %.12g, want %.12g", c.q, c.sigma, c.order, got, c.want)
 		}
+	}
+}
+
+// logAFracDirect is logAFrac as it was, recomputing each binomial
+// coefficient (O(i) per term): the reference logAFrac must equal exactly.
+func logAFracDirect(q, sigma, alpha float64) float64 {
+	binom := func(alpha, i float64) float64 {
+		c := 1.0
+		for k := 0.0; k < i; k++ {
+			c *= (alpha - k) / (k + 1)
+		}
+		return c
+	}
+	logA0, logA1 := math.Inf(-1), math.Inf(-1)
+	z0 := sigma*sigma*math.Log(1/q-1) + 0.5
+	for i := 0.0; ; i++ {
+		coef := binom(alpha, i)
+		logCoef := math.Log(math.Abs(coef))
+		j := alpha - i
+		logT0 := logCoef + i*math.Log(q) + j*math.Log1p(-q)
+		logT1 := logCoef + j*math.Log(q) + i*math.Log1p(-q)
+		logE0 := math.Log(0.5) + logErfc((i-z0)/(math.Sqrt2*sigma))
+		logE1 := math.Log(0.5) + logErfc((z0-j)/(math.Sqrt2*sigma))
+		logS0 := logT0 + (i*i-i)/(2*sigma*sigma) + logE0
+		logS1 := logT1 + (j*j-j)/(2*sigma*sigma) + logE1
+		if coef > 0 {
+			logA0, logA1 = logAdd(logA0, logS0), logAdd(logA1, logS1)
+		} else {
+			logA0, logA1 = logSub(logA0, logS0), logSub(logA1, logS1)
+		}
+		if max(logS0, logS1) < -30 {
+			break
+		}
+	}
+	return logAdd(logA0, logA1)
+}
+
+func TestLogAFracMatchesDirect(t *testing.T) {
+	for _, q := range []float64{0.01, 0.1, 0.5, 0.9} {
+		for _, sigma := range []float64{0.5, 1, 2, 5, 10} {
+			for _, alpha := range RDPOrders {
+				if alpha == math.Trunc(alpha) {
+					continue
+				}
+				got, ok := logAFrac(q, sigma, alpha)
+				if want := logAFracDirect(q, sigma, alpha); !ok || got != want {
+					t.Errorf("logAFrac(q=%v, sigma=%v, alpha=%v) = %v, %v; want %v, true", q, sigma, alpha, got, ok, want)
+				}
+			}
+		}
+	}
+}
+
+// A large noise multiplier at q = 1/2 makes the fractional-order series
+// long (1.7e5 terms at sigma 1e8): each term must cost O(1), or one call
+// takes hours.
+func TestAccountantLargeNoiseFast(t *testing.T) {
+	done := make(chan string)
+	go func() {
+		var bad string
+		for _, sigma := range []float64{1000, 3e5, 1e6, 1e8} {
+			if eps, _ := (Accountant{Q: 0.5, Sigma: sigma, Delta: 1e-5}).Epsilon(100); !(eps >= 0 && eps < 0.02) {
+				bad += fmt.Sprintf("sigma %v: epsilon %v, want in [0, 0.02); ", sigma, eps)
+			}
+		}
+		done <- bad
+	}()
+	select {
+	case bad := <-done:
+		if bad != "" {
+			t.Error(bad)
+		}
+	case <-time.After(20 * time.Second): // about 0.2 s when each term is O(1)
+		t.Fatal("accountant still running after 20 s") // the goroutine leaks: the test binary fails anyway
+	}
+}
+
+func TestLogAFracCap(t *testing.T) {
+	defer func(n int) { maxFracTerms = n }(maxFracTerms)
+	maxFracTerms = 100 // q = 1/2, sigma = 1000 needs 32410 terms at order 1.25
+	if got := SubsampledGaussianRDP(0.5, 1000, 1, 1.25); !math.IsInf(got, 1) {
+		t.Errorf("series past the cap: rdp %v, want +Inf", got)
+	}
+	// The integer orders still bound epsilon.
+	if eps, order := (Accountant{Q: 0.5, Sigma: 1000, Delta: 1e-5}).Epsilon(1); math.IsInf(eps, 0) || math.IsNaN(eps) || order != math.Trunc(order) {
+		t.Errorf("epsilon %v at order %v, want a finite one from an integer order", eps, order)
 	}
 }
