@@ -4,9 +4,10 @@
 // # Sources
 //
 // A run's configuration starts from Default(), is overlaid by a YAML file
-// (Load; unknown fields are an error) and then by command-line flags (one
-// flag per field, named by its dotted YAML path, e.g. -fedcmi.alpha 1.5;
-// see Fields). Validate checks ranges and relations between fields.
+// (Load; unknown fields, a second document and fractions in integer fields
+// are errors) and then by command-line flags (one flag per field, named by
+// its dotted YAML path, e.g. -fedcmi.alpha 1.5; see Fields). Validate
+// checks ranges and relations between fields.
 //
 // # Documentation
 //
@@ -17,10 +18,10 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -81,7 +82,7 @@ type Server struct {
 // DP holds client-level differential privacy (DP-FedAvg).
 type DP struct {
 	Clip            float64 `yaml:"clip" help:"L2 bound of each client's update over all its tensors (0: no differential privacy); the initial bound if adaptive"`
-	NoiseMultiplier float64 `yaml:"noise_multiplier" help:"Gaussian noise standard deviation over the clip bound, on the sum of each modality group's clipped updates"`
+	NoiseMultiplier float64 `yaml:"noise_multiplier" help:"Gaussian noise standard deviation over the clip bound, on the sum of each modality group's clipped updates, in [0, 1000]"`
 	Noise           string  `yaml:"noise" help:"who adds the noise: server, or client (each adds its share, std/sqrt(n) for a group of n)"`
 	Adaptive        bool    `yaml:"adaptive" help:"adapt the clip bound towards a quantile of the update norms (Andrew et al. 2021)"`
 	TargetQuantile  float64 `yaml:"target_quantile" help:"adaptive: the share of updates meant to be unclipped"`
@@ -241,7 +242,7 @@ type Synthetic struct {
 	NumClasses    int       `yaml:"num_classes" help:"number of classes"`
 	TrainPerClass int       `yaml:"train_per_class" help:"training samples per class"`
 	TestPerClass  int       `yaml:"test_per_class" help:"test samples per class"`
-	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak, ...), each in [-1000, 1000]"`
+	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak, ...), each in [0, 1000]"`
 	Noise         float64   `yaml:"noise" help:"standard deviation of the Gaussian noise, in [0, 1000]"`
 }
 
@@ -301,12 +302,11 @@ func fieldErr(path, format string, args ...any) error {
 	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
 }
 
-// Load overlays the YAML in r on c. Unknown fields are an error.
+// Load overlays the YAML in r on c (DecodeYAML: unknown fields, a second
+// document and fractions in integer fields are errors).
 func (c *Config) Load(r io.Reader, name string) error {
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s: %w", name, PlainYAMLError(err))
+	if err := DecodeYAML(r, name, c); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	return nil
 }
@@ -467,6 +467,11 @@ const (
 	MaxCNNBlocks      = 16      // model.cnn_blocks
 	MaxClasses        = 1 << 20 // data.num_classes
 	MaxNPZMB          = 1 << 20 // data.npz_max_mb (1 TiB)
+	// dp.noise_multiplier: noise 1000 times the clip bound drowns any
+	// update (epsilon under 0.04 after 100 rounds at any sampling rate), and
+	// fl's accountant stays fast up to it: its slowest case, q = 1/2, takes
+	// about 20 ms a round at 1000, and more beyond.
+	MaxNoiseMultiplier = 1000
 )
 
 // checkFinite reports the first float field (or list entry) that is NaN or
@@ -629,8 +634,8 @@ func (c *Config) Validate() error {
 			return fieldErr("data.synthetic.modalities", "names a modality twice")
 		}
 		for i, x := range s.Signal {
-			if math.Abs(x) > MaxSignal {
-				return fieldErr("data.synthetic.signal", "entry %d (%v) must be in [-%d, %d]", i, x, MaxSignal, MaxSignal)
+			if !(x >= 0 && x <= MaxSignal) {
+				return fieldErr("data.synthetic.signal", "entry %d (%v) must be in [0, %d]", i, x, MaxSignal)
 			}
 		}
 		if s.Noise < 0 || s.Noise > MaxSignal {
@@ -667,11 +672,13 @@ func (c *Config) validateServer() error {
 		{s.Tau > 0, "server.tau", "must be > 0"},
 		{s.Trim >= 0 && s.Trim < 0.5, "server.trim", "must be in [0, 0.5): a fraction cut from each end"},
 		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
-		{!krum || n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %d clients per round, has %d (min of clients_per_round and clients)", s.KrumF, 2*s.KrumF+2, n)},
-		{s.Aggregator != "bulyan" || n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %d clients per round, has %d (min of clients_per_round and clients)", s.KrumF, 4*s.KrumF+3, n)},
+		// f <= n first: for a huge f, 2f+2 and 4f+3 wrap negative and
+		// would pass (n is at most MaxClients, so they cannot wrap then).
+		{!krum || s.KrumF <= n && n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %s clients per round, has %d (min of clients_per_round and clients)", s.KrumF, affine(2, s.KrumF, 2), n)},
+		{s.Aggregator != "bulyan" || s.KrumF <= n && n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %s clients per round, has %d (min of clients_per_round and clients)", s.KrumF, affine(4, s.KrumF, 3), n)},
 		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
 		{d.Clip >= 0, "dp.clip", "must be >= 0 (0: no differential privacy)"},
-		{d.NoiseMultiplier >= 0, "dp.noise_multiplier", "must be >= 0"},
+		{d.NoiseMultiplier >= 0 && d.NoiseMultiplier <= MaxNoiseMultiplier, "dp.noise_multiplier", fmt.Sprintf("must be in [0, %d]", MaxNoiseMultiplier)},
 		{d.Delta > 0 && d.Delta < 1, "dp.delta", "must be in (0, 1)"},
 		{d.TargetQuantile >= 0 && d.TargetQuantile <= 1, "dp.target_quantile", "must be in [0, 1]"},
 		{d.ClipLR > 0, "dp.clip_lr", "must be > 0"},
@@ -692,6 +699,13 @@ func (c *Config) validateServer() error {
 		}
 	}
 	return nil
+}
+
+// affine returns k*f + c in decimal, exact for any f (the message of a
+// check that f failed, perhaps because k*f + c overflows an int).
+func affine(k, f, c int) string {
+	v := new(big.Int).Mul(big.NewInt(int64(k)), big.NewInt(int64(f)))
+	return v.Add(v, big.NewInt(int64(c))).String()
 }
 
 // DPCountStd returns the noise std of the count of unclipped updates:

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -33,10 +34,21 @@ func TestServerSettings(t *testing.T) {
 		{"krum ok", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", 3 }, "", ""},
 		{"bulyan too few", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "bulyan", 2 }, "server.krum_f", "at least 4f+3 = 11"},
 		{"bulyan ok", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "bulyan", 1 }, "", ""},
+		// 2f+2 and 4f+3 overflow int: they must not wrap negative and pass.
+		{"krum f overflows", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", math.MaxInt64/2 }, "server.krum_f", "more than 2f+2 = 9223372036854775808"},
+		{"multikrum f overflows", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "multikrum", math.MaxInt64 }, "server.krum_f", "more than 2f+2 = 18446744073709551616"},
+		{"bulyan f overflows", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "bulyan", 2305843009213693952 }, "server.krum_f", "at least 4f+3 = 9223372036854775811"},
+		{"bulyan f max", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "bulyan", math.MaxInt64 }, "server.krum_f", "at least 4f+3"},
+		{"krum f above n", func(c *Config) { c.Server.Aggregator, c.Server.KrumF = "krum", 11 }, "server.krum_f", "more than 2f+2 = 24"},
+		{"mean ignores f", func(c *Config) { c.Server.KrumF = math.MaxInt64 }, "", ""},
 		{"multikrum m", func(c *Config) { c.Server.Aggregator, c.Server.MultiKrumM = "multikrum", 11 }, "server.multikrum_m", ""},
 		{"dp", dp, "", ""},
 		{"negative clip", func(c *Config) { c.DP.Clip = -1 }, "dp.clip", ""},
 		{"negative noise", func(c *Config) { dp(c); c.DP.NoiseMultiplier = -0.5 }, "dp.noise_multiplier", ""},
+		// Beyond the bound fl's accountant sums ever longer series.
+		{"noise 1e6", func(c *Config) { dp(c); c.DP.NoiseMultiplier = 1e6 }, "dp.noise_multiplier", "[0, 1000]"},
+		{"noise above max", func(c *Config) { dp(c); c.DP.NoiseMultiplier = MaxNoiseMultiplier + 0.5 }, "dp.noise_multiplier", "[0, 1000]"},
+		{"noise max", func(c *Config) { dp(c); c.DP.NoiseMultiplier = MaxNoiseMultiplier }, "", ""},
 		{"noise without clip", func(c *Config) { c.DP.NoiseMultiplier = 1 }, "dp.clip", ""},
 		{"delta 1", func(c *Config) { dp(c); c.DP.Delta = 1 }, "dp.delta", ""},
 		{"delta 0", func(c *Config) { dp(c); c.DP.Delta = 0 }, "dp.delta", ""},

@@ -87,7 +87,6 @@ import (
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
-	"go.yaml.in/yaml/v3"
 )
 
 // Spec is a sweep file.
@@ -121,10 +120,8 @@ func Load(path string) (*Spec, error) {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
 	var s Spec
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("sweep: %s: %w", path, config.PlainYAMLError(err))
+	if err := config.DecodeYAML(bytes.NewReader(raw), path, &s); err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
 	}
 	return &s, nil
 }
