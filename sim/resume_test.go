@@ -190,23 +190,14 @@ func snapshot(t *testing.T, dir string) map[string][]byte {
 func TestResumeRefusals(t *testing.T) {
 	cfg := small(t, "fedavg")
 	cfg.Rounds = 3
-	ctx, cancel := context.WithCancel(context.Background())
-	part, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &lineHook{f: func(n int) {
-		if n == 1 {
-			cancel()
-		}
-	}}})
-	cancel()
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: %v", err)
-	}
+	part := interruptedAfterRound1(t, cfg)
 	dir := part.Dir
 	modelBefore, _ := os.ReadFile(filepath.Join(dir, rundir.ModelFile))
 
 	changed := cfg
 	changed.Rounds, changed.Train.LR = 5, 0.123
 	changed.Parallel, changed.Overwrite = 3, true // these do not count
-	_, err = Run(context.Background(), changed, Options{Logger: quiet, Resume: true})
+	_, err := Run(context.Background(), changed, Options{Logger: quiet, Resume: true})
 	if !errors.Is(err, ErrConfigChanged) {
 		t.Fatalf("changed config: %v, want ErrConfigChanged", err)
 	}
@@ -280,16 +271,7 @@ func TestResumeRefusals(t *testing.T) {
 func TestResumeWithTensorBoard(t *testing.T) {
 	cfg := small(t, "fedavg")
 	cfg.Rounds = 3
-	ctx, cancel := context.WithCancel(context.Background())
-	part, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &lineHook{f: func(n int) {
-		if n == 1 {
-			cancel()
-		}
-	}}})
-	cancel()
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: %v", err)
-	}
+	part := interruptedAfterRound1(t, cfg)
 	on := cfg
 	on.TensorBoard = true
 	if res, err := Run(context.Background(), on, Options{Logger: quiet, Resume: true}); err != nil || len(res.Rounds) != 3 {
@@ -315,6 +297,19 @@ func TestResumeWithTensorBoard(t *testing.T) {
 func TestResumeWithoutClientStates(t *testing.T) {
 	cfg := small(t, "scaffold")
 	cfg.Rounds = 3
+	part := interruptedAfterRound1(t, cfg)
+	if err := os.RemoveAll(filepath.Join(part.Dir, ClientStateDir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), "no client states") {
+		t.Fatalf("resume without the clients' states: %v", err)
+	}
+}
+
+// interruptedAfterRound1 runs cfg and cancels it once round 1 is done, as
+// Ctrl-C would; the run directory keeps round 1 and its checkpoint.
+func interruptedAfterRound1(t *testing.T, cfg config.Config) *Result {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	part, err := Run(ctx, cfg, Options{Logger: quiet, Progress: &lineHook{f: func(n int) {
 		if n == 1 {
@@ -325,10 +320,5 @@ func TestResumeWithoutClientStates(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run: %v", err)
 	}
-	if err := os.RemoveAll(filepath.Join(part.Dir, ClientStateDir)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), "no client states") {
-		t.Fatalf("resume without the clients' states: %v", err)
-	}
+	return part
 }
