@@ -240,8 +240,8 @@ const unclippedSigmas = 10
 // finite and, under dp (the client's share of privacy), within
 // unclippedSigmas of dp.CountStd of [0, 1]; without dp, only within
 // ±MaxMetricCount, so that the server's count over many clients stays
-// finite. The adaptive clip also clamps the fraction it derives (see
-// privateMean), so a value in range can bias it, never break it.
+// finite. A value in range can bias the adaptive clip (privateMean),
+// never make it 0, infinite or NaN.
 func checkUnclipped(v float64, dp *DPFit) error {
 	lo, hi := -float64(MaxMetricCount), float64(MaxMetricCount)
 	if dp != nil {

@@ -333,10 +333,9 @@ func (s *ServerSide) privateMean(round int, global model.Params, updates []Updat
 		if !o.ClientNoise && o.CountStd > 0 {
 			frac = (count + o.CountStd*rng.NormFloat64()) / float64(len(updates))
 		}
-		// The count noise can take the fraction outside [0, 1]; a true
-		// fraction never is, and clamping it keeps each step of the
-		// clip within exp(±ClipLR), never 0 or +Inf.
-		frac = min(max(frac, 0), 1)
+		// Not clamped to [0, 1], as in Andrew et al. (the count noise may
+		// take it outside): the indicators were bounded (checkUnclipped),
+		// which keeps the clip finite and positive.
 		s.clip = clip * math.Exp(-o.ClipLR*(frac-o.TargetQuantile))
 	}
 	s.logger().Info("dp", "round", round, "clip", clip, "next_clip", s.Clip(), "unclipped", frac, "updates", len(updates))

@@ -361,10 +361,9 @@ func TestServerOptionsValidate(t *testing.T) {
 }
 
 // TestClientIndicators: under client-side privacy with adaptive clipping
-// the clip moves by the clients' noisy indicators, their fraction clamped
-// into [0, 1] (a true fraction's range), so no in-range noise can take
-// the clip to 0 or +Inf; a non-finite or implausible indicator is an
-// error, never a NaN clip.
+// the clip moves by the clients' noisy indicators as they are (Andrew et
+// al.); a non-finite or implausible indicator is an error, never a NaN
+// clip.
 func TestClientIndicators(t *testing.T) {
 	o := serverOptions(OptimizerSGD)
 	o.LR = 1
@@ -376,8 +375,9 @@ func TestClientIndicators(t *testing.T) {
 		want      string  // in the error
 	}{
 		{"honest", []float64{1, 0}, 1, ""},
-		{"noisy above 1", []float64{3, 3}, math.Exp(-0.2 * 0.5), ""},
-		{"noisy below 0", []float64{-3, -3}, math.Exp(0.2 * 0.5), ""},
+		// Noisy but in range: used as they are (Andrew et al. do not clamp).
+		{"noisy above 1", []float64{3, 3}, math.Exp(-0.2 * (3 - 0.5)), ""},
+		{"noisy below 0", []float64{-3, -3}, math.Exp(0.2 * (3 + 0.5)), ""},
 		{"NaN", []float64{math.NaN(), 1}, 1, "update 0: unclipped indicator is NaN"},
 		{"huge", []float64{1, -1e300}, 1, "update 1: unclipped indicator -1e+300 outside [-10, 11]"},
 	} {
