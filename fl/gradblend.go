@@ -137,26 +137,38 @@ type GBLosses struct {
 const gbMaxLoss = 1e6
 
 // validate implements Report: N in 0..the client's samples and, if
-// measured, 1 + nm losses before and after, each in [0, gbMaxLoss].
+// measured, 1 + nm losses before and after. Their values are checked
+// where they are pooled (pooledLosses leaves a report with a loss outside
+// [0, gbMaxLoss] out): a diverged global model gives every client such
+// losses, which should cost the round its blending estimate, not its
+// updates.
 func (l *GBLosses) validate(b MetricBounds, _ int) error {
-	if err := l.check(1+b.Modalities, b.Samples); err != nil {
+	if err := l.checkShape(1+b.Modalities, b.Samples); err != nil {
 		return fmt.Errorf("fl: metrics: %w", err)
 	}
 	return nil
 }
 
-// check returns why l, from a client of n samples, is not a report of nh
-// heads' losses: N outside 0..n or, if measured (N > 0), other than nh
-// losses before and after, or one outside [0, gbMaxLoss].
-func (l *GBLosses) check(nh, n int) error {
+// checkShape returns why l, from a client of n samples, is not a report
+// of nh heads' losses: N outside 0..n or, if measured (N > 0), other than
+// nh losses before and after.
+func (l *GBLosses) checkShape(nh, n int) error {
 	if l.N < 0 || l.N > n {
 		return fmt.Errorf("fedgb rows %d, want 0..%d", l.N, n)
 	}
+	if l.N > 0 && (len(l.Before) != nh || len(l.After) != nh) {
+		return fmt.Errorf("fedgb losses of %d and %d heads, want %d", len(l.Before), len(l.After), nh)
+	}
+	return nil
+}
+
+// check is checkShape, and each loss in [0, gbMaxLoss].
+func (l *GBLosses) check(nh, n int) error {
+	if err := l.checkShape(nh, n); err != nil {
+		return err
+	}
 	if l.N == 0 {
 		return nil
-	}
-	if len(l.Before) != nh || len(l.After) != nh {
-		return fmt.Errorf("fedgb losses of %d and %d heads, want %d", len(l.Before), len(l.After), nh)
 	}
 	for k := range nh {
 		for _, x := range [...]struct {

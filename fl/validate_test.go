@@ -92,19 +92,14 @@ func TestFitMetricsValidate(t *testing.T) {
 		}, "class statistics of 1e+12 samples, more than the client's 10"},
 		{"class counts summing beyond samples", func(m *FitMetrics) { m.FedCMI.ClassStats.Count[1] = 9 }, "of 11 samples"},
 		{"class counts of all samples", func(m *FitMetrics) { m.FedCMI.ClassStats.Count[1] = 8 }, ""},
-		// fedgb losses whose pooled sums would overflow to +Inf, which
-		// the coordinator's state cannot be saved with.
+		// fedgb loss values are checked where they are pooled
+		// (TestPooledLossesBounds): out-of-range ones cost the report,
+		// not the update, as a diverged model gives every client such.
 		{"huge fedgb loss", func(m *FitMetrics) {
 			m.Report = &GBLosses{Before: []float64{1e308, 1, 1}, After: []float64{1, 1, 1}, N: 10}
-		}, "fedgb loss of head 0 before training is 1e+308"},
+		}, ""},
 		{"NaN fedgb loss", func(m *FitMetrics) {
 			m.Report = &GBLosses{Before: []float64{1, 1, 1}, After: []float64{1, 1, math.NaN()}, N: 10}
-		}, "fedgb loss of head 2 after training is NaN"},
-		{"negative fedgb loss", func(m *FitMetrics) {
-			m.Report = &GBLosses{Before: []float64{1, -1, 1}, After: []float64{1, 1, 1}, N: 10}
-		}, "head 1 before training is -1"},
-		{"fedgb loss at the bound", func(m *FitMetrics) {
-			m.Report = &GBLosses{Before: []float64{gbMaxLoss, 0, 1}, After: []float64{1, 1, 1}, N: 10}
 		}, ""},
 		// The unclipped indicator: 1 or 0 plus count noise.
 		{"NaN unclipped", func(m *FitMetrics) { m.DPUnclipped = math.NaN() }, "unclipped indicator is NaN"},
