@@ -130,7 +130,14 @@ func CheckHeader(buf []byte) (int, error) {
 	tensors := 0
 	for name, e := range entries {
 		if name == "__metadata__" {
-			continue // strings only, which decode compactly
+			// The library decodes it into generic values before it
+			// checks for strings: decoded as strings here, anything
+			// else fails at its first value.
+			var meta map[string]string
+			if err := json.Unmarshal(e, &meta); err != nil {
+				return 0, fmt.Errorf("safetensors header: __metadata__ is not a map of strings: %w", err)
+			}
+			continue
 		}
 		if len(e) > maxHeaderEntry {
 			return 0, fmt.Errorf("safetensors header: tensor %.64q has an entry of %d bytes, more than %d", name, len(e), maxHeaderEntry)

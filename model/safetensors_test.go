@@ -55,6 +55,7 @@ func TestParamsRoundTrip(t *testing.T) {
 		{"nan", nanBuf.Bytes(), arch, "NaN"},
 		// Costly headers are refused before the library decodes them.
 		{"huge shape", safetensorsFile(`{"w":{"dtype":"F32","shape":[` + strings.Repeat("1,", 3000) + `1],"data_offsets":[0,4]}}`), arch, `tensor "w" has an entry of 6048 bytes`},
+		{"metadata not strings", safetensorsFile(`{"__metadata__":{"k":[` + strings.Repeat("1,", 3000) + `1]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`), arch, "__metadata__ is not a map of strings"},
 		{"many tensors", safetensorsFile(`{` + manyTensors(maxHeaderTensors+1) + `}`), arch, "65537 tensors, more than 65536"},
 		{"header beyond the file", append([]byte{0, 0, 0, 0, 0, 1, 0, 0}, `{}`...), arch, "a header of 1099511627776 bytes in a file of 10"},
 	} {
