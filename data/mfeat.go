@@ -91,9 +91,10 @@ func LoadMfeat(dir string, views []string, testFraction float64, rng *rand.Rand)
 	}
 	k, _, row, distinct, ok := labelSpace(labels)
 	if !ok {
-		return nil, nil, &ParseError{File: labelsPath, Line: row + 1, Column: 1, Err: detail(ErrLabel,
-			"label %d would make %d classes, but only %d distinct labels occur (at least half of the classes must occur, and at most %d)",
-			k-1, k, distinct, MaxInferredClasses)}
+		// Named by its row: blank lines are skipped, so the line may differ.
+		return nil, nil, &ParseError{File: labelsPath, Err: detail(ErrLabel,
+			"label %d of row %d would make %d classes, but only %d distinct labels occur (at least half of the classes must occur, and at most %d)",
+			k-1, row+1, k, distinct, MaxInferredClasses)}
 	}
 	all := &Set{
 		Modalities: slices.Clone(views),

@@ -189,14 +189,14 @@ func TestLoadMfeatErrors(t *testing.T) {
 			edit: func(t *testing.T, dir string) {
 				editLine(t, filepath.Join(dir, "labels"), 4, func(string) string { return "4611686018427387904" })
 			},
-			is: ErrLabel, want: []string{"labels:4:1:", "would make 4611686018427387905 classes"},
+			is: ErrLabel, want: []string{"labels:", "of row 4 would make 4611686018427387905 classes"},
 		},
 		{
 			name: "sparse labels",
 			edit: func(t *testing.T, dir string) {
 				editLine(t, filepath.Join(dir, "labels"), 4, func(string) string { return "9" })
 			},
-			is: ErrLabel, want: []string{"labels:4:1:", "would make 10 classes, but only 4 distinct"},
+			is: ErrLabel, want: []string{"labels:", "label 9 of row 4 would make 10 classes, but only 4 distinct"},
 		},
 		{
 			name: "two labels on a line",
