@@ -33,6 +33,15 @@ const DefaultMaxMessageBytes = 4 << 20
 // chunk (DefaultChunkBytes) with its header.
 const MinMessageBytes = DefaultChunkBytes + 64<<10
 
+// CheckMaxMessage refuses a message bound (serve's and join's
+// -max_message) below MinMessageBytes, which would refuse every chunk.
+func CheckMaxMessage(n int) error {
+	if n < MinMessageBytes {
+		return fmt.Errorf("-max_message %d is below %d: models travel in chunks of %d bytes", n, MinMessageBytes, DefaultChunkBytes)
+	}
+	return nil
+}
+
 // ServeOptions are a coordinator's deployment settings; the experiment
 // itself is the config. Zero values mean the documented defaults.
 type ServeOptions struct {
@@ -191,8 +200,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			return nil, err
 		}
 	}
-	if opt.MaxMessageBytes != 0 && opt.MaxMessageBytes < MinMessageBytes {
-		return nil, fmt.Errorf("deploy: the largest gRPC message, %d bytes, is below %d: models travel in chunks of %d bytes", opt.MaxMessageBytes, MinMessageBytes, DefaultChunkBytes)
+	if opt.MaxMessageBytes != 0 {
+		if err := CheckMaxMessage(opt.MaxMessageBytes); err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
 	}
 	if opt.MaxWeightShare == 0 {
 		opt.MaxWeightShare = DefaultMaxWeightShare
@@ -213,6 +224,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	// The coordinator trains no client; it evaluates, one graph at a time.
 	fed, err := sim.PrepareFor(ctx, &cfg, log, 1)
 	if err != nil {
+		return nil, err
+	}
+	// It holds a round's results until it aggregates them.
+	if err := sim.CheckServerMemory(&cfg, &fed.Arch, 1, min(cfg.ClientsPerRound, cfg.Clients)); err != nil {
 		return nil, err
 	}
 	engine, test := fed.Engine, fed.Test

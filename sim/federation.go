@@ -79,10 +79,6 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	if err != nil {
 		return nil, err
 	}
-	// The server holds a round's updates until it aggregates them.
-	if err := checkMemory(cfg, &arch, clients, min(cfg.ClientsPerRound, cfg.Clients)); err != nil {
-		return nil, err
-	}
 	engine, err := NewEngine(cfg, arch, clients)
 	if err != nil {
 		return nil, err
@@ -103,6 +99,14 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 		Train: train, Test: test, Standardizer: z, Parts: parts, Masks: masks, RowMasks: rowMasks,
 		Arch: arch, Engine: engine, Global: global, Augment: augment,
 	}, nil
+}
+
+// CheckServerMemory is NewEngine's memory check for a server that trains
+// clients clients at once and also holds held updates of arch until it
+// aggregates them (a simulation, or a deployment's coordinator); a
+// participant holds none.
+func CheckServerMemory(cfg *config.Config, arch *model.Arch, clients, held int) error {
+	return checkMemory(cfg, arch, clients, held)
 }
 
 // NewEngine returns an engine running arch on cfg's backend with cfg's

@@ -142,7 +142,7 @@ func ConfigDigest(cfg config.Config) (string, error) {
 }
 
 // legacyConfigDigest is ConfigDigest as checkpoints written before
-// 2026-12-06 hold it, with tensorboard in the hash (so that turning it on
+// 2026-12-06 hold it, with tensorboard in the hash (so that changing it
 // for a resume was refused, though it is in runLocal); a resume accepts
 // both.
 func legacyConfigDigest(cfg config.Config) (string, error) {

@@ -341,6 +341,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each of the runs at once holds a round's updates until it aggregates them.
+	held := min(cfg.ClientsPerRound, cfg.Clients) * max(1, opt.Runs)
+	if err := CheckServerMemory(&cfg, &fed.Arch, clientsAtOnce(&cfg)*max(1, opt.Runs), held); err != nil {
+		return nil, err
+	}
 	if err := checkBatch(&cfg, fed.Parts); err != nil {
 		return nil, err
 	}
@@ -367,9 +372,15 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			log.Info("the run is complete: nothing to resume", "dir", dir)
 			return storedResult(dir)
 		}
-		legacy, err := legacyConfigDigest(cfg)
-		if err != nil {
-			return nil, err
+		// Checkpoints written before tensorboard left the digest hold
+		// one with either of its values.
+		var legacy [2]string
+		for i, tb := range []bool{false, true} {
+			old := cfg
+			old.TensorBoard = tb
+			if legacy[i], err = legacyConfigDigest(old); err != nil {
+				return nil, err
+			}
 		}
 		if ck, err = loadResumable(dir, fed, digest, legacy); err != nil {
 			return nil, err
@@ -597,7 +608,7 @@ func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, cl
 
 // loadResumable returns the checkpoint of the run in dir (nil: none, the
 // run starts anew), checked against the experiment's digest.
-func loadResumable(dir string, fed *Federation, digest, legacy string) (*Checkpoint, error) {
+func loadResumable(dir string, fed *Federation, digest string, legacy [2]string) (*Checkpoint, error) {
 	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile), &fed.Arch)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -605,7 +616,7 @@ func loadResumable(dir string, fed *Federation, digest, legacy string) (*Checkpo
 	if err != nil {
 		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
 	}
-	if ck.ConfigDigest != digest && ck.ConfigDigest != legacy {
+	if ck.ConfigDigest != digest && !slices.Contains(legacy[:], ck.ConfigDigest) {
 		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
 			dir, ErrConfigChanged, rundir.ConfigFile)
 	}
