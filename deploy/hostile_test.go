@@ -377,7 +377,7 @@ func TestMaxSamples(t *testing.T) {
 func TestStalledUploads(t *testing.T) {
 	met := NewMetrics()
 	// The deadline leaves time to open every upload before it.
-	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 2 * time.Second, Metrics: met}, nil)
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 5 * time.Second, Metrics: met}, nil)
 	layout := coord.cfg.Layout
 	raw := registerRaw(t, addr, "staller", layout)
 	coord.BeginRound(1)

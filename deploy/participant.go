@@ -451,7 +451,16 @@ func (p *Participant) run(ctx context.Context, h *fedcmipb.TaskHeader, ins fl.Fi
 // upload sends a task's outcome, retrying a broken stream a few times.
 func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome, log *slog.Logger) error {
 	var err error
-	for attempt := range 3 {
+	// A retry after a broken stream may find the coordinator still holding
+	// the broken upload (a half-open connection, until its keepalive or
+	// the task's end), which it answers Aborted: such retries back off and
+	// go on until the task's end, without counting against the attempts.
+	end, ok := taskEnd(h)
+	if !ok {
+		end = time.Now().Add(2 * time.Minute)
+	}
+	busy := max(p.MinBackoff, 10*time.Millisecond)
+	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
@@ -461,6 +470,17 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 		}
 		var resp *fedcmipb.UploadResponse
 		resp, err = p.uploadOnce(ctx, rpc, session, h, out)
+		if status.Code(err) == codes.Aborted && time.Now().Add(busy).Before(end) {
+			log.Debug("the coordinator still holds an earlier upload of this result; retrying", "task", h.GetTaskId(), "in", busy)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(busy):
+			}
+			busy = min(2*busy, max(p.MaxBackoff, p.MinBackoff))
+			attempt--
+			continue
+		}
 		if err == nil {
 			lvl := slog.LevelInfo
 			if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {

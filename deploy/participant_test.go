@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/fedcmi/fedcmi/fl"
@@ -359,5 +360,37 @@ func TestUploadNotAggregatedDiscards(t *testing.T) {
 		if !slices.Equal(c.discarded, tc.want) {
 			t.Errorf("%v %v: discarded rounds %v, want %v", tc.status, tc.kind, c.discarded, tc.want)
 		}
+	}
+}
+
+// busyRPC refuses the first busy uploads as the coordinator does while it
+// still holds an earlier, broken upload of the same result, then accepts.
+type busyRPC struct {
+	fedcmipb.FederationClient
+	busy  int
+	calls int
+}
+
+func (b *busyRPC) Upload(context.Context, ...grpc.CallOption) (fedcmipb.Federation_UploadClient, error) {
+	b.calls++
+	if b.calls <= b.busy {
+		return nil, status.Error(codes.Aborted, "another upload of its result is in progress (one at a time)")
+	}
+	return answeringStream{status: fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED}, nil
+}
+
+// TestUploadRetriesWhileBusy: a retry refused because the coordinator
+// still holds the broken first upload is tried again, beyond the three
+// attempts for broken streams, until it is delivered.
+func TestUploadRetriesWhileBusy(t *testing.T) {
+	rpc := &busyRPC{busy: 5}
+	c := &discardingClient{}
+	p := &Participant{Client: c, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	h := &fedcmipb.TaskHeader{TaskId: "t", Round: 2, Kind: fedcmipb.TaskKind_TASK_KIND_FIT}
+	if err := p.upload(context.Background(), rpc, "s", h, outcome{}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if rpc.calls != 6 || len(c.discarded) != 0 {
+		t.Errorf("%d calls, discarded %v; want 6 calls and nothing discarded", rpc.calls, c.discarded)
 	}
 }

@@ -247,13 +247,14 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 	}
 	if up.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {
 		log.Warn("masked input not accepted", "status", up.GetStatus(), "reason", up.GetReason())
-		return nil
+		return p.discard(h, log)
 	}
 	log.Info("masked input uploaded")
 	if resp, err = call(&fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_SURVIVORS}); err != nil {
 		if aborted(err) {
+			// Not among the survivors: the sums leave its input out.
 			log.Warn("secure aggregation round went on without this participant", "err", err)
-			return nil
+			return p.discard(h, log)
 		}
 		return err
 	}

@@ -45,7 +45,8 @@
 // report.html shows the table, the figures of each setting (embedded as
 // PNG data URIs, so the page stands alone and fetches nothing) with
 // captions and links to the files, and the list of runs with their round
-// counts and whether they completed. Every file of a report is written
-// atomically once all figures are drawn, so a failed or cancelled build
-// leaves the previous report whole.
+// counts and whether they completed. The files are written once all
+// figures are drawn, each replaced atomically and report.html last: a
+// build that fails or is cancelled while drawing leaves the previous
+// report whole, and no file is ever left cut short.
 package report

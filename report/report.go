@@ -139,9 +139,10 @@ func groupRuns(runs []*Run) []group {
 // show (no heads, no classes, no dominance measured) is left out. It stops
 // between figures when ctx is done.
 //
-// Every file is written atomically, and only once all figures are drawn,
-// so that a failed or cancelled build leaves an earlier report in dir
-// as it was.
+// The files are written only once all figures are drawn, each replaced
+// atomically and report.html last: a build that fails or is cancelled
+// while drawing leaves an earlier report in dir as it was, and a write
+// error later never leaves a file cut short.
 func Build(ctx context.Context, runs []*Run, dir string, opt Options) (*Result, error) {
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("report: no runs")

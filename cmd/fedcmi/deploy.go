@@ -79,8 +79,8 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 		if *maxSamples < 0 {
 			return &usageError{fmt.Sprintf("-max_samples %d: want a positive number, or 0 for no bound", *maxSamples)}
 		}
-		if *maxMsg < deploy.MinMessageBytes {
-			return &usageError{fmt.Sprintf("-max_message %d is below %d: models travel in chunks of %d bytes", *maxMsg, deploy.MinMessageBytes, deploy.DefaultChunkBytes)}
+		if err := deploy.CheckMaxMessage(*maxMsg); err != nil {
+			return &usageError{err.Error()}
 		}
 		if !(*maxShare > 0 && *maxShare <= 1) {
 			return &usageError{fmt.Sprintf("-max_weight_share %v: want a share in (0, 1]", *maxShare)}
@@ -248,8 +248,8 @@ Local data is either
 		switch {
 		case *server == "":
 			return &usageError{"-server is required"}
-		case *maxMsg < deploy.MinMessageBytes:
-			return &usageError{fmt.Sprintf("-max_message %d is below %d: models travel in chunks of %d bytes", *maxMsg, deploy.MinMessageBytes, deploy.DefaultChunkBytes)}
+		case deploy.CheckMaxMessage(*maxMsg) != nil:
+			return &usageError{deploy.CheckMaxMessage(*maxMsg).Error()}
 		case (*shard >= 0) == (*dataDir != ""):
 			return &usageError{"give either -shard or -data"}
 		case *dataDir != "" && *name == "":
