@@ -74,6 +74,11 @@ func EncodeWAVFormat(w io.Writer, c *Clip, f WAVFormat) error {
 	}
 	bytesPer := f.Bits / 8
 	frameSize := c.Channels * bytesPer
+	if frameSize > math.MaxUint16 {
+		// The fmt chunk's block align is 16 bits: a larger frame would be
+		// written truncated, giving a file no reader accepts.
+		return fmt.Errorf("audio: EncodeWAV: %w: %d channels of %v samples make %d-byte frames, at most 65535 fit in a fmt chunk", ErrArgument, c.Channels, f, frameSize)
+	}
 	frames := c.Frames()
 
 	tag := uint16(tagPCM)

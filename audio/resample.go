@@ -23,6 +23,9 @@ const (
 	// entries); rate pairs that would need more (coprime rates such as
 	// 44101 → 16000) compute their taps on the fly, more slowly.
 	maxResampleTable = 1 << 19
+	// maxResampleWidth bounds the filter's half-width in input samples, so
+	// that its tap count and tap indexes fit in an int.
+	maxResampleWidth = 1 << 60
 )
 
 // Resampler converts audio from one sample rate to another with a
@@ -66,6 +69,12 @@ func NewResampler(from, to int) (*Resampler, error) {
 	}
 	r.cutoff = resampleRolloff * min(1, float64(r.up)/float64(r.down))
 	r.width = resampleZeroCrossings / r.cutoff
+	// A downsampling ratio beyond ~10^16 makes the filter wider than an
+	// int can count (2·half taps would overflow, and the table size check
+	// divide by zero); no audio rate pair comes near it.
+	if !(r.width < maxResampleWidth) {
+		return nil, fmt.Errorf("audio: NewResampler: %w: rates %d Hz -> %d Hz: ratio %d:%d needs a filter of %.3g taps, more than %d", ErrArgument, from, to, r.down, r.up, 2*math.Ceil(r.width), 2*maxResampleWidth)
+	}
 	r.half = int(math.Ceil(r.width))
 	r.i0beta = besselI0(resampleBeta)
 	taps := 2 * r.half

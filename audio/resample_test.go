@@ -202,10 +202,19 @@ func TestResamplerReuseAndCopy(t *testing.T) {
 }
 
 func TestResampleErrors(t *testing.T) {
-	for _, rates := range [][2]int{{0, 16000}, {16000, 0}, {-1, 8000}} {
+	for _, rates := range [][2]int{
+		{0, 16000}, {16000, 0}, {-1, 8000},
+		// Ratios so extreme that the filter's tap count overflows an int
+		// (this once panicked with a division by zero).
+		{1 << 62, 1}, {math.MaxInt, 1}, {math.MaxInt, 2},
+	} {
 		if _, err := Resample([]float32{1}, rates[0], rates[1]); !errors.Is(err, ErrArgument) {
 			t.Errorf("%v: error %v, want ErrArgument", rates, err)
 		}
+	}
+	// The most extreme ratio of WAV rates (32-bit) still works.
+	if _, err := NewResampler(math.MaxInt32, 1); err != nil {
+		t.Errorf("2^31-1 Hz -> 1 Hz: %v", err)
 	}
 	r, _ := NewResampler(1, math.MaxInt32)
 	if _, err := r.OutputLen(math.MaxInt / 2); !errors.Is(err, ErrArgument) {

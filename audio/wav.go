@@ -367,7 +367,10 @@ func (d *wavDecoder) readData(at, size int64, f *wavFormat) (*Clip, error) {
 	if d.size >= 0 {
 		left := max(0, d.size-d.off)
 		pre = min(want, left/int64(frameSize))
-		bufLen = min(bufLen, left)
+		// Whole frames only: the size is only an estimate (a file may grow
+		// after its size was taken), and a read ending inside a frame
+		// would drop the frame's first bytes and misalign all that follow.
+		bufLen = min(bufLen, left/int64(frameSize)*int64(frameSize))
 	}
 	// At least one frame, so that every read can complete frames. The
 	// channel slices are made when the first whole frame has arrived.

@@ -353,6 +353,42 @@ func (e *errAfter) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// TestDecodeWAVSizeEstimate: the input size bounds only preallocation, so
+// a wrong estimate (a file that grew after its size was taken) must not
+// change the samples. An estimate ending inside a frame once made the
+// decoder drop that frame's first bytes and misread all later frames.
+func TestDecodeWAVSizeEstimate(t *testing.T) {
+	want := []int16{1000, -2000, 3000, -4000, 5000}
+	for _, tc := range []struct {
+		name string
+		fmt  []byte
+		data []byte
+	}{
+		{"pcm16 mono", fmtBody(1, 1, 8000, 16), le16(want...)},
+		{"pcm16 stereo", fmtBody(1, 2, 8000, 16), le16(want[:4]...)},
+		{"pcm24 mono", fmtBody(1, 1, 8000, 24), []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+	} {
+		file := wavFile(chunk("fmt ", tc.fmt), chunk("data", tc.data))
+		ref, err := decodeWAV(bytes.NewReader(file), -1)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for cut := 0; cut <= len(tc.data)+8; cut++ {
+			size := int64(len(file) - cut)
+			got, err := decodeWAV(bytes.NewReader(file), size)
+			if err != nil {
+				t.Errorf("%s: size estimate %d: %v", tc.name, size, err)
+				continue
+			}
+			for c := range ref.Samples {
+				if !equalF32(got.Samples[c], ref.Samples[c]) {
+					t.Errorf("%s: size estimate %d: channel %d = %v, want %v", tc.name, size, c, got.Samples[c], ref.Samples[c])
+				}
+			}
+		}
+	}
+}
+
 func TestDecodeWAVReaderError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	file := wavFile(chunk("LIST", make([]byte, 10)), chunk("fmt ", fmtBody(1, 1, 8000, 16)), chunk("data", le16(1, 2, 3, 4)))
@@ -470,6 +506,10 @@ func TestEncodeWAVErrors(t *testing.T) {
 		{"ragged", &Clip{Rate: 8000, Channels: 2, Samples: [][]float32{{0}, {0, 1}}}, WAVFormat{Bits: 16}},
 		{"nan", &Clip{Rate: 8000, Channels: 1, Samples: [][]float32{{0, float32(math.NaN())}}}, WAVFormat{Bits: 16}},
 		{"inf float", &Clip{Rate: 8000, Channels: 1, Samples: [][]float32{{float32(math.Inf(1))}}}, WAVFormat{Bits: 32, Float: true}},
+		// 8192 channels of 8 bytes: a 65536-byte frame, whose block align
+		// was written truncated to 16 bits (0), giving an unreadable file.
+		{"frame too large", &Clip{Rate: 8000, Channels: 8192, Samples: make([][]float32, 8192)}, WAVFormat{Bits: 64, Float: true}},
+		{"frame too large pcm", &Clip{Rate: 8000, Channels: 16385, Samples: make([][]float32, 16385)}, WAVFormat{Bits: 32}},
 	} {
 		var buf bytes.Buffer
 		err := EncodeWAVFormat(&buf, tc.c, tc.f)
