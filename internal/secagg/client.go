@@ -87,7 +87,7 @@ func (c *Client) ShareKeys(set []Keys) ([]Ciphertext, [][]byte, error) {
 	}
 	c.keys = map[int]peerKeys{}
 	mine := c.Keys()
-	for _, k := range set {
+	for n, k := range set {
 		i := c.r.index(k.Name)
 		pk := peerKeys{raw: k}
 		// The server checked the keys for low-order points; agreeing with
@@ -97,6 +97,14 @@ func (c *Client) ShareKeys(set []Keys) ([]Ciphertext, [][]byte, error) {
 		}
 		if pk.mask, err = decodePublicKey(k.Mask); err != nil {
 			return nil, nil, fmt.Errorf("secagg: %s's mask key: %w", k.Name, err)
+		}
+		for _, prev := range set[:n] {
+			// Relayed by a server that did not check (Server.Advertise
+			// refuses such keys): masking with them could cancel this
+			// member's pairwise masks and expose its input.
+			if err := keyClash(k, prev); err != nil {
+				return nil, nil, err
+			}
 		}
 		c.keys[i] = pk
 	}

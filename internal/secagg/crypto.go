@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
@@ -20,11 +21,20 @@ const PublicKeySize = 32
 // version) never serve another purpose.
 const label = "fedcmi secagg v1 "
 
-// decodePublicKey decodes an X25519 public key of 32 bytes. A low-order
-// point passes; agreeing on a secret with it fails.
+// decodePublicKey decodes an X25519 public key of 32 bytes in canonical
+// form. A low-order point passes; agreeing on a secret with it fails.
+//
+// X25519 ignores the top bit and reduces the u-coordinate modulo
+// 2^255-19, so a key has aliases that agree on the same secrets but differ
+// as bytes. They are refused: otherwise one member could advertise an alias
+// of another's key that a byte comparison does not catch, and a mask key
+// advertised as an alias never matches the key recovered from its shares.
 func decodePublicKey(b []byte) (*ecdh.PublicKey, error) {
 	if len(b) != PublicKeySize {
 		return nil, fmt.Errorf("public key of %d bytes, want %d", len(b), PublicKeySize)
+	}
+	if !canonicalU(b) {
+		return nil, fmt.Errorf("public key %x is not canonical (top bit set or u-coordinate not below 2^255-19)", b)
 	}
 	pub, err := ecdh.X25519().NewPublicKey(b)
 	if err != nil {
@@ -33,8 +43,42 @@ func decodePublicKey(b []byte) (*ecdh.PublicKey, error) {
 	return pub, nil
 }
 
+// canonicalU reports whether the 32-byte little-endian b is below
+// 2^255-19, the canonical encoding of an X25519 u-coordinate.
+func canonicalU(b []byte) bool {
+	if b[31] != 0x7f {
+		return b[31] < 0x7f
+	}
+	for _, c := range b[1:31] {
+		if c != 0xff {
+			return true
+		}
+	}
+	return b[0] < 0xed
+}
+
+// keyClash returns an error naming a key of member a that equals one of
+// member b's, or nil. Members must not share keys: see Server.Advertise.
+func keyClash(a, b Keys) error {
+	for _, x := range [...]struct {
+		use string
+		key []byte
+	}{{"cipher", a.Cipher}, {"mask", a.Mask}} {
+		for _, y := range [...]struct {
+			use string
+			key []byte
+		}{{"cipher", b.Cipher}, {"mask", b.Mask}} {
+			if bytes.Equal(x.key, y.key) {
+				return fmt.Errorf("secagg: %s's %s key is %s's %s key", a.Name, x.use, b.Name, y.use)
+			}
+		}
+	}
+	return nil
+}
+
 // ParsePublicKey checks and decodes a peer's X25519 public key: 32 bytes,
-// not a low-order point (which would make the agreed secret public).
+// canonical, not a low-order point (which would make the agreed secret
+// public).
 func ParsePublicKey(b []byte) (*ecdh.PublicKey, error) {
 	pub, err := decodePublicKey(b)
 	if err != nil {

@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -687,6 +688,177 @@ func TestCorruptShareTolerated(t *testing.T) {
 	for j, u := range sums[0] {
 		if math.Abs(Decode(u)-want[j]) > 4.0/scale {
 			t.Fatalf("value %d: %v, want %v", j, Decode(u), want[j])
+		}
+	}
+}
+
+// TestAdvertiseKeyClash: members must not share keys, nor advertise an
+// alias of a key (X25519 ignores the top bit and reduces u mod 2^255-19).
+// If a copies c's mask key, b's pairwise masks with a and c are the same
+// stream, added for one and subtracted for the other: they cancel, and
+// b's input is exposed once its self mask is removed. A mask key
+// advertised with its top bit set agrees on the same secrets, but the key
+// recovered from its shares when a drops never matches it, so one member
+// could make every round's unmasking fail. Both the server and a member
+// told of such a key set refuse it, naming the members.
+func TestAdvertiseKeyClash(t *testing.T) {
+	r := Round{ID: "clash", Threshold: 2, Lengths: []int{3}, Members: []Member{{"a", 1}, {"b", 1}, {"c", 1}}}
+	var keys []Keys
+	for _, m := range r.Members {
+		c, err := NewClient(r, m.Name, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, c.Keys())
+	}
+	topBit := func(k []byte) []byte { k = slices.Clone(k); k[31] ^= 0x80; return k }
+	// 2^255-10 = 9 + (2^255-19): the base point's u-coordinate, unreduced.
+	unreduced := append([]byte{0xf6}, bytes.Repeat([]byte{0xff}, 30)...)
+	unreduced = append(unreduced, 0x7f)
+	for _, tc := range []struct {
+		name       string
+		cipher     []byte
+		mask       []byte
+		wantServer string
+		wantClient string
+	}{
+		{"copied mask key", keys[0].Cipher, keys[2].Mask, "a's mask key is c's mask key", "c's mask key is a's mask key"},
+		{"copied cipher key", keys[2].Cipher, keys[0].Mask, "a's cipher key is c's cipher key", "c's cipher key is a's cipher key"},
+		{"other's mask as cipher", keys[2].Mask, keys[0].Mask, "a's cipher key is c's mask key", "c's mask key is a's cipher key"},
+		{"alias of other's mask", keys[0].Cipher, topBit(keys[2].Mask), "a's mask key: public key", "a's mask key: public key"},
+		{"alias of own mask", keys[0].Cipher, topBit(keys[0].Mask), "not canonical", "not canonical"},
+		{"unreduced", unreduced, keys[0].Mask, "a's cipher key: public key", "not canonical"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := NewServer(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys[1:] {
+				if err := srv.Advertise(k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bad := Keys{Name: "a", Cipher: tc.cipher, Mask: tc.mask}
+			if err := srv.Advertise(bad); err == nil || !strings.Contains(err.Error(), tc.wantServer) {
+				t.Errorf("server: err = %v, want %q", err, tc.wantServer)
+			}
+			b, err := NewClient(r, "b", rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := []Keys{bad, b.Keys(), keys[2]}
+			if _, _, err := b.ShareKeys(set); err == nil || !strings.Contains(err.Error(), tc.wantClient) {
+				t.Errorf("client: err = %v, want %q", err, tc.wantClient)
+			}
+		})
+	}
+}
+
+// TestUnmaskBlamesOwner: when a member's shares all agree but do not
+// reconstruct what it committed to (or the mask key it advertised), the
+// fault is the owner's; unmasking must say so instead of blaming the
+// revealers' shares as "more than one is corrupt".
+func TestUnmaskBlamesOwner(t *testing.T) {
+	lengths := []int{2}
+	for _, tc := range []struct {
+		name string
+		drop bool // p001 drops before input: its mask key is recovered
+		want string
+	}{
+		{"bad commitment", false, "self masks of p001: the self-mask seed of group 0 does not match its commitment (all 4 shares agree: the owner shared"},
+		{"bad mask key", true, "mask key of p001, who dropped out: does not match its advertised mask key (all 3 shares agree: the owner shared"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Round{ID: "blame", Threshold: 2, Lengths: lengths}
+			for i := range 4 {
+				r.Members = append(r.Members, Member{Name: fmt.Sprintf("p%03d", i), Groups: 1})
+			}
+			srv, _ := NewServer(r)
+			cl := map[string]*Client{}
+			for _, m := range r.Members {
+				cl[m.Name], _ = NewClient(r, m.Name, rand.Reader)
+				if err := srv.Advertise(cl[m.Name].Keys()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			keys, _ := srv.CloseAdvertise()
+			for _, m := range r.Members {
+				set := keys
+				if m.Name == "p001" && tc.drop {
+					// p001 shares a mask key other than the one it
+					// advertised (and believes the set holds it).
+					other, _ := NewClient(r, "p001", rand.Reader)
+					cl["p001"].sKey = other.sKey
+					set = slices.Clone(keys)
+					set[1] = cl["p001"].Keys()
+				}
+				cts, commits, err := cl[m.Name].ShareKeys(set)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Name == "p001" && !tc.drop {
+					// p001 commits to a seed other than the one it shares.
+					commits[0][0] ^= 1
+				}
+				if err := srv.Shares(m.Name, cts, commits); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set, _ := srv.CloseShares()
+			for _, m := range r.Members {
+				if tc.drop && m.Name == "p001" {
+					continue
+				}
+				if err := cl[m.Name].ReceiveShares(set, srv.SharesFor(m.Name)); err != nil {
+					t.Fatal(err)
+				}
+				in := make([]uint64, 2)
+				cl[m.Name].Mask(0, in)
+				if err := srv.Input(m.Name, [][]uint64{in}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			surv, _ := srv.CloseInput()
+			for _, n := range surv {
+				rs, err := cl[n].Reveal(surv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := srv.Reveal(n, rs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := srv.Unmask()
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "more than one is corrupt") {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSharesConsistent(t *testing.T) {
+	shares, err := Split(randomSecrets(2), 5, 3, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(shares)
+	bad[4].Values = slices.Clone(bad[4].Values)
+	bad[4].Values[3] = fadd(bad[4].Values[3], 1)
+	for _, tc := range []struct {
+		name   string
+		shares []Share
+		t      int
+		want   bool
+	}{
+		{"all agree", shares, 3, true},
+		{"one off the polynomial", bad, 3, false},
+		{"first t only", bad[:4], 3, true},
+		{"no spare", shares[:3], 3, false},
+		{"threshold 0", shares, 0, false},
+	} {
+		if got := consistent(tc.shares, tc.t); got != tc.want {
+			t.Errorf("%s: consistent = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

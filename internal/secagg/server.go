@@ -68,7 +68,8 @@ func (s *Server) inPhase(p int, what string) error {
 	return nil
 }
 
-// Advertise records a member's public keys.
+// Advertise records a member's public keys. It refuses keys that are
+// malformed, low-order or not canonical, and keys another member advertised.
 func (s *Server) Advertise(k Keys) error {
 	if err := s.inPhase(phaseAdvertise, "keys"); err != nil {
 		return err
@@ -89,6 +90,19 @@ func (s *Server) Advertise(k Keys) error {
 	}
 	if bytes.Equal(k.Cipher, k.Mask) {
 		return fmt.Errorf("secagg: %s advertised one key for both uses", k.Name)
+	}
+	// A member that copies another's mask key makes every third member's
+	// pairwise masks with the two cancel (added for one, subtracted for
+	// the other), exposing that member's input once its self mask is
+	// removed; a copied cipher key lets the key's owner read shares meant
+	// for the copier. Keys are canonical (ParsePublicKey), so equal
+	// secrets mean equal bytes.
+	for j := range s.r.Members {
+		if other, ok := s.keys[j]; ok {
+			if err := keyClash(k, other.raw); err != nil {
+				return err
+			}
+		}
 	}
 	s.keys[i] = pk
 	return nil
@@ -450,5 +464,14 @@ func combineVerified(shares []Share, t int, verify func([]Secret) error) ([]Secr
 			return sec, nil
 		}
 	}
-	return nil, fmt.Errorf("%v (from %d shares, threshold %d: more than one is corrupt)", first, len(shares), t)
+	switch {
+	case consistent(shares, t):
+		// Every t shares give the same secrets: the owner shared other
+		// secrets than it committed to or advertised, and blaming the
+		// revealers' shares would point at the wrong members.
+		return nil, fmt.Errorf("%w (all %d shares agree: the owner shared a secret other than the one it committed to or advertised)", first, len(shares))
+	case len(shares) == t:
+		return nil, fmt.Errorf("%w (from %d shares, the threshold: a share is corrupt or the owner shared a wrong secret, and no spare share can tell which)", first, t)
+	}
+	return nil, fmt.Errorf("%w (from %d shares, threshold %d: more than one is corrupt)", first, len(shares), t)
 }

@@ -213,6 +213,45 @@ func Combine(shares []Share, t int) ([]Secret, error) {
 	return out, nil
 }
 
+// consistent reports whether the shares after the first t lie on the
+// polynomials through the first t, that is, whether every t of them
+// reconstruct the same secrets. The shares must have distinct points and
+// equal lengths; it is false when there are no more than t.
+func consistent(shares []Share, t int) bool {
+	if t < 1 || len(shares) <= t {
+		return false
+	}
+	base := shares[:t]
+	lag := make([]uint64, t)
+	for _, s := range shares[t:] {
+		if len(s.Values) != len(base[0].Values) {
+			return false
+		}
+		// Lagrange basis at x: l_i = prod_{j != i} (x - x_j) / (x_i - x_j).
+		x := uint64(s.X)
+		for i := range base {
+			num, den := uint64(1), uint64(1)
+			for j := range base {
+				if j != i {
+					num = fmul(num, fsub(x, uint64(base[j].X)))
+					den = fmul(den, fsub(uint64(base[i].X), uint64(base[j].X)))
+				}
+			}
+			lag[i] = fmul(num, finv(den))
+		}
+		for v, want := range s.Values {
+			var acc uint64
+			for i, b := range base {
+				acc = fadd(acc, fmul(b.Values[v], lag[i]))
+			}
+			if acc != want {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // MarshalShare encodes s: X, then the values, little-endian.
 func MarshalShare(s Share) []byte {
 	b := make([]byte, 0, 4+8*len(s.Values))
