@@ -71,9 +71,10 @@
 // counted once. An upload runs while its task is open (and at most a
 // grace period past its deadline), one at a time per task. A participant
 // whose heartbeats fail three times in a row ends its session and
-// reconnects (or gives up, Participant.GiveUpAfter). The state after each round (global model, round, strategy
-// state via fl.Stateful, metrics) is written atomically, so Serve with
-// Resume continues after a crash with the numbers of an uninterrupted run
+// reconnects (or gives up, Participant.GiveUpAfter). The state after each
+// round (global model, round, strategy state via fl.Stateful, metrics) is
+// written atomically, so Serve with Resume continues after a crash with
+// the numbers of an uninterrupted run
 // (from round 1 if it died before its first save; at once to the summary
 // if every round was done). Participants re-register when the coordinator
 // restarts, with backoff; one speaking plain text to a TLS coordinator, or

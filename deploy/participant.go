@@ -448,33 +448,60 @@ func (p *Participant) run(ctx context.Context, h *fedcmipb.TaskHeader, ins fl.Fi
 	return out
 }
 
-// upload sends a task's outcome, retrying a broken stream a few times.
+// upload sends a task's outcome (retryUpload) and undoes the round's
+// client state when the coordinator does not aggregate it.
 func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, out outcome, log *slog.Logger) error {
-	var err error
-	// A retry after a broken stream may find the coordinator still holding
-	// the broken upload (a half-open connection, until its keepalive or
-	// the task's end), which it answers Aborted: such retries back off and
-	// go on until the task's end, without counting against the attempts.
+	resp, err := p.retryUpload(ctx, h, log, func() (*fedcmipb.UploadResponse, error) {
+		return p.uploadOnce(ctx, rpc, session, h, out)
+	})
+	switch {
+	case status.Code(err) == codes.ResourceExhausted:
+		log.Warn("result refused as too large", "task", h.GetTaskId(), "err", err)
+		return p.discard(h, log)
+	case err != nil:
+		return err
+	}
+	lvl := slog.LevelInfo
+	if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {
+		lvl = slog.LevelWarn
+	}
+	log.Log(ctx, lvl, "result uploaded", "task", h.GetTaskId(), "status", resp.GetStatus(), "reason", resp.GetReason())
+	if st := resp.GetStatus(); st == fedcmipb.UploadStatus_UPLOAD_STATUS_LATE || st == fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED {
+		return p.discard(h, log)
+	}
+	return nil
+}
+
+// retryUpload runs once, an upload of task h's result, retrying a broken
+// stream up to three times in all; errors a retry cannot mend
+// (authentication, cancellation, permanent ones, a result too large)
+// end it at once. A retry after a broken stream may find the coordinator
+// still holding the broken upload (a half-open connection, until its
+// keepalive or the task's end), which it answers Aborted: such retries
+// back off and go on until the task's end, without counting against the
+// attempts.
+func (p *Participant) retryUpload(ctx context.Context, h *fedcmipb.TaskHeader, log *slog.Logger, once func() (*fedcmipb.UploadResponse, error)) (*fedcmipb.UploadResponse, error) {
 	end, ok := taskEnd(h)
 	if !ok {
 		end = time.Now().Add(2 * time.Minute)
 	}
 	busy := max(p.MinBackoff, 10*time.Millisecond)
+	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(time.Duration(attempt) * p.MinBackoff):
 			}
 		}
 		var resp *fedcmipb.UploadResponse
-		resp, err = p.uploadOnce(ctx, rpc, session, h, out)
+		resp, err = once()
 		if status.Code(err) == codes.Aborted && time.Now().Add(busy).Before(end) {
 			log.Debug("the coordinator still holds an earlier upload of this result; retrying", "task", h.GetTaskId(), "in", busy)
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(busy):
 			}
 			busy = min(2*busy, max(p.MaxBackoff, p.MinBackoff))
@@ -482,25 +509,13 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 			continue
 		}
 		if err == nil {
-			lvl := slog.LevelInfo
-			if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {
-				lvl = slog.LevelWarn
-			}
-			log.Log(ctx, lvl, "result uploaded", "task", h.GetTaskId(), "status", resp.GetStatus(), "reason", resp.GetReason())
-			if st := resp.GetStatus(); st == fedcmipb.UploadStatus_UPLOAD_STATUS_LATE || st == fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED {
-				return p.discard(h, log)
-			}
-			return nil
+			return resp, nil
 		}
-		if code := status.Code(err); code == codes.Unauthenticated || code == codes.Canceled || permanent(err) {
-			return err
-		}
-		if status.Code(err) == codes.ResourceExhausted {
-			log.Warn("result refused as too large", "task", h.GetTaskId(), "err", err)
-			return p.discard(h, log)
+		if code := status.Code(err); code == codes.Unauthenticated || code == codes.Canceled || code == codes.ResourceExhausted || permanent(err) {
+			return nil, err
 		}
 	}
-	return err
+	return nil, err
 }
 
 // discard undoes what training task h did to the client's state, if the

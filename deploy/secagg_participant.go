@@ -241,7 +241,7 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 	}
 	m := out.res.Metrics
 	m.FedCMI.ClassStats, m.DPUnclipped = nil, 0 // never in the clear
-	up, err := p.uploadMasked(ctx, rpc, session, h, m, vecs)
+	up, err := p.uploadMasked(ctx, rpc, session, h, m, vecs, log)
 	if err != nil {
 		return err
 	}
@@ -278,26 +278,11 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 	return nil
 }
 
-// uploadMasked sends a masked input, retrying a broken stream a few times.
-func (p *Participant) uploadMasked(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, m fl.FitMetrics, vecs [][]uint64) (*fedcmipb.UploadResponse, error) {
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(attempt) * p.MinBackoff):
-			}
-		}
-		var resp *fedcmipb.UploadResponse
-		if resp, err = p.uploadMaskedOnce(ctx, rpc, session, h, m, vecs); err == nil {
-			return resp, nil
-		}
-		if code := status.Code(err); code == codes.Unauthenticated || code == codes.Canceled || permanent(err) {
-			return nil, err
-		}
-	}
-	return nil, err
+// uploadMasked sends a masked input, retrying as retryUpload does.
+func (p *Participant) uploadMasked(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, m fl.FitMetrics, vecs [][]uint64, log *slog.Logger) (*fedcmipb.UploadResponse, error) {
+	return p.retryUpload(ctx, h, log, func() (*fedcmipb.UploadResponse, error) {
+		return p.uploadMaskedOnce(ctx, rpc, session, h, m, vecs)
+	})
 }
 
 func (p *Participant) uploadMaskedOnce(ctx context.Context, rpc fedcmipb.FederationClient, session string, h *fedcmipb.TaskHeader, m fl.FitMetrics, vecs [][]uint64) (*fedcmipb.UploadResponse, error) {

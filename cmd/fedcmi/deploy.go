@@ -248,12 +248,13 @@ Local data is either
 		switch {
 		case *server == "":
 			return &usageError{"-server is required"}
-		case deploy.CheckMaxMessage(*maxMsg) != nil:
-			return &usageError{deploy.CheckMaxMessage(*maxMsg).Error()}
 		case (*shard >= 0) == (*dataDir != ""):
 			return &usageError{"give either -shard or -data"}
 		case *dataDir != "" && *name == "":
 			return &usageError{"-data needs -participant name"}
+		}
+		if err := deploy.CheckMaxMessage(*maxMsg); err != nil {
+			return &usageError{err.Error()}
 		}
 		cfg, err := x.config()
 		if err != nil {
