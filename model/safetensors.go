@@ -48,13 +48,28 @@ func WriteParams(w io.Writer, p Params, metadata map[string]string) error {
 // float32 safetensors file) and returns its tensors in the order of arch's
 // layout, checked against it (names, shapes, finite values).
 func ReadParams(r io.Reader, arch *Arch) (Params, map[string]string, error) {
+	buf, err := ReadModelBytes(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ParseParams(buf, arch)
+}
+
+// ReadModelBytes reads a model file from r, at most MaxModelFile bytes:
+// a larger one is refused once that much is read.
+func ReadModelBytes(r io.Reader) ([]byte, error) {
 	buf, err := io.ReadAll(io.LimitReader(r, MaxModelFile+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("model: read params: %w", err)
+		return nil, fmt.Errorf("model: read params: %w", err)
 	}
 	if len(buf) > MaxModelFile {
-		return nil, nil, fmt.Errorf("model: read params: file larger than %d bytes", MaxModelFile)
+		return nil, fmt.Errorf("model: read params: file larger than %d bytes", MaxModelFile)
 	}
+	return buf, nil
+}
+
+// ParseParams is ReadParams on a model file already read (ReadModelBytes).
+func ParseParams(buf []byte, arch *Arch) (Params, map[string]string, error) {
 	layout := arch.Layout()
 	n, err := CheckHeader(buf)
 	if err != nil {

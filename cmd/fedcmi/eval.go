@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,7 +152,7 @@ func evaluateRun(ctx context.Context, runDir, modelFile, dataFile string, droppe
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", modelFile, err)
 	}
-	params, _, err := model.ReadParams(bytes.NewReader(buf), &arch)
+	params, _, err := model.ParseParams(buf, &arch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", modelFile, err)
 	}
@@ -328,12 +327,9 @@ func readModelFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d bytes, larger than a model file may be (%d bytes); is -model the run's model.safetensors?", path, info.Size(), model.MaxModelFile)
 	}
 	// The limit also holds if the file grows while it is read.
-	buf, err := io.ReadAll(io.LimitReader(f, model.MaxModelFile+1))
+	buf, err := model.ReadModelBytes(f)
 	if err != nil {
-		return nil, err
-	}
-	if len(buf) > model.MaxModelFile {
-		return nil, fmt.Errorf("%s: larger than a model file may be (%d bytes)", path, model.MaxModelFile)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return buf, nil
 }
