@@ -372,17 +372,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			log.Info("the run is complete: nothing to resume", "dir", dir)
 			return storedResult(dir)
 		}
-		// Checkpoints written before tensorboard left the digest hold
-		// one with either of its values.
-		var legacy [2]string
-		for i, tb := range []bool{false, true} {
-			old := cfg
-			old.TensorBoard = tb
-			if legacy[i], err = legacyConfigDigest(old); err != nil {
-				return nil, err
-			}
-		}
-		if ck, err = loadResumable(dir, fed, digest, legacy); err != nil {
+		if ck, err = loadResumable(dir, fed, cfg); err != nil {
 			return nil, err
 		}
 		if ck == nil {
@@ -608,7 +598,7 @@ func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, cl
 
 // loadResumable returns the checkpoint of the run in dir (nil: none, the
 // run starts anew), checked against the experiment's digest.
-func loadResumable(dir string, fed *Federation, digest string, legacy [2]string) (*Checkpoint, error) {
+func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint, error) {
 	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile), &fed.Arch)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -616,7 +606,11 @@ func loadResumable(dir string, fed *Federation, digest string, legacy [2]string)
 	if err != nil {
 		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
 	}
-	if ck.ConfigDigest != digest && !slices.Contains(legacy[:], ck.ConfigDigest) {
+	ok, err := digestMatches(cfg, ck.ConfigDigest)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
 			dir, ErrConfigChanged, rundir.ConfigFile)
 	}
