@@ -26,7 +26,7 @@ type Local struct {
 // modalities, model and name (client-0000, ...), so that a federation of
 // cfg.Clients shards gives the simulation's numbers.
 func ShardLocal(ctx context.Context, cfg *config.Config, i int, log *slog.Logger) (*Local, error) {
-	fed, err := sim.PrepareFor(ctx, cfg, log, 1)
+	fed, err := sim.PrepareFor(ctx, cfg, log, 1, 0)
 	if err != nil {
 		return nil, err
 	}

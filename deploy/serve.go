@@ -222,12 +222,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		log.Warn("INSECURE: serving participants over plain text without authentication of the coordinator or certificates of participants; use only on a trusted network")
 	}
 	// The coordinator trains no client; it evaluates, one graph at a time.
-	fed, err := sim.PrepareFor(ctx, &cfg, log, 1)
-	if err != nil {
-		return nil, err
-	}
 	// It holds a round's results until it aggregates them.
-	if err := sim.CheckServerMemory(&cfg, &fed.Arch, 1, min(cfg.ClientsPerRound, cfg.Clients)); err != nil {
+	fed, err := sim.PrepareFor(ctx, &cfg, log, 1, min(cfg.ClientsPerRound, cfg.Clients))
+	if err != nil {
 		return nil, err
 	}
 	engine, test := fed.Engine, fed.Test

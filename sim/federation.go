@@ -41,13 +41,16 @@ type Federation struct {
 // Prepare loads the data cfg names, partitions it, and builds the network
 // and its initial parameters, every random choice drawn from cfg.Seed.
 func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federation, error) {
-	return PrepareFor(ctx, cfg, log, clientsAtOnce(cfg))
+	return PrepareFor(ctx, cfg, log, clientsAtOnce(cfg), min(cfg.ClientsPerRound, cfg.Clients))
 }
 
 // PrepareFor is Prepare for a process that trains clients clients at
 // once, which decides how the engine runs its graphs (see
-// model.NewBackend): a deployed participant trains one.
-func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clients int) (*Federation, error) {
+// model.NewBackend): a deployed participant trains one. held is how many
+// clients' updates the process keeps until it aggregates them (a round's
+// for a simulation or a coordinator, none for a participant), which the
+// memory check counts.
+func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clients, held int) (*Federation, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -79,7 +82,7 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	if err != nil {
 		return nil, err
 	}
-	engine, err := NewEngine(cfg, arch, clients)
+	engine, err := newEngine(cfg, arch, clients, held)
 	if err != nil {
 		return nil, err
 	}
@@ -101,21 +104,19 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	}, nil
 }
 
-// CheckServerMemory is NewEngine's memory check for a server that trains
-// clients clients at once and also holds held updates of arch until it
-// aggregates them (a simulation, or a deployment's coordinator); a
-// participant holds none.
-func CheckServerMemory(cfg *config.Config, arch *model.Arch, clients, held int) error {
-	return checkMemory(cfg, arch, clients, held)
-}
-
 // NewEngine returns an engine running arch on cfg's backend with cfg's
 // training batch size, for a caller that trains clients clients at once
 // (see model.NewBackend). An experiment whose training would need more
 // than the machine's memory (a rough estimate of parameters and
 // activations) is an error naming the field to change.
 func NewEngine(cfg *config.Config, arch model.Arch, clients int) (*model.Engine, error) {
-	if err := checkMemory(cfg, &arch, clients, 0); err != nil {
+	return newEngine(cfg, arch, clients, 0)
+}
+
+// newEngine is NewEngine for a process that also keeps held updates until
+// it aggregates them (PrepareFor).
+func newEngine(cfg *config.Config, arch model.Arch, clients, held int) (*model.Engine, error) {
+	if err := checkMemory(cfg, &arch, clients, held); err != nil {
 		return nil, err
 	}
 	backend, err := model.NewBackend(cfg.Backend, arch, clients)

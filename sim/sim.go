@@ -337,13 +337,10 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	fed, err := PrepareFor(ctx, &cfg, log, clientsAtOnce(&cfg)*max(1, opt.Runs))
-	if err != nil {
-		return nil, err
-	}
 	// Each of the runs at once holds a round's updates until it aggregates them.
-	held := min(cfg.ClientsPerRound, cfg.Clients) * max(1, opt.Runs)
-	if err := CheckServerMemory(&cfg, &fed.Arch, clientsAtOnce(&cfg)*max(1, opt.Runs), held); err != nil {
+	runs := max(1, opt.Runs)
+	fed, err := PrepareFor(ctx, &cfg, log, clientsAtOnce(&cfg)*runs, min(cfg.ClientsPerRound, cfg.Clients)*runs)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkBatch(&cfg, fed.Parts); err != nil {
