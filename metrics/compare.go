@@ -223,13 +223,9 @@ func formatMean(s Stat, prec int) string {
 	return strconv.FormatFloat(s.Mean, 'f', prec, 64)
 }
 
-// WriteComparisonCSV writes rows as CSV with the header setting, method,
-// runs, <head>_mean, <head>_std (per head of any row, in the order they
-// first appear), dominance_mean, first_dominant_mean, round_mean,
-// best_round_mean, best_round_std;
-// numbers in full precision, unmeasured values and heads a row lacks
-// empty.
-func WriteComparisonCSV(w io.Writer, rows []Row) error {
+// AllHeads returns the heads of all rows, in the order they first appear:
+// settings may differ in their heads.
+func AllHeads(rows []Row) []string {
 	var heads []string
 	for _, r := range rows {
 		for _, h := range r.Heads {
@@ -238,6 +234,17 @@ func WriteComparisonCSV(w io.Writer, rows []Row) error {
 			}
 		}
 	}
+	return heads
+}
+
+// WriteComparisonCSV writes rows as CSV with the header setting, method,
+// runs, <head>_mean, <head>_std (per head of any row, in the order they
+// first appear), dominance_mean, first_dominant_mean, round_mean,
+// best_round_mean, best_round_std;
+// numbers in full precision, unmeasured values and heads a row lacks
+// empty.
+func WriteComparisonCSV(w io.Writer, rows []Row) error {
+	heads := AllHeads(rows)
 	cw := csv.NewWriter(w)
 	header := []string{"setting", "method", "runs"}
 	for _, h := range heads {

@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"io"
 	"path/filepath"
-	"slices"
 
 	"github.com/fedcmi/fedcmi/metrics"
 )
@@ -117,15 +116,8 @@ func writeHTML(w io.Writer, runs []*Run, res *Result, opt Options) error {
 	if opt.Pick == metrics.PickBest {
 		p.Pick = "best"
 	}
-	// The columns are the heads of all rows, as they first appear: settings
-	// may differ in their heads, and a row without a head shows "-" there.
-	for _, r := range res.Rows {
-		for _, h := range r.Heads {
-			if !slices.Contains(p.Heads, h) {
-				p.Heads = append(p.Heads, h)
-			}
-		}
-	}
+	// A row without one of the heads shows "-" there.
+	p.Heads = metrics.AllHeads(res.Rows)
 	p.First = metrics.FirstModality(p.Heads)
 	for _, r := range res.Rows {
 		p.WithSetting = p.WithSetting || r.Setting != ""
