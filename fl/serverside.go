@@ -465,8 +465,8 @@ func ClientPrivacy(layout []model.ParamInfo, global, params model.Params, has da
 	if len(global) != len(layout) || len(params) != len(layout) {
 		return nil, 0, fmt.Errorf("fl: client privacy: %d and %d tensors for a layout of %d", len(global), len(params), len(layout))
 	}
-	if !(dp.Clip > 0) {
-		return nil, 0, fmt.Errorf("fl: client privacy: clip %v", dp.Clip)
+	if err := dp.validate(); err != nil {
+		return nil, 0, fmt.Errorf("fl: client privacy: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x64702d636c69656e))
 	norm := updateNorm(layout, global, params, has)
