@@ -38,6 +38,9 @@ const (
 // so that a user's file that merely contains tempMarker is never one.
 var tempName = regexp.MustCompile(`^(` + regexp.QuoteMeta(manifestName) + `|[A-Za-z0-9_]+-[0-9]{5,}\.shard)` + regexp.QuoteMeta(tempMarker) + `[0-9]+$`)
 
+// isTemp reports whether e is a leftover of an interrupted write (tempName).
+func isTemp(e fs.DirEntry) bool { return tempName.MatchString(e.Name()) && !e.IsDir() }
+
 // manifest describes a cache folder. It is written when a cache is begun
 // and rewritten, with the counts of kept samples, when it is complete.
 type manifest struct {
@@ -358,7 +361,7 @@ func checkFresh(dir string) error {
 		return fmt.Errorf("data: cache: %w", err)
 	}
 	for _, e := range entries {
-		if !tempName.MatchString(e.Name()) || e.IsDir() {
+		if !isTemp(e) {
 			return fmt.Errorf("data: cache %s: %w: the folder holds %q but no %s, so it is not a cache; choose an empty or new folder",
 				dir, ErrCacheMismatch, e.Name(), manifestName)
 		}
@@ -373,7 +376,7 @@ func removeTemps(dir string) error {
 		return fmt.Errorf("data: cache: %w", err)
 	}
 	for _, e := range entries {
-		if tempName.MatchString(e.Name()) && !e.IsDir() {
+		if isTemp(e) {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("data: cache: %w", err)
 			}

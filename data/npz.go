@@ -101,12 +101,9 @@ func LoadNPZWith(dir string, modalities []string, opts NPZOptions) (train, test 
 	if numClasses < 0 {
 		return nil, nil, fmt.Errorf("data: load %s: numClasses = %d, want >= 0", dir, numClasses)
 	}
-	if opts.MaxBytes < 0 {
-		return nil, nil, fmt.Errorf("data: load %s: MaxBytes = %d, want >= 0", dir, opts.MaxBytes)
-	}
-	maxBytes := opts.MaxBytes
-	if maxBytes == 0 {
-		maxBytes = DefaultNPZMaxBytes
+	maxBytes, err := npzMaxBytes(dir, "MaxBytes", opts.MaxBytes)
+	if err != nil {
+		return nil, nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -154,6 +151,18 @@ func LoadNPZWith(dir string, modalities []string, opts NPZOptions) (train, test 
 		f.set.NumClasses = k
 	}
 	return train, test, nil
+}
+
+// npzMaxBytes returns the decompression bound v asks for, 0 meaning
+// DefaultNPZMaxBytes; a negative v is an error naming where and field.
+func npzMaxBytes(where, field string, v int64) (int64, error) {
+	switch {
+	case v < 0:
+		return 0, fmt.Errorf("data: load %s: %s = %d, want >= 0", where, field, v)
+	case v == 0:
+		return DefaultNPZMaxBytes, nil
+	}
+	return v, nil
 }
 
 // inferClasses returns the largest label + 1 of both files' labels, or an

@@ -24,11 +24,8 @@ func ReadNPZ(path string, modalities []string) (set *Set, missing []string, err 
 // at most maxBytes, as NPZOptions.MaxBytes (a run's data.npz_max_mb); 0
 // means DefaultNPZMaxBytes.
 func ReadNPZLimit(path string, modalities []string, maxBytes int64) (set *Set, missing []string, err error) {
-	if maxBytes < 0 {
-		return nil, nil, fmt.Errorf("data: load %s: maxBytes = %d, want >= 0", path, maxBytes)
-	}
-	if maxBytes == 0 {
-		maxBytes = DefaultNPZMaxBytes
+	if maxBytes, err = npzMaxBytes(path, "maxBytes", maxBytes); err != nil {
+		return nil, nil, err
 	}
 	f, err := os.Open(path)
 	if err != nil {
