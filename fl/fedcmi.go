@@ -156,8 +156,8 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 		}
 		stats = measured
 		if cfg.FedCMI.Dominance == DominanceFederated && cfg.FedCMI.Table != nil {
-			if len(cfg.FedCMI.Table.P) != len(stats.Sum) || cfg.FedCMI.Table.Len() != stats.Len() {
-				return fmt.Errorf("fl: dominance table of %d modalities for %d classes, data has %d and %d", len(cfg.FedCMI.Table.P), cfg.FedCMI.Table.Len(), len(stats.Sum), stats.Len())
+			if err := cfg.FedCMI.Table.validate(len(stats.Sum), stats.Len()); err != nil {
+				return fmt.Errorf("fl: %w (the data's)", err)
 			}
 			stats = cfg.FedCMI.Table.Stats()
 		}
