@@ -60,16 +60,12 @@ func canonicalU(b []byte) bool {
 // keyClash returns an error naming a key of member a that equals one of
 // member b's, or nil. Members must not share keys: see Server.Advertise.
 func keyClash(a, b Keys) error {
-	for _, x := range [...]struct {
-		use string
-		key []byte
-	}{{"cipher", a.Cipher}, {"mask", a.Mask}} {
-		for _, y := range [...]struct {
-			use string
-			key []byte
-		}{{"cipher", b.Cipher}, {"mask", b.Mask}} {
-			if bytes.Equal(x.key, y.key) {
-				return fmt.Errorf("secagg: %s's %s key is %s's %s key", a.Name, x.use, b.Name, y.use)
+	uses := [2]string{"cipher", "mask"}
+	ka, kb := [2][]byte{a.Cipher, a.Mask}, [2][]byte{b.Cipher, b.Mask}
+	for i, x := range ka {
+		for j, y := range kb {
+			if bytes.Equal(x, y) {
+				return fmt.Errorf("secagg: %s's %s key is %s's %s key", a.Name, uses[i], b.Name, uses[j])
 			}
 		}
 	}

@@ -179,18 +179,8 @@ func Combine(shares []Share, t int) ([]Secret, error) {
 		}
 		xs[i] = uint64(s.X)
 	}
-	// Lagrange basis at 0: l_i = prod_{j != i} x_j / (x_j - x_i).
 	lag := make([]uint64, t)
-	for i := range xs {
-		num, den := uint64(1), uint64(1)
-		for j := range xs {
-			if j != i {
-				num = fmul(num, xs[j])
-				den = fmul(den, fsub(xs[j], xs[i]))
-			}
-		}
-		lag[i] = fmul(num, finv(den))
-	}
+	lagrangeAt(lag, xs, 0)
 	out := make([]Secret, m/ElementsPerSecret)
 	vals := make([]uint64, ElementsPerSecret)
 	for k := range out {
@@ -213,6 +203,21 @@ func Combine(shares []Share, t int) ([]Secret, error) {
 	return out, nil
 }
 
+// lagrangeAt sets lag to the Lagrange basis of the distinct points xs at
+// x: l_i = prod_{j != i} (x - x_j) / (x_i - x_j).
+func lagrangeAt(lag, xs []uint64, x uint64) {
+	for i := range xs {
+		num, den := uint64(1), uint64(1)
+		for j := range xs {
+			if j != i {
+				num = fmul(num, fsub(x, xs[j]))
+				den = fmul(den, fsub(xs[i], xs[j]))
+			}
+		}
+		lag[i] = fmul(num, finv(den))
+	}
+}
+
 // consistent reports whether the shares after the first t lie on the
 // polynomials through the first t, that is, whether every t of them
 // reconstruct the same secrets. The shares must have distinct points and
@@ -222,23 +227,16 @@ func consistent(shares []Share, t int) bool {
 		return false
 	}
 	base := shares[:t]
+	xs := make([]uint64, t)
+	for i, b := range base {
+		xs[i] = uint64(b.X)
+	}
 	lag := make([]uint64, t)
 	for _, s := range shares[t:] {
 		if len(s.Values) != len(base[0].Values) {
 			return false
 		}
-		// Lagrange basis at x: l_i = prod_{j != i} (x - x_j) / (x_i - x_j).
-		x := uint64(s.X)
-		for i := range base {
-			num, den := uint64(1), uint64(1)
-			for j := range base {
-				if j != i {
-					num = fmul(num, fsub(x, uint64(base[j].X)))
-					den = fmul(den, fsub(uint64(base[i].X), uint64(base[j].X)))
-				}
-			}
-			lag[i] = fmul(num, finv(den))
-		}
+		lagrangeAt(lag, xs, uint64(s.X))
 		for v, want := range s.Values {
 			var acc uint64
 			for i, b := range base {
