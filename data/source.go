@@ -316,6 +316,11 @@ func (s *Source) statMedia(it *item) error {
 			}
 			return fmt.Errorf("%s %s: %w (a folder, not a file)", what, path, fs.ErrNotExist)
 		}
+		if !dir && !fi.Mode().IsRegular() {
+			// Opening a named pipe blocks until a writer comes, and a
+			// device may never end.
+			return fmt.Errorf("%s %s: %w (a named pipe, device or socket, not a regular file)", what, path, fs.ErrNotExist)
+		}
 		return nil
 	}
 	for _, md := range s.mods {
