@@ -43,11 +43,16 @@ func checkBatch(cfg *config.Config, parts [][]int) error {
 // is computed in float64, which cannot overflow for any configuration.
 //
 // A simulation's server also holds the updates of a round's sampled
-// clients until it aggregates them, about 8 bytes per parameter each
-// (measured: 15 MB per client of a 1.9-million-parameter model).
+// clients until it aggregates them, heldValueBytes per parameter each.
 type memoryEstimate struct {
 	params, activations, updates float64
 }
+
+// heldValueBytes is what each value of an update a server holds until it
+// aggregates costs, about 8 bytes (measured: 15 MB per client of a
+// 1.9-million-parameter model); the memory check and Options.TuneGC
+// count it.
+const heldValueBytes = 8
 
 func (m memoryEstimate) total() float64 { return m.params + m.activations + m.updates }
 
@@ -94,7 +99,7 @@ func estimateMemory(arch *model.Arch, batch, parallel, held int) memoryEstimate 
 	return memoryEstimate{
 		params:      4 * nParams * (2 + 4*par),
 		activations: 4 * max(train, eval) * par,
-		updates:     8 * nParams * float64(max(held, 0)),
+		updates:     heldValueBytes * nParams * float64(max(held, 0)),
 	}
 }
 

@@ -737,7 +737,7 @@ func tuneGC(set *data.Set, updateValues int, log *slog.Logger) {
 // rounds return updateValues values in all, and the bytes it counted:
 // 400 under GCSmallData, else Go's default 100.
 func gcPercent(set *data.Set, updateValues int) (percent, bytes int) {
-	n := 8 * updateValues
+	n := heldValueBytes * updateValues
 	for _, f := range set.Features {
 		n += 4 * len(f)
 	}

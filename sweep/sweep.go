@@ -257,9 +257,9 @@ func settingName(a []assignment) string {
 // below out_dir. The name holds "=" unless it is "default", so it is never
 // "." or "..". Different names may map to one directory: Cells refuses
 // cells that share one.
-func settingDir(name string) string {
-	return strings.NewReplacer("/", "_", `\`, "_").Replace(name)
-}
+func settingDir(name string) string { return separators.Replace(name) }
+
+var separators = strings.NewReplacer("/", "_", `\`, "_")
 
 // Cells expands the spec into its experiments, in a fixed order (settings,
 // then methods, then seeds), each config validated. Each cell's parallel
