@@ -332,9 +332,15 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
 	if opt.Resume {
-		// Refuse another experiment before spending time on its data.
+		// Refuse another experiment, or one that would lose its rounds,
+		// before spending time on its data.
 		if _, err := checkResumable(dir, cfg); err != nil {
 			return nil, err
+		}
+		if !rundir.Completed(dir) {
+			if err := noCheckpointNoRounds(dir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// Each of the runs at once holds a round's updates until it aggregates them.
@@ -373,9 +379,6 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 		if ck == nil {
-			if err := noCheckpointNoRounds(dir); err != nil {
-				return nil, err
-			}
 			log.Info("no checkpoint to resume from: starting from round 1", "dir", dir)
 		}
 	}
@@ -614,12 +617,16 @@ func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint,
 	return ck, nil
 }
 
-// noCheckpointNoRounds refuses to start the run in dir again from round 1
-// when its metrics hold more than one round: a run saves its checkpoint
-// after round 1, so such a run completed (and removed its checkpoint,
-// but its summary is unreadable) or lost its checkpoint, and starting it
-// again would replace the rounds it has.
+// noCheckpointNoRounds refuses to start the unfinished run in dir again
+// from round 1 when it has no checkpoint but its metrics hold more than
+// one round: a run saves its checkpoint after round 1, so such a run
+// completed (and removed its checkpoint, but its summary is unreadable)
+// or lost its checkpoint, and starting it again would replace the rounds
+// it has.
 func noCheckpointNoRounds(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); !errors.Is(err, fs.ErrNotExist) {
+		return nil // there is one (or loading it will say what is wrong)
+	}
 	_, rounds, err := rundir.ReadMetrics(dir)
 	if err != nil || len(rounds) <= 1 {
 		return nil // nothing worth keeping, or nothing readable
