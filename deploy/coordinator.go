@@ -691,13 +691,26 @@ func (s *uploadStream) Recv() (*fedcmipb.UploadChunk, error) {
 
 func (s *uploadStream) close() { close(s.quit) }
 
+// uploadHeaderTimeout is how long the coordinator waits for an upload's
+// first message, its header, which a participant sends at once (a
+// variable for tests).
+var uploadHeaderTimeout = 30 * time.Second
+
 // Upload implements the Federation service. An upload runs while its task
 // is open, and at most uploadGrace after the task's deadline; a second
 // upload of a task while one runs is refused.
 func (c *Coordinator) Upload(stream fedcmipb.Federation_UploadServer) error {
 	in := newUploadStream(stream)
 	defer in.close()
+	// Until its header names a task, an upload is bounded by
+	// uploadHeaderTimeout: a peer that opens uploads and sends nothing
+	// would otherwise hold their streams for as long as its connection
+	// answers keepalives.
+	hctx, cancelHeader := context.WithTimeoutCause(stream.Context(), uploadHeaderTimeout,
+		status.Errorf(codes.DeadlineExceeded, "upload sent no result header within %v", uploadHeaderTimeout))
+	in.ctx = hctx
 	first, err := in.Recv()
+	cancelHeader()
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,8 @@
 // A round's results are awaited until its deadline (RoundTimeout); late
 // uploads are answered LATE and dropped, a repeated upload DUPLICATE and
 // counted once. An upload runs while its task is open (and at most a
-// grace period past its deadline), one at a time per task. A participant
+// grace period past its deadline), one at a time per task; one that sends
+// no header within 30 s is ended. A participant
 // whose heartbeats fail three times in a row ends its session and
 // reconnects (or gives up, Participant.GiveUpAfter). The state after each
 // round (global model, round, strategy state via fl.Stateful, metrics) is

@@ -433,6 +433,27 @@ func TestStalledUploads(t *testing.T) {
 	}
 }
 
+// TestHeaderlessUpload: an upload that never sends its header is ended
+// after uploadHeaderTimeout, where it used to stay open for as long as its
+// connection answered keepalives.
+func TestHeaderlessUpload(t *testing.T) {
+	defer func(d time.Duration) { uploadHeaderTimeout = d }(uploadHeaderTimeout)
+	uploadHeaderTimeout = 200 * time.Millisecond
+	coord, addr := testCoordinator(t, CoordinatorConfig{}, nil)
+	raw := registerRaw(t, addr, "silent", coord.cfg.Layout)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a bound for the test if the coordinator never ends it
+	defer cancel()
+	stream, err := raw.rpc.Upload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp fedcmipb.UploadResponse
+	err = stream.RecvMsg(&resp)
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "no result header") {
+		t.Errorf("a header-less upload ended with %v, want the coordinator's deadline on its header", err)
+	}
+}
+
 // forgedIndicator trains honestly and then reports unclipped as its
 // client-side privacy indicator.
 type forgedIndicator struct {
