@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
+	"github.com/fedcmi/fedcmi/sim"
 )
 
 // TestResumeEdges: a coordinator resumed after its run completed says so
@@ -56,6 +58,20 @@ func TestResumeEdges(t *testing.T) {
 	}
 	if _, err := l.Accept(); err == nil {
 		t.Error("the listener of a complete run is still open")
+	}
+	// tensorboard changes no number: a resume may turn it on (for states
+	// saved before it left the digest: TestDigestMatches); another
+	// learning rate is refused, naming it.
+	tb := cfg
+	tb.TensorBoard = true
+	progress.Reset()
+	if _, err := Serve(ctx, tb, ServeOptions{Listener: listen(t), Insecure: true, Resume: true, Progress: &progress}); err != nil || !strings.Contains(progress.String(), "nothing to resume") {
+		t.Errorf("resuming a complete run with tensorboard on: %v, progress %q", err, progress.String())
+	}
+	lr := cfg
+	lr.Train.LR *= 2
+	if _, err := Serve(ctx, lr, ServeOptions{Listener: listen(t), Insecure: true, Resume: true}); err == nil || !strings.Contains(err.Error(), "train.lr") {
+		t.Errorf("resuming with another learning rate: %v, want a refusal naming train.lr", err)
 	}
 
 	// What a coordinator killed while saving its first state leaves: the
@@ -179,5 +195,47 @@ func TestInterruptedResumeKeepsRun(t *testing.T) {
 	}
 	if after, err := os.ReadFile(filepath.Join(dir, rundir.ModelFile)); err != nil || !bytes.Equal(after, model) {
 		t.Errorf("the saved model changed (%v)", err)
+	}
+}
+
+// TestDigestMatches: a state's digest matches its configuration with
+// tensorboard on or off, also as states saved before 2026-12-06 hold it
+// (deploy's own digest then, with tensorboard in it), and does not match
+// another learning rate.
+func TestDigestMatches(t *testing.T) {
+	cfg := config.Default()
+	on := cfg
+	on.TensorBoard = true
+	legacyOn, err := legacyConfigDigest(on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyOff, err := legacyConfigDigest(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := sim.ConfigDigest(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := cfg
+	lr.Train.LR *= 2
+	for _, tc := range []struct {
+		name  string
+		cfg   config.Config
+		saved string
+		want  bool
+	}{
+		{"same", cfg, current, true},
+		{"tensorboard turned on", on, current, true},
+		{"saved with tensorboard on, before", cfg, legacyOn, true},
+		{"saved with tensorboard on, before, still on", on, legacyOn, true},
+		{"another learning rate", lr, current, false},
+		{"saved with tensorboard off, before, now on", on, legacyOff, true},
+		{"another learning rate, saved before", lr, legacyOn, false},
+	} {
+		if got, err := digestMatches(tc.cfg, tc.saved); err != nil || got != tc.want {
+			t.Errorf("%s: %v, %v, want %v", tc.name, got, err, tc.want)
+		}
 	}
 }

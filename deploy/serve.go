@@ -105,9 +105,27 @@ type ServeOptions struct {
 	AfterRound func(round int)
 }
 
-// configDigest identifies the experiment a state belongs to: the resolved
-// configuration less the fields that do not change its numbers.
-func configDigest(cfg config.Config) (string, error) {
+// digestMatches reports whether a state's digest saved belongs to cfg:
+// the simulation's (sim.DigestMatches), or, for states written before
+// 2026-12-06, legacyConfigDigest with tensorboard off or on.
+func digestMatches(cfg config.Config, saved string) (bool, error) {
+	if ok, err := sim.DigestMatches(cfg, saved); err != nil || ok {
+		return ok, err
+	}
+	for _, tb := range []bool{false, true} {
+		cfg.TensorBoard = tb
+		if d, err := legacyConfigDigest(cfg); err != nil || d == saved {
+			return d == saved, err
+		}
+	}
+	return false, nil
+}
+
+// legacyConfigDigest is the digest of the configuration that states
+// written before 2026-12-06 hold: with name, out_dir, data.cache_dir and
+// tensorboard in the hash, so that changing one of them for a resume was
+// refused, though they change no number.
+func legacyConfigDigest(cfg config.Config) (string, error) {
 	cfg.Overwrite, cfg.Parallel, cfg.Backend = false, 0, ""
 	b, err := cfg.YAML()
 	if err != nil {
@@ -115,6 +133,21 @@ func configDigest(cfg config.Config) (string, error) {
 	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:]), nil
+}
+
+// anotherConfig is the error of a resume whose state in dir belongs to
+// another configuration than cfg (or whose digest could not be computed:
+// err), naming the fields that differ from the run's saved config where
+// it can be read.
+func anotherConfig(dir string, cfg config.Config, err error) error {
+	state := filepath.Join(dir, StateFile)
+	if err != nil {
+		return fmt.Errorf("deploy: resume %s: %w", state, err)
+	}
+	if changes, cerr := sim.ConfigChanges(dir, cfg); cerr == nil && len(changes) > 0 {
+		return fmt.Errorf("deploy: resume: %s belongs to another configuration: %s; resume with the saved settings, or start anew with -overwrite", state, sim.Changes(changes))
+	}
+	return fmt.Errorf("deploy: resume: %s belongs to another configuration", state)
 }
 
 // quorum keeps the previous global model when a round has fewer than min
@@ -153,7 +186,7 @@ func beforeFirstSave(dir, digest string) error {
 	if err := prev.Load(f, f.Name()); err != nil {
 		return fmt.Errorf("%w, and its configuration cannot be read: %w", noState, err)
 	}
-	if d, err := configDigest(prev); err != nil || d != digest {
+	if d, err := sim.ConfigDigest(prev); err != nil || d != digest {
 		return fmt.Errorf("%w, and %s belongs to another configuration", noState, filepath.Join(dir, rundir.ConfigFile))
 	}
 	_, rounds, err := rundir.ReadMetrics(dir)
@@ -237,7 +270,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	acct := sim.Accountant(&cfg, len(fed.Parts))
 	schema.Privacy = acct != nil
 	heads := schema.Heads
-	digest, err := configDigest(cfg)
+	digest, err := sim.ConfigDigest(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -258,9 +291,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			log.Warn("resuming a run that stopped before saving its first round: starting again from round 1", "dir", dir)
 		case err != nil:
 			return nil, err
-		case st.ConfigDigest != digest:
-			return nil, fmt.Errorf("deploy: resume: %s belongs to another configuration", filepath.Join(dir, StateFile))
 		default:
+			if ok, err := digestMatches(cfg, st.ConfigDigest); err != nil || !ok {
+				return nil, anotherConfig(dir, cfg, err)
+			}
 			if err := restoreStrategy(strategy, st.Strategy); err != nil {
 				return nil, err
 			}

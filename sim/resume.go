@@ -141,10 +141,10 @@ func ConfigDigest(cfg config.Config) (string, error) {
 	return legacyConfigDigest(cfg)
 }
 
-// digestMatches reports whether a checkpoint's digest saved belongs to
+// DigestMatches reports whether a checkpoint's digest saved belongs to
 // cfg: ConfigDigest, or legacyConfigDigest with tensorboard on (off, it
 // is ConfigDigest).
-func digestMatches(cfg config.Config, saved string) (bool, error) {
+func DigestMatches(cfg config.Config, saved string) (bool, error) {
 	d, err := ConfigDigest(cfg)
 	if err != nil {
 		return false, err
@@ -162,7 +162,7 @@ func digestMatches(cfg config.Config, saved string) (bool, error) {
 // legacyConfigDigest is ConfigDigest as checkpoints written before
 // 2026-12-06 hold it, with tensorboard in the hash (so that changing it
 // for a resume was refused, though it is in runLocal); a resume accepts
-// both (digestMatches).
+// both (DigestMatches).
 func legacyConfigDigest(cfg config.Config) (string, error) {
 	cfg.Name, cfg.OutDir, cfg.Overwrite, cfg.Parallel, cfg.Backend = "", "", false, 0, ""
 	cfg.Data.CacheDir = ""

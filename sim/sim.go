@@ -606,7 +606,7 @@ func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint,
 	if err != nil {
 		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
 	}
-	ok, err := digestMatches(cfg, ck.ConfigDigest)
+	ok, err := DigestMatches(cfg, ck.ConfigDigest)
 	if err != nil {
 		return nil, err
 	}
