@@ -60,29 +60,44 @@ func NoisyLabels(labels []int, parts [][]int, numClasses int, rate float64, rng 
 	}
 	cum := make([]float64, numClasses) // cumulative weights of row y's other classes
 	for p, part := range parts {
-		// One transition matrix per client, drawn before its rows.
-		q := make([][]float64, numClasses)
-		for y := range q {
-			q[y] = make([]float64, numClasses)
-			sum := 0.0
-			for c := range numClasses {
-				if c != y {
-					q[y][c] = rng.ExpFloat64() // Gamma(1): normalised, a Dirichlet(1) draw
-					sum += q[y][c]
-				}
-			}
-			for c := range q[y] {
-				q[y][c] /= sum
-			}
-		}
+		// One transition matrix per client, drawn (all of it, so that the
+		// draws after it do not depend on the client's classes) before its
+		// rows; only the rows of the classes it holds are kept, which
+		// bounds the memory by its classes, not k².
+		held := make([]bool, numClasses)
 		for _, i := range part {
 			if i < 0 || i >= len(labels) {
 				return nil, fmt.Errorf("data: label noise: client %d holds row %d of %d", p, i, len(labels))
 			}
-			y := labels[i]
-			if y < 0 || y >= numClasses {
+			if y := labels[i]; y < 0 || y >= numClasses {
 				return nil, fmt.Errorf("data: label noise: row %d has label %d, want 0..%d", i, y, numClasses-1)
 			}
+			held[labels[i]] = true
+		}
+		q := make([][]float64, numClasses)
+		discard := make([]float64, numClasses)
+		for y := range q {
+			row := discard
+			if held[y] {
+				row = make([]float64, numClasses)
+				q[y] = row
+			}
+			sum := 0.0
+			for c := range numClasses {
+				row[c] = 0
+				if c != y {
+					row[c] = rng.ExpFloat64() // Gamma(1): normalised, a Dirichlet(1) draw
+					sum += row[c]
+				}
+			}
+			if held[y] {
+				for c := range row {
+					row[c] /= sum
+				}
+			}
+		}
+		for _, i := range part {
+			y := labels[i]
 			if rng.Float64() >= rate {
 				continue
 			}

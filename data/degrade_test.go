@@ -3,6 +3,7 @@ package data
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -122,6 +123,18 @@ func TestNoisyLabels(t *testing.T) {
 	}
 	if _, err := NoisyLabels([]int{0}, [][]int{{3}}, 2, 0.5, rand.New(rand.NewPCG(1, 1))); err == nil || !strings.Contains(err.Error(), "client 0 holds row 3") {
 		t.Errorf("bad row: %v", err)
+	}
+	// A client keeps the transition rows of the classes it holds only:
+	// with 3000 classes the whole matrix would be 72 MB.
+	const many = 3000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := NoisyLabels([]int{1, 1}, [][]int{{0, 1}}, many, 0.5, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if b := after.TotalAlloc - before.TotalAlloc; b > 1<<20 {
+		t.Errorf("label noise over %d classes for a client of one class allocated %d bytes, want under 1 MiB", many, b)
 	}
 }
 
