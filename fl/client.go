@@ -162,16 +162,17 @@ func (c *LocalClient) gather(idx []int) model.Batch {
 }
 
 // startParams returns the model the client starts from: the global model
-// with the client's personal parts, if it has any.
-func (c *LocalClient) startParams(global model.Params, personalized bool) model.Params {
+// with the client's personal parts, if it has any (and reports whether it
+// put any in).
+func (c *LocalClient) startParams(global model.Params, personalized bool) (model.Params, bool) {
 	if !personalized || c.personal == nil {
-		return global
+		return global, false
 	}
 	p := slices.Clone(global) // tensors are shared read-only; only personal ones are replaced
 	for i, t := range c.personal {
 		p[i] = t
 	}
-	return p
+	return p, true
 }
 
 // Discard undoes what the Fit of round did to the client's state
@@ -203,7 +204,8 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 		c.control, c.personal = c.before.control, c.before.personal
 	}
 	c.lastRound, c.before = cfg.Round, clientState{control: c.control, personal: c.personal}
-	r := &localRound{c: c, ins: ins, cfg: cfg, start: c.startParams(ins.Params, cfg.FedCMI.Personalized), train: c.index}
+	r := &localRound{c: c, ins: ins, cfg: cfg, train: c.index}
+	r.start, r.personal = c.startParams(ins.Params, cfg.FedCMI.Personalized)
 	r.has = c.trainedModalities(cfg)
 	r.multi = r.has.Count() >= 2
 	r.tc = model.TrainConfig{
@@ -221,7 +223,7 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			}
 		}
 	}
-	local, err := c.engine.NewLocal(r.start, r.tc)
+	local, err := c.engine.NewLocalFrom(r.start, ins.Params, r.tc)
 	if err != nil {
 		return FitRes{}, err
 	}
@@ -377,7 +379,8 @@ func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evalua
 		return Evaluation{}, err
 	}
 	b := c.gather(c.index)
-	ev, err := evaluate(c.engine, c.startParams(params, c.personal != nil), b.X, b.Labels, c.set.NumClasses)
+	own, _ := c.startParams(params, c.personal != nil)
+	ev, err := evaluate(c.engine, own, b.X, b.Labels, c.set.NumClasses)
 	if err != nil {
 		return Evaluation{}, err
 	}

@@ -2,8 +2,10 @@ package fl
 
 import (
 	"context"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/data"
@@ -127,7 +129,10 @@ func TestPersonalizedBranches(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, _ := arch.Init(2) // a different global model for round 3
-	start := c.startParams(next, true)
+	start, own := c.startParams(next, true)
+	if !own {
+		t.Error("startParams put no personal parts in")
+	}
 	for i, info := range e.Layout() {
 		want := next[i].Data
 		if info.Personal() {
@@ -137,8 +142,63 @@ func TestPersonalizedBranches(t *testing.T) {
 			t.Errorf("%s: starts from the wrong copy", info.Name)
 		}
 	}
-	if start := c.startParams(next, false); start[len(start)-1].Data[0] != next[len(next)-1].Data[0] {
+	if start, _ := c.startParams(next, false); start[len(start)-1].Data[0] != next[len(next)-1].Data[0] {
 		t.Error("non-personalised start is not the global model")
+	}
+}
+
+// TestPersonalTeacherAndAnchor: a client with personal parts trains them
+// from its own copy, but is taught and anchored by the model it received
+// (the method's "frozen global model" and w_global): with lr·mu = 1, each
+// step puts a personal tensor at the received one, less lr times its
+// gradient; and the precomputed teacher's logits are the received
+// model's.
+func TestPersonalTeacherAndAnchor(t *testing.T) {
+	e, train := testEngine(t)
+	arch := e.Arch()
+	global, _ := arch.Init(1)
+	c, err := NewLocalClient(e, train, []int{0, 1, 2, 3, 4, 5, 6, 7}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fitConfig(2)
+	cfg.FedCMI.Personalized = true
+	if _, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	own := maps.Clone(c.personal)
+	next, _ := arch.Init(2)
+
+	prox := FitConfig{Round: 3, Epochs: 1, LR: 0.01, Seed: 3, C1: 2, Mu: 100, FedCMI: FedCMIFit{Personalized: true}}
+	res, err := c.Fit(context.Background(), FitIns{Params: next, Config: prox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range own {
+		var toGlobal, toOwn float64
+		for j, v := range res.Params[i].Data {
+			toGlobal = max(toGlobal, math.Abs(float64(v-next[i].Data[j])))
+			toOwn = max(toOwn, math.Abs(float64(v-p.Data[j])))
+		}
+		if toGlobal > toOwn/2 {
+			t.Errorf("%s: %.3g from the received tensor, %.3g from the client's own: anchored to its own copy", p.Name, toGlobal, toOwn)
+		}
+	}
+
+	cfg.Round = 4
+	r := &localRound{c: c, ins: FitIns{Params: next, Config: cfg}, cfg: cfg, train: c.index}
+	r.start, r.personal = c.startParams(next, true)
+	r.has = c.trainedModalities(cfg)
+	var h fedcmiHook
+	if err := h.prepare(r); err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.Predict(next, c.gather(c.index).X, len(c.index))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(h.teacher, want.Logits, slices.Equal) {
+		t.Error("the precomputed teacher's logits are not the received model's")
 	}
 }
 

@@ -148,7 +148,7 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 		if err != nil {
 			return err
 		}
-		if useTeacher && held == nil { // measured on the train rows: the same pass gives the teacher
+		if useTeacher && held == nil && !r.personal { // measured on the train rows by the teacher: the same pass gives its logits
 			h.teacher = pred.Logits
 		}
 		if r.has == data.Full(len(c.set.Modalities)) { // else some sums are of absent inputs
@@ -164,7 +164,7 @@ func (h *fedcmiHook) prepare(r *localRound) error {
 	}
 	if useTeacher && h.teacher == nil {
 		b := c.gather(r.train)
-		pred, err := c.engine.Predict(r.start, b.X, len(r.train))
+		pred, err := c.engine.Predict(r.ins.Params, b.X, len(r.train)) // the received model teaches
 		if err != nil {
 			return err
 		}

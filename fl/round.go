@@ -12,9 +12,11 @@ type localRound struct {
 	c   *LocalClient
 	ins FitIns
 	cfg FitConfig
-	// start is the model training starts from (the global model with the
-	// client's personal parts, if any).
-	start model.Params
+	// start is the model training starts from: the global model ins.Params
+	// (the teacher and proximal anchor), with the client's personal parts
+	// if personal.
+	start    model.Params
+	personal bool
 	// has is the set of modalities trained this round; multi is both.
 	has   data.Mask
 	multi bool

@@ -486,15 +486,20 @@ type Local struct {
 	finished bool
 }
 
-// NewLocal starts local training from start (the model the client received
-// this round, with its personal parts if any).
+// NewLocal starts local training from start, the model the client
+// received this round, which is also the frozen teacher and the proximal
+// anchor.
 func (e *Engine) NewLocal(start Params, cfg TrainConfig) (*Local, error) {
-	return e.newLocal(start, start, cfg)
+	return e.NewLocalFrom(start, start, cfg)
 }
 
-// newLocal starts from params with start as the frozen teacher and
-// proximal anchor (the two differ only in tests).
-func (e *Engine) newLocal(params, start Params, cfg TrainConfig) (*Local, error) {
+// NewLocalFrom starts local training from params with global as the frozen
+// teacher and the proximal anchor. They differ for a client that keeps
+// personal parts: it trains its own, and the model it received (with the
+// server's average of those parts) teaches and anchors it, as in the
+// method.
+func (e *Engine) NewLocalFrom(params, global Params, cfg TrainConfig) (*Local, error) {
+	start := global
 	if err := e.arch.Check(params); err != nil {
 		return nil, fmt.Errorf("model: start parameters: %w", err)
 	}

@@ -119,7 +119,7 @@ func stepOnce(t *testing.T, e *Engine, params, start Params, cfg TrainConfig, b 
 		}
 	}
 	cfg.Terms = terms
-	l, err := e.newLocal(params, start, cfg)
+	l, err := e.NewLocalFrom(params, start, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -743,7 +743,7 @@ func TestTeacherLogitsInput(t *testing.T) {
 	if _, st := stepOnce(t, e, params, start, cfg, fed, 0.1); math.Abs(st.Loss-wst.Loss) < 1e-6 {
 		t.Error("swapped teacher logits gave the same loss")
 	}
-	l, err := e.newLocal(params, start, cfg)
+	l, err := e.NewLocalFrom(params, start, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -236,7 +236,7 @@ func TestPrototypesAndStepLoss(t *testing.T) {
 		cfg := TrainConfig{Has: []bool{true, true}, C1: 2}
 		plain := lossAt(t, e, p, p, cfg, b).Loss
 		cfg.Terms = []Term{PrototypeLoss(ProtoLoss{Alpha: 1.5, Gamma: 0.3, Binary: binary})}
-		l, err := e.newLocal(p, p, cfg)
+		l, err := e.NewLocalFrom(p, p, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +292,7 @@ func TestProtoStepGradient(t *testing.T) {
 		// step returns the loss and the proto sums at params after one
 		// step of lr (lr 1 gives the gradient as params - after).
 		step := func(params Params, lr float64) (Params, StepStats) {
-			l, err := e.newLocal(params, params, cfg)
+			l, err := e.NewLocalFrom(params, params, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
