@@ -230,7 +230,7 @@ func (s *Source) prepareSplit(ctx context.Context, dir string, k int, m *manifes
 				return nil, err
 			}
 			if len(blk.skipped) > 0 && !s.opts.SkipBroken {
-				return nil, fmt.Errorf("data: cache %s: %w: shard %s left out %d broken samples (%s...) because SkipBroken was set when it was written; set SkipBroken, or delete the folder to rebuild",
+				return nil, fmt.Errorf("data: cache %s: %w: shard %s left out %d broken samples (%s...) because data.skip_broken (Options.SkipBroken) was set when it was written; set it, or delete the folder to rebuild",
 					dir, ErrCacheMismatch, filepath.Base(path), len(blk.skipped), blk.skipped[0])
 			}
 			reusedSkips += len(blk.skipped)
@@ -264,7 +264,7 @@ func (s *Source) prepareSplit(ctx context.Context, dir string, k int, m *manifes
 			s.name, dir, sp.name, decoded, n, sec, float64(decoded)/max(sec, 1e-9), nShards, size)
 	}
 	if reusedSkips > 0 {
-		s.opts.Logf("data: %s: cache %s: %s split: %d samples were left out as broken when the cache was written (SkipBroken)",
+		s.opts.Logf("data: %s: cache %s: %s split: %d samples were left out as broken when the cache was written (data.skip_broken)",
 			s.name, dir, sp.name, reusedSkips)
 	}
 	m.Splits[k].Kept, m.Splits[k].Skipped = len(b.labels), b.skipped

@@ -291,7 +291,7 @@ func (s *Source) checkMedia(sp *splitList, items []item) ([]error, error) {
 	if len(missing) > maxReported {
 		more = fmt.Sprintf(" and %d more", len(missing)-maxReported)
 	}
-	return nil, fmt.Errorf("data: %s: %s split (%s): %d of %d samples have missing media (%s%s; set SkipBroken to leave them out); first: %w",
+	return nil, fmt.Errorf("data: %s: %s split (%s): %d of %d samples have missing media (%s%s; set data.skip_broken (Options.SkipBroken) to leave them out); first: %w",
 		s.name, sp.name, sp.file, len(missing), len(items), strings.Join(names, ", "), more, pre[missing[0]])
 }
 
@@ -461,7 +461,7 @@ func (s *Source) logSkipped(sp *splitList, total int, fails []failure) {
 	if len(fails) > maxReported {
 		fmt.Fprintf(&b, "; and %d more", len(fails)-maxReported)
 	}
-	s.opts.Logf("data: %s: %s split: left out %d of %d samples with missing or broken media (SkipBroken): %s",
+	s.opts.Logf("data: %s: %s split: left out %d of %d samples with missing or broken media (data.skip_broken): %s",
 		s.name, sp.name, len(fails), total, b.String())
 }
 
