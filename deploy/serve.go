@@ -311,7 +311,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	defer run.Close()
 	saveModel := sim.ModelSaver(run, mods, cfg.Method)
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "deployment": true}
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": sim.EvaluatedOn(&cfg), "deployment": true}
 	// Create removed the summary (and, resuming, the metrics, replayed
 	// below from the state): from here on, every return finishes the run,
 	// which writes the summary of the rounds so far.

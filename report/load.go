@@ -85,6 +85,36 @@ func Load(paths ...string) ([]*Run, error) {
 	return runs, nil
 }
 
+// Finished splits runs into those that completed all their rounds
+// (summary.json says so) and the others, stopped or still running, which
+// a comparison at the final round would mix in at an earlier round. The
+// finished ones get their Setting labels again, among themselves. It
+// returns an error naming the unfinished runs if none finished.
+func Finished(runs []*Run) (done, unfinished []*Run, err error) {
+	for _, r := range runs {
+		if r.Completed {
+			done = append(done, r)
+		} else {
+			unfinished = append(unfinished, r)
+		}
+	}
+	if len(done) == 0 {
+		return nil, unfinished, fmt.Errorf("report: no finished run among %s (stopped or still running)", Dirs(unfinished))
+	}
+	labelSettings(done)
+	SortRuns(done)
+	return done, unfinished, nil
+}
+
+// Dirs lists the directories of runs, comma-separated.
+func Dirs(runs []*Run) string {
+	dirs := make([]string, len(runs))
+	for i, r := range runs {
+		dirs[i] = r.Dir
+	}
+	return strings.Join(dirs, ", ")
+}
+
 // findRuns returns p if it is a run directory, else the run directories
 // below it in lexical order.
 func findRuns(p string) ([]string, error) {

@@ -287,6 +287,20 @@ type Result struct {
 	Schema  metrics.Schema
 	Rounds  []metrics.Round
 	Summary metrics.Summary
+	// EvaluatedOn is what the accuracies were measured on: "test", or
+	// "validation" (data.validation > 0; EvaluatedOn).
+	EvaluatedOn string
+}
+
+// EvaluatedOn returns the set the global models of an experiment are
+// evaluated on: "validation" if data.validation carves one out of the
+// training set (tuning runs), else "test". The summary records it as
+// "evaluated_on".
+func EvaluatedOn(cfg *config.Config) string {
+	if cfg.Data.Validation > 0 {
+		return "validation"
+	}
+	return "test"
 }
 
 // checkpointSpacing bounds the time spent writing checkpoints to about
@@ -461,7 +475,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		}
 	}
 	log.Info("simulation",
-		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), "test", test.Len(),
+		"method", cfg.Method, "data", cfg.Data.Source, "modalities", mods, "train", train.Len(), EvaluatedOn(&cfg), test.Len(),
 		"classes", train.NumClasses, "clients", len(fed.Parts), "kinds", kinds, "per_round", cfg.ClientsPerRound,
 		"rounds", cfg.Rounds, "params", global.NumElements(), "dir", dir)
 	if ck != nil {
@@ -545,7 +559,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			runErr = errors.Join(runErr, err)
 		}
 	}
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "compile_seconds": compileSeconds(engine)}
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": EvaluatedOn(&cfg), "compile_seconds": compileSeconds(engine)}
 	if rounds := run.Rounds(); acct != nil && len(rounds) > 0 {
 		extra["epsilon"], extra["delta"] = rounds[len(rounds)-1].Epsilon, cfg.DP.Delta
 	}
@@ -782,7 +796,7 @@ func ModelSaver(run *rundir.Run, mods []string, method string) func(model.Params
 
 // Finish closes the experiment run stopped with runErr (nil: all rounds
 // completed): it writes the summary with extra plus "completed" and, after
-// an error, "stopped"; if no round completed, it saves initial, so that the
+// an error, "stopped" (extra's "evaluated_on" becomes the Result's); if no round completed, it saves initial, so that the
 // directory holds a usable model. It returns the run's Result and runErr,
 // or no Result and runErr joined with the error of writing.
 func Finish(run *rundir.Run, dir string, schema metrics.Schema, extra map[string]any, runErr error, initial model.Params, save func(model.Params) error) (*Result, error) {
@@ -799,7 +813,8 @@ func Finish(run *rundir.Run, dir string, schema metrics.Schema, extra map[string
 			return nil, errors.Join(runErr, err)
 		}
 	}
-	return &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}, runErr
+	on, _ := extra["evaluated_on"].(string)
+	return &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary, EvaluatedOn: on}, runErr
 }
 
 func compileSeconds(e *model.Engine) map[string]float64 {

@@ -79,6 +79,42 @@ func TestSimulateAndTable(t *testing.T) {
 			t.Error(err)
 		}
 	}
+
+	// A tuning run says what it was evaluated on.
+	stdout.Reset()
+	code = run(context.Background(), []string{"simulate", "-c", cfg, "-out_dir", out, "-name", "val", "-data.validation", "0.2"}, &stdout, &stderr)
+	summary, err := os.ReadFile(filepath.Join(out, "val", "summary.json"))
+	if code != 0 || !strings.Contains(stdout.String(), "(validation set)") || err != nil || !strings.Contains(string(summary), `"evaluated_on": "validation"`) {
+		t.Errorf("simulate with data.validation: exit %d, summary %s (%v)\n%s", code, summary, err, stdout.String())
+	}
+
+	// A stopped run is left out of a comparison unless -unfinished.
+	stopped := filepath.Join(out, "stopped")
+	if err := os.CopyFS(stopped, os.DirFS(filepath.Join(out, "fedcmi-synthetic-seed1"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(stopped, "summary.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args         []string
+		rows, stderr string
+	}{
+		{[]string{"table", filepath.Join(out, "fedavg-synthetic-seed1"), stopped}, "| fedcmi", "left out 1 unfinished run(s)"},
+		{[]string{"table", "-unfinished", filepath.Join(out, "fedavg-synthetic-seed1"), stopped}, "| fedcmi | 1 |", ""},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		has := strings.Contains(stdout.String(), tc.rows)
+		if code != 0 || has != (tc.stderr == "") || !strings.Contains(stderr.String(), tc.stderr) {
+			t.Errorf("%v: exit %d\n%s\n%s", tc.args, code, stdout.String(), stderr.String())
+		}
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"table", stopped}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "no finished run") {
+		t.Errorf("table of a stopped run alone: exit %d\n%s", code, stderr.String())
+	}
 }
 
 // TestREADMEReference keeps the README's configuration reference equal to

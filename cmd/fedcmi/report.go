@@ -14,7 +14,7 @@ import (
 func cmdReport() *Command {
 	c := &Command{
 		Name:      "report",
-		UsageLine: "report [-out DIR] [-band std|minmax] [-best] [-ymin Y] [-ymax Y] [-title TEXT] RUN_DIR...",
+		UsageLine: "report [-out DIR] [-band std|minmax] [-best] [-unfinished] [-ymin Y] [-ymax Y] [-title TEXT] RUN_DIR...",
 		Short:     "figures, tables and an HTML page comparing finished runs",
 		Long: `Report reads the run directories given, and every run directory below other
 directories given (e.g. a sweep's out_dir), groups the runs by setting and
@@ -34,7 +34,8 @@ where S names the setting ("all" when the runs share one). DIR defaults to
 the folder report inside the one path given, or inside the deepest folder
 holding all paths given (report runs/sweep-mfeat writes
 runs/sweep-mfeat/report). Report never writes into a folder holding Go
-source files.`,
+source files. As fedcmi table, it leaves out runs that did not complete
+all their rounds unless -unfinished.`,
 	}
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c)
@@ -45,6 +46,7 @@ source files.`,
 		ymin := fs.Float64("ymin", 0, "lower end of the accuracy axes, to zoom in (e.g. 0.8)")
 		ymax := fs.Float64("ymax", 1, "upper end of the accuracy axes")
 		title := fs.String("title", "", "page title (default \"fedcmi report\")")
+		unfinished := fs.Bool("unfinished", false, "also compare runs that did not complete all their rounds")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -62,7 +64,7 @@ source files.`,
 		if *best {
 			opt.Pick = metrics.PickBest
 		}
-		runs, err := report.Load(fs.Args()...)
+		runs, err := loadRuns(fs.Args(), *unfinished, stderr)
 		if err != nil {
 			return err
 		}
