@@ -42,9 +42,15 @@ config.yaml a run of simulate -c FILE would write.`,
 			return &usageError{"-markdown prints the reference; it does not go with -yaml, -c or field flags"}
 		}
 		if *file != "" || given > 0 || *asYAML {
-			cfg, err := loadConfig(*file, overrides)
-			if err != nil {
-				return err
+			// The default alone keeps its relative paths (a file to copy,
+			// whose paths are relative to where it is saved); a resolved
+			// experiment is the config.yaml a run would write.
+			cfg := config.Default()
+			if *file != "" || given > 0 {
+				var err error
+				if cfg, err = loadConfig(*file, overrides); err != nil {
+					return err
+				}
 			}
 			b, err := cfg.YAML()
 			if err != nil {

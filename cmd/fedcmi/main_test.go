@@ -133,6 +133,26 @@ func TestREADMEReference(t *testing.T) {
 	}
 }
 
+// TestDefaultYAML keeps configs/default.yaml equal to what `fedcmi config
+// -yaml` prints (below its two comment lines), with relative paths.
+func TestDefaultYAML(t *testing.T) {
+	file, err := os.ReadFile("../../configs/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config", "-yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("config -yaml: exit %d\n%s", code, stderr.String())
+	}
+	_, body, _ := strings.Cut(string(file), "\n# `fedcmi config -yaml`: copy it to start your own.\n")
+	if body != stdout.String() {
+		t.Error("configs/default.yaml is out of date: keep its two comment lines and paste `go run ./cmd/fedcmi config -yaml` below them")
+	}
+	if !strings.Contains(stdout.String(), "cache_dir: cache\n") {
+		t.Errorf("config -yaml does not print the default's relative cache_dir:\n%s", stdout.String())
+	}
+}
+
 // TestSweepInterrupted: a cancelled sweep (Ctrl-C) starts no cell, exits
 // 130 and says so.
 func TestSweepInterrupted(t *testing.T) {
