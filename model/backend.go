@@ -33,9 +33,17 @@ const BackendEnv = compute.ConfigEnvVar
 // executors leave free. Options given in config ("go:ops_parallel", ...)
 // win.
 func NewBackend(config string, arch Arch, clients int) (b compute.Backend, err error) {
+	from := "" // where config came from, for errors
 	if config == "" {
-		config = os.Getenv(BackendEnv)
+		if config = os.Getenv(BackendEnv); config != "" {
+			from = " (from $" + BackendEnv + ")"
+		}
 	}
+	defer func() {
+		if err != nil && from != "" {
+			err = fmt.Errorf("%w%s", err, from)
+		}
+	}()
 	config = goOpsMode(config, arch, clients)
 	if name, _, _ := strings.Cut(config, ":"); name == "xla" && !slices.Contains(compute.List(), name) {
 		return nil, fmt.Errorf("model: backend %q: this fedcmi was built without the XLA backend; "+

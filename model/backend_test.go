@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestGoOpsMode checks which graphs run their nodes in parallel: only a
 // CNN's, trained one client at a time, and never against an explicit mode.
@@ -26,6 +29,21 @@ func TestGoOpsMode(t *testing.T) {
 	} {
 		if got := goOpsMode(tc.config, tc.arch, tc.clients); got != tc.want {
 			t.Errorf("goOpsMode(%q, cnn=%v, %d) = %q, want %q", tc.config, tc.arch.hasCNN(), tc.clients, got, tc.want)
+		}
+	}
+}
+
+// TestBackendErrorSaysWhere: a bad backend from $GOMLX_BACKEND says so, as
+// the user passed no -backend; one passed explicitly does not.
+func TestBackendErrorSaysWhere(t *testing.T) {
+	t.Setenv(BackendEnv, "bar")
+	for _, tc := range []struct {
+		config string
+		env    bool
+	}{{"", true}, {"baz", false}} {
+		_, err := NewBackend(tc.config, tinyArch(), 1)
+		if err == nil || strings.Contains(err.Error(), "$"+BackendEnv) != tc.env {
+			t.Errorf("backend %q with $%s=bar: %v, want the variable named: %v", tc.config, BackendEnv, err, tc.env)
 		}
 	}
 }
