@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,52 @@ func TestParseRoster(t *testing.T) {
 		if _, err := ParseRoster(strings.NewReader(bad), "t"); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestRosterRevoke: revoking a name refuses it; a name not on the roster
+// (a typo such as site_b for site-b) is an error naming it and the roster
+// file, and then nobody is revoked, as the participant meant would still
+// be admitted.
+func TestRosterRevoke(t *testing.T) {
+	const text = "site-a -\nsite-b tok\n"
+	for _, tc := range []struct {
+		name    string
+		revoke  []string
+		wantErr []string // in the error; nil: none
+		refused []string // refused afterwards
+	}{
+		{"one", []string{"site-b"}, nil, []string{"site-b"}},
+		{"two", []string{"site-a", "site-b"}, nil, []string{"site-a", "site-b"}},
+		{"again", []string{"site-b", "site-b"}, nil, []string{"site-b"}},
+		{"typo", []string{"site_b"}, []string{`"site_b"`, "certs/roster.txt"}, nil},
+		{"typo beside a good name", []string{"site-a", "site_b", "site-c"}, []string{`"site_b", "site-c"`, "certs/roster.txt"}, nil},
+		{"empty", []string{""}, []string{`""`}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseRoster(strings.NewReader(text), "certs/roster.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Revoke(tc.revoke...)
+			if (err != nil) != (tc.wantErr != nil) {
+				t.Fatalf("Revoke(%q): %v, want an error: %v", tc.revoke, err, tc.wantErr != nil)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Revoke(%q): %v, want it to name %s", tc.revoke, err, w)
+				}
+			}
+			for _, name := range []string{"site-a", "site-b"} {
+				token := map[string]string{"site-b": "tok"}[name]
+				err := r.check(name, token)
+				if refused := slices.Contains(tc.refused, name); refused != (err != nil) {
+					t.Errorf("after Revoke(%q), %s: %v, want refused: %v", tc.revoke, name, err, refused)
+				}
+			}
+			if got := r.Names(); !slices.Equal(got, []string{"site-a", "site-b"}) {
+				t.Errorf("Names %q after Revoke(%q), want the file's", got, tc.revoke)
+			}
+		})
 	}
 }

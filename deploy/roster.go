@@ -23,6 +23,7 @@ import (
 type Roster struct {
 	entries map[string]rosterEntry
 	order   []string
+	source  string // the file it was read from, for errors
 }
 
 type rosterEntry struct {
@@ -35,7 +36,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // ParseRoster reads a roster; name is used in errors.
 func ParseRoster(r io.Reader, name string) (*Roster, error) {
-	ro := &Roster{entries: map[string]rosterEntry{}}
+	ro := &Roster{entries: map[string]rosterEntry{}, source: name}
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
@@ -88,15 +89,31 @@ func LoadRoster(path string) (*Roster, error) {
 	return ParseRoster(f, path)
 }
 
-// Revoke refuses name from now on. Call it before the coordinator serves:
-// a Roster is not safe for concurrent change.
-func (r *Roster) Revoke(name string) {
-	e := r.entries[name]
-	e.revoked = true
-	if _, ok := r.entries[name]; !ok {
-		r.order = append(r.order, name)
+// Revoke refuses the named participants from now on. A name that is not
+// on the roster is an error, and then none is revoked: such a name (a typo,
+// say) would revoke nobody, and the participant meant would still be
+// admitted. Call it before the coordinator serves: a Roster is not safe
+// for concurrent change.
+func (r *Roster) Revoke(names ...string) error {
+	var unknown []string
+	for _, n := range names {
+		if _, ok := r.entries[n]; !ok {
+			unknown = append(unknown, strconv.Quote(n))
+		}
 	}
-	r.entries[name] = e
+	if len(unknown) > 0 {
+		src := "the roster"
+		if r.source != "" {
+			src = "roster " + r.source
+		}
+		return fmt.Errorf("deploy: cannot revoke %s: not a participant of %s", strings.Join(unknown, ", "), src)
+	}
+	for _, n := range names {
+		e := r.entries[n]
+		e.revoked = true
+		r.entries[n] = e
+	}
+	return nil
 }
 
 // Names lists the roster's participants in file order.

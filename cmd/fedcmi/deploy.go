@@ -52,7 +52,7 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 			"`file` of the coordinator's certificate (overrides -certs)", "`file` of the coordinator's key (overrides -certs)",
 			"take ca.pem, server.pem and server.key from `dir` (written by fedcmi certs)")
 		rosterFile := fs.String("roster", "", "`file` of the accepted participants, \"name token [revoked] [max_samples=N]\" lines (fedcmi certs writes roster.txt); default: any holder of a certificate signed by the CA")
-		revoke := fs.String("revoke", "", "refuse these participants (comma-separated `names`; needs -roster)")
+		revoke := fs.String("revoke", "", "refuse these participants (comma-separated `names`, each on the -roster)")
 		resume := fs.Bool("resume", false, "continue the run directory's experiment after its last completed round")
 		wait := fs.Int("wait", 0, "participants to wait for before round 1 (0: clients)")
 		minResults := fs.Int("min_results", 1, "accepted results a round needs to be aggregated")
@@ -138,8 +138,12 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 			if opt.Roster == nil {
 				return &usageError{"-revoke needs -roster"}
 			}
-			for _, n := range strings.Split(*revoke, ",") {
-				opt.Roster.Revoke(strings.TrimSpace(n))
+			names := strings.Split(*revoke, ",")
+			for i, n := range names {
+				names[i] = strings.TrimSpace(n)
+			}
+			if err := opt.Roster.Revoke(names...); err != nil {
+				return &usageError{fmt.Sprintf("-revoke: %v", err)}
 			}
 		}
 		if *tf.insecure && opt.Roster == nil {

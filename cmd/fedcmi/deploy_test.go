@@ -457,6 +457,10 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func TestDeployUsage(t *testing.T) {
 	out := t.TempDir()
 	tlsAddr := tlsOnlyServer(t)
+	roster := filepath.Join(out, "roster.txt")
+	if err := os.WriteFile(roster, []byte("site-a -\nsite-b -\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -482,6 +486,10 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"serve", "-out_dir", out}, 2, "mutual TLS needs -certs"},
 		{[]string{"serve", "-insecure", "-certs", out}, 2, "-insecure excludes"},
 		{[]string{"serve", "-insecure", "-revoke", "a"}, 2, "-revoke needs -roster"},
+		// A typo would revoke nobody: refused before listening (here on an
+		// address that cannot be listened on).
+		{[]string{"serve", "-insecure", "-roster", roster, "-revoke", "site-a, site_b", "-listen", "127.0.0.1:99999", "-out_dir", out}, 2,
+			`-revoke: deploy: cannot revoke "site_b": not a participant of roster ` + roster},
 		{[]string{"serve", "-certs", out}, 1, "ca.pem"},
 		{[]string{"serve", "-insecure", "-resume", "-listen", "127.0.0.1:0", "-out_dir", out}, 1, "no coordinator state to resume from"},
 		{[]string{"join", "-shard", "0"}, 2, "-server is required"},
