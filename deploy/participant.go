@@ -149,13 +149,20 @@ func tlsMismatch(addr string, sure bool, err error) error {
 		"(-certs dir, or -ca, -cert and -key) instead of -insecure (%s)", ErrWrongTransport, addr, speaks, status.Convert(err).Message())
 }
 
+// tlsProbeProtocol is the application protocol (ALPN) speaksTLS offers.
+// A coordinator refuses it at the client hello and does not count it as a
+// failed handshake: the plain-text attempt that led to the probe was
+// counted already, and one failed join counts once.
+const tlsProbeProtocol = "fedcmi-tls-probe"
+
 // speaksTLS reports whether a TLS server answers at addr. It only looks
 // at the handshake (nothing is sent after it), so the server's
 // certificate need not be trusted.
 func speaksTLS(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} // a probe: no data is exchanged
+	// A probe: no data is exchanged.
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{tlsProbeProtocol}}}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
 		conn.Close()

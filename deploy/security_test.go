@@ -404,3 +404,56 @@ func TestWrongTransport(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainTextJoinCountedOnce: a plain-text participant that gives up on
+// a TLS coordinator (its registration refused as not TLS, then a TLS probe
+// to tell the operator why) is one failed attempt, counted once as
+// not_tls; the probe, which presents no certificate, is not counted again
+// as no_certificate.
+func TestPlainTextJoinCountedOnce(t *testing.T) {
+	certs := devCerts(t, "client-0000")
+	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	met := NewMetrics()
+	var logs syncBuffer
+	_, addr := testCoordinator(t, CoordinatorConfig{Metrics: met, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, stls)
+	cfg := smallConfig(t, 4, 4, 1)
+	loc, err := ShardLocal(context.Background(), &cfg, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, addr, nil)
+	p := &Participant{
+		Conn: conn, Name: "client-0000", Client: loc.Client, Plaintext: true, Address: addr,
+		ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); !errors.Is(err, ErrWrongTransport) {
+		t.Fatalf("Run: %v; want ErrWrongTransport", err)
+	}
+	conn.Close() // no reconnection in the background
+	reasons := []string{tlsNotTLS, tlsNoCertificate, tlsBadCert, tlsPeerRefused, tlsAborted, tlsOther}
+	counts := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, r := range reasons {
+			if v := tlsRefusals(t, met, r); v > 0 {
+				m[r] = v
+			}
+		}
+		return m
+	}
+	// The server counts after the client has its answer: wait for the
+	// count, then long enough for a second one to show.
+	end := time.Now().Add(5 * time.Second)
+	for len(counts()) == 0 && time.Now().Before(end) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got, want := counts(), map[string]float64{tlsNotTLS: 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("handshake failures by reason %v, want %v; log:\n%s", got, want, logs.String())
+	}
+}

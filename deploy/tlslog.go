@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
@@ -24,13 +25,30 @@ const (
 	tlsOther         = "other"
 )
 
+// errTLSProbe refuses the TLS probe of a plain-text participant
+// (speaksTLS), recognised by its application protocol.
+var errTLSProbe = errors.New("deploy: TLS probe of a participant speaking plain text")
+
 // ServerCredentials returns the gRPC transport credentials of a
 // coordinator serving TLS configuration tc (ServerTLS): those of
 // credentials.NewTLS, with every failed handshake (a certificate refused,
 // a client speaking plain text) logged with the remote address and
 // counted in the metrics by reason. gRPC itself drops such connections
-// silently.
+// silently. The TLS probe a plain-text participant sends after its
+// refused attempt is refused at its client hello and not counted, so
+// that the attempt counts once, as not_tls.
 func (c *Coordinator) ServerCredentials(tc *tls.Config) credentials.TransportCredentials {
+	tc = tc.Clone()
+	next := tc.GetConfigForClient
+	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedProtos, tlsProbeProtocol) {
+			return nil, errTLSProbe
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
+	}
 	return &loggedCreds{TransportCredentials: credentials.NewTLS(tc), met: c.met, log: c.log}
 }
 
@@ -42,6 +60,11 @@ type loggedCreds struct {
 
 func (l *loggedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	out, info, err := l.TransportCredentials.ServerHandshake(conn)
+	if errors.Is(err, errTLSProbe) {
+		l.log.Info("TLS probe refused: a participant speaking plain text checks that the coordinator speaks TLS (counted as not_tls)",
+			"remote", conn.RemoteAddr().String())
+		return out, info, err
+	}
 	if err != nil {
 		reason := handshakeReason(err)
 		l.met.TLSRefusals.WithLabelValues(reason).Inc()
