@@ -33,7 +33,7 @@ not change results (name, out_dir, overwrite, parallel, backend,
 data.cache_dir) do not count. The summary holds only cells run with the
 current settings. The sweep file:
 
-  base: configs/mfeat.yaml      # experiment file the cells start from (optional)
+  base: mfeat.yaml              # experiment file the cells start from (optional)
   out_dir: runs/sweep-mfeat     # <out_dir>/<setting>/<method>-seed<seed> per cell
   methods: [fedavg, fedprox, fedcmi]
   seeds: [1, 2, 3]
@@ -44,6 +44,12 @@ current settings. The sweep file:
   grid:                         # any experiment field (dotted path) -> values
     data.multi_ratio: [0.5, 1]
     clients_per_round: [10]
+
+base is relative to the sweep file's folder (as an experiment file's paths
+are relative to it), out_dir to the working directory. summary.md is the
+table fedcmi table prints for out_dir when out_dir holds the sweep's
+completed cells alone: settings are named by the fields in which the cells
+differ (no setting column when they share one).
 
 With N cells at once, each trains max(1, parallel/N) clients at once (the
 experiment's parallel field), so N = 2 on 2 cores runs two cells of one
@@ -66,7 +72,9 @@ experiment field.`,
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c)
 		file := fs.String("c", "", "sweep `file` (YAML)")
-		parallel := fs.Int("parallel", 0, "cells run at once (0: the sweep file's parallel, else 1)")
+		// The usage states the default: the help would show the experiment
+		// field parallel's, whose name this flag takes.
+		parallel := fs.Int("parallel", 0, "cells run at once, not the experiment field (default 0: the sweep file's parallel, else 1)")
 		rerun := fs.Bool("rerun_changed", false, "run again the completed cells whose settings changed")
 		verbose := fs.Bool("v", false, "print every round of every cell and debug logs (graph compile times) on stderr")
 		// Every experiment field but parallel, whose name the sweep's own
@@ -78,6 +86,16 @@ experiment field.`,
 				fs.Var(f.Value, f.Name, f.Usage)
 			}
 		})
+		// The help leaves out the fields the sweep sets per cell: their flags
+		// are only defined to be refused with a message saying where to set
+		// them (checkSweepOverrides).
+		shown := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+		fs.VisitAll(func(f *flag.Flag) {
+			if _, ok := setPerCell[f.Name]; !ok {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		fs.Usage = func() { writeHelp(fs.Output(), c, shown) }
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -133,15 +151,21 @@ experiment field.`,
 	return c
 }
 
+// setPerCell maps the experiment fields the sweep sets per cell, whose
+// flags it refuses, to why.
+var setPerCell = map[string]string{
+	"method":    "the sweep file's methods list sets it per cell; edit the sweep file",
+	"seed":      "the sweep file's seeds list sets it per cell; edit the sweep file",
+	"name":      "the sweep sets it per cell",
+	"overwrite": "the sweep sets it per cell",
+}
+
 // checkSweepOverrides refuses field flags the sweep would ignore: the
 // fields it sets per cell and those its grid or settings vary.
 func checkSweepOverrides(spec *sweep.Spec, given []string) error {
 	for _, path := range given {
-		switch path {
-		case "method", "seed":
-			return &usageError{fmt.Sprintf("-%s: the sweep file's %ss list sets it per cell; edit the sweep file", path, path)}
-		case "name", "overwrite":
-			return &usageError{fmt.Sprintf("-%s: the sweep sets it per cell", path)}
+		if why, ok := setPerCell[path]; ok {
+			return &usageError{fmt.Sprintf("-%s: %s", path, why)}
 		}
 		if _, ok := spec.Grid[path]; ok {
 			return &usageError{fmt.Sprintf("-%s: the sweep's grid varies it; edit the grid in the sweep file", path)}
