@@ -4,8 +4,8 @@
 //
 // # Sweep file
 //
-//	base: configs/mfeat.yaml      # experiment file the cells start from (optional)
-//	out_dir: runs/sweep-mfeat     # one run directory per cell below it
+//	base: mfeat.yaml              # experiment file the cells start from (optional), relative to this file
+//	out_dir: runs/sweep-mfeat     # one run directory per cell below it, relative to the working directory
 //	methods: [fedavg, fedprox, fedcmi]
 //	seeds: [1, 2, 3]
 //	parallel: 2                   # cells run at once (default 1)
@@ -26,6 +26,11 @@
 // must not repeat, and no two cells may share a directory. Grid and
 // settings must not set method, seed, name, out_dir or overwrite: the
 // sweep sets them per cell. A sweep has at most MaxCells cells.
+//
+// As an experiment file's paths are relative to the file, base is relative
+// to the sweep file's folder, so that a sweep file works from any working
+// directory; out_dir, like an experiment's, is relative to the working
+// directory: runs go where the user runs them.
 //
 // # Resuming
 //
@@ -61,7 +66,10 @@
 // Summarize reads the completed cells' results and writes one row per
 // setting and method (metrics.Compare): mean ± sample std over seeds of the
 // final fused and per-modality accuracies and of the best round
-// (summary.md and summary.csv in out_dir).
+// (summary.md and summary.csv in out_dir). The cells are read, labelled and
+// ordered as fedcmi table reads out_dir (report.Load), so that summary.md is
+// the table fedcmi table prints for out_dir when out_dir holds the sweep's
+// completed cells alone.
 package sweep
 
 import (
@@ -71,11 +79,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -85,14 +95,17 @@ import (
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/report"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
+	"go.yaml.in/yaml/v3"
 )
 
 // Spec is a sweep file.
 type Spec struct {
-	// Base is an experiment file the cells start from ("" = defaults),
-	// relative to the working directory.
+	// Base is an experiment file the cells start from ("" = defaults):
+	// relative to the sweep file's folder in a file Load read, else to the
+	// working directory.
 	Base string `yaml:"base"`
 	// OutDir holds the cells' run directories and the summary.
 	OutDir string `yaml:"out_dir"`
@@ -111,19 +124,175 @@ type Spec struct {
 	// Override, if not nil, changes the base experiment before each
 	// cell's setting is applied (fedcmi sweep's field flags).
 	Override func(*config.Config) error `yaml:"-"`
+
+	// file is the sweep file Load read ("" for a Spec built in code):
+	// base is relative to its folder, and errors about base name it.
+	file string
 }
 
-// Load reads a sweep file.
+// Load reads a sweep file. Errors name the file and the line: an unknown
+// field with the closest known one ("did you mean methods?"), and a grid or
+// settings key that is no experiment field, or that the sweep sets per
+// cell, or a value its field does not take, with the closest field path.
 func Load(path string) (*Spec, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
+	// The keys are checked on the node tree, which has their lines, before
+	// decoding, whose unknown-field errors name no suggestion for a sweep
+	// file. A document that does not parse is left to DecodeYAML, whose
+	// errors say why in plain words.
+	var doc yaml.Node
+	if yaml.Unmarshal(raw, &doc) == nil {
+		if err := checkNodes(&doc); err != nil {
+			return nil, fmt.Errorf("sweep: %s: %w", path, err)
+		}
+	}
 	var s Spec
 	if err := config.DecodeYAML(bytes.NewReader(raw), path, &s); err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
+	s.file = path
 	return &s, nil
+}
+
+// specFields lists the fields of a sweep file, for "did you mean" hints.
+var specFields = func() []string {
+	var names []string
+	t := reflect.TypeFor[Spec]()
+	for i := range t.NumField() {
+		if name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}()
+
+// fieldPaths lists the experiment fields' dotted paths, which grid and
+// settings keys name.
+var fieldPaths = func() []string {
+	d := config.Default()
+	var paths []string
+	for _, f := range config.Fields(&d) {
+		paths = append(paths, f.Path)
+	}
+	return paths
+}()
+
+// checkNodes checks the keys of a sweep file's top-level mapping, and the
+// keys and values of its grid and settings, naming the line of the first
+// mistake. Parts of another shape are left to the decoder to report.
+func checkNodes(doc *yaml.Node) error {
+	top := resolveAlias(doc)
+	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
+		top = resolveAlias(top.Content[0])
+	}
+	if top.Kind != yaml.MappingNode {
+		return nil
+	}
+	for k, v := range mapping(top) {
+		if !slices.Contains(specFields, k.Value) {
+			msg := fmt.Sprintf("line %d: unknown field %s", k.Line, k.Value)
+			if s := config.Closest(k.Value, specFields); s != "" {
+				msg += " (did you mean " + s + "?)"
+			}
+			return errors.New(msg)
+		}
+		switch k.Value {
+		case "grid":
+			if v.Kind != yaml.MappingNode {
+				continue
+			}
+			for gk, gv := range mapping(v) {
+				if err := checkPath(gk.Value); err != nil {
+					return fmt.Errorf("line %d: grid sets %s: %w", gk.Line, gk.Value, err)
+				}
+				if gv.Kind != yaml.SequenceNode {
+					continue
+				}
+				for _, x := range gv.Content {
+					if err := checkValue(gk.Value, resolveAlias(x), "grid "+gk.Value); err != nil {
+						return err
+					}
+				}
+			}
+		case "settings":
+			if v.Kind != yaml.SequenceNode {
+				continue
+			}
+			for i, entry := range v.Content {
+				if entry = resolveAlias(entry); entry.Kind != yaml.MappingNode {
+					continue
+				}
+				for sk, sv := range mapping(entry) {
+					if err := checkPath(sk.Value); err != nil {
+						return fmt.Errorf("line %d: settings entry %d sets %s: %w", sk.Line, i+1, sk.Value, err)
+					}
+					if err := checkValue(sk.Value, sv, fmt.Sprintf("settings entry %d, %s", i+1, sk.Value)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// mapping yields the scalar keys of mapping node m and their values
+// (aliases resolved), skipping merge keys (<<), which the decoder expands.
+func mapping(m *yaml.Node) iter.Seq2[*yaml.Node, *yaml.Node] {
+	return func(yield func(*yaml.Node, *yaml.Node) bool) {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
+				continue
+			}
+			if !yield(k, resolveAlias(m.Content[i+1])) {
+				return
+			}
+		}
+	}
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// checkValue refuses a scalar value n that the field at path does not
+// take (as its flag would), naming the value's line and where it is.
+func checkValue(path string, n *yaml.Node, where string) error {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return nil
+	}
+	probe := config.Default()
+	if err := probe.Set(path, n.Value); err != nil {
+		var fe *config.FieldError
+		if errors.As(err, &fe) {
+			err = fe.Err // without "config: <path>: ", which where says
+		}
+		return fmt.Errorf("line %d: %s: %w", n.Line, where, err)
+	}
+	return nil
+}
+
+// checkPath refuses a grid or settings key that is no experiment field,
+// suggesting the closest one, or that the sweep sets per cell.
+func checkPath(path string) error {
+	if why, ok := perCell[path]; ok {
+		return errors.New(why)
+	}
+	if slices.Contains(fieldPaths, path) {
+		return nil
+	}
+	msg := "no such experiment field"
+	if s := config.Closest(path, fieldPaths); s != "" {
+		msg += " (did you mean " + s + "?)"
+	}
+	return errors.New(msg)
 }
 
 // Cell is one experiment of a sweep.
@@ -189,20 +358,20 @@ func (s *Spec) settings() ([][]assignment, error) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
+	if err := s.checkCount(paths); err != nil {
+		return nil, err
+	}
 	for _, p := range paths {
-		if why, ok := perCell[p]; ok {
-			return nil, fmt.Errorf("sweep: grid sets %s: %s", p, why)
+		if err := checkPath(p); err != nil {
+			return nil, fmt.Errorf("sweep: grid sets %s: %w", p, err)
 		}
 	}
 	for i, set := range s.Settings {
 		for _, p := range slices.Sorted(maps.Keys(set)) {
-			if why, ok := perCell[p]; ok {
-				return nil, fmt.Errorf("sweep: settings entry %d sets %s: %s", i+1, p, why)
+			if err := checkPath(p); err != nil {
+				return nil, fmt.Errorf("sweep: settings entry %d sets %s: %w", i+1, p, err)
 			}
 		}
-	}
-	if err := s.checkCount(paths); err != nil {
-		return nil, err
 	}
 	combos := [][]assignment{nil}
 	for _, p := range paths {
@@ -284,8 +453,8 @@ func (s *Spec) Cells() ([]Cell, error) {
 	}
 	base := config.Default()
 	if s.Base != "" {
-		if err := base.LoadFile(s.Base); err != nil {
-			return nil, err
+		if err := base.LoadFile(s.basePath()); err != nil {
+			return nil, s.baseError(err)
 		}
 	}
 	if s.Override != nil {
@@ -333,6 +502,29 @@ func (s *Spec) Cells() ([]Cell, error) {
 		}
 	}
 	return cells, nil
+}
+
+// basePath returns the base experiment file's path: Base, taken relative
+// to the sweep file's folder if Load read one.
+func (s *Spec) basePath() string {
+	if s.file == "" || filepath.IsAbs(s.Base) {
+		return s.Base
+	}
+	return filepath.Join(filepath.Dir(s.file), s.Base)
+}
+
+// baseError names the sweep file and its base field in an error loading
+// the base file; for a relative base not found, it says where base is
+// looked for, since it used to be relative to the working directory.
+func (s *Spec) baseError(err error) error {
+	where := "sweep: "
+	if s.file != "" {
+		where += s.file + ": "
+	}
+	if s.file != "" && !filepath.IsAbs(s.Base) && errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%sbase %s: %w (base is relative to the sweep file's folder)", where, s.Base, err)
+	}
+	return fmt.Errorf("%sbase %s: %w", where, s.Base, err)
 }
 
 // repeated refuses a list (methods, seeds) with a value twice.
@@ -567,13 +759,18 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// Table loads the metrics of the completed cells run with their current
-// config and compares them (metrics.Compare at the final round): one row
-// per setting and method, in cell order. A cell whose run directory was
-// run with other settings (sim.ConfigChanges) is left out: its results
-// are not the sweep's.
+// Table compares the completed cells run with their current config
+// (metrics.Compare at the final round): one row per setting and method. A
+// cell whose run directory was run with other settings
+// (sim.ConfigChanges) is left out: its results are not the sweep's. The
+// cells are read, labelled and ordered by report.Load, as fedcmi table
+// reads the sweep's out_dir: a setting is named by the fields in which the
+// cells differ ("" when they share one), settings come in the order of
+// their directories' names, methods in report.MethodOrder. So the table is
+// fedcmi table's for out_dir whenever out_dir holds the sweep's completed
+// cells alone, and the two never disagree on the same runs.
 func Table(cells []Cell) ([]metrics.Row, error) {
-	var runs []metrics.Labeled
+	var dirs []string
 	for _, c := range cells {
 		if !rundir.Completed(c.Dir) {
 			continue
@@ -581,16 +778,22 @@ func Table(cells []Cell) ([]metrics.Row, error) {
 		if changes, err := sim.ConfigChanges(c.Dir, c.Config); err != nil || len(changes) > 0 {
 			continue
 		}
-		schema, rounds, err := rundir.ReadMetrics(c.Dir)
-		if err != nil {
-			return nil, fmt.Errorf("sweep: %w", err)
-		}
-		if len(rounds) == 0 {
-			continue
-		}
-		runs = append(runs, metrics.Labeled{Name: c.Dir, Setting: c.Setting, Method: c.Method, Schema: schema, Rounds: rounds})
+		dirs = append(dirs, c.Dir)
 	}
-	return metrics.Compare(runs, metrics.PickFinal)
+	if len(dirs) == 0 {
+		return nil, nil
+	}
+	// The order in which fedcmi table finds them below out_dir
+	// (filepath.WalkDir: folder by folder, each in lexical order), on which
+	// the order of the settings depends.
+	slices.SortFunc(dirs, func(a, b string) int {
+		return slices.Compare(strings.Split(a, string(filepath.Separator)), strings.Split(b, string(filepath.Separator)))
+	})
+	runs, err := report.Load(dirs...)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	return metrics.Compare(report.Labeled(runs), metrics.PickFinal)
 }
 
 // Summary file names in a sweep's out_dir.

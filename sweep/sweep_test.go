@@ -1,18 +1,22 @@
 package sweep
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/metrics"
+	"github.com/fedcmi/fedcmi/report"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
 )
@@ -96,7 +100,9 @@ func TestCellsErrors(t *testing.T) {
 		edit func(*Spec)
 		want string
 	}{
-		{"unknown field", func(s *Spec) { s.Grid["data.gamma"] = []string{"1"} }, "data.gamma"},
+		{"unknown field", func(s *Spec) { s.Grid["data.alhpa"] = []string{"1"} }, "grid sets data.alhpa: no such experiment field (did you mean data.alpha?)"},
+		{"unknown setting field", func(s *Spec) { s.Settings = []map[string]string{{"data.partiton": "iid"}} },
+			"settings entry 1 sets data.partiton: no such experiment field (did you mean data.partition?)"},
 		{"no values", func(s *Spec) { s.Grid["data.alpha"] = nil }, "grid data.alpha lists no values"},
 		{"bad value", func(s *Spec) { s.Grid["data.multi_ratio"] = []string{"2"} }, "data.multi_ratio"},
 		{"empty setting", func(s *Spec) { s.Settings = []map[string]string{{}} }, "settings entry 1 is empty"},
@@ -217,7 +223,8 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "| data.alpha=1 | fedavg | 2 |") || !strings.Contains(string(md), "| data.alpha=1 | fedcmi | 2 |") {
+	// One setting: no setting column, as fedcmi table prints it.
+	if !strings.HasPrefix(string(md), "| method | runs |") || !strings.Contains(string(md), "\n| fedavg | 2 |") || !strings.Contains(string(md), "\n| fedcmi | 2 |") {
 		t.Fatalf("summary.md:\n%s", md)
 	}
 	cells, _ := s.Cells()
@@ -338,7 +345,7 @@ func TestParallelInterruptResume(t *testing.T) {
 		t.Fatalf("%d of %d cells completed after the interruption, want some but not all:\n%s", done, len(cells), w.text.String())
 	}
 	// Summary of what completed is written also when stopped.
-	if md, err := os.ReadFile(filepath.Join(par.OutDir, SummaryMarkdown)); err != nil || !strings.Contains(string(md), "| data.alpha=1 |") {
+	if md, err := os.ReadFile(filepath.Join(par.OutDir, SummaryMarkdown)); err != nil || !strings.Contains(string(md), "\n| fedavg |") {
 		t.Fatalf("summary after interruption: %v\n%s", err, md)
 	}
 
@@ -369,11 +376,15 @@ func TestParallelInterruptResume(t *testing.T) {
 	}
 }
 
-// TestShippedSweeps expands every sweep file in configs/ (from the
-// repository root, where their paths are relative to).
+// TestShippedSweeps expands every sweep file in configs/ from another
+// working directory: their base is relative to them.
 func TestShippedSweeps(t *testing.T) {
-	t.Chdir("..")
-	files, err := filepath.Glob(filepath.Join("configs", "sweep-*.yaml"))
+	dir, err := filepath.Abs(filepath.Join("..", "configs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	files, err := filepath.Glob(filepath.Join(dir, "sweep-*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no sweep files: %v", err)
 	}
@@ -385,6 +396,196 @@ func TestShippedSweeps(t *testing.T) {
 		}
 		if _, err := s.Cells(); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestBaseRelativeToSweepFile: a sweep file's base is relative to the
+// file's folder, from any working directory, and its cells are those the
+// same base gave when named from the working directory (as it used to
+// be), so that sweeps run before resume. A missing base names the sweep
+// file and the base field.
+func TestBaseRelativeToSweepFile(t *testing.T) {
+	root := t.TempDir()
+	sub := filepath.Join(root, "configs")
+	if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(sub, "exp.yaml")
+	// A path field, relative to the experiment file, made absolute.
+	yml := "rounds: 2\nclients: 4\nclients_per_round: 2\ndata:\n  min_size: 5\n  cache_dir: ../cache\n  split_dir: ../data\n"
+	if err := os.WriteFile(base, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The cells as a base named from the working directory gave them.
+	t.Chdir(root)
+	want, err := (&Spec{Base: filepath.Join("configs", "exp.yaml"), OutDir: "runs/x", Methods: []string{"fedavg"}, Seeds: []uint64{1}}).Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want[0].Config.Data.SplitDir != filepath.Join(root, "data") {
+		t.Fatalf("split_dir %s", want[0].Config.Data.SplitDir)
+	}
+	other := t.TempDir()
+	for _, tc := range []struct {
+		name, base, cwd string
+		abs             bool // the sweep file given by its absolute path
+	}{
+		{"beside it", "exp.yaml", root, false},
+		{"beside it, from elsewhere", "exp.yaml", other, true},
+		{"up and down", "../configs/exp.yaml", other, true},
+		{"from the sweep's folder", "./exp.yaml", sub, false},
+		{"absolute", base, other, true},
+	} {
+		file := filepath.Join(sub, "sweep.yaml")
+		if err := os.WriteFile(file, []byte("base: "+tc.base+"\nout_dir: runs/x\nmethods: [fedavg]\nseeds: [1]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Chdir(tc.cwd)
+		if !tc.abs {
+			rel, err := filepath.Rel(tc.cwd, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file = rel
+		}
+		s, err := Load(file)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		cells, err := s.Cells()
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		a, _ := cells[0].Config.YAML()
+		b, _ := want[0].Config.YAML()
+		if string(a) != string(b) {
+			t.Errorf("%s: cell config\n%s\nwant\n%s", tc.name, a, b)
+		}
+	}
+
+	t.Chdir(root)
+	file := filepath.Join("configs", "sweep.yaml")
+	if err := os.WriteFile(file, []byte("base: configs/exp.yaml\nout_dir: runs/x\nmethods: [fedavg]\nseeds: [1]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Cells()
+	want0 := "sweep: " + file + ": base configs/exp.yaml: config: open " + filepath.Join("configs", "configs", "exp.yaml") + ": no such file or directory (base is relative to the sweep file's folder)"
+	if err == nil || err.Error() != want0 {
+		t.Errorf("missing base: error %v, want %s", err, want0)
+	}
+}
+
+// TestLoadErrors: mistakes in a sweep file are reported as in an
+// experiment file: with the file, the line and the closest name.
+func TestLoadErrors(t *testing.T) {
+	const head = "out_dir: runs/x\nmethods: [fedavg]\nseeds: [1]\n"
+	for _, tc := range []struct {
+		name, yml, want string
+	}{
+		{"unknown field", "method: [fedavg]\nseeds: [1]\n", "line 1: unknown field method (did you mean methods?)"},
+		{"unknown field later", head + "grids:\n  data.alpha: [1]\n", "line 4: unknown field grids (did you mean grid?)"},
+		{"far from any field", head + "colour: red\n", "line 4: unknown field colour"},
+		{"grid key", head + "grid:\n  data.multi_ratio: [0.5]\n  data.alhpa: [1, 2]\n", "line 6: grid sets data.alhpa: no such experiment field (did you mean data.alpha?)"},
+		{"settings key", head + "settings:\n  - {data.partition: iid}\n  - {data.partiton: dirichlet}\n", "line 6: settings entry 2 sets data.partiton: no such experiment field (did you mean data.partition?)"},
+		{"grid sets method", head + "grid:\n  method: [fedprox]\n", "line 5: grid sets method: the sweep sets it per cell from its methods field"},
+		{"grid value", head + "grid:\n  data.alpha:\n    - 1\n    - abc\n", `line 7: grid data.alpha: "abc" is not a number`},
+		{"settings value", head + "settings:\n  - {clients: many}\n", `line 5: settings entry 1, clients: "many" is not an integer`},
+		// Shapes are the decoder's to report, in plain words.
+		{"grid as a list", head + "grid: [data.alpha]\n", "line 4: a list is not a section of key: value lines"},
+	} {
+		file := filepath.Join(t.TempDir(), "sweep.yaml")
+		if err := os.WriteFile(file, []byte(tc.yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(file)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: error %v, want one naming %s and saying %q", tc.name, err, file, tc.want)
+		}
+	}
+	// Anchors, aliases and merges are followed, not reported.
+	file := filepath.Join(t.TempDir(), "sweep.yaml")
+	yml := head + "grid:\n  data.alpha: &a [1, 2]\n  data.multi_ratio: [0.5]\nsettings:\n  - &s {data.partition: iid}\n  - {<<: *s, data.min_size: 5}\n"
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file); err != nil {
+		t.Errorf("valid file: %v", err)
+	}
+}
+
+// TestSummaryIsTable: summary.md and summary.csv are what fedcmi table
+// prints for out_dir (report.Load, metrics.Compare): the same setting
+// labels (the fields in which runs differ, none for one setting) and the
+// same order of settings and methods, whatever the sweep file's order.
+func TestSummaryIsTable(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings []map[string]string
+		grid     map[string][]string
+		methods  []string
+		rows     []string // setting and method of each row
+	}{
+		{"settings with a shared value", []map[string]string{{"data.partition": "iid"}, {"data.partition": "dirichlet", "data.alpha": "1"}}, nil,
+			[]string{"fedcmi", "fedavg"},
+			[]string{"data.partition=dirichlet fedavg", "data.partition=dirichlet fedcmi", "data.partition=iid fedavg", "data.partition=iid fedcmi"}},
+		{"one setting", nil, map[string][]string{"data.alpha": {"1"}}, []string{"fedcmi", "fedavg"},
+			[]string{" fedavg", " fedcmi"}},
+		{"default", nil, nil, []string{"fedavg"}, []string{" fedavg"}},
+	} {
+		out := t.TempDir()
+		s := writeSpec(t, out)
+		s.Settings, s.Grid, s.Methods, s.Seeds = tc.settings, tc.grid, tc.methods, []uint64{1}
+		if err := Run(context.Background(), s, Options{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		cells, err := s.Cells()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := Table(cells)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.Setting+" "+r.Method)
+		}
+		if !slices.Equal(got, tc.rows) {
+			t.Errorf("%s: rows %q, want %q", tc.name, got, tc.rows)
+		}
+		runs, err := report.Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := metrics.Compare(report.Labeled(runs), metrics.PickFinal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []struct {
+			name  string
+			write func(io.Writer, []metrics.Row) error
+		}{{SummaryMarkdown, metrics.WriteComparison}, {SummaryCSV, metrics.WriteComparisonCSV}} {
+			var table bytes.Buffer
+			if err := f.write(&table, want); err != nil {
+				t.Fatal(err)
+			}
+			summary, err := os.ReadFile(filepath.Join(out, f.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(summary) != table.String() {
+				t.Errorf("%s: %s\n%s\ndiffers from fedcmi table's\n%s", tc.name, f.name, summary, table.String())
+			}
 		}
 	}
 }
