@@ -22,7 +22,8 @@ final round's accuracies (or each run's best round by fused accuracy, with
 -best) as mean +- sample std over the runs of a group, the mean dominance
 ratio (dominance) and the round number of that round, and the best round. Runs of a
 group must have the same modalities. It is the table fedcmi sweep writes to
-summary.md.
+summary.md when the folder holds only the sweep's cells run with its
+current settings.
 
 Runs that did not complete all their rounds (stopped, or still running)
 are left out, with a note on stderr naming them: their final round is an
