@@ -234,7 +234,7 @@ func TestDigestMatches(t *testing.T) {
 		{"saved with tensorboard off, before, now on", on, legacyOff, true},
 		{"another learning rate, saved before", lr, legacyOn, false},
 	} {
-		if got, err := digestMatches(tc.cfg, tc.saved); err != nil || got != tc.want {
+		if got, err := digestMatches(tc.cfg, tc.saved, nil); err != nil || got != tc.want {
 			t.Errorf("%s: %v, %v, want %v", tc.name, got, err, tc.want)
 		}
 	}

@@ -106,10 +106,11 @@ type ServeOptions struct {
 }
 
 // digestMatches reports whether a state's digest saved belongs to cfg:
-// the simulation's (sim.DigestMatches), or, for states written before
-// 2026-12-06, legacyConfigDigest with tensorboard off or on.
-func digestMatches(cfg config.Config, saved string) (bool, error) {
-	if ok, err := sim.DigestMatches(cfg, saved); err != nil || ok {
+// the simulation's (sim.DigestMatches, also without the fields absent
+// from the run's saved config), or, for states written before 2026-12-06,
+// legacyConfigDigest with tensorboard off or on.
+func digestMatches(cfg config.Config, saved string, absent []string) (bool, error) {
+	if ok, err := sim.DigestMatches(cfg, saved, absent); err != nil || ok {
 		return ok, err
 	}
 	for _, tb := range []bool{false, true} {
@@ -292,7 +293,11 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		case err != nil:
 			return nil, err
 		default:
-			if ok, err := digestMatches(cfg, st.ConfigDigest); err != nil || !ok {
+			absent, err := sim.AbsentFields(dir, cfg)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			if ok, err := digestMatches(cfg, st.ConfigDigest, absent); err != nil || !ok {
 				return nil, anotherConfig(dir, cfg, err)
 			}
 			if err := restoreStrategy(strategy, st.Strategy); err != nil {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -66,6 +67,10 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: current config: %w", err)
 	}
+	def, err := defaultFields()
+	if err != nil {
+		return nil, err
+	}
 	var out []Change
 	for k := range a {
 		if _, ok := b[k]; !ok {
@@ -78,10 +83,55 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 		}
 		s, ok := a[k]
 		if !ok {
+			if b[k] == def[k] {
+				continue // a field added since the run, at its default
+			}
 			s = "(absent)"
 		}
 		if s != b[k] {
 			out = append(out, Change{Field: k, Saved: s, Now: b[k]})
+		}
+	}
+	return out, nil
+}
+
+// defaultFields is flattenYAML of the default experiment.
+func defaultFields() (map[string]string, error) {
+	d := config.Default()
+	b, err := d.YAML()
+	if err != nil {
+		return nil, err
+	}
+	return flattenYAML(b)
+}
+
+// AbsentFields returns the experiment fields that the config saved in
+// run directory dir lacks, in sorted order: those added to fedcmi after
+// the run was made. ConfigChanges counts such a field as unchanged when
+// cfg has it at its default (new fields default to the old behaviour),
+// and DigestMatches leaves it out of the hash the run's checkpoint holds.
+func AbsentFields(dir string, cfg config.Config) ([]string, error) {
+	p := filepath.Join(dir, rundir.ConfigFile)
+	saved, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	a, err := flattenYAML(saved)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", p, err)
+	}
+	now, err := cfg.YAML()
+	if err != nil {
+		return nil, err
+	}
+	b, err := flattenYAML(now)
+	if err != nil {
+		return nil, fmt.Errorf("sim: current config: %w", err)
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(b)) {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
 		}
 	}
 	return out, nil
@@ -138,40 +188,85 @@ func flattenYAML(b []byte) (map[string]string, error) {
 // (runLocal).
 func ConfigDigest(cfg config.Config) (string, error) {
 	cfg.TensorBoard = false
-	return legacyConfigDigest(cfg)
+	return legacyConfigDigest(cfg, nil)
 }
 
 // DigestMatches reports whether a checkpoint's digest saved belongs to
 // cfg: ConfigDigest, or legacyConfigDigest with tensorboard on (off, it
-// is ConfigDigest).
-func DigestMatches(cfg config.Config, saved string) (bool, error) {
-	d, err := ConfigDigest(cfg)
-	if err != nil {
-		return false, err
+// is ConfigDigest), each also without the fields absent that the run's
+// saved config lacks (AbsentFields: a run of an older fedcmi).
+func DigestMatches(cfg config.Config, saved string, absent []string) (bool, error) {
+	withouts := [][]string{nil}
+	if len(absent) > 0 {
+		withouts = append(withouts, absent)
 	}
-	if d == saved {
-		return true, nil
+	for _, tb := range []bool{false, true} {
+		cfg.TensorBoard = tb
+		for _, without := range withouts {
+			if d, err := legacyConfigDigest(cfg, without); err != nil || d == saved {
+				return d == saved, err
+			}
+		}
 	}
-	cfg.TensorBoard = true
-	if d, err = legacyConfigDigest(cfg); err != nil {
-		return false, err
-	}
-	return d == saved, nil
+	return false, nil
 }
 
 // legacyConfigDigest is ConfigDigest as checkpoints written before
 // 2026-12-06 hold it, with tensorboard in the hash (so that changing it
 // for a resume was refused, though it is in runLocal); a resume accepts
-// both (DigestMatches).
-func legacyConfigDigest(cfg config.Config) (string, error) {
+// both (DigestMatches). The fields without (dotted paths) are left out
+// of the YAML hashed, as an older fedcmi that lacked them wrote it.
+func legacyConfigDigest(cfg config.Config, without []string) (string, error) {
 	cfg.Name, cfg.OutDir, cfg.Overwrite, cfg.Parallel, cfg.Backend = "", "", false, 0, ""
 	cfg.Data.CacheDir = ""
 	b, err := cfg.YAML()
 	if err != nil {
 		return "", err
 	}
+	if len(without) > 0 {
+		if b, err = stripYAML(b, without); err != nil {
+			return "", err
+		}
+	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:]), nil
+}
+
+// stripYAML returns the YAML document b (as Config.YAML writes it) without
+// the fields at paths, and without the sections they leave empty.
+func stripYAML(b []byte, paths []string) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	var strip func(n *yaml.Node, path []string) bool // reports whether n is left empty
+	strip = func(n *yaml.Node, path []string) bool {
+		if n.Kind != yaml.MappingNode {
+			return false
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value != path[0] {
+				continue
+			}
+			if len(path) == 1 || strip(n.Content[i+1], path[1:]) {
+				n.Content = slices.Delete(n.Content, i, i+2)
+			}
+			break
+		}
+		return len(n.Content) == 0
+	}
+	for _, p := range paths {
+		if len(doc.Content) > 0 {
+			strip(doc.Content[0], strings.Split(p, "."))
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // ErrConfigChanged is wrapped by the error of a resume whose config

@@ -1,7 +1,10 @@
 package sim
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -321,4 +324,65 @@ func interruptedAfterRound1(t *testing.T, cfg config.Config) *Result {
 		t.Fatalf("interrupted run: %v", err)
 	}
 	return part
+}
+
+// TestResumeRunOfOlderVersion: a run made by an older fedcmi, whose saved
+// config and checkpoint digest lack fields added since (here one field and
+// one whole section), resumes when the current experiment has them at
+// their defaults, and is refused, naming the field, when it does not.
+func TestResumeRunOfOlderVersion(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Rounds = 3
+	part := interruptedAfterRound1(t, cfg)
+	oldLines := func(b []byte) []byte {
+		t.Helper()
+		for _, cut := range []string{"  missing_sample_rate: 0\n", "ogm:\n  alpha: 0.8\n  start_round: 1\n  end_round: 0\n"} {
+			if !bytes.Contains(b, []byte(cut)) {
+				t.Fatalf("the config YAML has no %q", cut)
+			}
+			b = bytes.Replace(b, []byte(cut), nil, 1)
+		}
+		return b
+	}
+	// What the older fedcmi wrote: config.yaml, and the checkpoint's
+	// digest, the hash of the config less the run-local fields.
+	saved, err := os.ReadFile(filepath.Join(part.Dir, rundir.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(part.Dir, rundir.ConfigFile), oldLines(saved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hashed := cfg
+	hashed.Name, hashed.OutDir, hashed.Overwrite, hashed.Parallel, hashed.Backend, hashed.TensorBoard = "", "", false, 0, "", false
+	hashed.Data.CacheDir = ""
+	y, err := hashed.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(oldLines(y))
+	current, err := ConfigDigest(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckPath := filepath.Join(part.Dir, CheckpointFile)
+	ck, err := os.ReadFile(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ck, []byte(current)) {
+		t.Fatal("the checkpoint does not hold the digest")
+	}
+	if err := os.WriteFile(ckPath, bytes.Replace(ck, []byte(current), []byte(hex.EncodeToString(sum[:])), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	changed := cfg
+	changed.OGM.Alpha = 0.5
+	if _, err := Run(context.Background(), changed, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), "ogm.alpha: (absent) -> 0.5") {
+		t.Errorf("resuming an older run with a new field off its default: %v, want a refusal naming it", err)
+	}
+	if res, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err != nil || len(res.Rounds) != 3 {
+		t.Errorf("resuming a run of an older fedcmi: %v", err)
+	}
 }

@@ -620,7 +620,11 @@ func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint,
 	if err != nil {
 		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
 	}
-	ok, err := DigestMatches(cfg, ck.ConfigDigest)
+	absent, err := AbsentFields(dir, cfg)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	ok, err := DigestMatches(cfg, ck.ConfigDigest, absent)
 	if err != nil {
 		return nil, err
 	}
