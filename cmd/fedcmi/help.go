@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/fedcmi/fedcmi/config"
 )
 
 // Help texts have one format for every command: the usage line, the
@@ -47,7 +49,7 @@ func writeHelp(w io.Writer, c *Command, fs *flag.FlagSet) {
 	}
 	var own, fields []*flag.Flag
 	for _, f := range visibleFlags(fs) {
-		if _, ok := fieldPaths[f.Name]; ok {
+		if _, ok := fieldOf(f); ok {
 			fields = append(fields, f)
 		} else {
 			own = append(own, f)
@@ -103,6 +105,14 @@ func writeFlags(b *strings.Builder, flags []*flag.Flag, width int) {
 	}
 }
 
+// fieldOf returns the experiment field that flag f sets, if it is one's
+// flag (config.RegisterFlags): a command's own flag of the same name
+// (sweep -parallel) has its own usage.
+func fieldOf(f *flag.Flag) (config.Field, bool) {
+	fd, ok := fieldPaths[f.Name]
+	return fd, ok && f.Usage == fd.Help
+}
+
 // valueName returns what a flag takes: "" for a boolean flag, the
 // field's type for an experiment field, else the name in backquotes in
 // its usage, else "value".
@@ -110,7 +120,7 @@ func valueName(f *flag.Flag) string {
 	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
 		return ""
 	}
-	if fd, ok := fieldPaths[f.Name]; ok {
+	if fd, ok := fieldOf(f); ok {
 		if fd.Type == "bool" {
 			return ""
 		}
@@ -125,7 +135,7 @@ func valueName(f *flag.Flag) string {
 func usageText(f *flag.Flag) string {
 	_, text := flag.UnquoteUsage(f)
 	def := f.DefValue
-	if fd, ok := fieldPaths[f.Name]; ok {
+	if fd, ok := fieldOf(f); ok {
 		def = fd.Default
 		if fd.Type == "text" || fd.Type == "list" {
 			if def == "" {

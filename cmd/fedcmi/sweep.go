@@ -30,7 +30,8 @@ rounds), the sweep refuses to run, naming each such cell and the fields that
 differ; -rerun_changed runs those cells again (each cell's old results are
 replaced when its new run starts), another out_dir keeps both. Fields that do
 not change results (name, out_dir, overwrite, parallel, backend,
-data.cache_dir) do not count. The summary holds only cells run with the
+data.cache_dir, tensorboard) do not count, nor fields a newer fedcmi added
+at their defaults. The summary holds only cells run with the
 current settings. The sweep file:
 
   base: mfeat.yaml              # experiment file the cells start from (optional)

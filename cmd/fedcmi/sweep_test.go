@@ -16,6 +16,10 @@ func TestSweepHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"sweep", "-h"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+	flags, _, _ := strings.Cut(stdout.String(), "\nExperiment fields:")
+	if !strings.Contains(flags, "\n  -parallel int ") {
+		t.Errorf("sweep's own -parallel is not among its flags:\n%s", flags)
+	}
 	entries := helpEntries(stdout.String())
 	for _, tc := range []struct {
 		flag string
