@@ -111,10 +111,11 @@ func TestLocalClientFit(t *testing.T) {
 	}
 }
 
-// TestPersonalizedBranches: with personalised branches a client starts
-// round 2 from its own infiltration projectors and classifiers, not the
-// server's, and keeps the shared parts of the new global model.
-func TestPersonalizedBranches(t *testing.T) {
+// personalClient returns a multimodal client that trained round 2 with
+// personalised branches (so it keeps personal parts), its engine and that
+// round's result.
+func personalClient(t *testing.T) (*model.Engine, *LocalClient, FitRes) {
+	t.Helper()
 	e, train := testEngine(t)
 	arch := e.Arch()
 	global, _ := arch.Init(1)
@@ -128,6 +129,15 @@ func TestPersonalizedBranches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, c, res
+}
+
+// TestPersonalizedBranches: with personalised branches a client starts
+// round 2 from its own infiltration projectors and classifiers, not the
+// server's, and keeps the shared parts of the new global model.
+func TestPersonalizedBranches(t *testing.T) {
+	e, c, res := personalClient(t)
+	arch := e.Arch()
 	next, _ := arch.Init(2) // a different global model for round 3
 	start, own := c.startParams(next, true)
 	if !own {
@@ -154,19 +164,9 @@ func TestPersonalizedBranches(t *testing.T) {
 // gradient; and the precomputed teacher's logits are the received
 // model's.
 func TestPersonalTeacherAndAnchor(t *testing.T) {
-	e, train := testEngine(t)
-	arch := e.Arch()
-	global, _ := arch.Init(1)
-	c, err := NewLocalClient(e, train, []int{0, 1, 2, 3, 4, 5, 6, 7}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := fitConfig(2)
-	cfg.FedCMI.Personalized = true
-	if _, err := c.Fit(context.Background(), FitIns{Params: global, Config: cfg}); err != nil {
-		t.Fatal(err)
-	}
+	e, c, _ := personalClient(t)
 	own := maps.Clone(c.personal)
+	arch := e.Arch()
 	next, _ := arch.Init(2)
 
 	prox := FitConfig{Round: 3, Epochs: 1, LR: 0.01, Seed: 3, C1: 2, Mu: 100, FedCMI: FedCMIFit{Personalized: true}}
@@ -185,7 +185,8 @@ func TestPersonalTeacherAndAnchor(t *testing.T) {
 		}
 	}
 
-	cfg.Round = 4
+	cfg := fitConfig(4)
+	cfg.FedCMI.Personalized = true
 	r := &localRound{c: c, ins: FitIns{Params: next, Config: cfg}, cfg: cfg, train: c.index}
 	r.start, r.personal = c.startParams(next, true)
 	r.has = c.trainedModalities(cfg)
