@@ -1,6 +1,7 @@
 package vision
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,8 +20,8 @@ const MaxFrames = 4096
 // (0 for as stored, 1 or 3; see [Decode]).
 //
 // The frames are the files whose names end in .jpg, .jpeg or .png (in any
-// case), sorted by name byte-wise, so numbered names need zero padding
-// (frame_002 before frame_010). Hidden files (names starting with ".") and
+// case), sorted by name with numbers by value (frame_2 before frame_10, as
+// zero-padded frame_002 before frame_010). Hidden files (names starting with ".") and
 // sub-folders are skipped; other files are ignored. The first k frames are
 // taken, as the FedCMI reference code takes the first num_frame frames of a
 // clip. When the folder holds fewer than k frames, the last one is
@@ -84,6 +85,38 @@ func FrameFiles(dir string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, &Error{Path: dir, Err: errorf(ErrNoFrames, "folder holds no .jpg, .jpeg or .png files")}
 	}
-	slices.Sort(names)
+	slices.SortFunc(names, compareNatural)
 	return names, nil
+}
+
+// compareNatural orders names as a person numbers frames: runs of digits
+// by their value (frame_2 before frame_10), the rest byte-wise, and, for
+// equal values, fewer leading zeros first so that the order stays total.
+// Zero-padded names (%05d.jpg) keep their byte-wise order.
+func compareNatural(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da == 0 || db == 0 {
+			if a[0] != b[0] {
+				return cmp.Compare(a[0], b[0])
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
+		na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+		if c := cmp.Or(cmp.Compare(len(na), len(nb)), strings.Compare(na, nb), cmp.Compare(da, db)); c != 0 {
+			return c
+		}
+		a, b = a[da:], b[db:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// digitRun returns the length of the run of ASCII digits at the start of s.
+func digitRun(s string) int {
+	i := 0
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	return i
 }

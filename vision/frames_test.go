@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -148,5 +149,25 @@ func TestLoadFramesErrors(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Path != notDir {
 		t.Errorf("LoadFrames on a file: %v", err)
+	}
+}
+
+// TestCompareNatural: numbered frame names sort by number, padded or not.
+func TestCompareNatural(t *testing.T) {
+	for _, tc := range []struct {
+		in, want []string
+	}{
+		{[]string{"frame_10.jpg", "frame_2.jpg", "frame_1.jpg", "frame_0.jpg", "frame_11.jpg"},
+			[]string{"frame_0.jpg", "frame_1.jpg", "frame_2.jpg", "frame_10.jpg", "frame_11.jpg"}},
+		{[]string{"00010.jpg", "00002.jpg", "00001.jpg"}, []string{"00001.jpg", "00002.jpg", "00010.jpg"}},
+		{[]string{"b.png", "a10.png", "a9.png", "a.png"}, []string{"a.png", "a9.png", "a10.png", "b.png"}},
+		{[]string{"2.jpg", "02.jpg", "1.jpg"}, []string{"1.jpg", "2.jpg", "02.jpg"}},
+		{[]string{"img-3-b.jpg", "img-3-a.jpg", "img-12-a.jpg"}, []string{"img-3-a.jpg", "img-3-b.jpg", "img-12-a.jpg"}},
+	} {
+		got := slices.Clone(tc.in)
+		slices.SortFunc(got, compareNatural)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("sorted %v: %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }
