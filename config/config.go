@@ -229,7 +229,7 @@ type Media struct {
 	ClipSeconds float64 `yaml:"clip_seconds" help:"audio clip length, tiled or cropped (0: 3 cremad, 10 ave, 1 avdigits)"`
 	FreqPool    int     `yaml:"freq_pool" help:"average the spectrogram over this many frequency bins (0: 4 for avdigits, else 1)"`
 	TimePool    int     `yaml:"time_pool" help:"average the spectrogram over this many frames (0: 1)"`
-	Frames      int     `yaml:"frames" help:"video frames per clip (0: 1 cremad, 3 ave)"`
+	Frames      int     `yaml:"frames" help:"video frames per clip (0: 1 cremad, 4 ave)"`
 	ImageSize   int     `yaml:"image_size" help:"side of square images and frames (0: 64, 28 for avdigits)"`
 	Channels    int     `yaml:"channels" help:"image channels, 1 or 3 (0: 3, 1 for avdigits)"`
 	TextDim     int     `yaml:"text_dim" help:"buckets of the hashed n-gram bag of texts (0: 4096)"`

@@ -24,7 +24,7 @@ func TestAVE(t *testing.T) {
 	if train.Groups != nil || train.NumClasses != 28 {
 		t.Errorf("groups %v, %d classes", train.Groups, train.NumClasses)
 	}
-	if !slices.Equal(train.Shapes[0], []int{1, 257, 1004}) || !slices.Equal(train.Shapes[1], []int{3, 3, 64, 64}) {
+	if !slices.Equal(train.Shapes[0], []int{1, 257, 1004}) || !slices.Equal(train.Shapes[1], []int{4, 3, 64, 64}) {
 		t.Fatalf("shapes %v", train.Shapes)
 	}
 	// The event window [2 s, 5 s) of vid_B_2, tiled to 10 s.

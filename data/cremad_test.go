@@ -73,14 +73,16 @@ func TestCremaD(t *testing.T) {
 		}
 		var want []float32
 		for _, f := range frames {
-			g, err := vision.EvalPipeline(32).Apply(f, nil)
+			// The reference's evaluation transform: the whole frame
+			// resized to the square, normalised.
+			g, err := vision.Pipeline{vision.Resize{H: 32, W: 32}, vision.ImageNetNormalize()}.Apply(f, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want = append(want, g.Pix...)
 		}
 		if !slices.Equal(train.Row(1, i), want) {
-			t.Errorf("%s: frames differ from vision's evaluation pipeline", clip)
+			t.Errorf("%s: frames differ from the reference's evaluation transform", clip)
 		}
 	}
 	// Clip 0 has one frame: it is repeated to make three.
@@ -244,13 +246,14 @@ func TestSkipBroken(t *testing.T) {
 		t.Errorf("log %q does not report both skipped samples", logs)
 	}
 
-	// A split whose every sample is broken is still an error.
+	// A split whose every sample's media are missing is still an error,
+	// which says what is likely wrong.
 	for _, c := range cremaDTest {
 		os.Remove(filepath.Join(root, "AudioWAV", c+".wav"))
 	}
 	_, _, err = LoadCremaD(context.Background(), root, splitDir, MediaSpec{}, opts)
-	if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "no samples left") {
-		t.Errorf("all broken: %v", err)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "none of its 3 samples were found (is data.dir right?)") {
+		t.Errorf("all missing: %v", err)
 	}
 }
 

@@ -25,7 +25,12 @@ const (
 // a change of the decoding or preprocessing code changes the features a
 // spec produces, so that caches built by older code are refused rather
 // than silently mixed with new features.
-const mediaPipelineVersion = 1
+//
+// Version 2 (2026-12-06): images are resized to the square without a crop,
+// as the reference's evaluation transform (it was a centre crop); frames
+// are taken in numeric name order (frame_2 before frame_10); AVE's
+// default is four frames.
+const mediaPipelineVersion = 2
 
 // Limits that keep a mistyped spec from asking for absurd amounts of memory
 // per sample.
@@ -55,7 +60,7 @@ const (
 // ([Source.Spec]), so that they do not change its key.
 //
 // The defaults keep samples small enough for training on a CPU: images of
-// 64 x 64 (the reference uses 224) and one to three frames per clip. The
+// 64 x 64 (the reference uses 224) and one to four frames per clip. The
 // spectrogram defaults to the reference's full resolution, 257 x 299 values
 // for 3 s of CREMA-D (300 KB per clip) and 257 x 1004 for 10 s of AVE
 // (1 MB per clip); FreqPool and TimePool shrink it.
@@ -86,15 +91,16 @@ type MediaSpec struct {
 	// Frames is the number k of video frames per clip: the first k of the
 	// clip's frame folder in name order, the last repeated when there are
 	// fewer (vision.LoadFrames). Default 1 (CREMA-D, as the reference's
-	// num_frame) and 3 (AVE).
+	// num_frame) and 4 (AVE, as the reference).
 	Frames int `json:"frames" yaml:"frames"`
 
-	// ImageSize is the side of the square images and frames: the shorter
-	// side is resized to it (bilinear, antialiased) and the centre square
-	// cropped, the deterministic evaluation transform (vision.EvalPipeline
-	// without its normalisation). Features, and so a cache, hold these
-	// evaluation-preprocessed images; random training augmentation (crops,
-	// flips) is not applied. Default 64, except 28 for AV digits (MNIST's
+	// ImageSize is the side of the square images and frames: each is
+	// resized to ImageSize x ImageSize (bilinear, antialiased; the aspect
+	// ratio is not kept), the reference's evaluation transform
+	// (torchvision's Resize((224, 224))), which keeps the whole frame where
+	// a centre crop would drop a quarter of a 4:3 frame. Features, and so a
+	// cache, hold these evaluation-preprocessed images; random training
+	// augmentation (crops, flips) is not applied here. Default 64, except 28 for AV digits (MNIST's
 	// own size, so that its images are not resampled).
 	ImageSize int `json:"image_size" yaml:"image_size"`
 
@@ -126,11 +132,12 @@ func DefaultCremaDSpec() MediaSpec {
 }
 
 // DefaultAVESpec returns the default spec of AVE: 16 kHz, the event window
-// tiled to 10 s, the full reference spectrogram (1 x 257 x 1004), and three
-// RGB frames of 64 x 64 per clip (3 x 3 x 64 x 64).
+// tiled to 10 s, the full reference spectrogram (1 x 257 x 1004), and four
+// RGB frames of 64 x 64 per clip (4 x 3 x 64 x 64), as the reference's
+// four.
 func DefaultAVESpec() MediaSpec {
 	return MediaSpec{SampleRate: 16000, ClipSeconds: 10, FreqPool: 1, TimePool: 1,
-		Frames: 3, ImageSize: 64, Channels: 3}
+		Frames: 4, ImageSize: 64, Channels: 3}
 }
 
 // DefaultCrisisMMDSpec returns the default spec of CrisisMMD: RGB images of
@@ -278,12 +285,12 @@ func (s MediaSpec) normalize() vision.Normalize {
 	return vision.ImageNetNormalize()
 }
 
-// evalPipeline returns the deterministic image transform of s: shorter side
-// to ImageSize, centre crop, normalisation.
+// evalPipeline returns the deterministic image transform of s, the
+// reference's evaluation transform: resize to ImageSize x ImageSize,
+// normalisation.
 func (s MediaSpec) evalPipeline() vision.Pipeline {
 	return vision.Pipeline{
-		vision.ResizeShorter{Size: s.ImageSize},
-		vision.CenterCrop{H: s.ImageSize, W: s.ImageSize},
+		vision.Resize{H: s.ImageSize, W: s.ImageSize},
 		s.normalize(),
 	}
 }

@@ -109,7 +109,7 @@ func TestMediaSpecKey(t *testing.T) {
 
 // goldenCremaDKey is DefaultCremaDSpec().Key() as computed when the cache
 // format was defined.
-const goldenCremaDKey = "sha256:8dd69ec3147b418d24e9e2592c5ec8dbf17ec6d8ae8a910c72c14771b8799be8"
+const goldenCremaDKey = "sha256:bec866b6956a788e7efbf5d89cba6b5f25decd891aad682a7b6e3fc3ebd01d11"
 
 func TestMediaShapes(t *testing.T) {
 	tests := []struct {
