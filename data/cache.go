@@ -58,6 +58,9 @@ type manifest struct {
 	ShardSize  int             `json:"shard_size"`  // samples per shard file
 	Splits     []manifestSplit `json:"splits"`      // train, test
 	Complete   bool            `json:"complete"`    // every shard has been written
+	// Media is the media files' stamp when the cache was begun
+	// (Source.mediaStamp): a cache is not used for media changed since.
+	Media string `json:"media,omitempty"`
 }
 
 // manifestSplit describes one split of a cache.
@@ -129,6 +132,8 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 		return nil, nil, fmt.Errorf("data: prepare %s: no cache folder given", src.name)
 	}
 	want := src.manifest(src.opts.ShardSize)
+	stamp, found := src.mediaStamp()
+	want.Media = stamp
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data: cache: %w", err)
 	}
@@ -138,7 +143,18 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 		if err := have.compatible(want, dir); err != nil {
 			return nil, nil, err
 		}
+		switch {
+		case have.Media == stamp:
+		case found == 0 && have.Complete:
+			// The media were moved away after the cache was built: it
+			// is all there is to use.
+			src.opts.Logf("data: %s: cache %s: no media found (data.dir); using the cache as it was built", src.name, dir)
+		default:
+			return nil, nil, fmt.Errorf("data: cache %s: %w: the media files changed since it was built (sizes or modification times, or files added or removed); delete the folder to rebuild the cache, or choose another folder",
+				dir, ErrCacheMismatch)
+		}
 		want = src.manifest(have.ShardSize) // a cache keeps its shard size
+		want.Media = have.Media
 	case errors.Is(err, fs.ErrNotExist):
 		if err := checkFresh(dir); err != nil {
 			return nil, nil, err

@@ -114,26 +114,53 @@ func TestPrepareResume(t *testing.T) {
 		t.Errorf("manifest %s", b)
 	}
 
-	// A complete cache is read without the media, and the data set may
-	// move.
-	os.RemoveAll(filepath.Join(root, "AudioWAV"))
-	os.RemoveAll(filepath.Join(root, "Image-01-FPS"))
+	// The data set may move (its files' times kept); a media file changed
+	// since makes the cache refused; a complete cache is read without the
+	// media, saying so.
 	moved := filepath.Join(t.TempDir(), "moved")
 	if err := os.Rename(root, moved); err != nil {
 		t.Fatal(err)
 	}
-	if src, err = OpenCremaD(moved, filepath.Join(moved, "splits"), spec, opts); err != nil {
-		t.Fatal(err)
-	}
-	train, test, err = Prepare(context.Background(), src, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !setsEqual(train, wantTrain) || !setsEqual(test, wantTest) {
-		t.Fatal("the cache read back differs from Load")
-	}
-	if log := rec.take(); log != "" {
-		t.Errorf("reading a complete cache logged %q", log)
+	for _, step := range []struct {
+		name, log string
+		edit      func()
+		refused   bool
+	}{
+		{name: "moved"},
+		{name: "a WAV rewritten", refused: true, edit: func() {
+			wav := filepath.Join(moved, "AudioWAV", "1001_DFA_ANG_XX.wav")
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(wav, later, later); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "media removed", log: "no media found", edit: func() {
+			os.RemoveAll(filepath.Join(moved, "AudioWAV"))
+			os.RemoveAll(filepath.Join(moved, "Image-01-FPS"))
+		}},
+	} {
+		if step.edit != nil {
+			step.edit()
+		}
+		if src, err = OpenCremaD(moved, filepath.Join(moved, "splits"), spec, opts); err != nil {
+			t.Fatal(err)
+		}
+		train, test, err = Prepare(context.Background(), src, cache)
+		if step.refused {
+			if !errors.Is(err, ErrCacheMismatch) || !strings.Contains(err.Error(), "media files changed") {
+				t.Errorf("%s: %v, want the cache refused", step.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if !setsEqual(train, wantTrain) || !setsEqual(test, wantTest) {
+			t.Fatalf("%s: the cache read back differs from Load", step.name)
+		}
+		if log := rec.take(); (step.log == "") != (log == "") || !strings.Contains(log, step.log) {
+			t.Errorf("%s: reading a complete cache logged %q, want %q", step.name, log, step.log)
+		}
 	}
 }
 

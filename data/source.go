@@ -270,7 +270,8 @@ type failure struct {
 // checkMedia looks for the media files of items without reading them. It
 // returns, per item, the error of a missing or inaccessible file (nil for
 // the others) when SkipBroken is set, and otherwise an error naming the
-// first few missing files.
+// first few missing files; if no item's media are found, an error saying
+// so even with SkipBroken.
 func (s *Source) checkMedia(sp *splitList, items []item) ([]error, error) {
 	pre := make([]error, len(items))
 	var missing []int
@@ -280,8 +281,14 @@ func (s *Source) checkMedia(sp *splitList, items []item) ([]error, error) {
 			missing = append(missing, i)
 		}
 	}
-	if len(missing) == 0 || s.opts.SkipBroken {
+	if len(missing) == 0 || s.opts.SkipBroken && len(missing) < len(items) {
 		return pre, nil
+	}
+	if s.opts.SkipBroken {
+		// Not broken samples but a wrong folder: skipping would leave out
+		// everything (and a cache would record it).
+		return nil, fmt.Errorf("data: %s: %s split (%s): the media of none of its %d samples were found (is data.dir right?); first: %w",
+			s.name, sp.name, sp.file, len(items), pre[missing[0]])
 	}
 	names := make([]string, 0, maxReported)
 	for _, i := range missing[:min(len(missing), maxReported)] {
