@@ -54,7 +54,7 @@ func AVEClasses() []string { return append([]string(nil), aveClasses...) }
 //
 // The Sets have the modalities "audio" ([1, F, T], 1 x 257 x 1004 by
 // default) and "visual" ([Frames, Channels, ImageSize, ImageSize],
-// 3 x 3 x 64 x 64 by default); see [DefaultAVESpec]. Errors are as for
+// 4 x 3 x 64 x 64 by default); see [DefaultAVESpec]. Errors are as for
 // [OpenCremaD].
 func OpenAVE(root, splitDir string, spec MediaSpec, opts *MediaOptions) (*Source, error) {
 	sp, err := spec.resolve(DefaultAVESpec(), uses{audio: true, frames: true, image: true})

@@ -111,7 +111,8 @@ func (s *Source) manifest(shardSize int) *manifest {
 // is written to a temporary file and renamed into place when complete, so
 // an interrupted preparation (a cancelled ctx, a killed process) leaves
 // only finished shards behind, and calling Prepare again decodes only the
-// missing ones. The media are not touched when every shard exists.
+// missing ones. When every shard exists, the media are only looked at (their
+// sizes and times, for the check below), not read.
 //
 // A cache is refused, with an error wrapping [ErrCacheMismatch] that names
 // both sides, when it was built with another spec (different
@@ -121,8 +122,12 @@ func (s *Source) manifest(shardSize int) *manifest {
 // manifest is refused too, so that Prepare never writes into a folder it
 // did not create. The data set's root may move: the samples are identified
 // by their names, not by their paths. A shard that fails its checks is an error naming it;
-// deleting the shard makes the next Prepare rebuild it. The cache does not
-// notice changed media files: delete it after changing the data set.
+// deleting the shard makes the next Prepare rebuild it. A cache is also
+// refused when its media files changed since it was begun (sizes,
+// modification times, files added or removed; Source.mediaStamp), though a
+// complete cache serves when none of the media are found (moved away). A
+// source none of whose media are found is an error otherwise, even with
+// SkipBroken.
 // Preparing one folder from two processes at once is not supported.
 func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, err error) {
 	if src == nil {
@@ -132,7 +137,7 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 		return nil, nil, fmt.Errorf("data: prepare %s: no cache folder given", src.name)
 	}
 	want := src.manifest(src.opts.ShardSize)
-	stamp, found := src.mediaStamp()
+	stamp, found, firstMissing := src.mediaStamp()
 	want.Media = stamp
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data: cache: %w", err)
@@ -149,13 +154,18 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 			// The media were moved away after the cache was built: it
 			// is all there is to use.
 			src.opts.Logf("data: %s: cache %s: no media found (data.dir); using the cache as it was built", src.name, dir)
+		case found == 0:
+			return nil, nil, noMedia(src, firstMissing)
 		default:
-			return nil, nil, fmt.Errorf("data: cache %s: %w: the media files changed since it was built (sizes or modification times, or files added or removed); delete the folder to rebuild the cache, or choose another folder",
+			return nil, nil, fmt.Errorf("data: cache %s: the media files changed since it was built (sizes or modification times, or files added or removed), so its features may be stale: %w; delete the folder to rebuild the cache, or choose another folder",
 				dir, ErrCacheMismatch)
 		}
 		want = src.manifest(have.ShardSize) // a cache keeps its shard size
 		want.Media = have.Media
 	case errors.Is(err, fs.ErrNotExist):
+		if found == 0 && firstMissing != nil {
+			return nil, nil, noMedia(src, firstMissing)
+		}
 		if err := checkFresh(dir); err != nil {
 			return nil, nil, err
 		}
@@ -285,6 +295,13 @@ func (s *Source) prepareSplit(ctx context.Context, dir string, k int, m *manifes
 	}
 	m.Splits[k].Kept, m.Splits[k].Skipped = len(b.labels), b.skipped
 	return b.set(sp)
+}
+
+// noMedia is the error of a source none of whose samples' media are found,
+// first the first sample's: most likely data.dir is wrong, and skipping
+// them all (SkipBroken) would build a cache of empty shards.
+func noMedia(src *Source, first error) error {
+	return fmt.Errorf("data: %s: the media of none of its samples were found (is data.dir right?); first: %w", src.name, first)
 }
 
 // compatible reports why a cache with manifest have cannot serve want, or

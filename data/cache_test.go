@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -330,5 +331,66 @@ func TestShardReportEvery(t *testing.T) {
 		if got := shardReportEvery(tc.elapsed, tc.j, tc.n); got != tc.want {
 			t.Errorf("shardReportEvery(%v, %d, %d) = %v, want %v", tc.elapsed, tc.j, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestPrepareMediaChecks: what the media stamp refuses and what it does
+// not. A source none of whose media are found is an error that names the
+// likely cause (a wrong data.dir), before any cache is written or when a
+// partial one would be completed with empty shards; an interrupted cache
+// of a copy with some clips missing (SkipBroken) resumes; touching a
+// split list or a file beside the frames refuses nothing.
+func TestPrepareMediaChecks(t *testing.T) {
+	root, splitDir := cremaDTree(t)
+	opts := &MediaOptions{Workers: 1, ShardSize: 2, SkipBroken: true, Logf: t.Logf}
+	spec := MediaSpec{FreqPool: 2, ImageSize: 16}
+	open := func(root string) *Source {
+		t.Helper()
+		src, err := OpenCremaD(root, splitDir, spec, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+
+	empty := t.TempDir()
+	if _, _, err := Prepare(context.Background(), open(empty), cache); err == nil || !strings.Contains(err.Error(), "is data.dir right?") {
+		t.Errorf("no media at all: %v, want the data.dir hint", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, manifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a cache was begun without media: %v", err)
+	}
+
+	// Four of the six training clips lack their audio: the first shard is
+	// written, the run interrupted, then resumed.
+	for _, c := range cremaDTrain[2:] {
+		if err := os.Remove(filepath.Join(root, "AudioWAV", c+".wav")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := &countdownCtx{Context: context.Background()}
+	ctx.left.Store(7)
+	if _, _, err := Prepare(ctx, open(root), cache); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Prepare: %v", err)
+	}
+	if _, _, err := Prepare(context.Background(), open(empty), cache); err == nil || !strings.Contains(err.Error(), "is data.dir right?") {
+		t.Errorf("a partial cache with the media gone: %v, want the data.dir hint", err)
+	}
+	train, _, err := Prepare(context.Background(), open(root), cache)
+	if err != nil {
+		t.Fatalf("resuming with clips missing: %v", err)
+	}
+	if train.Len() != 2 {
+		t.Errorf("%d training samples, want the 2 whose media exist", train.Len())
+	}
+
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(splitDir, "train.csv"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	writeMedia(t, filepath.Join(root, "Image-01-FPS", cremaDTrain[0], "Thumbs.db"), []byte("x"))
+	if _, _, err := Prepare(context.Background(), open(root), cache); err != nil {
+		t.Errorf("a touched split list and a file beside the frames: %v", err)
 	}
 }

@@ -89,7 +89,7 @@ type MediaSpec struct {
 	TimePool int `json:"time_pool" yaml:"time_pool"`
 
 	// Frames is the number k of video frames per clip: the first k of the
-	// clip's frame folder in name order, the last repeated when there are
+	// clip's frame folder in name order (numbers by value, vision.FrameFiles), the last repeated when there are
 	// fewer (vision.LoadFrames). Default 1 (CREMA-D, as the reference's
 	// num_frame) and 4 (AVE, as the reference).
 	Frames int `json:"frames" yaml:"frames"`

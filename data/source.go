@@ -270,8 +270,9 @@ type failure struct {
 // checkMedia looks for the media files of items without reading them. It
 // returns, per item, the error of a missing or inaccessible file (nil for
 // the others) when SkipBroken is set, and otherwise an error naming the
-// first few missing files; if no item's media are found, an error saying
-// so even with SkipBroken.
+// first few missing files; if the media of none of the split's items are
+// found (items is the whole split), an error saying so even with
+// SkipBroken.
 func (s *Source) checkMedia(sp *splitList, items []item) ([]error, error) {
 	pre := make([]error, len(items))
 	var missing []int
@@ -281,7 +282,7 @@ func (s *Source) checkMedia(sp *splitList, items []item) ([]error, error) {
 			missing = append(missing, i)
 		}
 	}
-	if len(missing) == 0 || s.opts.SkipBroken && len(missing) < len(items) {
+	if len(missing) == 0 || s.opts.SkipBroken && len(missing) < len(sp.items) {
 		return pre, nil
 	}
 	if s.opts.SkipBroken {

@@ -7,22 +7,30 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/fedcmi/fedcmi/vision"
 )
 
 // mediaStamp identifies the state of the source's media files as a cache
 // records it: a hash of every sample's media files' sizes and
-// modification times (a frame folder's by its frame files), in split
-// order, and of the split lists and other input files. The data set's
-// root is not in it: a copy moved with its times kept keeps its stamp. A
-// file missing is hashed as such, so that adding it changes the stamp.
-// found counts the samples whose media files all exist.
+// modification times (a frame folder's by its frame files, those
+// vision.FrameFiles lists), in split order, and of the other input files
+// (AV digits' MNIST files; not the split lists, whose content the samples
+// fingerprint holds). The data set's root is not in it: a copy moved with
+// its times kept keeps its stamp. A file missing is hashed as such, so
+// that adding it changes the stamp. found counts the samples whose media
+// files all exist, and first is the error of the first sample whose media
+// do not.
 //
 // Sizes and times, not contents: reading every file would cost as much as
-// decoding it, and a file rewritten in place gets a new time.
-func (s *Source) mediaStamp() (stamp string, found int) {
+// decoding it, and a file rewritten in place gets a new time. The stat
+// calls cost about 0.25 s for CREMA-D's 7442 clips on a local disk.
+func (s *Source) mediaStamp() (stamp string, found int, first error) {
 	h := sha256.New()
 	for _, p := range s.inputs {
+		if s.isSplitList(p) {
+			continue
+		}
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			stampFile(h, filepath.Base(p), fi)
 		}
@@ -48,10 +56,22 @@ func (s *Source) mediaStamp() (stamp string, found int) {
 			}
 			if all {
 				found++
+			} else if first == nil {
+				first = s.statMedia(it)
 			}
 		}
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), found
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), found, first
+}
+
+// isSplitList reports whether p is one of the source's split lists.
+func (s *Source) isSplitList(p string) bool {
+	for k := range s.splits {
+		if s.splits[k].file == p {
+			return true
+		}
+	}
+	return false
 }
 
 // stampPath hashes the file at path, or the frame files of the folder at
@@ -70,17 +90,14 @@ func stampPath(h hash.Hash, path string, dir bool) bool {
 		stampFile(h, filepath.Base(path), fi)
 		return true
 	}
-	entries, err := os.ReadDir(path)
+	names, err := vision.FrameFiles(path)
 	if err != nil {
-		writeUint(h, ^uint64(0))
-		return false
+		writeUint(h, ^uint64(0)) // no frames: the decoder will say so
+		return true
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			stampFile(h, e.Name(), fi)
+	for _, n := range names {
+		if fi, err := os.Stat(filepath.Join(path, n)); err == nil {
+			stampFile(h, n, fi)
 		}
 	}
 	return true

@@ -340,7 +340,8 @@ func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
 
 // classStats measures the per-class sums of the true-class probabilities
 // of start's self heads over the client's rows idx; it returns the
-// prediction too (its logits are the teacher's when idx are the train rows).
+// prediction too (its logits are the teacher's when idx are the train rows
+// and start is the received model, without personal parts).
 func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, *model.Prediction, error) {
 	k := c.set.NumClasses
 	stats := NewClassStats(len(c.set.Modalities), k)

@@ -107,8 +107,9 @@ func (m *FedCMIReport) validate(b MetricBounds) error {
 
 // fedcmiHook is the client side of FedCMI and its dominance variants on a
 // multimodal client (docs/methods.md, docs/dominance.md): the held-out
-// slice, the per-class statistics measured with the received model, the
-// frozen teacher's logits, the class-wise temperatures and the
+// slice, the per-class statistics measured with the model the client
+// starts from (the received one, with its personal parts if any), the
+// frozen teacher's logits (the received model's), the class-wise temperatures and the
 // infiltration directions. The loss term itself is model.Infiltration
 // (model/infiltration.go). For other methods it only measures what
 // fedcmi-fedstats pools.

@@ -84,7 +84,8 @@
 //
 // Audio-visual data sets such as CREMA-D and AVE are prepared as one folder
 // of extracted frames per clip. [LoadFrames] lists the folder's JPEG and
-// PNG files ([FrameFiles]), sorted by name, takes the first k as the
+// PNG files ([FrameFiles]), sorted by name with numbers by value
+// (frame_2 before frame_10), takes the first k as the
 // reference code does, repeats the last when there are fewer than k, and
 // decodes them. The transforms are applied by the caller, per frame; a
 // pipeline given a fresh generator per frame draws independent crops, as
