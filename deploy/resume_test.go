@@ -3,6 +3,8 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -234,8 +236,87 @@ func TestDigestMatches(t *testing.T) {
 		{"saved with tensorboard off, before, now on", on, legacyOff, true},
 		{"another learning rate, saved before", lr, legacyOn, false},
 	} {
-		if got, err := digestMatches(tc.cfg, tc.saved, nil); err != nil || got != tc.want {
+		if got, err := digestMatches(t.TempDir(), tc.cfg, tc.saved); err != nil || got != tc.want {
 			t.Errorf("%s: %v, %v, want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestResumeStateOfOlderVersion: a coordinator's state from an older
+// fedcmi, whose config.yaml and digest lack a field added since, resumes
+// when the field is at its default, also a second time after a resume
+// stopped before any round (which rewrote config.yaml), and is refused,
+// naming the field, when it is not at its default.
+func TestResumeStateOfOlderVersion(t *testing.T) {
+	cfg := smallConfig(t, 2, 2, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first, stop := context.WithCancel(ctx)
+	defer stop()
+	l := listen(t)
+	done := serve(first, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second,
+		AfterRound: func(int) { stop() }})
+	for i := range cfg.Clients {
+		shardParticipant(first, t, cfg, i, l.Addr().String(), nil, "", nil)
+	}
+	if s := <-done; !errors.Is(s.err, context.Canceled) || len(s.res.Rounds) != 1 {
+		t.Fatalf("the first run: %v", s.err)
+	}
+
+	// What the older fedcmi wrote: config.yaml and the state's digest
+	// without the field.
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	cut := []byte("  missing_sample_rate: 0\n")
+	older := func(b []byte) []byte {
+		t.Helper()
+		if !bytes.Contains(b, cut) {
+			t.Fatalf("the config YAML has no %q", cut)
+		}
+		return bytes.Replace(b, cut, nil, 1)
+	}
+	saved, err := os.ReadFile(filepath.Join(dir, rundir.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.ConfigFile), older(saved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hashed := cfg
+	hashed.Name, hashed.OutDir, hashed.Overwrite, hashed.Parallel, hashed.Backend, hashed.TensorBoard = "", "", false, 0, "", false
+	hashed.Data.CacheDir = ""
+	y, err := hashed.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(older(y))
+	current, err := sim.ConfigDigest(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil || !bytes.Contains(state, []byte(current)) {
+		t.Fatalf("the state does not hold the digest (%v)", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, StateFile), bytes.Replace(state, []byte(current), []byte(hex.EncodeToString(sum[:])), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A resume that gets as far as waiting for participants ends with the
+	// cancellation; a refused one with its reason.
+	resume := func(c config.Config) error {
+		quick, stop := context.WithTimeout(ctx, time.Second)
+		defer stop()
+		_, err := Serve(quick, c, ServeOptions{Listener: listen(t), Insecure: true, Resume: true})
+		return err
+	}
+	changed := cfg
+	changed.Data.MissingSampleRate = 0.5
+	if err := resume(changed); err == nil || !strings.Contains(err.Error(), "data.missing_sample_rate: (absent) -> 0.5") {
+		t.Errorf("resuming with the new field off its default: %v, want a refusal naming it", err)
+	}
+	for i := range 2 {
+		if err := resume(cfg); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("resume %d with the new field at its default: %v, want it to wait for participants", i+1, err)
 		}
 	}
 }

@@ -105,12 +105,13 @@ type ServeOptions struct {
 	AfterRound func(round int)
 }
 
-// digestMatches reports whether a state's digest saved belongs to cfg:
-// the simulation's (sim.DigestMatches, also without the fields absent
-// from the run's saved config), or, for states written before 2026-12-06,
-// legacyConfigDigest with tensorboard off or on.
-func digestMatches(cfg config.Config, saved string, absent []string) (bool, error) {
-	if ok, err := sim.DigestMatches(cfg, saved, absent); err != nil || ok {
+// digestMatches reports whether the digest saved in the state of the run
+// in dir belongs to cfg: the simulation's (sim.CheckpointMatches, which
+// allows for fields added since the run at their defaults), or, for
+// states written before 2026-12-06, legacyConfigDigest with tensorboard
+// off or on.
+func digestMatches(dir string, cfg config.Config, saved string) (bool, error) {
+	if ok, err := sim.CheckpointMatches(dir, cfg, saved); err != nil || ok {
 		return ok, err
 	}
 	for _, tb := range []bool{false, true} {
@@ -281,6 +282,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	var done []metrics.Round
 	var elapsed0 float64
 	scratch := false // resuming a run that died before saving any state
+	var resumed *State
 	if opt.Resume {
 		st, err := LoadState(filepath.Join(dir, StateFile), &fed.Arch)
 		switch {
@@ -293,13 +295,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		case err != nil:
 			return nil, err
 		default:
-			absent, err := sim.AbsentFields(dir, cfg)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, err
-			}
-			if ok, err := digestMatches(cfg, st.ConfigDigest, absent); err != nil || !ok {
+			if ok, err := digestMatches(dir, cfg, st.ConfigDigest); err != nil || !ok {
 				return nil, anotherConfig(dir, cfg, err)
 			}
+			resumed = st
 			if err := restoreStrategy(strategy, st.Strategy); err != nil {
 				return nil, err
 			}
@@ -335,6 +334,17 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	for _, r := range done {
 		if err := run.AppendRound(r); err != nil {
+			return fail(err)
+		}
+	}
+	if resumed != nil && resumed.ConfigDigest != digest {
+		// The state matched as an older fedcmi's (or an older digest):
+		// config.yaml is rewritten below with every current field, so
+		// the state takes the current digest first, or a second stop
+		// before the next save could not resume.
+		up := *resumed
+		up.ConfigDigest = digest
+		if err := run.WriteAtomic(StateFile, func(w io.Writer) error { return WriteState(w, &up, schema) }); err != nil {
 			return fail(err)
 		}
 	}

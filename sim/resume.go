@@ -45,9 +45,11 @@ func Changes(changes []Change) string {
 // ConfigChanges compares cfg with the resolved config saved in run
 // directory dir (rundir.ConfigFile) field by field and returns the fields
 // that differ, in sorted order, leaving out those that do not change a
-// run's numbers (name, out_dir, overwrite, parallel, backend,
-// data.cache_dir). Both sides are compared as the YAML cfg.YAML() writes,
-// so a field is the same exactly when its resolved value is. An error
+// run's numbers (runLocal: name, out_dir, overwrite, parallel, backend,
+// data.cache_dir, tensorboard). Both sides are compared as the YAML
+// cfg.YAML() writes, so a field is the same exactly when its resolved value
+// is; a field the saved config lacks (added to fedcmi since) is the same
+// when cfg has it at its default. An error
 // wrapping fs.ErrNotExist means dir holds no config.
 func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 	p := filepath.Join(dir, rundir.ConfigFile)
@@ -106,10 +108,12 @@ func defaultFields() (map[string]string, error) {
 }
 
 // AbsentFields returns the experiment fields that the config saved in
-// run directory dir lacks, in sorted order: those added to fedcmi after
-// the run was made. ConfigChanges counts such a field as unchanged when
-// cfg has it at its default (new fields default to the old behaviour),
-// and DigestMatches leaves it out of the hash the run's checkpoint holds.
+// run directory dir lacks and that cfg has at their defaults, in sorted
+// order: fields added to fedcmi after the run was made, which default to
+// the older behaviour. ConfigChanges counts them as unchanged, and
+// DigestMatches leaves them out of the hash the run's checkpoint holds; a
+// lacking field off its default is not returned, so that the digest
+// refuses it.
 func AbsentFields(dir string, cfg config.Config) ([]string, error) {
 	p := filepath.Join(dir, rundir.ConfigFile)
 	saved, err := os.ReadFile(p)
@@ -128,9 +132,13 @@ func AbsentFields(dir string, cfg config.Config) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: current config: %w", err)
 	}
+	def, err := defaultFields()
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(b)) {
-		if _, ok := a[k]; !ok {
+		if _, ok := a[k]; !ok && b[k] == def[k] {
 			out = append(out, k)
 		}
 	}
@@ -193,8 +201,9 @@ func ConfigDigest(cfg config.Config) (string, error) {
 
 // DigestMatches reports whether a checkpoint's digest saved belongs to
 // cfg: ConfigDigest, or legacyConfigDigest with tensorboard on (off, it
-// is ConfigDigest), each also without the fields absent that the run's
-// saved config lacks (AbsentFields: a run of an older fedcmi).
+// is ConfigDigest), each also without the fields absent (AbsentFields:
+// those a run of an older fedcmi lacks, which cfg must have at their
+// defaults).
 func DigestMatches(cfg config.Config, saved string, absent []string) (bool, error) {
 	withouts := [][]string{nil}
 	if len(absent) > 0 {
@@ -209,6 +218,17 @@ func DigestMatches(cfg config.Config, saved string, absent []string) (bool, erro
 		}
 	}
 	return false, nil
+}
+
+// CheckpointMatches reports whether the digest saved in the checkpoint of
+// the run in dir belongs to cfg (DigestMatches, with the fields the run's
+// saved config lacks at their defaults left out: AbsentFields).
+func CheckpointMatches(dir string, cfg config.Config, saved string) (bool, error) {
+	absent, err := AbsentFields(dir, cfg)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return DigestMatches(cfg, saved, absent)
 }
 
 // legacyConfigDigest is ConfigDigest as checkpoints written before

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -382,7 +383,33 @@ func TestResumeRunOfOlderVersion(t *testing.T) {
 	if _, err := Run(context.Background(), changed, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), "ogm.alpha: (absent) -> 0.5") {
 		t.Errorf("resuming an older run with a new field off its default: %v, want a refusal naming it", err)
 	}
-	if res, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err != nil || len(res.Rounds) != 3 {
-		t.Errorf("resuming a run of an older fedcmi: %v", err)
+	if ok, err := CheckpointMatches(part.Dir, changed, hex.EncodeToString(sum[:])); ok || err != nil {
+		t.Errorf("the older checkpoint's digest matches a new field off its default: %v, %v", ok, err)
 	}
+	// A resume stopped at once (config.yaml rewritten with every field,
+	// no round saved) resumes again.
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := Run(ctx, cfg, Options{Logger: slog.New(cancelOn{msg: "simulation", cancel: cancel}), Resume: true}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a resume stopped at once: %v", err)
+	}
+	if res, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err != nil || len(res.Rounds) != 3 {
+		t.Errorf("resuming a run of an older fedcmi a second time: %v", err)
+	}
+}
+
+// cancelOn is a log handler that calls cancel when msg is logged, and
+// drops every record.
+type cancelOn struct {
+	msg    string
+	cancel func()
+}
+
+func (h cancelOn) Enabled(context.Context, slog.Level) bool { return true }
+func (h cancelOn) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h cancelOn) WithGroup(string) slog.Handler            { return h }
+func (h cancelOn) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.cancel()
+	}
+	return nil
 }

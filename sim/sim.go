@@ -387,7 +387,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if opt.Resume {
 		if rundir.Completed(dir) {
 			log.Info("the run is complete: nothing to resume", "dir", dir)
-			return storedResult(dir)
+			return storedResult(dir, &cfg)
 		}
 		if ck, err = loadResumable(dir, fed, cfg); err != nil {
 			return nil, err
@@ -463,6 +463,17 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		}
 		// The model file may be of a round after the checkpoint's.
 		if err := saveModel(ck.Global); err != nil {
+			return nil, err
+		}
+	}
+	if ck != nil && ck.ConfigDigest != digest {
+		// The checkpoint matched as an older fedcmi's (or an older
+		// digest): config.yaml is rewritten below with every current
+		// field, so the checkpoint takes the current digest first, or a
+		// second stop before the next checkpoint could not resume.
+		up := *ck
+		up.ConfigDigest = digest
+		if err := run.WriteAtomic(CheckpointFile, func(w io.Writer) error { return WriteCheckpoint(w, &up, schema) }); err != nil {
 			return nil, err
 		}
 	}
@@ -620,11 +631,7 @@ func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint,
 	if err != nil {
 		return nil, fmt.Errorf("sim: resume: %w (start anew with -overwrite)", err)
 	}
-	absent, err := AbsentFields(dir, cfg)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	ok, err := DigestMatches(cfg, ck.ConfigDigest, absent)
+	ok, err := CheckpointMatches(dir, cfg, ck.ConfigDigest)
 	if err != nil {
 		return nil, err
 	}
@@ -696,13 +703,14 @@ func removeCheckpoint(dir string) error {
 	return os.RemoveAll(filepath.Join(dir, ClientStateDir))
 }
 
-// storedResult reads the result of the completed run in dir.
-func storedResult(dir string) (*Result, error) {
+// storedResult reads the result of the completed run in dir of experiment
+// cfg.
+func storedResult(dir string, cfg *config.Config) (*Result, error) {
 	schema, rounds, err := rundir.ReadMetrics(dir)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}, nil
+	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds), EvaluatedOn: EvaluatedOn(cfg)}, nil
 }
 
 // logCompileTimes logs, at debug level, the graphs compiled since the last
