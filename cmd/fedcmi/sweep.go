@@ -115,7 +115,7 @@ experiment field.`,
 		}
 		var given []string
 		fs.Visit(func(f *flag.Flag) {
-			if _, ok := fieldPaths[f.Name]; ok {
+			if _, ok := fieldOf(f); ok { // not the sweep's own -parallel
 				given = append(given, f.Name)
 			}
 		})
