@@ -3,8 +3,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
@@ -151,18 +150,7 @@ func TestInterruptedResumeKeepsRun(t *testing.T) {
 	cfg := smallConfig(t, 2, 2, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// Round 1 of 2, then a stop.
-	first, stop := context.WithCancel(ctx)
-	defer stop()
-	l := listen(t)
-	done := serve(first, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second,
-		AfterRound: func(int) { stop() }})
-	for i := range cfg.Clients {
-		shardParticipant(first, t, cfg, i, l.Addr().String(), nil, "", nil)
-	}
-	if s := <-done; !errors.Is(s.err, context.Canceled) || len(s.res.Rounds) != 1 {
-		t.Fatalf("the first run: %v, want it stopped after round 1", s.err)
-	}
+	stoppedAfterRound1(ctx, t, cfg)
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
 	model, err := os.ReadFile(filepath.Join(dir, rundir.ModelFile))
 	if err != nil {
@@ -251,55 +239,14 @@ func TestResumeStateOfOlderVersion(t *testing.T) {
 	cfg := smallConfig(t, 2, 2, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	first, stop := context.WithCancel(ctx)
-	defer stop()
-	l := listen(t)
-	done := serve(first, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second,
-		AfterRound: func(int) { stop() }})
-	for i := range cfg.Clients {
-		shardParticipant(first, t, cfg, i, l.Addr().String(), nil, "", nil)
-	}
-	if s := <-done; !errors.Is(s.err, context.Canceled) || len(s.res.Rounds) != 1 {
-		t.Fatalf("the first run: %v", s.err)
-	}
+	stoppedAfterRound1(ctx, t, cfg)
 
-	// What the older fedcmi wrote: config.yaml and the state's digest
-	// without the field.
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
-	cut := []byte("  missing_sample_rate: 0\n")
-	older := func(b []byte) []byte {
-		t.Helper()
-		if !bytes.Contains(b, cut) {
-			t.Fatalf("the config YAML has no %q", cut)
-		}
-		return bytes.Replace(b, cut, nil, 1)
-	}
-	saved, err := os.ReadFile(filepath.Join(dir, rundir.ConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, rundir.ConfigFile), older(saved), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	hashed := cfg
-	hashed.Name, hashed.OutDir, hashed.Overwrite, hashed.Parallel, hashed.Backend, hashed.TensorBoard = "", "", false, 0, "", false
-	hashed.Data.CacheDir = ""
-	y, err := hashed.YAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(older(y))
 	current, err := sim.ConfigDigest(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if err != nil || !bytes.Contains(state, []byte(current)) {
-		t.Fatalf("the state does not hold the digest (%v)", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, StateFile), bytes.Replace(state, []byte(current), []byte(hex.EncodeToString(sum[:])), 1), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fedtest.AsOlderVersion(t, dir, StateFile, current, cfg, "  missing_sample_rate: 0\n")
 
 	// A resume that gets as far as waiting for participants ends with the
 	// cancellation; a refused one with its reason.
@@ -318,5 +265,22 @@ func TestResumeStateOfOlderVersion(t *testing.T) {
 		if err := resume(cfg); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("resume %d with the new field at its default: %v, want it to wait for participants", i+1, err)
 		}
+	}
+}
+
+// stoppedAfterRound1 serves cfg's first round with its participants and
+// stops the coordinator (Ctrl-C) after it.
+func stoppedAfterRound1(ctx context.Context, t *testing.T, cfg config.Config) {
+	t.Helper()
+	first, stop := context.WithCancel(ctx)
+	defer stop()
+	l := listen(t)
+	done := serve(first, cfg, ServeOptions{Listener: l, Insecure: true, HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second,
+		AfterRound: func(int) { stop() }})
+	for i := range cfg.Clients {
+		shardParticipant(first, t, cfg, i, l.Addr().String(), nil, "", nil)
+	}
+	if s := <-done; !errors.Is(s.err, context.Canceled) || len(s.res.Rounds) != 1 {
+		t.Fatalf("the first run: %v, want it stopped after round 1", s.err)
 	}
 }

@@ -52,24 +52,7 @@ func Changes(changes []Change) string {
 // when cfg has it at its default. An error
 // wrapping fs.ErrNotExist means dir holds no config.
 func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
-	p := filepath.Join(dir, rundir.ConfigFile)
-	saved, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	now, err := cfg.YAML()
-	if err != nil {
-		return nil, err
-	}
-	a, err := flattenYAML(saved)
-	if err != nil {
-		return nil, fmt.Errorf("sim: %s: %w", p, err)
-	}
-	b, err := flattenYAML(now)
-	if err != nil {
-		return nil, fmt.Errorf("sim: current config: %w", err)
-	}
-	def, err := defaultFields()
+	a, b, def, err := configFields(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +80,31 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 	return out, nil
 }
 
+// configFields returns the fields (flattenYAML) of the config saved in run
+// directory dir, of cfg and of the default experiment. An error wrapping
+// fs.ErrNotExist means dir holds no config.
+func configFields(dir string, cfg config.Config) (saved, now, def map[string]string, err error) {
+	p := filepath.Join(dir, rundir.ConfigFile)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sim: %w", err)
+	}
+	if saved, err = flattenYAML(raw); err != nil {
+		return nil, nil, nil, fmt.Errorf("sim: %s: %w", p, err)
+	}
+	y, err := cfg.YAML()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if now, err = flattenYAML(y); err != nil {
+		return nil, nil, nil, fmt.Errorf("sim: current config: %w", err)
+	}
+	if def, err = defaultFields(); err != nil {
+		return nil, nil, nil, err
+	}
+	return saved, now, def, nil
+}
+
 // defaultFields is flattenYAML of the default experiment.
 func defaultFields() (map[string]string, error) {
 	d := config.Default()
@@ -115,24 +123,7 @@ func defaultFields() (map[string]string, error) {
 // lacking field off its default is not returned, so that the digest
 // refuses it.
 func AbsentFields(dir string, cfg config.Config) ([]string, error) {
-	p := filepath.Join(dir, rundir.ConfigFile)
-	saved, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	a, err := flattenYAML(saved)
-	if err != nil {
-		return nil, fmt.Errorf("sim: %s: %w", p, err)
-	}
-	now, err := cfg.YAML()
-	if err != nil {
-		return nil, err
-	}
-	b, err := flattenYAML(now)
-	if err != nil {
-		return nil, fmt.Errorf("sim: current config: %w", err)
-	}
-	def, err := defaultFields()
+	a, b, def, err := configFields(dir, cfg)
 	if err != nil {
 		return nil, err
 	}

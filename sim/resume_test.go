@@ -1,10 +1,7 @@
 package sim
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -335,55 +332,19 @@ func TestResumeRunOfOlderVersion(t *testing.T) {
 	cfg := small(t, "fedavg")
 	cfg.Rounds = 3
 	part := interruptedAfterRound1(t, cfg)
-	oldLines := func(b []byte) []byte {
-		t.Helper()
-		for _, cut := range []string{"  missing_sample_rate: 0\n", "ogm:\n  alpha: 0.8\n  start_round: 1\n  end_round: 0\n"} {
-			if !bytes.Contains(b, []byte(cut)) {
-				t.Fatalf("the config YAML has no %q", cut)
-			}
-			b = bytes.Replace(b, []byte(cut), nil, 1)
-		}
-		return b
-	}
-	// What the older fedcmi wrote: config.yaml, and the checkpoint's
-	// digest, the hash of the config less the run-local fields.
-	saved, err := os.ReadFile(filepath.Join(part.Dir, rundir.ConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(part.Dir, rundir.ConfigFile), oldLines(saved), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	hashed := cfg
-	hashed.Name, hashed.OutDir, hashed.Overwrite, hashed.Parallel, hashed.Backend, hashed.TensorBoard = "", "", false, 0, "", false
-	hashed.Data.CacheDir = ""
-	y, err := hashed.YAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(oldLines(y))
 	current, err := ConfigDigest(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ckPath := filepath.Join(part.Dir, CheckpointFile)
-	ck, err := os.ReadFile(ckPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(ck, []byte(current)) {
-		t.Fatal("the checkpoint does not hold the digest")
-	}
-	if err := os.WriteFile(ckPath, bytes.Replace(ck, []byte(current), []byte(hex.EncodeToString(sum[:])), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	older := fedtest.AsOlderVersion(t, part.Dir, CheckpointFile, current, cfg,
+		"  missing_sample_rate: 0\n", "ogm:\n  alpha: 0.8\n  start_round: 1\n  end_round: 0\n")
 
 	changed := cfg
 	changed.OGM.Alpha = 0.5
 	if _, err := Run(context.Background(), changed, Options{Logger: quiet, Resume: true}); err == nil || !strings.Contains(err.Error(), "ogm.alpha: (absent) -> 0.5") {
 		t.Errorf("resuming an older run with a new field off its default: %v, want a refusal naming it", err)
 	}
-	if ok, err := CheckpointMatches(part.Dir, changed, hex.EncodeToString(sum[:])); ok || err != nil {
+	if ok, err := CheckpointMatches(part.Dir, changed, older); ok || err != nil {
 		t.Errorf("the older checkpoint's digest matches a new field off its default: %v, %v", ok, err)
 	}
 	// A resume stopped at once (config.yaml rewritten with every field,

@@ -5,11 +5,14 @@ package fedtest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/rundir"
 )
@@ -54,4 +57,50 @@ func SameModel(t testing.TB, gotDir, wantDir string) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("final models differ: %s vs %s", gotDir, wantDir)
 	}
+}
+
+// AsOlderVersion makes the run in dir look as if an older fedcmi, which
+// lacked the fields whose YAML lines are cuts, had written it: its
+// config.yaml loses those lines, and the state file (a checkpoint) named
+// state gets, in place of the digest current, the older one: the SHA-256
+// of cfg's YAML less the run-local fields and the cut lines, computed here
+// independently of the code under test. It returns that digest.
+func AsOlderVersion(t testing.TB, dir, state, current string, cfg config.Config, cuts ...string) string {
+	t.Helper()
+	cut := func(b []byte) []byte {
+		for _, c := range cuts {
+			if !bytes.Contains(b, []byte(c)) {
+				t.Fatalf("the config YAML has no %q", c)
+			}
+			b = bytes.Replace(b, []byte(c), nil, 1)
+		}
+		return b
+	}
+	saved, err := os.ReadFile(filepath.Join(dir, rundir.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.ConfigFile), cut(saved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.OutDir, cfg.Overwrite, cfg.Parallel, cfg.Backend, cfg.TensorBoard = "", "", false, 0, "", false
+	cfg.Data.CacheDir = ""
+	y, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(cut(y))
+	older := hex.EncodeToString(sum[:])
+	path := filepath.Join(dir, state)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(current)) {
+		t.Fatalf("%s does not hold the digest %s", path, current)
+	}
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(current), []byte(older), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return older
 }
