@@ -150,6 +150,13 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 		}
 		switch {
 		case have.Media == stamp:
+		case found > 0 && !hasShards(dir):
+			// Begun, but stopped before its first shard (media were
+			// missing, say): nothing in it can be stale.
+			have.Media = stamp
+			if err := writeManifest(dir, have); err != nil {
+				return nil, nil, err
+			}
 		case found == 0 && have.Complete:
 			// The media were moved away after the cache was built: it
 			// is all there is to use.
@@ -157,7 +164,7 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 		case found == 0:
 			return nil, nil, noMedia(src, firstMissing)
 		default:
-			return nil, nil, fmt.Errorf("data: cache %s: the media files changed since it was built (sizes or modification times, or files added or removed), so its features may be stale: %w; delete the folder to rebuild the cache, or choose another folder",
+			return nil, nil, fmt.Errorf("data: cache %s: %w: the media files changed since it was begun (sizes or modification times, or files added or removed), so its features may be stale; delete the folder to rebuild the cache, or choose another folder",
 				dir, ErrCacheMismatch)
 		}
 		want = src.manifest(have.ShardSize) // a cache keeps its shard size
@@ -295,6 +302,12 @@ func (s *Source) prepareSplit(ctx context.Context, dir string, k int, m *manifes
 	}
 	m.Splits[k].Kept, m.Splits[k].Skipped = len(b.labels), b.skipped
 	return b.set(sp)
+}
+
+// hasShards reports whether the cache folder dir holds a finished shard.
+func hasShards(dir string) bool {
+	shards, err := filepath.Glob(filepath.Join(dir, "*.shard"))
+	return err != nil || len(shards) > 0
 }
 
 // noMedia is the error of a source none of whose samples' media are found,

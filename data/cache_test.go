@@ -394,3 +394,67 @@ func TestPrepareMediaChecks(t *testing.T) {
 		t.Errorf("a touched split list and a file beside the frames: %v", err)
 	}
 }
+
+// TestPrepareStampEdges: a cache is not refused for what leaves its
+// features as they are: the same data set opened by a relative path (its
+// split lists then named relatively) and a split list touched; frames
+// beyond those read added; a cache begun by a Prepare that stopped
+// before its first shard (a clip missing) once the clip is back.
+func TestPrepareStampEdges(t *testing.T) {
+	later := time.Now().Add(time.Hour)
+	for _, tc := range []struct {
+		name   string
+		before func(t *testing.T, root string) // before the first Prepare
+		after  func(t *testing.T, root string) // between the two
+	}{
+		{"relative paths, list touched", nil, func(t *testing.T, root string) {
+			t.Chdir(root)
+			if err := os.Chtimes(filepath.Join("splits", "train.csv"), later, later); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a frame added past those read", nil, func(t *testing.T, root string) {
+			writeMedia(t, filepath.Join(root, "Image-01-FPS", cremaDTrain[0], "frame_99.jpg"), imageBytes(t, 8, 6, 50, "jpg"))
+		}},
+		{"a missing clip back", func(t *testing.T, root string) {
+			wav := filepath.Join(root, "AudioWAV", cremaDTrain[3]+".wav")
+			if err := os.Rename(wav, wav+".away"); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, root string) {
+			wav := filepath.Join(root, "AudioWAV", cremaDTrain[3]+".wav")
+			if err := os.Rename(wav+".away", wav); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, splitDir := cremaDTree(t)
+			opts := &MediaOptions{Workers: 2, ShardSize: 2, Logf: t.Logf}
+			spec := MediaSpec{FreqPool: 2, ImageSize: 16}
+			cache := filepath.Join(t.TempDir(), "cache")
+			if tc.before != nil {
+				tc.before(t, root)
+			}
+			src, err := OpenCremaD(root, splitDir, spec, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = Prepare(context.Background(), src, cache)
+			if (err != nil) != (tc.before != nil) {
+				t.Fatalf("first Prepare: %v", err)
+			}
+			tc.after(t, root)
+			dir, lists := root, splitDir
+			if rel, err := filepath.Rel(root, splitDir); err == nil && tc.name == "relative paths, list touched" {
+				dir, lists = ".", rel
+			}
+			if src, err = OpenCremaD(dir, lists, spec, opts); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := Prepare(context.Background(), src, cache); err != nil {
+				t.Errorf("second Prepare: %v", err)
+			}
+		})
+	}
+}

@@ -176,31 +176,62 @@ func LoadRun(dir string) (*Run, error) {
 }
 
 // labelSettings sets each run's Setting to the fields, in declaration
-// order, whose values differ among runs.
+// order, whose values differ among runs. Fields that do not change results
+// (backend, parallel, tensorboard, data.cache_dir) count only when
+// leaving them out would put two runs of one method and seed in one group
+// (a sweep over backends, say), which would count that seed twice.
 func labelSettings(runs []*Run) {
 	values := make([][]config.Field, len(runs))
 	for i, r := range runs {
 		values[i] = config.Fields(&r.Config)
 	}
-	var differ []int
-	for f, field := range values[0] {
-		if notSetting[field.Path] {
-			continue
-		}
-		for _, v := range values[1:] {
-			if v[f].Default != field.Default {
-				differ = append(differ, f)
-				break
+	label := func(skip func(path string) bool) {
+		var differ []int
+		for f, field := range values[0] {
+			if skip(field.Path) {
+				continue
+			}
+			for _, v := range values[1:] {
+				if v[f].Default != field.Default {
+					differ = append(differ, f)
+					break
+				}
 			}
 		}
-	}
-	for i, r := range runs {
-		parts := make([]string, len(differ))
-		for k, f := range differ {
-			parts[k] = values[i][f].Path + "=" + values[i][f].Default
+		for i, r := range runs {
+			parts := make([]string, len(differ))
+			for k, f := range differ {
+				parts[k] = values[i][f].Path + "=" + values[i][f].Default
+			}
+			r.Setting = strings.Join(parts, ",")
 		}
-		r.Setting = strings.Join(parts, ",")
 	}
+	label(func(p string) bool { return notSetting[p] })
+	if twiceInAGroup(runs) {
+		label(func(p string) bool { return notSetting[p] && !runLocal[p] })
+	}
+}
+
+// runLocal lists the fields of notSetting that tell runs apart without
+// changing their results.
+var runLocal = map[string]bool{"backend": true, "parallel": true, "tensorboard": true, "data.cache_dir": true}
+
+// twiceInAGroup reports whether two of runs share a setting, method and
+// seed.
+func twiceInAGroup(runs []*Run) bool {
+	type key struct {
+		setting, method string
+		seed            uint64
+	}
+	seen := make(map[key]bool, len(runs))
+	for _, r := range runs {
+		k := key{r.Setting, r.Method(), r.Config.Seed}
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+	}
+	return false
 }
 
 // SortRuns orders runs by setting (in the order settings first appear),

@@ -793,47 +793,7 @@ func Table(cells []Cell) ([]metrics.Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
-	labeled := report.Labeled(runs)
-	if mergesCells(runs) {
-		// What tells these cells apart makes no setting for fedcmi table
-		// (backend, parallel, ...; or values that resolve alike), which
-		// would count each seed twice in one row: the sweep's own
-		// setting names keep them apart.
-		setting := make(map[string]string, len(cells))
-		for _, c := range cells {
-			setting[absDir(c.Dir)] = c.Setting
-		}
-		for i, r := range runs {
-			labeled[i].Setting = setting[absDir(r.Dir)]
-		}
-	}
-	return metrics.Compare(labeled, metrics.PickFinal)
-}
-
-// mergesCells reports whether two of runs share a setting label, method
-// and seed.
-func mergesCells(runs []*report.Run) bool {
-	type key struct {
-		setting, method string
-		seed            uint64
-	}
-	seen := make(map[key]bool, len(runs))
-	for _, r := range runs {
-		k := key{r.Setting, r.Method(), r.Config.Seed}
-		if seen[k] {
-			return true
-		}
-		seen[k] = true
-	}
-	return false
-}
-
-// absDir is dir made absolute, or dir itself if it cannot be.
-func absDir(dir string) string {
-	if a, err := filepath.Abs(dir); err == nil {
-		return a
-	}
-	return dir
+	return metrics.Compare(report.Labeled(runs), metrics.PickFinal)
 }
 
 // Summary file names in a sweep's out_dir.

@@ -17,7 +17,9 @@ func cmdTable() *Command {
 		Long: `Table reads the run directories given, and every run directory below other
 directories given (e.g. a sweep's out_dir), groups the runs by method and
 setting (the configuration fields in which runs differ, besides method and
-seed; read from each run's config.yaml), and prints a Markdown table: the
+seed and those that do not change results, such as backend and parallel,
+unless leaving those out would put one seed twice in a group; read from each
+run's config.yaml), and prints a Markdown table: the
 final round's accuracies (or each run's best round by fused accuracy, with
 -best) as mean +- sample std over the runs of a group, the mean dominance
 ratio (dominance) and the round number of that round, and the best round. Runs of a
