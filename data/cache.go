@@ -150,9 +150,10 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 		}
 		switch {
 		case have.Media == stamp:
-		case found > 0 && !hasShards(dir):
+		case found > 0 && (!hasShards(dir) || !strings.HasPrefix(have.Media, stampPrefix)):
 			// Begun, but stopped before its first shard (media were
-			// missing, say): nothing in it can be stale.
+			// missing, say), so nothing in it can be stale; or stamped
+			// in another form, which cannot be compared: stamped anew.
 			have.Media = stamp
 			if err := writeManifest(dir, have); err != nil {
 				return nil, nil, err

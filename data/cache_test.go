@@ -398,8 +398,9 @@ func TestPrepareMediaChecks(t *testing.T) {
 // TestPrepareStampEdges: a cache is not refused for what leaves its
 // features as they are: the same data set opened by a relative path (its
 // split lists then named relatively) and a split list touched; frames
-// beyond those read added; a cache begun by a Prepare that stopped
-// before its first shard (a clip missing) once the clip is back.
+// beyond those read added; a cache stamped in an earlier form (stamped
+// anew); a cache begun by a Prepare that stopped before its first shard (a
+// clip missing) once the clip is back.
 func TestPrepareStampEdges(t *testing.T) {
 	later := time.Now().Add(time.Hour)
 	for _, tc := range []struct {
@@ -416,6 +417,7 @@ func TestPrepareStampEdges(t *testing.T) {
 		{"a frame added past those read", nil, func(t *testing.T, root string) {
 			writeMedia(t, filepath.Join(root, "Image-01-FPS", cremaDTrain[0], "frame_99.jpg"), imageBytes(t, 8, 6, 50, "jpg"))
 		}},
+		{"stamped in an earlier form", nil, nil},
 		{"a missing clip back", func(t *testing.T, root string) {
 			wav := filepath.Join(root, "AudioWAV", cremaDTrain[3]+".wav")
 			if err := os.Rename(wav, wav+".away"); err != nil {
@@ -444,7 +446,24 @@ func TestPrepareStampEdges(t *testing.T) {
 			if (err != nil) != (tc.before != nil) {
 				t.Fatalf("first Prepare: %v", err)
 			}
-			tc.after(t, root)
+			if tc.after != nil {
+				tc.after(t, root)
+			} else {
+				// A manifest of an earlier stamp form: its media stamp
+				// cannot be compared.
+				b, err := os.ReadFile(filepath.Join(cache, manifestName))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m manifest
+				if err := json.Unmarshal(b, &m); err != nil {
+					t.Fatal(err)
+				}
+				m.Media = "sha256:" + strings.Repeat("0", 64)
+				if err := writeManifest(cache, &m); err != nil {
+					t.Fatal(err)
+				}
+			}
 			dir, lists := root, splitDir
 			if rel, err := filepath.Rel(root, splitDir); err == nil && tc.name == "relative paths, list touched" {
 				dir, lists = ".", rel
@@ -454,6 +473,9 @@ func TestPrepareStampEdges(t *testing.T) {
 			}
 			if _, _, err := Prepare(context.Background(), src, cache); err != nil {
 				t.Errorf("second Prepare: %v", err)
+			}
+			if m, err := readManifest(cache); err != nil || !strings.HasPrefix(m.Media, stampPrefix) {
+				t.Errorf("the manifest's stamp after the second Prepare: %v (%v)", m, err)
 			}
 		})
 	}

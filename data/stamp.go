@@ -70,8 +70,14 @@ func (s *Source) mediaStamp() (stamp string, found int, first error) {
 			first = s.statMedia(it)
 		}
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), found, first
+	return stampPrefix + hex.EncodeToString(h.Sum(nil)), found, first
 }
+
+// stampPrefix begins every stamp mediaStamp returns. A cache whose stamp
+// has another form (none: written before stamps; an earlier definition)
+// cannot be checked, and is taken as it is and stamped anew, as caches
+// were used before they had stamps. Change it with the definition.
+const stampPrefix = "v2:sha256:"
 
 // stampItem hashes the media files of it into h and reports whether they
 // all exist.
