@@ -139,9 +139,6 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 	want := src.manifest(src.opts.ShardSize)
 	stamp, found, firstMissing := src.mediaStamp()
 	want.Media = stamp
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("data: cache: %w", err)
-	}
 	have, err := readManifest(dir)
 	switch {
 	case err == nil:
@@ -173,6 +170,9 @@ func Prepare(ctx context.Context, src *Source, dir string) (train, test *Set, er
 	case errors.Is(err, fs.ErrNotExist):
 		if found == 0 && firstMissing != nil {
 			return nil, nil, noMedia(src, firstMissing)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("data: cache: %w", err)
 		}
 		if err := checkFresh(dir); err != nil {
 			return nil, nil, err
