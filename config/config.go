@@ -378,6 +378,11 @@ func (c *Config) YAML() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// RunLocal lists the experiment fields (dotted paths) that locate or pace
+// a run without changing its numbers: a run may be resumed, a sweep cell
+// reused and runs compared across other values of them.
+var RunLocal = []string{"name", "out_dir", "overwrite", "parallel", "backend", "data.cache_dir", "tensorboard"}
+
 // DefaultName is the run name template used when Name is empty.
 const DefaultName = "{method}-{data}-seed{seed}"
 

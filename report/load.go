@@ -34,11 +34,22 @@ type Run struct {
 // Method is the run's federated method.
 func (r *Run) Method() string { return r.Config.Method }
 
-// notSetting lists the fields that do not make a setting: the method and
-// seed (the groups and their members) and what does not change results.
-var notSetting = map[string]bool{
-	"name": true, "out_dir": true, "seed": true, "method": true, "backend": true,
-	"parallel": true, "overwrite": true, "data.cache_dir": true, "tensorboard": true,
+// notSetting reports whether the field at path makes no setting: the
+// method and seed (the groups and their members) and what does not change
+// results (config.RunLocal).
+func notSetting(path string) bool {
+	return path == "method" || path == "seed" || slices.Contains(config.RunLocal, path)
+}
+
+// unnamed reports whether the field at path is never part of a setting,
+// not even to keep runs apart: the method and seed, and the run's own
+// name and place.
+func unnamed(path string) bool {
+	switch path {
+	case "method", "seed", "name", "out_dir", "overwrite":
+		return true
+	}
+	return false
 }
 
 // Load reads runs: each path is a run directory (one holding
@@ -206,15 +217,11 @@ func labelSettings(runs []*Run) {
 			r.Setting = strings.Join(parts, ",")
 		}
 	}
-	label(func(p string) bool { return notSetting[p] })
+	label(notSetting)
 	if twiceInAGroup(runs) {
-		label(func(p string) bool { return notSetting[p] && !runLocal[p] })
+		label(unnamed)
 	}
 }
-
-// runLocal lists the fields of notSetting that tell runs apart without
-// changing their results.
-var runLocal = map[string]bool{"backend": true, "parallel": true, "tensorboard": true, "data.cache_dir": true}
 
 // twiceInAGroup reports whether two of runs share a setting, method and
 // seed.

@@ -19,11 +19,6 @@ import (
 	"github.com/fedcmi/fedcmi/rundir"
 )
 
-// runLocal lists the experiment fields that locate or pace a run without
-// changing its numbers: a run may be resumed, and a sweep cell reused,
-// with other values of them.
-var runLocal = []string{"name", "out_dir", "overwrite", "parallel", "backend", "data.cache_dir", "tensorboard"}
-
 // Change is one experiment field whose value differs between a run
 // directory's saved config and the current one.
 type Change struct {
@@ -45,7 +40,7 @@ func Changes(changes []Change) string {
 // ConfigChanges compares cfg with the resolved config saved in run
 // directory dir (rundir.ConfigFile) field by field and returns the fields
 // that differ, in sorted order, leaving out those that do not change a
-// run's numbers (runLocal: name, out_dir, overwrite, parallel, backend,
+// run's numbers (config.RunLocal: name, out_dir, overwrite, parallel, backend,
 // data.cache_dir, tensorboard). Both sides are compared as the YAML
 // cfg.YAML() writes, so a field is the same exactly when its resolved value
 // is; a field the saved config lacks (added to fedcmi since) is the same
@@ -63,7 +58,7 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(b)) {
-		if slices.Contains(runLocal, k) {
+		if slices.Contains(config.RunLocal, k) {
 			continue
 		}
 		s, ok := a[k]
@@ -184,7 +179,7 @@ func flattenYAML(b []byte) (map[string]string, error) {
 
 // ConfigDigest identifies the experiment of a checkpoint: the hash of the
 // resolved config less the fields that do not change a run's numbers
-// (runLocal).
+// (config.RunLocal).
 func ConfigDigest(cfg config.Config) (string, error) {
 	cfg.TensorBoard = false
 	return legacyConfigDigest(cfg, nil)
@@ -224,7 +219,7 @@ func CheckpointMatches(dir string, cfg config.Config, saved string) (bool, error
 
 // legacyConfigDigest is ConfigDigest as checkpoints written before
 // 2026-12-06 hold it, with tensorboard in the hash (so that changing it
-// for a resume was refused, though it is in runLocal); a resume accepts
+// for a resume was refused, though it is in config.RunLocal); a resume accepts
 // both (DigestMatches). The fields without (dotted paths) are left out
 // of the YAML hashed, as an older fedcmi that lacked them wrote it.
 func legacyConfigDigest(cfg config.Config, without []string) (string, error) {
