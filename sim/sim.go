@@ -287,9 +287,6 @@ type Result struct {
 	Schema  metrics.Schema
 	Rounds  []metrics.Round
 	Summary metrics.Summary
-	// EvaluatedOn is what the accuracies were measured on: "test", or
-	// "validation" (data.validation > 0; EvaluatedOn).
-	EvaluatedOn string
 }
 
 // EvaluatedOn returns the set the global models of an experiment are
@@ -387,7 +384,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if opt.Resume {
 		if rundir.Completed(dir) {
 			log.Info("the run is complete: nothing to resume", "dir", dir)
-			return storedResult(dir, &cfg)
+			return storedResult(dir)
 		}
 		if ck, err = loadResumable(dir, fed, cfg); err != nil {
 			return nil, err
@@ -703,14 +700,13 @@ func removeCheckpoint(dir string) error {
 	return os.RemoveAll(filepath.Join(dir, ClientStateDir))
 }
 
-// storedResult reads the result of the completed run in dir of experiment
-// cfg.
-func storedResult(dir string, cfg *config.Config) (*Result, error) {
+// storedResult reads the result of the completed run in dir.
+func storedResult(dir string) (*Result, error) {
 	schema, rounds, err := rundir.ReadMetrics(dir)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds), EvaluatedOn: EvaluatedOn(cfg)}, nil
+	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}, nil
 }
 
 // logCompileTimes logs, at debug level, the graphs compiled since the last
@@ -808,7 +804,7 @@ func ModelSaver(run *rundir.Run, mods []string, method string) func(model.Params
 
 // Finish closes the experiment run stopped with runErr (nil: all rounds
 // completed): it writes the summary with extra plus "completed" and, after
-// an error, "stopped" (extra's "evaluated_on" becomes the Result's); if no round completed, it saves initial, so that the
+// an error, "stopped"; if no round completed, it saves initial, so that the
 // directory holds a usable model. It returns the run's Result and runErr,
 // or no Result and runErr joined with the error of writing.
 func Finish(run *rundir.Run, dir string, schema metrics.Schema, extra map[string]any, runErr error, initial model.Params, save func(model.Params) error) (*Result, error) {
@@ -825,8 +821,7 @@ func Finish(run *rundir.Run, dir string, schema metrics.Schema, extra map[string
 			return nil, errors.Join(runErr, err)
 		}
 	}
-	on, _ := extra["evaluated_on"].(string)
-	return &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary, EvaluatedOn: on}, runErr
+	return &Result{Dir: dir, Schema: schema, Rounds: run.Rounds(), Summary: summary}, runErr
 }
 
 func compileSeconds(e *model.Engine) map[string]float64 {

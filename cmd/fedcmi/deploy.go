@@ -158,7 +158,7 @@ Mutual TLS needs -certs dir (or -ca, -cert and -key); plain text needs
 			}
 		}
 		res, err := deploy.Serve(ctx, cfg, opt)
-		writeResult(stdout, res)
+		writeResult(stdout, res, &cfg)
 		return err
 	}
 	return c

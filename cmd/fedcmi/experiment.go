@@ -77,21 +77,17 @@ func loadConfig(file string, overrides *config.Overrides) (config.Config, error)
 	return cfg, fl.CheckConfig(&cfg)
 }
 
-// writeResult prints the end of an experiment's run: the last round's
-// accuracy (on the test set, or the validation split), the best one and
-// the run directory (res may be nil).
-func writeResult(w io.Writer, res *sim.Result) {
+// writeResult prints the end of a run of experiment cfg: the last round's
+// accuracy (on the test set, or the validation split: sim.EvaluatedOn),
+// the best one and the run directory (res may be nil).
+func writeResult(w io.Writer, res *sim.Result, cfg *config.Config) {
 	if res == nil {
 		return
 	}
 	fmt.Fprintln(w)
 	if len(res.Rounds) > 0 {
 		last := res.Rounds[len(res.Rounds)-1]
-		on := res.EvaluatedOn
-		if on == "" {
-			on = "test"
-		}
-		fmt.Fprintf(w, "final accuracy after round %d (%s set):\n", last.Round, on)
+		fmt.Fprintf(w, "final accuracy after round %d (%s set):\n", last.Round, sim.EvaluatedOn(cfg))
 		metrics.WriteTable(w, res.Schema, []metrics.Round{last})
 		fmt.Fprintf(w, "best %s %.4f at round %d; %.1fs in all\n", res.Schema.Heads[0],
 			res.Summary.Best[res.Schema.Heads[0]], res.Summary.BestRound, res.Summary.Seconds)

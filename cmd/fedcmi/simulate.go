@@ -49,7 +49,7 @@ run; logs and pipes get no status line.`,
 		res, err := sim.Run(ctx, cfg, sim.Options{
 			Logger: newLogger(status.Writer(stderr), *x.verbose), Progress: out, Resume: *resume, Status: status, TuneGC: true,
 		})
-		writeResult(out, res)
+		writeResult(out, res, &cfg)
 		return err
 	}
 	return c
