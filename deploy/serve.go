@@ -337,16 +337,8 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			return fail(err)
 		}
 	}
-	if resumed != nil && resumed.ConfigDigest != digest {
-		// The state matched as an older fedcmi's (or an older digest):
-		// config.yaml is rewritten below with every current field, so
-		// the state takes the current digest first, or a second stop
-		// before the next save could not resume.
-		up := *resumed
-		up.ConfigDigest = digest
-		if err := run.WriteAtomic(StateFile, func(w io.Writer) error { return WriteState(w, &up, schema) }); err != nil {
-			return fail(err)
-		}
+	if err := sim.Restamp(run, StateFile, resumed, digest, schema); err != nil {
+		return fail(fmt.Errorf("deploy: state: %w", err))
 	}
 	if err := sim.WriteRunFiles(run, &cfg, fed.Standardizer); err != nil {
 		return fail(err)

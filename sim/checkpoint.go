@@ -12,6 +12,7 @@ import (
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/model"
+	"github.com/fedcmi/fedcmi/rundir"
 )
 
 // Checkpoint files in a simulation's run directory, rewritten after every
@@ -52,6 +53,20 @@ type Checkpoint struct {
 	ConfigDigest string
 	// Elapsed is the wall time of the run so far, in seconds.
 	Elapsed float64
+}
+
+// Restamp rewrites the checkpoint c of run, its file name (CheckpointFile,
+// or a coordinator's state file), with digest when c holds another: one
+// that matched as an older fedcmi's (DigestMatches). The run's config.yaml
+// is rewritten with every current field when it resumes, so without this a
+// second stop before the next save could not resume.
+func Restamp(run *rundir.Run, name string, c *Checkpoint, digest string, schema metrics.Schema) error {
+	if c == nil || c.ConfigDigest == digest {
+		return nil
+	}
+	up := *c
+	up.ConfigDigest = digest
+	return run.WriteAtomic(name, func(w io.Writer) error { return WriteCheckpoint(w, &up, schema) })
 }
 
 // WriteCheckpoint writes c to w, its metrics following schema.

@@ -463,16 +463,8 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if ck != nil && ck.ConfigDigest != digest {
-		// The checkpoint matched as an older fedcmi's (or an older
-		// digest): config.yaml is rewritten below with every current
-		// field, so the checkpoint takes the current digest first, or a
-		// second stop before the next checkpoint could not resume.
-		up := *ck
-		up.ConfigDigest = digest
-		if err := run.WriteAtomic(CheckpointFile, func(w io.Writer) error { return WriteCheckpoint(w, &up, schema) }); err != nil {
-			return nil, err
-		}
+	if err := Restamp(run, CheckpointFile, ck, digest, schema); err != nil {
+		return nil, err
 	}
 	if err := WriteRunFiles(run, &cfg, z); err != nil {
 		return nil, err
