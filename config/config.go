@@ -368,11 +368,16 @@ func resolve(v reflect.Value, base string) {
 }
 
 // YAML returns c as YAML (the resolved configuration saved with a run).
-func (c *Config) YAML() ([]byte, error) {
+func (c *Config) YAML() ([]byte, error) { return EncodeYAML(c) }
+
+// EncodeYAML encodes v (a Config, or a yaml.Node of one) as Config.YAML
+// does, so that an edited node tree encodes byte for byte as a Config
+// with the same fields would.
+func EncodeYAML(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("config: encode: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -266,13 +265,7 @@ func stripYAML(b []byte, paths []string) ([]byte, error) {
 			strip(doc.Content[0], strings.Split(p, "."))
 		}
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return config.EncodeYAML(&doc)
 }
 
 // ErrConfigChanged is wrapped by the error of a resume whose config
