@@ -11,24 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 )
-
-// countdownCtx is a context whose Err reports cancellation from its n-th
-// call on: a deterministic way to interrupt Prepare midway.
-type countdownCtx struct {
-	context.Context
-	left atomic.Int64
-}
-
-func (c *countdownCtx) Err() error {
-	if c.left.Add(-1) < 0 {
-		return context.Canceled
-	}
-	return nil
-}
 
 // logRecorder collects log lines and passes them on to t.
 type logRecorder struct {
@@ -70,8 +57,7 @@ func TestPrepareResume(t *testing.T) {
 
 	// Interrupted after the first shard: Err is called once per shard and
 	// once before and after each item by the single worker.
-	ctx := &countdownCtx{Context: context.Background()}
-	ctx.left.Store(7)
+	ctx := fedtest.ErrAfter(7)
 	if _, _, err := Prepare(ctx, src, cache); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Prepare: %v", err)
 	}
@@ -369,8 +355,7 @@ func TestPrepareMediaChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx := &countdownCtx{Context: context.Background()}
-	ctx.left.Store(7)
+	ctx := fedtest.ErrAfter(7)
 	if _, _, err := Prepare(ctx, open(root), cache); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Prepare: %v", err)
 	}

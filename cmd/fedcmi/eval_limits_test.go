@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"codeberg.org/sbinet/npyio/npz"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 	"github.com/fedcmi/fedcmi/model"
 	"github.com/fedcmi/fedcmi/rundir"
 	"github.com/fedcmi/fedcmi/sim"
@@ -140,20 +140,6 @@ func TestEvalCanceled(t *testing.T) {
 	}
 }
 
-// liveFor is a context whose Err is nil for its first n calls and
-// context.Canceled after: it ends in the middle of the work that checks it.
-type liveFor struct {
-	context.Context
-	n atomic.Int64
-}
-
-func (c *liveFor) Err() error {
-	if c.n.Add(-1) < 0 {
-		return context.Canceled
-	}
-	return nil
-}
-
 // TestPredictHeadsChunks: predictHeads predicts what one Predict call
 // does, chunk by chunk, and stops between chunks when its context ends.
 func TestPredictHeadsChunks(t *testing.T) {
@@ -181,8 +167,7 @@ func TestPredictHeadsChunks(t *testing.T) {
 		{"canceled after the first chunk", 1, context.Canceled},
 		{"canceled before the last chunk", 2, context.Canceled},
 	} {
-		ctx := &liveFor{Context: context.Background()}
-		ctx.n.Store(tc.live)
+		ctx := fedtest.ErrAfter(tc.live)
 		preds, err := predictHeads(ctx, engine, params, x, n)
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.err)

@@ -1,15 +1,18 @@
-// Package fedtest holds helpers for the tests of several packages that
-// compare two runs of an experiment (say, a deployment with the
-// simulation of the same config).
+// Package fedtest holds helpers for the tests of several packages: runs
+// of an experiment compared (say, a deployment with the simulation of the
+// same config) or made to look an older fedcmi's, and a context that ends
+// midway through work.
 package fedtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fedcmi/fedcmi/config"
@@ -103,4 +106,25 @@ func AsOlderVersion(t testing.TB, dir, state, current string, cfg config.Config,
 		t.Fatal(err)
 	}
 	return older
+}
+
+// ErrAfter returns a context whose Err is nil for its first n calls and
+// context.Canceled from then on: a deterministic way to stop, midway, work
+// that checks ctx.Err.
+func ErrAfter(n int64) context.Context {
+	c := &errAfter{Context: context.Background()}
+	c.left.Store(n)
+	return c
+}
+
+type errAfter struct {
+	context.Context
+	left atomic.Int64
+}
+
+func (c *errAfter) Err() error {
+	if c.left.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
 }
