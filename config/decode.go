@@ -32,18 +32,22 @@ func DecodeYAML(r io.Reader, name string, v any) error {
 }
 
 func decodeYAML(b []byte, v any) error {
+	root := reflect.TypeFor[Config]()
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		root = t.Elem()
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return nil
 	} else if err != nil {
-		return PlainYAMLError(err)
+		return plainYAMLError(err, root)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
 		return &yamlError{msg: fmt.Sprintf("line %d: a second YAML document starts here; the file must hold one", next.Line)}
 	} else if !errors.Is(err, io.EOF) {
-		return PlainYAMLError(err)
+		return plainYAMLError(err, root)
 	}
 	// Checked before decoding, so that v is left as it was.
 	if t := reflect.TypeOf(v); t != nil {
@@ -57,7 +61,7 @@ func decodeYAML(b []byte, v any) error {
 	dec = yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return PlainYAMLError(err)
+		return plainYAMLError(err, root)
 	}
 	return nil
 }

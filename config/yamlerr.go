@@ -28,8 +28,14 @@ var (
 // "line 3: cannot unmarshal !!str `abc` into int" becomes "line 3: "abc"
 // is not a whole number", "field roundz not found in type config.Config"
 // becomes "unknown field roundz (did you mean rounds?)". Other errors are
-// returned as they are, and so is nil.
-func PlainYAMLError(err error) error {
+// returned as they are, and so is nil. Field names are looked up in
+// Config's types.
+func PlainYAMLError(err error) error { return plainYAMLError(err, reflect.TypeFor[Config]()) }
+
+// plainYAMLError is PlainYAMLError for a document decoded into a value of
+// type root, whose types (root's and its struct fields') name the fields
+// of the file's sections.
+func plainYAMLError(err error, root reflect.Type) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		if err != nil && strings.HasPrefix(err.Error(), "yaml: ") {
@@ -39,13 +45,14 @@ func PlainYAMLError(err error) error {
 	}
 	lines := make([]string, len(te.Errors))
 	for i, e := range te.Errors {
-		lines[i] = plainLine(e)
+		lines[i] = plainLine(e, root)
 	}
 	return &yamlError{msg: strings.Join(lines, "; "), err: err}
 }
 
-// plainLine rewords one of a yaml.TypeError's messages.
-func plainLine(e string) string {
+// plainLine rewords one of a yaml.TypeError's messages about a document
+// decoded into a root.
+func plainLine(e string, root reflect.Type) string {
 	if m := cannotUnmarshal.FindStringSubmatch(e); m != nil {
 		got := yamlKinds[m[2]]
 		if got == "" {
@@ -58,7 +65,7 @@ func plainLine(e string) string {
 	}
 	if m := fieldNotFound.FindStringSubmatch(e); m != nil {
 		msg := "line " + m[1] + ": unknown field " + m[2]
-		section, fields := sectionOf(m[3])
+		section, fields := sectionOf(m[3], root)
 		if section != "" {
 			msg += " in section " + section
 		}
@@ -105,15 +112,15 @@ func wantedKind(goType string) string {
 	return "a section of key: value lines" // a struct
 }
 
-// sectionOf returns the YAML path of a configuration type ("config.Train"
-// -> "train", "" for the top level or a type of another file) and the
-// names of its fields.
-func sectionOf(goType string) (string, []string) {
+// sectionOf returns the YAML path of the type named goType among root and
+// its struct fields' types ("config.Train" -> "train" for a Config, "" for
+// the top level or a type not found) and the names of its fields.
+func sectionOf(goType string, root reflect.Type) (string, []string) {
 	var path string
 	var fields []string
 	var walk func(t reflect.Type, prefix string) bool
 	walk = func(t reflect.Type, prefix string) bool {
-		if "config."+t.Name() == goType {
+		if t.String() == goType {
 			path = strings.TrimSuffix(prefix, ".")
 			for i := range t.NumField() {
 				if name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; name != "" && name != "-" {
@@ -132,7 +139,7 @@ func sectionOf(goType string) (string, []string) {
 		}
 		return false
 	}
-	walk(reflect.TypeOf(Config{}), "")
+	walk(root, "")
 	return path, fields
 }
 

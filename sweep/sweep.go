@@ -85,7 +85,6 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -139,35 +138,23 @@ func Load(path string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
-	// The keys are checked on the node tree, which has their lines, before
-	// decoding, whose unknown-field errors name no suggestion for a sweep
-	// file. A document that does not parse is left to DecodeYAML, whose
-	// errors say why in plain words.
-	var doc yaml.Node
-	if yaml.Unmarshal(raw, &doc) == nil {
-		if err := checkNodes(&doc); err != nil {
-			return nil, fmt.Errorf("sweep: %s: %w", path, err)
-		}
-	}
+	// DecodeYAML names an unknown field's line and closest name; the grid
+	// and settings keys, which it takes as any text, are checked then on
+	// the node tree, which has their lines.
 	var s Spec
 	if err := config.DecodeYAML(bytes.NewReader(raw), path, &s); err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("sweep: %s: %w", path, err)
+	}
+	if err := checkNodes(&doc); err != nil {
+		return nil, fmt.Errorf("sweep: %s: %w", path, err)
+	}
 	s.file = path
 	return &s, nil
 }
-
-// specFields lists the fields of a sweep file, for "did you mean" hints.
-var specFields = func() []string {
-	var names []string
-	t := reflect.TypeFor[Spec]()
-	for i := range t.NumField() {
-		if name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; name != "" && name != "-" {
-			names = append(names, name)
-		}
-	}
-	return names
-}()
 
 // fieldPaths lists the experiment fields' dotted paths, which grid and
 // settings keys name.
@@ -180,9 +167,9 @@ var fieldPaths = func() []string {
 	return paths
 }()
 
-// checkNodes checks the keys of a sweep file's top-level mapping, and the
-// keys and values of its grid and settings, naming the line of the first
-// mistake. Parts of another shape are left to the decoder to report.
+// checkNodes checks the keys and values of a sweep file's grid and
+// settings, naming the line of the first mistake. Parts of another shape
+// are the decoder's to report.
 func checkNodes(doc *yaml.Node) error {
 	top := resolveAlias(doc)
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
@@ -192,13 +179,6 @@ func checkNodes(doc *yaml.Node) error {
 		return nil
 	}
 	for k, v := range mapping(top) {
-		if !slices.Contains(specFields, k.Value) {
-			msg := fmt.Sprintf("line %d: unknown field %s", k.Line, k.Value)
-			if s := config.Closest(k.Value, specFields); s != "" {
-				msg += " (did you mean " + s + "?)"
-			}
-			return errors.New(msg)
-		}
 		switch k.Value {
 		case "grid":
 			if v.Kind != yaml.MappingNode {
