@@ -70,37 +70,78 @@ func ReadModelBytes(r io.Reader) ([]byte, error) {
 
 // ParseParams is ReadParams on a model file already read (ReadModelBytes).
 func ParseParams(buf []byte, arch *Arch) (Params, map[string]string, error) {
-	layout := arch.Layout()
-	n, err := CheckHeader(buf)
+	f, err := OpenModelFile(buf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: read params: %w", err)
 	}
-	if n != len(layout) {
-		return nil, nil, fmt.Errorf("model: read params: file has %d tensors, architecture has %d", n, len(layout))
+	p, err := f.Params(arch)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, f.meta, nil
+}
+
+// ModelFile is a safetensors model file decoded once, its header checked
+// first (CheckHeader): the shapes of its tensors and its metadata can be
+// read before its parameters are taken for an architecture (Params).
+type ModelFile struct {
+	st      safetensors.SafeTensors
+	meta    map[string]string
+	tensors int
+}
+
+// OpenModelFile decodes the model file buf (ReadModelBytes).
+func OpenModelFile(buf []byte) (*ModelFile, error) {
+	n, err := CheckHeader(buf)
+	if err != nil {
+		return nil, err
 	}
 	st, err := safetensors.Deserialize(buf)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model: read params: not a safetensors file: %w", err)
+		return nil, fmt.Errorf("not a safetensors file: %w", err)
 	}
 	_, meta, err := safetensors.ReadMetadata(buf)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model: read params: %w", err)
+		return nil, err
+	}
+	return &ModelFile{st: st, meta: meta.Metadata(), tensors: n}, nil
+}
+
+// Metadata returns the file's __metadata__ (nil if it has none).
+func (f *ModelFile) Metadata() map[string]string { return f.meta }
+
+// Shape returns the shape of the tensor named name, if the file holds it.
+func (f *ModelFile) Shape(name string) ([]int, bool) {
+	tv, ok := f.st.Tensor(name)
+	if !ok {
+		return nil, false
+	}
+	shape := make([]int, len(tv.Shape()))
+	for j, d := range tv.Shape() {
+		shape[j] = int(d)
+	}
+	return shape, true
+}
+
+// Params returns the file's tensors in the order of arch's layout, checked
+// against it (names, dtype, shapes, finite values).
+func (f *ModelFile) Params(arch *Arch) (Params, error) {
+	layout := arch.Layout()
+	if f.tensors != len(layout) {
+		return nil, fmt.Errorf("model: read params: file has %d tensors, architecture has %d", f.tensors, len(layout))
 	}
 	p := make(Params, len(layout))
 	for i, info := range layout {
-		tv, ok := st.Tensor(info.Name)
+		tv, ok := f.st.Tensor(info.Name)
 		if !ok {
-			return nil, nil, fmt.Errorf("model: read params: tensor %q missing", info.Name)
+			return nil, fmt.Errorf("model: read params: tensor %q missing", info.Name)
 		}
 		if tv.DType() != safetensors.F32 {
-			return nil, nil, fmt.Errorf("model: read params: tensor %q has dtype %s, want F32", info.Name, tv.DType())
+			return nil, fmt.Errorf("model: read params: tensor %q has dtype %s, want F32", info.Name, tv.DType())
 		}
-		shape := make([]int, len(tv.Shape()))
-		for j, d := range tv.Shape() {
-			shape[j] = int(d)
-		}
+		shape, _ := f.Shape(info.Name)
 		if !slices.Equal(shape, info.Shape) {
-			return nil, nil, fmt.Errorf("model: read params: tensor %q has shape %v, want %v", info.Name, shape, info.Shape)
+			return nil, fmt.Errorf("model: read params: tensor %q has shape %v, want %v", info.Name, shape, info.Shape)
 		}
 		raw := tv.Data()
 		data := make([]float32, len(raw)/4)
@@ -110,9 +151,9 @@ func ParseParams(buf []byte, arch *Arch) (Params, map[string]string, error) {
 		p[i] = Tensor{Name: info.Name, Shape: shape, Data: data}
 	}
 	if err := arch.Check(p); err != nil {
-		return nil, nil, fmt.Errorf("model: read params: %w", err)
+		return nil, fmt.Errorf("model: read params: %w", err)
 	}
-	return p, meta.Metadata(), nil
+	return p, nil
 }
 
 // Limits of CheckHeader: a tensor's entry in a safetensors header (dtype,

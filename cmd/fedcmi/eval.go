@@ -13,8 +13,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/metrics"
@@ -148,11 +146,15 @@ func evaluateRun(ctx context.Context, runDir, modelFile, dataFile string, droppe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	arch, err := archOfModel(&cfg, buf)
+	mf, err := model.OpenModelFile(buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", modelFile, err)
 	}
-	params, _, err := model.ParseParams(buf, &arch)
+	arch, err := archOfModel(&cfg, mf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", modelFile, err)
+	}
+	params, err := mf.Params(&arch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", modelFile, err)
 	}
@@ -338,19 +340,8 @@ func readModelFile(path string) ([]byte, error) {
 // widths from its config, the input widths and the number of classes from
 // the shapes of the model file's first encoder layers and classifiers,
 // and the modalities from the file's metadata (else the config's).
-func archOfModel(cfg *config.Config, buf []byte) (model.Arch, error) {
-	if _, err := model.CheckHeader(buf); err != nil {
-		return model.Arch{}, err
-	}
-	st, err := safetensors.Deserialize(buf)
-	if err != nil {
-		return model.Arch{}, fmt.Errorf("not a safetensors file: %w", err)
-	}
-	_, header, err := safetensors.ReadMetadata(buf)
-	if err != nil {
-		return model.Arch{}, err
-	}
-	meta := header.Metadata()
+func archOfModel(cfg *config.Config, mf *model.ModelFile) (model.Arch, error) {
+	meta := mf.Metadata()
 	var mods []string
 	if m := meta["modalities"]; m != "" {
 		mods = strings.Split(m, ",")
@@ -362,12 +353,12 @@ func archOfModel(cfg *config.Config, buf []byte) (model.Arch, error) {
 	if len(mods) < 2 {
 		return model.Arch{}, fmt.Errorf("cannot tell the model's modalities (metadata %q)", meta["modalities"])
 	}
-	shape := func(name string) ([]uint64, error) {
-		tv, ok := st.Tensor(name)
-		if !ok || len(tv.Shape()) != 2 {
+	shape := func(name string) ([]int, error) {
+		s, ok := mf.Shape(name)
+		if !ok || len(s) != 2 {
 			return nil, fmt.Errorf("no 2-D tensor %q: not a model of this run's architecture", name)
 		}
-		return tv.Shape(), nil
+		return s, nil
 	}
 	arch := model.Arch{
 		Modalities: mods, InputDims: make([]int, len(mods)),
@@ -379,13 +370,13 @@ func archOfModel(cfg *config.Config, buf []byte) (model.Arch, error) {
 		if err != nil {
 			return model.Arch{}, err
 		}
-		arch.InputDims[m] = int(s[0])
+		arch.InputDims[m] = s[0]
 	}
 	s, err := shape(mods[0] + "/classifier/weights")
 	if err != nil {
 		return model.Arch{}, err
 	}
-	arch.NumClasses = int(s[1])
+	arch.NumClasses = s[1]
 	if err := arch.Validate(); err != nil {
 		return model.Arch{}, err
 	}
