@@ -3,6 +3,7 @@ package fl
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/model"
@@ -17,15 +18,19 @@ var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
 		if cfg.Data.MultiRatio <= 0 {
 			return &config.FieldError{Path: "data.multi_ratio", Err: errors.New("harmony's fusion stage needs multimodal clients (> 0)")}
 		}
+		if cfg.FedCMI.Personalized {
+			return &config.FieldError{Path: "fedcmi.personalized", Err: errors.New("personalised branches are FedCMI's; harmony's fusion stage keeps each client's encoders its own already")}
+		}
 		return nil
 	},
+	ClientState:  true,
 	NoDP:         "its fusion stage samples only multimodal clients",
 	Recipe:       HarmonyFit{},
 	WholeSamples: "its unimodal stage assumes that every sample of a multimodal client has each modality",
 	Server: func(base *ModalityAware, cfg *config.Config) Strategy {
 		return &Harmony{Base: base, UnimodalRounds: cfg.HarmonyUnimodalRounds()}
 	},
-	Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients"}
+	Doc: "Harmony: modality-wise federated training of the encoders, then federated fusion on multimodal clients (only the fusion head averaged; each client fine-tunes its own encoders)"}
 
 // Harmony is the two-stage schedule of Harmony (Ouyang, Xie, Fu, Cheng,
 // Pan, Ling, Xing, Zhou, Huang, "Harmony: Heterogeneous Multi-Modal
@@ -41,10 +46,13 @@ var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
 //     hold it (AggregateModalityAware; the fusion head is untouched).
 //   - Stage 2, federated fusion learning (the remaining rounds): only
 //     multimodal clients are sampled (K of them, as Base samples); each
-//     trains the fusion head and fine-tunes the encoders (the authors'
-//     README: "train the classifier layers and finetune the unimodal
-//     encoders") with the multimodal loss every method here uses,
-//     CE(F(aa, vv)) + c1 (CE(C_A(aa)) + CE(C_V(vv))); the server averages.
+//     trains the fusion head and fine-tunes the encoders, as the authors'
+//     code does (harmony-MHAD/client/main_fusion.py): the fused
+//     cross-entropy alone, the encoders (and self projectors, which
+//     stage 1 trained with them) at a tenth of the learning rate, and the
+//     client keeps its fine-tuned encoders for its next fusion round
+//     instead of sending them: the server averages the fusion head only
+//     and keeps stage 1's encoders in the global model.
 //
 // Not implemented: the paper's balance-aware resource allocation of stage 1
 // (a systems measure on the training time of multimodal nodes, with no
@@ -93,32 +101,54 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 		log := h.Base.logger()
 		log.Info("harmony: federated fusion learning starts", "round", round, "multimodal_clients", len(multi))
 	}
-	return h.Base.ConfigureFit(round, global, multi)
+	ins, err := h.Base.ConfigureFit(round, global, multi)
+	for k := range ins {
+		ins[k].Ins.Config.Recipe = HarmonyFit{Fusion: true}
+	}
+	return ins, err
 }
 
-// AggregateFit implements Strategy: Base's modality-aware average.
+// AggregateFit implements Strategy: Base's modality-aware average; in
+// stage 2 only the fusion head's, the rest of the global model kept as it
+// was (the clients' fine-tuned encoders stay with them).
 func (h *Harmony) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
-	return h.Base.AggregateFit(round, global, results, failures)
+	next, err := h.Base.AggregateFit(round, global, results, failures)
+	if err != nil || next == nil || h.Stage(round) == 1 {
+		return next, err
+	}
+	next = slices.Clone(next)
+	for i, info := range h.Base.Layout {
+		if info.Part != model.PartFusion {
+			next[i] = global[i]
+		}
+	}
+	return next, nil
 }
 
 var _ Strategy = (*Harmony)(nil)
 
-// HarmonyFit is Harmony's recipe (FitConfig.Recipe) in its first stage.
+// HarmonyFit is Harmony's recipe (FitConfig.Recipe).
 type HarmonyFit struct {
 	// Unimodal trains Harmony's first stage: each held modality's encoder,
 	// self projector and classifier on its unimodal loss only.
 	Unimodal bool
+	// Fusion trains its second stage: the fusion head on the fused loss
+	// alone, the client's own encoders fine-tuned at a tenth of the rate.
+	Fusion bool
 }
 
 // hooks implements Recipe.
 func (c HarmonyFit) hooks(multi bool) []roundHook {
-	if !c.Unimodal {
-		return nil
+	switch {
+	case c.Unimodal:
+		return []roundHook{harmonyHook{}}
+	case c.Fusion:
+		return []roundHook{harmonyFusionHook{}}
 	}
-	return []roundHook{harmonyHook{}}
+	return nil
 }
 
-// validate implements Recipe: a flag, nothing to check.
+// validate implements Recipe: flags, nothing to check.
 func (c HarmonyFit) validate(nm, k, d int) error { return nil }
 
 // harmonyHook is Harmony's first stage on a client: unimodal training of
@@ -128,5 +158,44 @@ type harmonyHook struct{}
 // prepare implements preparer.
 func (harmonyHook) prepare(r *localRound) error {
 	r.tc.Terms = append(r.tc.Terms, model.HarmonyStage1())
+	return nil
+}
+
+// harmonyEncoderLR is the learning rate of the encoders in Harmony's
+// fusion stage, relative to the fusion head's: the authors fine-tune them
+// at 1e-4 beside the classifier's 1e-3.
+const harmonyEncoderLR = 0.1
+
+// harmonyFusionHook is Harmony's second stage on a client.
+type harmonyFusionHook struct{}
+
+// harmonyOwn reports whether a tensor is one a client keeps in Harmony's
+// fusion stage: its encoders and self projectors.
+func harmonyOwn(info model.ParamInfo) bool {
+	return info.Part == model.PartEncoder || info.Part == model.PartSelf
+}
+
+// prepare implements preparer: the client's own encoders, if an earlier
+// fusion round fine-tuned them; the fused loss alone; the encoders at
+// harmonyEncoderLR.
+func (harmonyFusionHook) prepare(r *localRound) error {
+	if r.c.personal != nil {
+		r.start, r.personal = r.c.startParams(r.ins.Params, true)
+	}
+	r.tc.C1 = 0
+	r.tc.PartLR = map[string]float64{model.PartEncoder: harmonyEncoderLR, model.PartSelf: harmonyEncoderLR}
+	return nil
+}
+
+// finish implements finisher: keep the fine-tuned encoders for the next
+// fusion round.
+func (harmonyFusionHook) finish(r *localRound, trained model.Params, _ *FitRes) error {
+	c := r.c
+	c.personal = make(map[int]model.Tensor)
+	for i, info := range c.engine.Layout() {
+		if harmonyOwn(info) {
+			c.personal[i] = trained[i]
+		}
+	}
 	return nil
 }

@@ -5,15 +5,18 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/model"
 )
 
 // TestHarmonyStages: stage 1 samples every kind of client and changes
 // exactly the encoders, self projectors and classifiers (the fusion head
 // and infiltration projectors stay bit for bit); stage 2 samples only the
-// multimodal client and trains the fusion head too.
+// multimodal client, changes only the global fusion head, and the client
+// keeps its fine-tuned encoders and self projectors and starts its next
+// fusion round from them.
 func TestHarmonyStages(t *testing.T) {
-	srv, st, _, global := scaffoldSetup(t) // three clients: a multimodal, b audio, c visual
+	srv, st, locals, global := scaffoldSetup(t) // three clients: a multimodal, b audio, c visual
 	h := &Harmony{Base: st.Base, UnimodalRounds: 1}
 	h.Base.Method = methods["harmony"]
 	h.Base.PerRound = 3
@@ -33,8 +36,8 @@ func TestHarmonyStages(t *testing.T) {
 		var ids []string
 		for _, in := range ins {
 			ids = append(ids, in.ClientID)
-			if rc, _ := in.Ins.Config.Recipe.(HarmonyFit); rc.Unimodal != tc.uni {
-				t.Fatalf("round %d: %s unimodal stage %v", tc.round, in.ClientID, rc.Unimodal)
+			if rc, _ := in.Ins.Config.Recipe.(HarmonyFit); rc.Unimodal != tc.uni || rc.Fusion == tc.uni {
+				t.Fatalf("round %d: %s recipe %+v", tc.round, in.ClientID, rc)
 			}
 		}
 		if len(ids) != len(tc.clients) {
@@ -70,11 +73,41 @@ func TestHarmonyStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := locals["a"]
 	for i, info := range h.Base.Layout {
-		if info.Part == model.PartFusion || info.Part == model.PartEncoder {
-			if !changed(after1, after2, i) {
-				t.Errorf("stage 2: %s unchanged", info.Name)
-			}
+		if got, want := changed(after1, after2, i), info.Part == model.PartFusion; got != want {
+			t.Errorf("stage 2: global %s changed=%v, want %v", info.Name, got, want)
+		}
+		own, kept := a.personal[i]
+		if kept != harmonyOwn(info) {
+			t.Errorf("stage 2: client keeps %s: %v", info.Name, kept)
+		}
+		if kept && info.Part == model.PartEncoder && !changed(model.Params{own}, model.Params{after1[i]}, 0) {
+			t.Errorf("stage 2: the client's %s was not fine-tuned", info.Name)
+		}
+	}
+	// The next fusion round starts from the client's own encoders: a
+	// client without them, trained on the same rows with the same seed,
+	// ends elsewhere.
+	fresh, err := NewLocalClient(a.engine, a.set, a.index, a.has)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := h.ConfigureFit(3, after2, srv.Clients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Fit(ctx, ins[0].Ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resFresh, err := fresh.Fit(ctx, ins[0].Ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, info := range h.Base.Layout {
+		if info.Part == model.PartEncoder && !changed(res.Params, resFresh.Params, i) {
+			t.Errorf("round 3: %s the same with and without the client's own encoders", info.Name)
 		}
 	}
 
@@ -86,5 +119,30 @@ func TestHarmonyStages(t *testing.T) {
 	}
 	if _, err := h.ConfigureFit(2, global, uni); !errors.Is(err, ErrNoMultimodalClients) {
 		t.Fatalf("stage 2 without multimodal clients: %v", err)
+	}
+}
+
+// TestHarmonyFusionStep: the fusion stage trains on the fused loss alone,
+// with the encoders and self projectors at a tenth of the rate, and
+// refuses personalised branches.
+func TestHarmonyFusionStep(t *testing.T) {
+	e, train := testEngine(t)
+	c, err := NewLocalClient(e, train, []int{0, 1, 2}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &localRound{c: c, tc: model.TrainConfig{C1: 2}}
+	if err := (harmonyFusionHook{}).prepare(r); err != nil {
+		t.Fatal(err)
+	}
+	if r.tc.C1 != 0 || r.tc.PartLR[model.PartEncoder] != 0.1 || r.tc.PartLR[model.PartSelf] != 0.1 || len(r.tc.PartLR) != 2 {
+		t.Errorf("fusion stage step: C1 %v, part rates %v", r.tc.C1, r.tc.PartLR)
+	}
+	cfg := config.Default()
+	cfg.Method = "harmony"
+	cfg.FedCMI.Personalized = true
+	var fe *config.FieldError
+	if err := methods["harmony"].CheckSettings(&cfg); !errors.As(err, &fe) || fe.Path != "fedcmi.personalized" {
+		t.Errorf("harmony with personalised branches: %v", err)
 	}
 }

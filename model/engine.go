@@ -71,6 +71,11 @@ type TrainConfig struct {
 	// FedCMI's Infiltration, Proximal, ScaffoldCorrection, OGMGE,
 	// PrototypeLoss, HarmonyStage1.
 	Terms []Term
+	// PartLR scales the learning rate of the parameters of the parts it
+	// names (PartEncoder, PartSelf, ...); the others train at the step's
+	// rate. nil: every part at the step's rate. (Harmony's fusion stage
+	// fine-tunes the encoders at a tenth of it.)
+	PartLR map[string]float64
 }
 
 // heldSet is the set of modalities a client holds, bit m for modality m.
@@ -475,7 +480,10 @@ type Local struct {
 	mu      float32
 	// corr[j] is added to trainable parameter j's gradient before the
 	// optimiser (SCAFFOLD's correction; nil without it).
-	corr     [][]float32
+	corr [][]float32
+	// lrScale[j] scales the learning rate of trainable parameter j
+	// (TrainConfig.PartLR; nil: all 1).
+	lrScale  []float64
 	hyper    []float32
 	wd, beta float32
 	terms    []termSession
@@ -576,6 +584,20 @@ func (e *Engine) NewLocalFrom(params, global Params, cfg TrainConfig) (*Local, e
 		}
 	}
 	l.wd, l.beta = float32(cfg.WeightDecay), float32(cfg.Momentum)
+	for part, v := range cfg.PartLR {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("model: learning-rate scale of %s is %v, want finite and >= 0", part, v)
+		}
+	}
+	if cfg.PartLR != nil {
+		l.lrScale = make([]float64, len(sg.trainable))
+		for j, i := range sg.trainable {
+			l.lrScale[j] = 1
+			if v, ok := cfg.PartLR[e.layout[i].Part]; ok {
+				l.lrScale[j] = v
+			}
+		}
+	}
 	l.padX = make([][]float32, nm)
 	for _, m := range h.list() {
 		l.padX[m] = make([]float32, e.batch*e.arch.InputDims[m])
@@ -714,7 +736,11 @@ func (l *Local) Step(b Batch, lr float64) (StepStats, error) {
 		return st, fmt.Errorf("model: training loss is %v, parameters left as they were (diverged; try a lower learning rate or standardised features)", st.Loss)
 	}
 	for j, i := range l.graph.trainable {
-		if err := l.update(j, i, outs[j], float32(lr)); err != nil {
+		r := lr
+		if l.lrScale != nil {
+			r *= l.lrScale[j]
+		}
+		if err := l.update(j, i, outs[j], float32(r)); err != nil {
 			return StepStats{}, fmt.Errorf("model: %s: %s: %w", l.key, e.layout[i].Name, err)
 		}
 	}

@@ -938,3 +938,59 @@ func firstStepLoss(t *testing.T, e *Engine, cfg TrainConfig, b Batch) float64 {
 	}
 	return st.Loss
 }
+
+// TestPartLR checks TrainConfig.PartLR: with plain SGD, one step moves
+// the scaled parts by the scale times what an unscaled step moves them,
+// and the other parts as an unscaled step does.
+func TestPartLR(t *testing.T) {
+	arch := tinyArch()
+	e, err := NewEngine(backendFor(t, arch), arch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := mustInit(t, arch, 1)
+	b := toyBatch(arch, 6, 2)
+	step := func(partLR map[string]float64) Params {
+		l, err := e.NewLocal(start, TrainConfig{Has: []bool{true, true}, C1: 2, PartLR: partLR})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if _, err := l.Step(b, 0.5); err != nil {
+			t.Fatal(err)
+		}
+		p, err := l.Params()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := step(nil)
+	scaled := step(map[string]float64{PartEncoder: 0.1, PartFusion: 0})
+	moved := 0
+	for i, info := range e.Layout() {
+		want := 1.0
+		switch info.Part {
+		case PartEncoder:
+			want = 0.1
+		case PartFusion:
+			want = 0
+		}
+		for k := range start[i].Data {
+			d0 := float64(plain[i].Data[k] - start[i].Data[k])
+			d := float64(scaled[i].Data[k] - start[i].Data[k])
+			if math.Abs(d-want*d0) > 1e-6+1e-4*math.Abs(d0) {
+				t.Fatalf("%s[%d]: moved %g, want %g x %g", info.Name, k, d, want, d0)
+			}
+			if d0 != 0 {
+				moved++
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the step moved nothing")
+	}
+	if _, err := e.NewLocal(start, TrainConfig{Has: []bool{true, true}, PartLR: map[string]float64{PartSelf: math.NaN()}}); err == nil {
+		t.Error("a NaN scale was accepted")
+	}
+}

@@ -89,6 +89,12 @@ func TestBaselinesMfeat(t *testing.T) {
 			cfg.Data.Dir = dir
 			cfg.OutDir = t.TempDir()
 			cfg.Rounds = 6
+			if method == "harmony" {
+				// Its fusion stage starts from an untrained fusion head
+				// and fine-tunes the encoders at a tenth of the rate:
+				// after 3 + 3 rounds it is at 0.23.
+				cfg.Rounds = 12
+			}
 			res, _ := runModel(t, cfg)
 			last := res.Rounds[len(res.Rounds)-1]
 			t.Logf("%s: fused %.3f, fac %.3f, zer %.3f", method, last.Heads[0], last.Heads[1], last.Heads[2])

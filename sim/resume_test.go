@@ -57,6 +57,9 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		{"fedrelearn", func(c *config.Config) { c.FedRelearn.Every = 1 }},
 		// fedgb keeps its running estimate of each head's generalisation.
 		{"fedgb", nil},
+		// harmony's clients keep their fine-tuned encoders in its fusion
+		// stage (rounds 2-5).
+		{"harmony", func(c *config.Config) { c.Harmony.UnimodalRounds = 1 }},
 		// The server optimizer's moments and the adaptive clip bound are
 		// strategy state (fl.Stateful) too.
 		{"fedavg-adam-dp", func(c *config.Config) {
