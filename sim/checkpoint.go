@@ -33,6 +33,7 @@ const (
 	metaStrategy = "fedcmi.strategy_state"
 	metaMetrics  = "fedcmi.metrics_jsonl"
 	metaElapsed  = "fedcmi.elapsed_seconds"
+	metaData     = "fedcmi.data_sha256"
 )
 
 // Checkpoint is what the server side of a run needs to continue after its
@@ -51,6 +52,10 @@ type Checkpoint struct {
 	// ConfigDigest identifies the experiment; a resume with another
 	// configuration is refused.
 	ConfigDigest string
+	// DataDigest identifies the training set (data.Set.Digest); a resume
+	// on other data is refused. Empty: not recorded (a coordinator, which
+	// holds no data, or a checkpoint of a fedcmi before 2026-12-06).
+	DataDigest string
 	// Elapsed is the wall time of the run so far, in seconds.
 	Elapsed float64
 }
@@ -87,6 +92,9 @@ func WriteCheckpoint(w io.Writer, c *Checkpoint, schema metrics.Schema) error {
 	if c.Strategy != nil {
 		meta[metaStrategy] = base64.StdEncoding.EncodeToString(c.Strategy)
 	}
+	if c.DataDigest != "" {
+		meta[metaData] = c.DataDigest
+	}
 	return model.WriteParams(w, c.Global, meta)
 }
 
@@ -97,7 +105,7 @@ func ReadCheckpoint(r io.Reader, arch *model.Arch) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	c := &Checkpoint{Global: p, ConfigDigest: meta[metaConfig]}
+	c := &Checkpoint{Global: p, ConfigDigest: meta[metaConfig], DataDigest: meta[metaData]}
 	if c.Round, err = strconv.Atoi(meta[metaRound]); err != nil || c.Round < 0 {
 		return nil, fmt.Errorf("checkpoint: bad round %q", meta[metaRound])
 	}

@@ -272,6 +272,18 @@ func stripYAML(b []byte, paths []string) ([]byte, error) {
 // differs from the run directory's.
 var ErrConfigChanged = errors.New("the experiment differs from the run directory's")
 
+// ErrDataChanged is wrapped by the error of a resume whose training set
+// differs from the one the run began on (Checkpoint.DataDigest).
+var ErrDataChanged = errors.New("the training data differ from the run's")
+
+// short abbreviates a "sha256:..." digest for messages.
+func short(digest string) string {
+	if len(digest) > len("sha256:")+12 {
+		return digest[:len("sha256:")+12]
+	}
+	return digest
+}
+
 // checkResumable refuses to resume the run in dir with cfg when its saved
 // config differs. It reports whether dir holds a config at all.
 func checkResumable(dir string, cfg config.Config) (bool, error) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -376,4 +377,70 @@ func (h cancelOn) Handle(_ context.Context, r slog.Record) error {
 		h.cancel()
 	}
 	return nil
+}
+
+// TestResumeOnChangedData: a resume on training data other than the run
+// began on (another copy, other preprocessing) is refused, naming the data
+// folder; on the same data, or from a checkpoint that records no data
+// digest (an older fedcmi's), it resumes.
+func TestResumeOnChangedData(t *testing.T) {
+	data := t.TempDir()
+	writeNPZSet(t, data, 120, []int64{0, 1, 2}, []int64{0, 1, 2})
+	cfg := small(t, "fedavg")
+	cfg.Data.Source, cfg.Data.Dir, cfg.Data.Modalities = "npz", data, []string{"a", "b"}
+	cfg.Rounds = 3
+	part := interruptedAfterRound1(t, cfg)
+	ckPath := filepath.Join(part.Dir, CheckpointFile)
+	saved, err := os.ReadFile(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	other := t.TempDir()
+	writeNPZSet(t, other, 121, []int64{0, 1, 2}, []int64{0, 1, 2}) // one row more
+	for _, name := range []string{"train.npz", "test.npz"} {
+		b, err := os.ReadFile(filepath.Join(other, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = Run(context.Background(), cfg, Options{Logger: quiet, Resume: true})
+	if !errors.Is(err, ErrDataChanged) {
+		t.Fatalf("resume on other data: %v, want ErrDataChanged", err)
+	}
+	for _, want := range []string{"data.dir " + data, "-overwrite"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if after, _ := os.ReadFile(ckPath); !bytes.Equal(after, saved) {
+		t.Error("a refused resume touched the checkpoint")
+	}
+
+	// A checkpoint without a data digest (an older fedcmi's) resumes.
+	fed, err := Prepare(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadCheckpoint(ckPath, &fed.Arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.DataDigest == "" {
+		t.Fatal("the checkpoint records no data digest")
+	}
+	ck.DataDigest = ""
+	var buf bytes.Buffer
+	if err := WriteCheckpoint(&buf, ck, part.Schema); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ckPath, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true}); err != nil || len(res.Rounds) != 3 {
+		t.Fatalf("resume from a checkpoint without a data digest: %v", err)
+	}
 }

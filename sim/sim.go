@@ -380,13 +380,14 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	dataDigest := train.Digest()
 	var ck *Checkpoint
 	if opt.Resume {
 		if rundir.Completed(dir) {
 			log.Info("the run is complete: nothing to resume", "dir", dir)
 			return storedResult(dir)
 		}
-		if ck, err = loadResumable(dir, fed, cfg); err != nil {
+		if ck, err = loadResumable(dir, fed, cfg, dataDigest); err != nil {
 			return nil, err
 		}
 		if ck == nil {
@@ -535,7 +536,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			if err := saveModel(p); err != nil {
 				return err
 			}
-			last = Checkpoint{Round: m.Round, Global: p, ConfigDigest: digest, Elapsed: m.Elapsed}
+			last = Checkpoint{Round: m.Round, Global: p, ConfigDigest: digest, DataDigest: dataDigest, Elapsed: m.Elapsed}
 			switch {
 			case opt.checkpointEvery > 0 && m.Round-lastWritten < opt.checkpointEvery,
 				opt.checkpointEvery == 0 && !written.IsZero() && time.Since(written) < checkpointSpacing*cost:
@@ -611,8 +612,9 @@ func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, cl
 }
 
 // loadResumable returns the checkpoint of the run in dir (nil: none, the
-// run starts anew), checked against the experiment's digest.
-func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint, error) {
+// run starts anew), checked against the experiment's digest and the
+// training set's (a checkpoint that records none is not checked).
+func loadResumable(dir string, fed *Federation, cfg config.Config, dataDigest string) (*Checkpoint, error) {
 	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile), &fed.Arch)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -627,6 +629,15 @@ func loadResumable(dir string, fed *Federation, cfg config.Config) (*Checkpoint,
 	if !ok {
 		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
 			dir, ErrConfigChanged, rundir.ConfigFile)
+	}
+	if ck.DataDigest != "" && ck.DataDigest != dataDigest {
+		where := "data.source " + cfg.Data.Source
+		if cfg.Data.Dir != "" {
+			where = "data.dir " + cfg.Data.Dir
+		}
+		return nil, fmt.Errorf("sim: resume: %s: %w: the run began on a training set of digest %s, the data read now (%s) has %s: "+
+			"another copy of the data, or features from another preprocessing (a newer fedcmi's); start anew with -overwrite",
+			dir, ErrDataChanged, short(ck.DataDigest), where, short(dataDigest))
 	}
 	return ck, nil
 }
