@@ -175,6 +175,13 @@ func (c *LocalClient) startParams(global model.Params, personalized bool) (model
 	return p, true
 }
 
+// OwnParams returns the client's own model for the global model global:
+// global with the parts the client keeps for itself (personalised
+// branches, Harmony's fine-tuned encoders), and whether it keeps any.
+func (c *LocalClient) OwnParams(global model.Params) (model.Params, bool) {
+	return c.startParams(global, true)
+}
+
 // Discard undoes what the Fit of round did to the client's state
 // (SCAFFOLD's control variate, personal parts) when its result never
 // reached an aggregate (answered late or rejected): the server's control

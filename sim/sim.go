@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -287,6 +288,69 @@ type Result struct {
 	Schema  metrics.Schema
 	Rounds  []metrics.Round
 	Summary metrics.Summary
+	// Own is the evaluation of the clients' own models at the end of a
+	// completed run, when clients keep parts of their own (nil otherwise).
+	Own *OwnModels
+}
+
+// OwnModels is the accuracy of the clients' own models on the evaluation
+// set at the end of a run: each client that keeps parts of its own
+// (personalised branches, Harmony's fine-tuned encoders) puts them into
+// the final global model, as the authors of such methods evaluate them.
+// The summary records it as "own_models".
+type OwnModels struct {
+	// Clients is how many clients' models were evaluated: those that keep
+	// parts of their own, the first ownModelsMax of them in client order.
+	Clients int `json:"clients"`
+	// Of is how many clients keep parts of their own.
+	Of int `json:"of"`
+	// Mean and Std are per head, over the clients (population std).
+	Mean map[string]float64 `json:"mean"`
+	Std  map[string]float64 `json:"std"`
+}
+
+// ownModelsMax bounds how many clients' own models a run evaluates at its
+// end (each is one pass over the evaluation set).
+const ownModelsMax = 100
+
+// evaluateOwnModels evaluates the own models of the clients that keep
+// parts of their own, with the final global model, on set; nil if none.
+func evaluateOwnModels(clients []*trackedClient, final model.Params, engine *model.Engine, set *data.Set, heads []string) (*OwnModels, error) {
+	var evs [][]float64
+	of := 0
+	for _, c := range clients {
+		p, ok := c.OwnParams(final)
+		if !ok {
+			continue
+		}
+		if of++; len(evs) == ownModelsMax {
+			continue
+		}
+		ev, err := fl.EvaluateSet(engine, p, set)
+		if err != nil {
+			return nil, fmt.Errorf("sim: %s's own model: %w", c.id, err)
+		}
+		evs = append(evs, ev.Heads)
+	}
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	own := &OwnModels{Clients: len(evs), Of: of, Mean: map[string]float64{}, Std: map[string]float64{}}
+	for h, name := range heads {
+		var sum, sq float64
+		for _, e := range evs {
+			sum += e[h]
+		}
+		mean := sum / float64(len(evs))
+		if math.IsNaN(mean) {
+			continue // a head without samples; JSON has no NaN
+		}
+		for _, e := range evs {
+			sq += (e[h] - mean) * (e[h] - mean)
+		}
+		own.Mean[name], own.Std[name] = mean, math.Sqrt(sq/float64(len(evs)))
+	}
+	return own, nil
 }
 
 // EvaluatedOn returns the set the global models of an experiment are
@@ -550,7 +614,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			return nil
 		},
 	}
-	_, runErr := server.Run(ctx, global, first, cfg.Rounds)
+	final, runErr := server.Run(ctx, global, first, cfg.Rounds)
 	if runErr != nil && last.Round > lastWritten {
 		// Stopped (Ctrl-C, a failure): save the last completed round.
 		// The strategy's state is still that round's (fl.Stateful), and
@@ -567,7 +631,16 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if ck != nil {
 		extra["resumed_after_round"] = ck.Round
 	}
+	var own *OwnModels
+	if runErr == nil {
+		if own, runErr = evaluateOwnModels(tracked, final, engine, test, heads); own != nil {
+			extra["own_models"] = own
+		}
+	}
 	res, err := Finish(run, dir, schema, extra, runErr, global, saveModel)
+	if res != nil {
+		res.Own = own
+	}
 	if err == nil {
 		// The checkpoint only serves to resume an unfinished run.
 		if err := removeCheckpoint(dir); err != nil {

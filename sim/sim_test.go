@@ -516,3 +516,46 @@ func TestProgressHeads(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnModels: a run whose clients keep parts of their own evaluates
+// each such client's own model at its end (summary "own_models"); one
+// whose clients keep none does not.
+func TestOwnModels(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Config)
+		own  bool
+	}{
+		{"fedavg", func(c *config.Config) {}, false},
+		{"fedcmi-personalized", func(c *config.Config) { c.Method, c.FedCMI.Personalized = "fedcmi", true }, true},
+		{"harmony", func(c *config.Config) { c.Method, c.Harmony.UnimodalRounds = "harmony", 1 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := small(t, "fedavg")
+			tc.edit(&cfg)
+			res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(res.Dir, rundir.SummaryFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), `"own_models"`); got != tc.own || (res.Own != nil) != tc.own {
+				t.Fatalf("own models evaluated: summary %v, result %+v; want %v", got, res.Own, tc.own)
+			}
+			if !tc.own {
+				return
+			}
+			if res.Own.Clients < 1 || res.Own.Clients > res.Own.Of || res.Own.Of > cfg.Clients {
+				t.Errorf("own models of %d of %d clients", res.Own.Clients, res.Own.Of)
+			}
+			for _, h := range res.Schema.Heads {
+				m, s := res.Own.Mean[h], res.Own.Std[h]
+				if !(m >= 0 && m <= 1 && s >= 0 && s <= 0.5) {
+					t.Errorf("head %s: mean %v, std %v", h, m, s)
+				}
+			}
+		})
+	}
+}

@@ -79,7 +79,8 @@ func loadConfig(file string, overrides *config.Overrides) (config.Config, error)
 
 // writeResult prints the end of a run of experiment cfg: the last round's
 // accuracy (on the test set, or the validation split: sim.EvaluatedOn),
-// the best one and the run directory (res may be nil).
+// the best one, the clients' own models' (if they keep parts of their
+// own) and the run directory (res may be nil).
 func writeResult(w io.Writer, res *sim.Result, cfg *config.Config) {
 	if res == nil {
 		return
@@ -91,6 +92,15 @@ func writeResult(w io.Writer, res *sim.Result, cfg *config.Config) {
 		metrics.WriteTable(w, res.Schema, []metrics.Round{last})
 		fmt.Fprintf(w, "best %s %.4f at round %d; %.1fs in all\n", res.Schema.Heads[0],
 			res.Summary.Best[res.Schema.Heads[0]], res.Summary.BestRound, res.Summary.Seconds)
+	}
+	if own := res.Own; own != nil {
+		fmt.Fprintf(w, "the clients' own models (their own parts in the final model; %d of the %d that keep some), mean ± std:\n ", own.Clients, own.Of)
+		for _, h := range res.Schema.Heads {
+			if m, ok := own.Mean[h]; ok {
+				fmt.Fprintf(w, " %s %.4f ± %.4f", h, m, own.Std[h])
+			}
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "run directory: %s\n", res.Dir)
 }
