@@ -110,7 +110,8 @@ func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientI
 
 // AggregateFit implements Strategy: Base's modality-aware average; in
 // stage 2 only the fusion head's, the rest of the global model kept as it
-// was (the clients' fine-tuned encoders stay with them).
+// was (the clients' fine-tuned encoders stay with them; a client that
+// sends its encoders anyway does not change the global ones).
 func (h *Harmony) AggregateFit(round int, global model.Params, results []Result, failures []Failure) (model.Params, error) {
 	next, err := h.Base.AggregateFit(round, global, results, failures)
 	if err != nil || next == nil || h.Stage(round) == 1 {
@@ -188,14 +189,19 @@ func (harmonyFusionHook) prepare(r *localRound) error {
 }
 
 // finish implements finisher: keep the fine-tuned encoders for the next
-// fusion round.
-func (harmonyFusionHook) finish(r *localRound, trained model.Params, _ *FitRes) error {
+// fusion round, and send the received ones back in their place: as in the
+// authors' code, they never leave the client (the server keeps the
+// global model's anyway).
+func (harmonyFusionHook) finish(r *localRound, trained model.Params, res *FitRes) error {
 	c := r.c
 	c.personal = make(map[int]model.Tensor)
+	sent := slices.Clone(trained)
 	for i, info := range c.engine.Layout() {
 		if harmonyOwn(info) {
 			c.personal[i] = trained[i]
+			sent[i] = r.ins.Params[i]
 		}
 	}
+	res.Params = sent
 	return nil
 }

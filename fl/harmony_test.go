@@ -101,13 +101,21 @@ func TestHarmonyStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i, info := range h.Base.Layout {
+		if harmonyOwn(info) && changed(res.Params, ins[0].Ins.Params, i) {
+			t.Errorf("round 3: the client sent its own %s", info.Name)
+		}
+	}
 	resFresh, err := fresh.Fit(ctx, ins[0].Ins)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, info := range h.Base.Layout {
-		if info.Part == model.PartEncoder && !changed(res.Params, resFresh.Params, i) {
+		if info.Part == model.PartFusion && !changed(res.Params, resFresh.Params, i) {
 			t.Errorf("round 3: %s the same with and without the client's own encoders", info.Name)
+		}
+		if info.Part == model.PartEncoder && !changed(model.Params{a.personal[i]}, model.Params{fresh.personal[i]}, 0) {
+			t.Errorf("round 3: the fine-tuned %s the same with and without the client's own encoders", info.Name)
 		}
 	}
 
