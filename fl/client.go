@@ -27,8 +27,10 @@ type Client interface {
 type Augmenter func(modality int, rows []float32, n int, rng *rand.Rand) error
 
 // LocalClient is a client whose data is a subset of a data.Set in memory.
-// It keeps only its sample indices, plus its personal parameters when
-// personalised branches are on, so a simulation of many clients stays small.
+// It keeps only its sample indices, plus the parameters it keeps for
+// itself when its method has it keep some (personalised branches,
+// Harmony's fine-tuned encoders) and SCAFFOLD's control variate, so a
+// simulation of many clients stays small.
 type LocalClient struct {
 	engine *model.Engine
 	set    *data.Set
@@ -175,11 +177,36 @@ func (c *LocalClient) startParams(global model.Params, personalized bool) (model
 	return p, true
 }
 
-// OwnParams returns the client's own model for the global model global:
+// KeepsOwn reports whether the client keeps parts of its own model
+// (personalised branches, Harmony's fine-tuned encoders).
+func (c *LocalClient) KeepsOwn() bool { return c.personal != nil }
+
+// EvaluateOwn measures the client's own model on set: the global model
 // global with the parts the client keeps for itself (personalised
-// branches, Harmony's fine-tuned encoders), and whether it keeps any.
-func (c *LocalClient) OwnParams(global model.Params) (model.Params, bool) {
-	return c.startParams(global, true)
+// branches, Harmony's fine-tuned encoders). ok is false, and nothing is
+// measured, when it keeps none. Heads the client cannot compute with the
+// modalities it holds (whose parts it never trained) are NaN.
+func (c *LocalClient) EvaluateOwn(global model.Params, set *data.Set) (ev Evaluation, ok bool, err error) {
+	own, ok := c.startParams(global, true)
+	if !ok {
+		return Evaluation{}, false, nil
+	}
+	if ev, err = EvaluateSet(c.engine, own, set); err != nil {
+		return Evaluation{}, true, err
+	}
+	c.maskHeads(&ev)
+	return ev, true, nil
+}
+
+// maskHeads sets the heads the client cannot compute with the modalities
+// it holds to NaN.
+func (c *LocalClient) maskHeads(ev *Evaluation) {
+	computable := model.HeadsWith(c.has.Bools(len(c.set.Modalities)))
+	for h := range ev.Heads {
+		if !slices.Contains(computable, h) {
+			ev.Heads[h] = math.NaN()
+		}
+	}
 }
 
 // Discard undoes what the Fit of round did to the client's state
@@ -392,11 +419,6 @@ func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evalua
 	if err != nil {
 		return Evaluation{}, err
 	}
-	computable := model.HeadsWith(c.has.Bools(len(c.set.Modalities)))
-	for h := range ev.Heads {
-		if !slices.Contains(computable, h) {
-			ev.Heads[h] = math.NaN()
-		}
-	}
+	c.maskHeads(&ev)
 	return ev, nil
 }

@@ -54,12 +54,15 @@ var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
 //     instead of sending them: the server averages the fusion head only
 //     and keeps stage 1's encoders in the global model.
 //
+// The per-round evaluation is the global model's (stage 1's encoders with
+// the averaged fusion head); the authors evaluate each client's own model,
+// which a simulation measures at its end (sim.OwnModels).
+//
 // Not implemented: the paper's balance-aware resource allocation of stage 1
 // (a systems measure on the training time of multimodal nodes, with no
 // effect on the computed model here) and its stage-2 clustering of nodes by
-// "modality bias" with one fusion head per cluster (a personalisation: this
-// framework evaluates one global model; stage 2 averages over all sampled
-// multimodal clients).
+// "modality bias" with one fusion head per cluster (a personalisation:
+// stage 2 averages over all sampled multimodal clients).
 type Harmony struct {
 	// Base samples clients, writes their instructions and aggregates.
 	Base *ModalityAware
@@ -189,9 +192,10 @@ func (harmonyFusionHook) prepare(r *localRound) error {
 }
 
 // finish implements finisher: keep the fine-tuned encoders for the next
-// fusion round, and send the received ones back in their place: as in the
-// authors' code, they never leave the client (the server keeps the
-// global model's anyway).
+// fusion round, and send only the fusion head: every other tensor of the
+// update is the one received, so the fine-tuned encoders never leave the
+// client, as in the authors' code (the server keeps the global model's
+// anyway).
 func (harmonyFusionHook) finish(r *localRound, trained model.Params, res *FitRes) error {
 	c := r.c
 	c.personal = make(map[int]model.Tensor)
@@ -199,6 +203,8 @@ func (harmonyFusionHook) finish(r *localRound, trained model.Params, res *FitRes
 	for i, info := range c.engine.Layout() {
 		if harmonyOwn(info) {
 			c.personal[i] = trained[i]
+		}
+		if info.Part != model.PartFusion {
 			sent[i] = r.ins.Params[i]
 		}
 	}

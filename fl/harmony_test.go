@@ -102,8 +102,8 @@ func TestHarmonyStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, info := range h.Base.Layout {
-		if harmonyOwn(info) && changed(res.Params, ins[0].Ins.Params, i) {
-			t.Errorf("round 3: the client sent its own %s", info.Name)
+		if got, want := changed(res.Params, ins[0].Ins.Params, i), info.Part == model.PartFusion; got != want {
+			t.Errorf("round 3: the client sent %s changed=%v, want %v (only the fusion head)", info.Name, got, want)
 		}
 	}
 	resFresh, err := fresh.Fit(ctx, ins[0].Ins)

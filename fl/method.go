@@ -51,7 +51,8 @@ type Method struct {
 	CheckSettings func(cfg *config.Config) error
 	CheckData     func(cfg *config.Config, nm int) error
 	// ClientState says that clients carry state from round to round
-	// (SCAFFOLD's control variates), which a checkpoint must hold.
+	// (SCAFFOLD's control variates, Harmony's fine-tuned encoders), which a
+	// checkpoint must hold.
 	ClientState bool
 	// WholeSamples, if not empty, says why the method needs every sample
 	// of a multimodal client to hold each of the client's modalities

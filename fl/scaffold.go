@@ -370,7 +370,8 @@ func (s *Scaffold) UnmarshalState(data []byte) error {
 }
 
 // MarshalState implements ClientStateful: the client's SCAFFOLD control
-// variate and its personal parameters (personalised branches).
+// variate and the parameters it keeps for itself (personalised branches,
+// Harmony's fine-tuned encoders).
 func (c *LocalClient) MarshalState() ([]byte, error) {
 	return encodeState(scaffoldState{Control: c.control, Personal: c.personal,
 		Round: c.lastRound, BeforeControl: c.before.control, BeforePersonal: c.before.personal})

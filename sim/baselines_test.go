@@ -124,11 +124,11 @@ func TestEveryMethodSelectable(t *testing.T) {
 	}
 }
 
-// TestBaselineDeterminism: SCAFFOLD's client state and OGM-GE's in-graph
-// noise give the same model for the same seed, whatever the number of
-// clients trained at once.
+// TestBaselineDeterminism: SCAFFOLD's client state, OGM-GE's in-graph
+// noise and Harmony's kept encoders give the same model for the same
+// seed, whatever the number of clients trained at once.
 func TestBaselineDeterminism(t *testing.T) {
-	for _, method := range []string{"scaffold", "ogm-ge"} {
+	for _, method := range []string{"scaffold", "ogm-ge", "harmony"} { // harmony: clients keep their fine-tuned encoders
 		t.Run(method, func(t *testing.T) {
 			var models [2][]byte
 			for k, par := range []int{1, 2} {

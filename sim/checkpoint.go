@@ -52,9 +52,10 @@ type Checkpoint struct {
 	// ConfigDigest identifies the experiment; a resume with another
 	// configuration is refused.
 	ConfigDigest string
-	// DataDigest identifies the training set (data.Set.Digest); a resume
-	// on other data is refused. Empty: not recorded (a coordinator, which
-	// holds no data, or a checkpoint of a fedcmi before 2026-12-06).
+	// DataDigest identifies the run's training and test sets
+	// (DataDigest); a resume on other data is refused. Empty: not
+	// recorded (a coordinator's state, whose participants hold the
+	// training data, or a checkpoint of a fedcmi before 2026-12-06).
 	DataDigest string
 	// Elapsed is the wall time of the run so far, in seconds.
 	Elapsed float64

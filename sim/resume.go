@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/rundir"
 )
 
@@ -275,6 +276,14 @@ var ErrConfigChanged = errors.New("the experiment differs from the run directory
 // ErrDataChanged is wrapped by the error of a resume whose training set
 // differs from the one the run began on (Checkpoint.DataDigest).
 var ErrDataChanged = errors.New("the training data differ from the run's")
+
+// DataDigest identifies a run's data, the training and the test (or
+// validation) set as the run uses them (data.Set.Digest of each): a
+// checkpoint records it, and a resume on other data is refused.
+func DataDigest(train, test *data.Set) string {
+	sum := sha256.Sum256([]byte(train.Digest() + "\n" + test.Digest()))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
 
 // short abbreviates a "sha256:..." digest for messages.
 func short(digest string) string {

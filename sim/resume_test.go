@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +143,10 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				}
 				fedtest.SameRounds(t, got.Rounds, want.Rounds)
 				fedtest.SameModel(t, got.Dir, want.Dir)
+				// The clients' own models: their kept parts survived.
+				if !reflect.DeepEqual(got.Own, want.Own) {
+					t.Errorf("%s: own models %+v, uninterrupted %+v", stop, got.Own, want.Own)
+				}
 				_, onDisk, err := rundir.ReadMetrics(dir)
 				if err != nil {
 					t.Fatal(err)

@@ -92,6 +92,16 @@ func OpenMedia(cfg *config.Config, logf func(string, ...any)) (*data.Source, str
 	return src, filepath.Join(d.CacheDir, name), nil
 }
 
+// isMedia reports whether source is a media data set, read through the
+// preprocessing cache (OpenMedia).
+func isMedia(source string) bool {
+	switch source {
+	case "avdigits", "cremad", "ave", "crisismmd":
+		return true
+	}
+	return false
+}
+
 // LoadData returns the training and test sets a config names, with
 // modalities in the config's order and, if asked, standardised with the
 // training set's statistics (returned so they can be stored with the run).
@@ -102,15 +112,15 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 		log = slog.Default()
 	}
 	d := cfg.Data
-	switch d.Source {
-	case "avdigits", "cremad", "ave", "crisismmd":
+	switch source := d.Source; {
+	case isMedia(source):
 		var src *data.Source
 		var dir string
 		src, dir, err = OpenMedia(cfg, func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) })
 		if err == nil {
 			train, test, err = data.Prepare(ctx, src, dir)
 		}
-	case "synthetic":
+	case source == "synthetic":
 		s := d.Synthetic
 		sc := data.SyntheticConfig{
 			Modalities: s.Modalities, Dims: s.Dims,
@@ -119,10 +129,10 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 			Seed: rng(cfg.Seed, streamData).Uint64(),
 		}
 		train, test, err = data.Synthetic(sc)
-	case "npz":
+	case source == "npz":
 		train, test, err = data.LoadNPZWith(d.Dir, d.Modalities, data.NPZOptions{
 			NumClasses: d.NumClasses, MaxBytes: int64(d.NPZMaxMB) << 20, Logger: log})
-	case "mfeat":
+	case source == "mfeat":
 		train, test, err = data.LoadMfeat(d.Dir, d.Modalities, d.TestFraction, rng(cfg.Seed, streamData))
 	default:
 		err = fmt.Errorf("unknown data source %q", d.Source)
@@ -254,9 +264,10 @@ type Options struct {
 	// Resume continues the run in the config's run directory after its
 	// last completed round, from its checkpoint (CheckpointFile), to the
 	// result an uninterrupted run gives. It refuses a directory whose
-	// saved config differs (ErrConfigChanged), returns a completed run's
-	// result without running anything, and starts from round 1 where no
-	// round was checkpointed.
+	// saved config differs (ErrConfigChanged) or whose data differ from
+	// those it began on (ErrDataChanged), returns a completed run's result
+	// without running anything, and starts from round 1 where no round was
+	// checkpointed.
 	Resume bool
 	// Tracker, if not nil, follows the rounds and their training steps
 	// (for a status line drawn by the caller).
@@ -297,16 +308,19 @@ type Result struct {
 // set at the end of a run: each client that keeps parts of its own
 // (personalised branches, Harmony's fine-tuned encoders) puts them into
 // the final global model, as the authors of such methods evaluate them.
-// The summary records it as "own_models".
+// A head is averaged over the clients that can compute it with the
+// modalities they hold. The summary records it as "own_models".
 type OwnModels struct {
 	// Clients is how many clients' models were evaluated: those that keep
 	// parts of their own, the first ownModelsMax of them in client order.
 	Clients int `json:"clients"`
 	// Of is how many clients keep parts of their own.
 	Of int `json:"of"`
-	// Mean and Std are per head, over the clients (population std).
+	// Mean and Std are per head, over the clients that can compute it
+	// (population std); N is how many those are.
 	Mean map[string]float64 `json:"mean"`
 	Std  map[string]float64 `json:"std"`
+	N    map[string]int     `json:"n"`
 }
 
 // ownModelsMax bounds how many clients' own models a run evaluates at its
@@ -315,40 +329,51 @@ const ownModelsMax = 100
 
 // evaluateOwnModels evaluates the own models of the clients that keep
 // parts of their own, with the final global model, on set; nil if none.
-func evaluateOwnModels(clients []*trackedClient, final model.Params, engine *model.Engine, set *data.Set, heads []string) (*OwnModels, error) {
+func evaluateOwnModels(ctx context.Context, clients []*trackedClient, final model.Params, set *data.Set, heads []string) (*OwnModels, error) {
 	var evs [][]float64
 	of := 0
 	for _, c := range clients {
-		p, ok := c.OwnParams(final)
-		if !ok {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(evs) == ownModelsMax {
+			if c.KeepsOwn() {
+				of++
+			}
 			continue
 		}
-		if of++; len(evs) == ownModelsMax {
-			continue
-		}
-		ev, err := fl.EvaluateSet(engine, p, set)
+		ev, ok, err := c.EvaluateOwn(final, set)
 		if err != nil {
 			return nil, fmt.Errorf("sim: %s's own model: %w", c.id, err)
 		}
-		evs = append(evs, ev.Heads)
+		if ok {
+			of++
+			evs = append(evs, ev.Heads)
+		}
 	}
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	own := &OwnModels{Clients: len(evs), Of: of, Mean: map[string]float64{}, Std: map[string]float64{}}
+	own := &OwnModels{Clients: len(evs), Of: of, Mean: map[string]float64{}, Std: map[string]float64{}, N: map[string]int{}}
 	for h, name := range heads {
+		var vals []float64
+		for _, e := range evs {
+			if h < len(e) && !math.IsNaN(e[h]) {
+				vals = append(vals, e[h])
+			}
+		}
+		if len(vals) == 0 {
+			continue // no client computes it; JSON has no NaN
+		}
 		var sum, sq float64
-		for _, e := range evs {
-			sum += e[h]
+		for _, v := range vals {
+			sum += v
 		}
-		mean := sum / float64(len(evs))
-		if math.IsNaN(mean) {
-			continue // a head without samples; JSON has no NaN
+		mean := sum / float64(len(vals))
+		for _, v := range vals {
+			sq += (v - mean) * (v - mean)
 		}
-		for _, e := range evs {
-			sq += (e[h] - mean) * (e[h] - mean)
-		}
-		own.Mean[name], own.Std[name] = mean, math.Sqrt(sq/float64(len(evs)))
+		own.Mean[name], own.Std[name], own.N[name] = mean, math.Sqrt(sq/float64(len(vals))), len(vals)
 	}
 	return own, nil
 }
@@ -386,8 +411,9 @@ func (c *trackedClient) Fit(ctx context.Context, ins fl.FitIns) (fl.FitRes, erro
 }
 
 // clientsKeepState reports whether cfg's clients carry state from round
-// to round (fl.LocalClient's SCAFFOLD control variate, its personal
-// branches), which the checkpoint must then hold.
+// to round (fl.LocalClient's SCAFFOLD control variate, the parts it keeps
+// for itself: personal branches, Harmony's fine-tuned encoders), which
+// the checkpoint must then hold.
 func clientsKeepState(cfg *config.Config) bool {
 	m, err := fl.LookupMethod(cfg.Method)
 	return err == nil && m.ClientState || cfg.FedCMI.Personalized
@@ -444,7 +470,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dataDigest := train.Digest()
+	dataDigest := DataDigest(train, test)
 	var ck *Checkpoint
 	if opt.Resume {
 		if rundir.Completed(dir) {
@@ -624,7 +650,8 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 			runErr = errors.Join(runErr, err)
 		}
 	}
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": EvaluatedOn(&cfg), "compile_seconds": compileSeconds(engine)}
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": EvaluatedOn(&cfg), "compile_seconds": compileSeconds(engine),
+		"data_digest": dataDigest}
 	if rounds := run.Rounds(); acct != nil && len(rounds) > 0 {
 		extra["epsilon"], extra["delta"] = rounds[len(rounds)-1].Epsilon, cfg.DP.Delta
 	}
@@ -633,7 +660,12 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	var own *OwnModels
 	if runErr == nil {
-		if own, runErr = evaluateOwnModels(tracked, final, engine, test, heads); own != nil {
+		// Every round is done and saved: a failure or a stop here loses
+		// only this extra measurement, not the run.
+		var err error
+		if own, err = evaluateOwnModels(ctx, tracked, final, test, heads); err != nil {
+			log.Warn("the clients' own models were not evaluated", "err", err)
+		} else if own != nil {
 			extra["own_models"] = own
 		}
 	}
@@ -708,8 +740,12 @@ func loadResumable(dir string, fed *Federation, cfg config.Config, dataDigest st
 		if cfg.Data.Dir != "" {
 			where = "data.dir " + cfg.Data.Dir
 		}
-		return nil, fmt.Errorf("sim: resume: %s: %w: the run began on a training set of digest %s, the data read now (%s) has %s: "+
-			"another copy of the data, or features from another preprocessing (a newer fedcmi's); start anew with -overwrite",
+		if isMedia(cfg.Data.Source) {
+			where += ", features cached in data.cache_dir " + cfg.Data.CacheDir
+		}
+		return nil, fmt.Errorf("sim: resume: %s: %w: the run began on training and test sets of digest %s, the data read now (%s) have %s: "+
+			"another copy of the data, or features from another preprocessing or degradation (a newer fedcmi's); start the run anew "+
+			"(simulate -overwrite, or remove this sweep cell's directory)",
 			dir, ErrDataChanged, short(ck.DataDigest), where, short(dataDigest))
 	}
 	return ck, nil
@@ -782,7 +818,18 @@ func storedResult(dir string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}, nil
+	res := &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}
+	// The own models' evaluation, if the run made one (an unreadable
+	// summary only loses that line).
+	var sum struct {
+		Extra struct {
+			Own *OwnModels `json:"own_models"`
+		} `json:"extra"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, rundir.SummaryFile)); err == nil && json.Unmarshal(b, &sum) == nil {
+		res.Own = sum.Extra.Own
+	}
+	return res, nil
 }
 
 // logCompileTimes logs, at debug level, the graphs compiled since the last

@@ -550,11 +550,26 @@ func TestOwnModels(t *testing.T) {
 			if res.Own.Clients < 1 || res.Own.Clients > res.Own.Of || res.Own.Of > cfg.Clients {
 				t.Errorf("own models of %d of %d clients", res.Own.Clients, res.Own.Of)
 			}
-			for _, h := range res.Schema.Heads {
-				m, s := res.Own.Mean[h], res.Own.Std[h]
-				if !(m >= 0 && m <= 1 && s >= 0 && s <= 0.5) {
-					t.Errorf("head %s: mean %v, std %v", h, m, s)
+			final := res.Rounds[len(res.Rounds)-1]
+			fewer := false
+			for k, h := range res.Schema.Heads {
+				m, s, n := res.Own.Mean[h], res.Own.Std[h], res.Own.N[h]
+				if !(m >= 0 && m <= 1 && s >= 0 && s <= 0.5 && n >= 1 && n <= res.Own.Clients) {
+					t.Errorf("head %s: mean %v, std %v over %d clients", h, m, s, n)
 				}
+				fewer = fewer || n < res.Own.Clients
+				// Personal branches are the infiltration projectors and
+				// classifiers: the fused and self-only heads read none, so
+				// every client's own model scores as the global one there.
+				if tc.name == "fedcmi-personalized" && !strings.HasSuffix(h, "_both") && (math.Abs(m-final.Heads[k]) > 1e-12 || s > 1e-12) {
+					t.Errorf("head %s reads no personal part, yet own models %v ± %v, global %v", h, m, s, final.Heads[k])
+				}
+			}
+			// Unimodal clients keep personal branches too, but cannot
+			// compute the other modality's head; Harmony's own models are
+			// its multimodal clients'.
+			if want := tc.name == "fedcmi-personalized"; fewer != want {
+				t.Errorf("some head averaged over fewer clients: %v, want %v (%+v)", fewer, want, res.Own)
 			}
 		})
 	}

@@ -98,6 +98,9 @@ func writeResult(w io.Writer, res *sim.Result, cfg *config.Config) {
 		for _, h := range res.Schema.Heads {
 			if m, ok := own.Mean[h]; ok {
 				fmt.Fprintf(w, " %s %.4f ± %.4f", h, m, own.Std[h])
+				if n := own.N[h]; n < own.Clients {
+					fmt.Fprintf(w, " (%d clients)", n) // the others lack the modality
+				}
 			}
 		}
 		fmt.Fprintln(w)
