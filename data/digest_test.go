@@ -11,8 +11,8 @@ func TestDigest(t *testing.T) {
 	base := func() *Set {
 		return &Set{
 			Modalities: []string{"a", "v"}, Dims: []int{2, 1},
-			Features:   [][]float32{{1, 2, 3, 4}, {5, 6}},
-			Labels:     []int{0, 1}, NumClasses: 2,
+			Features: [][]float32{{1, 2, 3, 4}, {5, 6}},
+			Labels:   []int{0, 1}, NumClasses: 2,
 		}
 	}
 	d0 := base().Digest()
