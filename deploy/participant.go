@@ -103,6 +103,10 @@ type Participant struct {
 	RequireSecAgg bool
 	// Logger receives events; nil uses slog.Default().
 	Logger *slog.Logger
+
+	// stateWarning warns, once, that the client's state is kept in memory
+	// only (no StateFile).
+	stateWarning sync.Once
 }
 
 // ErrWrongTransport is returned (wrapped) by Participant.Run when the
@@ -449,6 +453,7 @@ func (p *Participant) run(ctx context.Context, h *fedcmipb.TaskHeader, ins fl.Fi
 		out.res, out.err = p.Client.Fit(ctx, ins)
 		if out.err == nil {
 			out.err = p.save()
+			p.warnStateInMemory(log)
 		}
 	}
 	log.Info("task done", "task", h.GetTaskId(), "round", h.GetRound(), "seconds", time.Since(t0).Seconds(), "err", out.err)
@@ -629,6 +634,20 @@ func (p *Participant) restore() error {
 		return fmt.Errorf("deploy: participant state %s: %w", p.StateFile, err)
 	}
 	return nil
+}
+
+// warnStateInMemory warns, once, when the client carries state between
+// rounds (SCAFFOLD's control variate, Harmony's fine-tuned encoders,
+// personalised branches) that no StateFile keeps across a restart.
+func (p *Participant) warnStateInMemory(log *slog.Logger) {
+	if p.StateFile != "" {
+		return
+	}
+	if c, ok := p.Client.(interface{ HasState() bool }); ok && c.HasState() {
+		p.stateWarning.Do(func() {
+			log.Warn("this method keeps state on the participant between rounds, in memory only: a restarted participant loses it and trains its next round without it; keep it with join -state FILE")
+		})
+	}
 }
 
 // save writes the client's state, if it has any.

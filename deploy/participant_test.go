@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -392,5 +393,42 @@ func TestUploadRetriesWhileBusy(t *testing.T) {
 	}
 	if rpc.calls != 6 || len(c.discarded) != 0 {
 		t.Errorf("%d calls, discarded %v; want 6 calls and nothing discarded", rpc.calls, c.discarded)
+	}
+}
+
+// statefulClient is a client that says whether it carries state.
+type statefulClient struct {
+	fl.Client
+	state bool
+}
+
+func (c statefulClient) HasState() bool { return c.state }
+
+// TestWarnStateInMemory: a participant whose client carries state between
+// rounds, without a state file, warns once; with a state file, or without
+// state, it does not.
+func TestWarnStateInMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		client    fl.Client
+		stateFile string
+		warnings  int
+	}{
+		{"state, no file", statefulClient{state: true}, "", 1},
+		{"state, file", statefulClient{state: true}, "state.bin", 0},
+		{"no state", statefulClient{}, "", 0},
+		{"a client that cannot say", struct{ fl.Client }{}, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			p := &Participant{Client: tc.client, StateFile: tc.stateFile}
+			for range 3 {
+				p.warnStateInMemory(log)
+			}
+			if got := strings.Count(buf.String(), "join -state"); got != tc.warnings {
+				t.Errorf("%d warnings, want %d: %s", got, tc.warnings, buf.String())
+			}
+		})
 	}
 }

@@ -181,6 +181,11 @@ func (c *LocalClient) startParams(global model.Params, personalized bool) (model
 // (personalised branches, Harmony's fine-tuned encoders).
 func (c *LocalClient) KeepsOwn() bool { return c.personal != nil }
 
+// HasState reports whether the client carries state into its next round:
+// SCAFFOLD's control variate or parts of its own model (MarshalState
+// saves it).
+func (c *LocalClient) HasState() bool { return c.control != nil || c.personal != nil }
+
 // EvaluateOwn measures the client's own model on set: the global model
 // global with the parts the client keeps for itself (personalised
 // branches, Harmony's fine-tuned encoders). ok is false, and nothing is
