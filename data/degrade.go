@@ -75,25 +75,24 @@ func NoisyLabels(labels []int, parts [][]int, numClasses int, rate float64, rng 
 			held[labels[i]] = true
 		}
 		q := make([][]float64, numClasses)
-		discard := make([]float64, numClasses)
 		for y := range q {
-			row := discard
+			var row []float64 // nil: a class the client does not hold, drawn and dropped
 			if held[y] {
 				row = make([]float64, numClasses)
 				q[y] = row
 			}
 			sum := 0.0
 			for c := range numClasses {
-				row[c] = 0
 				if c != y {
-					row[c] = rng.ExpFloat64() // Gamma(1): normalised, a Dirichlet(1) draw
-					sum += row[c]
+					v := rng.ExpFloat64() // Gamma(1): normalised, a Dirichlet(1) draw
+					sum += v
+					if row != nil {
+						row[c] = v
+					}
 				}
 			}
-			if held[y] {
-				for c := range row {
-					row[c] /= sum
-				}
+			for c := range row {
+				row[c] /= sum
 			}
 		}
 		for _, i := range part {

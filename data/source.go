@@ -13,7 +13,6 @@ import (
 	"log"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -554,10 +553,7 @@ func newSource(name string, spec MediaSpec, opts MediaOptions, mods []modality, 
 	}
 	abs := make([]string, len(inputs))
 	for i, p := range inputs {
-		if a, err := filepath.Abs(p); err == nil {
-			p = a
-		}
-		abs[i] = p
+		abs[i] = absPath(p)
 	}
 	return &Source{name: name, spec: spec, opts: opts, mods: mods, classes: classes,
 		hasGroups: hasGroups, splits: splits, inputs: abs}, nil

@@ -34,7 +34,7 @@ func (s *Source) mediaStamp() (stamp string, found int, first error) {
 		lists[absPath(s.splits[k].file)] = true
 	}
 	for _, p := range s.inputs {
-		if lists[absPath(p)] {
+		if lists[p] { // s.inputs are absolute already
 			continue
 		}
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
