@@ -18,7 +18,7 @@ import (
 // (yaml.v3 would ignore it) and a number with a fraction in an integer field
 // (yaml.v3 would truncate it: rounds: 2.5 would run 2 rounds, where the flag
 // -rounds 2.5 is refused). An empty document leaves v as it is. Errors start
-// with name and say the line in plain words (PlainYAMLError); one about an
+// with name and say the line in plain words (plainYAMLError); one about an
 // integer field wraps a *FieldError naming the field's dotted path.
 func DecodeYAML(r io.Reader, name string, v any) error {
 	b, err := io.ReadAll(r)

@@ -24,17 +24,13 @@ var (
 	fieldNotFound   = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
 )
 
-// PlainYAMLError rewords an error of the YAML decoder in plain words:
-// "line 3: cannot unmarshal !!str `abc` into int" becomes "line 3: "abc"
-// is not a whole number", "field roundz not found in type config.Config"
-// becomes "unknown field roundz (did you mean rounds?)". Other errors are
-// returned as they are, and so is nil. Field names are looked up in
-// Config's types.
-func PlainYAMLError(err error) error { return plainYAMLError(err, reflect.TypeFor[Config]()) }
-
-// plainYAMLError is PlainYAMLError for a document decoded into a value of
-// type root, whose types (root's and its struct fields') name the fields
-// of the file's sections.
+// plainYAMLError rewords an error of the YAML decoder, for a document
+// decoded into a value of type root, in plain words: "line 3: cannot
+// unmarshal !!str `abc` into int" becomes "line 3: "abc" is not a whole
+// number", "field roundz not found in type config.Config" becomes "unknown
+// field roundz (did you mean rounds?)", field names looked up in root's
+// types (root's and its struct fields'). Other errors are returned as they
+// are, and so is nil.
 func plainYAMLError(err error, root reflect.Type) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {

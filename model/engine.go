@@ -507,12 +507,11 @@ func (e *Engine) NewLocal(start Params, cfg TrainConfig) (*Local, error) {
 // server's average of those parts) teaches and anchors it, as in the
 // method.
 func (e *Engine) NewLocalFrom(params, global Params, cfg TrainConfig) (*Local, error) {
-	start := global
 	if err := e.arch.Check(params); err != nil {
 		return nil, fmt.Errorf("model: start parameters: %w", err)
 	}
-	if !sameParams(params, start) {
-		if err := e.arch.Check(start); err != nil {
+	if !sameParams(params, global) {
+		if err := e.arch.Check(global); err != nil {
 			return nil, fmt.Errorf("model: start parameters: %w", err)
 		}
 	}
@@ -541,7 +540,7 @@ func (e *Engine) NewLocalFrom(params, global Params, cfg TrainConfig) (*Local, e
 		return nil, err
 	}
 	if spec.readsStart() {
-		l.start = toTensors(start)
+		l.start = toTensors(global)
 	}
 	for _, ts := range l.terms {
 		if c, ok := ts.(corrector); ok {
@@ -549,9 +548,9 @@ func (e *Engine) NewLocalFrom(params, global Params, cfg TrainConfig) (*Local, e
 		}
 		if a, ok := ts.(anchorer); ok {
 			l.mu = a.coefficient()
-			l.anchors = make([][]float32, len(start))
-			for i := range start {
-				l.anchors[i] = start[i].Data
+			l.anchors = make([][]float32, len(global))
+			for i := range global {
+				l.anchors[i] = global[i].Data
 			}
 		}
 	}

@@ -52,7 +52,15 @@ func ReadParams(r io.Reader, arch *Arch) (Params, map[string]string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return ParseParams(buf, arch)
+	f, err := OpenModelFile(buf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model: read params: %w", err)
+	}
+	p, err := f.Params(arch)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, f.meta, nil
 }
 
 // ReadModelBytes reads a model file from r, at most MaxModelFile bytes:
@@ -68,19 +76,6 @@ func ReadModelBytes(r io.Reader) ([]byte, error) {
 	return buf, nil
 }
 
-// ParseParams is ReadParams on a model file already read (ReadModelBytes).
-func ParseParams(buf []byte, arch *Arch) (Params, map[string]string, error) {
-	f, err := OpenModelFile(buf)
-	if err != nil {
-		return nil, nil, fmt.Errorf("model: read params: %w", err)
-	}
-	p, err := f.Params(arch)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, f.meta, nil
-}
-
 // ModelFile is a safetensors model file decoded once, its header checked
 // first (CheckHeader): the shapes of its tensors and its metadata can be
 // read before its parameters are taken for an architecture (Params).
@@ -92,7 +87,7 @@ type ModelFile struct {
 
 // OpenModelFile decodes the model file buf (ReadModelBytes).
 func OpenModelFile(buf []byte) (*ModelFile, error) {
-	n, err := CheckHeader(buf)
+	n, meta, err := CheckHeader(buf)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +95,7 @@ func OpenModelFile(buf []byte) (*ModelFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a safetensors file: %w", err)
 	}
-	_, meta, err := safetensors.ReadMetadata(buf)
-	if err != nil {
-		return nil, err
-	}
-	return &ModelFile{st: st, meta: meta.Metadata(), tensors: n}, nil
+	return &ModelFile{st: st, meta: meta, tensors: n}, nil
 }
 
 // Metadata returns the file's __metadata__ (nil if it has none).
@@ -164,44 +155,43 @@ const (
 )
 
 // CheckHeader checks the header of the safetensors file buf before it is
-// decoded in full, and returns its number of tensors. The safetensors
+// decoded in full, and returns its number of tensors and its
+// __metadata__ (nil if it has none). The safetensors
 // library decodes every header value into generic JSON values, at about
 // fifty times their size in memory: a 47 MB file whose one tensor has a
 // shape of 25 million dimensions took 2.7 GB and half a minute before
 // any check could refuse it. CheckHeader decodes the header into raw
 // entries only, and refuses a tensor entry beyond 4 KiB, more than 65536
 // tensors, and a header longer than the file.
-func CheckHeader(buf []byte) (int, error) {
+func CheckHeader(buf []byte) (tensors int, meta map[string]string, err error) {
 	if len(buf) < 8 {
-		return 0, fmt.Errorf("not a safetensors file: %d bytes", len(buf))
+		return 0, nil, fmt.Errorf("not a safetensors file: %d bytes", len(buf))
 	}
 	n := binary.LittleEndian.Uint64(buf[:8])
 	if n > uint64(len(buf)-8) {
-		return 0, fmt.Errorf("not a safetensors file: a header of %d bytes in a file of %d", n, len(buf))
+		return 0, nil, fmt.Errorf("not a safetensors file: a header of %d bytes in a file of %d", n, len(buf))
 	}
 	var entries map[string]json.RawMessage
 	if err := json.Unmarshal(buf[8:8+n], &entries); err != nil {
-		return 0, fmt.Errorf("not a safetensors file: header: %w", err)
+		return 0, nil, fmt.Errorf("not a safetensors file: header: %w", err)
 	}
-	tensors := 0
 	for name, e := range entries {
 		if name == "__metadata__" {
 			// The library decodes it into generic values before it
 			// checks for strings: decoded as strings here, anything
 			// else fails at its first value.
-			var meta map[string]string
 			if err := json.Unmarshal(e, &meta); err != nil {
-				return 0, fmt.Errorf("safetensors header: __metadata__ is not a map of strings: %w", err)
+				return 0, nil, fmt.Errorf("safetensors header: __metadata__ is not a map of strings: %w", err)
 			}
 			continue
 		}
 		if len(e) > maxHeaderEntry {
-			return 0, fmt.Errorf("safetensors header: tensor %.64q has an entry of %d bytes, more than %d", name, len(e), maxHeaderEntry)
+			return 0, nil, fmt.Errorf("safetensors header: tensor %.64q has an entry of %d bytes, more than %d", name, len(e), maxHeaderEntry)
 		}
 		tensors++
 	}
 	if tensors > maxHeaderTensors {
-		return 0, fmt.Errorf("safetensors header: %d tensors, more than %d", tensors, maxHeaderTensors)
+		return 0, nil, fmt.Errorf("safetensors header: %d tensors, more than %d", tensors, maxHeaderTensors)
 	}
-	return tensors, nil
+	return tensors, meta, nil
 }
