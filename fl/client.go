@@ -177,6 +177,17 @@ func (c *LocalClient) startParams(global model.Params, personalized bool) (model
 	return p, true
 }
 
+// keepOwn makes the tensors of trained that own selects the parts the
+// client keeps for itself until its next round (startParams).
+func (c *LocalClient) keepOwn(trained model.Params, own func(model.ParamInfo) bool) {
+	c.personal = make(map[int]model.Tensor)
+	for i, info := range c.engine.Layout() {
+		if own(info) {
+			c.personal[i] = trained[i]
+		}
+	}
+}
+
 // KeepsOwn reports whether the client keeps parts of its own model
 // (personalised branches, Harmony's fine-tuned encoders).
 func (c *LocalClient) KeepsOwn() bool { return c.personal != nil }
@@ -188,19 +199,17 @@ func (c *LocalClient) HasState() bool { return c.control != nil || c.personal !=
 
 // EvaluateOwn measures the client's own model on set: the global model
 // global with the parts the client keeps for itself (personalised
-// branches, Harmony's fine-tuned encoders). ok is false, and nothing is
-// measured, when it keeps none. Heads the client cannot compute with the
-// modalities it holds (whose parts it never trained) are NaN.
-func (c *LocalClient) EvaluateOwn(global model.Params, set *data.Set) (ev Evaluation, ok bool, err error) {
-	own, ok := c.startParams(global, true)
-	if !ok {
-		return Evaluation{}, false, nil
-	}
-	if ev, err = EvaluateSet(c.engine, own, set); err != nil {
-		return Evaluation{}, true, err
+// branches, Harmony's fine-tuned encoders; KeepsOwn). Heads the client
+// cannot compute with the modalities it holds (whose parts it never
+// trained) are NaN.
+func (c *LocalClient) EvaluateOwn(global model.Params, set *data.Set) (Evaluation, error) {
+	own, _ := c.startParams(global, true)
+	ev, err := EvaluateSet(c.engine, own, set)
+	if err != nil {
+		return Evaluation{}, err
 	}
 	c.maskHeads(&ev)
-	return ev, true, nil
+	return ev, nil
 }
 
 // maskHeads sets the heads the client cannot compute with the modalities
@@ -419,7 +428,7 @@ func (c *LocalClient) Evaluate(ctx context.Context, params model.Params) (Evalua
 		return Evaluation{}, err
 	}
 	b := c.gather(c.index)
-	own, _ := c.startParams(params, c.personal != nil)
+	own, _ := c.startParams(params, true)
 	ev, err := evaluate(c.engine, own, b.X, b.Labels, c.set.NumClasses)
 	if err != nil {
 		return Evaluation{}, err

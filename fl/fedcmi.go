@@ -254,12 +254,6 @@ type personalHook struct{}
 
 // finish implements finisher.
 func (personalHook) finish(r *localRound, trained model.Params, _ *FitRes) error {
-	c := r.c
-	c.personal = make(map[int]model.Tensor)
-	for i, info := range c.engine.Layout() {
-		if info.Personal() {
-			c.personal[i] = trained[i]
-		}
-	}
+	r.c.keepOwn(trained, model.ParamInfo.Personal)
 	return nil
 }

@@ -84,29 +84,26 @@ func (h *Harmony) Stage(round int) int {
 
 // ConfigureFit implements Strategy.
 func (h *Harmony) ConfigureFit(round int, global model.Params, clients []ClientInfo) ([]Instruction, error) {
-	if h.Stage(round) == 1 {
-		ins, err := h.Base.ConfigureFit(round, global, clients)
-		for k := range ins {
-			ins[k].Ins.Config.Recipe = HarmonyFit{Unimodal: true}
+	recipe := HarmonyFit{Unimodal: true}
+	if h.Stage(round) == 2 {
+		var multi []ClientInfo
+		for _, c := range clients {
+			if c.Modalities.Count() >= 2 {
+				multi = append(multi, c)
+			}
 		}
-		return ins, err
-	}
-	var multi []ClientInfo
-	for _, c := range clients {
-		if c.Modalities.Count() >= 2 {
-			multi = append(multi, c)
+		if len(multi) == 0 {
+			return nil, ErrNoMultimodalClients
 		}
+		if round == h.UnimodalRounds+1 {
+			log := h.Base.logger()
+			log.Info("harmony: federated fusion learning starts", "round", round, "multimodal_clients", len(multi))
+		}
+		recipe, clients = HarmonyFit{Fusion: true}, multi
 	}
-	if len(multi) == 0 {
-		return nil, ErrNoMultimodalClients
-	}
-	if round == h.UnimodalRounds+1 {
-		log := h.Base.logger()
-		log.Info("harmony: federated fusion learning starts", "round", round, "multimodal_clients", len(multi))
-	}
-	ins, err := h.Base.ConfigureFit(round, global, multi)
+	ins, err := h.Base.ConfigureFit(round, global, clients)
 	for k := range ins {
-		ins[k].Ins.Config.Recipe = HarmonyFit{Fusion: true}
+		ins[k].Ins.Config.Recipe = recipe
 	}
 	return ins, err
 }
@@ -173,21 +170,25 @@ const harmonyEncoderLR = 0.1
 // harmonyFusionHook is Harmony's second stage on a client.
 type harmonyFusionHook struct{}
 
+// harmonyOwnParts are the parts a client keeps, and fine-tunes at
+// harmonyEncoderLR, in Harmony's fusion stage: its encoders and self
+// projectors.
+var harmonyOwnParts = []string{model.PartEncoder, model.PartSelf}
+
 // harmonyOwn reports whether a tensor is one a client keeps in Harmony's
-// fusion stage: its encoders and self projectors.
-func harmonyOwn(info model.ParamInfo) bool {
-	return info.Part == model.PartEncoder || info.Part == model.PartSelf
-}
+// fusion stage.
+func harmonyOwn(info model.ParamInfo) bool { return slices.Contains(harmonyOwnParts, info.Part) }
 
 // prepare implements preparer: the client's own encoders, if an earlier
 // fusion round fine-tuned them; the fused loss alone; the encoders at
 // harmonyEncoderLR.
 func (harmonyFusionHook) prepare(r *localRound) error {
-	if r.c.personal != nil {
-		r.start, r.personal = r.c.startParams(r.ins.Params, true)
-	}
+	r.start, r.personal = r.c.startParams(r.ins.Params, true)
 	r.tc.C1 = 0
-	r.tc.PartLR = map[string]float64{model.PartEncoder: harmonyEncoderLR, model.PartSelf: harmonyEncoderLR}
+	r.tc.PartLR = map[string]float64{}
+	for _, part := range harmonyOwnParts {
+		r.tc.PartLR[part] = harmonyEncoderLR
+	}
 	return nil
 }
 
@@ -197,13 +198,9 @@ func (harmonyFusionHook) prepare(r *localRound) error {
 // client, as in the authors' code (the server keeps the global model's
 // anyway).
 func (harmonyFusionHook) finish(r *localRound, trained model.Params, res *FitRes) error {
-	c := r.c
-	c.personal = make(map[int]model.Tensor)
+	r.c.keepOwn(trained, harmonyOwn)
 	sent := slices.Clone(trained)
-	for i, info := range c.engine.Layout() {
-		if harmonyOwn(info) {
-			c.personal[i] = trained[i]
-		}
+	for i, info := range r.c.engine.Layout() {
 		if info.Part != model.PartFusion {
 			sent[i] = r.ins.Params[i]
 		}

@@ -336,44 +336,33 @@ func evaluateOwnModels(ctx context.Context, clients []*trackedClient, final mode
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if len(evs) == ownModelsMax {
-			if c.KeepsOwn() {
-				of++
-			}
+		if !c.KeepsOwn() {
 			continue
 		}
-		ev, ok, err := c.EvaluateOwn(final, set)
+		if of++; len(evs) == ownModelsMax {
+			continue
+		}
+		ev, err := c.EvaluateOwn(final, set)
 		if err != nil {
 			return nil, fmt.Errorf("sim: %s's own model: %w", c.id, err)
 		}
-		if ok {
-			of++
-			evs = append(evs, ev.Heads)
-		}
+		evs = append(evs, ev.Heads)
 	}
 	if len(evs) == 0 {
 		return nil, nil
 	}
 	own := &OwnModels{Clients: len(evs), Of: of, Mean: map[string]float64{}, Std: map[string]float64{}, N: map[string]int{}}
+	col := make([]float64, len(evs))
 	for h, name := range heads {
-		var vals []float64
-		for _, e := range evs {
-			if h < len(e) && !math.IsNaN(e[h]) {
-				vals = append(vals, e[h])
-			}
+		for k, e := range evs {
+			col[k] = e[h]
 		}
-		if len(vals) == 0 {
+		mean, std, n := metrics.MeanStd(col) // NaN heads (a client without the modality) left out
+		if n == 0 {
 			continue // no client computes it; JSON has no NaN
 		}
-		var sum, sq float64
-		for _, v := range vals {
-			sum += v
-		}
-		mean := sum / float64(len(vals))
-		for _, v := range vals {
-			sq += (v - mean) * (v - mean)
-		}
-		own.Mean[name], own.Std[name], own.N[name] = mean, math.Sqrt(sq/float64(len(vals))), len(vals)
+		// The population std: the clients are all there are, not a sample.
+		own.Mean[name], own.Std[name], own.N[name] = mean, std*math.Sqrt(float64(n-1)/float64(n)), n
 	}
 	return own, nil
 }
@@ -432,13 +421,14 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 		log = slog.Default()
 	}
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	completed := opt.Resume && rundir.Completed(dir)
 	if opt.Resume {
 		// Refuse another experiment, or one that would lose its rounds,
 		// before spending time on its data.
 		if _, err := checkResumable(dir, cfg); err != nil {
 			return nil, err
 		}
-		if !rundir.Completed(dir) {
+		if !completed {
 			if err := noCheckpointNoRounds(dir); err != nil {
 				return nil, err
 			}
@@ -470,13 +460,13 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if completed {
+		log.Info("the run is complete: nothing to resume", "dir", dir)
+		return storedResult(dir)
+	}
 	dataDigest := DataDigest(train, test)
 	var ck *Checkpoint
 	if opt.Resume {
-		if rundir.Completed(dir) {
-			log.Info("the run is complete: nothing to resume", "dir", dir)
-			return storedResult(dir)
-		}
 		if ck, err = loadResumable(dir, fed, cfg, dataDigest); err != nil {
 			return nil, err
 		}
