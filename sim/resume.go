@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -61,11 +62,11 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 		if slices.Contains(config.RunLocal, k) {
 			continue
 		}
+		if addedAtDefault(a, b, def, k) {
+			continue
+		}
 		s, ok := a[k]
 		if !ok {
-			if b[k] == def[k] {
-				continue // a field added since the run, at its default
-			}
 			s = "(absent)"
 		}
 		if s != b[k] {
@@ -100,14 +101,23 @@ func configFields(dir string, cfg config.Config) (saved, now, def map[string]str
 	return saved, now, def, nil
 }
 
-// defaultFields is flattenYAML of the default experiment.
-func defaultFields() (map[string]string, error) {
+// defaultFields is flattenYAML of the default experiment, made once (a
+// sweep checks several run directories against it); read-only.
+var defaultFields = sync.OnceValues(func() (map[string]string, error) {
 	d := config.Default()
 	b, err := d.YAML()
 	if err != nil {
 		return nil, err
 	}
 	return flattenYAML(b)
+})
+
+// addedAtDefault reports whether field k of the current experiment now is
+// absent from the saved one and at its default: a field added to fedcmi
+// since the run was made, which keeps the older behaviour.
+func addedAtDefault(saved, now, def map[string]string, k string) bool {
+	_, ok := saved[k]
+	return !ok && now[k] == def[k]
 }
 
 // AbsentFields returns the experiment fields that the config saved in
@@ -124,7 +134,7 @@ func AbsentFields(dir string, cfg config.Config) ([]string, error) {
 	}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(b)) {
-		if _, ok := a[k]; !ok && b[k] == def[k] {
+		if addedAtDefault(a, b, def, k) {
 			out = append(out, k)
 		}
 	}
