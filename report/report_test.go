@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 	"github.com/fedcmi/fedcmi/metrics"
 )
 
@@ -411,20 +412,6 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
-// cancelAfter is a context whose Err reports cancellation from its n+1-th
-// call on: a build cancelled after n figures.
-type cancelAfter struct {
-	context.Context
-	n int
-}
-
-func (c *cancelAfter) Err() error {
-	if c.n--; c.n < 0 {
-		return context.Canceled
-	}
-	return nil
-}
-
 // TestBuildCancelKeepsReport: a build cancelled midway leaves the earlier
 // report as it was, not a mix of old and new files.
 func TestBuildCancelKeepsReport(t *testing.T) {
@@ -453,7 +440,7 @@ func TestBuildCancelKeepsReport(t *testing.T) {
 	}
 	before := snapshot()
 	for _, n := range []int{1, 5} {
-		if _, err := Build(&cancelAfter{context.Background(), n}, runs, out, Options{Title: "new"}); !errors.Is(err, context.Canceled) {
+		if _, err := Build(fedtest.ErrAfter(int64(n)), runs, out, Options{Title: "new"}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled after %d figures: %v", n, err)
 		}
 		if !maps.Equal(snapshot(), before) {
