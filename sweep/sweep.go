@@ -782,6 +782,12 @@ const (
 	SummaryCSV      = "summary.csv"
 )
 
+// summaryFiles are the files Summarize writes and the writer of each.
+var summaryFiles = []struct {
+	name  string
+	write func(io.Writer, []metrics.Row) error
+}{{SummaryMarkdown, metrics.WriteComparison}, {SummaryCSV, metrics.WriteComparisonCSV}}
+
 // Summarize writes summary.md and summary.csv for the completed cells into
 // outDir (created if missing).
 func Summarize(cells []Cell, outDir string) error {
@@ -792,10 +798,7 @@ func Summarize(cells []Cell, outDir string) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
-	for _, f := range []struct {
-		name  string
-		write func(io.Writer, []metrics.Row) error
-	}{{SummaryMarkdown, metrics.WriteComparison}, {SummaryCSV, metrics.WriteComparisonCSV}} {
+	for _, f := range summaryFiles {
 		var buf bytes.Buffer
 		if err := f.write(&buf, rows); err != nil {
 			return fmt.Errorf("sweep: %s: %w", f.name, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -575,10 +574,7 @@ func TestSummaryIsTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []struct {
-			name  string
-			write func(io.Writer, []metrics.Row) error
-		}{{SummaryMarkdown, metrics.WriteComparison}, {SummaryCSV, metrics.WriteComparisonCSV}} {
+		for _, f := range summaryFiles {
 			var table bytes.Buffer
 			if err := f.write(&table, want); err != nil {
 				t.Fatal(err)
