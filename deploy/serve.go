@@ -138,14 +138,10 @@ func legacyConfigDigest(cfg config.Config) (string, error) {
 }
 
 // anotherConfig is the error of a resume whose state in dir belongs to
-// another configuration than cfg (or whose digest could not be computed:
-// err), naming the fields that differ from the run's saved config where
-// it can be read.
-func anotherConfig(dir string, cfg config.Config, err error) error {
+// another configuration than cfg, naming the fields that differ from the
+// run's saved config where it can be read.
+func anotherConfig(dir string, cfg config.Config) error {
 	state := filepath.Join(dir, StateFile)
-	if err != nil {
-		return fmt.Errorf("deploy: resume %s: %w", state, err)
-	}
 	if changes, cerr := sim.ConfigChanges(dir, cfg); cerr == nil && len(changes) > 0 {
 		return fmt.Errorf("deploy: resume: %s belongs to another configuration: %s; resume with the saved settings, or start anew with -overwrite", state, sim.Changes(changes))
 	}
@@ -295,8 +291,12 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		case err != nil:
 			return nil, err
 		default:
-			if ok, err := digestMatches(dir, cfg, st.ConfigDigest); err != nil || !ok {
-				return nil, anotherConfig(dir, cfg, err)
+			ok, err := digestMatches(dir, cfg, st.ConfigDigest)
+			if err != nil {
+				return nil, fmt.Errorf("deploy: resume %s: %w", filepath.Join(dir, StateFile), err)
+			}
+			if !ok {
+				return nil, anotherConfig(dir, cfg)
 			}
 			resumed = st
 			if err := restoreStrategy(strategy, st.Strategy); err != nil {

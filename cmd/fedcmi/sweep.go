@@ -73,8 +73,8 @@ experiment field.`,
 	c.Run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c)
 		file := fs.String("c", "", "sweep `file` (YAML)")
-		// The usage states the default: the help would show the experiment
-		// field parallel's, whose name this flag takes.
+		// The usage states the default, 0, which the help leaves out
+		// (usageText omits zero defaults), and what it means.
 		parallel := fs.Int("parallel", 0, "cells run at once, not the experiment field (default 0: the sweep file's parallel, else 1)")
 		rerun := fs.Bool("rerun_changed", false, "run again the completed cells whose settings changed")
 		verbose := fs.Bool("v", false, "print every round of every cell and debug logs (graph compile times) on stderr")
