@@ -478,10 +478,17 @@ func (p *Participant) upload(ctx context.Context, rpc fedcmipb.FederationClient,
 		lvl = slog.LevelWarn
 	}
 	log.Log(ctx, lvl, "result uploaded", "task", h.GetTaskId(), "status", resp.GetStatus(), "reason", resp.GetReason())
-	if st := resp.GetStatus(); st == fedcmipb.UploadStatus_UPLOAD_STATUS_LATE || st == fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED {
+	if notAggregated(resp.GetStatus()) {
 		return p.discard(h, log)
 	}
 	return nil
+}
+
+// notAggregated reports whether an upload's answer says that its result
+// will not reach the aggregate (late, rejected), so the round's client
+// state is undone (discard). A duplicate was received before: it counts.
+func notAggregated(st fedcmipb.UploadStatus) bool {
+	return st == fedcmipb.UploadStatus_UPLOAD_STATUS_LATE || st == fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED
 }
 
 // retryUpload runs once, an upload of task h's result, retrying a broken

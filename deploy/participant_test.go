@@ -432,3 +432,18 @@ func TestWarnStateInMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestNotAggregated: the answers after which a participant undoes its
+// round's client state, on the plain and the masked upload alike.
+func TestNotAggregated(t *testing.T) {
+	for st, want := range map[fedcmipb.UploadStatus]bool{
+		fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED:  false,
+		fedcmipb.UploadStatus_UPLOAD_STATUS_DUPLICATE: false, // a retry of an upload already in
+		fedcmipb.UploadStatus_UPLOAD_STATUS_LATE:      true,
+		fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED:  true,
+	} {
+		if got := notAggregated(st); got != want {
+			t.Errorf("notAggregated(%s) = %v, want %v", st, got, want)
+		}
+	}
+}

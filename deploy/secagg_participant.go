@@ -245,11 +245,11 @@ func (p *Participant) secAggTask(ctx context.Context, rpc fedcmipb.FederationCli
 	if err != nil {
 		return err
 	}
-	if up.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED {
+	if notAggregated(up.GetStatus()) {
 		log.Warn("masked input not accepted", "status", up.GetStatus(), "reason", up.GetReason())
 		return p.discard(h, log)
 	}
-	log.Info("masked input uploaded")
+	log.Info("masked input uploaded", "status", up.GetStatus())
 	if resp, err = call(&fedcmipb.SecAggRequest{Step: fedcmipb.SecAggStep_SECAGG_STEP_SURVIVORS}); err != nil {
 		if aborted(err) {
 			// Not among the survivors: the sums leave its input out.
