@@ -3,6 +3,8 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -196,11 +198,11 @@ func TestDigestMatches(t *testing.T) {
 	cfg := config.Default()
 	on := cfg
 	on.TensorBoard = true
-	legacyOn, err := legacyConfigDigest(on)
+	legacyOn, err := legacyConfigDigest(on, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacyOff, err := legacyConfigDigest(cfg)
+	legacyOff, err := legacyConfigDigest(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,21 +212,52 @@ func TestDigestMatches(t *testing.T) {
 	}
 	lr := cfg
 	lr.Train.LR *= 2
+
+	// A state saved before 2026-12-06 by an older fedcmi that lacked a
+	// field: its config.yaml and its digest (of the YAML with name and
+	// tensorboard, but with parallel at 0) lack the field's line.
+	const cut = "  missing_sample_rate: 0\n"
+	older := t.TempDir()
+	hashed := on
+	hashed.Parallel = 0
+	y, err := hashed.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(y, []byte(cut)) {
+		t.Fatalf("the config YAML has no %q", cut)
+	}
+	y = bytes.Replace(y, []byte(cut), nil, 1)
+	if err := os.WriteFile(filepath.Join(older, rundir.ConfigFile), y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(y)
+	legacyOlder := hex.EncodeToString(sum[:])
+	missing := on
+	missing.Data.MissingSampleRate = 0.5
+
 	for _, tc := range []struct {
 		name  string
+		dir   string
 		cfg   config.Config
 		saved string
 		want  bool
 	}{
-		{"same", cfg, current, true},
-		{"tensorboard turned on", on, current, true},
-		{"saved with tensorboard on, before", cfg, legacyOn, true},
-		{"saved with tensorboard on, before, still on", on, legacyOn, true},
-		{"another learning rate", lr, current, false},
-		{"saved with tensorboard off, before, now on", on, legacyOff, true},
-		{"another learning rate, saved before", lr, legacyOn, false},
+		{"same", "", cfg, current, true},
+		{"tensorboard turned on", "", on, current, true},
+		{"saved with tensorboard on, before", "", cfg, legacyOn, true},
+		{"saved with tensorboard on, before, still on", "", on, legacyOn, true},
+		{"another learning rate", "", lr, current, false},
+		{"saved with tensorboard off, before, now on", "", on, legacyOff, true},
+		{"another learning rate, saved before", "", lr, legacyOn, false},
+		{"saved before by a fedcmi without a field now at its default", older, on, legacyOlder, true},
+		{"saved before by a fedcmi without a field now off its default", older, missing, legacyOlder, false},
 	} {
-		if got, err := digestMatches(t.TempDir(), tc.cfg, tc.saved); err != nil || got != tc.want {
+		dir := tc.dir
+		if dir == "" {
+			dir = t.TempDir()
+		}
+		if got, err := digestMatches(dir, tc.cfg, tc.saved); err != nil || got != tc.want {
 			t.Errorf("%s: %v, %v, want %v", tc.name, got, err, tc.want)
 		}
 	}

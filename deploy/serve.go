@@ -2,12 +2,11 @@ package deploy
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -106,18 +105,29 @@ type ServeOptions struct {
 }
 
 // digestMatches reports whether the digest saved in the state of the run
-// in dir belongs to cfg: the simulation's (sim.CheckpointMatches, which
-// allows for fields added since the run at their defaults), or, for
+// in dir belongs to cfg: the simulation's (sim.DigestMatches), or, for
 // states written before 2026-12-06, legacyConfigDigest with tensorboard
-// off or on.
+// off or on; each also without the fields that the run's saved config
+// lacks and cfg has at their defaults (sim.AbsentFields: fields added
+// since the run was made).
 func digestMatches(dir string, cfg config.Config, saved string) (bool, error) {
-	if ok, err := sim.CheckpointMatches(dir, cfg, saved); err != nil || ok {
+	absent, err := sim.AbsentFields(dir, cfg)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if ok, err := sim.DigestMatches(cfg, saved, absent); err != nil || ok {
 		return ok, err
+	}
+	withouts := [][]string{nil}
+	if len(absent) > 0 {
+		withouts = append(withouts, absent)
 	}
 	for _, tb := range []bool{false, true} {
 		cfg.TensorBoard = tb
-		if d, err := legacyConfigDigest(cfg); err != nil || d == saved {
-			return d == saved, err
+		for _, without := range withouts {
+			if d, err := legacyConfigDigest(cfg, without); err != nil || d == saved {
+				return d == saved, err
+			}
 		}
 	}
 	return false, nil
@@ -126,15 +136,11 @@ func digestMatches(dir string, cfg config.Config, saved string) (bool, error) {
 // legacyConfigDigest is the digest of the configuration that states
 // written before 2026-12-06 hold: with name, out_dir, data.cache_dir and
 // tensorboard in the hash, so that changing one of them for a resume was
-// refused, though they change no number.
-func legacyConfigDigest(cfg config.Config) (string, error) {
+// refused, though they change no number. The fields without are left
+// out, as an older fedcmi that lacked them wrote it.
+func legacyConfigDigest(cfg config.Config, without []string) (string, error) {
 	cfg.Overwrite, cfg.Parallel, cfg.Backend = false, 0, ""
-	b, err := cfg.YAML()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:]), nil
+	return sim.HashConfig(cfg, without)
 }
 
 // anotherConfig is the error of a resume whose state in dir belongs to

@@ -235,6 +235,13 @@ func CheckpointMatches(dir string, cfg config.Config, saved string) (bool, error
 func legacyConfigDigest(cfg config.Config, without []string) (string, error) {
 	cfg.Name, cfg.OutDir, cfg.Overwrite, cfg.Parallel, cfg.Backend = "", "", false, 0, ""
 	cfg.Data.CacheDir = ""
+	return HashConfig(cfg, without)
+}
+
+// HashConfig is the hex sha256 of cfg's YAML without the fields at the
+// dotted paths without (and the sections they leave empty): the digest
+// of cfg as an older fedcmi, which lacked those fields, wrote it.
+func HashConfig(cfg config.Config, without []string) (string, error) {
 	b, err := cfg.YAML()
 	if err != nil {
 		return "", err
