@@ -634,6 +634,59 @@ func TestRoundBadInput(t *testing.T) {
 	}
 }
 
+// TestCombineVerified: with one corrupt share among the first t, the
+// secrets are recovered; with two, none are. When every share is shifted
+// alike (an owner that shared other secrets than it committed to: every t
+// shares reconstruct the same wrong secrets, so each try reaches verify),
+// the error comes after 1 + t verifications, however many spare shares
+// there are: no combination is tried twice.
+func TestCombineVerified(t *testing.T) {
+	const n, th = 7, 3
+	secrets := []Secret{{}, {}} // zero: a reconstruction one off still decodes
+	for _, tc := range []struct {
+		name    string
+		corrupt []int // shares whose first value is off by 1, 2, ...
+		shift   bool  // every share's first value off by 1
+		ok      bool
+		calls   int // verifications; -1: not checked
+	}{
+		{"none corrupt", nil, false, true, 1},
+		{"the first corrupt", []int{0}, false, true, -1},
+		{"the third corrupt", []int{2}, false, true, -1},
+		{"a spare corrupt", []int{5}, false, true, 1},
+		{"two corrupt", []int{0, 1}, false, false, -1},
+		{"every share shifted", nil, true, false, 1 + th},
+	} {
+		shares, err := Split(secrets, n, th, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range tc.corrupt {
+			// Unequal errors: equal ones can cancel in the interpolation.
+			shares[c].Values[0] = fadd(shares[c].Values[0], uint64(i+1))
+		}
+		for i := range shares {
+			if tc.shift {
+				shares[i].Values[0] = fadd(shares[i].Values[0], 1)
+			}
+		}
+		calls := 0
+		got, err := combineVerified(shares, th, func(s []Secret) error {
+			calls++
+			if !slices.Equal(s, secrets) {
+				return errors.New("wrong secrets")
+			}
+			return nil
+		})
+		if (err == nil) != tc.ok || tc.ok && !slices.Equal(got, secrets) {
+			t.Errorf("%s: %v, ok %v", tc.name, err, tc.ok)
+		}
+		if tc.calls >= 0 && calls != tc.calls {
+			t.Errorf("%s: %d verifications, want %d", tc.name, calls, tc.calls)
+		}
+	}
+}
+
 // TestCorruptShareTolerated: with more than t revealers, one corrupt
 // share is found by its commitment and left out.
 func TestCorruptShareTolerated(t *testing.T) {

@@ -441,8 +441,9 @@ func (s *Server) Unmask() ([][]uint64, error) {
 }
 
 // combineVerified reconstructs secrets from the first t shares, and if
-// verify refuses them, from the first t of the others with each share
-// left out in turn.
+// verify refuses them, from the first t+1 with each of the first t left
+// out in turn (Combine reads the first t it is given: leaving out a later
+// share would repeat the first try).
 func combineVerified(shares []Share, t int, verify func([]Secret) error) ([]Secret, error) {
 	if len(shares) < t {
 		return nil, fmt.Errorf("%w: %d shares, threshold %d", ErrTooFew, len(shares), t)
@@ -458,8 +459,8 @@ func combineVerified(shares []Share, t int, verify func([]Secret) error) ([]Secr
 	if first == nil {
 		return sec, nil
 	}
-	for skip := 0; len(shares)-1 >= t && skip < len(shares); skip++ {
-		rest := append(slices.Clone(shares[:skip]), shares[skip+1:]...)
+	for skip := 0; len(shares) > t && skip < t; skip++ {
+		rest := append(slices.Clone(shares[:skip]), shares[skip+1:t+1]...)
 		if sec, err := try(rest); err == nil {
 			return sec, nil
 		}
