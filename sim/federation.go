@@ -51,34 +51,11 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Federa
 // for a simulation or a coordinator, none for a participant), which the
 // memory check counts.
 func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clients, held int) (*Federation, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	train, test, z, err := LoadData(ctx, cfg, log)
+	d, err := prepareData(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	method, err := fl.LookupMethod(cfg.Method)
-	if err != nil {
-		return nil, err
-	}
-	if err := method.CheckModalities(len(train.Modalities)); err != nil {
-		return nil, &config.FieldError{Path: "method", Err: err}
-	}
-	if method.CheckData != nil {
-		if err := method.CheckData(cfg, len(train.Modalities)); err != nil {
-			return nil, err
-		}
-	}
-	parts, masks, err := Partition(cfg, train)
-	if err != nil {
-		return nil, err
-	}
-	var rowMasks []data.Mask
-	if train, parts, masks, rowMasks, err = degrade(cfg, train, parts, masks, log); err != nil {
-		return nil, err
-	}
-	arch, err := Arch(cfg, train)
+	arch, err := Arch(cfg, d.train)
 	if err != nil {
 		return nil, err
 	}
@@ -90,18 +67,74 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	if err != nil {
 		return nil, err
 	}
-	shapes := make([][]int, len(train.Modalities))
+	shapes := make([][]int, len(d.train.Modalities))
 	for m := range shapes {
-		shapes[m] = train.Shape(m)
+		shapes[m] = d.train.Shape(m)
 	}
 	augment, err := augmenter(cfg.Data.Augment, shapes)
 	if err != nil {
 		return nil, err
 	}
 	return &Federation{
-		Train: train, Test: test, Standardizer: z, Parts: parts, Masks: masks, RowMasks: rowMasks,
+		Train: d.train, Test: d.test, Standardizer: d.z, Parts: d.parts, Masks: d.masks, RowMasks: d.rows,
 		Arch: arch, Engine: engine, Global: global, Augment: augment,
 	}, nil
+}
+
+// federatedData is a run's data as its clients train on it: the
+// training set (with its noisy labels, if any) and the test set, the
+// standardiser, and the clients' rows, modalities and per-row modalities
+// (see Federation).
+type federatedData struct {
+	train, test *data.Set
+	z           *data.Standardizer
+	parts       [][]int
+	masks, rows []data.Mask
+}
+
+// prepareData loads the data cfg names, checks that cfg's method can
+// train on it, partitions it and applies the configured degradations.
+func prepareData(ctx context.Context, cfg *config.Config, log *slog.Logger) (federatedData, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var d federatedData
+	var err error
+	if d.train, d.test, d.z, err = LoadData(ctx, cfg, log); err != nil {
+		return d, err
+	}
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return d, err
+	}
+	if err := method.CheckModalities(len(d.train.Modalities)); err != nil {
+		return d, &config.FieldError{Path: "method", Err: err}
+	}
+	if method.CheckData != nil {
+		if err := method.CheckData(cfg, len(d.train.Modalities)); err != nil {
+			return d, err
+		}
+	}
+	if d.parts, d.masks, err = Partition(cfg, d.train); err != nil {
+		return d, err
+	}
+	d.train, d.parts, d.masks, d.rows, err = degrade(cfg, d.train, d.parts, d.masks, log)
+	return d, err
+}
+
+// RunDataDigest is the data digest (DataDigest) that a run of cfg
+// records in its checkpoint and summary.json, from cfg's data as they
+// read now: a run directory whose recorded digest differs ran on other
+// data.
+func RunDataDigest(ctx context.Context, cfg config.Config, log *slog.Logger) (string, error) {
+	if err := fl.CheckConfig(&cfg); err != nil {
+		return "", err
+	}
+	d, err := prepareData(ctx, &cfg, log)
+	if err != nil {
+		return "", err
+	}
+	return DataDigest(d.train, d.test), nil
 }
 
 // NewEngine returns an engine running arch on cfg's backend with cfg's

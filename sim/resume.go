@@ -1,11 +1,14 @@
 package sim
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -300,6 +303,95 @@ var ErrDataChanged = errors.New("the training data differ from the run's")
 func DataDigest(train, test *data.Set) string {
 	sum := sha256.Sum256([]byte(train.Digest() + "\n" + test.Digest()))
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// RecordedDataDigest returns the data digest that the finished run in dir
+// recorded in its summary.json: "" for a run of an older fedcmi, which
+// recorded none.
+func RecordedDataDigest(dir string) (string, error) {
+	p := filepath.Join(dir, rundir.SummaryFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("sim: %w", err)
+	}
+	var sum struct {
+		Extra struct {
+			DataDigest string `json:"data_digest"`
+		} `json:"extra"`
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		return "", fmt.Errorf("sim: %s: %w", p, err)
+	}
+	return sum.Extra.DataDigest, nil
+}
+
+// DataCheck compares finished runs' recorded data digests
+// (RecordedDataDigest) with their configs' data as they read now
+// (RunDataDigest), reading each distinct data set once. The zero value is
+// not valid; use NewDataCheck.
+type DataCheck struct {
+	ctx     context.Context
+	log     *slog.Logger
+	digests map[string]string // by dataKey
+}
+
+// NewDataCheck returns a DataCheck that reads data under ctx, logging to
+// log (nil: discarded).
+func NewDataCheck(ctx context.Context, log *slog.Logger) *DataCheck {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &DataCheck{ctx: ctx, log: log, digests: map[string]string{}}
+}
+
+// Changed returns, for the finished run of cfg in dir, why its data
+// differ from cfg's data read now ("" when they do not, or when the run
+// recorded no digest: an older fedcmi's).
+func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
+	recorded, err := RecordedDataDigest(dir)
+	if err != nil || recorded == "" {
+		return "", err
+	}
+	key, err := dataKey(cfg)
+	if err != nil {
+		return "", err
+	}
+	now, ok := c.digests[key]
+	if !ok {
+		if now, err = RunDataDigest(c.ctx, cfg, c.log); err != nil {
+			return "", fmt.Errorf("sim: check the data of %s: %w", dir, err)
+		}
+		c.digests[key] = now
+	}
+	if now == recorded {
+		return "", nil
+	}
+	return fmt.Sprintf("ran on data of digest %s, %s now read gives %s", short(recorded), dataWhere(&cfg), short(now)), nil
+}
+
+// dataKey identifies the data a run of cfg trains and is evaluated on:
+// the fields prepareData reads (data but its cache folder, the seed, the
+// number of clients).
+func dataKey(cfg config.Config) (string, error) {
+	d := cfg.Data
+	d.CacheDir = ""
+	b, err := yaml.Marshal(d)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("seed %d, clients %d\n%s", cfg.Seed, cfg.Clients, b), nil
+}
+
+// dataWhere names where cfg's data come from, for messages.
+func dataWhere(cfg *config.Config) string {
+	where := "data.source " + cfg.Data.Source
+	if cfg.Data.Dir != "" {
+		where = "data.dir " + cfg.Data.Dir
+	}
+	if isMedia(cfg.Data.Source) {
+		where += ", features cached in data.cache_dir " + cfg.Data.CacheDir
+	}
+	return where
 }
 
 // short abbreviates a "sha256:..." digest for messages.

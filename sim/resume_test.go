@@ -449,3 +449,54 @@ func TestResumeOnChangedData(t *testing.T) {
 		t.Fatalf("resume from a checkpoint without a data digest: %v", err)
 	}
 }
+
+// TestDataCheck: a finished run's recorded data digest matches its data
+// read again (and the digest a run records is RunDataDigest's); another
+// seed's synthetic data, or label noise, differ; a summary without a
+// digest (an older fedcmi's) is not checked; an unreadable one is an
+// error.
+func TestDataCheck(t *testing.T) {
+	cfg := small(t, "fedavg")
+	cfg.Rounds = 1
+	res, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := t.TempDir()
+	if err := os.WriteFile(filepath.Join(older, rundir.SummaryFile), []byte(`{"extra": {"completed": true}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	corrupt := t.TempDir()
+	if err := os.WriteFile(filepath.Join(corrupt, rundir.SummaryFile), []byte(`{"extra": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seed := cfg
+	seed.Seed = 2
+	noisy := cfg
+	noisy.Data.LabelNoise = 0.3
+	method := cfg
+	method.Method = "fedcmi" // the same data
+	check := NewDataCheck(context.Background(), quiet)
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		cfg     config.Config
+		changed bool
+		err     bool
+	}{
+		{"the same data", res.Dir, cfg, false, false},
+		{"another method, the same data", res.Dir, method, false, false},
+		{"another seed's data", res.Dir, seed, true, false},
+		{"label noise", res.Dir, noisy, true, false},
+		{"no digest recorded", older, seed, false, false},
+		{"unreadable summary", corrupt, cfg, false, true},
+	} {
+		why, err := check.Changed(tc.dir, tc.cfg)
+		if (err != nil) != tc.err || (why != "") != tc.changed {
+			t.Errorf("%s: %q, %v; want changed %v, error %v", tc.name, why, err, tc.changed, tc.err)
+		}
+		if tc.changed && !strings.Contains(why, "data.source synthetic") {
+			t.Errorf("%s: %q does not name the data", tc.name, why)
+		}
+	}
+}

@@ -726,17 +726,10 @@ func loadResumable(dir string, fed *Federation, cfg config.Config, dataDigest st
 			dir, ErrConfigChanged, rundir.ConfigFile)
 	}
 	if ck.DataDigest != "" && ck.DataDigest != dataDigest {
-		where := "data.source " + cfg.Data.Source
-		if cfg.Data.Dir != "" {
-			where = "data.dir " + cfg.Data.Dir
-		}
-		if isMedia(cfg.Data.Source) {
-			where += ", features cached in data.cache_dir " + cfg.Data.CacheDir
-		}
 		return nil, fmt.Errorf("sim: resume: %s: %w: the run began on training and test sets of digest %s, the data read now (%s) have %s: "+
 			"another copy of the data, or features from another preprocessing or degradation (a newer fedcmi's); start the run anew "+
 			"(simulate -overwrite, or remove this sweep cell's directory)",
-			dir, ErrDataChanged, short(ck.DataDigest), where, short(dataDigest))
+			dir, ErrDataChanged, short(ck.DataDigest), dataWhere(&cfg), short(dataDigest))
 	}
 	return ck, nil
 }

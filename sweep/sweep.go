@@ -45,7 +45,10 @@
 // A completed cell whose config differs from the sweep's now (the sweep
 // file, or the base experiment file, changed in a field that changes
 // results: anything but name, out_dir, overwrite, parallel, backend, tensorboard and
-// data.cache_dir) makes Run refuse before running anything, with an error
+// data.cache_dir), or which ran on other data than its config reads now
+// (a data folder replaced, features from another preprocessing: the
+// digest in its summary.json; cells of an older fedcmi record none and
+// are not checked), makes Run refuse before running anything, with an error
 // naming each such cell and the fields that differ; Options.RerunChanged
 // (fedcmi sweep -rerun_changed) runs them again instead, each cell's old
 // directory replaced only when its new run starts. The summary only ever
@@ -542,8 +545,8 @@ type Options struct {
 }
 
 // ErrChangedCells is wrapped by Run's error when completed cells were run
-// with other settings than the sweep's current ones.
-var ErrChangedCells = errors.New("sweep: completed cells were run with other settings")
+// with other settings than the sweep's current ones, or on other data.
+var ErrChangedCells = errors.New("sweep: completed cells were run with other settings or data")
 
 // maxListed bounds the changed cells an error lists one by one.
 const maxListed = 8
@@ -557,7 +560,8 @@ func cellLabel(i, n int, c Cell) string {
 // package documentation), and then writes the summary of the completed
 // cells, also when stopped early. A completed cell whose saved config
 // (config.yaml) differs from the cell's config now, in any field that
-// changes results, makes Run refuse before running anything, naming the
+// changes results, or which ran on other data than its config's read now
+// (sim.DataCheck), makes Run refuse before running anything, naming the
 // cells and fields, unless opt.RerunChanged. An unfinished cell resumes
 // from its checkpoint when its config is unchanged, else starts anew.
 // Run returns once every cell it started has stopped: with nil when all
@@ -584,6 +588,10 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 	var todo []int
 	resume := make([]bool, len(cells))
 	var changed []string
+	check := sim.NewDataCheck(ctx, log)
+	// Completed cells run on other data: left out of the summary unless
+	// run again (a config change keeps them out by itself, see Table).
+	staleData := map[int]bool{}
 	for i, c := range cells {
 		changes, err := sim.ConfigChanges(c.Dir, c.Config)
 		saved := err == nil
@@ -591,17 +599,26 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 			return fmt.Errorf("sweep: cell %s %s seed %d: %w", c.Setting, c.Method, c.Seed, err)
 		}
 		same := saved && len(changes) == 0
-		switch {
-		case rundir.Completed(c.Dir) && same:
-			say("%s: done before, skipped\n", cellLabel(i, len(cells), c))
-			continue
-		case rundir.Completed(c.Dir):
-			why := sim.Changes(changes)
-			if !saved {
-				why = "no " + rundir.ConfigFile
+		completed := rundir.Completed(c.Dir)
+		why := sim.Changes(changes)
+		if !saved {
+			why = "no " + rundir.ConfigFile
+		}
+		if completed && same {
+			// The same experiment on other data (a data folder replaced,
+			// another preprocessing) would mix two data sets in one table.
+			if why, err = check.Changed(c.Dir, c.Config); err != nil {
+				return fmt.Errorf("sweep: cell %s %s seed %d: %w", c.Setting, c.Method, c.Seed, err)
 			}
+			if why == "" {
+				say("%s: done before, skipped\n", cellLabel(i, len(cells), c))
+				continue
+			}
+			staleData[i] = true
+		}
+		if completed {
 			changed = append(changed, fmt.Sprintf("%s %s seed %d (%s): %s", c.Setting, c.Method, c.Seed, c.Dir, why))
-		default:
+		} else {
 			resume[i] = same
 		}
 		todo = append(todo, i)
@@ -676,6 +693,7 @@ func Run(ctx context.Context, s *Spec, opt Options) error {
 				delete(trackers, i)
 				if err == nil {
 					finished++
+					delete(staleData, i) // run again on the data now
 				}
 				mu.Unlock()
 				if err != nil {
@@ -708,7 +726,13 @@ feed:
 	close(work)
 	wg.Wait()
 
-	sumErr := Summarize(cells, s.OutDir)
+	var current []Cell
+	for i, c := range cells {
+		if !staleData[i] {
+			current = append(current, c)
+		}
+	}
+	sumErr := Summarize(current, s.OutDir)
 	switch {
 	case firstErr != nil:
 		return errors.Join(firstErr, sumErr)

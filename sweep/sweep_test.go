@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"codeberg.org/sbinet/npyio/npz"
+
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/report"
 	"github.com/fedcmi/fedcmi/rundir"
@@ -824,5 +826,89 @@ func TestStatusLine(t *testing.T) {
 			t.Errorf("status line not cleared before %q", out[k+3:min(len(out), k+60)])
 		}
 		i = k + 3
+	}
+}
+
+// writeNPZ writes an npz data set of two modalities "a" and "b" into dir:
+// rows one-hot feature rows per split, labels cycling over three classes,
+// row i's one at i+shift (so that another shift is other data of the same
+// shape).
+func writeNPZ(t *testing.T, dir string, rows, shift int) {
+	t.Helper()
+	for _, name := range []string{"train.npz", "test.npz"} {
+		feats := make([][]float32, rows)
+		labels := make([]int64, rows)
+		for i := range feats {
+			feats[i] = make([]float32, 16)
+			feats[i][(i+shift)%16] = 1
+			labels[i] = int64(i % 3)
+		}
+		if err := npz.Write(filepath.Join(dir, name), map[string]any{"a.npy": feats, "b.npy": feats, "labels.npy": labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestChangedDataRefused: a completed cell whose data changed since it ran
+// (the same config, the data folder's files replaced) is refused like a
+// changed config, naming the data folder; a sweep stopped before running
+// it again leaves it out of the summary; -rerun_changed runs it again, and
+// then it is skipped.
+func TestChangedDataRefused(t *testing.T) {
+	data := t.TempDir()
+	writeNPZ(t, data, 60, 0)
+	out := t.TempDir()
+	base := filepath.Join(t.TempDir(), "base.yaml")
+	yml := fmt.Sprintf("rounds: 2\nclients: 3\nclients_per_round: 3\ndata:\n  source: npz\n  dir: %s\n  modalities: [a, b]\n  min_size: 5\n", data)
+	if err := os.WriteFile(base, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Spec{Base: base, OutDir: out, Methods: []string{"fedavg"}, Seeds: []uint64{1, 2}}
+	quiet := slog.New(slog.DiscardHandler)
+	if err := Run(context.Background(), s, Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil || strings.Count(progress.String(), "skipped") != 2 {
+		t.Fatalf("the same data: %v\n%s", err, progress.String())
+	}
+	summary := filepath.Join(out, SummaryMarkdown)
+	before, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	writeNPZ(t, data, 60, 1)
+	err = Run(context.Background(), s, Options{Logger: quiet})
+	if !errors.Is(err, ErrChangedCells) {
+		t.Fatalf("other data: %v, want ErrChangedCells", err)
+	}
+	for _, want := range []string{"ran on data of digest", "data.dir " + data, "(2 of 2)", "-rerun_changed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if after, _ := os.ReadFile(summary); !bytes.Equal(after, before) {
+		t.Error("a refused sweep rewrote the summary")
+	}
+
+	// Stopped before any cell ran again (the npz data are read without
+	// looking at the context): the summary leaves both out.
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	if err := Run(stopped, s, Options{Logger: quiet, RerunChanged: true}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped rerun: %v, want context.Canceled", err)
+	}
+	if b, err := os.ReadFile(summary); err != nil || strings.Contains(string(b), "fedavg") {
+		t.Errorf("summary after a stopped rerun: %v\n%s", err, b)
+	}
+
+	progress.Reset()
+	if err := Run(context.Background(), s, Options{Logger: quiet, RerunChanged: true, Progress: &progress}); err != nil || strings.Count(progress.String(), "after 2 rounds") != 2 {
+		t.Fatalf("rerun: %v\n%s", err, progress.String())
+	}
+	progress.Reset()
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil || strings.Count(progress.String(), "skipped") != 2 {
+		t.Fatalf("after the rerun: %v\n%s", err, progress.String())
 	}
 }
