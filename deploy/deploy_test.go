@@ -83,14 +83,10 @@ func shardParticipant(ctx context.Context, t testing.TB, cfg config.Config, i in
 	if err != nil {
 		t.Fatal(err)
 	}
-	var client fl.Client = loc.Client
+	p := loc.Participant(dial(t, addr, tc))
+	p.Token, p.MinBackoff, p.MaxBackoff = token, 20*time.Millisecond, 200*time.Millisecond
 	if wrap != nil {
-		client = wrap(client)
-	}
-	p := &Participant{
-		Conn: dial(t, addr, tc), Name: loc.Info.ID, Token: token, Client: client,
-		ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		p.Client = wrap(p.Client)
 	}
 	out := make(chan error, 1)
 	go func() { out <- p.Run(ctx) }()
@@ -143,10 +139,7 @@ func TestInProcessEqualsSimulation(t *testing.T) {
 	if err := WriteDevCerts(certs, []string{"127.0.0.1"}, names, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stls := serverTLS(t, certs)
 	roster, err := LoadRoster(filepath.Join(certs, RosterFile))
 	if err != nil {
 		t.Fatal(err)

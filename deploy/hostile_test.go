@@ -275,11 +275,9 @@ func TestLiarCannotTakeOverTheAverage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		liar := &Participant{
-			Conn: dial(t, l.Addr().String(), nil), Name: "liar", Client: liarClient{loc.Client, lie},
-			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: lie, Layout: loc.Layout,
-			MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		}
+		liar := loc.Participant(dial(t, l.Addr().String(), nil))
+		liar.Name, liar.Client, liar.NumSamples = "liar", liarClient{loc.Client, lie}, lie
+		liar.MinBackoff, liar.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
 		liarDone := make(chan error, 1)
 		go func() { liarDone <- liar.Run(ctx) }()
 		parts = append(parts, liarDone)

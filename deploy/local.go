@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 
+	"google.golang.org/grpc"
+
 	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/fl"
@@ -20,6 +22,15 @@ type Local struct {
 	Info       fl.ClientInfo
 	Modalities []string
 	Layout     []model.ParamInfo
+}
+
+// Participant returns a participant that connects to the coordinator over
+// conn and trains l's client, declaring l's model, modalities and samples
+// at registration, under l's client name; set the other fields (Token,
+// StateFile, ...) before Run.
+func (l *Local) Participant(conn grpc.ClientConnInterface) *Participant {
+	return &Participant{Conn: conn, Name: l.Info.ID, Client: l.Client,
+		ModelModalities: l.Modalities, Holds: l.Info.Modalities, NumSamples: l.Info.NumSamples, Layout: l.Layout}
 }
 
 // ShardLocal builds client i of the simulation of cfg: the same data rows,

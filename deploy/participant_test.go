@@ -35,9 +35,7 @@ func TestEvaluateOverTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Participant{Conn: dial(t, addr, nil), Name: loc.Info.ID, Client: loc.Client,
-		ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout}
-	go p.Run(ctx)
+	go loc.Participant(dial(t, addr, nil)).Run(ctx)
 	if err := coord.WaitParticipants(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +165,8 @@ func TestParticipantState(t *testing.T) {
 		}
 		c := &countingClient{Client: loc.Client}
 		parts = append(parts, c)
-		p := &Participant{Conn: dial(t, l.Addr().String(), nil), Name: loc.Info.ID, Client: c,
-			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout}
+		p := loc.Participant(dial(t, l.Addr().String(), nil))
+		p.Client = c
 		if i == 0 {
 			p.StateFile = state
 		}

@@ -68,6 +68,17 @@ func devCerts(t *testing.T, names ...string) string {
 	return dir
 }
 
+// serverTLS is the coordinator's TLS configuration from the certificates
+// in dir (devCerts).
+func serverTLS(t testing.TB, dir string) *tls.Config {
+	t.Helper()
+	tc, err := ServerTLS(filepath.Join(dir, CAFile), filepath.Join(dir, ServerCert), filepath.Join(dir, ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
 func clientTLS(t *testing.T, caDir, certDir, name string) *tls.Config {
 	t.Helper()
 	cert, key := "", ""
@@ -86,10 +97,7 @@ func clientTLS(t *testing.T, caDir, certDir, name string) *tls.Config {
 func TestRefused(t *testing.T) {
 	good := devCerts(t, "client-0000", "client-0001", "client-0002", "stranger")
 	other := devCerts(t, "client-0000")
-	stls, err := ServerTLS(filepath.Join(good, CAFile), filepath.Join(good, ServerCert), filepath.Join(good, ServerKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stls := serverTLS(t, good)
 	roster, err := ParseRoster(strings.NewReader("client-0000 secret\nclient-0001 -\nclient-0002 - revoked\n"), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -120,17 +128,14 @@ func TestRefused(t *testing.T) {
 		{"another model", clientTLS(t, good, good, "client-0000"), "client-0000", "secret", otherLayout, "another model"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			layout := tc.layout
-			if layout == nil {
-				layout = loc.Layout
+			p := loc.Participant(dial(t, addr, tc.tls))
+			p.Name, p.Token = tc.as, tc.token
+			if tc.layout != nil {
+				p.Layout = tc.layout
 			}
-			p := &Participant{
-				Conn: dial(t, addr, tc.tls), Name: tc.as, Token: tc.token, Client: loc.Client,
-				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: layout,
-				// With TLS 1.3 a refused client certificate may first show
-				// as a broken connection; retry quickly until the alert is read.
-				MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-			}
+			// With TLS 1.3 a refused client certificate may first show as
+			// a broken connection; retry quickly until the alert is read.
+			p.MinBackoff, p.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := p.Run(ctx)
@@ -230,10 +235,8 @@ func TestBadUpdatesRejected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &Participant{
-				Conn: dial(t, l.Addr().String(), nil), Name: loc.Info.ID, Client: wrap(loc.Client), ChunkBytes: 64 << 20,
-				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
-			}
+			p := loc.Participant(dial(t, l.Addr().String(), nil))
+			p.Client, p.ChunkBytes = wrap(loc.Client), 64<<20
 			ch := make(chan error, 1)
 			go func() { ch <- p.Run(ctx) }()
 			parts = append(parts, ch)
@@ -304,10 +307,7 @@ func (s *syncBuffer) String() string {
 func TestTLSRefusalsLoggedAndCounted(t *testing.T) {
 	good := devCerts(t, "client-0000")
 	other := devCerts(t, "client-0000")
-	stls, err := ServerTLS(filepath.Join(good, CAFile), filepath.Join(good, ServerCert), filepath.Join(good, ServerKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stls := serverTLS(t, good)
 	met := NewMetrics()
 	var logs syncBuffer
 	_, addr := testCoordinator(t, CoordinatorConfig{Metrics: met, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, stls)
@@ -358,10 +358,7 @@ func tlsRefusals(t *testing.T, m *Metrics, reason string) float64 {
 // closed before the server preface.
 func TestWrongTransport(t *testing.T) {
 	certs := devCerts(t, "client-0000")
-	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stls := serverTLS(t, certs)
 	_, tlsAddr := testCoordinator(t, CoordinatorConfig{}, stls)
 	_, plainAddr := testCoordinator(t, CoordinatorConfig{}, nil)
 	cfg := smallConfig(t, 4, 4, 1)
@@ -382,11 +379,9 @@ func TestWrongTransport(t *testing.T) {
 		{"TLS to plain text", plainAddr, clientTLS(t, certs, certs, "client-0000"), false, "the coordinator speaks plain text", 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &Participant{
-				Conn: dial(t, tc.addr, tc.tls), Name: "client-0000", Client: loc.Client, Plaintext: tc.tls == nil,
-				ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
-				MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-			}
+			p := loc.Participant(dial(t, tc.addr, tc.tls))
+			p.Name, p.Plaintext = "client-0000", tc.tls == nil
+			p.MinBackoff, p.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
 			if tc.probe {
 				p.Address = tc.addr
 			}
@@ -412,10 +407,7 @@ func TestWrongTransport(t *testing.T) {
 // as no_certificate.
 func TestPlainTextJoinCountedOnce(t *testing.T) {
 	certs := devCerts(t, "client-0000")
-	stls, err := ServerTLS(filepath.Join(certs, CAFile), filepath.Join(certs, ServerCert), filepath.Join(certs, ServerKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stls := serverTLS(t, certs)
 	met := NewMetrics()
 	var logs syncBuffer
 	_, addr := testCoordinator(t, CoordinatorConfig{Metrics: met, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, stls)
@@ -425,11 +417,9 @@ func TestPlainTextJoinCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := dial(t, addr, nil)
-	p := &Participant{
-		Conn: conn, Name: "client-0000", Client: loc.Client, Plaintext: true, Address: addr,
-		ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples, Layout: loc.Layout,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	}
+	p := loc.Participant(conn)
+	p.Name, p.Plaintext, p.Address = "client-0000", true, addr
+	p.MinBackoff, p.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.Run(ctx); !errors.Is(err, ErrWrongTransport) {

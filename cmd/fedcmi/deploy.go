@@ -311,15 +311,11 @@ Local data is either
 			return fmt.Errorf("dial %s: %w", *server, err)
 		}
 		defer conn.Close()
-		var client fl.Client = loc.Client
+		p := loc.Participant(conn)
+		p.Name, p.Token, p.StateFile, p.GiveUpAfter = *name, *token, *stateFile, *giveUp
+		p.Logger, p.Plaintext, p.Address, p.RequireSecAgg = log.With("participant", *name), *tf.insecure, *server, *secAgg
 		if wrapClient != nil {
-			client = wrapClient(client)
-		}
-		p := &deploy.Participant{
-			Conn: conn, Name: *name, Token: *token, Client: client,
-			ModelModalities: loc.Modalities, Holds: loc.Info.Modalities, NumSamples: loc.Info.NumSamples,
-			Layout: loc.Layout, StateFile: *stateFile, GiveUpAfter: *giveUp, Logger: log.With("participant", *name),
-			Plaintext: *tf.insecure, Address: *server, RequireSecAgg: *secAgg,
+			p.Client = wrapClient(p.Client)
 		}
 		return p.Run(ctx)
 	}
