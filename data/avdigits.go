@@ -135,7 +135,7 @@ func OpenAVDigits(fsddDir, mnistDir string, spec MediaSpec, seed uint64, opts *M
 				id:         c.name,
 				label:      c.digit,
 				group:      spIdx[c.speaker],
-				audio:      filepath.Join(dir, c.name+".wav"),
+				audio:      filepath.Join(dir, c.file),
 				mnist:      pools[c.digit][used[c.digit]],
 				mnistSplit: k,
 			})
@@ -177,7 +177,8 @@ func digitClasses() []string {
 
 // fsddClip is one FSDD recording, parsed from its name.
 type fsddClip struct {
-	name    string // file name without .wav
+	name    string // file name without its extension
+	file    string // file name (the extension in any case)
 	digit   int
 	speaker string
 	take    int
@@ -203,7 +204,7 @@ func listFSDD(dir string) ([]fsddClip, error) {
 			d, err1 := strconv.Atoi(parts[0])
 			t, err2 := strconv.Atoi(parts[2])
 			bad = err1 != nil || err2 != nil || len(parts[0]) != 1 || d < 0 || t < 0 || parts[1] == ""
-			c = fsddClip{name: base, digit: d, speaker: parts[1], take: t}
+			c = fsddClip{name: base, file: name, digit: d, speaker: parts[1], take: t}
 		}
 		if bad {
 			return nil, &ParseError{File: filepath.Join(dir, name), Err: detail(ErrFormat,

@@ -243,6 +243,19 @@ func TestAVDigitsFixture(t *testing.T) {
 	if !slices.Equal(test.Groups, []int{1, 1, 1}) || !slices.Equal(train.Groups, []int{0, 0, 0}) {
 		t.Errorf("speaker split: train groups %v, test groups %v", train.Groups, test.Groups)
 	}
+	// A recording whose extension is in capitals is read as it is named.
+	upper, mnist2 := avDigitsFixture(t)
+	if err := os.Rename(filepath.Join(upper, "0_ann_12.wav"), filepath.Join(upper, "0_ann_12.WAV")); err != nil {
+		t.Fatal(err)
+	}
+	wantTrain, wantTest, err := LoadAVDigits(context.Background(), fsdd, mnist, MediaSpec{}, 7, quiet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if train, test, err := LoadAVDigits(context.Background(), upper, mnist2, MediaSpec{}, 7, quiet(t)); err != nil || !setsEqual(train, wantTrain) || !setsEqual(test, wantTest) {
+		t.Errorf("a recording named .WAV: %v, or other sets", err)
+	}
+
 	opts.TestSplit = "speaker:zed"
 	if _, err := OpenAVDigits(fsdd, mnist, MediaSpec{}, 7, opts); err == nil || !strings.Contains(err.Error(), "no such speaker") || !strings.Contains(err.Error(), "ann, bob") {
 		t.Errorf("unknown speaker: %v", err)

@@ -305,10 +305,20 @@ func (s *Source) prepareSplit(ctx context.Context, dir string, k int, m *manifes
 	return b.set(sp)
 }
 
-// hasShards reports whether the cache folder dir holds a finished shard.
+// hasShards reports whether the cache folder dir holds a finished shard
+// (or cannot be listed). Not filepath.Glob: a folder name with glob
+// characters ("cache[1]") would be read as a pattern and match nothing.
 func hasShards(dir string) bool {
-	shards, err := filepath.Glob(filepath.Join(dir, "*.shard"))
-	return err != nil || len(shards) > 0
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".shard") {
+			return true
+		}
+	}
+	return false
 }
 
 // noMedia is the error of a source none of whose samples' media are found,
