@@ -1,11 +1,14 @@
 package sim
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fedcmi/fedcmi/internal/fedtest"
 )
 
 // TestClientStore: every client's newest state is loaded, later rounds
@@ -87,4 +90,56 @@ func TestClientStore(t *testing.T) {
 	if got, err := newClientStore(filepath.Join(t.TempDir(), "none")).load(10); err != nil || len(got) != 0 {
 		t.Errorf("no directory: %v, %v", got, err)
 	}
+}
+
+// TestClientStatesAfterFailedSave: when writing the clients' states fails
+// (a transient error: here a file where their folder goes), the checkpoint
+// the stopped run then tries to write does not go without those states,
+// and a resume once the folder is back gives the uninterrupted run's
+// results.
+func TestClientStatesAfterFailedSave(t *testing.T) {
+	cfg := small(t, "scaffold")
+	cfg.Rounds = 4
+	want, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OutDir = t.TempDir()
+	dir := filepath.Join(cfg.OutDir, cfg.RunName())
+	states := filepath.Join(dir, ClientStateDir)
+	var saved map[string][]byte
+	opt := Options{Logger: quiet, checkpointEvery: 1}
+	opt.Progress = &lineHook{f: func(n int) {
+		if n == 2 { // round 2 reported; its checkpoint comes next
+			saved = snapshot(t, dir)
+			if err := os.RemoveAll(states); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(states, []byte("x"), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	if _, err := Run(context.Background(), cfg, opt); err == nil || !strings.Contains(err.Error(), "client states") {
+		t.Fatalf("run whose state write fails: %v, want the failure", err)
+	}
+	if err := os.Remove(states); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(states, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range saved {
+		if filepath.Dir(name) == ClientStateDir {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := Run(context.Background(), cfg, Options{Logger: quiet, Resume: true})
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	fedtest.SameRounds(t, got.Rounds, want.Rounds)
+	fedtest.SameModel(t, got.Dir, want.Dir)
 }

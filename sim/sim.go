@@ -677,20 +677,29 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 // the checkpoint c with the strategy's state, then lets the store drop the
 // files it no longer needs (see clientStore).
 func checkpoint(run *rundir.Run, schema metrics.Schema, strategy fl.Strategy, clients []*trackedClient, store *clientStore, c *Checkpoint) error {
-	states := map[string][]byte{}
-	for _, tc := range clients {
-		if !tc.trained.Swap(false) || store == nil {
-			continue
-		}
-		b, err := tc.MarshalState()
-		if err != nil {
-			return fmt.Errorf("sim: %s: state: %w", tc.id, err)
-		}
-		states[tc.id] = b
-	}
 	if store != nil {
+		// A client's trained mark is cleared only once its state is
+		// saved: a failed save, retried when the run stops, must save the
+		// same states, or the checkpoint would pair this round with older
+		// ones.
+		states := map[string][]byte{}
+		var saved []*trackedClient
+		for _, tc := range clients {
+			if !tc.trained.Load() {
+				continue
+			}
+			b, err := tc.MarshalState()
+			if err != nil {
+				return fmt.Errorf("sim: %s: state: %w", tc.id, err)
+			}
+			states[tc.id] = b
+			saved = append(saved, tc)
+		}
 		if err := store.save(c.Round, states); err != nil {
 			return err
+		}
+		for _, tc := range saved {
+			tc.trained.Store(false)
 		}
 	}
 	var err error
