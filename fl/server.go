@@ -127,16 +127,40 @@ func (s *Server) fitAll(ctx context.Context, ins []Instruction) ([]Result, []Fai
 		}()
 	}
 	wg.Wait()
+	declared := make(map[string]ClientInfo, len(s.Clients))
+	for _, c := range s.Clients {
+		declared[c.ID] = c
+	}
 	var results []Result
 	var failures []Failure
 	for i, o := range out {
+		id := ins[i].ClientID
+		if o.err == nil {
+			o.err = beyondDeclared(declared[id], o.res)
+		}
 		if o.err != nil {
-			failures = append(failures, Failure{ClientID: ins[i].ClientID, Err: o.err})
+			failures = append(failures, Failure{ClientID: id, Err: o.err})
 			continue
 		}
-		results = append(results, Result{ClientID: ins[i].ClientID, Res: o.res})
+		results = append(results, Result{ClientID: id, Res: o.res})
 	}
 	return results, failures
+}
+
+// beyondDeclared is the error of a result that trained modalities or
+// samples beyond what its client declared when the round sampled it (a
+// deployed participant that registered again mid-round, say): the
+// strategy counted the round's clients by their declarations, and weighs
+// and normalises by them. What a client did not declare (a client the
+// round did not list, no modalities, no samples) is not checked.
+func beyondDeclared(info ClientInfo, res FitRes) error {
+	if info.Modalities != 0 && res.Modalities&^info.Modalities != 0 {
+		return fmt.Errorf("fl: the result trains modalities %08b, beyond the %08b the client declared when sampled", uint8(res.Modalities), uint8(info.Modalities))
+	}
+	if info.NumSamples > 0 && res.NumSamples > info.NumSamples {
+		return fmt.Errorf("fl: the result claims %d samples, beyond the %d the client declared when sampled", res.NumSamples, info.NumSamples)
+	}
+	return nil
 }
 
 // paramModalities counts the modalities of a model from its parameter

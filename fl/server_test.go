@@ -25,7 +25,14 @@ func (c constClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 			p[i].Data[j] = c.v
 		}
 	}
-	return FitRes{Params: p, NumSamples: c.n, Modalities: c.has, Metrics: FitMetrics{LossSum: 1, Batches: 1}}, nil
+	res := FitRes{Params: p, NumSamples: c.n, Modalities: c.has, Metrics: FitMetrics{LossSum: 1, Batches: 1}}
+	if ins.Control != nil { // SCAFFOLD: no change of the control variate
+		res.ControlDelta = ins.Control.Clone()
+		for i := range res.ControlDelta {
+			clear(res.ControlDelta[i].Data)
+		}
+	}
+	return res, nil
 }
 
 func (c constClient) Evaluate(ctx context.Context, p model.Params) (Evaluation, error) {
@@ -76,6 +83,40 @@ func TestServerRoundsWithDropouts(t *testing.T) {
 	kept, err := srv.Run(context.Background(), want, 3, 3)
 	if err != nil || kept[0].Data[0] != want[0].Data[0] {
 		t.Fatalf("kept %v, err %v", kept[0].Data, err)
+	}
+}
+
+// TestServerRefusesBeyondDeclared: a result that trains modalities or
+// claims samples beyond its client's declaration when sampled (a deployed
+// participant that registered again mid-round) counts as a failure, so
+// that SCAFFOLD's per-modality counts, taken from the declarations, hold.
+func TestServerRefusesBeyondDeclared(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    constClient
+		ok   bool
+	}{
+		{"as declared", constClient{v: 3, has: 1, n: 2}, true},
+		{"fewer samples", constClient{v: 3, has: 1, n: 1}, true},
+		{"another modality", constClient{v: 3, has: 3, n: 2}, false},
+		{"more samples", constClient{v: 3, has: 1, n: 3}, false},
+	} {
+		clients := map[string]Client{"a": constClient{v: 1, has: 3, n: 1}, "c": tc.c}
+		infos := []ClientInfo{{ID: "a", Modalities: 3, NumSamples: 1}, {ID: "c", Modalities: 1, NumSamples: 2}}
+		var rounds []metrics.Round
+		srv := &Server{
+			Strategy:  &Scaffold{Base: &ModalityAware{Method: methods["scaffold"], Schedule: Schedule{Rounds: 1, Epochs: 1, LR: 1}, PerRound: 2, Layout: aggLayout}},
+			Transport: NewInmemTransport(clients),
+			Clients:   infos,
+			OnRound:   func(r metrics.Round, p model.Params) error { rounds = append(rounds, r); return nil },
+		}
+		if _, err := srv.Run(context.Background(), aggParams(0, 0, 0, 0), 1, 1); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if want := map[bool]int{true: 0, false: 1}[tc.ok]; len(rounds) != 1 || rounds[0].Failures != want {
+			t.Errorf("%s: rounds %+v, want %d failures", tc.name, rounds, want)
+		}
 	}
 }
 
