@@ -936,8 +936,30 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 		if n := math.Sqrt(sq); n > c.cfg.NormBound {
 			return "norm", fmt.Errorf("update norm %.4g exceeds the bound %.4g", n, c.cfg.NormBound)
 		}
+		if t.ins.Control != nil {
+			// SCAFFOLD: Δc_i = -c + (x - y) / (K_eff lr) with K_eff >= 1
+			// (fl.ScaffoldClientControl), so an update within the bound
+			// has |Δc_i| <= |c| + bound / lr; a larger one would poison
+			// the server's control variate, which every client then
+			// adds to its gradients.
+			limit := (norm(t.ins.Control) + c.cfg.NormBound/t.ins.Config.LR) * (1 + 1e-5)
+			if n := norm(res.ControlDelta); !(n <= limit) {
+				return "norm", fmt.Errorf("control variate change norm %.4g exceeds %.4g, the most an update within the bound %.4g can give", n, limit, c.cfg.NormBound)
+			}
+		}
 	}
 	return "", nil
+}
+
+// norm is the Euclidean norm of every value of p.
+func norm(p model.Params) float64 {
+	var sq float64
+	for _, tns := range p {
+		for _, v := range tns.Data {
+			sq += float64(v) * float64(v)
+		}
+	}
+	return math.Sqrt(sq)
 }
 
 // limiter is a token bucket.

@@ -260,6 +260,47 @@ func TestBadUpdatesRejected(t *testing.T) {
 	}
 }
 
+// TestControlDeltaBounded: under SCAFFOLD, a participant whose control
+// variate change is finite but far beyond what an update within the norm
+// bound can give is rejected ("norm"), and the others keep training: its
+// change would otherwise poison the server's control variate, which every
+// client adds to its gradients.
+func TestControlDeltaBounded(t *testing.T) {
+	cfg := smallConfig(t, 3, 3, 3)
+	cfg.Method = "scaffold"
+	met := NewMetrics()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := listen(t)
+	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, NormBound: 1e3,
+		HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 30 * time.Second})
+	var parts []<-chan error
+	for i := range 3 {
+		var wrap func(fl.Client) fl.Client
+		if i == 2 {
+			wrap = func(cl fl.Client) fl.Client {
+				return badClient{cl, func(r *fl.FitRes) {
+					for _, tns := range r.ControlDelta {
+						for j := range tns.Data {
+							tns.Data[j] = 3e38
+						}
+					}
+				}}
+			}
+		}
+		parts = append(parts, shardParticipant(ctx, t, cfg, i, l.Addr().String(), nil, "", wrap))
+	}
+	res := federated(t, done, parts)
+	for _, r := range res.Rounds {
+		if r.Clients != 2 || r.Failures != 1 || math.IsNaN(r.TrainLoss) {
+			t.Errorf("round %d: %d results, %d failures, loss %v; want 2 and 1, finite", r.Round, r.Clients, r.Failures, r.TrainLoss)
+		}
+	}
+	if got := counterValue(t, met, "fedcmi_update_rejections_total", "norm"); got != float64(cfg.Rounds) {
+		t.Errorf("norm rejections: %v, want %d", got, cfg.Rounds)
+	}
+}
+
 // counterValue reads a counter of the metrics by its reason label.
 func counterValue(t *testing.T, m *Metrics, name, reason string) float64 {
 	t.Helper()
