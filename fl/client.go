@@ -125,6 +125,29 @@ func (c *LocalClient) NumSamples() int { return len(c.index) }
 // Modalities is the set of modalities the client holds.
 func (c *LocalClient) Modalities() data.Mask { return c.has }
 
+// rowHolds reports whether the set's row i holds every modality of want
+// (each row holds all of the client's unless SetRowModalities said
+// otherwise).
+func (c *LocalClient) rowHolds(i int, want data.Mask) bool {
+	return c.rowHas == nil || c.rowHas[i]&want == want
+}
+
+// rowsHolding returns the rows of idx that hold every modality of want:
+// the rows whose inputs of those modalities are real, not zeros standing
+// for missing ones.
+func (c *LocalClient) rowsHolding(idx []int, want data.Mask) []int {
+	if !c.partial {
+		return idx
+	}
+	var out []int
+	for _, i := range idx {
+		if c.rowHolds(i, want) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // gather copies the rows idx of the modalities the client holds.
 func (c *LocalClient) gather(idx []int) model.Batch {
 	nm := len(c.set.Modalities)
@@ -387,9 +410,11 @@ func recordDominance(m *FitMetrics, st model.StepStats, dir []float32) {
 }
 
 // classStats measures the per-class sums of the true-class probabilities
-// of start's self heads over the client's rows idx; it returns the
-// prediction too (its logits are the teacher's when idx are the train rows
-// and start is the received model, without personal parts).
+// of start's self heads over the client's rows idx that hold all of its
+// modalities (a missing modality's zeros would skew its P_m(c), and every
+// modality's means come from the same rows); it returns the prediction of
+// every row of idx too (its logits are the teacher's when idx are the
+// train rows and start is the received model, without personal parts).
 func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, *model.Prediction, error) {
 	k := c.set.NumClasses
 	stats := NewClassStats(len(c.set.Modalities), k)
@@ -399,6 +424,9 @@ func (c *LocalClient) classStats(start model.Params, idx []int) (ClassStats, *mo
 		return stats, nil, err
 	}
 	for i, y := range b.Labels {
+		if !c.rowHolds(idx[i], c.has) {
+			continue
+		}
 		for m := range stats.Sum {
 			if b.X[m] != nil {
 				stats.Sum[m][y] += float64(pred.Prob[m][i*k+y])

@@ -288,3 +288,72 @@ func TestRowModalities(t *testing.T) {
 		t.Error("row modalities of the wrong length were accepted")
 	}
 }
+
+// TestMeasuresSkipMissingInputs: with modality 1 missing from half of a
+// client's rows (fed as zeros), the class statistics and fedgb's losses are
+// those of the rows that hold both modalities, measured alone, and
+// fedrelearn's purity of modality 1 is that of the rows holding it, while
+// modality 0's covers every row: no measurement reads a missing input.
+func TestMeasuresSkipMissingInputs(t *testing.T) {
+	e, train := testEngine(t)
+	arch := e.Arch()
+	global, _ := arch.Init(1)
+	idx := make([]int, 40)
+	for i := range idx {
+		idx[i] = i
+	}
+	rowHas := make([]data.Mask, train.Len())
+	var whole []int
+	for i := range rowHas {
+		rowHas[i] = 3
+		if i < len(idx) && i%2 == 1 {
+			rowHas[i] = 1 // modality 1 missing
+		} else if i < len(idx) {
+			whole = append(whole, i)
+		}
+	}
+	partial, err := NewLocalClient(e, train, idx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := partial.SetRowModalities(rowHas); err != nil {
+		t.Fatal(err)
+	}
+	alone, err := NewLocalClient(e, train, whole, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, _, err := partial.classStats(global, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := alone.classStats(global, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Count, want.Count) || !slices.Equal(got.Sum[0], want.Sum[0]) || !slices.Equal(got.Sum[1], want.Sum[1]) {
+		t.Errorf("class statistics %+v, want the whole rows' %+v", got, want)
+	}
+
+	h := &gbHook{}
+	r := &localRound{c: partial, has: 3, train: idx}
+	if !h.measures(r) || !slices.Equal(h.rows, whole) {
+		t.Errorf("fedgb measures rows %v, want %v", h.rows, whole)
+	}
+
+	p, err := partial.relearnPurity(global, global, idx, 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p[0].N != len(idx) || p[1].N != len(whole) {
+		t.Errorf("purities over %d and %d rows, want %d and %d", p[0].N, p[1].N, len(idx), len(whole))
+	}
+	q, err := alone.relearnPurity(global, global, whole, 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p[1] != q[1] {
+		t.Errorf("modality 1's purity %+v, want the whole rows' %+v", p[1], q[1])
+	}
+}

@@ -397,7 +397,8 @@ var (
 )
 
 // gbLosses returns the mean cross-entropy of the fused head and each self
-// head on the rows idx under params (fedgb).
+// head on the rows idx under params (fedgb); idx must hold every
+// modality, so that every head reads real inputs (gbHook.rows).
 func (c *LocalClient) gbLosses(params model.Params, idx []int) ([]float64, error) {
 	b := c.gather(idx)
 	pred, err := c.engine.Predict(params, b.X, len(idx))
@@ -435,12 +436,19 @@ func crossEntropyRow(logits []float32, y int) float64 {
 type gbHook struct {
 	weights []float64
 	rep     *GBLosses // nil: not measured
+	rows    []int     // the training rows measured
 }
 
 // measures reports whether the client of r measures the heads' losses:
-// with every modality, so that every head reads real inputs.
-func (*gbHook) measures(r *localRound) bool {
-	return r.has == data.Full(len(r.c.set.Modalities))
+// with every modality, so that every head reads real inputs, on the
+// training rows that hold every modality.
+func (h *gbHook) measures(r *localRound) bool {
+	all := data.Full(len(r.c.set.Modalities))
+	if r.has != all {
+		return false
+	}
+	h.rows = r.c.rowsHolding(r.train, all)
+	return len(h.rows) > 0
 }
 
 // prepare implements preparer.
@@ -452,7 +460,7 @@ func (h *gbHook) prepare(r *localRound) error {
 	h.rep = &GBLosses{}
 	r.metrics.Report = h.rep
 	var err error
-	h.rep.Before, err = r.c.gbLosses(r.start, r.train)
+	h.rep.Before, err = r.c.gbLosses(r.start, h.rows)
 	return err
 }
 
@@ -462,7 +470,7 @@ func (h *gbHook) finish(r *localRound, trained model.Params, res *FitRes) error 
 		return nil
 	}
 	var err error
-	h.rep.After, err = r.c.gbLosses(trained, r.train)
-	h.rep.N = len(r.train)
+	h.rep.After, err = r.c.gbLosses(trained, h.rows)
+	h.rep.N = len(h.rows)
 	return err
 }

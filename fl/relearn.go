@@ -262,8 +262,9 @@ var (
 )
 
 // relearnPurity measures, for each modality the client trained, the
-// clustering purity of the training rows' self embeddings under the
-// received model start and under the trained model (Relearn).
+// clustering purity of the self embeddings of the training rows that hold
+// it (a missing modality's zeros embed alike) under the received model
+// start and under the trained model (Relearn).
 func (c *LocalClient) relearnPurity(start, trained model.Params, rows []int, has data.Mask, seed uint64) ([]RelearnPurity, error) {
 	nm := len(c.set.Modalities)
 	out := make([]RelearnPurity, nm)
@@ -283,18 +284,33 @@ func (c *LocalClient) relearnPurity(start, trained model.Params, rows []int, has
 		return out, err
 	}
 	d := c.engine.Arch().EmbedDim
-	k := classesPresent(b.Labels)
 	for m := range nm {
 		if x[m] == nil {
 			continue
 		}
+		feats := [2][]float32{before[m], after[m]}
+		labels := b.Labels
+		if c.partial {
+			feats, labels = [2][]float32{}, nil
+			for i, row := range rows {
+				if c.rowHolds(row, data.Mask(1)<<m) {
+					feats[0] = append(feats[0], before[m][i*d:(i+1)*d]...)
+					feats[1] = append(feats[1], after[m][i*d:(i+1)*d]...)
+					labels = append(labels, b.Labels[i])
+				}
+			}
+			if len(labels) == 0 {
+				continue
+			}
+		}
+		k := classesPresent(labels)
 		// The same seeds for both clusterings, so that the gap measures
 		// how the features moved, not two draws of k-means' restarts.
 		rng := func() *rand.Rand { return rand.New(rand.NewPCG(seed, 0x72656c6561726e+uint64(m))) }
 		out[m] = RelearnPurity{
-			Before: Purity(before[m], b.Labels, d, k, rng()),
-			After:  Purity(after[m], b.Labels, d, k, rng()),
-			N:      len(rows),
+			Before: Purity(feats[0], labels, d, k, rng()),
+			After:  Purity(feats[1], labels, d, k, rng()),
+			N:      len(labels),
 		}
 	}
 	return out, nil
