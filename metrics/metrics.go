@@ -75,8 +75,8 @@ type Round struct {
 	Dominance     float64   // mean dominance ratio rho over all multimodal training batches of the round
 	FirstDominant float64   // fraction of those batches with rho > 1 (modality 0 dominant)
 	TrainLoss     float64   // mean training loss over all batches of the round
-	Clients       int       // results aggregated
-	Failures      int       // clients that failed or were rejected
+	Clients       int       // results received (a strategy that rejects one logs it)
+	Failures      int       // clients that failed or whose result was refused before aggregation
 	Seconds       float64   // wall time of the round
 	Elapsed       float64   // wall time since the run started
 	Epsilon       float64   // differential privacy spent after this round (at the run's delta), written only if Schema.Privacy
