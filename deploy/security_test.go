@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/internal/fedcmipb"
 	"github.com/fedcmi/fedcmi/model"
@@ -203,9 +205,7 @@ func TestBadUpdatesRejected(t *testing.T) {
 	met := NewMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := listen(t)
-	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, NormBound: 1e3,
-		HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 30 * time.Second})
+	l, done := guardedServer(ctx, t, cfg, met)
 	corrupt := []func(*fl.FitRes){
 		nil, // honest
 		func(r *fl.FitRes) { r.Params[0].Data[3] = float32(math.NaN()) },
@@ -271,9 +271,7 @@ func TestControlDeltaBounded(t *testing.T) {
 	met := NewMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := listen(t)
-	done := serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, NormBound: 1e3,
-		HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 30 * time.Second})
+	l, done := guardedServer(ctx, t, cfg, met)
 	var parts []<-chan error
 	for i := range 3 {
 		var wrap func(fl.Client) fl.Client
@@ -299,6 +297,14 @@ func TestControlDeltaBounded(t *testing.T) {
 	if got := counterValue(t, met, "fedcmi_update_rejections_total", "norm"); got != float64(cfg.Rounds) {
 		t.Errorf("norm rejections: %v, want %d", got, cfg.Rounds)
 	}
+}
+
+// guardedServer serves cfg in the background with a norm bound of 1e3,
+// its counters in met, for the tests of rejected updates.
+func guardedServer(ctx context.Context, t *testing.T, cfg config.Config, met *Metrics) (net.Listener, <-chan served) {
+	l := listen(t)
+	return l, serve(ctx, cfg, ServeOptions{Listener: l, Insecure: true, Metrics: met, NormBound: 1e3,
+		HeartbeatInterval: 200 * time.Millisecond, PollTimeout: time.Second, RoundTimeout: 30 * time.Second})
 }
 
 // counterValue reads a counter of the metrics by its reason label.
