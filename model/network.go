@@ -210,7 +210,10 @@ func (n *network) conv(prefix string, x *Node, g grid, stride int, act activatio
 		}
 	}
 	starts = append(starts, int32(mg+n0))
-	p := GatherSlices(src, []int{0}, Const(gr, tensors.FromFlatDataAndDimensions(starts, len(starts), 1)), []int{q}, true)
+	// The starts are not ascending (tap-major, and each tap's offset may
+	// be negative): indicesAreSorted false, which the Go backend ignores
+	// and XLA would rely on (also in the gradient's scatter).
+	p := GatherSlices(src, []int{0}, Const(gr, tensors.FromFlatDataAndDimensions(starts, len(starts), 1)), []int{q}, false)
 	// [Cout, 9*Cin+1]: the weights transposed, then the biases.
 	w := Concatenate([]*Node{TransposeAllAxes(n.p[prefix+"/weights"], 1, 0), InsertAxes(n.p[prefix+"/biases"], -1)}, 1)
 	mask := Const(gr, out.mask())

@@ -33,6 +33,13 @@ func (t *scaffoldTerm) check(s *stepSpec) error {
 	if err := s.e.arch.checkShapes(t.corr); err != nil {
 		return fmt.Errorf("model: SCAFFOLD correction: %w", err)
 	}
+	// Added on the host after the loss's NaN check, a non-finite
+	// correction would spoil the parameters unnoticed.
+	for _, tns := range t.corr {
+		if !allFinite(tns.Data) {
+			return fmt.Errorf("model: SCAFFOLD correction %q holds a NaN or infinite value", tns.Name)
+		}
+	}
 	return nil
 }
 

@@ -65,14 +65,22 @@ func TestScaffoldCorrectedGradient(t *testing.T) {
 	}
 }
 
-func TestScaffoldCorrectionShape(t *testing.T) {
+// TestScaffoldCorrectionChecked: a correction with a missing tensor, or
+// with a NaN or infinite value (added on the host after the loss's NaN
+// check, it would spoil the parameters unnoticed), is refused.
+func TestScaffoldCorrectionChecked(t *testing.T) {
 	arch := tinyArch()
 	e, err := NewEngine(backend(t), arch, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := randomParams(arch, 1, 1)[1:]
-	if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, Terms: []Term{ScaffoldCorrection(bad)}}); err == nil {
-		t.Fatal("a correction with a missing tensor was accepted")
+	nan := randomParams(arch, 1, 1)
+	nan[2].Data[1] = float32(math.NaN())
+	inf := randomParams(arch, 1, 1)
+	inf[0].Data[0] = float32(math.Inf(-1))
+	for name, bad := range map[string]Params{"missing tensor": randomParams(arch, 1, 1)[1:], "NaN": nan, "infinity": inf} {
+		if _, err := e.NewLocal(mustInit(t, arch, 1), TrainConfig{Has: []bool{true, true}, Terms: []Term{ScaffoldCorrection(bad)}}); err == nil {
+			t.Errorf("a correction with a %s was accepted", name)
+		}
 	}
 }
