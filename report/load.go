@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -56,14 +57,20 @@ func unnamed(path string) bool {
 // metrics.jsonl) or a directory searched for run directories at any depth,
 // such as a sweep's out_dir. Runs are returned in the order of the paths,
 // those found below one path in lexical order, each once, then sorted by
-// SortRuns, with Setting set. Runs without any round are left out. It
-// returns an error naming the file for an unreadable run, and when no run
-// is found.
+// SortRuns, with Setting set. Runs without any round are left out, and so
+// is a path that holds a report (HTMLFile) and no run: the output of an
+// earlier report, which a glob such as runs/*/ matches. It returns an
+// error naming the file for an unreadable run, and when no run is found.
 func Load(paths ...string) ([]*Run, error) {
 	var dirs []string
 	seen := map[string]bool{}
 	for _, p := range paths {
 		found, err := findRuns(p)
+		if errors.Is(err, errNoRun) && len(paths) > 1 {
+			if _, serr := os.Stat(filepath.Join(p, HTMLFile)); serr == nil {
+				continue
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -149,10 +156,13 @@ func findRuns(p string) ([]string, error) {
 		return nil, fmt.Errorf("report: search %s: %w", p, err)
 	}
 	if len(dirs) == 0 {
-		return nil, fmt.Errorf("report: %s holds no run directory (none has %s)", p, rundir.MetricsJSONL)
+		return nil, fmt.Errorf("report: %s %w (none has %s)", p, errNoRun, rundir.MetricsJSONL)
 	}
 	return dirs, nil
 }
+
+// errNoRun is findRuns' error for a folder without any run directory.
+var errNoRun = errors.New("holds no run directory")
 
 // LoadRun reads one run directory: config.yaml, metrics.jsonl and
 // summary.json (whose absence means not completed). A round number outside

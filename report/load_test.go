@@ -169,6 +169,26 @@ func TestLoad(t *testing.T) {
 			t.Errorf("Load(%s): error %v, want one containing %q", tc.path, err, tc.want)
 		}
 	}
+	// A report's output among the paths (runs/*/ after report wrote
+	// runs/report) is left out; alone, or without its report.html, it is
+	// still a folder without runs.
+	out := filepath.Join(filepath.Dir(sw), "report")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(filepath.Join(sw, "a1"), out); err == nil || !strings.Contains(err.Error(), "holds no run directory") {
+		t.Errorf("a folder without runs or report: %v, want refused", err)
+	}
+	if err := os.WriteFile(filepath.Join(out, HTMLFile), []byte("<html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := Load(filepath.Join(sw, "a1"), out); err != nil || len(runs) != 4 {
+		t.Errorf("with a report folder among the paths: %d runs, %v; want the 4", len(runs), err)
+	}
+	if _, err := Load(out); err == nil {
+		t.Error("a report folder alone: no error")
+	}
+
 	bad := filepath.Join(sw, "a1", "fedavg-seed1", rundir.ConfigFile)
 	if err := os.WriteFile(bad, []byte("rounds: [\n"), 0o644); err != nil {
 		t.Fatal(err)
