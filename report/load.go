@@ -42,9 +42,11 @@ func notSetting(path string) bool {
 	return path == "method" || path == "seed" || slices.Contains(config.RunLocal, path)
 }
 
-// unnamed reports whether the field at path is never part of a setting,
-// not even to keep runs apart: the method and seed, and the run's own
-// name and place.
+// unnamed reports whether the field at path is not part of a setting
+// when the fields that do not change results are needed to keep runs
+// apart: the method and seed, and the run's own name and place (which
+// differ for every run, so that only one experiment run twice is told
+// apart by them).
 func unnamed(path string) bool {
 	switch path {
 	case "method", "seed", "name", "out_dir", "overwrite":
@@ -200,7 +202,9 @@ func LoadRun(dir string) (*Run, error) {
 // order, whose values differ among runs. Fields that do not change results
 // (backend, parallel, tensorboard, data.cache_dir) count only when
 // leaving them out would put two runs of one method and seed in one group
-// (a sweep over backends, say), which would count that seed twice.
+// (a sweep over backends, say), which would count that seed twice; the
+// run's name and out_dir only when even those leave two runs in a group
+// (one experiment run twice under two names).
 func labelSettings(runs []*Run) {
 	values := make([][]config.Field, len(runs))
 	for i, r := range runs {
@@ -230,6 +234,11 @@ func labelSettings(runs []*Run) {
 	label(notSetting)
 	if twiceInAGroup(runs) {
 		label(unnamed)
+	}
+	if twiceInAGroup(runs) {
+		// The same experiment run twice (under two names or out_dirs):
+		// apart, so that no group counts a seed twice.
+		label(func(path string) bool { return path == "method" || path == "seed" || path == "overwrite" })
 	}
 }
 

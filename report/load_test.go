@@ -206,3 +206,32 @@ func TestMethodOrder(t *testing.T) {
 		t.Errorf("order %v, want %v", ms, want)
 	}
 }
+
+// TestLoadSameExperimentTwice: runs of one experiment and seed under two
+// names fall into two groups (told apart by name), so that no group counts
+// a seed twice; runs of one experiment under their own names and seeds
+// stay one group.
+func TestLoadSameExperimentTwice(t *testing.T) {
+	root := t.TempDir()
+	curve := []float64{0.5, 0.6, 0.7}
+	for _, f := range []fixture{
+		{dir: "dup/a", method: "fedcmi", seed: 1, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve},
+		{dir: "dup/b", method: "fedcmi", seed: 1, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve},
+		{dir: "dup/c", method: "fedcmi", seed: 2, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve},
+	} {
+		writeRun(t, root, f)
+	}
+	runs, err := Load(filepath.Join(root, "dup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if twiceInAGroup(runs) || runs[0].Setting == "" {
+		for _, r := range runs {
+			t.Errorf("%s: setting %q, seed %d", r.Dir, r.Setting, r.Config.Seed)
+		}
+	}
+	once, err := Load(filepath.Join(root, "dup", "a"), filepath.Join(root, "dup", "c"))
+	if err != nil || once[0].Setting != "" || once[1].Setting != "" {
+		t.Errorf("one experiment, two seeds: %v, settings %q and %q", err, once[0].Setting, once[1].Setting)
+	}
+}
