@@ -471,6 +471,12 @@ func (s *Spec) Cells() ([]Cell, error) {
 				cfg.Name = fmt.Sprintf("%s-seed%d", method, seed)
 				cfg.Overwrite = true // only unfinished cells are run, see Run
 				cfg.Parallel = max(1, cfg.Parallel/max(1, s.Parallel))
+				// As simulate's: a cell's config.yaml names the same folders
+				// from anywhere (paths from flags and grid values are
+				// relative to the working directory, the base file's to it).
+				if err := cfg.AbsPaths(); err != nil {
+					return nil, fmt.Errorf("sweep: %w", err)
+				}
 				if err := fl.CheckConfig(&cfg); err != nil {
 					return nil, fmt.Errorf("sweep: cell %s %s seed %d: %w", setting, method, seed, err)
 				}

@@ -158,7 +158,8 @@ func bigGrid(n, k int) map[string][]string {
 }
 
 // TestCellDirs: values with separators or dots make one directory below
-// out_dir, never a nested one or one outside it; the setting keeps them.
+// out_dir, never a nested one or one outside it; the setting keeps them
+// as given, the cell's config made absolute.
 func TestCellDirs(t *testing.T) {
 	for _, tc := range []struct{ value, dir string }{
 		{"1", "data.split_dir=1"},
@@ -179,8 +180,13 @@ func TestCellDirs(t *testing.T) {
 		if want := filepath.Join(out, tc.dir, "fedavg-seed1"); c.Dir != want || c.Config.OutDir != filepath.Dir(want) {
 			t.Errorf("%s: dir %s, out_dir %s, want %s", tc.value, c.Dir, c.Config.OutDir, want)
 		}
-		if c.Setting != "data.split_dir="+tc.value || c.Config.Data.SplitDir != tc.value {
-			t.Errorf("%s: setting %s, split_dir %s", tc.value, c.Setting, c.Config.Data.SplitDir)
+		// The config records the path made absolute, as simulate's does.
+		abs, err := filepath.Abs(tc.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Setting != "data.split_dir="+tc.value || c.Config.Data.SplitDir != abs {
+			t.Errorf("%s: setting %s, split_dir %s, want %s", tc.value, c.Setting, c.Config.Data.SplitDir, abs)
 		}
 	}
 }
