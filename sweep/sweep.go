@@ -829,12 +829,9 @@ func Summarize(cells []Cell, outDir string) error {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	for _, f := range summaryFiles {
-		var buf bytes.Buffer
-		if err := f.write(&buf, rows); err != nil {
+		// Atomically: a stop mid-write keeps the previous summary whole.
+		if err := rundir.WriteFileAtomic(outDir, f.name, func(w io.Writer) error { return f.write(w, rows) }); err != nil {
 			return fmt.Errorf("sweep: %s: %w", f.name, err)
-		}
-		if err := os.WriteFile(filepath.Join(outDir, f.name), buf.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("sweep: %w", err)
 		}
 	}
 	return nil

@@ -112,8 +112,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "fedcmi %s: %v\nRun 'fedcmi help %s' for usage.\n", name, err, name)
 			return 2
-		case errors.Is(err, context.Canceled):
+		case errors.Is(err, context.Canceled) && onlyCancelled(err):
 			fmt.Fprintf(stderr, "fedcmi %s: interrupted; what was completed is saved\n", name)
+			return 130
+		case errors.Is(err, context.Canceled):
+			// Stopped, and something else failed too (saving what was
+			// completed, say): say what.
+			fmt.Fprintf(stderr, "fedcmi %s: interrupted, and: %v\n", name, err)
 			return 130
 		default:
 			fmt.Fprintf(stderr, "fedcmi %s: %v\n", name, err)
@@ -252,4 +257,27 @@ func versionString() string {
 		parts = append(parts, rev)
 	}
 	return strings.Join(append(parts, bi.GoVersion), " ")
+}
+
+// onlyCancelled reports whether err is nothing but a cancellation: every
+// error joined in it (errors.Join) wraps context.Canceled.
+func onlyCancelled(err error) bool {
+	switch e := err.(type) {
+	case nil:
+		return true
+	case interface{ Unwrap() []error }:
+		for _, c := range e.Unwrap() {
+			if !onlyCancelled(c) {
+				return false
+			}
+		}
+		return true
+	}
+	if err == context.Canceled {
+		return true
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return onlyCancelled(inner)
+	}
+	return false
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,5 +173,27 @@ func TestSweepInterrupted(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out", "default", "fedavg-seed1")); err == nil {
 		t.Error("a cell started after the interruption")
+	}
+}
+
+// TestOnlyCancelled: a stop is reported as a plain interruption only when
+// nothing else failed with it (a summary that could not be saved, say).
+func TestOnlyCancelled(t *testing.T) {
+	save := errors.New("open out/summary.md: is a directory")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"cancelled", context.Canceled, true},
+		{"wrapped", fmt.Errorf("sweep: %w", context.Canceled), true},
+		{"joined cancellations", errors.Join(fmt.Errorf("a: %w", context.Canceled), context.Canceled), true},
+		{"with a failed save", errors.Join(fmt.Errorf("sweep: %w", context.Canceled), save), false},
+		{"wrapped join with a failed save", fmt.Errorf("sim: %w", errors.Join(context.Canceled, save)), false},
+		{"another error", save, false},
+	} {
+		if got := onlyCancelled(tc.err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
