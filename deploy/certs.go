@@ -39,8 +39,9 @@ func ParticipantFiles(dir, name string) (cert, key, token string) {
 // client certificate, key and random token for every participant, whose
 // certificate common name is the participant's name; roster.txt lists the
 // participants with their tokens. Keys are ECDSA P-256, private files
-// mode 0600. It refuses to overwrite an existing CA, and a validity that
-// is not positive (the certificates would be expired when written).
+// mode 0600. It refuses to overwrite an existing CA, a participant listed
+// twice, and a validity that is not positive (the certificates would be
+// expired when written).
 func WriteDevCerts(dir string, hosts, participants []string, validity time.Duration) error {
 	if validity <= 0 {
 		return fmt.Errorf("deploy: certs: validity %v is not positive: the certificates would be expired on arrival", validity)
@@ -48,10 +49,17 @@ func WriteDevCerts(dir string, hosts, participants []string, validity time.Durat
 	if len(hosts) == 0 {
 		return errors.New("deploy: certs: no server host names")
 	}
+	seen := make(map[string]bool, len(participants))
 	for _, p := range participants {
 		if !validName.MatchString(p) || p == "server" || p == "ca" {
 			return fmt.Errorf("deploy: certs: invalid participant name %q", p)
 		}
+		if seen[p] {
+			// Its second certificate and token would replace the first,
+			// and serve refuses a roster naming it twice.
+			return fmt.Errorf("deploy: certs: participant %q listed twice", p)
+		}
+		seen[p] = true
 	}
 	if _, err := os.Stat(filepath.Join(dir, CAFile)); err == nil {
 		return fmt.Errorf("deploy: certs: %s already exists; choose another directory", filepath.Join(dir, CAFile))

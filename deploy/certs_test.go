@@ -40,3 +40,27 @@ func TestWriteDevCertsValidity(t *testing.T) {
 		}
 	}
 }
+
+// TestDevCertsNames: an invalid or repeated participant name is refused
+// before anything is written (a repeated one's second certificate and
+// token would replace the first, and serve refuses a roster naming it
+// twice).
+func TestDevCertsNames(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"a", "a"}, `"a" listed twice`},
+		{[]string{"a", "server"}, "invalid participant name"},
+		{[]string{"a b"}, "invalid participant name"},
+	} {
+		dir := filepath.Join(t.TempDir(), "certs")
+		err := WriteDevCerts(dir, []string{"127.0.0.1"}, tc.names, time.Hour)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.names, err, tc.want)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%q: %s written (%v)", tc.names, dir, err)
+		}
+	}
+}
