@@ -238,10 +238,10 @@ type Media struct {
 // Synthetic configures the built-in audio-visual generator.
 type Synthetic struct {
 	Modalities    []string  `yaml:"modalities" help:"names of the modalities, 2 to 8 (by default the strong and the weak one)"`
-	Dims          []int     `yaml:"dims" help:"feature dimension of each modality"`
-	NumClasses    int       `yaml:"num_classes" help:"number of classes"`
-	TrainPerClass int       `yaml:"train_per_class" help:"training samples per class"`
-	TestPerClass  int       `yaml:"test_per_class" help:"test samples per class"`
+	Dims          []int     `yaml:"dims" help:"feature dimension of each modality, 1 to 1048576"`
+	NumClasses    int       `yaml:"num_classes" help:"number of classes, at least 2"`
+	TrainPerClass int       `yaml:"train_per_class" help:"training samples per class, at least 1; (train_per_class + test_per_class) x num_classes x the dims' sum at most 2^30"`
+	TestPerClass  int       `yaml:"test_per_class" help:"test samples per class, at least 1"`
 	Signal        []float64 `yaml:"signal" help:"class-signal strength of each modality (the imbalance: strong, weak, ...), each in [0, 1000]"`
 	Noise         float64   `yaml:"noise" help:"standard deviation of the Gaussian noise, in [0, 1000]"`
 }
@@ -651,9 +651,37 @@ func (c *Config) Validate() error {
 		if s.Noise < 0 || s.Noise > MaxSignal {
 			return fieldErr("data.synthetic.noise", "must be in [0, %d]", MaxSignal)
 		}
+		width := 0
+		for i, d := range s.Dims {
+			if d < 1 || d > maxSyntheticDim {
+				return fieldErr("data.synthetic.dims", "entry %d (%d) must be in [1, %d]", i, d, maxSyntheticDim)
+			}
+			width += d
+		}
+		if s.NumClasses < 2 || s.NumClasses > MaxClasses {
+			return fieldErr("data.synthetic.num_classes", "must be in [2, %d]", MaxClasses)
+		}
+		if s.TrainPerClass < 1 {
+			return fieldErr("data.synthetic.train_per_class", "must be at least 1")
+		}
+		if s.TestPerClass < 1 {
+			return fieldErr("data.synthetic.test_per_class", "must be at least 1")
+		}
+		// Generated in memory before anything else is sized: bound it.
+		if n := (float64(s.TrainPerClass) + float64(s.TestPerClass)) * float64(s.NumClasses) * float64(width); n > maxSyntheticValues {
+			return fieldErr("data.synthetic.train_per_class", "(train_per_class + test_per_class) x num_classes x the dims' sum is %.3g values, more than %d (%d GiB of float32)",
+				n, maxSyntheticValues, maxSyntheticValues*4>>30)
+		}
 	}
 	return nil
 }
+
+// Bounds of the synthetic data: a modality's width, and the values
+// generated in all.
+const (
+	maxSyntheticDim    = 1 << 20
+	maxSyntheticValues = 1 << 30
+)
 
 // validateServer checks the server, dp and attack sections.
 func (c *Config) validateServer() error {
