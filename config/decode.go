@@ -151,12 +151,37 @@ func (ic *intChecker) check(n *yaml.Node, t reflect.Type, path string, entry int
 			if path != "" {
 				sub = path + "." + k.Value
 			}
+			if err := checkNull(val, ft, sub); err != nil {
+				return err
+			}
 			if err := ic.check(val, ft, sub, -1); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// checkNull reports a key without a value ("rounds:" alone, or
+// "hidden: ~") for a field of type t that null would leave as it was (a
+// number, a string) or empty (a list): the decoder takes it silently. A
+// pointer or a map may be null, and so may a section (a struct), whose
+// keys may all be commented out.
+func checkNull(n *yaml.Node, t reflect.Type, path string) error {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.ScalarNode || n.ShortTag() != "!!null" {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Interface, reflect.Struct:
+		return nil
+	}
+	return &yamlError{
+		msg: fmt.Sprintf("line %d: %s has no value: give one, or leave the key out for its default", n.Line, path),
+		err: &FieldError{Path: path, Err: fmt.Errorf("line %d: no value: give one, or leave the key out for its default", n.Line)},
+	}
 }
 
 // checkInt reports scalar n if it is tagged !!float and t is an integer
