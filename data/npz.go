@@ -57,6 +57,12 @@ type NPZOptions struct {
 	// Logger receives warnings, such as test labels that the training set
 	// never has. nil means slog.Default().
 	Logger *slog.Logger
+
+	// TrainOnly reads train.npz alone (the test set returned is nil, and
+	// K is inferred from the training labels): for a tuning run, which
+	// evaluates on a split of the training set and must not read, or
+	// depend on, the test set.
+	TrainOnly bool
 }
 
 // LoadNPZ reads dir/train.npz and dir/test.npz with numClasses as
@@ -115,6 +121,18 @@ func LoadNPZWith(dir string, modalities []string, opts NPZOptions) (train, test 
 	if err != nil {
 		return nil, nil, err
 	}
+	if opts.TrainOnly {
+		k := numClasses
+		if k == 0 {
+			if k, err = inferClasses(labelFile{trainPath, train.Labels}); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := checkLabels(trainPath, train, k); err != nil {
+			return nil, nil, err
+		}
+		return train, nil, nil
+	}
 	test, err = readNPZSet(testPath, modalities, maxBytes)
 	if err != nil {
 		return nil, nil, err
@@ -137,20 +155,29 @@ func LoadNPZWith(dir string, modalities []string, opts NPZOptions) (train, test 
 	}
 	k := numClasses
 	if k == 0 {
-		if k, err = inferClasses(files[0].path, train.Labels, files[1].path, test.Labels); err != nil {
+		if k, err = inferClasses(labelFile{trainPath, train.Labels}, labelFile{testPath, test.Labels}); err != nil {
 			return nil, nil, err
 		}
 	}
 	for _, f := range files {
-		for i, y := range f.set.Labels {
-			if y >= k {
-				return nil, nil, &ParseError{File: f.path, Array: labelsArray,
-					Err: detail(ErrLabel, "row %d has label %d, want 0..%d (numClasses %d)", i, y, k-1, k)}
-			}
+		if err := checkLabels(f.path, f.set, k); err != nil {
+			return nil, nil, err
 		}
-		f.set.NumClasses = k
 	}
 	return train, test, nil
+}
+
+// checkLabels checks that set's labels (read from path) are below k and
+// sets its NumClasses to k.
+func checkLabels(path string, set *Set, k int) error {
+	for i, y := range set.Labels {
+		if y >= k {
+			return &ParseError{File: path, Array: labelsArray,
+				Err: detail(ErrLabel, "row %d has label %d, want 0..%d (numClasses %d)", i, y, k-1, k)}
+		}
+	}
+	set.NumClasses = k
+	return nil
 }
 
 // npzMaxBytes returns the decompression bound v asks for, 0 meaning
@@ -165,14 +192,24 @@ func npzMaxBytes(where, field string, v int64) (int64, error) {
 	return v, nil
 }
 
-// inferClasses returns the largest label + 1 of both files' labels, or an
+// labelFile is a file's labels, for inferClasses.
+type labelFile struct {
+	path   string
+	labels []int
+}
+
+// inferClasses returns the largest label + 1 of the files' labels, or an
 // error naming the file and row of the largest label when labelSpace
 // refuses that count.
-func inferClasses(trainPath string, train []int, testPath string, test []int) (int, error) {
-	k, file, row, distinct, ok := labelSpace(train, test)
+func inferClasses(files ...labelFile) (int, error) {
+	lists := make([][]int, len(files))
+	for i, f := range files {
+		lists[i] = f.labels
+	}
+	k, file, row, distinct, ok := labelSpace(lists...)
 	if !ok {
-		return 0, &ParseError{File: []string{trainPath, testPath}[file], Array: labelsArray, Err: detail(ErrLabel,
-			"row %d has label %d, which would make %d classes, but only %d distinct labels occur in both files (at least half of the classes must occur, and at most %d are inferred); if the label is right, set the number of classes (data.num_classes)",
+		return 0, &ParseError{File: files[file].path, Array: labelsArray, Err: detail(ErrLabel,
+			"row %d has label %d, which would make %d classes, but only %d distinct labels occur (at least half of the classes must occur, and at most %d are inferred); if the label is right, set the number of classes (data.num_classes)",
 			row, k-1, k, distinct, MaxInferredClasses)}
 	}
 	return k, nil

@@ -628,6 +628,26 @@ func TestLoadNPZWarnsTestLabels(t *testing.T) {
 	}
 }
 
+// TestLoadNPZTrainOnly: TrainOnly reads train.npz alone: the number of
+// classes comes from its labels (a test label beyond them changes
+// nothing), a missing test.npz is no error, and no test set is returned.
+func TestLoadNPZTrainOnly(t *testing.T) {
+	dir := npzDir(t, nil, map[string]any{"labels": []int64{7, 0}})
+	train, test, err := LoadNPZWith(dir, []string{"audio"}, NPZOptions{TrainOnly: true})
+	if err != nil || test != nil || train.NumClasses != 3 {
+		t.Fatalf("train-only: %v, test %v, NumClasses %d; want 3 classes and no test set", err, test, train.NumClasses)
+	}
+	if err := os.Remove(filepath.Join(dir, "test.npz")); err != nil {
+		t.Fatal(err)
+	}
+	if train, _, err = LoadNPZWith(dir, []string{"audio"}, NPZOptions{TrainOnly: true, NumClasses: 5}); err != nil || train.NumClasses != 5 {
+		t.Errorf("without test.npz: %v, NumClasses %d", err, train.NumClasses)
+	}
+	if _, _, err := LoadNPZWith(dir, []string{"audio"}, NPZOptions{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("both files without test.npz: %v, want not found", err)
+	}
+}
+
 // writeBomb writes a deflated .npz whose "audio" array is rows x cols
 // float32 zeros: a few kilobytes on disk, rows*cols*4 bytes decompressed.
 func writeBomb(t *testing.T, path string, rows, cols int) {

@@ -186,3 +186,28 @@ func TestLoadDataNPZBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestValidationNeverReadsTest: a tuning run (data.validation) on npz
+// data reads train.npz alone: without test.npz it loads, and its classes
+// and validation set are those of the training file, whatever test.npz
+// holds.
+func TestValidationNeverReadsTest(t *testing.T) {
+	dir := t.TempDir()
+	writeNPZSet(t, dir, 60, []int64{0, 1, 2}, []int64{0, 1, 2, 6})
+	cfg := config.Default()
+	cfg.Data.Source, cfg.Data.Dir, cfg.Data.Modalities, cfg.Data.Validation = "npz", dir, []string{"a", "b"}, 0.2
+	train, val, _, err := LoadData(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "test.npz")); err != nil {
+		t.Fatal(err)
+	}
+	train2, val2, _, err := LoadData(context.Background(), &cfg, quiet)
+	if err != nil {
+		t.Fatalf("without test.npz: %v", err)
+	}
+	if train.NumClasses != 3 || DataDigest(train, val) != DataDigest(train2, val2) {
+		t.Errorf("classes %d, want 3; digests %s and %s, want equal", train.NumClasses, DataDigest(train, val), DataDigest(train2, val2))
+	}
+}

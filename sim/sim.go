@@ -130,8 +130,10 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 		}
 		train, test, err = data.Synthetic(sc)
 	case source == "npz":
+		// A tuning run never reads test.npz: not even its labels may
+		// change the number of classes it infers.
 		train, test, err = data.LoadNPZWith(d.Dir, d.Modalities, data.NPZOptions{
-			NumClasses: d.NumClasses, MaxBytes: int64(d.NPZMaxMB) << 20, Logger: log})
+			NumClasses: d.NumClasses, MaxBytes: int64(d.NPZMaxMB) << 20, Logger: log, TrainOnly: d.Validation > 0})
 	case source == "mfeat":
 		train, test, err = data.LoadMfeat(d.Dir, d.Modalities, d.TestFraction, rng(cfg.Seed, streamData))
 	default:
@@ -144,8 +146,10 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 		if train, err = train.Select(d.Modalities...); err != nil {
 			return nil, nil, nil, fmt.Errorf("sim: training set: %w", err)
 		}
-		if test, err = test.Select(d.Modalities...); err != nil {
-			return nil, nil, nil, fmt.Errorf("sim: test set: %w", err)
+		if test != nil {
+			if test, err = test.Select(d.Modalities...); err != nil {
+				return nil, nil, nil, fmt.Errorf("sim: test set: %w", err)
+			}
 		}
 	}
 	if len(train.Modalities) < 2 || len(train.Modalities) > model.MaxModalities {
