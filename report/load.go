@@ -203,8 +203,8 @@ func LoadRun(dir string) (*Run, error) {
 // (backend, parallel, tensorboard, data.cache_dir) count only when
 // leaving them out would put two runs of one method and seed in one group
 // (a sweep over backends, say), which would count that seed twice; the
-// run's name and out_dir only when even those leave two runs in a group
-// (one experiment run twice under two names).
+// run's out_dir, then its name, only when even those leave two runs in a
+// group (one experiment run twice).
 func labelSettings(runs []*Run) {
 	values := make([][]config.Field, len(runs))
 	for i, r := range runs {
@@ -235,9 +235,14 @@ func labelSettings(runs []*Run) {
 	if twiceInAGroup(runs) {
 		label(unnamed)
 	}
+	// The same experiment run twice: apart, so that no group counts a
+	// seed twice; by out_dir first (two copies of a sweep keep their
+	// seeds together), by name only if that is not enough (a name is
+	// usually a run's own).
 	if twiceInAGroup(runs) {
-		// The same experiment run twice (under two names or out_dirs):
-		// apart, so that no group counts a seed twice.
+		label(func(path string) bool { return path == "method" || path == "seed" || path == "overwrite" || path == "name" })
+	}
+	if twiceInAGroup(runs) {
 		label(func(path string) bool { return path == "method" || path == "seed" || path == "overwrite" })
 	}
 }

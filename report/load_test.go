@@ -207,31 +207,47 @@ func TestMethodOrder(t *testing.T) {
 	}
 }
 
-// TestLoadSameExperimentTwice: runs of one experiment and seed under two
-// names fall into two groups (told apart by name), so that no group counts
-// a seed twice; runs of one experiment under their own names and seeds
-// stay one group.
+// TestLoadSameExperimentTwice: one experiment run twice falls into two
+// groups, so that no group counts a seed twice: two copies of a sweep
+// (two out_dirs) are told apart by out_dir, each keeping its seeds
+// together; two runs under two names in one folder by name. Runs of one
+// experiment under their own names and seeds stay one group.
 func TestLoadSameExperimentTwice(t *testing.T) {
 	root := t.TempDir()
 	curve := []float64{0.5, 0.6, 0.7}
+	run := func(dir string, seed uint64) fixture {
+		return fixture{dir: dir, method: "fedcmi", seed: seed, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve}
+	}
 	for _, f := range []fixture{
-		{dir: "dup/a", method: "fedcmi", seed: 1, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve},
-		{dir: "dup/b", method: "fedcmi", seed: 1, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve},
-		{dir: "dup/c", method: "fedcmi", seed: 2, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve},
+		run("copy1/fedcmi-seed1", 1), run("copy1/fedcmi-seed2", 2),
+		run("copy2/fedcmi-seed1", 1), run("copy2/fedcmi-seed2", 2),
+		run("dup/a", 1), run("dup/b", 1),
 	} {
 		writeRun(t, root, f)
 	}
-	runs, err := Load(filepath.Join(root, "dup"))
+	groups := func(runs []*Run) map[string]int {
+		out := map[string]int{}
+		for _, r := range runs {
+			out[r.Setting]++
+		}
+		return out
+	}
+	copies, err := Load(filepath.Join(root, "copy1"), filepath.Join(root, "copy2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if twiceInAGroup(runs) || runs[0].Setting == "" {
-		for _, r := range runs {
-			t.Errorf("%s: setting %q, seed %d", r.Dir, r.Setting, r.Config.Seed)
-		}
+	if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || g[copies[0].Setting] != 2 || strings.Contains(copies[0].Setting, "name=") {
+		t.Errorf("two copies of a sweep: groups %v, want two of two runs told apart by out_dir", g)
 	}
-	once, err := Load(filepath.Join(root, "dup", "a"), filepath.Join(root, "dup", "c"))
-	if err != nil || once[0].Setting != "" || once[1].Setting != "" {
-		t.Errorf("one experiment, two seeds: %v, settings %q and %q", err, once[0].Setting, once[1].Setting)
+	dup, err := Load(filepath.Join(root, "dup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if twiceInAGroup(dup) || !strings.Contains(dup[0].Setting, "name=") {
+		t.Errorf("one experiment under two names: settings %q and %q", dup[0].Setting, dup[1].Setting)
+	}
+	once, err := Load(filepath.Join(root, "copy1"))
+	if err != nil || len(groups(once)) != 1 || once[0].Setting != "" {
+		t.Errorf("one experiment, two seeds: %v, groups %v", err, groups(once))
 	}
 }
