@@ -28,6 +28,10 @@ type Field struct {
 	isPath bool
 }
 
+// IsPath reports whether the field is a file-system path (which AbsPaths
+// makes absolute).
+func (f Field) IsPath() bool { return f.isPath }
+
 // Fields lists c's leaf settings in declaration order, bound to c.
 func Fields(c *Config) []Field {
 	var out []Field

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -105,32 +104,10 @@ type ServeOptions struct {
 }
 
 // digestMatches reports whether the digest saved in the state of the run
-// in dir belongs to cfg: the simulation's (sim.DigestMatches), or, for
-// states written before 2026-12-06, legacyConfigDigest with tensorboard
-// off or on; each also without the fields that the run's saved config
-// lacks and cfg has at their defaults (sim.AbsentFields: fields added
-// since the run was made).
+// in dir belongs to cfg: the simulation's (sim.CheckpointMatches), or, for
+// states written before 2026-12-06, legacyConfigDigest.
 func digestMatches(dir string, cfg config.Config, saved string) (bool, error) {
-	absent, err := sim.AbsentFields(dir, cfg)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	if ok, err := sim.DigestMatches(cfg, saved, absent); err != nil || ok {
-		return ok, err
-	}
-	withouts := [][]string{nil}
-	if len(absent) > 0 {
-		withouts = append(withouts, absent)
-	}
-	for _, tb := range []bool{false, true} {
-		cfg.TensorBoard = tb
-		for _, without := range withouts {
-			if d, err := legacyConfigDigest(cfg, without); err != nil || d == saved {
-				return d == saved, err
-			}
-		}
-	}
-	return false, nil
+	return sim.CheckpointMatches(dir, cfg, saved, legacyConfigDigest)
 }
 
 // legacyConfigDigest is the digest of the configuration that states

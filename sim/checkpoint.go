@@ -63,7 +63,7 @@ type Checkpoint struct {
 
 // Restamp rewrites the checkpoint c of run, its file name (CheckpointFile,
 // or a coordinator's state file), with digest when c holds another: one
-// that matched as an older fedcmi's (DigestMatches). The run's config.yaml
+// that matched as an older fedcmi's (CheckpointMatches). The run's config.yaml
 // is rewritten with every current field when it resumes, so without this a
 // second stop before the next save could not resume.
 func Restamp(run *rundir.Run, name string, c *Checkpoint, digest string, schema metrics.Schema) error {

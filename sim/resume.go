@@ -55,6 +55,10 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	asSaved, err := relativeAsSaved(a, b)
+	if err != nil {
+		return nil, err
+	}
 	var out []Change
 	for k := range a {
 		if _, ok := b[k]; !ok {
@@ -65,7 +69,7 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 		if slices.Contains(config.RunLocal, k) {
 			continue
 		}
-		if addedAtDefault(a, b, def, k) {
+		if addedAtDefault(a, b, def, k) || asSaved[k] {
 			continue
 		}
 		s, ok := a[k]
@@ -74,6 +78,30 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 		}
 		if s != b[k] {
 			out = append(out, Change{Field: k, Saved: s, Now: b[k]})
+		}
+	}
+	return out, nil
+}
+
+// relativeAsSaved returns the path fields that the saved config (fields
+// saved) holds relative and the current one (now) as that path made
+// absolute against the working directory: a sweep before 2026-12-06 kept
+// the paths of flags and grid values as given, where its cells now make
+// them absolute, as simulate always did. They are the same folder.
+func relativeAsSaved(saved, now map[string]string) (map[string]bool, error) {
+	d := config.Default()
+	out := map[string]bool{}
+	for _, f := range config.Fields(&d) {
+		s, ok := saved[f.Path]
+		if !f.IsPath() || !ok || s == "" || filepath.IsAbs(s) || s == now[f.Path] {
+			continue
+		}
+		abs, err := filepath.Abs(s)
+		if err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		if abs == now[f.Path] {
+			out[f.Path] = true
 		}
 	}
 	return out, nil
@@ -123,25 +151,21 @@ func addedAtDefault(saved, now, def map[string]string, k string) bool {
 	return !ok && now[k] == def[k]
 }
 
-// AbsentFields returns the experiment fields that the config saved in
-// run directory dir lacks and that cfg has at their defaults, in sorted
-// order: fields added to fedcmi after the run was made, which default to
-// the older behaviour. ConfigChanges counts them as unchanged, and
-// DigestMatches leaves them out of the hash the run's checkpoint holds; a
-// lacking field off its default is not returned, so that the digest
-// refuses it.
-func AbsentFields(dir string, cfg config.Config) ([]string, error) {
-	a, b, def, err := configFields(dir, cfg)
-	if err != nil {
-		return nil, err
-	}
+// absentFields returns the experiment fields that the saved config (its
+// fields a) lacks and the current one (b) has at their defaults (def), in
+// sorted order: fields added to fedcmi after the run was made, which
+// default to the older behaviour. ConfigChanges counts them as unchanged,
+// and CheckpointMatches leaves them out of the hash the run's checkpoint
+// holds; a lacking field off its default is not returned, so that the
+// digest refuses it.
+func absentFields(a, b, def map[string]string) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(b)) {
 		if addedAtDefault(a, b, def, k) {
 			out = append(out, k)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // flattenYAML maps the dotted path of every leaf of a YAML document to its
@@ -198,42 +222,71 @@ func ConfigDigest(cfg config.Config) (string, error) {
 	return legacyConfigDigest(cfg, nil)
 }
 
-// DigestMatches reports whether a checkpoint's digest saved belongs to
-// cfg: ConfigDigest, or legacyConfigDigest with tensorboard on (off, it
-// is ConfigDigest), each also without the fields absent (AbsentFields:
-// those a run of an older fedcmi lacks, which cfg must have at their
-// defaults).
-func DigestMatches(cfg config.Config, saved string, absent []string) (bool, error) {
+// A DigestFunc computes a config digest of cfg in one of the forms a
+// checkpoint or a coordinator's state may hold, without the fields at the
+// dotted paths without (as an older fedcmi that lacked them wrote it).
+type DigestFunc func(cfg config.Config, without []string) (string, error)
+
+// CheckpointMatches reports whether the digest saved in the checkpoint of
+// the run in dir belongs to cfg: ConfigDigest, legacyConfigDigest with
+// tensorboard on (off, it is ConfigDigest), or one of the forms also
+// (with tensorboard off or on); each also without the fields the run's
+// saved config lacks and cfg has at their defaults (absentFields), and
+// with the paths that config holds relative as it holds them (a sweep
+// before 2026-12-06 kept the paths of flags and grid values relative:
+// relativeAsSaved).
+func CheckpointMatches(dir string, cfg config.Config, saved string, also ...DigestFunc) (bool, error) {
+	var absent []string
+	asSaved := map[string]string{}
+	a, b, def, err := configFields(dir, cfg)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, err
+	default:
+		absent = absentFields(a, b, def)
+		rel, err := relativeAsSaved(a, b)
+		if err != nil {
+			return false, err
+		}
+		for k := range rel {
+			asSaved[k] = a[k]
+		}
+	}
+	forms := append([]DigestFunc{legacyConfigDigest}, also...)
 	withouts := [][]string{nil}
 	if len(absent) > 0 {
 		withouts = append(withouts, absent)
 	}
-	for _, tb := range []bool{false, true} {
-		cfg.TensorBoard = tb
-		for _, without := range withouts {
-			if d, err := legacyConfigDigest(cfg, without); err != nil || d == saved {
-				return d == saved, err
+	cfgs := []config.Config{cfg}
+	if len(asSaved) > 0 {
+		c := cfg
+		for _, k := range slices.Sorted(maps.Keys(asSaved)) {
+			if err := c.Set(k, asSaved[k]); err != nil {
+				return false, err
+			}
+		}
+		cfgs = append(cfgs, c)
+	}
+	for _, c := range cfgs {
+		for _, form := range forms {
+			for _, tb := range []bool{false, true} {
+				c.TensorBoard = tb
+				for _, without := range withouts {
+					if d, err := form(c, without); err != nil || d == saved {
+						return d == saved, err
+					}
+				}
 			}
 		}
 	}
 	return false, nil
 }
 
-// CheckpointMatches reports whether the digest saved in the checkpoint of
-// the run in dir belongs to cfg (DigestMatches, with the fields the run's
-// saved config lacks at their defaults left out: AbsentFields).
-func CheckpointMatches(dir string, cfg config.Config, saved string) (bool, error) {
-	absent, err := AbsentFields(dir, cfg)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	return DigestMatches(cfg, saved, absent)
-}
-
 // legacyConfigDigest is ConfigDigest as checkpoints written before
 // 2026-12-06 hold it, with tensorboard in the hash (so that changing it
 // for a resume was refused, though it is in config.RunLocal); a resume accepts
-// both (DigestMatches). The fields without (dotted paths) are left out
+// both (CheckpointMatches). The fields without (dotted paths) are left out
 // of the YAML hashed, as an older fedcmi that lacked them wrote it.
 func legacyConfigDigest(cfg config.Config, without []string) (string, error) {
 	cfg.Name, cfg.OutDir, cfg.Overwrite, cfg.Parallel, cfg.Backend = "", "", false, 0, ""

@@ -500,3 +500,42 @@ func TestDataCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeRelativePathsAsSaved: a run whose config.yaml and checkpoint
+// hold a path relative (a sweep before 2026-12-06 kept the paths of flags
+// and grid values as given) is the same experiment as one naming that path
+// made absolute: no change is reported, and it resumes to the
+// uninterrupted run's results; another folder is still a change.
+func TestResumeRelativePathsAsSaved(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "npz"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeNPZSet(t, filepath.Join(root, "npz"), 60, []int64{0, 1, 2}, []int64{0, 1, 2})
+	t.Chdir(root)
+	cfg := small(t, "fedavg")
+	cfg.Data.Source, cfg.Data.Dir, cfg.Data.Modalities = "npz", "npz", []string{"a", "b"}
+	cfg.Rounds = 3
+	want, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OutDir = t.TempDir()
+	part := interruptedAfterRound1(t, cfg) // saved with data.dir "npz"
+
+	abs := cfg
+	abs.Data.Dir = filepath.Join(root, "npz")
+	if changes, err := ConfigChanges(part.Dir, abs); err != nil || len(changes) != 0 {
+		t.Errorf("the same folder made absolute: changes %v, %v", changes, err)
+	}
+	other := abs
+	other.Data.Dir = filepath.Join(root, "elsewhere")
+	if changes, err := ConfigChanges(part.Dir, other); err != nil || len(changes) != 1 || changes[0].Field != "data.dir" {
+		t.Errorf("another folder: changes %v, %v; want data.dir", changes, err)
+	}
+	got, err := Run(context.Background(), abs, Options{Logger: quiet, Resume: true})
+	if err != nil {
+		t.Fatalf("resume with the path made absolute: %v", err)
+	}
+	fedtest.SameRounds(t, got.Rounds, want.Rounds)
+}
