@@ -399,7 +399,9 @@ func NewDataCheck(ctx context.Context, log *slog.Logger) *DataCheck {
 
 // Changed returns, for the finished run of cfg in dir, why its data
 // differ from cfg's data read now ("" when they do not, or when the run
-// recorded no digest: an older fedcmi's).
+// recorded no digest: an older fedcmi's). Data that cannot be read now (a
+// folder gone), and media whose preprocessing cache is gone (rebuilding it
+// could take hours), are not checked: a warning says so.
 func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 	recorded, err := RecordedDataDigest(dir)
 	if err != nil || recorded == "" {
@@ -411,10 +413,13 @@ func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 	}
 	now, ok := c.digests[key]
 	if !ok {
-		if now, err = RunDataDigest(c.ctx, cfg, c.log); err != nil {
-			return "", fmt.Errorf("sim: check the data of %s: %w", dir, err)
+		if now, err = c.digest(cfg); err != nil {
+			c.log.Warn("the data of a finished run could not be read to check them: not checked", "dir", dir, "err", err)
 		}
 		c.digests[key] = now
+	}
+	if now == "" {
+		return "", nil
 	}
 	if now == recorded {
 		return "", nil
@@ -422,13 +427,26 @@ func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 	return fmt.Sprintf("ran on data of digest %s, %s now read gives %s", short(recorded), dataWhere(&cfg), short(now)), nil
 }
 
+// digest is RunDataDigest of cfg, or "" for media whose cache is gone.
+func (c *DataCheck) digest(cfg config.Config) (string, error) {
+	if isMedia(cfg.Data.Source) {
+		_, cache, err := OpenMedia(&cfg, func(string, ...any) {})
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(cache); err != nil {
+			c.log.Warn("the preprocessing cache of a finished run's data is gone: its data are not checked", "cache", cache)
+			return "", nil
+		}
+	}
+	return RunDataDigest(c.ctx, cfg, c.log)
+}
+
 // dataKey identifies the data a run of cfg trains and is evaluated on:
-// the fields prepareData reads (data but its cache folder, the seed, the
-// number of clients).
+// the fields prepareData reads (data, its cache folder included, the
+// seed, the number of clients).
 func dataKey(cfg config.Config) (string, error) {
-	d := cfg.Data
-	d.CacheDir = ""
-	b, err := yaml.Marshal(d)
+	b, err := yaml.Marshal(cfg.Data)
 	if err != nil {
 		return "", err
 	}

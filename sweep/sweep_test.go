@@ -859,7 +859,7 @@ func writeNPZ(t *testing.T, dir string, rows, shift int) {
 // (the same config, the data folder's files replaced) is refused like a
 // changed config, naming the data folder; a sweep stopped before running
 // it again leaves it out of the summary; -rerun_changed runs it again, and
-// then it is skipped.
+// then it is skipped, also once the data folder is gone.
 func TestChangedDataRefused(t *testing.T) {
 	data := t.TempDir()
 	writeNPZ(t, data, 60, 0)
@@ -916,5 +916,15 @@ func TestChangedDataRefused(t *testing.T) {
 	progress.Reset()
 	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil || strings.Count(progress.String(), "skipped") != 2 {
 		t.Fatalf("after the rerun: %v\n%s", err, progress.String())
+	}
+
+	// The data folder gone: the finished cells cannot be checked, and are
+	// kept (a warning says so), so that the summary can still be made.
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	progress.Reset()
+	if err := Run(context.Background(), s, Options{Logger: quiet, Progress: &progress}); err != nil || strings.Count(progress.String(), "skipped") != 2 {
+		t.Fatalf("the data gone: %v\n%s", err, progress.String())
 	}
 }

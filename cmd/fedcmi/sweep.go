@@ -31,8 +31,9 @@ differ; -rerun_changed runs those cells again (each cell's old results are
 replaced when its new run starts), another out_dir keeps both. Fields that do
 not change results (name, out_dir, overwrite, parallel, backend,
 data.cache_dir, tensorboard) do not count, nor fields a newer fedcmi added
-at their defaults. The summary holds only cells run with the
-current settings. The sweep file:
+at their defaults. A completed cell whose data changed since it ran (the
+digest in its summary.json) is refused the same way. The summary holds only
+cells run with the current settings on the current data. The sweep file:
 
   base: mfeat.yaml              # experiment file the cells start from (optional)
   out_dir: runs/sweep-mfeat     # <out_dir>/<setting>/<method>-seed<seed> per cell
