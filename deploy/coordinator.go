@@ -155,6 +155,11 @@ type task struct {
 	err     error
 	started time.Time
 	sa      *saRound // the secure aggregation round of a fit task
+	// holds and samples are what the participant had declared when the
+	// task was queued: its result is checked against them, not against a
+	// registration made since (the round counted it by these).
+	holds   data.Mask
+	samples int
 	// uploading is set while an upload of the task's result runs: one at
 	// a time.
 	uploading bool
@@ -312,7 +317,8 @@ func (c *Coordinator) queue(name string, kind fedcmipb.TaskKind, ins fl.FitIns) 
 	if old, dup := c.tasks[id]; dup && !old.closed {
 		return nil, fmt.Errorf("deploy: task %s is already running", id)
 	}
-	t := &task{id: id, kind: kind, round: ins.Config.Round, name: name, ins: ins, done: make(chan struct{}), started: time.Now()}
+	t := &task{id: id, kind: kind, round: ins.Config.Round, name: name, ins: ins, done: make(chan struct{}), started: time.Now(),
+		holds: p.mods, samples: p.samples}
 	if kind == fedcmipb.TaskKind_TASK_KIND_FIT && c.cfg.SecAgg != nil {
 		if t.sa = c.saFor(t.round, name); t.sa == nil {
 			return nil, fmt.Errorf("deploy: %s is not in an open secure aggregation round %d", name, t.round)
@@ -848,7 +854,7 @@ func (c *Coordinator) receive(stream *uploadStream, p *participant, t *task, h *
 		}
 		res.Metrics = ex.Metrics
 	}
-	if reason, err := c.validate(p, t, res); err != nil {
+	if reason, err := c.validate(t, res); err != nil {
 		return reject(reason, err)
 	}
 	return c.deliver(stream, t, func() { t.res = res })
@@ -882,23 +888,21 @@ func (c *Coordinator) deliver(stream fedcmipb.Federation_UploadServer, t *task, 
 	return stream.SendAndClose(&fedcmipb.UploadResponse{Status: fedcmipb.UploadStatus_UPLOAD_STATUS_ACCEPTED})
 }
 
-// metricBounds is what participant p's metrics for task t are checked
-// against: the model's shape, the modalities and samples p declared at
-// registration, and the share of client-side privacy t gave it.
-func (c *Coordinator) metricBounds(p *participant, t *task) fl.MetricBounds {
+// metricBounds is what the metrics of task t are checked against: the
+// model's shape, the modalities and samples its participant had declared
+// when t was queued, and the share of client-side privacy t gave it.
+func (c *Coordinator) metricBounds(t *task) fl.MetricBounds {
 	k, d := fl.PrototypeShape(c.cfg.Layout)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: p.mods, Samples: p.samples, DP: t.ins.Config.DP}
+	return fl.MetricBounds{Modalities: len(c.cfg.Modalities), Classes: k, Width: d, Holds: t.holds, Samples: t.samples, DP: t.ins.Config.DP}
 }
 
 // validate checks an update before it may reach aggregation: the layout
 // and finite values (fl.CheckUpdate), the sample count and modalities
-// declared at registration, the training metrics (fl.FitMetrics.Validate)
-// with the method's report (against the registered modalities and
-// samples), and the norm bound. It returns the rejection
-// reason (the rejections metric's label) with the error.
-func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, error) {
+// declared when its task was queued (metricBounds), the training metrics
+// (fl.FitMetrics.Validate) with the method's report (against the same
+// declaration), and the norm bound. It returns the rejection reason (the
+// rejections metric's label) with the error.
+func (c *Coordinator) validate(t *task, res fl.FitRes) (string, error) {
 	if err := fl.CheckUpdate(c.cfg.Layout, res); err != nil {
 		return "values", err
 	}
@@ -912,16 +916,16 @@ func (c *Coordinator) validate(p *participant, t *task, res fl.FitRes) (string, 
 			}
 		}
 	}
-	b := c.metricBounds(p, t)
+	b := c.metricBounds(t)
 	declared, mods := b.Samples, b.Holds
 	if res.NumSamples < 0 || res.NumSamples > declared {
-		return "samples", fmt.Errorf("update claims %d samples, %d declared at registration", res.NumSamples, declared)
+		return "samples", fmt.Errorf("update claims %d samples, %d declared when its round began", res.NumSamples, declared)
 	}
 	if err := res.Metrics.Validate(b); err != nil {
 		return "metrics", err
 	}
 	if res.Modalities&^mods != 0 {
-		return "modalities", fmt.Errorf("update trains modalities %v, registration declared %v",
+		return "modalities", fmt.Errorf("update trains modalities %v, declared %v when its round began",
 			namesOf(res.Modalities, c.cfg.Modalities), namesOf(mods, c.cfg.Modalities))
 	}
 	if c.cfg.NormBound > 0 {

@@ -142,6 +142,50 @@ func TestUploadIdempotentAndLate(t *testing.T) {
 	}
 }
 
+// TestReregisterMidRound: a participant that registers again while its
+// task is queued, declaring more modalities and samples, has its result
+// checked against what it declared when the task was queued, and rejected
+// (so that it undoes its round), not against the new registration: the
+// round counted it by the old one.
+func TestReregisterMidRound(t *testing.T) {
+	coord, addr := testCoordinator(t, CoordinatorConfig{RoundTimeout: 30 * time.Second}, nil)
+	layout := coord.cfg.Layout
+	rpc := fedcmipb.NewFederationClient(dial(t, addr, nil))
+	register := func(mods []string, n int64) *rawParticipant {
+		resp, err := rpc.Register(context.Background(), &fedcmipb.RegisterRequest{ProtocolVersion: ProtocolVersion, Name: "alpha",
+			Modalities: mods, NumSamples: n, LayoutDigest: LayoutDigest(layout)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &rawParticipant{rpc: rpc, session: resp.GetSession()}
+	}
+	register([]string{"audio"}, 10)
+	coord.BeginRound(1)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := coord.Fit(context.Background(), "alpha", fl.FitIns{Params: zeroParams(layout), Config: fl.FitConfig{Round: 1, Epochs: 1}})
+		errs <- err
+	}()
+	// The task is queued before alpha registers again.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		coord.mu.Lock()
+		queued := len(coord.parts["alpha"].queue) > 0
+		coord.mu.Unlock()
+		if queued || time.Now().After(deadline) {
+			break
+		}
+	}
+	wide := register([]string{"audio", "visual"}, 20)
+	h, p := wide.pull(t, layout)
+	resp := wide.upload(t, h, p, func(rh *fedcmipb.ResultHeader) { rh.NumSamples = 20 })
+	if resp.GetStatus() != fedcmipb.UploadStatus_UPLOAD_STATUS_REJECTED || !strings.Contains(resp.GetReason(), "when its round began") {
+		t.Errorf("result beyond the declaration the round began with: %v %q, want rejected", resp.GetStatus(), resp.GetReason())
+	}
+	if err := <-errs; err == nil {
+		t.Error("Fit returned the rejected result")
+	}
+}
+
 func TestAssembler(t *testing.T) {
 	layout := []model.ParamInfo{{Name: "a", Shape: []int{2, 3}}, {Name: "b", Shape: []int{3}}}
 	p := model.Params{

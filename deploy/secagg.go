@@ -685,7 +685,7 @@ func (c *Coordinator) uploadMasked(stream fedcmipb.Federation_UploadServer, p *p
 			return reject("format", err)
 		}
 	}
-	if err := saMetricsValid(ex.Metrics, c.metricBounds(p, t)); err != nil {
+	if err := saMetricsValid(ex.Metrics, c.metricBounds(t)); err != nil {
 		return reject("metrics", err)
 	}
 	c.mu.Lock()
