@@ -117,7 +117,7 @@ type FedCMI struct {
 	Temperature  float64 `yaml:"temperature" help:"distillation temperature when class-wise temperatures are off"`
 	Warmup       int     `yaml:"warmup" help:"first rounds trained without infiltration"`
 	Mu           float64 `yaml:"mu" help:"proximal coefficient of fedprox and fedcmi, in [0, 1000]"`
-	Personalized bool    `yaml:"personalized" help:"each client trains its own infiltration projectors and classifiers and keeps them between rounds; the server's average of them teaches and anchors it"`
+	Personalized bool    `yaml:"personalized" help:"each client trains its own infiltration projectors and classifiers and keeps them between rounds; the server's average of them teaches and anchors it; not with scaffold or harmony"`
 	// The dominance variants (methods fedcmi-teacher, fedcmi-holdout,
 	// fedcmi-fedstats, fedcmi-fedstats-holdout; see docs/dominance.md).
 	Holdout        float64 `yaml:"holdout" help:"fraction of each class a multimodal client never trains on and measures dominance with (fedcmi-holdout, fedcmi-fedstats-holdout)"`

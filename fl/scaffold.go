@@ -15,6 +15,14 @@ import (
 
 // scaffoldMethod registers SCAFFOLD (methods).
 var scaffoldMethod = Method{Name: "scaffold",
+	CheckSettings: func(cfg *config.Config) error {
+		if cfg.FedCMI.Personalized {
+			// c_i estimates the drift from the global model a client
+			// starts from; personal parts start from the client's own.
+			return &config.FieldError{Path: "fedcmi.personalized", Err: errors.New("personalised branches start from each client's own parts, where SCAFFOLD's control variates measure the drift from the global model")}
+		}
+		return nil
+	},
 	SingleUpdates: "its server averages each participant's control variate change, which travels beside the update in the clear",
 	NoDP:          "its control variates reveal the unclipped update",
 	ClientState:   true,

@@ -2,11 +2,13 @@ package fl
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"slices"
 	"testing"
 
+	"github.com/fedcmi/fedcmi/config"
 	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
@@ -324,4 +326,20 @@ func sameParams(a, b model.Params) bool {
 		}
 	}
 	return true
+}
+
+// TestScaffoldRefusesPersonalized: SCAFFOLD's control variates measure the
+// drift from the global model each client starts from, which personal
+// parts do not; through CheckConfig, naming the field.
+func TestScaffoldRefusesPersonalized(t *testing.T) {
+	cfg := config.Default()
+	cfg.Method = "scaffold"
+	if err := CheckConfig(&cfg); err != nil {
+		t.Fatalf("scaffold: %v", err)
+	}
+	cfg.FedCMI.Personalized = true
+	var fe *config.FieldError
+	if err := CheckConfig(&cfg); !errors.As(err, &fe) || fe.Path != "fedcmi.personalized" {
+		t.Errorf("scaffold with personalised branches: %v, want refused naming fedcmi.personalized", err)
+	}
 }
