@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/model"
 )
 
@@ -22,6 +23,14 @@ var harmonyMethod = Method{Name: "harmony", SumsOnly: true,
 			return &config.FieldError{Path: "fedcmi.personalized", Err: errors.New("personalised branches are FedCMI's; harmony's fusion stage keeps each client's encoders its own already")}
 		}
 		return nil
+	},
+	CheckClients: func(cfg *config.Config, clients []data.Mask) error {
+		for _, m := range clients {
+			if m.Count() >= 2 {
+				return nil
+			}
+		}
+		return &config.FieldError{Path: "data.multi_ratio", Err: fmt.Errorf("harmony's fusion stage needs multimodal clients, and none of the %d holds two modalities (data.multi_ratio %v of the clients rounds to none, or data.missing_rate dropped them)", len(clients), cfg.Data.MultiRatio)}
 	},
 	ClientState:  true,
 	NoDP:         "its fusion stage samples only multimodal clients",

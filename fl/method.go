@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
 )
 
 // Method is one entry of the method registry (methods, below): what
@@ -50,6 +51,10 @@ type Method struct {
 	// the field (config.FieldError).
 	CheckSettings func(cfg *config.Config) error
 	CheckData     func(cfg *config.Config, nm int) error
+	// CheckClients, if set, checks a simulation's clients, each by the
+	// modalities it holds once the data is partitioned and degraded,
+	// before any round runs.
+	CheckClients func(cfg *config.Config, clients []data.Mask) error
 	// ClientState says that clients carry state from round to round
 	// (SCAFFOLD's control variates, Harmony's fine-tuned encoders), which a
 	// checkpoint must hold.

@@ -118,7 +118,12 @@ func prepareData(ctx context.Context, cfg *config.Config, log *slog.Logger) (fed
 	if d.parts, d.masks, err = Partition(cfg, d.train); err != nil {
 		return d, err
 	}
-	d.train, d.parts, d.masks, d.rows, err = degrade(cfg, d.train, d.parts, d.masks, log)
+	if d.train, d.parts, d.masks, d.rows, err = degrade(cfg, d.train, d.parts, d.masks, log); err != nil {
+		return d, err
+	}
+	if method.CheckClients != nil {
+		err = method.CheckClients(cfg, d.masks)
+	}
 	return d, err
 }
 

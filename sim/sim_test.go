@@ -574,3 +574,20 @@ func TestOwnModels(t *testing.T) {
 		})
 	}
 }
+
+// TestHarmonyNeedsMultimodalClients: Harmony with a multi_ratio that
+// leaves no multimodal client after partitioning is refused before any
+// round runs, naming data.multi_ratio (it used to train its whole
+// unimodal stage and then fail).
+func TestHarmonyNeedsMultimodalClients(t *testing.T) {
+	cfg := small(t, "harmony")
+	cfg.Data.MultiRatio = 0.02
+	_, err := Run(context.Background(), cfg, Options{Logger: quiet})
+	var fe *config.FieldError
+	if !errors.As(err, &fe) || fe.Path != "data.multi_ratio" {
+		t.Fatalf("harmony without multimodal clients: %v, want refused naming data.multi_ratio", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.OutDir, cfg.RunName())); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a run directory was made: %v", err)
+	}
+}
