@@ -696,8 +696,9 @@ func (c *Config) validateServer() error {
 			return e
 		}
 	}
-	n := min(c.ClientsPerRound, c.Clients)
-	krum := s.Aggregator == "krum" || s.Aggregator == "multikrum"
+	if err := c.CheckClientCount(c.Clients); err != nil {
+		return err
+	}
 	checks := []struct {
 		ok   bool
 		path string
@@ -709,12 +710,6 @@ func (c *Config) validateServer() error {
 		{s.Beta2 >= 0 && s.Beta2 < 1, "server.beta2", "must be in [0, 1)"},
 		{s.Tau > 0, "server.tau", "must be > 0"},
 		{s.Trim >= 0 && s.Trim < 0.5, "server.trim", "must be in [0, 0.5): a fraction cut from each end"},
-		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
-		// f <= n first: for a huge f, 2f+2 and 4f+3 wrap negative and
-		// would pass (n is at most MaxClients, so they cannot wrap then).
-		{!krum || s.KrumF <= n && n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %s clients per round, has %d (min of clients_per_round and clients)", s.KrumF, affine(2, s.KrumF, 2), n)},
-		{s.Aggregator != "bulyan" || s.KrumF <= n && n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %s clients per round, has %d (min of clients_per_round and clients)", s.KrumF, affine(4, s.KrumF, 3), n)},
-		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
 		{d.Clip >= 0, "dp.clip", "must be >= 0 (0: no differential privacy)"},
 		{d.NoiseMultiplier >= 0 && d.NoiseMultiplier <= MaxNoiseMultiplier, "dp.noise_multiplier", fmt.Sprintf("must be in [0, %d]", MaxNoiseMultiplier)},
 		{d.Delta > 0 && d.Delta < 1, "dp.delta", "must be in (0, 1)"},
@@ -723,7 +718,6 @@ func (c *Config) validateServer() error {
 		{d.CountStd >= 0, "dp.count_std", "must be >= 0"},
 		{d.NoiseMultiplier == 0 || d.Clip > 0, "dp.clip", "must be > 0 when dp.noise_multiplier is set (noise needs a bound)"},
 		{d.Clip == 0 || s.Aggregator == "mean", "server.aggregator", "differential privacy needs mean: the noise is calibrated to the sensitivity of a mean of clipped updates"},
-		{a.Clients >= 0 && a.Clients <= c.Clients, "attack.clients", "must be in [0, clients]"},
 		{a.Factor >= 0, "attack.factor", "must be >= 0"},
 	}
 	for _, ch := range checks {
@@ -734,6 +728,36 @@ func (c *Config) validateServer() error {
 	if d.Clip > 0 {
 		if d.Adaptive && d.NoiseMultiplier > 0 && !(d.NoiseMultiplier < 2*c.DPCountStd()) {
 			return fieldErr("dp.noise_multiplier", "must be < 2 * dp.count_std = %v with adaptive clipping (the noise is split between the updates and the count; raise dp.count_std)", 2*c.DPCountStd())
+		}
+	}
+	return nil
+}
+
+// CheckClientCount checks the settings that depend on the number of
+// clients against clients, the federation's (Validate passes the clients
+// field; a simulation again the clients its data gave, which
+// data.partition group and data.missing_rate decide): the robust
+// aggregators' f and m against the clients per round, and attack.clients.
+func (c *Config) CheckClientCount(clients int) error {
+	s := c.Server
+	n := min(c.ClientsPerRound, clients)
+	krum := s.Aggregator == "krum" || s.Aggregator == "multikrum"
+	checks := []struct {
+		ok   bool
+		path string
+		msg  string
+	}{
+		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
+		// f <= n first: for a huge f, 2f+2 and 4f+3 wrap negative and
+		// would pass (n is at most MaxClients, so they cannot wrap then).
+		{!krum || s.KrumF <= n && n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %s clients per round, has %d (min of clients_per_round and the %d clients)", s.KrumF, affine(2, s.KrumF, 2), n, clients)},
+		{s.Aggregator != "bulyan" || s.KrumF <= n && n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %s clients per round, has %d (min of clients_per_round and the %d clients)", s.KrumF, affine(4, s.KrumF, 3), n, clients)},
+		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
+		{c.Attack.Clients >= 0 && c.Attack.Clients <= clients, "attack.clients", fmt.Sprintf("must be in [0, %d], the clients", clients)},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return fieldErr(ch.path, "%s", ch.msg)
 		}
 	}
 	return nil

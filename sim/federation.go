@@ -121,6 +121,11 @@ func prepareData(ctx context.Context, cfg *config.Config, log *slog.Logger) (fed
 	if d.train, d.parts, d.masks, d.rows, err = degrade(cfg, d.train, d.parts, d.masks, log); err != nil {
 		return d, err
 	}
+	// The clients the data gave (data.partition group makes one per
+	// group; data.missing_rate may leave some out), not the clients field.
+	if err := cfg.CheckClientCount(len(d.parts)); err != nil {
+		return d, err
+	}
 	if method.CheckClients != nil {
 		err = method.CheckClients(cfg, d.masks)
 	}

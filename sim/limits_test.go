@@ -211,3 +211,39 @@ func TestValidationNeverReadsTest(t *testing.T) {
 		t.Errorf("classes %d, want 3; digests %s and %s, want equal", train.NumClasses, DataDigest(train, val), DataDigest(train2, val2))
 	}
 }
+
+// TestClientCountOfTheData: the settings that depend on the number of
+// clients are checked against the clients the data gave, not the clients
+// field: with data.partition group over three groups, krum with f = 2
+// (which needs more than 6 clients per round) is refused before any round,
+// where it used to fall back to the median every round.
+func TestClientCountOfTheData(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"train.npz", "test.npz"} {
+		feats := make([][]float32, 60)
+		labels, groups := make([]int64, 60), make([]int64, 60)
+		for i := range feats {
+			feats[i] = make([]float32, 8)
+			feats[i][i%8] = 1
+			labels[i], groups[i] = int64(i%3), int64(i%3)
+		}
+		if err := npz.Write(filepath.Join(dir, name), map[string]any{"a.npy": feats, "b.npy": feats, "labels.npy": labels, "groups.npy": groups}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config.Default()
+	cfg.Data.Source, cfg.Data.Dir, cfg.Data.Modalities, cfg.Data.Partition = "npz", dir, []string{"a", "b"}, "group"
+	cfg.Server.Aggregator, cfg.Server.KrumF = "krum", 2
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("with the default 20 clients the settings pass: %v", err)
+	}
+	_, err := Prepare(context.Background(), &cfg, quiet)
+	var fe *config.FieldError
+	if !errors.As(err, &fe) || fe.Path != "server.krum_f" || !strings.Contains(err.Error(), "the 3 clients") {
+		t.Fatalf("krum f = 2 over three groups: %v, want refused naming server.krum_f and the 3 clients", err)
+	}
+	cfg.Server.KrumF = 0
+	if _, err := Prepare(context.Background(), &cfg, quiet); err != nil {
+		t.Errorf("krum f = 0 over three groups: %v", err)
+	}
+}
