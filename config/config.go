@@ -696,7 +696,7 @@ func (c *Config) validateServer() error {
 			return e
 		}
 	}
-	if err := c.CheckClientCount(c.Clients); err != nil {
+	if err := c.CheckClientCount(c.Clients, "the clients"); err != nil {
 		return err
 	}
 	checks := []struct {
@@ -734,11 +734,12 @@ func (c *Config) validateServer() error {
 }
 
 // CheckClientCount checks the settings that depend on the number of
-// clients against clients, the federation's (Validate passes the clients
-// field; a simulation again the clients its data gave, which
-// data.partition group and data.missing_rate decide): the robust
-// aggregators' f and m against the clients per round, and attack.clients.
-func (c *Config) CheckClientCount(clients int) error {
+// clients against clients, the federation's, which source names in
+// messages (Validate passes the clients field; a simulation again the
+// clients its data gave, which data.partition group and data.missing_rate
+// decide): the robust aggregators' f and m against the clients per round,
+// and attack.clients.
+func (c *Config) CheckClientCount(clients int, source string) error {
 	s := c.Server
 	n := min(c.ClientsPerRound, clients)
 	krum := s.Aggregator == "krum" || s.Aggregator == "multikrum"
@@ -750,10 +751,10 @@ func (c *Config) CheckClientCount(clients int) error {
 		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
 		// f <= n first: for a huge f, 2f+2 and 4f+3 wrap negative and
 		// would pass (n is at most MaxClients, so they cannot wrap then).
-		{!krum || s.KrumF <= n && n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %s clients per round, has %d (min of clients_per_round and the %d clients)", s.KrumF, affine(2, s.KrumF, 2), n, clients)},
-		{s.Aggregator != "bulyan" || s.KrumF <= n && n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %s clients per round, has %d (min of clients_per_round and the %d clients)", s.KrumF, affine(4, s.KrumF, 3), n, clients)},
+		{!krum || s.KrumF <= n && n > 2*s.KrumF+2, "server.krum_f", fmt.Sprintf("krum with f = %d needs more than 2f+2 = %s clients per round, has %d (min of clients_per_round and %s)", s.KrumF, affine(2, s.KrumF, 2), n, source)},
+		{s.Aggregator != "bulyan" || s.KrumF <= n && n >= 4*s.KrumF+3, "server.krum_f", fmt.Sprintf("bulyan with f = %d needs at least 4f+3 = %s clients per round, has %d (min of clients_per_round and %s)", s.KrumF, affine(4, s.KrumF, 3), n, source)},
 		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
-		{c.Attack.Clients >= 0 && c.Attack.Clients <= clients, "attack.clients", fmt.Sprintf("must be in [0, %d], the clients", clients)},
+		{c.Attack.Clients >= 0 && c.Attack.Clients <= clients, "attack.clients", fmt.Sprintf("must be in [0, %d], %s", clients, source)},
 	}
 	for _, ch := range checks {
 		if !ch.ok {

@@ -55,6 +55,9 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMethodData(cfg, len(d.train.Modalities)); err != nil {
+		return nil, err
+	}
 	arch, err := Arch(cfg, d.train)
 	if err != nil {
 		return nil, err
@@ -92,8 +95,9 @@ type federatedData struct {
 	masks, rows []data.Mask
 }
 
-// prepareData loads the data cfg names, checks that cfg's method can
-// train on it, partitions it and applies the configured degradations.
+// prepareData loads the data cfg names, partitions it and applies the
+// configured degradations: what a run trains and is evaluated on, which
+// no method or server setting changes.
 func prepareData(ctx context.Context, cfg *config.Config, log *slog.Logger) (federatedData, error) {
 	if log == nil {
 		log = slog.Default()
@@ -103,33 +107,50 @@ func prepareData(ctx context.Context, cfg *config.Config, log *slog.Logger) (fed
 	if d.train, d.test, d.z, err = LoadData(ctx, cfg, log); err != nil {
 		return d, err
 	}
-	method, err := fl.LookupMethod(cfg.Method)
-	if err != nil {
-		return d, err
-	}
-	if err := method.CheckModalities(len(d.train.Modalities)); err != nil {
-		return d, &config.FieldError{Path: "method", Err: err}
-	}
-	if method.CheckData != nil {
-		if err := method.CheckData(cfg, len(d.train.Modalities)); err != nil {
-			return d, err
-		}
-	}
 	if d.parts, d.masks, err = Partition(cfg, d.train); err != nil {
 		return d, err
 	}
-	if d.train, d.parts, d.masks, d.rows, err = degrade(cfg, d.train, d.parts, d.masks, log); err != nil {
-		return d, err
+	d.train, d.parts, d.masks, d.rows, err = degrade(cfg, d.train, d.parts, d.masks, log)
+	return d, err
+}
+
+// checkMethodData checks that cfg's method can train on data of nm
+// modalities.
+func checkMethodData(cfg *config.Config, nm int) error {
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return err
 	}
-	// The clients the data gave (data.partition group makes one per
-	// group; data.missing_rate may leave some out), not the clients field.
-	if err := cfg.CheckClientCount(len(d.parts)); err != nil {
-		return d, err
+	if err := method.CheckModalities(nm); err != nil {
+		return &config.FieldError{Path: "method", Err: err}
+	}
+	if method.CheckData != nil {
+		return method.CheckData(cfg, nm)
+	}
+	return nil
+}
+
+// checkClients checks a simulation's settings against the clients its
+// data gave (data.partition group makes one per group; data.missing_rate
+// may leave some out), not the clients field: the settings that depend on
+// their number, and the method's needs of their modalities. (A deployed
+// coordinator's clients are the participants that register.)
+func checkClients(cfg *config.Config, fed *Federation) error {
+	source := fmt.Sprintf("the %d clients the data gave", len(fed.Parts))
+	if len(fed.Parts) == cfg.Clients {
+		source = fmt.Sprintf("the %d clients", cfg.Clients)
+	}
+	if err := cfg.CheckClientCount(len(fed.Parts), source); err != nil {
+		return err
+	}
+	method, err := fl.LookupMethod(cfg.Method)
+	if err != nil {
+		return err
 	}
 	if method.CheckClients != nil {
-		err = method.CheckClients(cfg, d.masks)
+		return method.CheckClients(cfg, fed.Masks)
 	}
-	return d, err
+	return nil
 }
 
 // RunDataDigest is the data digest (DataDigest) that a run of cfg

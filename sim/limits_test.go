@@ -237,13 +237,14 @@ func TestClientCountOfTheData(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("with the default 20 clients the settings pass: %v", err)
 	}
-	_, err := Prepare(context.Background(), &cfg, quiet)
+	cfg.OutDir, cfg.Rounds = t.TempDir(), 1
+	_, err := Run(context.Background(), cfg, Options{Logger: quiet})
 	var fe *config.FieldError
-	if !errors.As(err, &fe) || fe.Path != "server.krum_f" || !strings.Contains(err.Error(), "the 3 clients") {
-		t.Fatalf("krum f = 2 over three groups: %v, want refused naming server.krum_f and the 3 clients", err)
+	if !errors.As(err, &fe) || fe.Path != "server.krum_f" || !strings.Contains(err.Error(), "the 3 clients the data gave") {
+		t.Fatalf("krum f = 2 over three groups: %v, want refused naming server.krum_f and the 3 clients the data gave", err)
 	}
 	cfg.Server.KrumF = 0
-	if _, err := Prepare(context.Background(), &cfg, quiet); err != nil {
+	if _, err := Run(context.Background(), cfg, Options{Logger: quiet}); err != nil {
 		t.Errorf("krum f = 0 over three groups: %v", err)
 	}
 }

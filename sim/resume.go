@@ -414,7 +414,10 @@ func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 	now, ok := c.digests[key]
 	if !ok {
 		if now, err = c.digest(cfg); err != nil {
-			c.log.Warn("the data of a finished run could not be read to check them: not checked", "dir", dir, "err", err)
+			if c.ctx.Err() != nil {
+				return "", c.ctx.Err()
+			}
+			c.log.Warn("the data of a finished run could not be prepared to check them: not checked", "dir", dir, "err", err)
 		}
 		c.digests[key] = now
 	}

@@ -444,6 +444,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkClients(&cfg, fed); err != nil {
+		return nil, err
+	}
 	if err := checkBatch(&cfg, fed.Parts); err != nil {
 		return nil, err
 	}

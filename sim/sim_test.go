@@ -575,10 +575,10 @@ func TestOwnModels(t *testing.T) {
 	}
 }
 
-// TestHarmonyNeedsMultimodalClients: Harmony with a multi_ratio that
-// leaves no multimodal client after partitioning is refused before any
-// round runs, naming data.multi_ratio (it used to train its whole
-// unimodal stage and then fail).
+// TestHarmonyNeedsMultimodalClients: a simulation of Harmony with a
+// multi_ratio that leaves no multimodal client after partitioning is
+// refused before any round runs, naming data.multi_ratio (it used to train
+// its whole unimodal stage and then fail).
 func TestHarmonyNeedsMultimodalClients(t *testing.T) {
 	cfg := small(t, "harmony")
 	cfg.Data.MultiRatio = 0.02
@@ -589,5 +589,11 @@ func TestHarmonyNeedsMultimodalClients(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.OutDir, cfg.RunName())); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a run directory was made: %v", err)
+	}
+	// A deployment's clients are the participants that register, not
+	// the coordinator's own partition of its data: Prepare, which serve
+	// and join use, does not refuse it.
+	if _, err := Prepare(context.Background(), &cfg, quiet); err != nil {
+		t.Errorf("Prepare: %v", err)
 	}
 }
