@@ -358,34 +358,44 @@ func DataDigest(train, test *data.Set) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// RecordedDataDigest returns the data digest that the finished run in dir
-// recorded in its summary.json: "" for a run of an older fedcmi, which
-// recorded none.
-func RecordedDataDigest(dir string) (string, error) {
+// recordedData returns the data digest that the finished run in dir
+// recorded in its summary.json ("" for a run of an older fedcmi, which
+// recorded none) and, for media, the preprocessing cache folder it read
+// ("" if not recorded), whose name identifies the samples and options.
+func recordedData(dir string) (digest, cache string, err error) {
 	p := filepath.Join(dir, rundir.SummaryFile)
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", fmt.Errorf("sim: %w", err)
+		return "", "", fmt.Errorf("sim: %w", err)
 	}
 	var sum struct {
 		Extra struct {
 			DataDigest string `json:"data_digest"`
+			DataCache  string `json:"data_cache"`
 		} `json:"extra"`
 	}
 	if err := json.Unmarshal(b, &sum); err != nil {
-		return "", fmt.Errorf("sim: %s: %w", p, err)
+		return "", "", fmt.Errorf("sim: %s: %w", p, err)
 	}
-	return sum.Extra.DataDigest, nil
+	return sum.Extra.DataDigest, sum.Extra.DataCache, nil
 }
 
-// DataCheck compares finished runs' recorded data digests
-// (RecordedDataDigest) with their configs' data as they read now
-// (RunDataDigest), reading each distinct data set once. The zero value is
-// not valid; use NewDataCheck.
+// mediaCache is the preprocessing cache folder of cfg's media data: its
+// name holds the data set's samples (split lists, labels) and the
+// preprocessing options, so other samples map to another folder.
+func mediaCache(cfg *config.Config) (string, error) {
+	_, cache, err := OpenMedia(cfg, func(string, ...any) {})
+	return cache, err
+}
+
+// DataCheck compares finished runs' recorded data digests with their
+// configs' data as they read now (RunDataDigest), reading each distinct
+// data set once. The zero value is not valid; use NewDataCheck.
 type DataCheck struct {
 	ctx     context.Context
 	log     *slog.Logger
-	digests map[string]string // by dataKey
+	digests map[string]string // by dataKey; "" when not checked
+	caches  map[string]string // media cache folders by dataKey
 }
 
 // NewDataCheck returns a DataCheck that reads data under ctx, logging to
@@ -394,16 +404,18 @@ func NewDataCheck(ctx context.Context, log *slog.Logger) *DataCheck {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &DataCheck{ctx: ctx, log: log, digests: map[string]string{}}
+	return &DataCheck{ctx: ctx, log: log, digests: map[string]string{}, caches: map[string]string{}}
 }
 
 // Changed returns, for the finished run of cfg in dir, why its data
 // differ from cfg's data read now ("" when they do not, or when the run
-// recorded no digest: an older fedcmi's). Data that cannot be read now (a
-// folder gone), and media whose preprocessing cache is gone (rebuilding it
-// could take hours), are not checked: a warning says so.
+// recorded no digest: an older fedcmi's). For media, a run whose cache
+// folder differs from the one the data now map to ran on other samples;
+// one whose cache is gone is not checked (rebuilding it could take
+// hours), nor are data that cannot be prepared now (a folder gone): a
+// warning says so.
 func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
-	recorded, err := RecordedDataDigest(dir)
+	recorded, recordedCache, err := recordedData(dir)
 	if err != nil || recorded == "" {
 		return "", err
 	}
@@ -411,9 +423,29 @@ func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if isMedia(cfg.Data.Source) {
+		cache, ok := c.caches[key]
+		if !ok {
+			if cache, err = mediaCache(&cfg); err != nil {
+				c.log.Warn("the data of a finished run could not be opened to check them: not checked", "dir", dir, "err", err)
+			}
+			c.caches[key] = cache
+		}
+		switch {
+		case cache == "":
+			return "", nil
+		case recordedCache != "" && filepath.Base(recordedCache) != filepath.Base(cache):
+			// By name: data.cache_dir may move between runs.
+			return fmt.Sprintf("ran on media cached in %s, %s now maps to %s (its split lists or labels changed)", recordedCache, dataWhere(&cfg), cache), nil
+		}
+		if _, err := os.Stat(cache); err != nil {
+			c.log.Warn("the preprocessing cache of a finished run's data is gone: its data are not checked", "dir", dir, "cache", cache)
+			return "", nil
+		}
+	}
 	now, ok := c.digests[key]
 	if !ok {
-		if now, err = c.digest(cfg); err != nil {
+		if now, err = RunDataDigest(c.ctx, cfg, c.log); err != nil {
 			if c.ctx.Err() != nil {
 				return "", c.ctx.Err()
 			}
@@ -421,28 +453,10 @@ func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 		}
 		c.digests[key] = now
 	}
-	if now == "" {
-		return "", nil
-	}
-	if now == recorded {
+	if now == "" || now == recorded {
 		return "", nil
 	}
 	return fmt.Sprintf("ran on data of digest %s, %s now read gives %s", short(recorded), dataWhere(&cfg), short(now)), nil
-}
-
-// digest is RunDataDigest of cfg, or "" for media whose cache is gone.
-func (c *DataCheck) digest(cfg config.Config) (string, error) {
-	if isMedia(cfg.Data.Source) {
-		_, cache, err := OpenMedia(&cfg, func(string, ...any) {})
-		if err != nil {
-			return "", err
-		}
-		if _, err := os.Stat(cache); err != nil {
-			c.log.Warn("the preprocessing cache of a finished run's data is gone: its data are not checked", "cache", cache)
-			return "", nil
-		}
-	}
-	return RunDataDigest(c.ctx, cfg, c.log)
 }
 
 // dataKey identifies the data a run of cfg trains and is evaluated on:

@@ -649,6 +649,13 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": EvaluatedOn(&cfg), "compile_seconds": compileSeconds(engine),
 		"data_digest": dataDigest}
+	if isMedia(cfg.Data.Source) {
+		// The cache folder names the samples read: a sweep tells a run on
+		// other split lists by it even once the cache is gone.
+		if cache, err := mediaCache(&cfg); err == nil {
+			extra["data_cache"] = cache
+		}
+	}
 	if rounds := run.Rounds(); acct != nil && len(rounds) > 0 {
 		extra["epsilon"], extra["delta"] = rounds[len(rounds)-1].Epsilon, cfg.DP.Delta
 	}

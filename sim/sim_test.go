@@ -377,6 +377,48 @@ func TestAVDigits(t *testing.T) {
 	if err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "avdigits-") {
 		t.Fatalf("cache folder: %v %v", entries, err)
 	}
+
+	// The summary names the cache folder, against which a sweep checks the
+	// run: the same data are unchanged; a run that read another folder
+	// (other split lists map to another) ran on other data, also once
+	// that folder is gone; with the cache gone, the data are not checked.
+	cache := filepath.Join(cfg.Data.CacheDir, entries[0].Name())
+	if _, recorded, err := recordedData(again.Dir); err != nil || recorded != cache {
+		t.Fatalf("summary's data_cache %q (%v), want %s", recorded, err, cache)
+	}
+	check := func() string {
+		why, err := NewDataCheck(context.Background(), quiet).Changed(again.Dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return why
+	}
+	if why := check(); why != "" {
+		t.Errorf("the same media: %s", why)
+	}
+	summary := filepath.Join(again.Dir, rundir.SummaryFile)
+	b, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(summary, bytes.Replace(b, []byte(entries[0].Name()), []byte("avdigits-other"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if why := check(); !strings.Contains(why, "avdigits-other") {
+		t.Errorf("a run that read another cache folder: %q", why)
+	}
+	if err := os.WriteFile(summary, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	if why := check(); why != "" {
+		t.Errorf("the cache gone: %q, want not checked", why)
+	}
+	if _, err := os.Stat(cache); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the check rebuilt the cache: %v", err)
+	}
 }
 
 // TestDominanceVariants runs the FedCMI dominance variants end to end. With
