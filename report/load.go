@@ -206,18 +206,30 @@ func LoadRun(dir string) (*Run, error) {
 // run's out_dir, then its name, only when even those leave two runs in a
 // group (one experiment run twice).
 func labelSettings(runs []*Run) {
-	values := make([][]config.Field, len(runs))
+	fields := config.Fields(&runs[0].Config)
+	values := make([][]string, len(runs))
 	for i, r := range runs {
-		values[i] = config.Fields(&r.Config)
+		for _, f := range config.Fields(&r.Config) {
+			v := f.Default
+			if f.IsPath() && v != "" && !filepath.IsAbs(v) {
+				// Recorded relative (a sweep before 2026-12-06 kept the
+				// paths of flags as given): the folder it names from here,
+				// as a resume takes it.
+				if abs, err := filepath.Abs(v); err == nil {
+					v = abs
+				}
+			}
+			values[i] = append(values[i], v)
+		}
 	}
 	label := func(skip func(path string) bool) {
 		var differ []int
-		for f, field := range values[0] {
+		for f, field := range fields {
 			if skip(field.Path) {
 				continue
 			}
 			for _, v := range values[1:] {
-				if v[f].Default != field.Default {
+				if v[f] != values[0][f] {
 					differ = append(differ, f)
 					break
 				}
@@ -226,7 +238,7 @@ func labelSettings(runs []*Run) {
 		for i, r := range runs {
 			parts := make([]string, len(differ))
 			for k, f := range differ {
-				parts[k] = values[i][f].Path + "=" + values[i][f].Default
+				parts[k] = fields[f].Path + "=" + values[i][f]
 			}
 			r.Setting = strings.Join(parts, ",")
 		}
@@ -235,15 +247,30 @@ func labelSettings(runs []*Run) {
 	if twiceInAGroup(runs) {
 		label(unnamed)
 	}
-	// The same experiment run twice: apart, so that no group counts a
-	// seed twice; by out_dir first (two copies of a sweep keep their
-	// seeds together), by name only if that is not enough (a name is
-	// usually a run's own).
-	if twiceInAGroup(runs) {
-		label(func(path string) bool { return path == "method" || path == "seed" || path == "overwrite" || path == "name" })
+	// The same experiment run twice: the later copy apart, so that no
+	// group counts a seed twice, and the first in its group; by out_dir
+	// where it differs (two copies of a sweep keep their seeds together),
+	// else by name.
+	type key struct {
+		setting, method string
+		seed            uint64
 	}
-	if twiceInAGroup(runs) {
-		label(func(path string) bool { return path == "method" || path == "seed" || path == "overwrite" })
+	first := map[key]*Run{}
+	for _, r := range runs {
+		k := key{r.Setting, r.Method(), r.Config.Seed}
+		f, dup := first[k]
+		if !dup {
+			first[k] = r
+			continue
+		}
+		apart := "name=" + r.Config.Name
+		if r.Config.OutDir != f.Config.OutDir {
+			apart = "out_dir=" + r.Config.OutDir
+		}
+		if r.Setting != "" {
+			apart = r.Setting + "," + apart
+		}
+		r.Setting = apart
 	}
 }
 

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -207,28 +208,30 @@ func TestMethodOrder(t *testing.T) {
 	}
 }
 
-// TestLoadSameExperimentTwice: one experiment run twice falls into two
-// groups, so that no group counts a seed twice: two copies of a sweep
-// (two out_dirs) are told apart by out_dir, each keeping its seeds
-// together; two runs under two names in one folder by name. Runs of one
-// experiment under their own names and seeds stay one group.
+// TestLoadSameExperimentTwice: one experiment run twice puts its later
+// copy in a group of its own, so that no group counts a seed twice, and
+// leaves every other run where it was: two copies of a sweep (two
+// out_dirs) are told apart by out_dir, each keeping its seeds together; a
+// retry under another name in one folder by name, the other methods and
+// seeds staying in one group.
 func TestLoadSameExperimentTwice(t *testing.T) {
 	root := t.TempDir()
 	curve := []float64{0.5, 0.6, 0.7}
-	run := func(dir string, seed uint64) fixture {
-		return fixture{dir: dir, method: "fedcmi", seed: seed, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve}
+	run := func(dir, method string, seed uint64) fixture {
+		return fixture{dir: dir, method: method, seed: seed, alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve}
 	}
 	for _, f := range []fixture{
-		run("copy1/fedcmi-seed1", 1), run("copy1/fedcmi-seed2", 2),
-		run("copy2/fedcmi-seed1", 1), run("copy2/fedcmi-seed2", 2),
-		run("dup/a", 1), run("dup/b", 1),
+		run("copy1/fedcmi-seed1", "fedcmi", 1), run("copy1/fedcmi-seed2", "fedcmi", 2),
+		run("copy2/fedcmi-seed1", "fedcmi", 1), run("copy2/fedcmi-seed2", "fedcmi", 2),
+		run("dup/a", "fedcmi", 1), run("dup/retry", "fedcmi", 1), run("dup/c", "fedcmi", 2),
+		run("dup/d", "fedavg", 1), run("dup/e", "fedavg", 2),
 	} {
 		writeRun(t, root, f)
 	}
-	groups := func(runs []*Run) map[string]int {
-		out := map[string]int{}
+	groups := func(runs []*Run) map[string][]string {
+		out := map[string][]string{}
 		for _, r := range runs {
-			out[r.Setting]++
+			out[r.Setting] = append(out[r.Setting], filepath.Base(r.Dir))
 		}
 		return out
 	}
@@ -236,18 +239,46 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || g[copies[0].Setting] != 2 || strings.Contains(copies[0].Setting, "name=") {
+	if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || len(g[""]) != 2 || len(g["out_dir="+filepath.Join(root, "copy2")]) != 2 {
 		t.Errorf("two copies of a sweep: groups %v, want two of two runs told apart by out_dir", g)
 	}
 	dup, err := Load(filepath.Join(root, "dup"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if twiceInAGroup(dup) || !strings.Contains(dup[0].Setting, "name=") {
-		t.Errorf("one experiment under two names: settings %q and %q", dup[0].Setting, dup[1].Setting)
+	if g := groups(dup); twiceInAGroup(dup) || len(g) != 2 || len(g[""]) != 4 || !slices.Equal(g["name=retry"], []string{"retry"}) {
+		t.Errorf("a retry under another name: groups %v, want the retry alone and the other four together", g)
 	}
 	once, err := Load(filepath.Join(root, "copy1"))
 	if err != nil || len(groups(once)) != 1 || once[0].Setting != "" {
 		t.Errorf("one experiment, two seeds: %v, groups %v", err, groups(once))
+	}
+}
+
+// TestLoadRelativePaths: a run that recorded a path relative (a sweep
+// before 2026-12-06 kept the paths of flags as given) is in one setting
+// with runs that recorded it made absolute.
+func TestLoadRelativePaths(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	curve := []float64{0.5, 0.6, 0.7}
+	for i, dir := range []string{"data", filepath.Join(root, "data")} {
+		d := writeRun(t, root, fixture{dir: fmt.Sprintf("runs/fedcmi-seed%d", i+1), method: "fedcmi", seed: uint64(i + 1), alpha: 1, completed: true, fused: curve, aOnly: curve, vOnly: curve, dom: curve})
+		r, err := LoadRun(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Config.Data.Dir = dir
+		y, err := r.Config.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, rundir.ConfigFile), y, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := Load(filepath.Join(root, "runs"))
+	if err != nil || runs[0].Setting != "" || runs[1].Setting != "" {
+		t.Errorf("data.dir relative and absolute: %v, settings %q and %q; want one setting", err, runs[0].Setting, runs[1].Setting)
 	}
 }
