@@ -509,10 +509,15 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 
 	c.mu.Lock()
 	p, ok := c.parts[name]
+	displaced := false
 	if !ok {
 		p = &participant{name: name, wake: make(chan struct{})}
 		c.parts[name] = p
 	} else {
+		// A live session replaced: a restart, or a second process under
+		// the same name (the two would take turns, each losing its
+		// session to the other).
+		displaced = c.alive(p, time.Now()) && !p.stopped
 		delete(c.sessions, p.session)
 	}
 	p.mods, p.samples, p.session, p.lastSeen, p.stopped = mods, int(req.GetNumSamples()), session, time.Now(), false
@@ -521,6 +526,9 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
 	c.log.Info("participant registered", "participant", name, "modalities", req.GetModalities(), "samples", req.GetNumSamples(), "returning", ok)
+	if displaced {
+		c.log.Warn("a registration replaced a live session of the same participant: a restart, or two processes under one name, which would take turns", "participant", name)
+	}
 	c.Available()
 	return &fedcmipb.RegisterResponse{
 		ProtocolVersion: ProtocolVersion, Session: session,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -183,6 +184,22 @@ func TestReregisterMidRound(t *testing.T) {
 	}
 	if err := <-errs; err == nil {
 		t.Error("Fit returned the rejected result")
+	}
+}
+
+// TestRegisterTwiceWarns: a registration that replaces a live session of
+// the same name (two processes under one name take turns) is warned of;
+// a first registration is not.
+func TestRegisterTwiceWarns(t *testing.T) {
+	var logs syncBuffer
+	coord, addr := testCoordinator(t, CoordinatorConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
+	registerRaw(t, addr, "alpha", coord.cfg.Layout)
+	if strings.Contains(logs.String(), "replaced a live session") {
+		t.Fatalf("a first registration warned:\n%s", logs.String())
+	}
+	registerRaw(t, addr, "alpha", coord.cfg.Layout)
+	if !strings.Contains(logs.String(), "replaced a live session") {
+		t.Errorf("a second live registration under one name was not warned of:\n%s", logs.String())
 	}
 }
 

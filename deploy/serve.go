@@ -201,6 +201,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		// expect. Label noise and missing labels work with join -shard.
 		return nil, &config.FieldError{Path: "data.missing_rate", Err: errors.New("missing modalities are a simulation option; a deployment's participants declare the modalities they hold")}
 	}
+	if most := min(cfg.ClientsPerRound, cfg.Clients); opt.MinResults > most {
+		// A round samples at most that many: it could never aggregate.
+		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples min(clients_per_round, clients) = %d participants", opt.MinResults, most)
+	}
 	if opt.Listener == nil {
 		return nil, errors.New("deploy: serve needs a listener")
 	}

@@ -90,6 +90,17 @@ func TestServeRefusesMissingModalities(t *testing.T) {
 	}
 }
 
+// TestServeRefusesUnreachableMinResults: -min_results above what a round
+// samples (min of clients_per_round and clients) could never be met:
+// every round would keep the initial model, or wait forever.
+func TestServeRefusesUnreachableMinResults(t *testing.T) {
+	cfg := smallConfig(t, 3, 2, 1) // 3 clients, 2 a round
+	_, err := Serve(context.Background(), cfg, ServeOptions{Listener: listen(t), Insecure: true, MinResults: 3})
+	if err == nil || !strings.Contains(err.Error(), "-min_results 3") {
+		t.Fatalf("serve with -min_results 3 of 2 a round: %v", err)
+	}
+}
+
 // TestServeRefusesSmallMessages: a message bound below a model chunk
 // would refuse every chunk of every upload; Serve says so at once.
 func TestServeRefusesSmallMessages(t *testing.T) {
