@@ -53,14 +53,17 @@ func ShardLocal(ctx context.Context, cfg *config.Config, i int, log *slog.Logger
 }
 
 // DataLocal builds a participant training on all of its own data: the
-// training split of the data set in dir, read by the loader cfg's
-// data.source names (npz, mfeat, a media set), holding the modalities
-// named in holds (empty: all). The model comes from cfg and the data's
-// shapes, so it matches the coordinator's when both read the same kind of
-// data. Standardisation, if on, uses the participant's own statistics.
+// training split of the data set in dir (an npz set needs no test.npz),
+// read by the loader cfg's data.source names (npz, mfeat, a media set),
+// holding the modalities named in holds (empty: all). The model comes
+// from cfg and the data's shapes, so it matches the coordinator's when
+// both read the same kind of data: a site without a modality still gives
+// its array (any values, zeros say: only the modalities in holds are
+// read), for its shape. Standardisation, if on, uses the participant's own
+// statistics.
 func DataLocal(ctx context.Context, cfg *config.Config, dir, name string, holds []string, log *slog.Logger) (*Local, error) {
 	cfg.Data.Dir = dir
-	train, _, _, err := sim.LoadData(ctx, cfg, log)
+	train, _, err := sim.LoadTrain(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

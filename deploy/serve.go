@@ -241,7 +241,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	// The coordinator trains no client; it evaluates, one graph at a time.
 	// It holds a round's results until it aggregates them.
-	fed, err := sim.PrepareFor(ctx, &cfg, log, 1, min(cfg.ClientsPerRound, cfg.Clients))
+	fed, err := sim.PrepareCoordinator(ctx, &cfg, log, min(cfg.ClientsPerRound, cfg.Clients))
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +252,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	mods := fed.Modalities()
 	schema := fed.Schema()
-	acct := sim.Accountant(&cfg, len(fed.Parts))
+	acct := sim.Accountant(&cfg, cfg.Clients) // the participants it waits for
 	schema.Privacy = acct != nil
 	heads := schema.Heads
 	digest, err := sim.ConfigDigest(cfg)

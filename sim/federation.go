@@ -55,6 +55,26 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 	if err != nil {
 		return nil, err
 	}
+	return build(cfg, d, clients, held)
+}
+
+// PrepareCoordinator is Prepare for a deployed coordinator, which keeps
+// held updates until it aggregates them: its data give the model's shapes
+// and the test set, and are not partitioned (its clients are the
+// participants that register), so a training file of a few rows will do;
+// Parts and Masks are nil.
+func PrepareCoordinator(ctx context.Context, cfg *config.Config, log *slog.Logger, held int) (*Federation, error) {
+	var d federatedData
+	var err error
+	if d.train, d.test, d.z, err = LoadData(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	return build(cfg, d, 1, held)
+}
+
+// build makes the Federation of the data d: the network, its engine (for
+// clients trained at once, held updates kept) and initial parameters.
+func build(cfg *config.Config, d federatedData, clients, held int) (*Federation, error) {
 	if err := checkMethodData(cfg, len(d.train.Modalities)); err != nil {
 		return nil, err
 	}

@@ -108,6 +108,19 @@ func isMedia(source string) bool {
 // Media sources are read from their preprocessing cache, which is built
 // first if needed. A nil log means slog.Default().
 func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train, test *data.Set, z *data.Standardizer, err error) {
+	return loadData(ctx, cfg, log, cfg.Data.Validation > 0)
+}
+
+// LoadTrain is LoadData for a participant's own data: the training set
+// alone (an npz data set's test.npz is not read, and may be absent).
+func LoadTrain(ctx context.Context, cfg *config.Config, log *slog.Logger) (*data.Set, *data.Standardizer, error) {
+	train, _, z, err := loadData(ctx, cfg, log, true)
+	return train, z, err
+}
+
+// loadData is LoadData; trainOnly reads no test.npz (a tuning run's data,
+// or a participant's), so that test is nil without data.validation.
+func loadData(ctx context.Context, cfg *config.Config, log *slog.Logger, trainOnly bool) (train, test *data.Set, z *data.Standardizer, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -133,7 +146,7 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 		// A tuning run never reads test.npz: not even its labels may
 		// change the number of classes it infers.
 		train, test, err = data.LoadNPZWith(d.Dir, d.Modalities, data.NPZOptions{
-			NumClasses: d.NumClasses, MaxBytes: int64(d.NPZMaxMB) << 20, Logger: log, TrainOnly: d.Validation > 0})
+			NumClasses: d.NumClasses, MaxBytes: int64(d.NPZMaxMB) << 20, Logger: log, TrainOnly: trainOnly})
 	case source == "mfeat":
 		train, test, err = data.LoadMfeat(d.Dir, d.Modalities, d.TestFraction, rng(cfg.Seed, streamData))
 	default:
@@ -176,8 +189,10 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 		if train, err = z.Apply(train); err != nil {
 			return nil, nil, nil, fmt.Errorf("sim: standardise training set: %w", err)
 		}
-		if test, err = z.Apply(test); err != nil {
-			return nil, nil, nil, fmt.Errorf("sim: standardise test set: %w", err)
+		if test != nil {
+			if test, err = z.Apply(test); err != nil {
+				return nil, nil, nil, fmt.Errorf("sim: standardise test set: %w", err)
+			}
 		}
 	}
 	return train, test, z, nil
