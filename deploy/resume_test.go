@@ -317,3 +317,37 @@ func stoppedAfterRound1(ctx context.Context, t *testing.T, cfg config.Config) {
 		t.Fatalf("the first run: %v, want it stopped after round 1", s.err)
 	}
 }
+
+// TestResumeOnChangedData: a coordinator resumed on other data than its
+// run began on (its test.npz replaced) is refused, naming data.dir, as a
+// simulation's resume is; on the same data it resumes.
+func TestResumeOnChangedData(t *testing.T) {
+	root := t.TempDir()
+	writeSite(t, root, 60, true)
+	cfg := smallConfig(t, 2, 2, 3)
+	cfg.Data.Source, cfg.Data.Dir, cfg.Data.Modalities, cfg.Data.MinSize = "npz", root, []string{"audio", "visual"}, 5
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stoppedAfterRound1(ctx, t, cfg)
+	resume := func() error {
+		quick, stop := context.WithTimeout(ctx, time.Second)
+		defer stop()
+		_, err := Serve(quick, cfg, ServeOptions{Listener: listen(t), Insecure: true, Resume: true})
+		return err
+	}
+	if err := resume(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("resume on the same data: %v, want it to wait for participants", err)
+	}
+	other := t.TempDir()
+	writeSite(t, other, 61, true) // one row more
+	b, err := os.ReadFile(filepath.Join(other, "test.npz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "test.npz"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := resume(); !errors.Is(err, sim.ErrDataChanged) || !strings.Contains(err.Error(), "data.dir "+root) {
+		t.Errorf("resume on another test set: %v, want ErrDataChanged naming data.dir", err)
+	}
+}

@@ -259,6 +259,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	if err != nil {
 		return nil, err
 	}
+	// The coordinator's own data: the shapes and the test set it
+	// evaluates on; a resume on others would mix two in one run.
+	dataDigest := sim.DataDigest(fed.Train, fed.Test)
 
 	dir := filepath.Join(cfg.OutDir, cfg.RunName())
 	global, first := fed.Global, 1
@@ -285,6 +288,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 			if !ok {
 				return nil, anotherConfig(dir, cfg)
 			}
+			if err := sim.SameData(dir, &cfg, st.DataDigest, dataDigest, "serve -overwrite"); err != nil {
+				return nil, err
+			}
 			resumed = st
 			if err := restoreStrategy(strategy, st.Strategy); err != nil {
 				return nil, err
@@ -302,7 +308,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	defer run.Close()
 	saveModel := sim.ModelSaver(run, mods, cfg.Method)
-	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": sim.EvaluatedOn(&cfg), "deployment": true}
+	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": sim.EvaluatedOn(&cfg), "deployment": true, "data_digest": dataDigest}
 	// Create removed the summary (and, resuming, the metrics, replayed
 	// below from the state): from here on, every return finishes the run,
 	// which writes the summary of the rounds so far.
@@ -463,7 +469,7 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 				if err != nil {
 					return err
 				}
-				st := &State{Round: m.Round, Global: p, Strategy: sst, Rounds: run.Rounds(), ConfigDigest: digest, Elapsed: m.Elapsed}
+				st := &State{Round: m.Round, Global: p, Strategy: sst, Rounds: run.Rounds(), ConfigDigest: digest, DataDigest: dataDigest, Elapsed: m.Elapsed}
 				if err := run.WriteAtomic(StateFile, func(w io.Writer) error { return WriteState(w, st, schema) }); err != nil {
 					return err
 				}

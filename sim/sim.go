@@ -763,13 +763,23 @@ func loadResumable(dir string, fed *Federation, cfg config.Config, dataDigest st
 		return nil, fmt.Errorf("sim: resume: %s: %w: the checkpoint belongs to another configuration than %s (start anew with -overwrite)",
 			dir, ErrConfigChanged, rundir.ConfigFile)
 	}
-	if ck.DataDigest != "" && ck.DataDigest != dataDigest {
-		return nil, fmt.Errorf("sim: resume: %s: %w: the run began on training and test sets of digest %s, the data read now (%s) have %s: "+
-			"another copy of the data, or features from another preprocessing or degradation (a newer fedcmi's); start the run anew "+
-			"(simulate -overwrite, or remove this sweep cell's directory)",
-			dir, ErrDataChanged, short(ck.DataDigest), dataWhere(&cfg), short(dataDigest))
+	if err := SameData(dir, &cfg, ck.DataDigest, dataDigest, "simulate -overwrite, or remove this sweep cell's directory"); err != nil {
+		return nil, err
 	}
 	return ck, nil
+}
+
+// SameData refuses the resume of the run in dir when the data digest its
+// checkpoint recorded (none: an older fedcmi's, not checked) differs from
+// the one of cfg's data read now, with an error wrapping ErrDataChanged
+// that names the data and how to start anew.
+func SameData(dir string, cfg *config.Config, recorded, now, anew string) error {
+	if recorded == "" || recorded == now {
+		return nil
+	}
+	return fmt.Errorf("sim: resume: %s: %w: the run began on training and test sets of digest %s, the data read now (%s) have %s: "+
+		"another copy of the data, or features from another preprocessing or degradation (a newer fedcmi's); start the run anew (%s)",
+		dir, ErrDataChanged, short(recorded), dataWhere(cfg), short(now), anew)
 }
 
 // noCheckpointNoRounds refuses to start the unfinished run in dir again
