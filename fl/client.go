@@ -269,10 +269,16 @@ func (c *LocalClient) Fit(ctx context.Context, ins FitIns) (FitRes, error) {
 	if cfg.Epochs < 1 {
 		return FitRes{}, fmt.Errorf("fl: %d local epochs", cfg.Epochs)
 	}
-	if cfg.Round > 0 && cfg.Round == c.lastRound {
+	switch {
+	case cfg.Round > 0 && cfg.Round == c.lastRound:
 		// The round runs again (the coordinator resumed from the round
 		// before): undo what its first run did to the client's state.
 		c.control, c.personal = c.before.control, c.before.personal
+	case cfg.Round > 0 && cfg.Round < c.lastRound:
+		// A round before the last this client trained: another run (a
+		// coordinator started anew, a state file kept from an earlier
+		// run), to which the client's state does not belong.
+		c.control, c.personal = nil, nil
 	}
 	c.lastRound, c.before = cfg.Round, clientState{control: c.control, personal: c.personal}
 	r := &localRound{c: c, ins: ins, cfg: cfg, train: c.index}

@@ -343,3 +343,30 @@ func TestScaffoldRefusesPersonalized(t *testing.T) {
 		t.Errorf("scaffold with personalised branches: %v, want refused naming fedcmi.personalized", err)
 	}
 }
+
+// TestScaffoldAnotherRun: a client whose state comes from a longer run (a
+// coordinator started anew, a participant's -state file kept from an
+// earlier run) and is asked for a round before its last starts afresh: the
+// new run's results are those of fresh clients.
+func TestScaffoldAnotherRun(t *testing.T) {
+	ctx := context.Background()
+	srv, _, _, global := scaffoldSetup(t)
+	if _, err := srv.Run(ctx, global, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	// A new run (a new strategy, the same clients) from round 1.
+	fresh, _, _, _ := scaffoldSetup(t)
+	again, _, _, _ := scaffoldSetup(t)
+	again.Transport = srv.Transport // the clients of the first run
+	want, err := fresh.Run(ctx, global, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := again.Run(ctx, global, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameParams(got, want) {
+		t.Error("a new run with clients of an earlier one differs from one with fresh clients")
+	}
+}
