@@ -490,7 +490,7 @@ func (c *Coordinator) Register(ctx context.Context, req *fedcmipb.RegisterReques
 	}
 	if req.GetLayoutDigest() != c.digest {
 		return nil, c.refuse("layout", codes.FailedPrecondition,
-			"participant %q trains another model (layout %s, coordinator's %s): use the same model settings", name, req.GetLayoutDigest(), c.digest)
+			"participant %q trains another model (layout %s, coordinator's %s): use the same model settings, and data of the same shapes and number of classes (set data.num_classes where a site may lack the last class)", name, req.GetLayoutDigest(), c.digest)
 	}
 	mods, err := maskOf(req.GetModalities(), c.cfg.Modalities)
 	if err != nil {

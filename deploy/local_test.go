@@ -66,3 +66,46 @@ func TestDataLocal(t *testing.T) {
 		t.Error("the site's model differs from the coordinator's")
 	}
 }
+
+// TestDataLocalClasses: a site (its training set as DataLocal reads it,
+// sim.LoadTrain) whose training rows lack the last class
+// still builds the federation's model when its test.npz has that class or
+// data.num_classes is set; inferred from its training rows alone it would
+// build a smaller one.
+func TestDataLocalClasses(t *testing.T) {
+	root := t.TempDir()
+	site := filepath.Join(root, "site")
+	writeSite(t, site, 30, true)
+	two := make([]int64, 30)
+	for i := range two {
+		two[i] = int64(i % 2)
+	}
+	a, v := make([][]float32, 30), make([][]float32, 30)
+	for i := range a {
+		a[i], v[i] = make([]float32, 6), make([]float32, 4)
+	}
+	if err := npz.Write(filepath.Join(site, "train.npz"), map[string]any{"audio.npy": a, "visual.npy": v, "labels.npy": two}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Data.Source, cfg.Data.Modalities, cfg.Data.Standardize = "npz", []string{"audio", "visual"}, false
+	classes := func(c config.Config) int {
+		t.Helper()
+		c.Data.Dir = site
+		train, _, err := sim.LoadTrain(context.Background(), &c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return train.NumClasses
+	}
+	if k := classes(cfg); k != 3 {
+		t.Errorf("with test.npz holding class 2: %d classes, want 3", k)
+	}
+	if err := os.Remove(filepath.Join(site, "test.npz")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.NumClasses = 3
+	if k := classes(cfg); k != 3 {
+		t.Errorf("with data.num_classes 3: %d classes, want 3", k)
+	}
+}

@@ -112,9 +112,18 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 }
 
 // LoadTrain is LoadData for a participant's own data: the training set
-// alone (an npz data set's test.npz is not read, and may be absent).
+// alone. An npz data set's test.npz may be absent; where it is there, its
+// labels count when the number of classes is inferred (data.num_classes
+// 0), as for LoadData, so that a site whose training rows lack the last
+// class still builds the federation's model.
 func LoadTrain(ctx context.Context, cfg *config.Config, log *slog.Logger) (*data.Set, *data.Standardizer, error) {
-	train, _, z, err := loadData(ctx, cfg, log, true)
+	trainOnly := true
+	if cfg.Data.Source == "npz" && cfg.Data.Validation == 0 {
+		if _, err := os.Stat(filepath.Join(cfg.Data.Dir, "test.npz")); err == nil {
+			trainOnly = false
+		}
+	}
+	train, _, z, err := loadData(ctx, cfg, log, trainOnly)
 	return train, z, err
 }
 
