@@ -696,7 +696,7 @@ func (c *Config) validateServer() error {
 			return e
 		}
 	}
-	if err := c.CheckClientCount(c.Clients, "the clients"); err != nil {
+	if err := c.CheckClientCount(c.Clients, fmt.Sprintf("the %d clients", c.Clients)); err != nil {
 		return err
 	}
 	checks := []struct {

@@ -201,9 +201,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		// expect. Label noise and missing labels work with join -shard.
 		return nil, &config.FieldError{Path: "data.missing_rate", Err: errors.New("missing modalities are a simulation option; a deployment's participants declare the modalities they hold")}
 	}
-	if most := min(cfg.ClientsPerRound, cfg.Clients); opt.MinResults > most {
+	if opt.MinResults > cfg.ClientsPerRound {
 		// A round samples at most that many: it could never aggregate.
-		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples min(clients_per_round, clients) = %d participants", opt.MinResults, most)
+		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples at most clients_per_round = %d participants", opt.MinResults, cfg.ClientsPerRound)
 	}
 	if opt.Listener == nil {
 		return nil, errors.New("deploy: serve needs a listener")
@@ -252,7 +252,13 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	mods := fed.Modalities()
 	schema := fed.Schema()
-	acct := sim.Accountant(&cfg, cfg.Clients) // the participants it waits for
+	// The clients: the participants it waits for, or the groups that
+	// are the shards of data.partition group (as the simulation counts).
+	population := cfg.Clients
+	if fed.Parts != nil {
+		population = len(fed.Parts)
+	}
+	acct := sim.Accountant(&cfg, population)
 	schema.Privacy = acct != nil
 	heads := schema.Heads
 	digest, err := sim.ConfigDigest(cfg)
