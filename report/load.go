@@ -247,43 +247,62 @@ func labelSettings(runs []*Run) {
 	if twiceInAGroup(runs) {
 		label(unnamed)
 	}
-	// The same experiment run twice: the later copy apart, so that no
-	// group counts a seed twice, and the first in its group; by out_dir
-	// where it differs (two copies of a sweep keep their seeds together),
-	// else by name.
-	type key struct {
-		setting, method string
-		seed            uint64
+	if !twiceInAGroup(runs) {
+		return
 	}
-	first := map[key]*Run{}
+	// The same experiment run twice: apart, so that no group counts a
+	// seed twice. First every run of a folder (out_dir) that repeats a
+	// run of an earlier folder, all its seeds together (a second copy of
+	// a sweep); then, within a folder, every run that repeats an earlier
+	// one by its name (a retry). Runs in the order given; the first keep
+	// their settings.
+	add := func(r *Run, part string) {
+		if r.Setting != "" {
+			part = r.Setting + "," + part
+		}
+		r.Setting = part
+	}
+	firstDir := map[groupKey]string{}
+	apartDirs := map[string]bool{}
 	for _, r := range runs {
-		k := key{r.Setting, r.Method(), r.Config.Seed}
-		f, dup := first[k]
-		if !dup {
-			first[k] = r
+		k := keyOf(r)
+		if d, ok := firstDir[k]; !ok {
+			firstDir[k] = r.Config.OutDir
+		} else if d != r.Config.OutDir {
+			apartDirs[r.Config.OutDir] = true
+		}
+	}
+	for _, r := range runs {
+		if apartDirs[r.Config.OutDir] {
+			add(r, "out_dir="+r.Config.OutDir)
+		}
+	}
+	seen := map[groupKey]bool{}
+	for _, r := range runs {
+		k := keyOf(r)
+		if seen[k] {
+			add(r, "name="+r.Config.Name)
 			continue
 		}
-		apart := "name=" + r.Config.Name
-		if r.Config.OutDir != f.Config.OutDir {
-			apart = "out_dir=" + r.Config.OutDir
-		}
-		if r.Setting != "" {
-			apart = r.Setting + "," + apart
-		}
-		r.Setting = apart
+		seen[k] = true
 	}
 }
+
+// groupKey is what a group holds one run of: a setting, a method, a seed.
+type groupKey struct {
+	setting, method string
+	seed            uint64
+}
+
+// keyOf is r's groupKey.
+func keyOf(r *Run) groupKey { return groupKey{r.Setting, r.Method(), r.Config.Seed} }
 
 // twiceInAGroup reports whether two of runs share a setting, method and
 // seed.
 func twiceInAGroup(runs []*Run) bool {
-	type key struct {
-		setting, method string
-		seed            uint64
-	}
-	seen := make(map[key]bool, len(runs))
+	seen := make(map[groupKey]bool, len(runs))
 	for _, r := range runs {
-		k := key{r.Setting, r.Method(), r.Config.Seed}
+		k := keyOf(r)
 		if seen[k] {
 			return true
 		}

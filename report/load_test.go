@@ -253,6 +253,30 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 	if err != nil || len(groups(once)) != 1 || once[0].Setting != "" {
 		t.Errorf("one experiment, two seeds: %v, groups %v", err, groups(once))
 	}
+
+	// A second copy with a retry in it, and an uneven copy (a seed more):
+	// the copy's runs stay together, the retry apart from them.
+	for _, f := range []fixture{
+		run("x/fedcmi-seed1", "fedcmi", 1), run("y/fedcmi-seed1", "fedcmi", 1), run("y/retry", "fedcmi", 1),
+		run("u/fedcmi-seed1", "fedcmi", 1), run("u/fedcmi-seed2", "fedcmi", 2),
+		run("w/fedcmi-seed1", "fedcmi", 1), run("w/fedcmi-seed2", "fedcmi", 2), run("w/fedcmi-seed3", "fedcmi", 3),
+	} {
+		writeRun(t, root, f)
+	}
+	retry, err := Load(filepath.Join(root, "x"), filepath.Join(root, "y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups(retry); twiceInAGroup(retry) || len(g) != 3 {
+		t.Errorf("a copy with a retry: groups %v, want three of one run", g)
+	}
+	uneven, err := Load(filepath.Join(root, "u"), filepath.Join(root, "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups(uneven); twiceInAGroup(uneven) || len(g) != 2 || len(g[""]) != 2 || len(g["out_dir="+filepath.Join(root, "w")]) != 3 {
+		t.Errorf("an uneven copy: groups %v, want the copy's three runs together", g)
+	}
 }
 
 // TestLoadRelativePaths: a run that recorded a path relative (a sweep

@@ -436,7 +436,7 @@ func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
 			return "", nil
 		case recordedCache != "" && filepath.Base(recordedCache) != filepath.Base(cache):
 			// By name: data.cache_dir may move between runs.
-			return fmt.Sprintf("ran on media cached in %s, %s now maps to %s (its split lists or labels changed)", recordedCache, dataWhere(&cfg), cache), nil
+			return fmt.Sprintf("ran on media cached in %s, %s now maps to %s (its samples or their preprocessing changed: split lists, labels, or a newer fedcmi's media pipeline)", recordedCache, dataWhere(&cfg), cache), nil
 		}
 		if _, err := os.Stat(cache); err != nil {
 			c.log.Warn("the preprocessing cache of a finished run's data is gone: its data are not checked", "dir", dir, "cache", cache)
