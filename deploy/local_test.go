@@ -101,11 +101,21 @@ func TestDataLocalClasses(t *testing.T) {
 	if k := classes(cfg); k != 3 {
 		t.Errorf("with test.npz holding class 2: %d classes, want 3", k)
 	}
+	// With the number of classes set, test.npz is not read (here it is
+	// not even an npz file).
+	if err := os.WriteFile(filepath.Join(site, "test.npz"), []byte("not an npz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withK := cfg
+	withK.Data.NumClasses = 3
+	if k := classes(withK); k != 3 {
+		t.Errorf("with data.num_classes 3: %d classes, want 3", k)
+	}
+	// Without test.npz and without the setting, the site's own labels.
 	if err := os.Remove(filepath.Join(site, "test.npz")); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Data.NumClasses = 3
-	if k := classes(cfg); k != 3 {
-		t.Errorf("with data.num_classes 3: %d classes, want 3", k)
+	if k := classes(cfg); k != 2 {
+		t.Errorf("from the training labels alone: %d classes, want 2", k)
 	}
 }

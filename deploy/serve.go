@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -201,9 +202,11 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		// expect. Label noise and missing labels work with join -shard.
 		return nil, &config.FieldError{Path: "data.missing_rate", Err: errors.New("missing modalities are a simulation option; a deployment's participants declare the modalities they hold")}
 	}
-	if opt.MinResults > cfg.ClientsPerRound {
-		// A round samples at most that many: it could never aggregate.
-		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples at most clients_per_round = %d participants", opt.MinResults, cfg.ClientsPerRound)
+	if most := min(cfg.ClientsPerRound, max(cfg.Clients, opt.WaitFor)); opt.MinResults > most {
+		// A round samples at most clients_per_round of the participants,
+		// of which it waits for clients (or -wait): it could never
+		// aggregate, or would wait for participants it was not told of.
+		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples at most min(clients_per_round, the participants it waits for: clients or -wait) = %d", opt.MinResults, most)
 	}
 	if opt.Listener == nil {
 		return nil, errors.New("deploy: serve needs a listener")
@@ -252,11 +255,12 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	mods := fed.Modalities()
 	schema := fed.Schema()
-	// The clients: the participants it waits for, or the groups that
-	// are the shards of data.partition group (as the simulation counts).
+	// The clients: the participants it waits for, or, under
+	// data.partition group, the groups of its data, which are the shards
+	// (join -shard), as the simulation counts them.
 	population := cfg.Clients
-	if fed.Parts != nil {
-		population = len(fed.Parts)
+	if cfg.Data.Partition == "group" && len(fed.Train.Groups) > 0 {
+		population = len(slices.Compact(slices.Sorted(slices.Values(fed.Train.Groups))))
 	}
 	acct := sim.Accountant(&cfg, population)
 	schema.Privacy = acct != nil

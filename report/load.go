@@ -203,8 +203,8 @@ func LoadRun(dir string) (*Run, error) {
 // (backend, parallel, tensorboard, data.cache_dir) count only when
 // leaving them out would put two runs of one method and seed in one group
 // (a sweep over backends, say), which would count that seed twice; the
-// run's out_dir, then its name, only when even those leave two runs in a
-// group (one experiment run twice).
+// folder a run was found in, then its directory's name, only when even
+// those leave two runs in a group (one experiment run twice).
 func labelSettings(runs []*Run) {
 	fields := config.Fields(&runs[0].Config)
 	values := make([][]string, len(runs))
@@ -251,10 +251,12 @@ func labelSettings(runs []*Run) {
 		return
 	}
 	// The same experiment run twice: apart, so that no group counts a
-	// seed twice. First every run of a folder (out_dir) that repeats a
-	// run of an earlier folder, all its seeds together (a second copy of
-	// a sweep); then, within a folder, every run that repeats an earlier
-	// one by its name (a retry). Runs in the order given; the first keep
+	// seed twice. First every run of a folder that repeats a run of an
+	// earlier folder, all its seeds together (a second copy of a sweep);
+	// then, within a folder, every run that repeats an earlier one, by
+	// its directory's name (a retry). The folder is where the run was
+	// found, not the out_dir it recorded: copies made on other machines
+	// may record one out_dir. Runs in the order given; the first keep
 	// their settings.
 	add := func(r *Run, part string) {
 		if r.Setting != "" {
@@ -262,26 +264,32 @@ func labelSettings(runs []*Run) {
 		}
 		r.Setting = part
 	}
+	folder := func(r *Run) string {
+		if abs, err := filepath.Abs(filepath.Dir(r.Dir)); err == nil {
+			return abs
+		}
+		return filepath.Dir(r.Dir)
+	}
 	firstDir := map[groupKey]string{}
 	apartDirs := map[string]bool{}
 	for _, r := range runs {
 		k := keyOf(r)
 		if d, ok := firstDir[k]; !ok {
-			firstDir[k] = r.Config.OutDir
-		} else if d != r.Config.OutDir {
-			apartDirs[r.Config.OutDir] = true
+			firstDir[k] = folder(r)
+		} else if d != folder(r) {
+			apartDirs[folder(r)] = true
 		}
 	}
 	for _, r := range runs {
-		if apartDirs[r.Config.OutDir] {
-			add(r, "out_dir="+r.Config.OutDir)
+		if apartDirs[folder(r)] {
+			add(r, "folder="+folder(r))
 		}
 	}
 	seen := map[groupKey]bool{}
 	for _, r := range runs {
 		k := keyOf(r)
 		if seen[k] {
-			add(r, "name="+r.Config.Name)
+			add(r, "run="+filepath.Base(r.Dir))
 			continue
 		}
 		seen[k] = true

@@ -239,14 +239,14 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || len(g[""]) != 2 || len(g["out_dir="+filepath.Join(root, "copy2")]) != 2 {
+	if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || len(g[""]) != 2 || len(g["folder="+filepath.Join(root, "copy2")]) != 2 {
 		t.Errorf("two copies of a sweep: groups %v, want two of two runs told apart by out_dir", g)
 	}
 	dup, err := Load(filepath.Join(root, "dup"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := groups(dup); twiceInAGroup(dup) || len(g) != 2 || len(g[""]) != 4 || !slices.Equal(g["name=retry"], []string{"retry"}) {
+	if g := groups(dup); twiceInAGroup(dup) || len(g) != 2 || len(g[""]) != 4 || !slices.Equal(g["run=retry"], []string{"retry"}) {
 		t.Errorf("a retry under another name: groups %v, want the retry alone and the other four together", g)
 	}
 	once, err := Load(filepath.Join(root, "copy1"))
@@ -270,11 +270,35 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 	if g := groups(retry); twiceInAGroup(retry) || len(g) != 3 {
 		t.Errorf("a copy with a retry: groups %v, want three of one run", g)
 	}
+	// Three copies made on machines that recorded one out_dir: told apart
+	// by the folder each was found in.
+	for _, m := range []string{"m1", "m2", "m3"} {
+		d := writeRun(t, root, run(m+"/fedcmi-seed1", "fedcmi", 1))
+		r, err := LoadRun(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Config.OutDir = "/scratch/runs"
+		y, err := r.Config.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, rundir.ConfigFile), y, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	three, err := Load(filepath.Join(root, "m1"), filepath.Join(root, "m2"), filepath.Join(root, "m3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups(three); twiceInAGroup(three) || len(g) != 3 {
+		t.Errorf("three copies recording one out_dir: groups %v, want three", g)
+	}
 	uneven, err := Load(filepath.Join(root, "u"), filepath.Join(root, "w"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := groups(uneven); twiceInAGroup(uneven) || len(g) != 2 || len(g[""]) != 2 || len(g["out_dir="+filepath.Join(root, "w")]) != 3 {
+	if g := groups(uneven); twiceInAGroup(uneven) || len(g) != 2 || len(g[""]) != 2 || len(g["folder="+filepath.Join(root, "w")]) != 3 {
 		t.Errorf("an uneven copy: groups %v, want the copy's three runs together", g)
 	}
 }

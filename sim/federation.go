@@ -62,18 +62,12 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 // held updates until it aggregates them: its data give the model's shapes
 // and the test set, and are not partitioned (its clients are the
 // participants that register), so a training file of a few rows will do;
-// Parts and Masks are nil, but for data.partition group, whose shards
-// (join -shard) are the groups: Parts then holds one per group.
+// Parts and Masks are nil.
 func PrepareCoordinator(ctx context.Context, cfg *config.Config, log *slog.Logger, held int) (*Federation, error) {
 	var d federatedData
 	var err error
 	if d.train, d.test, d.z, err = LoadData(ctx, cfg, log); err != nil {
 		return nil, err
-	}
-	if cfg.Data.Partition == "group" {
-		if d.parts, d.masks, err = Partition(cfg, d.train); err != nil {
-			return nil, err
-		}
 	}
 	return build(cfg, d, 1, held)
 }

@@ -112,13 +112,13 @@ func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train,
 }
 
 // LoadTrain is LoadData for a participant's own data: the training set
-// alone. An npz data set's test.npz may be absent; where it is there, its
-// labels count when the number of classes is inferred (data.num_classes
-// 0), as for LoadData, so that a site whose training rows lack the last
-// class still builds the federation's model.
+// alone. An npz data set's test.npz may be absent; where it is there and
+// the number of classes is inferred (data.num_classes 0), it is read for
+// its labels, as by LoadData, so that a site whose training rows lack the
+// last class still builds the federation's model.
 func LoadTrain(ctx context.Context, cfg *config.Config, log *slog.Logger) (*data.Set, *data.Standardizer, error) {
 	trainOnly := true
-	if cfg.Data.Source == "npz" && cfg.Data.Validation == 0 {
+	if cfg.Data.Source == "npz" && cfg.Data.Validation == 0 && cfg.Data.NumClasses == 0 {
 		if _, err := os.Stat(filepath.Join(cfg.Data.Dir, "test.npz")); err == nil {
 			trainOnly = false
 		}
