@@ -202,11 +202,9 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 		// expect. Label noise and missing labels work with join -shard.
 		return nil, &config.FieldError{Path: "data.missing_rate", Err: errors.New("missing modalities are a simulation option; a deployment's participants declare the modalities they hold")}
 	}
-	if most := min(cfg.ClientsPerRound, max(cfg.Clients, opt.WaitFor)); opt.MinResults > most {
-		// A round samples at most clients_per_round of the participants,
-		// of which it waits for clients (or -wait): it could never
-		// aggregate, or would wait for participants it was not told of.
-		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples at most min(clients_per_round, the participants it waits for: clients or -wait) = %d", opt.MinResults, most)
+	if opt.MinResults > cfg.ClientsPerRound {
+		// A round samples at most that many: it could never aggregate.
+		return nil, fmt.Errorf("deploy: -min_results %d is more than a round can have: it samples at most clients_per_round = %d participants", opt.MinResults, cfg.ClientsPerRound)
 	}
 	if opt.Listener == nil {
 		return nil, errors.New("deploy: serve needs a listener")
@@ -241,6 +239,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	}
 	if opt.Insecure {
 		log.Warn("INSECURE: serving participants over plain text without authentication of the coordinator or certificates of participants; use only on a trusted network")
+	}
+	if waits := max(cfg.Clients, opt.WaitFor); opt.MinResults > waits {
+		// More participants than that may register, so it is no error.
+		log.Warn("every round waits for more participants than the run waits for at its start: unless more join, it waits forever", "min_results", opt.MinResults, "waits_for", waits)
 	}
 	// The coordinator trains no client; it evaluates, one graph at a time.
 	// It holds a round's results until it aggregates them.

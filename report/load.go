@@ -264,12 +264,15 @@ func labelSettings(runs []*Run) {
 		}
 		r.Setting = part
 	}
-	folder := func(r *Run) string {
-		if abs, err := filepath.Abs(filepath.Dir(r.Dir)); err == nil {
-			return abs
+	// The run's directory made absolute (and clean: a path typed with a
+	// trailing slash, or ".", names the same run).
+	abs := func(r *Run) string {
+		if a, err := filepath.Abs(r.Dir); err == nil {
+			return a
 		}
-		return filepath.Dir(r.Dir)
+		return filepath.Clean(r.Dir)
 	}
+	folder := func(r *Run) string { return filepath.Dir(abs(r)) }
 	firstDir := map[groupKey]string{}
 	apartDirs := map[string]bool{}
 	for _, r := range runs {
@@ -289,7 +292,7 @@ func labelSettings(runs []*Run) {
 	for _, r := range runs {
 		k := keyOf(r)
 		if seen[k] {
-			add(r, "run="+filepath.Base(r.Dir))
+			add(r, "run="+filepath.Base(abs(r)))
 			continue
 		}
 		seen[k] = true

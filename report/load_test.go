@@ -271,7 +271,8 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 		t.Errorf("a copy with a retry: groups %v, want three of one run", g)
 	}
 	// Three copies made on machines that recorded one out_dir: told apart
-	// by the folder each was found in.
+	// by the folder each was found in (the last given as its run
+	// directory, with a trailing slash).
 	for _, m := range []string{"m1", "m2", "m3"} {
 		d := writeRun(t, root, run(m+"/fedcmi-seed1", "fedcmi", 1))
 		r, err := LoadRun(d)
@@ -287,7 +288,7 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	three, err := Load(filepath.Join(root, "m1"), filepath.Join(root, "m2"), filepath.Join(root, "m3"))
+	three, err := Load(filepath.Join(root, "m1"), filepath.Join(root, "m2"), filepath.Join(root, "m3", "fedcmi-seed1")+string(filepath.Separator))
 	if err != nil {
 		t.Fatal(err)
 	}
