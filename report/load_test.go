@@ -235,12 +235,19 @@ func TestLoadSameExperimentTwice(t *testing.T) {
 		}
 		return out
 	}
-	copies, err := Load(filepath.Join(root, "copy1"), filepath.Join(root, "copy2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || len(g[""]) != 2 || len(g["folder="+filepath.Join(root, "copy2")]) != 2 {
-		t.Errorf("two copies of a sweep: groups %v, want two of two runs told apart by out_dir", g)
+	slash := string(filepath.Separator)
+	for _, paths := range [][]string{
+		{filepath.Join(root, "copy1"), filepath.Join(root, "copy2")},
+		// The second copy's run directories typed with trailing slashes.
+		{filepath.Join(root, "copy1"), filepath.Join(root, "copy2", "fedcmi-seed1") + slash, filepath.Join(root, "copy2", "fedcmi-seed2") + slash},
+	} {
+		copies, err := Load(paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := groups(copies); twiceInAGroup(copies) || len(g) != 2 || len(g[""]) != 2 || len(g["folder="+filepath.Join(root, "copy2")]) != 2 {
+			t.Errorf("two copies of a sweep (%v): groups %v, want two of two runs told apart by their folder", paths, g)
+		}
 	}
 	dup, err := Load(filepath.Join(root, "dup"))
 	if err != nil {
