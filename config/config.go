@@ -517,11 +517,7 @@ func (c *Config) Validate() error {
 	if err := c.checkName(); err != nil {
 		return err
 	}
-	checks := []struct {
-		ok   bool
-		path string
-		msg  string
-	}{
+	checks := []bound{
 		{c.OutDir != "", "out_dir", "must not be empty"},
 		{c.Rounds >= 1 && c.Rounds <= MaxRounds, "rounds", fmt.Sprintf("must be in [1, %d]", MaxRounds)},
 		{c.Clients >= 1 && c.Clients <= MaxClients, "clients", fmt.Sprintf("must be in [1, %d]", MaxClients)},
@@ -579,10 +575,8 @@ func (c *Config) Validate() error {
 		{!hasDuplicate(c.Data.Modalities), "data.modalities", "names a modality twice"},
 		{c.Data.Partition != "group" || c.Data.Source == "npz" || c.Data.Source == "avdigits" || c.Data.Source == "cremad", "data.partition", "group needs per-sample groups (sources npz, avdigits, cremad)"},
 	}
-	for _, ch := range checks {
-		if !ch.ok {
-			return fieldErr(ch.path, "%s", ch.msg)
-		}
+	if err := firstFailed(checks); err != nil {
+		return err
 	}
 	if len(c.Data.Augment) == 0 || len(c.Data.Augment) > MaxModalities {
 		return fieldErr("data.augment", "must name 1 to %d augmentations, one per modality in order (modalities past the list get none)", MaxModalities)
@@ -699,11 +693,7 @@ func (c *Config) validateServer() error {
 	if err := c.CheckClientCount(c.Clients, fmt.Sprintf("the %d clients", c.Clients)); err != nil {
 		return err
 	}
-	checks := []struct {
-		ok   bool
-		path string
-		msg  string
-	}{
+	checks := []bound{
 		{s.LR >= 0, "server.lr", "must be >= 0 (0: the optimizer's default)"},
 		{s.Momentum >= 0 && s.Momentum < 1, "server.momentum", "must be in [0, 1)"},
 		{s.Beta1 >= 0 && s.Beta1 < 1, "server.beta1", "must be in [0, 1)"},
@@ -720,14 +710,30 @@ func (c *Config) validateServer() error {
 		{d.Clip == 0 || s.Aggregator == "mean", "server.aggregator", "differential privacy needs mean: the noise is calibrated to the sensitivity of a mean of clipped updates"},
 		{a.Factor >= 0, "attack.factor", "must be >= 0"},
 	}
-	for _, ch := range checks {
-		if !ch.ok {
-			return fieldErr(ch.path, "%s", ch.msg)
-		}
+	if err := firstFailed(checks); err != nil {
+		return err
 	}
 	if d.Clip > 0 {
 		if d.Adaptive && d.NoiseMultiplier > 0 && !(d.NoiseMultiplier < 2*c.DPCountStd()) {
 			return fieldErr("dp.noise_multiplier", "must be < 2 * dp.count_std = %v with adaptive clipping (the noise is split between the updates and the count; raise dp.count_std)", 2*c.DPCountStd())
+		}
+	}
+	return nil
+}
+
+// bound is one check of Validate: the field at path fails with msg unless
+// ok.
+type bound struct {
+	ok   bool
+	path string
+	msg  string
+}
+
+// firstFailed is the error of the first of checks that fails, nil if none.
+func firstFailed(checks []bound) error {
+	for _, ch := range checks {
+		if !ch.ok {
+			return fieldErr(ch.path, "%s", ch.msg)
 		}
 	}
 	return nil
@@ -743,11 +749,7 @@ func (c *Config) CheckClientCount(clients int, source string) error {
 	s := c.Server
 	n := min(c.ClientsPerRound, clients)
 	krum := s.Aggregator == "krum" || s.Aggregator == "multikrum"
-	checks := []struct {
-		ok   bool
-		path string
-		msg  string
-	}{
+	checks := []bound{
 		{s.KrumF >= 0, "server.krum_f", "must be >= 0"},
 		// f <= n first: for a huge f, 2f+2 and 4f+3 wrap negative and
 		// would pass (n is at most MaxClients, so they cannot wrap then).
@@ -756,12 +758,7 @@ func (c *Config) CheckClientCount(clients int, source string) error {
 		{s.MultiKrumM >= 0 && s.MultiKrumM <= n, "server.multikrum_m", fmt.Sprintf("must be in [0, %d] (0: n - f)", n)},
 		{c.Attack.Clients >= 0 && c.Attack.Clients <= clients, "attack.clients", fmt.Sprintf("must be in [0, %d], %s", clients, source)},
 	}
-	for _, ch := range checks {
-		if !ch.ok {
-			return fieldErr(ch.path, "%s", ch.msg)
-		}
-	}
-	return nil
+	return firstFailed(checks)
 }
 
 // affine returns k*f + c in decimal, exact for any f (the message of a
