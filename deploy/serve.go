@@ -10,13 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/fedcmi/fedcmi/config"
+	"github.com/fedcmi/fedcmi/data"
 	"github.com/fedcmi/fedcmi/fl"
 	"github.com/fedcmi/fedcmi/metrics"
 	"github.com/fedcmi/fedcmi/model"
@@ -261,8 +261,10 @@ func Serve(ctx context.Context, cfg config.Config, opt ServeOptions) (*sim.Resul
 	// data.partition group, the groups of its data, which are the shards
 	// (join -shard), as the simulation counts them.
 	population := cfg.Clients
-	if cfg.Data.Partition == "group" && len(fed.Train.Groups) > 0 {
-		population = len(slices.Compact(slices.Sorted(slices.Values(fed.Train.Groups))))
+	if cfg.Data.Partition == "group" {
+		if groups, _, err := data.ByGroup(fed.Train.Groups); err == nil { // an error: no groups
+			population = len(groups)
+		}
 	}
 	acct := sim.Accountant(&cfg, population)
 	schema.Privacy = acct != nil
