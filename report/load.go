@@ -209,17 +209,13 @@ func labelSettings(runs []*Run) {
 	fields := config.Fields(&runs[0].Config)
 	values := make([][]string, len(runs))
 	for i, r := range runs {
-		for _, f := range config.Fields(&r.Config) {
-			v := f.Default
-			if f.IsPath() && v != "" && !filepath.IsAbs(v) {
-				// Recorded relative (a sweep before 2026-12-06 kept the
-				// paths of flags as given): the folder it names from here,
-				// as a resume takes it.
-				if abs, err := filepath.Abs(v); err == nil {
-					v = abs
-				}
-			}
-			values[i] = append(values[i], v)
+		// A path recorded relative (a sweep before 2026-12-06 kept the
+		// paths of flags as given) names the folder it names from here,
+		// as a resume takes it.
+		c := r.Config
+		_ = c.AbsPaths() // fails only without a working directory, changing nothing
+		for _, f := range config.Fields(&c) {
+			values[i] = append(values[i], f.Default)
 		}
 	}
 	label := func(skip func(path string) bool) {
