@@ -358,26 +358,33 @@ func DataDigest(train, test *data.Set) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// recordedData returns the data digest that the finished run in dir
-// recorded in its summary.json ("" for a run of an older fedcmi, which
-// recorded none) and, for media, the preprocessing cache folder it read
-// ("" if not recorded), whose name identifies the samples and options.
-func recordedData(dir string) (digest, cache string, err error) {
+// summaryExtra is what a finished run's summary.json records beside its
+// metrics that sim reads back.
+type summaryExtra struct {
+	// Own is the clients' own models' evaluation, if the run made one.
+	Own *OwnModels `json:"own_models"`
+	// DataDigest is the run's data digest ("" for a run of an older
+	// fedcmi, which recorded none); DataCache, for media, the
+	// preprocessing cache folder it read, whose name identifies the
+	// samples and options ("" if not recorded).
+	DataDigest string `json:"data_digest"`
+	DataCache  string `json:"data_cache"`
+}
+
+// readSummaryExtra reads the summaryExtra of the finished run in dir.
+func readSummaryExtra(dir string) (summaryExtra, error) {
 	p := filepath.Join(dir, rundir.SummaryFile)
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", "", fmt.Errorf("sim: %w", err)
+		return summaryExtra{}, fmt.Errorf("sim: %w", err)
 	}
 	var sum struct {
-		Extra struct {
-			DataDigest string `json:"data_digest"`
-			DataCache  string `json:"data_cache"`
-		} `json:"extra"`
+		Extra summaryExtra `json:"extra"`
 	}
 	if err := json.Unmarshal(b, &sum); err != nil {
-		return "", "", fmt.Errorf("sim: %s: %w", p, err)
+		return summaryExtra{}, fmt.Errorf("sim: %s: %w", p, err)
 	}
-	return sum.Extra.DataDigest, sum.Extra.DataCache, nil
+	return sum.Extra, nil
 }
 
 // mediaCache is the preprocessing cache folder of cfg's media data: its
@@ -415,10 +422,11 @@ func NewDataCheck(ctx context.Context, log *slog.Logger) *DataCheck {
 // hours), nor are data that cannot be prepared now (a folder gone): a
 // warning says so.
 func (c *DataCheck) Changed(dir string, cfg config.Config) (string, error) {
-	recorded, recordedCache, err := recordedData(dir)
-	if err != nil || recorded == "" {
+	rec, err := readSummaryExtra(dir)
+	if err != nil || rec.DataDigest == "" {
 		return "", err
 	}
+	recorded, recordedCache := rec.DataDigest, rec.DataCache
 	key, err := dataKey(cfg)
 	if err != nil {
 		return "", err

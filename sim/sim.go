@@ -861,13 +861,8 @@ func storedResult(dir string) (*Result, error) {
 	res := &Result{Dir: dir, Schema: schema, Rounds: rounds, Summary: metrics.Summarize(schema, rounds)}
 	// The own models' evaluation, if the run made one (an unreadable
 	// summary only loses that line).
-	var sum struct {
-		Extra struct {
-			Own *OwnModels `json:"own_models"`
-		} `json:"extra"`
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, rundir.SummaryFile)); err == nil && json.Unmarshal(b, &sum) == nil {
-		res.Own = sum.Extra.Own
+	if extra, err := readSummaryExtra(dir); err == nil {
+		res.Own = extra.Own
 	}
 	return res, nil
 }
