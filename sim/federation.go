@@ -24,6 +24,9 @@ type Federation struct {
 	// (with Standardizer, fitted on Train).
 	Train, Test  *data.Set
 	Standardizer *data.Standardizer
+	// Cache is the preprocessing cache folder media data were read from
+	// ("" for other sources).
+	Cache string
 	// Parts holds each client's training rows; Masks its modalities.
 	Parts [][]int
 	Masks []data.Mask
@@ -64,9 +67,8 @@ func PrepareFor(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 // participants that register), so a training file of a few rows will do;
 // Parts and Masks are nil.
 func PrepareCoordinator(ctx context.Context, cfg *config.Config, log *slog.Logger, held int) (*Federation, error) {
-	var d federatedData
-	var err error
-	if d.train, d.test, d.z, err = LoadData(ctx, cfg, log); err != nil {
+	d, err := loadData(ctx, cfg, log, cfg.Data.Validation > 0)
+	if err != nil {
 		return nil, err
 	}
 	return build(cfg, d, 1, held)
@@ -99,7 +101,7 @@ func build(cfg *config.Config, d federatedData, clients, held int) (*Federation,
 		return nil, err
 	}
 	return &Federation{
-		Train: d.train, Test: d.test, Standardizer: d.z, Parts: d.parts, Masks: d.masks, RowMasks: d.rows,
+		Train: d.train, Test: d.test, Standardizer: d.z, Cache: d.cache, Parts: d.parts, Masks: d.masks, RowMasks: d.rows,
 		Arch: arch, Engine: engine, Global: global, Augment: augment,
 	}, nil
 }
@@ -111,6 +113,7 @@ func build(cfg *config.Config, d federatedData, clients, held int) (*Federation,
 type federatedData struct {
 	train, test *data.Set
 	z           *data.Standardizer
+	cache       string // the media cache folder read ("" for other sources)
 	parts       [][]int
 	masks, rows []data.Mask
 }
@@ -122,9 +125,8 @@ func prepareData(ctx context.Context, cfg *config.Config, log *slog.Logger) (fed
 	if log == nil {
 		log = slog.Default()
 	}
-	var d federatedData
-	var err error
-	if d.train, d.test, d.z, err = LoadData(ctx, cfg, log); err != nil {
+	d, err := loadData(ctx, cfg, log, cfg.Data.Validation > 0)
+	if err != nil {
 		return d, err
 	}
 	if d.parts, d.masks, err = Partition(cfg, d.train); err != nil {

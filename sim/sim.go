@@ -108,7 +108,8 @@ func isMedia(source string) bool {
 // Media sources are read from their preprocessing cache, which is built
 // first if needed. A nil log means slog.Default().
 func LoadData(ctx context.Context, cfg *config.Config, log *slog.Logger) (train, test *data.Set, z *data.Standardizer, err error) {
-	return loadData(ctx, cfg, log, cfg.Data.Validation > 0)
+	d, err := loadData(ctx, cfg, log, cfg.Data.Validation > 0)
+	return d.train, d.test, d.z, err
 }
 
 // LoadTrain is LoadData for a participant's own data: the training set
@@ -123,24 +124,29 @@ func LoadTrain(ctx context.Context, cfg *config.Config, log *slog.Logger) (*data
 			trainOnly = false
 		}
 	}
-	train, _, z, err := loadData(ctx, cfg, log, trainOnly)
-	return train, z, err
+	d, err := loadData(ctx, cfg, log, trainOnly)
+	return d.train, d.z, err
 }
 
-// loadData is LoadData; trainOnly reads no test.npz (a tuning run's data,
-// or a participant's), so that test is nil without data.validation.
-func loadData(ctx context.Context, cfg *config.Config, log *slog.Logger, trainOnly bool) (train, test *data.Set, z *data.Standardizer, err error) {
+// loadData is LoadData, returning the sets, the standardiser and, for
+// media, the cache folder read; trainOnly reads no test.npz (a tuning
+// run's data, or a participant's), so that test is nil without
+// data.validation.
+func loadData(ctx context.Context, cfg *config.Config, log *slog.Logger, trainOnly bool) (federatedData, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	var train, test *data.Set
+	var z *data.Standardizer
+	var cache string
+	var err error
 	d := cfg.Data
 	switch source := d.Source; {
 	case isMedia(source):
 		var src *data.Source
-		var dir string
-		src, dir, err = OpenMedia(cfg, func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) })
+		src, cache, err = OpenMedia(cfg, func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) })
 		if err == nil {
-			train, test, err = data.Prepare(ctx, src, dir)
+			train, test, err = data.Prepare(ctx, src, cache)
 		}
 	case source == "synthetic":
 		s := d.Synthetic
@@ -162,20 +168,20 @@ func loadData(ctx context.Context, cfg *config.Config, log *slog.Logger, trainOn
 		err = fmt.Errorf("unknown data source %q", d.Source)
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("sim: load data: %w", err)
+		return federatedData{}, fmt.Errorf("sim: load data: %w", err)
 	}
 	if len(d.Modalities) >= 2 {
 		if train, err = train.Select(d.Modalities...); err != nil {
-			return nil, nil, nil, fmt.Errorf("sim: training set: %w", err)
+			return federatedData{}, fmt.Errorf("sim: training set: %w", err)
 		}
 		if test != nil {
 			if test, err = test.Select(d.Modalities...); err != nil {
-				return nil, nil, nil, fmt.Errorf("sim: test set: %w", err)
+				return federatedData{}, fmt.Errorf("sim: test set: %w", err)
 			}
 		}
 	}
 	if len(train.Modalities) < 2 || len(train.Modalities) > model.MaxModalities {
-		return nil, nil, nil, fmt.Errorf("sim: data has modalities %v; choose 2 to %d with data.modalities", train.Modalities, model.MaxModalities)
+		return federatedData{}, fmt.Errorf("sim: data has modalities %v; choose 2 to %d with data.modalities", train.Modalities, model.MaxModalities)
 	}
 	if d.Validation > 0 {
 		// Tuning runs evaluate on a stratified slice of the training set and
@@ -186,25 +192,25 @@ func loadData(ctx context.Context, cfg *config.Config, log *slog.Logger, trainOn
 		}
 		keep, val := fl.HoldoutSplit(all, train.Labels, d.Validation, rng(cfg.Seed, streamValidation).Uint64())
 		if test, err = train.Subset(val); err != nil {
-			return nil, nil, nil, fmt.Errorf("sim: validation split: %w", err)
+			return federatedData{}, fmt.Errorf("sim: validation split: %w", err)
 		}
 		if train, err = train.Subset(keep); err != nil {
-			return nil, nil, nil, fmt.Errorf("sim: validation split: %w", err)
+			return federatedData{}, fmt.Errorf("sim: validation split: %w", err)
 		}
 		log.Info("evaluating on a validation split of the training set, not on the test set", "validation", test.Len(), "train", train.Len())
 	}
 	if d.Standardize {
 		z = data.FitStandardizer(train)
 		if train, err = z.Apply(train); err != nil {
-			return nil, nil, nil, fmt.Errorf("sim: standardise training set: %w", err)
+			return federatedData{}, fmt.Errorf("sim: standardise training set: %w", err)
 		}
 		if test != nil {
 			if test, err = z.Apply(test); err != nil {
-				return nil, nil, nil, fmt.Errorf("sim: standardise test set: %w", err)
+				return federatedData{}, fmt.Errorf("sim: standardise test set: %w", err)
 			}
 		}
 	}
-	return train, test, z, nil
+	return federatedData{train: train, test: test, z: z, cache: cache}, nil
 }
 
 // Arch returns the network a config asks for on data shaped like set.
@@ -673,12 +679,10 @@ func Run(ctx context.Context, cfg config.Config, opt Options) (*Result, error) {
 	}
 	extra := map[string]any{"method": cfg.Method, "seed": cfg.Seed, "evaluated_on": EvaluatedOn(&cfg), "compile_seconds": compileSeconds(engine),
 		"data_digest": dataDigest}
-	if isMedia(cfg.Data.Source) {
+	if fed.Cache != "" {
 		// The cache folder names the samples read: a sweep tells a run on
 		// other split lists by it even once the cache is gone.
-		if cache, err := mediaCache(&cfg); err == nil {
-			extra["data_cache"] = cache
-		}
+		extra["data_cache"] = fed.Cache
 	}
 	if rounds := run.Rounds(); acct != nil && len(rounds) > 0 {
 		extra["epsilon"], extra["delta"] = rounds[len(rounds)-1].Epsilon, cfg.DP.Delta
