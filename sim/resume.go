@@ -69,7 +69,7 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 		if slices.Contains(config.RunLocal, k) {
 			continue
 		}
-		if addedAtDefault(a, b, def, k) || asSaved[k] {
+		if _, same := asSaved[k]; same || addedAtDefault(a, b, def, k) {
 			continue
 		}
 		s, ok := a[k]
@@ -83,14 +83,15 @@ func ConfigChanges(dir string, cfg config.Config) ([]Change, error) {
 	return out, nil
 }
 
-// relativeAsSaved returns the path fields that the saved config (fields
-// saved) holds relative and the current one (now) as that path made
-// absolute against the working directory: a sweep before 2026-12-06 kept
-// the paths of flags and grid values as given, where its cells now make
-// them absolute, as simulate always did. They are the same folder.
-func relativeAsSaved(saved, now map[string]string) (map[string]bool, error) {
+// relativeAsSaved returns, with their saved values, the path fields that
+// the saved config (fields saved) holds relative and the current one
+// (now) as that path made absolute against the working directory: a
+// sweep before 2026-12-06 kept the paths of flags and grid values as
+// given, where its cells now make them absolute, as simulate always did.
+// They are the same folder.
+func relativeAsSaved(saved, now map[string]string) (map[string]string, error) {
 	d := config.Default()
-	out := map[string]bool{}
+	out := map[string]string{}
 	for _, f := range config.Fields(&d) {
 		s, ok := saved[f.Path]
 		if !f.IsPath() || !ok || s == "" || filepath.IsAbs(s) || s == now[f.Path] {
@@ -101,7 +102,7 @@ func relativeAsSaved(saved, now map[string]string) (map[string]bool, error) {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
 		if abs == now[f.Path] {
-			out[f.Path] = true
+			out[f.Path] = s
 		}
 	}
 	return out, nil
@@ -237,7 +238,7 @@ type DigestFunc func(cfg config.Config, without []string) (string, error)
 // relativeAsSaved).
 func CheckpointMatches(dir string, cfg config.Config, saved string, also ...DigestFunc) (bool, error) {
 	var absent []string
-	asSaved := map[string]string{}
+	var asSaved map[string]string
 	a, b, def, err := configFields(dir, cfg)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -245,12 +246,8 @@ func CheckpointMatches(dir string, cfg config.Config, saved string, also ...Dige
 		return false, err
 	default:
 		absent = absentFields(a, b, def)
-		rel, err := relativeAsSaved(a, b)
-		if err != nil {
+		if asSaved, err = relativeAsSaved(a, b); err != nil {
 			return false, err
-		}
-		for k := range rel {
-			asSaved[k] = a[k]
 		}
 	}
 	forms := append([]DigestFunc{legacyConfigDigest}, also...)
